@@ -1,0 +1,5 @@
+/**
+ * audiosocket: Asterisk AudioSocket server, simulated Asterisk client and audio tools.
+ * @packageDocumentation
+ */
+export {};
