@@ -1,5 +1,78 @@
 /**
- * audiosocket: Asterisk AudioSocket server, simulated Asterisk client and audio tools.
+ * audiosocket: an Asterisk AudioSocket server for Node.js, a simulated Asterisk client for
+ * testing without a PBX, and the pure protocol codec under both.
+ *
+ * ```ts
+ * import { createServer } from 'audiosocket';
+ * const server = createServer((call) => {
+ *   call.on('audio', (frame) => call.write(frame.payload, frame.kind)); // echo
+ *   call.on('dtmf', (digit) => console.log(call.uuid, 'pressed', digit));
+ * });
+ * await server.listen({ host: '127.0.0.1', port: 9092 });
+ * ```
  * @packageDocumentation
  */
-export {};
+
+// Server and calls
+export {
+  AudioSocketServer,
+  createServer,
+  type CallHandler,
+  type ServerOptions,
+  type ListenOptions,
+  type ServerEvents,
+  type ServerStats,
+  type HandshakeFailure,
+  type ConnectionRejection,
+} from './server.js';
+export {
+  Call,
+  type AudioFrame,
+  type CallEnd,
+  type CallEvents,
+  type CallStats,
+  type CallWarning,
+  type EndReason,
+  type PlayOptions,
+} from './call.js';
+export type { PlayResult, OutboundSource, OutboundStats } from './outbound.js';
+
+// Simulated Asterisk
+export {
+  AsteriskClient,
+  connect,
+  type ConnectOptions,
+  type ClientClose,
+  type ClientEvents,
+  type ClientStats,
+  type ClientViolation,
+} from './client.js';
+
+// Protocol codec (pure, no I/O)
+export {
+  Kind,
+  type AudioKind,
+  isAudioKind,
+  sampleRateOfKind,
+  audioKindForRate,
+  kindName,
+  MAX_PAYLOAD,
+  HEADER_SIZE,
+} from './protocol/kinds.js';
+export { MessageParser, type MessageCallback, type ParserOptions } from './protocol/parser.js';
+export {
+  encodeAudio,
+  encodeMessage,
+  encodeUuidMessage,
+  encodeDtmfMessage,
+  assertServerAudio,
+  HANGUP_MESSAGE,
+  DTMF_DIGITS,
+} from './protocol/encoder.js';
+export { formatUuid, parseUuid, isUuid } from './protocol/uuid.js';
+
+// Clocks (inject a ManualClock to test pacing without waiting)
+export { ManualClock, systemClock, type Clock, type TimerHandle } from './clock.js';
+
+// Errors
+export { AudioSocketError, ErrorCodes, type ErrorCode } from './errors.js';

@@ -1,0 +1,656 @@
+/**
+ * One AudioSocket call: one TCP connection from Asterisk.
+ *
+ * The socket is read continuously whatever the application does (Asterisk drops the call when
+ * its writes block, protocol.md §3.6); every message is written with a single socket write;
+ * outbound audio goes through the paced {@link Outbound} queue.
+ */
+import { EventEmitter } from 'node:events';
+import type { Socket } from 'node:net';
+import { AudioSocketError, audioSocketError, ErrorCodes } from './errors.js';
+import { HANGUP_MESSAGE } from './protocol/encoder.js';
+import { isAudioKind, Kind, kindName, sampleRateOfKind, type AudioKind } from './protocol/kinds.js';
+import { MessageParser } from './protocol/parser.js';
+import { formatUuid } from './protocol/uuid.js';
+import {
+  Outbound,
+  type ByteConverter,
+  type OutboundSource,
+  type OutboundStats,
+  type PlayResult,
+} from './outbound.js';
+import type { FrameScheduler } from './scheduler.js';
+
+/** One audio message received from Asterisk. */
+export interface AudioFrame {
+  /** Message kind, 0x10-0x18. */
+  kind: AudioKind;
+  /** Sample rate the kind stands for (8000 for 0x10 even when the channel driver sends G.711 under it). */
+  sampleRate: number;
+  /** The payload: little-endian 16-bit samples for slin. A view into the received chunk: copy it if you keep it long. */
+  payload: Buffer;
+}
+
+/**
+ * Why a call ended.
+ * - `remote-hangup`: Asterisk closed or reset the connection (it never sends a hangup message).
+ * - `local-hangup`: {@link Call.hangup} or {@link Call.end} was called.
+ * - `protocol-error`: the peer sent something that breaks the protocol (see `error.code`).
+ * - `handler-error`: the server's call handler threw or rejected.
+ * - `server-close`: the server was closed.
+ * - `peer-not-reading`: our output stayed blocked for `peerNotReadingTimeout`.
+ * - `socket-error`: another socket error (see `error.cause`).
+ */
+export type EndReason =
+  | 'remote-hangup'
+  | 'local-hangup'
+  | 'protocol-error'
+  | 'handler-error'
+  | 'server-close'
+  | 'peer-not-reading'
+  | 'socket-error';
+
+/** Counters of one call. */
+export interface CallStats extends OutboundStats {
+  /** Messages received after the UUID (audio, DTMF, others). */
+  messagesIn: number;
+  /** Bytes received, headers included. */
+  bytesIn: number;
+  /** Audio messages received. */
+  audioIn: number;
+  /** Zero-length audio messages received (old Asterisk versions send them for CNG; ignored). */
+  emptyAudioIn: number;
+  /** DTMF digits received. */
+  dtmfIn: number;
+  /** Messages of unknown or unexpected kinds received. */
+  otherIn: number;
+  /** Audio frames dropped because an async iterator did not keep up. */
+  droppedIn: number;
+  /** Messages written to the socket, hangup included. */
+  messagesOut: number;
+  /** Bytes written to the socket. */
+  bytesOut: number;
+  /** Outbound messages dropped because the peer was not reading (socket buffer over `maxBufferedMs`). */
+  droppedOut: number;
+}
+
+/** What {@link Call.closed} resolves with and the `end` event carries. */
+export interface CallEnd {
+  reason: EndReason;
+  /** Set for the error reasons. */
+  error?: AudioSocketError;
+  /** From the UUID to the socket's close, in ms. */
+  durationMs: number;
+  stats: CallStats;
+}
+
+/** A non-fatal condition worth a log line. */
+export interface CallWarning {
+  code: 'ITERATOR_OVERFLOW' | 'PEER_NOT_READING' | 'UNEXPECTED_MESSAGE' | 'INBOUND_FORMAT';
+  message: string;
+}
+
+/** Events of a {@link Call}. */
+export interface CallEvents {
+  /** An audio message. */
+  audio: [frame: AudioFrame];
+  /** A DTMF digit (sent by Asterisk once per key press, at its end). */
+  dtmf: [digit: string];
+  /** A message of an unknown or unexpected kind (never fatal). */
+  message: [kind: number, payload: Buffer];
+  /** A mark queued with {@link Call.mark} was reached (`true`) or flushed (`false`). */
+  mark: [name: string, reached: boolean];
+  /** Something non-fatal the application may want to log. */
+  warning: [warning: CallWarning];
+  /**
+   * A fatal error, just before the call ends. Emitted only if someone listens: a call never
+   * throws an unhandled `error` event; the error is also in the `end` event.
+   */
+  error: [error: AudioSocketError];
+  /** The call is over and its socket closed. Emitted once. */
+  end: [end: CallEnd];
+}
+
+/** Options of one call, resolved by the server. */
+export interface CallSettings {
+  frameMs: number;
+  outboundKind: AudioKind;
+  keepAlive: boolean;
+  maxCatchUpFrames: number;
+  maxQueuedMs: number;
+  prefetchMs: number;
+  maxPayload: number;
+  handshakeTimeout: number;
+  hangupTimeout: number;
+  maxBufferedMs: number;
+  peerNotReadingTimeout: number;
+  iteratorQueueFrames: number;
+}
+
+/** Options of {@link Call.play}. */
+export interface PlayOptions {
+  /** Aborting settles the play as `interrupted` with reason `abort` and drops its queued audio. */
+  signal?: AbortSignal;
+}
+
+/** @internal Hooks between a call and its server. */
+export interface CallHooks {
+  ready(call: Call): void;
+  handshakeFailed(call: Call, reason: 'closed-before-uuid' | 'timeout' | 'protocol-error', error?: AudioSocketError): void;
+  closed(call: Call): void;
+  listenerError(error: unknown, call: Call): void;
+}
+
+type State = 'handshake' | 'open' | 'ending' | 'closed';
+
+const RESET_CODES = new Set(['ECONNRESET', 'EPIPE', 'ECONNABORTED']);
+
+/**
+ * One call. Created by the server when a connection's UUID arrives; never constructed by users.
+ *
+ * Listen to `audio`/`dtmf`/`end`, or iterate: `for await (const frame of call)`.
+ */
+export class Call extends EventEmitter<CallEvents> {
+  /** The call's UUID, lower-case 8-4-4-4-12. Not necessarily unique: Asterisk never checks. */
+  uuid = '';
+  /** Peer address (Asterisk's), e.g. `127.0.0.1` or `::1`. */
+  readonly remoteAddress: string;
+  readonly remotePort: number;
+  /** When the UUID arrived (wall clock). */
+  startTime = new Date(0);
+  /** Aborts when the call starts ending; hand it to fetch, STT or TTS clients. */
+  readonly signal: AbortSignal;
+  /** Resolves once the call has ended and its socket is closed. Never rejects. */
+  readonly closed: Promise<CallEnd>;
+
+  readonly #socket: Socket;
+  readonly #settings: CallSettings;
+  readonly #hooks: CallHooks;
+  readonly #parser: MessageParser;
+  readonly #outbound: Outbound;
+  readonly #abort = new AbortController();
+  #resolveClosed!: (end: CallEnd) => void;
+  #state: State = 'handshake';
+  #startMono = 0;
+  #endReason: EndReason | undefined;
+  #endError: AudioSocketError | undefined;
+  #handshakeTimer: NodeJS.Timeout | undefined;
+  #hangupTimer: NodeJS.Timeout | undefined;
+  #inboundKind: AudioKind | undefined;
+  #blockedSince = 0;
+  #maxBufferedBytes: number;
+  #iterators = 0;
+  #s = {
+    messagesIn: 0,
+    bytesIn: 0,
+    audioIn: 0,
+    emptyAudioIn: 0,
+    dtmfIn: 0,
+    otherIn: 0,
+    droppedIn: 0,
+    messagesOut: 0,
+    bytesOut: 0,
+    droppedOut: 0,
+  };
+
+  /** @internal */
+  constructor(socket: Socket, settings: CallSettings, scheduler: FrameScheduler, hooks: CallHooks) {
+    super();
+    this.#socket = socket;
+    this.#settings = settings;
+    this.#hooks = hooks;
+    this.remoteAddress = socket.remoteAddress ?? '';
+    this.remotePort = socket.remotePort ?? 0;
+    this.signal = this.#abort.signal;
+    this.closed = new Promise((resolve) => (this.#resolveClosed = resolve));
+    this.#parser = new MessageParser((kind, payload) => this.#onMessage(kind, payload), {
+      maxPayload: settings.maxPayload,
+    });
+    this.#outbound = new Outbound(
+      {
+        kind: settings.outboundKind,
+        frameMs: settings.frameMs,
+        keepAlive: settings.keepAlive,
+        maxCatchUpFrames: settings.maxCatchUpFrames,
+        maxQueuedMs: settings.maxQueuedMs,
+        prefetchMs: settings.prefetchMs,
+      },
+      scheduler,
+      (message) => this.#send(message),
+      (name, reached) => this.#emitSafe('mark', name, reached),
+    );
+    this.#maxBufferedBytes = Math.max(
+      this.#outbound.frameBytes * 2,
+      Math.round((settings.maxBufferedMs / settings.frameMs) * this.#outbound.frameBytes),
+    );
+
+    socket.setNoDelay(true);
+    socket.on('data', (chunk: Buffer) => this.#onData(chunk));
+    socket.on('end', () => this.#onEof());
+    socket.on('error', (err: NodeJS.ErrnoException) => this.#onSocketError(err));
+    socket.on('close', () => this.#onClose());
+    if (settings.handshakeTimeout > 0) {
+      this.#handshakeTimer = setTimeout(() => this.#onHandshakeTimeout(), settings.handshakeTimeout);
+    }
+  }
+
+  /** True from the UUID until the call starts ending. */
+  get connected(): boolean {
+    return this.#state === 'open';
+  }
+
+  /** Kind of the last audio message received (0x10-0x18), `undefined` before the first. */
+  get inboundKind(): AudioKind | undefined {
+    return this.#inboundKind;
+  }
+
+  /** Sample rate of the last audio received, `undefined` before the first. */
+  get inboundSampleRate(): number | undefined {
+    return this.#inboundKind === undefined ? undefined : sampleRateOfKind(this.#inboundKind);
+  }
+
+  /** Kind of the paced frames and keep-alive silence this call sends. */
+  get outboundKind(): AudioKind {
+    return this.#outbound.kind;
+  }
+
+  /** Bytes of one paced frame (e.g. 320 for 20 ms of slin 8 kHz). */
+  get frameBytes(): number {
+    return this.#outbound.frameBytes;
+  }
+
+  /** Frame duration in ms of paced output. */
+  get frameMs(): number {
+    return this.#outbound.frameMs;
+  }
+
+  /** Why the call ended, once it is ending. */
+  get endReason(): EndReason | undefined {
+    return this.#endReason;
+  }
+
+  /** A snapshot of the call's counters. */
+  get stats(): CallStats {
+    return { ...this.#s, ...this.#outbound.stats };
+  }
+
+  /**
+   * Sends one audio message as soon as the slot allows: now, unless the outbound timeline is
+   * already a frame ahead, then at the next free slot (at most one frame later). Use it to
+   * answer frame by frame (an echo, a live bridge). For prompts and TTS use {@link play}.
+   *
+   * `payload` must be non-empty whole samples of `kind` (default: the call's outbound kind);
+   * anything Asterisk would reject throws `ERR_AUDIOSOCKET_INVALID_MESSAGE`.
+   */
+  write(payload: Uint8Array, kind: AudioKind = this.#outbound.kind): void {
+    if (this.#state !== 'open') throw audioSocketError(ErrorCodes.CALL_ENDED, `cannot write: the call has ended (${this.#endReason})`);
+    this.#outbound.write(payload, kind);
+  }
+
+  /**
+   * Queues audio for paced playback: cut into exact frames of the outbound kind and sent one
+   * per slot in real time. Plays queue in order and join seamlessly. Resolves when the last
+   * frame is sent, or as `interrupted` on {@link flush}, abort or hangup; rejects only if the
+   * source itself fails.
+   *
+   * `source` is raw audio in the outbound format (slin at the outbound kind's rate): a Buffer,
+   * Uint8Array, Int16Array, a Readable stream or an (async) iterable of chunks of any size.
+   */
+  play(source: OutboundSource, options: PlayOptions = {}): Promise<PlayResult> {
+    if (this.#state !== 'open') {
+      return Promise.reject(audioSocketError(ErrorCodes.CALL_ENDED, `cannot play: the call has ended (${this.#endReason})`));
+    }
+    return this.#outbound.play(source, undefined as ByteConverter | undefined, options.signal);
+  }
+
+  /**
+   * Queues a mark: the `mark` event fires and the promise resolves `true` when everything queued
+   * before it has been sent (e.g. hang up after a prompt), or `false` if it is flushed first.
+   */
+  mark(name: string): Promise<boolean> {
+    if (this.#state !== 'open') return Promise.resolve(false);
+    return this.#outbound.mark(name);
+  }
+
+  /** Barge-in: drops everything queued (plays settle `interrupted`). Returns the ms of audio dropped. */
+  flush(): number {
+    return this.#outbound.flush('flush');
+  }
+
+  /** Alias of {@link flush}. */
+  clear(): number {
+    return this.flush();
+  }
+
+  /** Resolves when everything queued so far has been sent or flushed. */
+  drained(): Promise<void> {
+    return this.#outbound.drained();
+  }
+
+  /** Lets the queued audio finish, then hangs up. Resolves when the call is closed. */
+  async end(): Promise<CallEnd> {
+    if (this.#state === 'open') await this.#outbound.drained();
+    return this.hangup();
+  }
+
+  /**
+   * Hangs up now: drops queued audio, sends the hangup message `00 00 00` (Asterisk then ends
+   * AudioSocket and, on 20.14+/21.9+/22.4+/23.0+, continues the dialplan), half-closes and waits
+   * for Asterisk to close (at most `hangupTimeout`). Idempotent; resolves when closed.
+   */
+  hangup(): Promise<CallEnd> {
+    this.#beginEnd('local-hangup', undefined, true);
+    return this.closed;
+  }
+
+  /** Async iteration over received audio frames; ends when the call ends. See {@link frames}. */
+  [Symbol.asyncIterator](): AsyncIterator<AudioFrame> {
+    return this.frames()[Symbol.asyncIterator]();
+  }
+
+  /**
+   * Received audio as an async iterable. Frames are buffered from the moment this is called
+   * (earlier frames are only seen by `audio` listeners); beyond `iteratorQueueFrames` the
+   * oldest are dropped and counted in `stats.droppedIn`, so a slow consumer never grows memory.
+   */
+  frames(options: { signal?: AbortSignal } = {}): AsyncIterable<AudioFrame> {
+    const call = this;
+    const limit = this.#settings.iteratorQueueFrames;
+    return {
+      [Symbol.asyncIterator](): AsyncIterator<AudioFrame> {
+        const queue: AudioFrame[] = [];
+        let head = 0;
+        let wake: (() => void) | null = null;
+        let done = call.#state === 'closed' || call.#state === 'ending';
+        let warned = false;
+        const onAudio = (frame: AudioFrame): void => {
+          if (queue.length - head >= limit) {
+            head++;
+            call.#s.droppedIn++;
+            if (!warned) {
+              warned = true;
+              call.#warn('ITERATOR_OVERFLOW', `audio iterator fell ${limit} frames behind; dropping the oldest frames`);
+            }
+          }
+          queue.push(frame);
+          if (wake) wake();
+        };
+        const finish = (): void => {
+          done = true;
+          if (wake) wake();
+        };
+        const detach = (): void => {
+          call.off('audio', onAudio);
+          call.signal.removeEventListener('abort', finish);
+          options.signal?.removeEventListener('abort', finish);
+          call.#iterators--;
+        };
+        call.#iterators++;
+        call.on('audio', onAudio);
+        call.signal.addEventListener('abort', finish, { once: true });
+        options.signal?.addEventListener('abort', finish, { once: true });
+        if (options.signal?.aborted) done = true;
+        return {
+          async next(): Promise<IteratorResult<AudioFrame>> {
+            for (;;) {
+              if (head < queue.length) {
+                const frame = queue[head++]!;
+                if (head > 1024 && head * 2 > queue.length) {
+                  queue.splice(0, head);
+                  head = 0;
+                }
+                return { value: frame, done: false };
+              }
+              if (done) {
+                detach();
+                return { value: undefined, done: true };
+              }
+              await new Promise<void>((resolve) => (wake = resolve));
+              wake = null;
+            }
+          },
+          async return(): Promise<IteratorResult<AudioFrame>> {
+            if (!done) {
+              done = true;
+            }
+            detach();
+            queue.length = 0;
+            head = 0;
+            return { value: undefined, done: true };
+          },
+        };
+      },
+    };
+  }
+
+  /** @internal Ends the call for the server (`server-close`) or after a handler failure. */
+  _terminate(reason: 'server-close' | 'handler-error', error?: AudioSocketError): Promise<CallEnd> {
+    this.#beginEnd(reason, error, true);
+    return this.closed;
+  }
+
+  /** @internal Closes a connection that never became a call. */
+  _abortHandshake(): void {
+    if (this.#state !== 'handshake') return;
+    this.#state = 'closed';
+    this.#clearTimers();
+    this.#socket.destroy();
+  }
+
+  #onData(chunk: Buffer): void {
+    this.#s.bytesIn += chunk.length;
+    try {
+      this.#parser.push(chunk);
+    } catch (err) {
+      if (err instanceof AudioSocketError && err === this.#parser.error) {
+        this.#protocolError(err);
+      } else {
+        // A user listener threw inside the parser callback: the rest of this chunk is unparsed,
+        // so the stream cannot be trusted any more; the call ends, the server lives on.
+        this.#listenerFailed(err);
+      }
+    }
+  }
+
+  #onMessage(kind: number, payload: Buffer): void {
+    if (this.#state === 'open') {
+      this.#s.messagesIn++;
+      if (isAudioKind(kind)) {
+        if (payload.length === 0) {
+          this.#s.emptyAudioIn++;
+          return;
+        }
+        this.#s.audioIn++;
+        this.#inboundKind = kind;
+        if (this.listenerCount('audio') > 0) {
+          this.emit('audio', { kind, sampleRate: sampleRateOfKind(kind)!, payload });
+        }
+        return;
+      }
+      if (kind === Kind.DTMF && payload.length === 1) {
+        this.#s.dtmfIn++;
+        this.emit('dtmf', String.fromCharCode(payload[0]!));
+        return;
+      }
+      if (kind === Kind.HANGUP) {
+        // Asterisk never sends it, but a peer that does clearly means "hang up".
+        this.#beginEnd('remote-hangup', undefined, false);
+        return;
+      }
+      this.#s.otherIn++;
+      if (this.listenerCount('message') > 0) this.emit('message', kind, payload);
+      return;
+    }
+    if (this.#state !== 'handshake') return; // ending: drain, ignore
+    if (kind !== Kind.UUID || payload.length !== 16) {
+      const what = kind === Kind.UUID ? `a UUID of ${payload.length} bytes (expected 16)` : `a ${kindName(kind)} message`;
+      this.#handshakeError(
+        audioSocketError(ErrorCodes.PROTOCOL, `expected the UUID message (kind 0x01, 16 bytes) first, got ${what}`),
+      );
+      return;
+    }
+    this.uuid = formatUuid(payload);
+    this.#state = 'open';
+    this.startTime = new Date();
+    this.#startMono = performance.now();
+    clearTimeout(this.#handshakeTimer);
+    this.#handshakeTimer = undefined;
+    this.#outbound.start();
+    this.#hooks.ready(this);
+  }
+
+  #send(message: Buffer): void {
+    const socket = this.#socket;
+    if (this.#state !== 'open' || socket.destroyed) return;
+    if (socket.writableLength > this.#maxBufferedBytes) {
+      this.#s.droppedOut++;
+      const now = performance.now();
+      if (this.#blockedSince === 0) {
+        this.#blockedSince = now;
+        this.#warn(
+          'PEER_NOT_READING',
+          `peer is not reading: ${socket.writableLength} bytes waiting; dropping outbound audio`,
+        );
+      } else if (this.#settings.peerNotReadingTimeout > 0 && now - this.#blockedSince > this.#settings.peerNotReadingTimeout) {
+        this.#beginEnd(
+          'peer-not-reading',
+          audioSocketError(
+            ErrorCodes.PEER_NOT_READING,
+            `peer read nothing for ${Math.round(now - this.#blockedSince)} ms; ${this.#s.droppedOut} messages dropped`,
+          ),
+          false,
+        );
+      }
+      return;
+    }
+    this.#blockedSince = 0;
+    this.#s.messagesOut++;
+    this.#s.bytesOut += message.length;
+    socket.write(message);
+  }
+
+  #warn(code: CallWarning['code'], message: string): void {
+    this.#emitSafe('warning', { code, message });
+  }
+
+  #emitSafe<K extends keyof CallEvents>(event: K, ...args: CallEvents[K]): void {
+    try {
+      (this.emit as (e: K, ...a: CallEvents[K]) => boolean)(event, ...args);
+    } catch (err) {
+      this.#listenerFailed(err);
+    }
+  }
+
+  /** A user's listener or handler failed: report it and end this call (and only this call). */
+  #listenerFailed(err: unknown): void {
+    this.#hooks.listenerError(err, this);
+    const message = err instanceof Error ? err.message : String(err);
+    this.#beginEnd('handler-error', audioSocketError(ErrorCodes.HANDLER, `call handler failed: ${message}`, err), true);
+  }
+
+  #onEof(): void {
+    const truncated = this.#parser.end();
+    if (this.#state === 'handshake') {
+      if (truncated) this.#handshakeError(truncated);
+      else this.#handshakeFailed('closed-before-uuid');
+      return;
+    }
+    if (truncated && this.#state === 'open') {
+      this.#beginEnd('protocol-error', truncated, false);
+    } else {
+      this.#beginEnd('remote-hangup', undefined, false);
+    }
+  }
+
+  #onSocketError(err: NodeJS.ErrnoException): void {
+    const reset = err.code !== undefined && RESET_CODES.has(err.code);
+    if (this.#state === 'handshake') {
+      this.#handshakeFailed('closed-before-uuid');
+      return;
+    }
+    if (this.#state === 'closed') return;
+    if (reset) {
+      // Asterisk closes with RST when our audio is still unread in its buffer: a normal hangup.
+      this.#beginEnd(this.#endReason ?? 'remote-hangup', undefined, false);
+    } else {
+      this.#beginEnd('socket-error', audioSocketError(ErrorCodes.SOCKET, `socket error: ${err.message}`, err), false);
+    }
+    this.#socket.destroy();
+  }
+
+  #onHandshakeTimeout(): void {
+    this.#handshakeTimer = undefined;
+    if (this.#state !== 'handshake') return;
+    this.#handshakeFailed(
+      'timeout',
+      audioSocketError(
+        ErrorCodes.HANDSHAKE_TIMEOUT,
+        `no UUID within ${this.#settings.handshakeTimeout} ms (for the AudioSocket() application, is the channel answered?)`,
+      ),
+    );
+  }
+
+  #handshakeError(error: AudioSocketError): void {
+    this.#handshakeFailed('protocol-error', error);
+  }
+
+  #handshakeFailed(reason: 'closed-before-uuid' | 'timeout' | 'protocol-error', error?: AudioSocketError): void {
+    if (this.#state !== 'handshake') return;
+    this.#state = 'closed';
+    this.#clearTimers();
+    this.#socket.destroy();
+    this.#hooks.handshakeFailed(this, reason, error);
+  }
+
+  #protocolError(error: AudioSocketError): void {
+    if (this.#state === 'handshake') this.#handshakeError(error);
+    else this.#beginEnd('protocol-error', error, true);
+  }
+
+  #beginEnd(reason: EndReason, error: AudioSocketError | undefined, sendHangup: boolean): void {
+    if (this.#state !== 'open') return;
+    this.#state = 'ending';
+    this.#endReason = reason;
+    this.#endError = error;
+    this.#outbound.close();
+    const socket = this.#socket;
+    if (sendHangup && socket.writable) {
+      this.#s.messagesOut++;
+      this.#s.bytesOut += HANGUP_MESSAGE.length;
+      socket.end(HANGUP_MESSAGE);
+      this.#hangupTimer = setTimeout(() => socket.destroy(), this.#settings.hangupTimeout);
+    } else {
+      socket.destroy();
+    }
+    if (error !== undefined && this.listenerCount('error') > 0) this.#emitSafe('error', error);
+    this.#abort.abort(error ?? audioSocketError(ErrorCodes.CALL_ENDED, `call ended: ${reason}`));
+  }
+
+  #clearTimers(): void {
+    clearTimeout(this.#handshakeTimer);
+    clearTimeout(this.#hangupTimer);
+    this.#handshakeTimer = undefined;
+    this.#hangupTimer = undefined;
+  }
+
+  #onClose(): void {
+    this.#clearTimers();
+    if (this.#state === 'handshake') {
+      this.#handshakeFailed('closed-before-uuid');
+      return;
+    }
+    if (this.#state === 'open') this.#beginEnd('remote-hangup', undefined, false);
+    if (this.#state === 'closed') return;
+    this.#state = 'closed';
+    this.#outbound.close();
+    const end: CallEnd = {
+      reason: this.#endReason!,
+      durationMs: performance.now() - this.#startMono,
+      stats: this.stats,
+    };
+    if (this.#endError !== undefined) end.error = this.#endError;
+    this.#resolveClosed(end);
+    this.#hooks.closed(this);
+    this.#emitSafe('end', end);
+  }
+}

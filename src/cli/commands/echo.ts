@@ -1,0 +1,24 @@
+/**
+ * `audiosocket echo`: sends every audio message back unchanged (same kind, same payload).
+ */
+import { parseServerArgs, serverOptionsHelp } from '../options.js';
+import { runServer } from '../run-server.js';
+
+export const echoHelp = `Usage: audiosocket echo [options]
+
+Echo server: every audio message a call sends comes back unchanged (same kind, same bytes),
+at most one frame later. Silence fills the gaps so Asterisk never starves (protocol.md §3.8).
+
+${serverOptionsHelp}`;
+
+export async function echoCommand(argv: string[]): Promise<void> {
+  const { common } = parseServerArgs(argv, {});
+  if (common.help) {
+    process.stdout.write(`${echoHelp}\n`);
+    return;
+  }
+  const running = await runServer('echo', common, (call) => {
+    call.on('audio', (frame) => call.write(frame.payload, frame.kind));
+  });
+  await running.done;
+}

@@ -1,0 +1,79 @@
+/**
+ * Options shared by the server commands, parsed with `node:util` parseArgs.
+ */
+import { parseArgs, type ParseArgsConfig } from 'node:util';
+import type { ServerOptions } from '../index.js';
+
+/** Thrown for bad command-line usage; main prints it with the command's help and exits 2. */
+export class UsageError extends Error {}
+
+export const serverOptionSpec = {
+  host: { type: 'string', default: '127.0.0.1' },
+  port: { type: 'string', default: '9092' },
+  allow: { type: 'string' },
+  'max-calls': { type: 'string' },
+  'frame-ms': { type: 'string' },
+  'no-keepalive': { type: 'boolean', default: false },
+  json: { type: 'boolean', default: false },
+  quiet: { type: 'boolean', short: 'q', default: false },
+  help: { type: 'boolean', short: 'h', default: false },
+} as const satisfies ParseArgsConfig['options'];
+
+export const serverOptionsHelp = `Options:
+  --host HOST          address to listen on (default 127.0.0.1; use 0.0.0.0 or :: only behind a firewall)
+  --port PORT          port to listen on (default 9092)
+  --allow LIST         addresses/CIDRs allowed to connect, comma-separated (default: everyone)
+  --max-calls N        most concurrent calls; more get a hangup (default: unlimited)
+  --frame-ms MS        outbound frame duration: 10, 20, 30, 40, 50, 60 (default 20)
+  --no-keepalive       do not send silence when there is nothing to send
+  --json               one JSON object per event on stdout
+  -q, --quiet          only the listening line and errors
+  -h, --help           this help`;
+
+export function parseIntOption(name: string, value: string | undefined, min: number, max: number): number | undefined {
+  if (value === undefined) return undefined;
+  const n = Number(value);
+  if (!/^\d+$/.test(value) || n < min || n > max) throw new UsageError(`--${name} must be an integer ${min}..${max}, got ${JSON.stringify(value)}`);
+  return n;
+}
+
+export interface CommonServerArgs {
+  host: string;
+  port: number;
+  json: boolean;
+  quiet: boolean;
+  help: boolean;
+  server: ServerOptions;
+}
+
+/** Parses argv for a server command; `extra` adds command-specific options. */
+export function parseServerArgs<E extends NonNullable<ParseArgsConfig['options']>>(
+  argv: string[],
+  extra: E,
+): { common: CommonServerArgs; values: Record<string, string | boolean | undefined>; positionals: string[] } {
+  let parsed;
+  try {
+    parsed = parseArgs({ args: argv, options: { ...serverOptionSpec, ...extra }, allowPositionals: true, strict: true });
+  } catch (err) {
+    throw new UsageError((err as Error).message);
+  }
+  const v = parsed.values as Record<string, string | boolean | undefined>;
+  const server: ServerOptions = { keepAlive: !v['no-keepalive'] };
+  const maxCalls = parseIntOption('max-calls', v['max-calls'] as string | undefined, 1, 1_000_000);
+  if (maxCalls !== undefined) server.maxCalls = maxCalls;
+  const frameMs = parseIntOption('frame-ms', v['frame-ms'] as string | undefined, 10, 60);
+  if (frameMs !== undefined) server.frameMs = frameMs;
+  if (typeof v.allow === 'string') server.allow = v.allow;
+  return {
+    common: {
+      host: v.host as string,
+      port: parseIntOption('port', v.port as string, 0, 65535)!,
+      json: v.json === true,
+      quiet: v.quiet === true,
+      help: v.help === true,
+      server,
+    },
+    values: v,
+    positionals: parsed.positionals,
+  };
+}

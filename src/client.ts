@@ -1,0 +1,293 @@
+/**
+ * A simulated Asterisk: connects to an AudioSocket server the way Asterisk does (UUID first,
+ * then audio and DTMF), and checks what the server sends against what a real Asterisk accepts
+ * (protocol.md §3.4-3.5). Use it to test a bot without a PBX.
+ */
+import { EventEmitter } from 'node:events';
+import net, { type Socket } from 'node:net';
+import { randomUUID } from 'node:crypto';
+import type { AudioFrame } from './call.js';
+import { audioSocketError, ErrorCodes, type AudioSocketError } from './errors.js';
+import { encodeDtmfMessage, encodeMessage, encodeUuidMessage } from './protocol/encoder.js';
+import { isAudioKind, Kind, kindName, sampleRateOfKind, type AudioKind } from './protocol/kinds.js';
+import { MessageParser } from './protocol/parser.js';
+
+/** Options of {@link connect}. */
+export interface ConnectOptions {
+  host?: string;
+  port?: number;
+  /** UUID to send; default a random v4. */
+  uuid?: string;
+  /** Send the UUID on connect (default true). `false` lets tests misbehave on purpose. */
+  sendUuid?: boolean;
+  /**
+   * Behave like current Asterisk (20.17+/22.7+/23.1+): close the connection on the first message
+   * that would end a real call (see {@link ClientViolation}). Default false: report and go on.
+   */
+  strict?: boolean;
+  /** Give up connecting after this many ms (Asterisk uses 2000). Default 2000. */
+  connectTimeout?: number;
+  signal?: AbortSignal;
+}
+
+/** Something the server sent that a real Asterisk would not accept. */
+export interface ClientViolation {
+  code: 'ZERO_LENGTH_AUDIO' | 'FORBIDDEN_KIND' | 'SPLIT_MESSAGE' | 'ODD_LENGTH' | 'AFTER_HANGUP' | 'TRUNCATED';
+  message: string;
+}
+
+/** How the simulated call ended. */
+export interface ClientClose {
+  /**
+   * - `server-hangup`: the server sent the hangup message.
+   * - `server-close`: the server closed without a hangup message (old Asterisk would spin at 100% CPU).
+   * - `client`: we closed ({@link AsteriskClient.close} / {@link AsteriskClient.reset}).
+   * - `error`: a socket error; see `error`.
+   */
+  by: 'server-hangup' | 'server-close' | 'client' | 'error';
+  error?: Error;
+}
+
+/** Events of an {@link AsteriskClient}. */
+export interface ClientEvents {
+  audio: [frame: AudioFrame];
+  /** The server sent `00 00 00`. */
+  hangup: [];
+  /** A message of another kind (always also a violation). */
+  message: [kind: number, payload: Buffer];
+  violation: [violation: ClientViolation];
+  close: [info: ClientClose];
+}
+
+/** Counters of a simulated call. */
+export interface ClientStats {
+  messagesIn: number;
+  audioIn: number;
+  bytesIn: number;
+  audioBytesIn: number;
+  messagesOut: number;
+  bytesOut: number;
+  violations: number;
+}
+
+/** Asterisk polls 5 ms for the rest of a message before ending the call (protocol.md §3.5). */
+const PAYLOAD_GAP_MS = 5;
+
+/** One simulated Asterisk call. Create with {@link connect}. */
+export class AsteriskClient extends EventEmitter<ClientEvents> {
+  readonly uuid: string;
+  /** Resolves when the connection is closed. Never rejects. */
+  readonly closed: Promise<ClientClose>;
+  readonly #socket: Socket;
+  readonly #parser: MessageParser;
+  readonly #strict: boolean;
+  #resolveClosed!: (c: ClientClose) => void;
+  #gotHangup = false;
+  #closedByUs = false;
+  #error: Error | undefined;
+  #midSince = 0;
+  #violations: ClientViolation[] = [];
+  #stats: ClientStats = { messagesIn: 0, audioIn: 0, bytesIn: 0, audioBytesIn: 0, messagesOut: 0, bytesOut: 0, violations: 0 };
+
+  /** @internal */
+  constructor(socket: Socket, uuid: string, strict: boolean) {
+    super();
+    this.#socket = socket;
+    this.uuid = uuid;
+    this.#strict = strict;
+    this.closed = new Promise((resolve) => (this.#resolveClosed = resolve));
+    this.#parser = new MessageParser((kind, payload) => this.#onMessage(kind, payload));
+    socket.setNoDelay(true);
+    socket.on('data', (chunk: Buffer) => this.#onData(chunk));
+    socket.on('end', () => {
+      const cut = this.#parser.end();
+      if (cut) this.#violation('TRUNCATED', `server closed in the middle of a message: ${cut.message}`);
+      socket.end();
+    });
+    socket.on('error', (err) => {
+      this.#error ??= err;
+    });
+    socket.on('close', () => {
+      const info: ClientClose = {
+        by: this.#gotHangup ? 'server-hangup' : this.#closedByUs ? 'client' : this.#error ? 'error' : 'server-close',
+      };
+      if (this.#error && info.by === 'error') info.error = this.#error;
+      this.#resolveClosed(info);
+      this.emit('close', info);
+    });
+  }
+
+  /** A snapshot of the counters. */
+  get stats(): ClientStats {
+    return { ...this.#stats };
+  }
+
+  /** Everything the server sent that a real Asterisk would have refused. */
+  get violations(): readonly ClientViolation[] {
+    return this.#violations;
+  }
+
+  /** True once the server sent the hangup message. */
+  get hungUp(): boolean {
+    return this.#gotHangup;
+  }
+
+  /** True until the socket is closed or ending. */
+  get connected(): boolean {
+    return !this.#socket.destroyed && this.#socket.writable;
+  }
+
+  /** Sends one audio message (default kind 0x10), as Asterisk does: one write per message. */
+  sendAudio(payload: Uint8Array, kind: AudioKind = Kind.SLIN): boolean {
+    if (!isAudioKind(kind)) {
+      throw audioSocketError(ErrorCodes.INVALID_ARGUMENT, `sendAudio needs an audio kind 0x10-0x18, got ${kindName(kind)}`);
+    }
+    return this.sendRaw(encodeMessage(kind, payload));
+  }
+
+  /** Sends a DTMF digit (`0-9 * # A-D a-d X`), as Asterisk does at the end of a key press. */
+  sendDtmf(digit: string): boolean {
+    return this.sendRaw(encodeDtmfMessage(digit));
+  }
+
+  /** Sends arbitrary bytes (for fault tests: split messages, garbage, unknown kinds). */
+  sendRaw(bytes: Uint8Array): boolean {
+    if (!this.connected) return false;
+    this.#stats.messagesOut++;
+    this.#stats.bytesOut += bytes.length;
+    return this.#socket.write(bytes);
+  }
+
+  /**
+   * Sends `audio` in real time: frames of `frameMs` (default 20) of `kind`, frame k at
+   * start + k x frameMs (no drift). The last frame may be shorter. Resolves when all are sent.
+   */
+  async stream(audio: Uint8Array, options: { kind?: AudioKind; frameMs?: number; signal?: AbortSignal } = {}): Promise<number> {
+    const kind = options.kind ?? Kind.SLIN;
+    const frameMs = options.frameMs ?? 20;
+    const size = Math.round((sampleRateOfKind(kind)! * frameMs) / 1000) * 2;
+    const start = performance.now();
+    let sent = 0;
+    for (let off = 0, k = 0; off < audio.length; off += size, k++) {
+      if (options.signal?.aborted || !this.connected) break;
+      const due = start + k * frameMs;
+      const wait = due - performance.now();
+      if (wait > 0) await new Promise((r) => setTimeout(r, wait));
+      if (!this.connected) break;
+      this.sendAudio(audio.subarray(off, Math.min(off + size, audio.length)), kind);
+      sent++;
+    }
+    return sent;
+  }
+
+  /** Closes like Asterisk does when the caller hangs up (FIN, no message). Resolves when closed. */
+  close(): Promise<ClientClose> {
+    this.#closedByUs = !this.#gotHangup;
+    this.#socket.end();
+    const timer = setTimeout(() => this.#socket.destroy(), 2000);
+    void this.closed.then(() => clearTimeout(timer));
+    return this.closed;
+  }
+
+  /** Closes with a TCP reset (what Asterisk's close looks like when our audio is unread). */
+  reset(): Promise<ClientClose> {
+    this.#closedByUs = !this.#gotHangup;
+    this.#socket.resetAndDestroy();
+    return this.closed;
+  }
+
+  #onData(chunk: Buffer): void {
+    this.#stats.bytesIn += chunk.length;
+    const now = performance.now();
+    if (this.#midSince !== 0 && now - this.#midSince > PAYLOAD_GAP_MS) {
+      this.#violation(
+        'SPLIT_MESSAGE',
+        `the rest of a message arrived ${(now - this.#midSince).toFixed(1)} ms after its start; Asterisk waits ${PAYLOAD_GAP_MS} ms and then ends the call`,
+      );
+    }
+    try {
+      this.#parser.push(chunk);
+    } catch (err) {
+      this.#violation('FORBIDDEN_KIND', (err as AudioSocketError).message);
+      this.#socket.destroy();
+      return;
+    }
+    this.#midSince = this.#parser.midMessage ? (this.#midSince || now) : 0;
+  }
+
+  #onMessage(kind: number, payload: Buffer): void {
+    this.#stats.messagesIn++;
+    if (this.#gotHangup) {
+      this.#violation('AFTER_HANGUP', `received ${kindName(kind)} after the hangup message; Asterisk never reads it`);
+      return;
+    }
+    if (kind === Kind.HANGUP) {
+      this.#gotHangup = true;
+      this.emit('hangup');
+      // Asterisk closes as soon as it reads the hangup.
+      this.#socket.end();
+      return;
+    }
+    if (isAudioKind(kind)) {
+      if (payload.length === 0) {
+        this.#violation('ZERO_LENGTH_AUDIO', 'received zero-length audio; Asterisk 20.14+/21.9+/22.4+/23.0+ ends the call');
+        return;
+      }
+      if (payload.length % 2 !== 0) {
+        this.#violation('ODD_LENGTH', `received ${payload.length} bytes of audio; an odd length misaligns the samples`);
+      }
+      this.#stats.audioIn++;
+      this.#stats.audioBytesIn += payload.length;
+      this.emit('audio', { kind, sampleRate: sampleRateOfKind(kind)!, payload });
+      return;
+    }
+    this.emit('message', kind, payload);
+    this.#violation('FORBIDDEN_KIND', `received ${kindName(kind)}; Asterisk accepts only audio and hangup and ends the call`);
+  }
+
+  #violation(code: ClientViolation['code'], message: string): void {
+    const v = { code, message };
+    this.#violations.push(v);
+    this.#stats.violations++;
+    this.emit('violation', v);
+    if (this.#strict && code !== 'ODD_LENGTH' && code !== 'AFTER_HANGUP') this.#socket.destroy();
+  }
+}
+
+/** Connects a simulated Asterisk call to `host:port` (default 127.0.0.1:9092) and sends the UUID. */
+export function connect(options: ConnectOptions = {}): Promise<AsteriskClient> {
+  const host = options.host ?? '127.0.0.1';
+  const port = options.port ?? 9092;
+  const uuid = options.uuid ?? randomUUID();
+  const uuidMessage = options.sendUuid === false ? null : encodeUuidMessage(uuid);
+  return new Promise((resolve, reject) => {
+    if (options.signal?.aborted) {
+      reject(options.signal.reason);
+      return;
+    }
+    const socket = net.connect({ host, port, noDelay: true });
+    const timer = setTimeout(() => {
+      socket.destroy();
+      reject(audioSocketError(ErrorCodes.SOCKET, `could not connect to ${host}:${port} within ${options.connectTimeout ?? 2000} ms`));
+    }, options.connectTimeout ?? 2000);
+    const onAbort = (): void => {
+      socket.destroy();
+      reject(options.signal!.reason);
+    };
+    options.signal?.addEventListener('abort', onAbort, { once: true });
+    const fail = (err: Error): void => {
+      clearTimeout(timer);
+      options.signal?.removeEventListener('abort', onAbort);
+      reject(audioSocketError(ErrorCodes.SOCKET, `could not connect to ${host}:${port}: ${err.message}`, err));
+    };
+    socket.once('error', fail);
+    socket.once('connect', () => {
+      clearTimeout(timer);
+      options.signal?.removeEventListener('abort', onAbort);
+      socket.off('error', fail);
+      const client = new AsteriskClient(socket, uuid, options.strict ?? false);
+      if (uuidMessage) client.sendRaw(uuidMessage);
+      resolve(client);
+    });
+  });
+}

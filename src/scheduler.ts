@@ -1,0 +1,132 @@
+/**
+ * One shared timer for the outbound pacing of every call of a server.
+ *
+ * Ticks fall on a fixed grid, origin + k * period, computed from the clock each time (never by
+ * accumulating delays), so timer lateness never turns into drift. The period is the greatest
+ * common divisor of the frame durations of the registered members; with everyone at 20 ms that
+ * is one wake-up per 20 ms for the whole server instead of one timer per call.
+ */
+import type { Clock } from './clock.js';
+
+/** Something paced by the scheduler (a call's outbound side). */
+export interface Paced {
+  /** Frame duration of this member in ms; must stay constant while registered. */
+  readonly frameMs: number;
+  /**
+   * Called at every tick. `gridTime` is the grid instant this tick stands for; `now` is the
+   * clock's reading (later than `gridTime` by the timer's lateness).
+   */
+  onTick(gridTime: number, now: number): void;
+}
+
+function gcd(a: number, b: number): number {
+  while (b) [a, b] = [b, a % b];
+  return a;
+}
+
+export class FrameScheduler {
+  readonly #clock: Clock;
+  readonly #members = new Set<Paced>();
+  readonly #durations = new Map<number, number>();
+  readonly #origin: number;
+  #period = 0;
+  #timer: unknown = null;
+  #nextIndex = 0;
+  #ticks = 0;
+  #lateSum = 0;
+  #lateMax = 0;
+  /** Called when a member's onTick throws; the scheduler carries on with the others. */
+  onError: (error: unknown, member: Paced) => void = () => {};
+
+  constructor(clock: Clock) {
+    this.#clock = clock;
+    this.#origin = clock.now();
+  }
+
+  get clock(): Clock {
+    return this.#clock;
+  }
+
+  /** Current tick period in ms (0 when nothing is registered). */
+  get period(): number {
+    return this.#period;
+  }
+
+  get size(): number {
+    return this.#members.size;
+  }
+
+  /** Timer statistics: ticks run, mean and max lateness of the timer in ms. */
+  get stats(): { ticks: number; meanLateMs: number; maxLateMs: number } {
+    return { ticks: this.#ticks, meanLateMs: this.#ticks ? this.#lateSum / this.#ticks : 0, maxLateMs: this.#lateMax };
+  }
+
+  /** The next grid instant at or after `time`. */
+  nextGridTime(time: number): number {
+    const p = this.#period;
+    return this.#origin + Math.ceil((time - this.#origin) / p - 1e-9) * p;
+  }
+
+  add(member: Paced): void {
+    if (this.#members.has(member)) return;
+    this.#members.add(member);
+    this.#durations.set(member.frameMs, (this.#durations.get(member.frameMs) ?? 0) + 1);
+    this.#updatePeriod();
+  }
+
+  delete(member: Paced): void {
+    if (!this.#members.delete(member)) return;
+    const n = (this.#durations.get(member.frameMs) ?? 1) - 1;
+    if (n === 0) this.#durations.delete(member.frameMs);
+    else this.#durations.set(member.frameMs, n);
+    this.#updatePeriod();
+  }
+
+  #updatePeriod(): void {
+    let p = 0;
+    for (const d of this.#durations.keys()) p = p === 0 ? d : gcd(p, d);
+    if (p === this.#period) {
+      if (p !== 0 && this.#timer === null) this.#arm();
+      return;
+    }
+    this.#period = p;
+    this.#nextIndex = 0;
+    if (this.#timer !== null) {
+      this.#clock.clearTimer(this.#timer);
+      this.#timer = null;
+    }
+    if (p !== 0) this.#arm();
+  }
+
+  #arm(): void {
+    const now = this.#clock.now();
+    const p = this.#period;
+    // Next grid index strictly after the last one served, and not in the past.
+    const idx = Math.max(this.#nextIndex, Math.ceil((now - this.#origin) / p - 1e-9));
+    this.#nextIndex = idx;
+    const at = this.#origin + idx * p;
+    this.#timer = this.#clock.setTimer(() => this.#tick(at), Math.max(0, at - now));
+  }
+
+  #tick(gridTime: number): void {
+    this.#timer = null;
+    const now = this.#clock.now();
+    const late = now - gridTime;
+    this.#ticks++;
+    this.#lateSum += late;
+    if (late > this.#lateMax) this.#lateMax = late;
+    // Serve the latest grid instant that has passed: a stalled loop skips ticks, members catch up.
+    const p = this.#period;
+    const idx = Math.max(this.#nextIndex, Math.floor((now - this.#origin) / p + 1e-9));
+    const served = this.#origin + idx * p;
+    this.#nextIndex = idx + 1;
+    for (const m of this.#members) {
+      try {
+        m.onTick(served, now);
+      } catch (error) {
+        this.onError(error, m);
+      }
+    }
+    if (this.#members.size > 0 && this.#timer === null) this.#arm();
+  }
+}

@@ -1,0 +1,437 @@
+/**
+ * The AudioSocket server: a thin `net` wrapper that admits connections (allow-list, maxCalls),
+ * turns each into a {@link Call} once its UUID arrives, and shuts down gracefully.
+ */
+import { EventEmitter } from 'node:events';
+import net, { type AddressInfo, type Socket } from 'node:net';
+import { Call, type CallEnd, type CallHooks, type CallSettings } from './call.js';
+import { systemClock, type Clock } from './clock.js';
+import { AudioSocketError, audioSocketError, ErrorCodes } from './errors.js';
+import { HANGUP_MESSAGE } from './protocol/encoder.js';
+import { audioKindForRate, isAudioKind, MAX_PAYLOAD, type AudioKind } from './protocol/kinds.js';
+import { FrameScheduler } from './scheduler.js';
+import { createAllowList } from './allow.js';
+
+/** Called once per call, when its UUID has arrived. May be async; a throw or rejection ends that call only. */
+export type CallHandler = (call: Call) => void | Promise<void>;
+
+/** Server options. Every field is optional. */
+export interface ServerOptions {
+  /** Default host for {@link AudioSocketServer.listen}. Default `127.0.0.1`: AudioSocket has no authentication. */
+  host?: string;
+  /** Default port for {@link AudioSocketServer.listen}. Default 9092. */
+  port?: number;
+  /** Most connections (calls and pending handshakes) at once; beyond it a connection gets a hangup. Default unlimited. */
+  maxCalls?: number;
+  /** Addresses and CIDR ranges allowed to connect (IPv4 and IPv6), checked before any byte is read. Default: everyone. */
+  allow?: string | readonly string[];
+  /** Milliseconds to wait for the UUID before closing the connection. Default 5000; 0 disables. */
+  handshakeTimeout?: number;
+  /** Largest payload accepted from the peer, bytes. Default 65535 (the protocol maximum). */
+  maxPayload?: number;
+  /** Duration of outbound frames in ms: 10, 20 (default), 30, 40, 50 or 60. */
+  frameMs?: number;
+  /**
+   * Kind (or sample rate) of outbound paced audio and keep-alive silence. Default 0x10 (slin 8 kHz),
+   * which every Asterisk accepts; 0x11-0x18 need Asterisk 20.17/21.12/22.7/23.1 or later.
+   */
+  outboundKind?: AudioKind | number;
+  /** Send silence in every empty slot from the UUID until hangup (needed by Asterisk, protocol.md §3.8). Default true. */
+  keepAlive?: boolean;
+  /** Extra frames a tick may send to catch up after an event-loop stall. Default 2. */
+  maxCatchUpFrames?: number;
+  /** Most ms of immediate writes waiting for a slot; older ones are dropped and counted. Default 1000. */
+  maxQueuedMs?: number;
+  /** How far ahead (ms) streamed play sources are read. Default 200. */
+  prefetchMs?: number;
+  /** After sending hangup, ms to wait for the peer to close before destroying the socket. Default 2000. */
+  hangupTimeout?: number;
+  /** Most ms of audio allowed in the socket's send buffer; beyond it outbound audio is dropped and counted. Default 1000. */
+  maxBufferedMs?: number;
+  /** End the call (`peer-not-reading`) after output has been blocked this long, ms. Default 10000; 0 disables. */
+  peerNotReadingTimeout?: number;
+  /** Frames an async iterator may fall behind before the oldest are dropped. Default 500 (10 s at 20 ms). */
+  iteratorQueueFrames?: number;
+  /** Clock for pacing; inject a {@link ManualClock} in tests. Default: the system clock. */
+  clock?: Clock;
+}
+
+/** Options of {@link AudioSocketServer.listen}. */
+export interface ListenOptions {
+  host?: string;
+  port?: number;
+  backlog?: number;
+  /** Aborting closes the server. */
+  signal?: AbortSignal;
+}
+
+/** A connection that closed without becoming a call. */
+export interface HandshakeFailure {
+  /**
+   * - `closed-before-uuid`: normal for Asterisk when the app's channel is not answered or a Dial is abandoned.
+   * - `timeout`: no UUID within `handshakeTimeout`.
+   * - `protocol-error`: the first message was not a 16-byte UUID.
+   */
+  reason: 'closed-before-uuid' | 'timeout' | 'protocol-error';
+  remoteAddress: string;
+  remotePort: number;
+  error?: AudioSocketError;
+}
+
+/** A connection turned away before any byte was read. */
+export interface ConnectionRejection {
+  reason: 'not-allowed' | 'max-calls' | 'server-closing';
+  remoteAddress: string;
+  remotePort: number;
+}
+
+/** Events of an {@link AudioSocketServer}. */
+export interface ServerEvents {
+  listening: [address: AddressInfo];
+  /** A new call (its UUID has arrived). */
+  call: [call: Call];
+  /** A call ended and its socket closed. */
+  callEnd: [call: Call, end: CallEnd];
+  handshakeFailed: [failure: HandshakeFailure];
+  connectionRejected: [rejection: ConnectionRejection];
+  /**
+   * A call handler or call listener threw or rejected; that call was ended with `handler-error`.
+   * Without a listener the error is reported with `process.emitWarning`.
+   */
+  handlerError: [error: unknown, call: Call];
+  /** A server-level error (e.g. the port is in use). */
+  error: [error: Error];
+  /** The server is closed and every connection is gone. */
+  close: [];
+}
+
+/** Server counters. */
+export interface ServerStats {
+  activeCalls: number;
+  pendingHandshakes: number;
+  totalCalls: number;
+  handshakeFailures: number;
+  rejected: number;
+}
+
+function nonNegative(name: string, value: number | undefined, fallback: number, integer = true): number {
+  if (value === undefined) return fallback;
+  if (typeof value !== 'number' || Number.isNaN(value) || value < 0 || (integer && value !== Infinity && !Number.isInteger(value))) {
+    throw audioSocketError(ErrorCodes.INVALID_ARGUMENT, `${name} must be a non-negative ${integer ? 'integer' : 'number'}, got ${value}`);
+  }
+  return value;
+}
+
+function resolveOutboundKind(value: number | undefined): AudioKind {
+  if (value === undefined) return 0x10;
+  if (isAudioKind(value)) return value;
+  const kind = audioKindForRate(value);
+  if (kind === undefined) {
+    throw audioSocketError(
+      ErrorCodes.INVALID_ARGUMENT,
+      `outboundKind must be an audio kind 0x10-0x18 or one of their rates (8000, 12000, 16000, 24000, 32000, 44100, 48000, 96000, 192000), got ${value}`,
+    );
+  }
+  return kind;
+}
+
+/** @internal */
+export function resolveCallSettings(options: ServerOptions): CallSettings {
+  const maxPayload = nonNegative('maxPayload', options.maxPayload, MAX_PAYLOAD);
+  if (maxPayload > MAX_PAYLOAD) {
+    throw audioSocketError(ErrorCodes.INVALID_ARGUMENT, `maxPayload must be at most ${MAX_PAYLOAD}, got ${maxPayload}`);
+  }
+  return {
+    frameMs: nonNegative('frameMs', options.frameMs, 20),
+    outboundKind: resolveOutboundKind(options.outboundKind),
+    keepAlive: options.keepAlive ?? true,
+    maxCatchUpFrames: nonNegative('maxCatchUpFrames', options.maxCatchUpFrames, 2),
+    maxQueuedMs: nonNegative('maxQueuedMs', options.maxQueuedMs, 1000, false),
+    prefetchMs: nonNegative('prefetchMs', options.prefetchMs, 200, false),
+    maxPayload,
+    handshakeTimeout: nonNegative('handshakeTimeout', options.handshakeTimeout, 5000),
+    hangupTimeout: nonNegative('hangupTimeout', options.hangupTimeout, 2000),
+    maxBufferedMs: nonNegative('maxBufferedMs', options.maxBufferedMs, 1000, false),
+    peerNotReadingTimeout: nonNegative('peerNotReadingTimeout', options.peerNotReadingTimeout, 10000),
+    iteratorQueueFrames: Math.max(1, nonNegative('iteratorQueueFrames', options.iteratorQueueFrames, 500)),
+  };
+}
+
+/**
+ * An AudioSocket server. Create it with {@link createServer}.
+ *
+ * ```ts
+ * const server = createServer(async (call) => {
+ *   for await (const frame of call) call.write(frame.payload, frame.kind); // echo
+ * });
+ * await server.listen({ port: 9092 });
+ * ```
+ */
+export class AudioSocketServer extends EventEmitter<ServerEvents> {
+  readonly #options: ServerOptions;
+  readonly #settings: CallSettings;
+  readonly #handler: CallHandler | undefined;
+  readonly #net: net.Server;
+  readonly #scheduler: FrameScheduler;
+  readonly #allow: net.BlockList | undefined;
+  readonly #maxCalls: number;
+  readonly #pending = new Set<Call>();
+  readonly #calls = new Set<Call>();
+  readonly #rejecting = new Set<Socket>();
+  readonly #hooks: CallHooks;
+  #closing: Promise<void> | null = null;
+  #listening = false;
+  #stats = { totalCalls: 0, handshakeFailures: 0, rejected: 0 };
+  #iterators = new Set<(call: Call | null) => void>();
+
+  constructor(handler: CallHandler | undefined, options: ServerOptions = {}) {
+    super();
+    if (handler !== undefined && typeof handler !== 'function') {
+      throw audioSocketError(ErrorCodes.INVALID_ARGUMENT, 'the call handler must be a function');
+    }
+    this.#handler = handler;
+    this.#options = options;
+    this.#settings = resolveCallSettings(options);
+    this.#maxCalls = nonNegative('maxCalls', options.maxCalls, Infinity);
+    this.#allow = options.allow === undefined ? undefined : createAllowList(options.allow);
+    this.#scheduler = new FrameScheduler(options.clock ?? systemClock);
+    this.#scheduler.onError = (error) => this.#report(error, undefined);
+    this.#hooks = {
+      ready: (call) => this.#onReady(call),
+      handshakeFailed: (call, reason, error) => {
+        this.#pending.delete(call);
+        this.#stats.handshakeFailures++;
+        const failure: HandshakeFailure = { reason, remoteAddress: call.remoteAddress, remotePort: call.remotePort };
+        if (error !== undefined) failure.error = error;
+        this.#emitSafe('handshakeFailed', failure);
+        this.#maybeClosed();
+      },
+      closed: (call) => {
+        this.#calls.delete(call);
+        void call.closed.then((end) => this.#emitSafe('callEnd', call, end));
+        this.#maybeClosed();
+      },
+      listenerError: (error, call) => this.#report(error, call),
+    };
+    this.#net = net.createServer({ pauseOnConnect: true, noDelay: true }, (socket) => this.#onConnection(socket));
+    this.#net.on('error', (err) => {
+      if (this.listenerCount('error') > 0) this.emit('error', err);
+    });
+  }
+
+  /** Live calls (UUID received, not yet closed). */
+  get calls(): ReadonlySet<Call> {
+    return this.#calls;
+  }
+
+  get listening(): boolean {
+    return this.#listening;
+  }
+
+  get stats(): ServerStats {
+    return { ...this.#stats, activeCalls: this.#calls.size, pendingHandshakes: this.#pending.size, rejected: this.#stats.rejected };
+  }
+
+  /** The bound address, or `null` when not listening. */
+  address(): AddressInfo | null {
+    const a = this.#net.address();
+    return a !== null && typeof a === 'object' ? a : null;
+  }
+
+  /**
+   * Starts listening. Defaults: host `127.0.0.1` (loopback: AudioSocket has no authentication),
+   * port 9092; port 0 picks a free port. Resolves with the bound address.
+   */
+  listen(options: ListenOptions = {}): Promise<AddressInfo> {
+    if (this.#closing) return Promise.reject(audioSocketError(ErrorCodes.SERVER_CLOSED, 'the server is closed'));
+    const host = options.host ?? this.#options.host ?? '127.0.0.1';
+    const port = options.port ?? this.#options.port ?? 9092;
+    const signal = options.signal;
+    if (signal?.aborted) return Promise.reject(signal.reason);
+    return new Promise<AddressInfo>((resolve, reject) => {
+      const onError = (err: Error): void => {
+        this.#net.off('listening', onListening);
+        reject(err);
+      };
+      const onListening = (): void => {
+        this.#net.off('error', onError);
+        this.#listening = true;
+        const address = this.address()!;
+        this.#emitSafe('listening', address);
+        if (signal) signal.addEventListener('abort', () => void this.close(), { once: true });
+        resolve(address);
+      };
+      this.#net.once('error', onError);
+      this.#net.once('listening', onListening);
+      this.#net.listen({ host, port, backlog: options.backlog ?? 511 });
+    });
+  }
+
+  /**
+   * Graceful shutdown: stops accepting, closes pending handshakes, hangs up every live call
+   * (hangup message, then close), and resolves when every socket is gone. Idempotent.
+   */
+  close(): Promise<void> {
+    if (this.#closing) return this.#closing;
+    this.#closing = new Promise<void>((resolve) => {
+      const finish = (): void => {
+        this.#listening = false;
+        for (const wake of this.#iterators) wake(null);
+        this.#iterators.clear();
+        resolve();
+        this.#emitSafe('close');
+      };
+      this.#closeResolve = finish;
+    });
+    if (this.#net.listening) this.#net.close();
+    for (const call of this.#pending) call._abortHandshake();
+    this.#pending.clear();
+    for (const call of this.#calls) void call._terminate('server-close');
+    this.#maybeClosed();
+    return this.#closing;
+  }
+
+  #closeResolve: (() => void) | null = null;
+
+  async [Symbol.asyncDispose](): Promise<void> {
+    await this.close();
+  }
+
+  /** Calls as an async iterator (alongside the handler and `call` events); ends when the server closes. */
+  async *[Symbol.asyncIterator](): AsyncGenerator<Call, void, undefined> {
+    const queue: Call[] = [];
+    let wake: (() => void) | null = null;
+    let done = this.#closing !== null;
+    const push = (call: Call | null): void => {
+      if (call === null) done = true;
+      else queue.push(call);
+      if (wake) wake();
+    };
+    this.#iterators.add(push);
+    try {
+      for (;;) {
+        const call = queue.shift();
+        if (call !== undefined) {
+          yield call;
+          continue;
+        }
+        if (done) return;
+        await new Promise<void>((resolve) => (wake = resolve));
+        wake = null;
+      }
+    } finally {
+      this.#iterators.delete(push);
+    }
+  }
+
+  #onConnection(socket: Socket): void {
+    const remoteAddress = socket.remoteAddress ?? '';
+    const remotePort = socket.remotePort ?? 0;
+    let reason: ConnectionRejection['reason'] | undefined;
+    if (this.#closing) reason = 'server-closing';
+    else if (this.#allow !== undefined && !allowed(this.#allow, remoteAddress)) reason = 'not-allowed';
+    else if (this.#pending.size + this.#calls.size >= this.#maxCalls) reason = 'max-calls';
+    if (reason !== undefined) {
+      this.#stats.rejected++;
+      this.#reject(socket, reason === 'max-calls');
+      this.#emitSafe('connectionRejected', { reason, remoteAddress, remotePort });
+      return;
+    }
+    const call = new Call(socket, this.#settings, this.#scheduler, this.#hooks);
+    this.#pending.add(call);
+    socket.resume();
+  }
+
+  /** Turns a connection away. A busy server says hangup, which Asterisk treats as a clean end. */
+  #reject(socket: Socket, sayHangup: boolean): void {
+    socket.on('error', () => {});
+    if (!sayHangup) {
+      socket.destroy();
+      return;
+    }
+    this.#rejecting.add(socket);
+    const timer = setTimeout(() => socket.destroy(), this.#settings.hangupTimeout);
+    socket.on('close', () => {
+      clearTimeout(timer);
+      this.#rejecting.delete(socket);
+      this.#maybeClosed();
+    });
+    socket.end(HANGUP_MESSAGE);
+    socket.resume(); // drain whatever it sends until it closes
+  }
+
+  #onReady(call: Call): void {
+    this.#pending.delete(call);
+    this.#calls.add(call);
+    this.#stats.totalCalls++;
+    try {
+      this.emit('call', call);
+    } catch (error) {
+      this.#handlerFailed(error, call);
+      return;
+    }
+    for (const push of this.#iterators) push(call);
+    const handler = this.#handler;
+    if (handler === undefined) return;
+    try {
+      const result = handler(call);
+      if (result !== undefined && result !== null && typeof (result as Promise<void>).then === 'function') {
+        (result as Promise<void>).then(undefined, (error: unknown) => this.#handlerFailed(error, call));
+      }
+    } catch (error) {
+      this.#handlerFailed(error, call);
+    }
+  }
+
+  #handlerFailed(error: unknown, call: Call): void {
+    this.#report(error, call);
+    const message = error instanceof Error ? error.message : String(error);
+    void call._terminate('handler-error', audioSocketError(ErrorCodes.HANDLER, `call handler failed: ${message}`, error));
+  }
+
+  #report(error: unknown, call: Call | undefined): void {
+    if (call !== undefined && this.listenerCount('handlerError') > 0) {
+      try {
+        this.emit('handlerError', error, call);
+        return;
+      } catch {
+        // A throwing handlerError listener falls back to the warning below.
+      }
+    }
+    const err = error instanceof Error ? error : new Error(String(error));
+    process.emitWarning(`audiosocket: call ${call?.uuid ?? '-'} handler failed: ${err.stack ?? err.message}`, {
+      code: ErrorCodes.HANDLER,
+    });
+  }
+
+  #emitSafe<K extends keyof ServerEvents>(event: K, ...args: ServerEvents[K]): void {
+    try {
+      (this.emit as (e: K, ...a: ServerEvents[K]) => boolean)(event, ...args);
+    } catch (error) {
+      this.#report(error, undefined);
+    }
+  }
+
+  #maybeClosed(): void {
+    if (this.#closeResolve === null) return;
+    if (this.#calls.size > 0 || this.#pending.size > 0 || this.#rejecting.size > 0) return;
+    const finish = this.#closeResolve;
+    this.#closeResolve = null;
+    if (this.#net.listening) this.#net.close(() => finish());
+    else finish();
+  }
+}
+
+function allowed(list: net.BlockList, address: string): boolean {
+  // A dual-stack listener reports IPv4 peers as ::ffff:a.b.c.d.
+  const v4 = address.startsWith('::ffff:') && address.includes('.') ? address.slice(7) : address;
+  return net.isIPv4(v4) ? list.check(v4, 'ipv4') : list.check(v4, 'ipv6');
+}
+
+/** Creates an AudioSocket server. `handler` is called with each call once its UUID has arrived. */
+export function createServer(handler?: CallHandler, options?: ServerOptions): AudioSocketServer;
+export function createServer(options?: ServerOptions): AudioSocketServer;
+export function createServer(a?: CallHandler | ServerOptions, b?: ServerOptions): AudioSocketServer {
+  if (typeof a === 'function' || a === undefined) return new AudioSocketServer(a, b);
+  return new AudioSocketServer(undefined, a);
+}
