@@ -364,7 +364,12 @@ export class Outbound implements Paced {
   onTick(gridTime: number, now: number): void {
     if (this.#closed) return;
     const F = this.frameMs;
-    if (this.#busyUntil > gridTime + EPS) return;
+    if (this.#busyUntil > gridTime + EPS) {
+      // A write that found the timeline a frame ahead goes out as soon as it is within one
+      // frame again, like a fresh immediate write would.
+      if (this.#waiting.length > 0 && this.#busyUntil <= gridTime + F + EPS) this.#sendNext();
+      return;
+    }
     const budgetStart = gridTime - this.#opts.maxCatchUpFrames * F;
     if (this.#busyUntil < budgetStart - EPS) {
       // Behind by more than the catch-up budget. With audio ready that was a stall: skip the
@@ -381,11 +386,10 @@ export class Outbound implements Paced {
       const slot = this.#busyUntil;
       const sent = this.#sendNext();
       if (!sent) {
-        // Nothing queued: the timeline jumps to now, keep-alive fills this one slot.
-        this.#busyUntil = Math.max(this.#busyUntil, gridTime);
+        // Nothing queued: the timeline jumps to now and this slot passes, filled by keep-alive.
+        this.#busyUntil = Math.max(this.#busyUntil, gridTime) + F;
         if (this.#opts.keepAlive) {
           this.#stats.silenceFrames++;
-          this.#busyUntil += F;
           this.#emit(silenceMessage(this.#silenceKind, F));
         }
         break;

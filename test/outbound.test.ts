@@ -1,0 +1,318 @@
+/**
+ * Paced playback with an injected clock: the Outbound queue on a FrameScheduler, no sockets.
+ */
+import { test, describe } from 'node:test';
+import assert from 'node:assert/strict';
+import { setImmediate as tick } from 'node:timers/promises';
+import { ManualClock, type Clock } from '../src/index.js';
+import { FrameScheduler } from '../src/scheduler.js';
+import { Outbound, type OutboundOptions } from '../src/outbound.js';
+
+interface Sent {
+  at: number;
+  kind: number;
+  payload: Buffer;
+}
+
+function setup(options: Partial<OutboundOptions> = {}, clock: Clock & { advance?: (ms: number) => void } = new ManualClock(1000)) {
+  const scheduler = new FrameScheduler(clock);
+  const sent: Sent[] = [];
+  const marks: Array<[string, boolean, number]> = [];
+  const out = new Outbound(
+    { kind: 0x10, frameMs: 20, keepAlive: true, maxCatchUpFrames: 2, maxQueuedMs: 1000, prefetchMs: 200, ...options },
+    scheduler,
+    (m) => sent.push({ at: clock.now(), kind: m[0]!, payload: Buffer.from(m.subarray(3)) }),
+    (name, reached) => marks.push([name, reached, clock.now()]),
+  );
+  return { clock, scheduler, out, sent, marks };
+}
+
+/** Advances a ManualClock in 1 ms steps, letting promises (stream pumps) run in between. */
+async function run(clock: ManualClock, ms: number): Promise<void> {
+  for (let t = 0; t < ms; t++) {
+    clock.advance(1);
+    await tick();
+  }
+}
+
+function pattern(n: number, seed = 1): Buffer {
+  const b = Buffer.alloc(n);
+  let x = seed;
+  for (let i = 0; i < n; i++) {
+    x = (x * 1103515245 + 12345) >>> 0;
+    b[i] = x >>> 24;
+  }
+  return b;
+}
+
+const isSilence = (s: Sent): boolean => s.payload.every((b) => b === 0);
+
+describe('Outbound pacing (ManualClock)', () => {
+  test('cuts odd-sized chunks into exact 320-byte frames, byte for byte, padding only the end', async () => {
+    const clock = new ManualClock(1000);
+    const { out, sent } = setup({ keepAlive: false }, clock);
+    const data = pattern(5 * 320 + 100);
+    const sizes = [1, 3, 319, 5, 700, 1, 2];
+    async function* chunks() {
+      let off = 0;
+      for (let i = 0; off < data.length; i++) {
+        const n = sizes[i % sizes.length]!;
+        yield data.subarray(off, off + n);
+        off += n;
+        if (i % 3 === 0) await tick();
+      }
+    }
+    out.start();
+    const done = out.play(chunks(), undefined);
+    await run(clock, 200);
+    const result = await done;
+    assert.equal(result.status, 'done');
+    assert.equal(sent.length, 6);
+    for (const s of sent) assert.equal(s.payload.length, 320);
+    const joined = Buffer.concat(sent.map((s) => s.payload));
+    assert.deepEqual(joined.subarray(0, data.length), data);
+    assert.ok(joined.subarray(data.length).every((b) => b === 0), 'padded with silence');
+    // One frame per 20 ms slot.
+    for (let i = 1; i < sent.length; i++) assert.equal(sent[i]!.at - sent[i - 1]!.at, 20);
+  });
+
+  test('plays queue in order and join seamlessly (no silence between them)', async () => {
+    const clock = new ManualClock(0);
+    const { out, sent } = setup({}, clock);
+    const a = pattern(330, 1);
+    const b = pattern(310, 2);
+    out.start();
+    const pa = out.play(a, undefined);
+    const pb = out.play(b, undefined);
+    await run(clock, 100);
+    assert.equal((await pa).status, 'done');
+    assert.equal((await pb).status, 'done');
+    const audio = sent.filter((s) => !isSilence(s));
+    assert.equal(audio.length, 2);
+    assert.deepEqual(Buffer.concat(audio.map((s) => s.payload)), Buffer.concat([a, b]));
+  });
+
+  test('an odd byte at a chunk border is carried; a dangling final byte is dropped, not shifted into the next play', async () => {
+    const clock = new ManualClock(0);
+    const { out, sent } = setup({ keepAlive: false }, clock);
+    const a = pattern(641, 3); // odd: last byte dropped
+    const b = pattern(320, 4);
+    out.start();
+    void out.play([a.subarray(0, 101), a.subarray(101)], undefined);
+    void out.play(b, undefined);
+    await run(clock, 100);
+    const joined = Buffer.concat(sent.map((s) => s.payload));
+    assert.deepEqual(joined.subarray(0, 640), a.subarray(0, 640));
+    assert.deepEqual(joined.subarray(640, 960), b);
+  });
+
+  test('no drift over 10 simulated minutes even when every timer fires late', async () => {
+    const manual = new ManualClock(0);
+    // A clock whose timers fire 0-7 ms late, like a busy event loop.
+    let r = 7;
+    const late: Clock & { advance: (ms: number) => void } = {
+      now: () => manual.now(),
+      setTimer: (cb, ms) => {
+        r = (r * 48271) % 2147483647;
+        return manual.setTimer(cb, ms + (r % 8));
+      },
+      clearTimer: (h) => manual.clearTimer(h),
+      advance: (ms) => manual.advance(ms),
+    };
+    const { out, sent } = setup({ keepAlive: false }, late);
+    const minutes = 10;
+    const frames = (minutes * 60 * 1000) / 20;
+    const data = Buffer.alloc(frames * 320, 1);
+    out.start();
+    const done = out.play(data, undefined);
+    manual.advance(minutes * 60 * 1000 + 100);
+    assert.equal((await done).status, 'done');
+    assert.equal(sent.length, frames);
+    const t0 = sent[0]!.at;
+    let maxErr = 0;
+    for (let k = 0; k < sent.length; k++) maxErr = Math.max(maxErr, Math.abs(sent[k]!.at - (t0 + 20 * k)));
+    assert.ok(maxErr <= 8, `frame times stay on the 20 ms grid (max error ${maxErr} ms)`);
+    assert.ok(Math.abs(sent.at(-1)!.at - t0 - (frames - 1) * 20) <= 8, 'total duration exact');
+  });
+
+  test('after a stall, catch-up is bounded and the schedule moves forward', async () => {
+    const clock = new ManualClock(0);
+    const { out, sent } = setup({ keepAlive: false, maxCatchUpFrames: 2 }, clock);
+    out.start();
+    const done = out.play(Buffer.alloc(100 * 320, 1), undefined);
+    await tick();
+    clock.advance(200);
+    const before = sent.length;
+    clock.stall(300); // 15 slots missed
+    const burst = sent.length - before;
+    assert.equal(burst, 3, 'one frame plus at most two catch-up frames');
+    const stats = out.stats;
+    assert.equal(stats.caughtUpFrames, 2);
+    assert.equal(stats.droppedSlots, 12, 'slots 220..500 are 15, 3 were sent');
+    clock.advance(100);
+    // Back to one frame per 20 ms.
+    const tail = sent.slice(-5).map((s) => s.at);
+    for (let i = 1; i < tail.length; i++) assert.equal(tail[i]! - tail[i - 1]!, 20);
+    clock.advance(3000);
+    assert.equal((await done).status, 'done');
+    assert.equal(sent.length, 100, 'audio is delayed, never lost');
+  });
+
+  test('flush drops everything within one slot; plays settle as interrupted, marks as not reached', async () => {
+    const clock = new ManualClock(0);
+    const { out, sent, marks } = setup({}, clock);
+    out.start();
+    const p1 = out.play(Buffer.alloc(50 * 320, 1), undefined);
+    const m = out.mark('after-prompt');
+    const p2 = out.play(Buffer.alloc(10 * 320, 2), undefined);
+    await tick();
+    clock.advance(100);
+    const dropped = out.flush();
+    assert.equal(dropped, 1200 - 6 * 20, 'everything not yet sent');
+    const n = sent.length;
+    clock.advance(20);
+    assert.equal(sent.length, n + 1);
+    assert.ok(isSilence(sent.at(-1)!), 'the very next slot is keep-alive silence');
+    const r1 = await p1;
+    assert.equal(r1.status, 'interrupted');
+    assert.equal(r1.reason, 'flush');
+    assert.ok(r1.framesSent >= 5 && r1.framesSent <= 6);
+    assert.deepEqual(await p2, { status: 'interrupted', reason: 'flush', framesSent: 0, sentMs: 0 });
+    assert.equal(await m, false);
+    assert.deepEqual(marks.map(([name, reached]) => [name, reached]), [['after-prompt', false]]);
+  });
+
+  test('marks fire in order, right after the audio queued before them is sent', async () => {
+    const clock = new ManualClock(0);
+    const { out, sent, marks } = setup({ keepAlive: false }, clock);
+    out.start();
+    const m0 = out.mark('start');
+    void out.play(Buffer.alloc(3 * 320, 1), undefined);
+    void out.mark('one');
+    void out.play(Buffer.alloc(2 * 320, 2), undefined);
+    void out.mark('two');
+    await tick();
+    clock.advance(200);
+    assert.equal(await m0, true);
+    assert.deepEqual(marks.map((m) => m[0]), ['start', 'one', 'two']);
+    assert.equal(marks[1]![2], sent[2]!.at, 'mark one at the third frame');
+    assert.equal(marks[2]![2], sent[4]!.at, 'mark two at the fifth frame');
+  });
+
+  test('abort via signal drops only that play', async () => {
+    const clock = new ManualClock(0);
+    const { out, sent } = setup({ keepAlive: false }, clock);
+    out.start();
+    const ac = new AbortController();
+    const a = out.play(Buffer.alloc(20 * 320, 1), undefined, ac.signal);
+    const b = out.play(Buffer.alloc(2 * 320, 2), undefined);
+    await tick();
+    clock.advance(60);
+    ac.abort();
+    clock.advance(100);
+    const ra = await a;
+    assert.equal(ra.status, 'interrupted');
+    assert.equal(ra.reason, 'abort');
+    assert.equal((await b).status, 'done');
+    const twos = sent.filter((s) => s.payload[0] === 2);
+    assert.equal(twos.length, 2);
+    const pre = new AbortController();
+    pre.abort();
+    assert.equal((await out.play(Buffer.alloc(320), undefined, pre.signal)).status, 'interrupted');
+  });
+
+  test('keep-alive fills every empty slot and stops at close; off means no traffic', () => {
+    const clock = new ManualClock(0);
+    const { out, sent } = setup({}, clock);
+    out.start();
+    clock.advance(1000);
+    assert.ok(sent.length >= 49 && sent.length <= 51, `${sent.length} frames in 1 s`);
+    assert.ok(sent.every(isSilence));
+    assert.ok(sent.every((s) => s.payload.length === 320 && s.kind === 0x10));
+    out.close();
+    const n = sent.length;
+    clock.advance(1000);
+    assert.equal(sent.length, n);
+
+    const quiet = setup({ keepAlive: false }, new ManualClock(0));
+    quiet.out.start();
+    (quiet.clock as ManualClock).advance(1000);
+    assert.equal(quiet.sent.length, 0);
+  });
+
+  test('one frame per slot: immediate writes and playback share the slots, total rate stays real time', async () => {
+    const clock = new ManualClock(0);
+    const { out, sent } = setup({}, clock);
+    out.start();
+    void out.play(Buffer.alloc(100 * 320, 1), undefined);
+    await tick();
+    // An echo writing a frame every 20 ms at an odd phase while the play runs.
+    for (let t = 0; t < 2000; t++) {
+      clock.advance(1);
+      if (t % 20 === 7) out.write(Buffer.alloc(320, 9), 0x10);
+    }
+    const audioMs = sent.length * 20;
+    assert.ok(audioMs <= 2000 + 40, `sent ${audioMs} ms of audio in 2000 ms`);
+    // Never more than one frame of lead.
+    let maxLead = 0;
+    sent.forEach((s, k) => (maxLead = Math.max(maxLead, (k + 1) * 20 - (s.at - sent[0]!.at))));
+    assert.ok(maxLead <= 60, `lead ${maxLead} ms`);
+  });
+
+  test('an echo adds at most one frame of delay and, in steady state, no silence', () => {
+    const clock = new ManualClock(0);
+    const { out, sent } = setup({}, clock);
+    out.start();
+    clock.advance(13);
+    const writeTimes: number[] = [];
+    let jitter = 3;
+    for (let k = 0; k < 200; k++) {
+      jitter = (jitter * 7 + 5) % 11; // 0..10 ms of arrival jitter
+      const due = 13 + k * 20 + jitter;
+      clock.advance(due - clock.now());
+      writeTimes.push(clock.now());
+      const payload = Buffer.alloc(320);
+      payload.writeUInt32LE(k + 1, 0);
+      out.write(payload, 0x10);
+    }
+    clock.advance(100);
+    const echoes = sent.filter((s) => !isSilence(s));
+    assert.equal(echoes.length, 200);
+    let maxDelay = 0;
+    echoes.forEach((s, k) => {
+      assert.equal(s.payload.readUInt32LE(0), k + 1, 'in order');
+      maxDelay = Math.max(maxDelay, s.at - writeTimes[k]!);
+    });
+    assert.ok(maxDelay <= 20, `an echo waited ${maxDelay} ms`);
+    const firstEcho = sent.indexOf(echoes[0]!);
+    const lastEcho = sent.indexOf(echoes.at(-1)!);
+    const silencesBetween = sent.slice(firstEcho, lastEcho).filter(isSilence).length;
+    assert.ok(silencesBetween <= 2, `${silencesBetween} silence frames between echoes`);
+  });
+
+  test('immediate writes that cannot keep up are capped by maxQueuedMs and counted', () => {
+    const clock = new ManualClock(0);
+    const { out } = setup({ maxQueuedMs: 100 }, clock);
+    out.start();
+    for (let i = 0; i < 50; i++) out.write(Buffer.alloc(320), 0x10);
+    assert.ok(out.stats.droppedWrites >= 40);
+    assert.ok(out.queuedMs <= 100);
+  });
+
+  test('the shared scheduler serves many members with one timer', () => {
+    const clock = new ManualClock(0);
+    const scheduler = new FrameScheduler(clock);
+    let frames = 0;
+    const outs = Array.from({ length: 100 }, () =>
+      new Outbound({ kind: 0x10, frameMs: 20, keepAlive: true, maxCatchUpFrames: 2, maxQueuedMs: 1000, prefetchMs: 200 }, scheduler, () => frames++, () => {}),
+    );
+    for (const o of outs) o.start();
+    assert.equal(clock.pendingTimers, 1);
+    clock.advance(1000);
+    assert.ok(frames >= 100 * 50 && frames <= 100 * 51);
+    for (const o of outs) o.close();
+    assert.equal(scheduler.size, 0);
+    clock.advance(100);
+    assert.equal(clock.pendingTimers, 0, 'no timer left when nothing is paced');
+  });
+});
