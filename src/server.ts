@@ -13,7 +13,7 @@ import { FrameScheduler } from './scheduler.js';
 import { createAllowList } from './allow.js';
 
 /** Called once per call, when its UUID has arrived. May be async; a throw or rejection ends that call only. */
-export type CallHandler = (call: Call) => void | Promise<void>;
+export type CallHandler = (call: Call) => unknown;
 
 /** Server options. Every field is optional. */
 export interface ServerOptions {

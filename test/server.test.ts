@@ -1,0 +1,417 @@
+/**
+ * Server and calls over real TCP on 127.0.0.1, driven by the simulated Asterisk client and by
+ * raw sockets.
+ */
+import { test, describe } from 'node:test';
+import assert from 'node:assert/strict';
+import net from 'node:net';
+import { once } from 'node:events';
+import { setTimeout as sleep } from 'node:timers/promises';
+import {
+  createServer,
+  connect,
+  encodeMessage,
+  encodeUuidMessage,
+  ErrorCodes,
+  type AudioSocketServer,
+  type Call,
+  type CallEnd,
+  type HandshakeFailure,
+  type ServerOptions,
+  type AudioFrame,
+} from '../src/index.js';
+
+async function start(handler?: (call: Call) => unknown, options: ServerOptions = {}) {
+  const server = createServer(handler, { keepAlive: false, ...options });
+  const { port } = await server.listen({ port: 0 });
+  return { server, port };
+}
+
+function nextCall(server: AudioSocketServer): Promise<Call> {
+  return once(server, 'call').then(([c]) => c as Call);
+}
+
+function nextFailure(server: AudioSocketServer): Promise<HandshakeFailure> {
+  return once(server, 'handshakeFailed').then(([f]) => f as HandshakeFailure);
+}
+
+function rawSocket(port: number): Promise<net.Socket> {
+  return new Promise((resolve, reject) => {
+    const s = net.connect({ host: '127.0.0.1', port }, () => resolve(s));
+    s.once('error', reject);
+  });
+}
+
+const UUID = 'A1B2C3D4-E5F6-4789-9ABC-DEF012345678';
+
+describe('server and calls over TCP', () => {
+  test('the UUID arrives as bytes and is presented lower case; audio of every kind, DTMF, unknown kinds', async () => {
+    const { server, port } = await start();
+    const callP = nextCall(server);
+    const client = await connect({ port, uuid: UUID });
+    const call = await callP;
+    assert.equal(call.uuid, UUID.toLowerCase());
+    assert.equal(call.remoteAddress, '127.0.0.1');
+    assert.equal(call.connected, true);
+
+    const frames: AudioFrame[] = [];
+    const digits: string[] = [];
+    const others: number[] = [];
+    call.on('audio', (f) => frames.push({ ...f, payload: Buffer.from(f.payload) }));
+    call.on('dtmf', (d) => digits.push(d));
+    call.on('message', (k) => others.push(k));
+    const rates = [8000, 12000, 16000, 24000, 32000, 44100, 48000, 96000, 192000];
+    for (let kind = 0x10; kind <= 0x18; kind++) client.sendAudio(Buffer.alloc(64, kind), kind as 0x10);
+    for (const d of '0123456789*#ABCDabcdX') client.sendDtmf(d);
+    client.sendRaw(encodeMessage(0x02, Buffer.alloc(5)));
+    client.sendRaw(encodeMessage(0xff, Buffer.from([1])));
+    client.sendRaw(encodeMessage(0x03, Buffer.from('12'))); // malformed DTMF: reported, not fatal
+    client.sendAudio(Buffer.alloc(2, 1));
+    await sleep(50);
+    assert.deepEqual(frames.map((f) => [f.kind, f.sampleRate]), [
+      ...rates.map((r, i) => [0x10 + i, r]),
+      [0x10, 8000],
+    ]);
+    assert.ok(frames.every((f, i) => i === 9 || f.payload.every((b) => b === f.kind)));
+    assert.equal(digits.join(''), '0123456789*#ABCDabcdX');
+    assert.deepEqual(others, [0x02, 0xff, 0x03]);
+    assert.equal(call.inboundKind, 0x10);
+    assert.equal(call.stats.audioIn, 10);
+    assert.equal(call.stats.dtmfIn, 21);
+    assert.equal(call.stats.otherIn, 3);
+    assert.equal(call.connected, true, 'unknown kinds never end the call');
+    await client.close();
+    await server.close();
+  });
+
+  test('messages split over many writes and merged into one write are reassembled', async () => {
+    const { server, port } = await start();
+    const callP = nextCall(server);
+    const sock = await rawSocket(port);
+    const payloads = Array.from({ length: 50 }, (_, i) => Buffer.alloc(320, i + 1));
+    const stream = Buffer.concat([encodeUuidMessage(UUID), ...payloads.map((p) => encodeMessage(0x10, p))]);
+    // First half one byte per write, second half all at once.
+    const half = Math.floor(stream.length / 2);
+    const got: Buffer[] = [];
+    callP.then((call) => call.on('audio', (f) => got.push(Buffer.from(f.payload))));
+    for (let i = 0; i < 400; i++) {
+      sock.write(stream.subarray(i, i + 1));
+      if (i % 50 === 0) await sleep(1);
+    }
+    sock.write(stream.subarray(400, half));
+    await sleep(5);
+    sock.write(stream.subarray(half));
+    await sleep(50);
+    assert.deepEqual(got, payloads);
+    sock.destroy();
+    await server.close();
+  });
+
+  test('EOF and RST from Asterisk both end the call as remote-hangup', async () => {
+    const { server, port } = await start();
+    for (const how of ['close', 'reset'] as const) {
+      const callP = nextCall(server);
+      const client = await connect({ port });
+      const call = await callP;
+      const ended = once(call, 'end');
+      if (how === 'close') await client.close();
+      else await client.reset();
+      const [end] = (await ended) as [CallEnd];
+      assert.equal(end.reason, 'remote-hangup', how);
+      assert.equal(end.error, undefined);
+      assert.equal(call.signal.aborted, true);
+      assert.equal(call.connected, false);
+      assert.equal((await call.closed).reason, 'remote-hangup');
+    }
+    await server.close();
+  });
+
+  test('EOF in the middle of a message is a protocol error (TRUNCATED) on that call only', async () => {
+    const { server, port } = await start();
+    const callP = nextCall(server);
+    const sock = await rawSocket(port);
+    sock.write(encodeUuidMessage(UUID));
+    const call = await callP;
+    sock.end(encodeMessage(0x10, Buffer.alloc(320)).subarray(0, 100));
+    const end = await call.closed;
+    assert.equal(end.reason, 'protocol-error');
+    assert.equal(end.error?.code, ErrorCodes.TRUNCATED);
+    await server.close();
+  });
+
+  test('connections that close before the UUID are reported, not thrown; so are garbage and timeouts', async () => {
+    const { server, port } = await start(undefined, { handshakeTimeout: 100 });
+    let calls = 0;
+    server.on('call', () => calls++);
+
+    let f = nextFailure(server);
+    (await rawSocket(port)).end();
+    assert.equal((await f).reason, 'closed-before-uuid');
+
+    f = nextFailure(server);
+    (await rawSocket(port)).resetAndDestroy();
+    assert.equal((await f).reason, 'closed-before-uuid');
+
+    f = nextFailure(server);
+    const garbage = await rawSocket(port);
+    garbage.write(encodeMessage(0x10, Buffer.alloc(320)));
+    const g = await f;
+    assert.equal(g.reason, 'protocol-error');
+    assert.equal(g.error?.code, ErrorCodes.PROTOCOL);
+    assert.match(g.error!.message, /expected the UUID/);
+
+    f = nextFailure(server);
+    const shortUuid = await rawSocket(port);
+    shortUuid.write(encodeMessage(0x01, Buffer.alloc(15)));
+    assert.match((await f).error!.message, /15 bytes/);
+
+    f = nextFailure(server);
+    const t0 = performance.now();
+    const idle = await rawSocket(port);
+    const timedOut = await f;
+    assert.equal(timedOut.reason, 'timeout');
+    assert.equal(timedOut.error?.code, ErrorCodes.HANDSHAKE_TIMEOUT);
+    assert.ok(performance.now() - t0 >= 90);
+    await once(idle, 'close');
+
+    assert.equal(calls, 0);
+    assert.equal(server.stats.handshakeFailures, 5);
+    await server.close();
+  });
+
+  test('maxCalls: a connection beyond it gets a hangup message and the others carry on', async () => {
+    const { server, port } = await start((call) => call.on('audio', (f) => call.write(f.payload, f.kind)), { maxCalls: 2 });
+    const a = await connect({ port });
+    const b = await connect({ port });
+    await sleep(20);
+    const rejected = once(server, 'connectionRejected');
+    const c = await connect({ port });
+    const [info] = await rejected;
+    assert.equal(info.reason, 'max-calls');
+    const closeC = await c.closed;
+    assert.equal(closeC.by, 'server-hangup');
+    const echoed = once(a, 'audio');
+    a.sendAudio(Buffer.alloc(320, 3));
+    const [frame] = (await echoed) as [AudioFrame];
+    assert.equal(frame.payload[0], 3);
+    await a.close();
+    await b.close();
+    await server.close();
+  });
+
+  test('allow list: refused addresses are closed before any byte is read', async () => {
+    const { server, port } = await start(undefined, { allow: ['10.0.0.0/8', '::1'] });
+    const rejected = once(server, 'connectionRejected');
+    const client = await connect({ port });
+    const [info] = await rejected;
+    assert.equal(info.reason, 'not-allowed');
+    assert.equal(info.remoteAddress, '127.0.0.1');
+    const closed = await client.closed;
+    assert.notEqual(closed.by, 'server-hangup');
+    assert.equal(server.stats.activeCalls, 0);
+    await server.close();
+
+    const ok = await start(undefined, { allow: '127.0.0.0/8' });
+    const callP = nextCall(ok.server);
+    const allowed = await connect({ port: ok.port });
+    assert.ok(await callP);
+    await allowed.close();
+    await ok.server.close();
+    assert.throws(() => createServer({ allow: 'not-an-ip' }), /not an IP address/);
+  });
+
+  test('IPv6 loopback works', async () => {
+    const server = createServer({ keepAlive: false });
+    const { port, family } = await server.listen({ host: '::1', port: 0 });
+    assert.equal(family, 'IPv6');
+    const callP = nextCall(server);
+    const client = await connect({ host: '::1', port });
+    const call = await callP;
+    assert.equal(call.remoteAddress, '::1');
+    await client.close();
+    await server.close();
+  });
+
+  test('a handler that throws or rejects ends only its own call, with handler-error and a hangup', async () => {
+    const errors: unknown[] = [];
+    let n = 0;
+    const { server, port } = await start(async (call) => {
+      n++;
+      if (n === 1) throw new Error('sync boom');
+      if (n === 2) {
+        await sleep(10);
+        throw new Error('async boom');
+      }
+      if (n === 3) {
+        call.on('dtmf', () => {
+          throw new Error('listener boom');
+        });
+      }
+      call.on('audio', (f) => call.write(f.payload, f.kind));
+    });
+    server.on('handlerError', (err) => errors.push(err));
+    const ends: CallEnd[] = [];
+    server.on('callEnd', (_c, end) => ends.push(end));
+
+    const c1 = await connect({ port });
+    const c2 = await connect({ port });
+    const c3 = await connect({ port });
+    const c4 = await connect({ port });
+    await sleep(30);
+    c3.sendDtmf('1');
+    assert.equal((await c1.closed).by, 'server-hangup');
+    assert.equal((await c2.closed).by, 'server-hangup');
+    assert.equal((await c3.closed).by, 'server-hangup');
+    const echoed = once(c4, 'audio');
+    c4.sendAudio(Buffer.alloc(320, 4));
+    assert.equal(((await echoed)[0] as AudioFrame).payload[0], 4);
+    await c4.close();
+    await sleep(20);
+    assert.deepEqual(
+      errors.map((e) => (e as Error).message),
+      ['sync boom', 'async boom', 'listener boom'],
+    );
+    const failed = ends.filter((e) => e.reason === 'handler-error');
+    assert.equal(failed.length, 3);
+    assert.ok(failed.every((e) => e.error?.code === ErrorCodes.HANDLER && e.error.cause instanceof Error));
+    await server.close();
+  });
+
+  test('hangup(): sends 00 00 00, is idempotent, resolves when closed; write after hangup throws', async () => {
+    const { server, port } = await start();
+    const callP = nextCall(server);
+    const client = await connect({ port });
+    const call = await callP;
+    const [e1, e2] = await Promise.all([call.hangup(), call.hangup()]);
+    assert.equal(e1, e2);
+    assert.equal(e1.reason, 'local-hangup');
+    assert.equal((await client.closed).by, 'server-hangup');
+    assert.equal(client.violations.length, 0);
+    assert.throws(() => call.write(Buffer.alloc(320)), (e: unknown) => (e as { code: string }).code === ErrorCodes.CALL_ENDED);
+    await assert.rejects(call.play(Buffer.alloc(320)), (e: unknown) => (e as { code: string }).code === ErrorCodes.CALL_ENDED);
+    await server.close();
+  });
+
+  test('end(): the queued audio is played out in real time, then hangup', async () => {
+    const { server, port } = await start();
+    const callP = nextCall(server);
+    const client = await connect({ port });
+    const call = await callP;
+    let frames = 0;
+    client.on('audio', () => frames++);
+    const t0 = performance.now();
+    void call.play(Buffer.alloc(10 * 320, 5));
+    const end = await call.end();
+    const elapsed = performance.now() - t0;
+    assert.equal(end.reason, 'local-hangup');
+    assert.equal((await client.closed).by, 'server-hangup');
+    assert.equal(frames, 10);
+    assert.ok(elapsed >= 170, `10 frames took ${elapsed.toFixed(0)} ms`);
+    await server.close();
+  });
+
+  test('graceful close(): live calls get a hangup, pending handshakes are closed, close resolves when all are gone', async () => {
+    const { server, port } = await start();
+    const clients = await Promise.all([connect({ port }), connect({ port }), connect({ port })]);
+    const pending = await rawSocket(port);
+    await sleep(30);
+    assert.equal(server.calls.size, 3);
+    const ends: CallEnd[] = [];
+    server.on('callEnd', (_c, e) => ends.push(e));
+    await server.close();
+    await sleep(10);
+    assert.equal(server.calls.size, 0);
+    for (const c of clients) assert.equal((await c.closed).by, 'server-hangup');
+    assert.ok(pending.destroyed || (await once(pending, 'close')));
+    assert.deepEqual(ends.map((e) => e.reason), ['server-close', 'server-close', 'server-close']);
+    await server.close(); // idempotent
+    await assert.rejects(server.listen(), /closed/);
+  });
+
+  test('calls as an async iterator and `for await` over a call\'s frames', async () => {
+    const { server, port } = await start();
+    const seen: string[] = [];
+    const loop = (async () => {
+      for await (const call of server) {
+        let n = 0;
+        for await (const frame of call) {
+          n += frame.payload.length;
+        }
+        seen.push(`${call.uuid}:${n}`);
+      }
+    })();
+    const client = await connect({ port, uuid: UUID });
+    await sleep(10);
+    client.sendAudio(Buffer.alloc(320));
+    client.sendAudio(Buffer.alloc(160));
+    await sleep(20);
+    await client.close();
+    await sleep(20);
+    await server.close();
+    await loop;
+    assert.deepEqual(seen, [`${UUID.toLowerCase()}:480`]);
+  });
+
+  test('a consumer that never reads: the socket is still drained and buffered frames stay bounded', async () => {
+    const { server, port } = await start(undefined, { iteratorQueueFrames: 50 });
+    const callP = nextCall(server);
+    const client = await connect({ port });
+    const call = await callP;
+    const it = call[Symbol.asyncIterator](); // created, never read
+    const warnings: string[] = [];
+    call.on('warning', (w) => warnings.push(w.code));
+    const frame = Buffer.alloc(320, 1);
+    for (let i = 0; i < 2000; i++) client.sendAudio(frame);
+    await sleep(100);
+    assert.equal(call.stats.audioIn, 2000, 'everything was read off the socket');
+    assert.equal(call.stats.droppedIn, 1950);
+    assert.deepEqual(warnings, ['ITERATOR_OVERFLOW']);
+    const first = await it.next();
+    assert.equal(first.done, false);
+    await it.return!();
+    await client.close();
+    await server.close();
+  });
+
+  test('payloads above maxPayload end that call with PAYLOAD_TOO_LARGE; other calls are untouched', async () => {
+    const { server, port } = await start((call) => call.on('audio', (f) => call.write(f.payload, f.kind)), { maxPayload: 1000 });
+    const good = await connect({ port });
+    const bad = await connect({ port });
+    await sleep(20);
+    const ended = once(server, 'callEnd');
+    bad.sendRaw(encodeMessage(0x10, Buffer.alloc(2000)));
+    const [, end] = (await ended) as [Call, CallEnd];
+    assert.equal(end.reason, 'protocol-error');
+    assert.equal(end.error?.code, ErrorCodes.PAYLOAD_TOO_LARGE);
+    const echoed = once(good, 'audio');
+    good.sendAudio(Buffer.alloc(320, 7));
+    assert.equal(((await echoed)[0] as AudioFrame).payload[0], 7);
+    await good.close();
+    await server.close();
+  });
+
+  test('1000 sequential calls leave no sockets, listeners or calls behind', async () => {
+    const { server, port } = await start((call) => call.on('audio', (f) => call.write(f.payload, f.kind)));
+    const frame = Buffer.alloc(320, 1);
+    const handlesBefore = (process as unknown as { _getActiveHandles(): unknown[] })._getActiveHandles().length;
+    for (let i = 0; i < 1000; i++) {
+      const c = await connect({ port });
+      const echoed = once(c, 'audio');
+      c.sendAudio(frame);
+      await echoed;
+      if (i % 2 === 0) await c.close();
+      else {
+        const calls = [...server.calls];
+        await calls[0]!.hangup();
+        await c.closed;
+      }
+    }
+    await sleep(50);
+    assert.equal(server.calls.size, 0);
+    assert.equal(server.stats.totalCalls, 1000);
+    assert.equal(server.listenerCount('call'), 0);
+    const handlesAfter = (process as unknown as { _getActiveHandles(): unknown[] })._getActiveHandles().length;
+    assert.ok(handlesAfter <= handlesBefore + 1, `handles ${handlesBefore} -> ${handlesAfter}`);
+    await server.close();
+  });
+});
