@@ -1,0 +1,134 @@
+/**
+ * `audiosocket echo` spawned as a real process, driven over loopback.
+ */
+import { test, describe, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { once } from 'node:events';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { connect, encodeMessage, type AsteriskClient } from '../src/index.js';
+import { MAIN, spawnCli, type Running } from './helpers.js';
+
+function stamped(call: number, seq: number): Buffer {
+  const b = Buffer.alloc(320);
+  let x = (call * 7919 + seq * 104729) >>> 0 || 1;
+  for (let i = 0; i < 320; i++) {
+    x ^= x << 13;
+    x ^= x >>> 17;
+    x ^= x << 5;
+    b[i] = x & 0xff;
+  }
+  b.writeUInt16LE(call, 0);
+  b.writeUInt16LE(seq, 2);
+  b[4] = 0xa5; // never all zero, so never mistaken for keep-alive silence
+  return b;
+}
+
+describe('audiosocket echo (CLI process)', () => {
+  let cli: Running;
+  before(async () => {
+    cli = await spawnCli(['echo', '--host', '127.0.0.1', '--port', '0']);
+  });
+  after(async () => {
+    if (cli.child.exitCode === null) {
+      cli.child.kill('SIGKILL');
+      await once(cli.child, 'exit');
+    }
+  });
+
+  test('200 concurrent calls with messages split across writes: every frame comes back byte-identical', async () => {
+    const CALLS = 200;
+    const FRAMES = 50;
+    const clients: AsteriskClient[] = [];
+    for (let c = 0; c < CALLS; c++) clients.push(await connect({ port: cli.port }));
+    const received = clients.map(() => [] as Buffer[]);
+    clients.forEach((client, c) =>
+      client.on('audio', (f) => {
+        if (f.payload.every((b) => b === 0)) return; // keep-alive silence
+        received[c]!.push(Buffer.from(f.payload));
+      }),
+    );
+    const t0 = performance.now();
+    for (let seq = 0; seq < FRAMES; seq++) {
+      const due = t0 + seq * 20;
+      const wait = due - performance.now();
+      if (wait > 0) await sleep(wait);
+      clients.forEach((client, c) => {
+        const msg = encodeMessage(0x10, stamped(c, seq));
+        // Split each message in three writes at varying points (header cut included).
+        const a = 1 + ((c + seq) % 3);
+        const b = a + 1 + ((c * 31 + seq * 7) % 300);
+        client.sendRaw(msg.subarray(0, a));
+        client.sendRaw(msg.subarray(a, b));
+        client.sendRaw(msg.subarray(b));
+      });
+    }
+    await sleep(300);
+    for (let c = 0; c < CALLS; c++) {
+      assert.equal(received[c]!.length, FRAMES, `call ${c} got ${received[c]!.length} echoes`);
+      received[c]!.forEach((p, seq) => assert.deepEqual(p, stamped(c, seq), `call ${c} frame ${seq}`));
+      assert.deepEqual(clients[c]!.violations, []);
+    }
+    await Promise.all(clients.map((c) => c.close()));
+  });
+
+  test('prints one line per call with uuid, peer, duration, counts and end reason', async () => {
+    const client = await connect({ port: cli.port, uuid: '11111111-2222-4333-8444-555555555555' });
+    client.sendAudio(Buffer.alloc(320, 1));
+    client.sendDtmf('7');
+    await sleep(50);
+    await client.close();
+    await sleep(100);
+    const line = cli.lines.find((l) => l.startsWith('end  11111111-2222-4333-8444-555555555555'));
+    assert.ok(line, cli.lines.join('\n'));
+    assert.match(line, /127\.0\.0\.1:\d+ \d+\.\ds in=2 out=\d+ reason=remote-hangup/);
+  });
+
+  test('SIGTERM hangs up live calls with the hangup message and exits 0', async () => {
+    const clients = await Promise.all([connect({ port: cli.port }), connect({ port: cli.port })]);
+    await sleep(50);
+    cli.child.kill('SIGTERM');
+    const [code] = await once(cli.child, 'exit');
+    assert.equal(code, 0);
+    for (const c of clients) assert.equal((await c.closed).by, 'server-hangup');
+    assert.ok(cli.lines.some((l) => l.includes('closing, hanging up 2 call(s)')), cli.lines.join('\n'));
+  });
+});
+
+describe('CLI usage', () => {
+  test('--help, unknown commands and bad options', async () => {
+    const run = async (args: string[]) => {
+      const child = spawn(process.execPath, [MAIN, ...args], { stdio: 'pipe' });
+      let out = '';
+      let err = '';
+      child.stdout.on('data', (d: Buffer) => (out += d.toString()));
+      child.stderr.on('data', (d: Buffer) => (err += d.toString()));
+      const [code] = await once(child, 'exit');
+      return { code: code as number, out, err };
+    };
+    const help = await run(['--help']);
+    assert.equal(help.code, 0);
+    assert.match(help.out, /echo/);
+    const echoHelp = await run(['echo', '--help']);
+    assert.match(echoHelp.out, /--host HOST/);
+    assert.match(echoHelp.out, /--port PORT/);
+    const unknown = await run(['nope']);
+    assert.equal(unknown.code, 2);
+    assert.match(unknown.err, /unknown command "nope"/);
+    const bad = await run(['echo', '--port', 'x']);
+    assert.equal(bad.code, 2);
+    assert.match(bad.err, /--port must be an integer/);
+  });
+
+  test('a port in use is a clear error, exit 1', async () => {
+    const first = await spawnCli(['echo', '--port', '0']);
+    const child = spawn(process.execPath, [MAIN, 'echo', '--port', String(first.port)], { stdio: 'pipe' });
+    let err = '';
+    child.stderr.on('data', (d: Buffer) => (err += d.toString()));
+    const [code] = await once(child, 'exit');
+    assert.equal(code, 1);
+    assert.match(err, /already in use/);
+    first.child.kill('SIGINT');
+    await once(first.child, 'exit');
+  });
+});

@@ -1,0 +1,38 @@
+/**
+ * Shared test helpers (not a test file: the runner only picks up *.test.js).
+ */
+import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
+
+export const MAIN = fileURLToPath(new URL('../src/cli/main.js', import.meta.url));
+
+export interface Running {
+  child: ChildProcessWithoutNullStreams;
+  port: number;
+  lines: string[];
+}
+
+/** Spawns the CLI and waits for its "listening" line; port 0 lets the OS pick. */
+export async function spawnCli(args: string[]): Promise<Running> {
+  const child = spawn(process.execPath, [MAIN, ...args], { stdio: 'pipe' });
+  const lines: string[] = [];
+  let buf = '';
+  let stderr = '';
+  child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+  const port = await new Promise<number>((resolve, reject) => {
+    child.stdout.on('data', (d: Buffer) => {
+      buf += d.toString();
+      let i;
+      while ((i = buf.indexOf('\n')) >= 0) {
+        const line = buf.slice(0, i);
+        buf = buf.slice(i + 1);
+        lines.push(line);
+        const m = /listening on .*:(\d+)$/.exec(line) ?? /"port":(\d+)/.exec(line);
+        if (m && line.includes('listening')) resolve(Number(m[1]));
+      }
+    });
+    child.once('exit', (code) => reject(new Error(`CLI exited with ${code}: ${stderr}`)));
+  });
+  return { child, port, lines };
+}
+
