@@ -6,6 +6,7 @@
  * outbound audio goes through the paced {@link Outbound} queue.
  */
 import { EventEmitter } from 'node:events';
+import { Writable } from 'node:stream';
 import type { Socket } from 'node:net';
 import { AudioSocketError, audioSocketError, ErrorCodes } from './errors.js';
 import { HANGUP_MESSAGE } from './protocol/encoder.js';
@@ -301,6 +302,70 @@ export class Call extends EventEmitter<CallEvents> {
       return Promise.reject(audioSocketError(ErrorCodes.CALL_ENDED, `cannot play: the call has ended (${this.#endReason})`));
     }
     return this.#outbound.play(source, undefined as ByteConverter | undefined, options.signal);
+  }
+
+  /**
+   * A Writable for paced playback with backpressure: `write()` returns false once more than
+   * `highWaterMarkMs` of audio (default 400) is waiting, and `drain` fires as it plays out, so
+   * `pipeline(tts, call.createWriteStream())` never grows memory. `finish` fires when the last
+   * frame has been sent. If the playback is interrupted (flush, abort, hangup) the stream is
+   * destroyed with `ERR_AUDIOSOCKET_INTERRUPTED`.
+   */
+  createWriteStream(options: PlayOptions & { highWaterMarkMs?: number } = {}): Writable {
+    const hwm = Math.max(2, Math.round(((options.highWaterMarkMs ?? 400) * this.#outbound.frameBytes) / this.#outbound.frameMs));
+    const chunks: Buffer[] = [];
+    const callbacks: Array<() => void> = [];
+    let ended = false;
+    let wake: (() => void) | null = null;
+    const source: AsyncIterable<Buffer> = {
+      async *[Symbol.asyncIterator]() {
+        for (;;) {
+          const chunk = chunks.shift();
+          if (chunk !== undefined) {
+            // Taking a chunk frees room: let the Writable send the next one.
+            callbacks.shift()?.();
+            yield chunk;
+          } else if (ended) {
+            return;
+          } else {
+            await new Promise<void>((resolve) => (wake = resolve));
+            wake = null;
+          }
+        }
+      },
+    };
+    let played: Promise<PlayResult> | undefined;
+    const stream = new Writable({
+      highWaterMark: hwm,
+      write(chunk: Buffer, _encoding, callback) {
+        chunks.push(chunk);
+        callbacks.push(() => callback());
+        wake?.();
+      },
+      final(callback) {
+        ended = true;
+        wake?.();
+        played!.then(
+          (r) => callback(r.status === 'done' ? null : interrupted(r)),
+          (err: Error) => callback(err),
+        );
+      },
+      destroy(err, callback) {
+        ended = true;
+        wake?.();
+        callback(err);
+      },
+    });
+    const interrupted = (r: PlayResult): AudioSocketError =>
+      audioSocketError(ErrorCodes.INTERRUPTED, `playback interrupted (${r.reason}) after ${Math.round(r.sentMs)} ms`);
+    played = this.play(source, options);
+    played.then(
+      (r) => {
+        if (r.status === 'interrupted' && !stream.destroyed) stream.destroy(interrupted(r));
+      },
+      (err: Error) => stream.destroy(err),
+    );
+    return stream;
   }
 
   /**
