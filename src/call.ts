@@ -21,6 +21,7 @@ import {
   type PlayResult,
 } from './outbound.js';
 import type { FrameScheduler } from './scheduler.js';
+import { InboundFormatMeter, type InboundFormatGuess } from './detect.js';
 
 /** One audio message received from Asterisk. */
 export interface AudioFrame {
@@ -178,6 +179,8 @@ export class Call extends EventEmitter<CallEvents> {
   #handshakeTimer: NodeJS.Timeout | undefined;
   #hangupTimer: NodeJS.Timeout | undefined;
   #inboundKind: AudioKind | undefined;
+  #meter: InboundFormatMeter | null = new InboundFormatMeter(8000);
+  #guess: InboundFormatGuess | undefined;
   #blockedSince = 0;
   #maxBufferedBytes: number;
   #iterators = 0;
@@ -248,6 +251,14 @@ export class Call extends EventEmitter<CallEvents> {
   /** Sample rate of the last audio received, `undefined` before the first. */
   get inboundSampleRate(): number | undefined {
     return this.#inboundKind === undefined ? undefined : sampleRateOfKind(this.#inboundKind);
+  }
+
+  /**
+   * What the first second of 0x10 audio looked like (byte rate, frame size, slin or G.711), once
+   * measured. A `g711` verdict also emits a `warning` with code `INBOUND_FORMAT`.
+   */
+  get inboundFormatGuess(): InboundFormatGuess | undefined {
+    return this.#guess;
   }
 
   /** Kind of the paced frames and keep-alive silence this call sends. */
@@ -527,6 +538,7 @@ export class Call extends EventEmitter<CallEvents> {
         }
         this.#s.audioIn++;
         this.#inboundKind = kind;
+        if (this.#meter !== null && kind === Kind.SLIN) this.#measure(payload);
         if (this.listenerCount('audio') > 0) {
           this.emit('audio', { kind, sampleRate: sampleRateOfKind(kind)!, payload });
         }
@@ -562,6 +574,23 @@ export class Call extends EventEmitter<CallEvents> {
     this.#handshakeTimer = undefined;
     this.#outbound.start();
     this.#hooks.ready(this);
+  }
+
+  /** Watches the first second of 0x10 audio for G.711 mislabelled as slin (channel driver without c()). */
+  #measure(payload: Buffer): void {
+    const guess = this.#meter!.push(payload, performance.now());
+    if (guess === null) return;
+    this.#meter = null;
+    this.#guess = guess;
+    if (guess.verdict === 'g711') {
+      this.#warn(
+        'INBOUND_FORMAT',
+        `kind 0x10 audio arrives at ${guess.bytesPerSecond} bytes/s (${guess.typicalFrameBytes}-byte frames): that is ` +
+          `G.711 (${guess.law === 'alaw' ? 'a-law' : 'u-law'} by its byte values), not slin. The channel driver sends the ` +
+          "caller's codec unless told: dial AudioSocket/host:port/uuid/c(slin), or declare the inbound format as " +
+          `'${guess.law ?? 'ulaw'}'.`,
+      );
+    }
   }
 
   #send(message: Buffer): void {

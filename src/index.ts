@@ -36,6 +36,7 @@ export {
   type PlayOptions,
 } from './call.js';
 export type { PlayResult, OutboundSource, OutboundStats } from './outbound.js';
+export { InboundFormatMeter, type InboundFormatGuess } from './detect.js';
 
 // Simulated Asterisk
 export {
