@@ -3,10 +3,12 @@
  * `audiosocket` command line: a thin client of the public API.
  */
 import { echoCommand, echoHelp } from './commands/echo.js';
+import { inspectCommand, inspectHelp } from './commands/inspect.js';
 import { UsageError } from './options.js';
 
 const commands: Record<string, { run: (argv: string[]) => Promise<void>; help: string; summary: string }> = {
   echo: { run: echoCommand, help: echoHelp, summary: 'echo every call\'s audio back (the default server)' },
+  inspect: { run: inspectCommand, help: inspectHelp, summary: 'show what Asterisk sends and diagnose common mistakes' },
 };
 
 function usage(): string {

@@ -15,13 +15,18 @@ function peer(call: Call): string {
   return call.remoteAddress.includes(':') ? `[${call.remoteAddress}]:${call.remotePort}` : `${call.remoteAddress}:${call.remotePort}`;
 }
 
-export async function runServer(name: string, args: CommonServerArgs, handler: CallHandler): Promise<RunningServer> {
+export async function runServer(
+  name: string,
+  args: CommonServerArgs,
+  handler: CallHandler,
+  options: { callLines?: boolean } = {},
+): Promise<RunningServer> {
   const output = createOutput(args);
   const server = createServer(handler, args.server);
-  server.on('call', (call) => {
+  if (options.callLines !== false) server.on('call', (call) => {
     output.event('call', { uuid: call.uuid, peer: peer(call) }, `call ${call.uuid} from ${peer(call)}`);
   });
-  server.on('callEnd', (call: Call, end: CallEnd) => {
+  if (options.callLines !== false) server.on('callEnd', (call: Call, end: CallEnd) => {
     const s = end.stats;
     output.event(
       'callEnd',
