@@ -1,5 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import { execFile } from 'node:child_process';
+import { promisify } from 'node:util';
 import {
   loadResampler,
   resamplerReady,
@@ -218,4 +220,26 @@ test('dispose is idempotent and later use throws', () => {
   assert.throws(() => r.flush(), isCode(ErrorCodes.INVALID_ARGUMENT, /disposed/));
   // Many create/dispose cycles do not leak into failure.
   for (let i = 0; i < 2000; i++) createResampler({ inputRate: 44100, outputRate: 8000 }).dispose();
+});
+
+test('resamplers dropped without dispose() are freed by the FinalizationRegistry', async () => {
+  // Needs --expose-gc, so run in a child process. Each round leaks ~11 MB of WASM buffers unless finalized.
+  const moduleUrl = new URL('../src/audio/resample.js', import.meta.url).href;
+  const script = `
+    const { loadResampler, createResampler } = await import(${JSON.stringify(moduleUrl)});
+    await loadResampler();
+    const heap = () => { const r = createResampler({ inputRate: 8000, outputRate: 16000 }); const n = r.processView(new Int16Array(2)).buffer.byteLength; r.dispose(); return n; };
+    const big = new Int16Array(96000);
+    const sizes = [];
+    for (let round = 0; round < 6; round++) {
+      for (let i = 0; i < 50; i++) createResampler({ inputRate: 48000, outputRate: 8000 }).process(big);
+      for (let k = 0; k < 2; k++) { globalThis.gc(); await new Promise((r) => setTimeout(r, 20)); }
+      sizes.push(heap());
+    }
+    console.log(JSON.stringify(sizes));
+  `;
+  const { stdout } = await promisify(execFile)(process.execPath, ['--expose-gc', '--input-type=module', '-e', script]);
+  const sizes = JSON.parse(stdout) as number[];
+  assert.equal(sizes.length, 6);
+  assert.ok(sizes[5]! <= sizes[0]! * 1.5, `WASM heap grew from ${sizes[0]} to ${sizes[5]} bytes`);
 });
