@@ -286,8 +286,11 @@ class SpeexResampler implements Resampler {
       const p = n.mod.HEAPU32[lens + 1]!;
       consumed += c;
       produced += p;
-      // Input left over means the output buffer filled up: grow it, keeping what is there.
-      if (consumed < frames) this.ensureOutput(n.outCap * 2, produced * ch);
+      if (consumed < frames) {
+        // Input left over should only mean the output buffer filled up: grow it, keeping what is there.
+        if (c === 0 && p === 0 && produced * ch < n.outCap) throw speexError('process', 2);
+        this.ensureOutput(n.outCap * 2, produced * ch);
+      }
     }
     return produced;
   }
