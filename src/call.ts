@@ -22,14 +22,22 @@ import {
 } from './outbound.js';
 import type { FrameScheduler } from './scheduler.js';
 import { InboundFormatMeter, type InboundFormatGuess } from './detect.js';
+import { createConverter, type Converter } from './audio/convert.js';
+import { parseFormat, sameFormat, type AudioFormat, type FormatSpec } from './audio/format.js';
+import { readWavFile } from './audio/wav.js';
 
 /** One audio message received from Asterisk. */
 export interface AudioFrame {
-  /** Message kind, 0x10-0x18. */
+  /** Message kind on the wire, 0x10-0x18. */
   kind: AudioKind;
-  /** Sample rate the kind stands for (8000 for 0x10 even when the channel driver sends G.711 under it). */
+  /** Sample rate of `payload` (the kind's rate, or the `receive` format's when converting). */
   sampleRate: number;
-  /** The payload: little-endian 16-bit samples for slin. A view into the received chunk: copy it if you keep it long. */
+  /** Format of `payload`: what Asterisk sent, or the call's `receive` format when one is set. */
+  format: AudioFormat;
+  /**
+   * The audio. Without conversion it is the message payload itself, a view into the received
+   * chunk: copy it if you keep it long.
+   */
   payload: Buffer;
 }
 
@@ -115,6 +123,9 @@ export interface CallEvents {
 
 /** Options of one call, resolved by the server. */
 export interface CallSettings {
+  inbound: 'slin' | 'ulaw' | 'alaw';
+  receive: AudioFormat | undefined;
+  send: AudioFormat | undefined;
   frameMs: number;
   outboundKind: AudioKind;
   keepAlive: boolean;
@@ -133,7 +144,16 @@ export interface CallSettings {
 export interface PlayOptions {
   /** Aborting settles the play as `interrupted` with reason `abort` and drops its queued audio. */
   signal?: AbortSignal;
+  /**
+   * Format of the source's bytes, converted on the fly to the call's outbound format. Default:
+   * the call's send format (server option `send`, or {@link Call.sendAs}), else the outbound
+   * wire format. Ignored for WAV file paths, whose header says what they hold.
+   */
+  format?: FormatSpec;
 }
+
+/** Source of {@link Call.play}: raw audio in one piece or streamed, or the path of a WAV file. */
+export type PlaySource = OutboundSource | string;
 
 /** @internal Hooks between a call and its server. */
 export interface CallHooks {
@@ -179,7 +199,13 @@ export class Call extends EventEmitter<CallEvents> {
   #handshakeTimer: NodeJS.Timeout | undefined;
   #hangupTimer: NodeJS.Timeout | undefined;
   #inboundKind: AudioKind | undefined;
-  #meter: InboundFormatMeter | null = new InboundFormatMeter(8000);
+  #meter: InboundFormatMeter | null;
+  #receive: AudioFormat | undefined;
+  #send: AudioFormat | undefined;
+  readonly #outboundFormat: AudioFormat;
+  #inConverter: Converter | undefined;
+  #inConverterKind = -1;
+  #writeConverter: Converter | undefined;
   #guess: InboundFormatGuess | undefined;
   #blockedSince = 0;
   #maxBufferedBytes: number;
@@ -220,9 +246,14 @@ export class Call extends EventEmitter<CallEvents> {
         prefetchMs: settings.prefetchMs,
       },
       scheduler,
-      (message) => this.#send(message),
+      (message) => this.#sendMessage(message),
       (name, reached) => this.#emitSafe('mark', name, reached),
     );
+    this.#receive = settings.receive;
+    this.#send = settings.send;
+    this.#outboundFormat = parseFormat({ encoding: 'slin', sampleRate: sampleRateOfKind(settings.outboundKind)!, channels: 1 });
+    // Declared G.711 needs no guessing; slin under 0x10 is checked for the channel-driver trap.
+    this.#meter = settings.inbound === 'slin' ? new InboundFormatMeter(8000) : null;
     this.#maxBufferedBytes = Math.max(
       this.#outbound.frameBytes * 2,
       Math.round((settings.maxBufferedMs / settings.frameMs) * this.#outbound.frameBytes),
@@ -294,9 +325,55 @@ export class Call extends EventEmitter<CallEvents> {
    * `payload` must be non-empty whole samples of `kind` (default: the call's outbound kind);
    * anything Asterisk would reject throws `ERR_AUDIOSOCKET_INVALID_MESSAGE`.
    */
-  write(payload: Uint8Array, kind: AudioKind = this.#outbound.kind): void {
+  write(payload: Uint8Array, kind?: AudioKind): void {
     if (this.#state !== 'open') throw audioSocketError(ErrorCodes.CALL_ENDED, `cannot write: the call has ended (${this.#endReason})`);
-    this.#outbound.write(payload, kind);
+    if (kind !== undefined || this.#send === undefined || sameFormat(this.#send, this.#outboundFormat)) {
+      this.#outbound.write(payload, kind ?? this.#outbound.kind);
+      return;
+    }
+    this.#writeConverter ??= createConverter(this.#send, this.#outboundFormat);
+    const converted = this.#writeConverter.push(payload);
+    if (converted.length > 0) this.#outbound.write(converted, this.#outbound.kind);
+  }
+
+  /**
+   * Sets the format in which `audio` events and iterators deliver received audio (converted
+   * from what Asterisk sends, per call, with its own resampler state); `null` delivers it as
+   * received. Overrides the server's `receive` option for this call.
+   */
+  receiveAs(format: FormatSpec | null): this {
+    const next = format === null ? undefined : parseFormat(format);
+    this.#inConverter?.dispose();
+    this.#inConverter = undefined;
+    this.#inConverterKind = -1;
+    this.#receive = next;
+    return this;
+  }
+
+  /**
+   * Sets the format of the audio you hand to {@link play} and to {@link write} without a kind;
+   * it is converted to the outbound wire format. Overrides the server's `send` option.
+   */
+  sendAs(format: FormatSpec | null): this {
+    this.#writeConverter?.dispose();
+    this.#writeConverter = undefined;
+    this.#send = format === null ? undefined : parseFormat(format);
+    return this;
+  }
+
+  /** Format received audio is delivered in (`undefined`: as received). */
+  get receiveFormat(): AudioFormat | undefined {
+    return this.#receive;
+  }
+
+  /** Format of audio handed to play()/write() (`undefined`: the outbound wire format). */
+  get sendFormat(): AudioFormat | undefined {
+    return this.#send;
+  }
+
+  /** The wire format of paced output: slin at the outbound kind's rate. */
+  get outboundFormat(): AudioFormat {
+    return this.#outboundFormat;
   }
 
   /**
@@ -308,11 +385,41 @@ export class Call extends EventEmitter<CallEvents> {
    * `source` is raw audio in the outbound format (slin at the outbound kind's rate): a Buffer,
    * Uint8Array, Int16Array, a Readable stream or an (async) iterable of chunks of any size.
    */
-  play(source: OutboundSource, options: PlayOptions = {}): Promise<PlayResult> {
+  play(source: PlaySource, options: PlayOptions = {}): Promise<PlayResult> {
     if (this.#state !== 'open') {
       return Promise.reject(audioSocketError(ErrorCodes.CALL_ENDED, `cannot play: the call has ended (${this.#endReason})`));
     }
-    return this.#outbound.play(source, undefined as ByteConverter | undefined, options.signal);
+    if (typeof source === 'string') return this.#outbound.play(this.#wavSource(source), undefined, options.signal);
+    let convert: ByteConverter | undefined;
+    try {
+      const from = options.format === undefined ? this.#send : parseFormat(options.format);
+      if (from !== undefined && !sameFormat(from, this.#outboundFormat)) convert = createConverter(from, this.#outboundFormat);
+    } catch (err) {
+      return Promise.reject(err);
+    }
+    return this.#outbound.play(source, convert, options.signal);
+  }
+
+  /** A WAV file as a play source: read, then converted from its own format, in order with other plays. */
+  async *#wavSource(path: string): AsyncGenerator<Buffer> {
+    const wav = await readWavFile(path);
+    if (sameFormat(wav.format, this.#outboundFormat)) {
+      yield wav.data;
+      return;
+    }
+    const convert = createConverter(wav.format, this.#outboundFormat);
+    try {
+      // Convert in slices so a long file starts playing at once and memory stays flat.
+      const step = Math.max(2, Math.round(wav.format.sampleRate * wav.format.channels * (wav.format.encoding === 'slin' ? 2 : 1)));
+      for (let off = 0; off < wav.data.length; off += step) {
+        const out = convert.push(wav.data.subarray(off, off + step));
+        if (out.length > 0) yield out;
+      }
+      const tail = convert.flush();
+      if (tail.length > 0) yield tail;
+    } finally {
+      convert.dispose();
+    }
   }
 
   /**
@@ -539,9 +646,7 @@ export class Call extends EventEmitter<CallEvents> {
         this.#s.audioIn++;
         this.#inboundKind = kind;
         if (this.#meter !== null && kind === Kind.SLIN) this.#measure(payload);
-        if (this.listenerCount('audio') > 0) {
-          this.emit('audio', { kind, sampleRate: sampleRateOfKind(kind)!, payload });
-        }
+        if (this.listenerCount('audio') > 0) this.#emitAudio(kind, payload);
         return;
       }
       if (kind === Kind.DTMF && payload.length === 1) {
@@ -576,6 +681,32 @@ export class Call extends EventEmitter<CallEvents> {
     this.#hooks.ready(this);
   }
 
+  /** What a message of `kind` really carries: slin at the kind's rate, or declared G.711 under 0x10. */
+  #wireFormat(kind: AudioKind): AudioFormat {
+    if (kind === Kind.SLIN && this.#settings.inbound !== 'slin') {
+      return parseFormat({ encoding: this.#settings.inbound, sampleRate: 8000, channels: 1 });
+    }
+    return parseFormat({ encoding: 'slin', sampleRate: sampleRateOfKind(kind)!, channels: 1 });
+  }
+
+  #emitAudio(kind: AudioKind, payload: Buffer): void {
+    const target = this.#receive;
+    if (target === undefined) {
+      const format = this.#wireFormat(kind);
+      this.emit('audio', { kind, sampleRate: format.sampleRate, format, payload });
+      return;
+    }
+    if (this.#inConverterKind !== kind) {
+      // A new kind mid-call (rare) restarts the conversion from its format.
+      this.#inConverter?.dispose();
+      this.#inConverter = createConverter(this.#wireFormat(kind), target);
+      this.#inConverterKind = kind;
+    }
+    const converted = this.#inConverter!.push(payload);
+    if (converted.length === 0) return;
+    this.emit('audio', { kind, sampleRate: target.sampleRate, format: target, payload: converted });
+  }
+
   /** Watches the first second of 0x10 audio for G.711 mislabelled as slin (channel driver without c()). */
   #measure(payload: Buffer): void {
     const guess = this.#meter!.push(payload, performance.now());
@@ -593,7 +724,7 @@ export class Call extends EventEmitter<CallEvents> {
     }
   }
 
-  #send(message: Buffer): void {
+  #sendMessage(message: Buffer): void {
     const socket = this.#socket;
     if (this.#state !== 'open' || socket.destroyed) return;
     if (socket.writableLength > this.#maxBufferedBytes) {
@@ -737,6 +868,9 @@ export class Call extends EventEmitter<CallEvents> {
     if (this.#state === 'closed') return;
     this.#state = 'closed';
     this.#outbound.close();
+    this.#inConverter?.dispose();
+    this.#writeConverter?.dispose();
+    this.#inConverter = this.#writeConverter = undefined;
     const end: CallEnd = {
       reason: this.#endReason!,
       durationMs: performance.now() - this.#startMono,

@@ -11,6 +11,7 @@ import { audioSocketError, ErrorCodes, type AudioSocketError } from './errors.js
 import { encodeDtmfMessage, encodeMessage, encodeUuidMessage } from './protocol/encoder.js';
 import { isAudioKind, Kind, kindName, sampleRateOfKind, type AudioKind } from './protocol/kinds.js';
 import { MessageParser } from './protocol/parser.js';
+import { parseFormat } from './audio/format.js';
 
 /** Options of {@link connect}. */
 export interface ConnectOptions {
@@ -238,7 +239,8 @@ export class AsteriskClient extends EventEmitter<ClientEvents> {
       }
       this.#stats.audioIn++;
       this.#stats.audioBytesIn += payload.length;
-      this.emit('audio', { kind, sampleRate: sampleRateOfKind(kind)!, payload });
+      const sampleRate = sampleRateOfKind(kind)!;
+      this.emit('audio', { kind, sampleRate, format: parseFormat({ encoding: 'slin', sampleRate, channels: 1 }), payload });
       return;
     }
     this.emit('message', kind, payload);

@@ -34,6 +34,7 @@ export {
   type CallWarning,
   type EndReason,
   type PlayOptions,
+  type PlaySource,
 } from './call.js';
 export type { PlayResult, OutboundSource, OutboundStats } from './outbound.js';
 export { InboundFormatMeter, type InboundFormatGuess } from './detect.js';
@@ -71,6 +72,9 @@ export {
   DTMF_DIGITS,
 } from './protocol/encoder.js';
 export { formatUuid, parseUuid, isUuid } from './protocol/uuid.js';
+
+// Audio formats, G.711, resampling, channel mixing, conversion and WAV files (no I/O but files)
+export * from './audio/index.js';
 
 // Clocks (inject a ManualClock to test pacing without waiting)
 export { ManualClock, systemClock, type Clock, type TimerHandle } from './clock.js';

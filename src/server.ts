@@ -11,6 +11,8 @@ import { HANGUP_MESSAGE } from './protocol/encoder.js';
 import { audioKindForRate, isAudioKind, MAX_PAYLOAD, type AudioKind } from './protocol/kinds.js';
 import { FrameScheduler } from './scheduler.js';
 import { createAllowList } from './allow.js';
+import { parseFormat, type FormatSpec } from './audio/format.js';
+import { loadResampler } from './audio/resample.js';
 
 /** Called once per call, when its UUID has arrived. May be async; a throw or rejection ends that call only. */
 export type CallHandler = (call: Call) => unknown;
@@ -36,6 +38,21 @@ export interface ServerOptions {
    * which every Asterisk accepts; 0x11-0x18 need Asterisk 20.17/21.12/22.7/23.1 or later.
    */
   outboundKind?: AudioKind | number;
+  /**
+   * What kind 0x10 really carries. `slin` (default) as the protocol says; `ulaw` or `alaw` for
+   * a channel driver dialled with `c(ulaw)`/`c(alaw)` (or without `c()` from a G.711 caller).
+   */
+  inbound?: 'slin' | 'ulaw' | 'alaw';
+  /**
+   * Deliver received audio (events, iterators) in this format, e.g. `'slin16'` for speech-to-text
+   * or `{ encoding: 'slin', sampleRate: 24000 }`. Converted per call. Default: as received.
+   */
+  receive?: FormatSpec;
+  /**
+   * Format of the audio you hand to `play()` and to `write()` without a kind, e.g. `'slin24'` from
+   * a TTS engine; converted per call to `outboundKind`. Default: the outbound wire format.
+   */
+  send?: FormatSpec;
   /** Send silence in every empty slot from the UUID until hangup (needed by Asterisk, protocol.md §3.8). Default true. */
   keepAlive?: boolean;
   /** Extra frames a tick may send to catch up after an event-loop stall. Default 2. */
@@ -141,7 +158,14 @@ export function resolveCallSettings(options: ServerOptions): CallSettings {
   if (maxPayload > MAX_PAYLOAD) {
     throw audioSocketError(ErrorCodes.INVALID_ARGUMENT, `maxPayload must be at most ${MAX_PAYLOAD}, got ${maxPayload}`);
   }
+  const inbound = options.inbound ?? 'slin';
+  if (inbound !== 'slin' && inbound !== 'ulaw' && inbound !== 'alaw') {
+    throw audioSocketError(ErrorCodes.INVALID_ARGUMENT, `inbound must be 'slin', 'ulaw' or 'alaw', got ${JSON.stringify(inbound)}`);
+  }
   return {
+    inbound,
+    receive: options.receive === undefined ? undefined : parseFormat(options.receive),
+    send: options.send === undefined ? undefined : parseFormat(options.send),
     frameMs: nonNegative('frameMs', options.frameMs, 20),
     outboundKind: resolveOutboundKind(options.outboundKind),
     keepAlive: options.keepAlive ?? true,
@@ -248,6 +272,19 @@ export class AudioSocketServer extends EventEmitter<ServerEvents> {
     const port = options.port ?? this.#options.port ?? 9092;
     const signal = options.signal;
     if (signal?.aborted) return Promise.reject(signal.reason);
+    // The resampler (WebAssembly) loads once per process, so conversions can start synchronously
+    // inside calls. Without it only same-rate conversions work; that is reported, not fatal.
+    return loadResampler().then(
+      () => this.#listen(host, port, options),
+      (err: unknown) => {
+        process.emitWarning(`audiosocket: the resampler could not be loaded; sample-rate conversion is unavailable: ${String(err)}`);
+        return this.#listen(host, port, options);
+      },
+    );
+  }
+
+  #listen(host: string, port: number, options: ListenOptions): Promise<AddressInfo> {
+    const signal = options.signal;
     return new Promise<AddressInfo>((resolve, reject) => {
       const onError = (err: Error): void => {
         this.#net.off('listening', onListening);
