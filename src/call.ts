@@ -108,6 +108,11 @@ export interface CallEvents {
   dtmf: [digit: string];
   /** A message of an unknown or unexpected kind (never fatal). */
   message: [kind: number, payload: Buffer];
+  /**
+   * An audio message was written to Asterisk (paced, immediate or keep-alive silence): what the
+   * caller hears, e.g. for recording. `payload` is shared: copy it to keep it.
+   */
+  sent: [kind: AudioKind, payload: Buffer];
   /** A mark queued with {@link Call.mark} was reached (`true`) or flushed (`false`). */
   mark: [name: string, reached: boolean];
   /** Something non-fatal the application may want to log. */
@@ -752,6 +757,9 @@ export class Call extends EventEmitter<CallEvents> {
     this.#s.messagesOut++;
     this.#s.bytesOut += message.length;
     socket.write(message);
+    if (message[0] !== Kind.HANGUP && this.listenerCount('sent') > 0) {
+      this.#emitSafe('sent', message[0] as AudioKind, message.subarray(3));
+    }
   }
 
   #warn(code: CallWarning['code'], message: string): void {

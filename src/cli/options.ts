@@ -14,6 +14,9 @@ export const serverOptionSpec = {
   'max-calls': { type: 'string' },
   'frame-ms': { type: 'string' },
   'no-keepalive': { type: 'boolean', default: false },
+  inbound: { type: 'string' },
+  format: { type: 'string' },
+  metrics: { type: 'string' },
   json: { type: 'boolean', default: false },
   quiet: { type: 'boolean', short: 'q', default: false },
   help: { type: 'boolean', short: 'h', default: false },
@@ -26,6 +29,11 @@ export const serverOptionsHelp = `Options:
   --max-calls N        most concurrent calls; more get a hangup (default: unlimited)
   --frame-ms MS        outbound frame duration: 10, 20, 30, 40, 50, 60 (default 20)
   --no-keepalive       do not send silence when there is nothing to send
+  --inbound ENC        what kind 0x10 really carries: slin (default), ulaw or alaw
+                       (a channel driver dialled with c(ulaw)/c(alaw) or without c())
+  --format NAME        what we send to Asterisk: slin (default, every version), or slin12..slin192
+                       (Asterisk 20.17/21.12/22.7/23.1 and later only)
+  --metrics HOST:PORT  serve Prometheus metrics at http://HOST:PORT/metrics
   --json               one JSON object per event on stdout
   -q, --quiet          only the listening line and errors
   -h, --help           this help`;
@@ -38,6 +46,7 @@ export function parseIntOption(name: string, value: string | undefined, min: num
 }
 
 export interface CommonServerArgs {
+  metrics: { host: string; port: number } | undefined;
   host: string;
   port: number;
   json: boolean;
@@ -64,8 +73,21 @@ export function parseServerArgs<E extends NonNullable<ParseArgsConfig['options']
   const frameMs = parseIntOption('frame-ms', v['frame-ms'] as string | undefined, 10, 60);
   if (frameMs !== undefined) server.frameMs = frameMs;
   if (typeof v.allow === 'string') server.allow = v.allow;
+  if (typeof v.inbound === 'string') {
+    if (!['slin', 'ulaw', 'alaw'].includes(v.inbound)) throw new UsageError(`--inbound must be slin, ulaw or alaw, got ${JSON.stringify(v.inbound)}`);
+    server.inbound = v.inbound as 'slin' | 'ulaw' | 'alaw';
+  }
+  if (typeof v.format === 'string') {
+    const rates: Record<string, number> = { slin: 8000, slin12: 12000, slin16: 16000, slin24: 24000, slin32: 32000, slin44: 44100, slin48: 48000, slin96: 96000, slin192: 192000 };
+    const rate = rates[v.format];
+    if (rate === undefined) throw new UsageError(`--format must be one of ${Object.keys(rates).join(', ')}, got ${JSON.stringify(v.format)}`);
+    server.outboundKind = rate;
+  }
+  let metrics: CommonServerArgs['metrics'];
+  if (typeof v.metrics === 'string') metrics = parseHostPort('metrics', v.metrics);
   return {
     common: {
+      metrics,
       host: v.host as string,
       port: parseIntOption('port', v.port as string, 0, 65535)!,
       json: v.json === true,
@@ -76,4 +98,13 @@ export function parseServerArgs<E extends NonNullable<ParseArgsConfig['options']
     values: v,
     positionals: parsed.positionals,
   };
+}
+
+/** Parses `HOST:PORT`, `[v6]:PORT` or `PORT`. */
+export function parseHostPort(name: string, text: string, defaultHost = '127.0.0.1'): { host: string; port: number } {
+  const m = /^(?:\[([^\]]+)\]|([^:]*)):(\d+)$/.exec(text) ?? /^()()(\d+)$/.exec(text);
+  if (!m) throw new UsageError(`--${name} must be HOST:PORT, got ${JSON.stringify(text)}`);
+  const port = Number(m[3]);
+  if (port > 65535) throw new UsageError(`--${name}: port ${port} is out of range`);
+  return { host: m[1] || m[2] || defaultHost, port };
 }

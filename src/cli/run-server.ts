@@ -1,57 +1,110 @@
 /**
- * Runs a server command: listens, prints one line per call, shuts down gracefully on
- * SIGINT/SIGTERM (live calls get a hangup), and a second signal exits at once.
+ * Runs a server command: listens, prints one line per call (or a live status line on a TTY),
+ * optionally serves metrics, and shuts down gracefully on SIGINT/SIGTERM (live calls get a
+ * hangup, commands finalise their files); a second signal exits at once.
  */
-import { createServer, type Call, type CallHandler, type CallEnd } from '../index.js';
+import { createServer, type AudioSocketServer, type Call, type CallEnd, type CallHandler } from '../index.js';
+import { serveMetrics, type MetricsEndpoint } from './metrics.js';
 import type { CommonServerArgs } from './options.js';
 import { createOutput, type Output } from './output.js';
 
 export interface RunningServer {
+  server: AudioSocketServer;
   output: Output;
+  /** Resolves after a signal, once every call is closed and `beforeExit` hooks have run. */
   done: Promise<void>;
 }
 
-function peer(call: Call): string {
+export interface RunOptions {
+  /** Print the generic call/end lines (default true). */
+  callLines?: boolean;
+  /** Awaited after the server has closed, before the process exits (finalise files). */
+  beforeExit?: () => Promise<void>;
+}
+
+export function peer(call: Call): string {
   return call.remoteAddress.includes(':') ? `[${call.remoteAddress}]:${call.remotePort}` : `${call.remoteAddress}:${call.remotePort}`;
 }
 
-export async function runServer(
-  name: string,
-  args: CommonServerArgs,
-  handler: CallHandler,
-  options: { callLines?: boolean } = {},
-): Promise<RunningServer> {
+/** A one-line live status on a TTY: active calls, frames per second each way, drops, late slots. */
+function startStatusLine(server: AudioSocketServer): () => void {
+  let ended = { in: 0, out: 0, drops: 0, late: 0 };
+  server.on('callEnd', (_c, end) => {
+    ended = {
+      in: ended.in + end.stats.audioIn,
+      out: ended.out + end.stats.framesSent,
+      drops: ended.drops + end.stats.droppedIn + end.stats.droppedOut,
+      late: ended.late + end.stats.lateSlots,
+    };
+  });
+  let last = { in: 0, out: 0, t: performance.now() };
+  const timer = setInterval(() => {
+    let framesIn = ended.in;
+    let framesOut = ended.out;
+    let drops = ended.drops;
+    let late = ended.late;
+    for (const call of server.calls) {
+      const s = call.stats;
+      framesIn += s.audioIn;
+      framesOut += s.framesSent;
+      drops += s.droppedIn + s.droppedOut;
+      late += s.lateSlots;
+    }
+    const now = performance.now();
+    const dt = (now - last.t) / 1000;
+    const line =
+      `calls ${server.calls.size} active, ${server.stats.totalCalls} total | ` +
+      `frames/s in ${Math.round((framesIn - last.in) / dt)} out ${Math.round((framesOut - last.out) / dt)} | ` +
+      `drops ${drops} | late slots ${late}`;
+    last = { in: framesIn, out: framesOut, t: now };
+    process.stdout.write(`\r\x1b[2K${line}`);
+  }, 1000);
+  timer.unref();
+  return () => {
+    clearInterval(timer);
+    process.stdout.write('\r\x1b[2K');
+  };
+}
+
+export async function runServer(name: string, args: CommonServerArgs, handler: CallHandler, options: RunOptions = {}): Promise<RunningServer> {
   const output = createOutput(args);
   const server = createServer(handler, args.server);
-  if (options.callLines !== false) server.on('call', (call) => {
-    output.event('call', { uuid: call.uuid, peer: peer(call) }, `call ${call.uuid} from ${peer(call)}`);
-  });
-  if (options.callLines !== false) server.on('callEnd', (call: Call, end: CallEnd) => {
-    const s = end.stats;
-    output.event(
-      'callEnd',
-      {
-        uuid: call.uuid,
-        peer: peer(call),
-        durationMs: Math.round(end.durationMs),
-        reason: end.reason,
-        error: end.error?.message,
-        messagesIn: s.messagesIn,
-        messagesOut: s.messagesOut,
-        dtmf: s.dtmfIn,
-        droppedIn: s.droppedIn,
-        droppedOut: s.droppedOut,
-      },
-      `end  ${call.uuid} ${peer(call)} ${(end.durationMs / 1000).toFixed(1)}s in=${s.messagesIn} out=${s.messagesOut}` +
-        ` reason=${end.reason}${end.error ? ` (${end.error.message})` : ''}`,
-    );
-  });
+  const live = process.stdout.isTTY === true && !args.json && !args.quiet;
+  // On a TTY the status line replaces per-call lines; elsewhere (logs, pipes) one line per event.
+  if (options.callLines !== false && !live) {
+    server.on('call', (call) => {
+      output.event('call', { uuid: call.uuid, peer: peer(call) }, `call ${call.uuid} from ${peer(call)}`);
+    });
+    server.on('callEnd', (call: Call, end: CallEnd) => {
+      const s = end.stats;
+      output.event(
+        'callEnd',
+        {
+          uuid: call.uuid,
+          peer: peer(call),
+          durationMs: Math.round(end.durationMs),
+          reason: end.reason,
+          error: end.error?.message,
+          messagesIn: s.messagesIn,
+          messagesOut: s.messagesOut,
+          dtmf: s.dtmfIn,
+          droppedIn: s.droppedIn,
+          droppedOut: s.droppedOut,
+          lateSlots: s.lateSlots,
+        },
+        `end  ${call.uuid} ${peer(call)} ${(end.durationMs / 1000).toFixed(1)}s in=${s.messagesIn} out=${s.messagesOut}` +
+          ` reason=${end.reason}${end.error ? ` (${end.error.message})` : ''}`,
+      );
+    });
+  }
   server.on('handshakeFailed', (f) => {
     const hint =
-      f.reason === 'closed-before-uuid'
-        ? ' (normal if a Dial was abandoned; for AudioSocket() put Answer() before it)'
-        : '';
-    output.event('handshakeFailed', { ...f, error: f.error?.message }, `no call from ${f.remoteAddress}:${f.remotePort}: ${f.reason}${hint}${f.error ? `: ${f.error.message}` : ''}`);
+      f.reason === 'closed-before-uuid' ? ' (normal if a Dial was abandoned; for AudioSocket() put Answer() before it)' : '';
+    output.event(
+      'handshakeFailed',
+      { ...f, error: f.error?.message },
+      `no call from ${f.remoteAddress}:${f.remotePort}: ${f.reason}${hint}${f.error ? `: ${f.error.message}` : ''}`,
+    );
   });
   server.on('connectionRejected', (r) => {
     output.event('connectionRejected', { ...r }, `rejected ${r.remoteAddress}:${r.remotePort}: ${r.reason}`);
@@ -59,6 +112,9 @@ export async function runServer(
   server.on('handlerError', (err, call) => {
     output.error(`call ${call.uuid}: ${(err as Error)?.stack ?? String(err)}`, { uuid: call.uuid });
   });
+  server.on('call', (call) =>
+    call.on('warning', (w) => output.event('warning', { uuid: call.uuid, code: w.code, message: w.message }, `warn ${call.uuid} ${w.message}`)),
+  );
 
   let address;
   try {
@@ -68,10 +124,21 @@ export async function runServer(
     const why = e.code === 'EADDRINUSE' ? `port ${args.port} is already in use (is another audiosocket running?)` : e.message;
     output.error(`cannot listen on ${args.host}:${args.port}: ${why}`);
     process.exitCode = 1;
-    return { output, done: Promise.resolve() };
+    return { server, output, done: Promise.resolve() };
   }
   const shown = address.family === 'IPv6' ? `[${address.address}]:${address.port}` : `${address.address}:${address.port}`;
   output.event('listening', { command: name, host: address.address, port: address.port }, `audiosocket ${name} listening on ${shown}`);
+
+  let metrics: MetricsEndpoint | undefined;
+  if (args.metrics) {
+    try {
+      metrics = await serveMetrics(server, args.metrics.host, args.metrics.port);
+      output.event('metrics', { port: metrics.address.port }, `metrics on http://${args.metrics.host}:${metrics.address.port}/metrics`);
+    } catch (err) {
+      output.error(`cannot serve metrics on ${args.metrics.host}:${args.metrics.port}: ${(err as Error).message}`);
+    }
+  }
+  const stopStatus = live ? startStatusLine(server) : () => {};
 
   const done = new Promise<void>((resolve) => {
     let stopping = false;
@@ -81,17 +148,21 @@ export async function runServer(
         process.exit(130);
       }
       stopping = true;
-      const live = server.calls.size;
-      output.event('closing', { signal, activeCalls: live }, `${signal}: closing, hanging up ${live} call(s)`);
-      void server.close().then(() => {
+      stopStatus();
+      const count = server.calls.size;
+      output.event('closing', { signal, activeCalls: count }, `${signal}: closing, hanging up ${count} call(s)`);
+      void (async () => {
+        await server.close();
+        await metrics?.close();
+        await options.beforeExit?.();
         output.event('closed', { totalCalls: server.stats.totalCalls }, `closed after ${server.stats.totalCalls} call(s)`);
         process.off('SIGINT', stop);
         process.off('SIGTERM', stop);
         resolve();
-      });
+      })();
     };
     process.on('SIGINT', stop);
     process.on('SIGTERM', stop);
   });
-  return { output, done };
+  return { server, output, done };
 }

@@ -1,0 +1,57 @@
+/**
+ * `audiosocket play FILE`: every caller hears the file, paced in real time and converted to the
+ * call's format; then hangup, silence or echo.
+ */
+import { readWavFile, type Call, type DecodedWav } from '../../index.js';
+import { parseServerArgs, serverOptionsHelp, UsageError } from '../options.js';
+import { runServer } from '../run-server.js';
+
+export const playHelp = `Usage: audiosocket play FILE [--loop] [--then hangup|silence|echo] [--barge-in-dtmf] [options]
+
+Every caller hears FILE (a WAV: PCM 8/16/24/32-bit, float, u-law or a-law, mono or stereo, any
+rate), converted to the call's format and paced in real time.
+
+  --loop                 repeat the file until the caller hangs up (or presses a key, see below)
+  --then ACTION          after the file: hangup (default), silence (stay on the line) or echo
+  --barge-in-dtmf        a key press stops the file at once and moves on to --then
+
+${serverOptionsHelp}`;
+
+export async function playCommand(argv: string[]): Promise<void> {
+  const { common, values, positionals } = parseServerArgs(argv, {
+    loop: { type: 'boolean', default: false },
+    then: { type: 'string', default: 'hangup' },
+    'barge-in-dtmf': { type: 'boolean', default: false },
+  });
+  if (common.help) {
+    process.stdout.write(`${playHelp}\n`);
+    return;
+  }
+  const then = values.then as string;
+  if (!['hangup', 'silence', 'echo'].includes(then)) throw new UsageError(`--then must be hangup, silence or echo, got ${JSON.stringify(then)}`);
+  if (positionals.length !== 1) throw new UsageError('play needs exactly one FILE');
+  const path = positionals[0]!;
+  let wav: DecodedWav;
+  try {
+    wav = await readWavFile(path);
+  } catch (err) {
+    // A bad file is a usage problem: say so before listening.
+    throw new UsageError(`cannot play ${path}: ${(err as Error).message}`);
+  }
+  const loop = values.loop === true;
+  const bargeIn = values['barge-in-dtmf'] === true;
+
+  const running = await runServer('play', common, async (call: Call) => {
+    const stop = new AbortController();
+    if (bargeIn) call.once('dtmf', () => stop.abort());
+    do {
+      const result = await call.play(wav.data, { format: wav.format, signal: stop.signal });
+      if (result.status === 'interrupted') break;
+    } while (loop && call.connected);
+    if (!call.connected) return;
+    if (then === 'hangup') await call.end();
+    else if (then === 'echo') call.on('audio', (frame) => call.write(frame.payload, frame.kind));
+    // silence: keep-alive fills the line until the caller hangs up
+  });
+  await running.done;
+}

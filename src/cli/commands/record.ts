@@ -1,0 +1,130 @@
+/**
+ * `audiosocket record`: one WAV per call (caller left, what we sent right; or one file per
+ * direction) plus a JSON sidecar. Files are finalised when the call ends, also on SIGINT; a file
+ * cut by a crash still parses (sizes left as "unknown", which readers take as "to the end").
+ */
+import { mkdir, writeFile } from 'node:fs/promises';
+import { join, resolve } from 'node:path';
+import { createConverter, createWavWriter, kindName, sameFormat, sampleRateOfKind, type AudioFormat, type Call, type CallEnd, type Converter, type WavWriter } from '../../index.js';
+import { parseIntOption, parseServerArgs, serverOptionsHelp, UsageError } from '../options.js';
+import { peer, runServer } from '../run-server.js';
+import { CallTimeline } from '../timeline.js';
+
+export const recordHelp = `Usage: audiosocket record [--dir DIR] [--split] [--respond silence|echo] [--rate HZ] [options]
+
+Records every call: DIR/<start>_<uuid>.wav with two channels (left: the caller, right: what we
+sent), or with --split two mono files <start>_<uuid>.in.wav and .out.wav, plus <start>_<uuid>.json
+(uuid, peer, start, end, duration, end reason, DTMF digits with their times, formats).
+Files are valid even when a call ends abruptly.
+
+  --dir DIR              where to write (default: current directory)
+  --split                one file per direction instead of one stereo file
+  --respond MODE         what callers hear: silence (default) or echo
+  --rate HZ              sample rate of the recording (default 8000)
+
+${serverOptionsHelp}`;
+
+const FLUSH_MS = 200;
+
+export async function recordCommand(argv: string[]): Promise<void> {
+  const { common, values } = parseServerArgs(argv, {
+    dir: { type: 'string', default: '.' },
+    split: { type: 'boolean', default: false },
+    respond: { type: 'string', default: 'silence' },
+    rate: { type: 'string', default: '8000' },
+  });
+  if (common.help) {
+    process.stdout.write(`${recordHelp}\n`);
+    return;
+  }
+  const respond = values.respond as string;
+  if (respond !== 'silence' && respond !== 'echo') throw new UsageError(`--respond must be silence or echo, got ${JSON.stringify(respond)}`);
+  const rate = parseIntOption('rate', values.rate as string, 8000, 192000)!;
+  const split = values.split === true;
+  const dir = resolve(values.dir as string);
+  await mkdir(dir, { recursive: true });
+  const recFormat: AudioFormat = { encoding: 'slin', sampleRate: rate, channels: 1 };
+  const finishing = new Set<Promise<void>>();
+
+  const running = await runServer(
+    'record',
+    common,
+    async (call: Call) => {
+      const start = new Date();
+      const t0 = performance.now();
+      const base = `${start.toISOString().replace(/[:.]/g, '-')}_${call.uuid}`;
+      const files = split ? [`${base}.in.wav`, `${base}.out.wav`] : [`${base}.wav`];
+      const timeline = new CallTimeline(rate, t0);
+      const digits: Array<{ digit: string; atMs: number }> = [];
+      let outConverter: Converter | undefined;
+      let outFrom: AudioFormat | undefined;
+      call.receiveAs(recFormat);
+      if (respond === 'echo') {
+        call.sendAs(recFormat);
+        call.on('audio', (frame) => call.write(frame.payload));
+      }
+      call.on('audio', (frame) => timeline.push(0, frame.payload, performance.now()));
+      call.on('sent', (kind, payload) => {
+        const from: AudioFormat = { encoding: 'slin', sampleRate: sampleRateOfKind(kind)!, channels: 1 };
+        if (sameFormat(from, recFormat)) {
+          timeline.push(1, Buffer.from(payload), performance.now());
+          return;
+        }
+        if (outFrom === undefined || !sameFormat(outFrom, from)) {
+          outConverter?.dispose();
+          outConverter = createConverter(from, recFormat);
+          outFrom = from;
+        }
+        timeline.push(1, outConverter!.push(payload), performance.now());
+      });
+      call.on('dtmf', (digit) => digits.push({ digit, atMs: Math.round(performance.now() - t0) }));
+      // Listeners are attached before the first await so no early frame is missed.
+      const writers: WavWriter[] = await Promise.all(
+        files.map((f) => createWavWriter(join(dir, f), { ...recFormat, channels: split ? 1 : 2 })),
+      );
+      const flush = (final: boolean): void => {
+        if (split) {
+          const [a, b] = [timeline.takeMono(0), timeline.takeMono(1)];
+          if (a.length) void writers[0]!.write(a);
+          if (b.length) void writers[1]!.write(b);
+        } else {
+          const s = timeline.takeStereo(final);
+          if (s.length) void writers[0]!.write(s);
+        }
+      };
+      const timer = setInterval(() => flush(false), FLUSH_MS);
+      const finished = call.closed.then(async (end: CallEnd) => {
+        clearInterval(timer);
+        flush(true);
+        outConverter?.dispose();
+        await Promise.all(writers.map((w) => w.close()));
+        const sidecar = {
+          uuid: call.uuid,
+          peer: peer(call),
+          start: start.toISOString(),
+          end: new Date(start.getTime() + end.durationMs).toISOString(),
+          durationMs: Math.round(end.durationMs),
+          endReason: end.reason,
+          error: end.error?.message,
+          dtmf: digits,
+          format: {
+            inbound: call.inboundKind === undefined ? null : kindName(call.inboundKind),
+            inboundSampleRate: call.inboundSampleRate ?? null,
+            inboundGuess: call.inboundFormatGuess?.verdict ?? null,
+            outbound: kindName(call.outboundKind),
+            recording: { encoding: 'slin', sampleRate: rate, channels: split ? 1 : 2, layout: split ? 'one file per direction' : 'left: caller, right: sent' },
+          },
+          files,
+          stats: end.stats,
+        };
+        await writeFile(join(dir, `${base}.json`), `${JSON.stringify(sidecar, null, 2)}\n`);
+        running.output.event('recorded', { uuid: call.uuid, files: [...files, `${base}.json`] }, `saved ${files.join(', ')}`);
+      });
+      const tracked = finished.catch((err: Error) => running.output.error(`recording of ${call.uuid} failed: ${err.message}`));
+      finishing.add(tracked);
+      void tracked.finally(() => finishing.delete(tracked));
+    },
+    { beforeExit: async () => void (await Promise.all(finishing)) },
+  );
+  await running.done;
+}

@@ -1,0 +1,268 @@
+/**
+ * record, play, call and --metrics, each spawned as a real process and driven over loopback.
+ */
+import { test, describe, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { once } from 'node:events';
+import net from 'node:net';
+import { mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { connect, createServer, encodeMessage, encodeWav, parseWav, type AudioFrame } from '../src/index.js';
+import { MAIN, spawnCli, type Running } from './helpers.js';
+
+const dirs: string[] = [];
+const children: Running[] = [];
+after(async () => {
+  for (const c of children) if (c.child.exitCode === null) c.child.kill('SIGKILL');
+  await Promise.all(dirs.map((d) => rm(d, { recursive: true, force: true })));
+});
+
+async function tempDir(): Promise<string> {
+  const d = await mkdtemp(join(tmpdir(), 'audiosocket-cli-'));
+  dirs.push(d);
+  return d;
+}
+
+async function cli(args: string[]): Promise<Running> {
+  const r = await spawnCli(args);
+  children.push(r);
+  return r;
+}
+
+async function stop(r: Running, signal: NodeJS.Signals = 'SIGINT'): Promise<number> {
+  r.child.kill(signal);
+  const [code] = await once(r.child, 'exit');
+  return code as number;
+}
+
+/** 1 s of a non-silent, sample-exact test signal at 8 kHz. */
+function signal(seconds = 1): Buffer {
+  const b = Buffer.alloc(16000 * seconds);
+  for (let i = 0; i < b.length / 2; i++) b.writeInt16LE(((i * 37) % 20000) - 10000 || 1, i * 2);
+  return b;
+}
+
+function channel(data: Buffer, ch: 0 | 1): Buffer {
+  const out = Buffer.alloc(data.length / 2);
+  for (let i = 0, o = 0; i + 3 < data.length; i += 4, o += 2) {
+    out[o] = data[i + ch * 2]!;
+    out[o + 1] = data[i + ch * 2 + 1]!;
+  }
+  return out;
+}
+
+async function runCall(args: string[]): Promise<{ code: number; out: string; err: string }> {
+  const child = spawn(process.execPath, [MAIN, 'call', ...args], { stdio: 'pipe' });
+  let out = '';
+  let err = '';
+  child.stdout.on('data', (d: Buffer) => (out += d.toString()));
+  child.stderr.on('data', (d: Buffer) => (err += d.toString()));
+  const [code] = await once(child, 'exit');
+  return { code: code as number, out, err };
+}
+
+describe('audiosocket record', () => {
+  test('stereo WAV: the caller sample by sample on the left, the echo on the right; sidecar with DTMF', async () => {
+    const dir = await tempDir();
+    const rec = await cli(['record', '--port', '0', '--dir', dir, '--respond', 'echo']);
+    const client = await connect({ port: rec.port, uuid: 'abcdef01-2345-4678-89ab-cdef01234567' });
+    const audio = signal();
+    const streaming = client.stream(audio);
+    await sleep(500);
+    client.sendDtmf('7');
+    await streaming;
+    await sleep(60);
+    await client.close();
+    await sleep(400);
+    const files = (await readdir(dir)).sort();
+    assert.equal(files.length, 2, files.join());
+    const wav = parseWav(await readFile(join(dir, files.find((f) => f.endsWith('.wav'))!)));
+    assert.equal(wav.format.channels, 2);
+    assert.equal(wav.format.sampleRate, 8000);
+    assert.equal(wav.sizeUnknown, false);
+    const left = channel(wav.data, 0);
+    const right = channel(wav.data, 1);
+    const at = left.indexOf(audio.subarray(0, 64));
+    assert.ok(at >= 0 && at <= 320, `caller audio starts at byte ${at}`);
+    assert.deepEqual(left.subarray(at, at + audio.length), audio, 'left channel is the caller, sample by sample');
+    const lag = right.indexOf(audio.subarray(0, 64));
+    assert.ok(lag >= at && lag - at <= 3 * 320, `echo lag ${(lag - at) / 16} ms`);
+    assert.deepEqual(right.subarray(lag, lag + audio.length - 640), audio.subarray(0, audio.length - 640), 'right channel is the echo');
+    const sidecar = JSON.parse(await readFile(join(dir, files.find((f) => f.endsWith('.json'))!), 'utf8'));
+    assert.equal(sidecar.uuid, 'abcdef01-2345-4678-89ab-cdef01234567');
+    assert.equal(sidecar.endReason, 'remote-hangup');
+    assert.deepEqual(sidecar.dtmf.map((d: { digit: string }) => d.digit), ['7']);
+    assert.ok(sidecar.dtmf[0].atMs > 300 && sidecar.dtmf[0].atMs < 900);
+    assert.ok(sidecar.durationMs > 900);
+    assert.match(sidecar.peer, /^127\.0\.0\.1:\d+$/);
+    assert.equal(sidecar.format.recording.channels, 2);
+    await stop(rec);
+  });
+
+  test('--split and SIGINT while a call is live: the call gets a hangup and both files are finalised', async () => {
+    const dir = await tempDir();
+    const rec = await cli(['record', '--port', '0', '--dir', dir, '--split', '--json']);
+    const client = await connect({ port: rec.port });
+    const audio = signal(1);
+    for (let off = 0; off < audio.length; off += 320) client.sendAudio(audio.subarray(off, off + 320));
+    await sleep(300);
+    assert.equal(await stop(rec), 0);
+    assert.equal((await client.closed).by, 'server-hangup');
+    const files = (await readdir(dir)).sort();
+    const inFile = files.find((f) => f.endsWith('.in.wav'))!;
+    const outFile = files.find((f) => f.endsWith('.out.wav'))!;
+    assert.ok(inFile && outFile, files.join());
+    const inWav = parseWav(await readFile(join(dir, inFile)));
+    assert.equal(inWav.sizeUnknown, false, 'header patched on SIGINT');
+    assert.equal(inWav.format.channels, 1);
+    assert.ok(inWav.data.includes(audio.subarray(0, 3200)), 'caller audio recorded');
+    const outWav = parseWav(await readFile(join(dir, outFile)));
+    assert.ok(outWav.data.length >= 8 * 320, 'keep-alive silence recorded on the out side');
+    assert.ok(outWav.data.every((b) => b === 0));
+    const sidecar = JSON.parse(await readFile(join(dir, files.find((f) => f.endsWith('.json'))!), 'utf8'));
+    assert.equal(sidecar.endReason, 'server-close');
+    const events = rec.lines.map((l) => JSON.parse(l) as { event: string });
+    assert.ok(events.some((e) => e.event === 'recorded'));
+  });
+});
+
+describe('audiosocket play', () => {
+  test('every caller hears the file, byte-exact and paced, then a hangup', async () => {
+    const dir = await tempDir();
+    const audio = signal(1);
+    const path = join(dir, 'prompt.wav');
+    await writeFile(path, encodeWav('slin', audio));
+    const play = await cli(['play', path, '--port', '0']);
+    const clients = await Promise.all([connect({ port: play.port }), connect({ port: play.port })]);
+    const got = clients.map(() => [] as Buffer[]);
+    const times = clients.map(() => [] as number[]);
+    clients.forEach((c, i) =>
+      c.on('audio', (f: AudioFrame) => {
+        got[i]!.push(Buffer.from(f.payload));
+        times[i]!.push(performance.now());
+      }),
+    );
+    const closes = await Promise.all(clients.map((c) => c.closed));
+    assert.deepEqual(closes.map((c) => c.by), ['server-hangup', 'server-hangup']);
+    for (let i = 0; i < 2; i++) {
+      const all = Buffer.concat(got[i]!);
+      const at = all.indexOf(audio.subarray(0, 64));
+      assert.ok(at >= 0);
+      assert.deepEqual(all.subarray(at, at + audio.length), audio);
+      const span = times[i]!.at(-1)! - times[i]![0]!;
+      assert.ok(span > 900, `50 frames over ${span.toFixed(0)} ms: paced`);
+    }
+    await stop(play);
+  });
+
+  test('--barge-in-dtmf stops the file and --then echo takes over', async () => {
+    const dir = await tempDir();
+    const path = join(dir, 'long.wav');
+    await writeFile(path, encodeWav('slin', signal(5)));
+    const play = await cli(['play', path, '--port', '0', '--barge-in-dtmf', '--then', 'echo']);
+    const client = await connect({ port: play.port });
+    const got: Buffer[] = [];
+    client.on('audio', (f) => got.push(Buffer.from(f.payload)));
+    await sleep(300);
+    client.sendDtmf('1');
+    await sleep(100);
+    const marker = Buffer.alloc(320, 0x5a);
+    client.sendAudio(marker);
+    await sleep(100);
+    assert.ok(got.some((f) => f.equals(marker)), 'echo after barge-in');
+    await client.close();
+    await stop(play);
+  });
+
+  test('a file that is not a WAV is refused before listening, with exit status 2', async () => {
+    const dir = await tempDir();
+    const path = join(dir, 'bad.wav');
+    await writeFile(path, 'not a wav file at all');
+    const r = spawn(process.execPath, [MAIN, 'play', path, '--port', '0'], { stdio: 'pipe' });
+    let err = '';
+    r.stderr.on('data', (d: Buffer) => (err += d.toString()));
+    const [code] = await once(r, 'exit');
+    assert.equal(code, 2);
+    assert.match(err, /cannot play .*bad\.wav.*RIFF/i);
+  });
+});
+
+describe('audiosocket call (simulated Asterisk)', () => {
+  test('streams a WAV to an echo server, records the echo, prints a JSON summary, exit 0', async () => {
+    const dir = await tempDir();
+    const audio = signal(1);
+    const input = join(dir, 'in.wav');
+    const output = join(dir, 'out.wav');
+    await writeFile(input, encodeWav('slin', audio));
+    const server = createServer((call) => call.on('audio', (f) => call.write(f.payload, f.kind)));
+    const { port } = await server.listen({ port: 0 });
+    const dtmf: string[] = [];
+    server.on('call', (call) => call.on('dtmf', (d) => dtmf.push(d)));
+    const r = await runCall([`127.0.0.1:${port}`, '--play', input, '--record', output, '--dtmf', '4@0.3,2@0.6', '--json']);
+    assert.equal(r.code, 0, r.err);
+    const summary = r.out.split('\n').filter(Boolean).map((l) => JSON.parse(l)).find((e) => e.event === 'summary');
+    assert.equal(summary.framesSent, 50);
+    assert.equal(summary.audioFramesReceived, 50);
+    assert.equal(summary.endedBy, 'client');
+    assert.equal(summary.violations, 0);
+    assert.ok(summary.interArrival.p50Ms > 15 && summary.interArrival.p50Ms < 25);
+    assert.deepEqual(dtmf, ['4', '2']);
+    const rec = parseWav(await readFile(output));
+    const at = rec.data.indexOf(audio.subarray(0, 64));
+    assert.ok(at >= 0);
+    assert.deepEqual(rec.data.subarray(at, at + audio.length), audio);
+    await server.close();
+  });
+
+  test('--calls N runs concurrent calls; a server that sends what Asterisk rejects gives exit 3', async () => {
+    const server = createServer((call) => call.on('audio', (f) => call.write(f.payload, f.kind)));
+    const { port } = await server.listen({ port: 0 });
+    const ok = await runCall(['--host', '127.0.0.1', '--port', String(port), '--calls', '20', '--duration', '1', '--quiet']);
+    assert.equal(ok.code, 0, ok.err);
+    assert.match(ok.err, /20 call\(s\) in [\d.]+ s: 20 connected, 0 failed, 0 violation/);
+    assert.equal(server.stats.totalCalls, 20);
+    await server.close();
+
+    // A broken server: answers the UUID with a DTMF message, which kills a real Asterisk call.
+    const bad = net.createServer((s) => {
+      s.once('data', () => s.write(encodeMessage(0x03, Buffer.from('1'))));
+      s.on('error', () => {});
+    });
+    await new Promise<void>((res) => bad.listen(0, '127.0.0.1', () => res()));
+    const badPort = (bad.address() as net.AddressInfo).port;
+    const r = await runCall([`127.0.0.1:${badPort}`, '--duration', '0.5']);
+    assert.equal(r.code, 3, r.out + r.err);
+    assert.match(r.out, /FORBIDDEN_KIND/);
+    bad.close();
+
+    const refused = await runCall(['127.0.0.1:1', '--duration', '0.2']);
+    assert.equal(refused.code, 1);
+  });
+});
+
+describe('--metrics', () => {
+  test('Prometheus metrics are served and count calls and frames', async () => {
+    const echo = await cli(['echo', '--port', '0', '--metrics', '127.0.0.1:0']);
+    await sleep(200);
+    const line = echo.lines.find((l) => l.includes('/metrics'));
+    assert.ok(line, echo.lines.join('\n'));
+    const metricsPort = Number(/:(\d+)\/metrics/.exec(line)![1]);
+    const client = await connect({ port: echo.port });
+    for (let i = 0; i < 10; i++) client.sendAudio(Buffer.alloc(320, 1));
+    await sleep(100);
+    let text = await (await fetch(`http://127.0.0.1:${metricsPort}/metrics`)).text();
+    assert.match(text, /^audiosocket_calls_active 1$/m);
+    assert.match(text, /^audiosocket_frames_in_total 10$/m);
+    assert.match(text, /^process_cpu_seconds_total /m);
+    await client.close();
+    await sleep(100);
+    text = await (await fetch(`http://127.0.0.1:${metricsPort}/metrics`)).text();
+    assert.match(text, /^audiosocket_calls_active 0$/m);
+    assert.match(text, /^audiosocket_calls_ended_total\{reason="remote-hangup"\} 1$/m);
+    assert.match(text, /^audiosocket_frames_in_total 10$/m);
+    await stop(echo);
+  });
+});
