@@ -132,3 +132,35 @@ describe('CLI usage', () => {
     await once(first.child, 'exit');
   });
 });
+
+describe('audiosocket echo --workers 2', () => {
+  test('two processes share the port; calls are spread and all echo byte-exact; SIGTERM closes both', async () => {
+    const cli = await spawnCli(['echo', '--port', '0', '--workers', '2', '--json']);
+    try {
+      const clients: AsteriskClient[] = [];
+      for (let c = 0; c < 20; c++) clients.push(await connect({ port: cli.port }));
+      const got = clients.map(() => [] as Buffer[]);
+      clients.forEach((client, c) =>
+        client.on('audio', (f) => {
+          if (!f.payload.every((b) => b === 0)) got[c]!.push(Buffer.from(f.payload));
+        }),
+      );
+      for (let seq = 0; seq < 10; seq++) {
+        clients.forEach((client, c) => client.sendAudio(stamped(c, seq)));
+        await sleep(20);
+      }
+      await sleep(200);
+      got.forEach((frames, c) => assert.deepEqual(frames, Array.from({ length: 10 }, (_, seq) => stamped(c, seq))));
+      await Promise.all(clients.map((c) => c.close()));
+      await sleep(200);
+      const events = cli.lines.map((l) => JSON.parse(l) as { event: string; pid?: number });
+      const pids = new Set(events.filter((e) => e.event === 'call').map((e) => e.pid));
+      assert.equal(pids.size, 2, 'calls were served by both workers');
+      assert.equal(events.filter((e) => e.event === 'callEnd').length, 20);
+    } finally {
+      cli.child.kill('SIGTERM');
+      const [code] = await once(cli.child, 'exit');
+      assert.equal(code, 0);
+    }
+  });
+});

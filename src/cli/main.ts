@@ -2,6 +2,7 @@
 /**
  * `audiosocket` command line: a thin client of the public API.
  */
+import cluster from 'node:cluster';
 import { echoCommand, echoHelp } from './commands/echo.js';
 import { inspectCommand, inspectHelp } from './commands/inspect.js';
 import { recordCommand, recordHelp } from './commands/record.js';
@@ -57,7 +58,14 @@ async function main(argv: string[]): Promise<void> {
   }
 }
 
-main(process.argv.slice(2)).catch((err: unknown) => {
-  process.stderr.write(`audiosocket: ${(err as Error)?.stack ?? String(err)}\n`);
-  process.exitCode = 1;
-});
+main(process.argv.slice(2)).then(
+  () => {
+    // A cluster worker's IPC channel would keep it alive after its server has closed.
+    if (cluster.isWorker) process.exit();
+  },
+  (err: unknown) => {
+    process.stderr.write(`audiosocket: ${(err as Error)?.stack ?? String(err)}\n`);
+    process.exitCode = 1;
+    if (cluster.isWorker) process.exit();
+  },
+);

@@ -1,6 +1,7 @@
 /**
  * Options shared by the server commands, parsed with `node:util` parseArgs.
  */
+import { availableParallelism } from 'node:os';
 import { parseArgs, type ParseArgsConfig } from 'node:util';
 import type { ServerOptions } from '../index.js';
 
@@ -17,6 +18,7 @@ export const serverOptionSpec = {
   inbound: { type: 'string' },
   format: { type: 'string' },
   metrics: { type: 'string' },
+  workers: { type: 'string', default: '1' },
   json: { type: 'boolean', default: false },
   quiet: { type: 'boolean', short: 'q', default: false },
   help: { type: 'boolean', short: 'h', default: false },
@@ -33,7 +35,8 @@ export const serverOptionsHelp = `Options:
                        (a channel driver dialled with c(ulaw)/c(alaw) or without c())
   --format NAME        what we send to Asterisk: slin (default, every version), or slin12..slin192
                        (Asterisk 20.17/21.12/22.7/23.1 and later only)
-  --metrics HOST:PORT  serve Prometheus metrics at http://HOST:PORT/metrics
+  --metrics HOST:PORT  serve Prometheus metrics at http://HOST:PORT/metrics (one worker only)
+  --workers N|auto     run N processes sharing the port (auto: one per core; default 1)
   --json               one JSON object per event on stdout
   -q, --quiet          only the listening line and errors
   -h, --help           this help`;
@@ -46,6 +49,7 @@ export function parseIntOption(name: string, value: string | undefined, min: num
 }
 
 export interface CommonServerArgs {
+  workers: number;
   metrics: { host: string; port: number } | undefined;
   host: string;
   port: number;
@@ -85,8 +89,11 @@ export function parseServerArgs<E extends NonNullable<ParseArgsConfig['options']
   }
   let metrics: CommonServerArgs['metrics'];
   if (typeof v.metrics === 'string') metrics = parseHostPort('metrics', v.metrics);
+  const workers = v.workers === 'auto' ? availableParallelism() : parseIntOption('workers', v.workers as string, 1, 256)!;
+  if (workers > 1 && metrics) throw new UsageError('--metrics works with one worker only (each worker has its own counters)');
   return {
     common: {
+      workers,
       metrics,
       host: v.host as string,
       port: parseIntOption('port', v.port as string, 0, 65535)!,

@@ -7,6 +7,7 @@ import { createServer, type AudioSocketServer, type Call, type CallEnd, type Cal
 import { serveMetrics, type MetricsEndpoint } from './metrics.js';
 import type { CommonServerArgs } from './options.js';
 import { createOutput, type Output } from './output.js';
+import { isWorker, runPrimary, type ListeningMessage } from './cluster.js';
 
 export interface RunningServer {
   server: AudioSocketServer;
@@ -68,8 +69,13 @@ function startStatusLine(server: AudioSocketServer): () => void {
 
 export async function runServer(name: string, args: CommonServerArgs, handler: CallHandler, options: RunOptions = {}): Promise<RunningServer> {
   const output = createOutput(args);
+  if (args.workers > 1 && !isWorker) {
+    // The primary only supervises; the workers run this same command and serve the calls.
+    const server = createServer(args.server);
+    return { server, output, done: runPrimary(name, args, args.workers) };
+  }
   const server = createServer(handler, args.server);
-  const live = process.stdout.isTTY === true && !args.json && !args.quiet;
+  const live = process.stdout.isTTY === true && !args.json && !args.quiet && !isWorker;
   // On a TTY the status line replaces per-call lines; elsewhere (logs, pipes) one line per event.
   if (options.callLines !== false && !live) {
     server.on('call', (call) => {
@@ -127,7 +133,12 @@ export async function runServer(name: string, args: CommonServerArgs, handler: C
     return { server, output, done: Promise.resolve() };
   }
   const shown = address.family === 'IPv6' ? `[${address.address}]:${address.port}` : `${address.address}:${address.port}`;
-  output.event('listening', { command: name, host: address.address, port: address.port }, `audiosocket ${name} listening on ${shown}`);
+  if (isWorker) {
+    const msg: ListeningMessage = { type: 'audiosocket:listening', host: address.address, port: address.port, family: address.family };
+    process.send?.(msg);
+  } else {
+    output.event('listening', { command: name, host: address.address, port: address.port }, `audiosocket ${name} listening on ${shown}`);
+  }
 
   let metrics: MetricsEndpoint | undefined;
   if (args.metrics) {
@@ -161,7 +172,10 @@ export async function runServer(name: string, args: CommonServerArgs, handler: C
         resolve();
       })();
     };
-    process.on('SIGINT', stop);
+    // A worker takes orders from its primary (SIGTERM); the terminal's Ctrl-C reaches the whole
+    // process group, and the primary turns it into one SIGTERM per worker.
+    if (isWorker) process.on('SIGINT', () => {});
+    else process.on('SIGINT', stop);
     process.on('SIGTERM', stop);
   });
   return { server, output, done };
