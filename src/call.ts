@@ -170,6 +170,15 @@ export interface CallHooks {
 
 type State = 'handshake' | 'open' | 'ending' | 'closed';
 
+// Shared, frozen format objects: no allocation per received frame.
+const SLIN_FORMATS: readonly AudioFormat[] = Array.from({ length: 9 }, (_, i) =>
+  parseFormat({ encoding: 'slin', sampleRate: sampleRateOfKind(Kind.SLIN + i)!, channels: 1 }),
+);
+const G711_FORMATS = {
+  ulaw: parseFormat('ulaw'),
+  alaw: parseFormat('alaw'),
+} as const;
+
 const RESET_CODES = new Set(['ECONNRESET', 'EPIPE', 'ECONNABORTED']);
 
 /**
@@ -688,10 +697,8 @@ export class Call extends EventEmitter<CallEvents> {
 
   /** What a message of `kind` really carries: slin at the kind's rate, or declared G.711 under 0x10. */
   #wireFormat(kind: AudioKind): AudioFormat {
-    if (kind === Kind.SLIN && this.#settings.inbound !== 'slin') {
-      return parseFormat({ encoding: this.#settings.inbound, sampleRate: 8000, channels: 1 });
-    }
-    return parseFormat({ encoding: 'slin', sampleRate: sampleRateOfKind(kind)!, channels: 1 });
+    if (kind === Kind.SLIN && this.#settings.inbound !== 'slin') return G711_FORMATS[this.#settings.inbound];
+    return SLIN_FORMATS[kind - Kind.SLIN]!;
   }
 
   #emitAudio(kind: AudioKind, payload: Buffer): void {
