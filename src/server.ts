@@ -239,7 +239,10 @@ export class AudioSocketServer extends EventEmitter<ServerEvents> {
     };
     this.#net = net.createServer({ pauseOnConnect: true, noDelay: true }, (socket) => this.#onConnection(socket));
     this.#net.on('error', (err) => {
+      // listen() reports its own failures; later ones (e.g. accept failing with EMFILE) are
+      // emitted, or reported as a warning when nobody listens, never thrown.
       if (this.listenerCount('error') > 0) this.emit('error', err);
+      else if (this.#listening) process.emitWarning(`audiosocket: server error: ${err.message}`, { code: ErrorCodes.SOCKET });
     });
   }
 

@@ -415,3 +415,16 @@ describe('server and calls over TCP', () => {
     await server.close();
   });
 });
+
+test('await using: the server is closed when the scope ends', async () => {
+  let port = 0;
+  {
+    await using server = createServer({ keepAlive: false });
+    port = (await server.listen({ port: 0 })).port;
+    const client = await connect({ port });
+    await sleep(20);
+    assert.equal(server.calls.size, 1);
+    void client.closed;
+  }
+  await assert.rejects(connect({ port, connectTimeout: 500 }), /ECONNREFUSED|could not connect/);
+});
