@@ -70,6 +70,8 @@ export interface CallStats extends OutboundStats {
   audioIn: number;
   /** Zero-length audio messages received (old Asterisk versions send them for CNG; ignored). */
   emptyAudioIn: number;
+  /** Odd-length slin messages received; the last byte was dropped to keep whole samples. */
+  oddAudioIn: number;
   /** DTMF digits received. */
   dtmfIn: number;
   /** Messages of unknown or unexpected kinds received. */
@@ -164,7 +166,7 @@ export type PlaySource = OutboundSource | string;
 export interface CallHooks {
   ready(call: Call): void;
   handshakeFailed(call: Call, reason: 'closed-before-uuid' | 'timeout' | 'protocol-error', error?: AudioSocketError): void;
-  closed(call: Call): void;
+  closed(call: Call, end: CallEnd): void;
   listenerError(error: unknown, call: Call): void;
 }
 
@@ -229,6 +231,7 @@ export class Call extends EventEmitter<CallEvents> {
     bytesIn: 0,
     audioIn: 0,
     emptyAudioIn: 0,
+    oddAudioIn: 0,
     dtmfIn: 0,
     otherIn: 0,
     droppedIn: 0,
@@ -247,8 +250,10 @@ export class Call extends EventEmitter<CallEvents> {
     this.remotePort = socket.remotePort ?? 0;
     this.signal = this.#abort.signal;
     this.closed = new Promise((resolve) => (this.#resolveClosed = resolve));
+    // Until the UUID arrives nothing bigger than a UUID is accepted: a stranger announcing 64 KiB
+    // payloads cannot make us hold 64 KiB per connection.
     this.#parser = new MessageParser((kind, payload) => this.#onMessage(kind, payload), {
-      maxPayload: settings.maxPayload,
+      maxPayload: Math.min(16, settings.maxPayload),
     });
     this.#outbound = new Outbound(
       {
@@ -337,17 +342,20 @@ export class Call extends EventEmitter<CallEvents> {
    * answer frame by frame (an echo, a live bridge). For prompts and TTS use {@link play}.
    *
    * `payload` must be non-empty whole samples of `kind` (default: the call's outbound kind);
-   * anything Asterisk would reject throws `ERR_AUDIOSOCKET_INVALID_MESSAGE`.
+   * anything Asterisk would reject throws `ERR_AUDIOSOCKET_INVALID_MESSAGE`. Without `kind` and
+   * with a send format set ({@link sendAs}), `payload` is converted first.
+   *
+   * While a {@link play} is queued it owns the slots: the write is dropped, counted in
+   * `stats.droppedWrites`, and `false` is returned. Otherwise returns `true`.
    */
-  write(payload: Uint8Array, kind?: AudioKind): void {
+  write(payload: Uint8Array, kind?: AudioKind): boolean {
     if (this.#state !== 'open') throw audioSocketError(ErrorCodes.CALL_ENDED, `cannot write: the call has ended (${this.#endReason})`);
     if (kind !== undefined || this.#send === undefined || sameFormat(this.#send, this.#outboundFormat)) {
-      this.#outbound.write(payload, kind ?? this.#outbound.kind);
-      return;
+      return this.#outbound.write(payload, kind ?? this.#outbound.kind);
     }
     this.#writeConverter ??= createConverter(this.#send, this.#outboundFormat);
     const converted = this.#writeConverter.push(payload);
-    if (converted.length > 0) this.#outbound.write(converted, this.#outbound.kind);
+    return converted.length === 0 || this.#outbound.write(converted, this.#outbound.kind);
   }
 
   /**
@@ -393,15 +401,16 @@ export class Call extends EventEmitter<CallEvents> {
   /**
    * Queues audio for paced playback: cut into exact frames of the outbound kind and sent one
    * per slot in real time. Plays queue in order and join seamlessly. Resolves when the last
-   * frame is sent, or as `interrupted` on {@link flush}, abort or hangup; rejects only if the
-   * source itself fails.
+   * frame is sent, or as `interrupted` on {@link flush}, abort or hangup (also when called after
+   * the call ended); rejects only if the source itself fails (or a WAV file cannot be read).
    *
    * `source` is raw audio in the outbound format (slin at the outbound kind's rate): a Buffer,
    * Uint8Array, Int16Array, a Readable stream or an (async) iterable of chunks of any size.
    */
   play(source: PlaySource, options: PlayOptions = {}): Promise<PlayResult> {
     if (this.#state !== 'open') {
-      return Promise.reject(audioSocketError(ErrorCodes.CALL_ENDED, `cannot play: the call has ended (${this.#endReason})`));
+      // A hangup is not an error for a prompt: `await play(a); await play(b)` just stops.
+      return Promise.resolve({ status: 'interrupted', reason: 'hangup', framesSent: 0, sentMs: 0 });
     }
     if (typeof source === 'string') return this.#outbound.play(this.#wavSource(source), undefined, options.signal);
     let convert: ByteConverter | undefined;
@@ -439,15 +448,23 @@ export class Call extends EventEmitter<CallEvents> {
   /**
    * A Writable for paced playback with backpressure: `write()` returns false once more than
    * `highWaterMarkMs` of audio (default 400) is waiting, and `drain` fires as it plays out, so
-   * `pipeline(tts, call.createWriteStream())` never grows memory. `finish` fires when the last
-   * frame has been sent. If the playback is interrupted (flush, abort, hangup) the stream is
-   * destroyed with `ERR_AUDIOSOCKET_INTERRUPTED`.
+   * `pipeline(tts, call.createWriteStream())` never grows memory. Bytes are in `options.format`
+   * (default: the call's send format, else the outbound wire format). `finish` fires when the
+   * last frame has been sent.
+   *
+   * Barge-in is not an error: if the playback is interrupted (flush, abort, hangup), the stream
+   * emits `interrupted` with the {@link PlayResult}, sets `interrupted` on itself, and from then
+   * on accepts and discards what is written, so a pipeline ends normally. Stop your TTS source
+   * on that event (or hand it `call.signal`).
    */
-  createWriteStream(options: PlayOptions & { highWaterMarkMs?: number } = {}): Writable {
-    const hwm = Math.max(2, Math.round(((options.highWaterMarkMs ?? 400) * this.#outbound.frameBytes) / this.#outbound.frameMs));
+  createWriteStream(options: PlayOptions & { highWaterMarkMs?: number } = {}): Writable & { interrupted?: PlayResult } {
+    const format = options.format === undefined ? (this.#send ?? this.#outboundFormat) : parseFormat(options.format);
+    const bytesPerMs = (format.sampleRate * format.channels * (format.encoding === 'slin' ? 2 : 1)) / 1000;
+    const hwm = Math.max(2, Math.round((options.highWaterMarkMs ?? 400) * bytesPerMs));
     const chunks: Buffer[] = [];
     const callbacks: Array<() => void> = [];
     let ended = false;
+    let discard = false;
     let wake: (() => void) | null = null;
     const source: AsyncIterable<Buffer> = {
       async *[Symbol.asyncIterator]() {
@@ -467,9 +484,13 @@ export class Call extends EventEmitter<CallEvents> {
       },
     };
     let played: Promise<PlayResult> | undefined;
-    const stream = new Writable({
+    const stream: Writable & { interrupted?: PlayResult } = new Writable({
       highWaterMark: hwm,
       write(chunk: Buffer, _encoding, callback) {
+        if (discard) {
+          callback();
+          return;
+        }
         chunks.push(chunk);
         callbacks.push(() => callback());
         wake?.();
@@ -478,7 +499,7 @@ export class Call extends EventEmitter<CallEvents> {
         ended = true;
         wake?.();
         played!.then(
-          (r) => callback(r.status === 'done' ? null : interrupted(r)),
+          () => callback(),
           (err: Error) => callback(err),
         );
       },
@@ -488,12 +509,15 @@ export class Call extends EventEmitter<CallEvents> {
         callback(err);
       },
     });
-    const interrupted = (r: PlayResult): AudioSocketError =>
-      audioSocketError(ErrorCodes.INTERRUPTED, `playback interrupted (${r.reason}) after ${Math.round(r.sentMs)} ms`);
-    played = this.play(source, options);
+    played = this.play(source, { ...options, format });
     played.then(
       (r) => {
-        if (r.status === 'interrupted' && !stream.destroyed) stream.destroy(interrupted(r));
+        if (r.status !== 'interrupted') return;
+        discard = true;
+        stream.interrupted = r;
+        chunks.length = 0;
+        for (const cb of callbacks.splice(0)) cb();
+        stream.emit('interrupted', r);
       },
       (err: Error) => stream.destroy(err),
     );
@@ -562,7 +586,11 @@ export class Call extends EventEmitter<CallEvents> {
         let warned = false;
         const onAudio = (frame: AudioFrame): void => {
           if (queue.length - head >= limit) {
-            head++;
+            queue[head++] = undefined as unknown as AudioFrame; // let the dropped frame's chunk go
+            if (head >= limit) {
+              queue.splice(0, head);
+              head = 0;
+            }
             call.#s.droppedIn++;
             if (!warned) {
               warned = true;
@@ -576,7 +604,10 @@ export class Call extends EventEmitter<CallEvents> {
           done = true;
           if (wake) wake();
         };
+        let detached = false;
         const detach = (): void => {
+          if (detached) return;
+          detached = true;
           call.off('audio', onAudio);
           call.signal.removeEventListener('abort', finish);
           options.signal?.removeEventListener('abort', finish);
@@ -591,7 +622,8 @@ export class Call extends EventEmitter<CallEvents> {
           async next(): Promise<IteratorResult<AudioFrame>> {
             for (;;) {
               if (head < queue.length) {
-                const frame = queue[head++]!;
+                const frame = queue[head]!;
+                queue[head++] = undefined as unknown as AudioFrame;
                 if (head > 1024 && head * 2 > queue.length) {
                   queue.splice(0, head);
                   head = 0;
@@ -609,6 +641,7 @@ export class Call extends EventEmitter<CallEvents> {
           async return(): Promise<IteratorResult<AudioFrame>> {
             if (!done) {
               done = true;
+              if (wake) wake(); // a next() waiting right now ends too
             }
             detach();
             queue.length = 0;
@@ -626,12 +659,19 @@ export class Call extends EventEmitter<CallEvents> {
     return this.closed;
   }
 
-  /** @internal Closes a connection that never became a call. */
-  _abortHandshake(): void {
-    if (this.#state !== 'handshake') return;
+  /**
+   * @internal Closes a connection that never became a call (server closing): says hangup, as a
+   * bare close makes old Asterisk spin. Resolves when the socket is closed.
+   */
+  _abortHandshake(): Promise<void> {
+    const socket = this.#socket;
+    if (this.#state !== 'handshake' || socket.destroyed) return Promise.resolve();
     this.#state = 'closed';
     this.#clearTimers();
-    this.#socket.destroy();
+    const closed = new Promise<void>((resolve) => socket.once('close', () => resolve()));
+    socket.end(HANGUP_MESSAGE);
+    this.#hangupTimer = setTimeout(() => socket.destroy(), this.#settings.hangupTimeout);
+    return closed;
   }
 
   #onData(chunk: Buffer): void {
@@ -640,7 +680,11 @@ export class Call extends EventEmitter<CallEvents> {
       this.#parser.push(chunk);
     } catch (err) {
       if (err instanceof AudioSocketError && err === this.#parser.error) {
-        this.#protocolError(err);
+        if (this.#state === 'handshake') {
+          this.#handshakeError(
+            audioSocketError(ErrorCodes.PROTOCOL, `expected the UUID message (kind 0x01, 16 bytes) first: ${err.message}`),
+          );
+        } else this.#protocolError(err);
       } else {
         // A user listener threw inside the parser callback: the rest of this chunk is unparsed,
         // so the stream cannot be trusted any more; the call ends, the server lives on.
@@ -653,6 +697,12 @@ export class Call extends EventEmitter<CallEvents> {
     if (this.#state === 'open') {
       this.#s.messagesIn++;
       if (isAudioKind(kind)) {
+        if ((payload.length & 1) === 1 && (kind !== Kind.SLIN || this.#settings.inbound === 'slin')) {
+          // Old channel drivers forward 1-byte CNG frames as 0x10. Keep whole samples, as
+          // Asterisk itself does, so nothing downstream is shifted by a byte.
+          this.#s.oddAudioIn++;
+          payload = payload.subarray(0, payload.length - 1);
+        }
         if (payload.length === 0) {
           this.#s.emptyAudioIn++;
           return;
@@ -686,6 +736,7 @@ export class Call extends EventEmitter<CallEvents> {
       return;
     }
     this.uuid = formatUuid(payload);
+    this.#parser.maxPayload = this.#settings.maxPayload;
     this.#state = 'open';
     this.startTime = new Date();
     this.#startMono = performance.now();
@@ -893,7 +944,7 @@ export class Call extends EventEmitter<CallEvents> {
     };
     if (this.#endError !== undefined) end.error = this.#endError;
     this.#resolveClosed(end);
-    this.#hooks.closed(this);
     this.#emitSafe('end', end);
+    this.#hooks.closed(this, end);
   }
 }

@@ -200,10 +200,11 @@ export class AsteriskClient extends EventEmitter<ClientEvents> {
   #onData(chunk: Buffer): void {
     this.#stats.bytesIn += chunk.length;
     const now = performance.now();
+    // Asterisk polls up to 5 ms for each further piece of a started message (protocol.md §3.5).
     if (this.#midSince !== 0 && now - this.#midSince > PAYLOAD_GAP_MS) {
       this.#violation(
         'SPLIT_MESSAGE',
-        `the rest of a message arrived ${(now - this.#midSince).toFixed(1)} ms after its start; Asterisk waits ${PAYLOAD_GAP_MS} ms and then ends the call`,
+        `the next piece of a message arrived ${(now - this.#midSince).toFixed(1)} ms after the previous one; Asterisk waits ${PAYLOAD_GAP_MS} ms and then ends the call`,
       );
     }
     try {
@@ -213,7 +214,7 @@ export class AsteriskClient extends EventEmitter<ClientEvents> {
       this.#socket.destroy();
       return;
     }
-    this.#midSince = this.#parser.midMessage ? (this.#midSince || now) : 0;
+    this.#midSince = this.#parser.midMessage ? now : 0;
   }
 
   #onMessage(kind: number, payload: Buffer): void {

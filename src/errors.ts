@@ -36,8 +36,6 @@ export const ErrorCodes = {
   WAV_MALFORMED: 'ERR_AUDIOSOCKET_WAV_MALFORMED',
   /** A WAV file is well formed but uses an encoding we cannot read. */
   WAV_UNSUPPORTED: 'ERR_AUDIOSOCKET_WAV_UNSUPPORTED',
-  /** Playback was interrupted (flush, abort or hangup) while a stream was still writing to it. */
-  INTERRUPTED: 'ERR_AUDIOSOCKET_INTERRUPTED',
   /** The server is closed or closing. */
   SERVER_CLOSED: 'ERR_AUDIOSOCKET_SERVER_CLOSED',
 } as const;

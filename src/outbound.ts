@@ -55,7 +55,7 @@ export interface OutboundStats {
   caughtUpFrames: number;
   /** Slots skipped after a stall longer than the catch-up budget (audio shifted later, not lost). */
   droppedSlots: number;
-  /** Immediate writes dropped because more than `maxQueuedMs` of them were waiting. */
+  /** Immediate writes dropped: more than `maxQueuedMs` of them were waiting, or a play held the slots. */
   droppedWrites: number;
   /** Ticks when a streamed play had not delivered a full frame in time. */
   underruns: number;
@@ -99,6 +99,9 @@ interface PlayItem {
   heldByte: number;
   iterator: AsyncIterator<unknown> | Iterator<unknown> | undefined;
   cleanup: (() => void) | undefined;
+  /** Resolves when the item is settled, so a pump waiting on a slow source can move on. */
+  stopped: Promise<void>;
+  stop: () => void;
 }
 
 interface MarkItem {
@@ -252,9 +255,15 @@ export class Outbound implements Paced {
    * Sends one audio message now, or at the next free slot if the timeline is more than one
    * frame ahead (so an echo adds at most one frame of delay and never doubles the rate).
    */
-  write(payload: Uint8Array, kind: AudioKind): void {
+  write(payload: Uint8Array, kind: AudioKind): boolean {
     if (this.#closed) throw audioSocketError(ErrorCodes.CALL_ENDED, 'cannot write: the call has ended');
     assertServerAudio(kind, payload.length);
+    if (this.#fifoBytes > 0 || this.#pending.length > 0) {
+      // A play owns the slots until it ends or is flushed: sending both would exceed real time,
+      // and queueing writes behind it would replay stale audio afterwards.
+      this.#stats.droppedWrites++;
+      return false;
+    }
     const message = Buffer.allocUnsafe(HEADER_SIZE + payload.length);
     writeHeader(message, 0, kind, payload.length);
     message.set(payload, HEADER_SIZE);
@@ -264,7 +273,7 @@ export class Outbound implements Paced {
       this.#busyUntil = Math.max(this.#busyUntil, now) + durationMs;
       this.#silenceKind = kind;
       this.#emit(message);
-      return;
+      return true;
     }
     this.#waiting.push({ message, durationMs });
     this.#waitingMs += durationMs;
@@ -273,6 +282,7 @@ export class Outbound implements Paced {
       this.#waitingMs -= dropped.durationMs;
       this.#stats.droppedWrites++;
     }
+    return true;
   }
 
   /** Queues a source for paced playback; see {@link PlayResult}. */
@@ -296,7 +306,10 @@ export class Outbound implements Paced {
         heldByte: -1,
         iterator: undefined,
         cleanup: undefined,
+        stopped: undefined as unknown as Promise<void>,
+        stop: () => {},
       };
+      item.stopped = new Promise<void>((r) => (item.stop = r));
       if (signal !== undefined) {
         if (signal.aborted) {
           convert?.dispose?.();
@@ -507,6 +520,7 @@ export class Outbound implements Paced {
   #finish(item: PlayItem, reason: 'flush' | 'abort' | 'hangup' | undefined): void {
     if (item.finished) return;
     item.finished = true;
+    item.stop();
     item.cleanup?.();
     item.convert?.dispose?.();
     if (!item.exhausted) {
@@ -609,6 +623,7 @@ export class Outbound implements Paced {
         // A failing source rejects its own play; the queue goes on with the next one.
         if (!item.finished) {
           item.finished = true;
+          item.stop();
           item.exhausted = true;
           item.cleanup?.();
           item.convert?.dispose?.();
@@ -650,8 +665,13 @@ export class Outbound implements Paced {
           await new Promise<void>((resolve) => (this.#roomWaiter = resolve));
         }
         if (item.finished) return;
-        const r = await it.next();
-        if (item.finished) return;
+        const next = it.next();
+        // A source stuck on the network (a TTS stream) must not hold the queue after a flush.
+        const r = await Promise.race([next, item.stopped.then(() => null)]);
+        if (r === null || item.finished) {
+          next.then(undefined, () => {});
+          return;
+        }
         if (r.done) break;
         feed(r.value);
       }

@@ -31,7 +31,7 @@ export interface ServerOptions {
   handshakeTimeout?: number;
   /** Largest payload accepted from the peer, bytes. Default 65535 (the protocol maximum). */
   maxPayload?: number;
-  /** Duration of outbound frames in ms: 10, 20 (default), 30, 40, 50 or 60. */
+  /** Duration of outbound frames in ms: 10, 20, 30, 40, 50 or 60. Default 20; 10 for 44.1 kHz and above (one TCP segment per message). */
   frameMs?: number;
   /**
    * Kind (or sample rate) of outbound paced audio and keep-alive silence. Default 0x10 (slin 8 kHz),
@@ -139,6 +139,18 @@ function nonNegative(name: string, value: number | undefined, fallback: number, 
   return value;
 }
 
+/** A timer duration: setTimeout turns anything above 2^31-1 ms into 1 ms. */
+function timeout(name: string, value: number | undefined, fallback: number): number {
+  const ms = nonNegative(name, value, fallback);
+  if (ms > MAX_TIMER_MS) {
+    throw audioSocketError(ErrorCodes.INVALID_ARGUMENT, `${name} must be at most ${MAX_TIMER_MS} ms (0 disables where allowed), got ${value}`);
+  }
+  return ms;
+}
+
+const MAX_TIMER_MS = 2 ** 31 - 1;
+const FRAME_DURATIONS = [10, 20, 30, 40, 50, 60];
+
 function resolveOutboundKind(value: number | undefined): AudioKind {
   if (value === undefined) return 0x10;
   if (isAudioKind(value)) return value;
@@ -158,6 +170,13 @@ export function resolveCallSettings(options: ServerOptions): CallSettings {
   if (maxPayload > MAX_PAYLOAD) {
     throw audioSocketError(ErrorCodes.INVALID_ARGUMENT, `maxPayload must be at most ${MAX_PAYLOAD}, got ${maxPayload}`);
   }
+  const outboundKind = resolveOutboundKind(options.outboundKind);
+  // 20 ms at 44.1 kHz and above is more than one TCP segment, and Asterisk drops a call when the
+  // rest of a message is 5 ms late (protocol.md §3.5): default to 10 ms frames there.
+  const frameMs = options.frameMs ?? (outboundKind >= 0x15 ? 10 : 20);
+  if (!FRAME_DURATIONS.includes(frameMs)) {
+    throw audioSocketError(ErrorCodes.INVALID_ARGUMENT, `frameMs must be one of ${FRAME_DURATIONS.join(', ')}, got ${frameMs}`);
+  }
   const inbound = options.inbound ?? 'slin';
   if (inbound !== 'slin' && inbound !== 'ulaw' && inbound !== 'alaw') {
     throw audioSocketError(ErrorCodes.INVALID_ARGUMENT, `inbound must be 'slin', 'ulaw' or 'alaw', got ${JSON.stringify(inbound)}`);
@@ -166,17 +185,17 @@ export function resolveCallSettings(options: ServerOptions): CallSettings {
     inbound,
     receive: options.receive === undefined ? undefined : parseFormat(options.receive),
     send: options.send === undefined ? undefined : parseFormat(options.send),
-    frameMs: nonNegative('frameMs', options.frameMs, 20),
-    outboundKind: resolveOutboundKind(options.outboundKind),
+    frameMs,
+    outboundKind,
     keepAlive: options.keepAlive ?? true,
     maxCatchUpFrames: nonNegative('maxCatchUpFrames', options.maxCatchUpFrames, 2),
     maxQueuedMs: nonNegative('maxQueuedMs', options.maxQueuedMs, 1000, false),
     prefetchMs: nonNegative('prefetchMs', options.prefetchMs, 200, false),
     maxPayload,
-    handshakeTimeout: nonNegative('handshakeTimeout', options.handshakeTimeout, 5000),
-    hangupTimeout: nonNegative('hangupTimeout', options.hangupTimeout, 2000),
+    handshakeTimeout: timeout('handshakeTimeout', options.handshakeTimeout, 5000),
+    hangupTimeout: timeout('hangupTimeout', options.hangupTimeout, 2000),
     maxBufferedMs: nonNegative('maxBufferedMs', options.maxBufferedMs, 1000, false),
-    peerNotReadingTimeout: nonNegative('peerNotReadingTimeout', options.peerNotReadingTimeout, 10000),
+    peerNotReadingTimeout: timeout('peerNotReadingTimeout', options.peerNotReadingTimeout, 10000),
     iteratorQueueFrames: Math.max(1, nonNegative('iteratorQueueFrames', options.iteratorQueueFrames, 500)),
   };
 }
@@ -202,6 +221,7 @@ export class AudioSocketServer extends EventEmitter<ServerEvents> {
   readonly #pending = new Set<Call>();
   readonly #calls = new Set<Call>();
   readonly #rejecting = new Set<Socket>();
+  #aborting = 0;
   readonly #hooks: CallHooks;
   #closing: Promise<void> | null = null;
   #listening = false;
@@ -230,9 +250,9 @@ export class AudioSocketServer extends EventEmitter<ServerEvents> {
         this.#emitSafe('handshakeFailed', failure);
         this.#maybeClosed();
       },
-      closed: (call) => {
+      closed: (call, end) => {
         this.#calls.delete(call);
-        void call.closed.then((end) => this.#emitSafe('callEnd', call, end));
+        this.#emitSafe('callEnd', call, end);
         this.#maybeClosed();
       },
       listenerError: (error, call) => this.#report(error, call),
@@ -288,6 +308,9 @@ export class AudioSocketServer extends EventEmitter<ServerEvents> {
 
   #listen(host: string, port: number, options: ListenOptions): Promise<AddressInfo> {
     const signal = options.signal;
+    // close() or an abort may have come while the resampler was loading.
+    if (this.#closing) return Promise.reject(audioSocketError(ErrorCodes.SERVER_CLOSED, 'the server was closed before it listened'));
+    if (signal?.aborted) return Promise.reject(signal.reason);
     return new Promise<AddressInfo>((resolve, reject) => {
       const onError = (err: Error): void => {
         this.#net.off('listening', onListening);
@@ -324,7 +347,13 @@ export class AudioSocketServer extends EventEmitter<ServerEvents> {
       this.#closeResolve = finish;
     });
     if (this.#net.listening) this.#net.close();
-    for (const call of this.#pending) call._abortHandshake();
+    for (const call of this.#pending) {
+      this.#aborting++;
+      void call._abortHandshake().then(() => {
+        this.#aborting--;
+        this.#maybeClosed();
+      });
+    }
     this.#pending.clear();
     for (const call of this.#calls) void call._terminate('server-close');
     this.#maybeClosed();
@@ -373,16 +402,27 @@ export class AudioSocketServer extends EventEmitter<ServerEvents> {
     else if (this.#pending.size + this.#calls.size >= this.#maxCalls) reason = 'max-calls';
     if (reason !== undefined) {
       this.#stats.rejected++;
-      this.#reject(socket, reason === 'max-calls');
+      this.#reject(socket, reason !== 'not-allowed');
       this.#emitSafe('connectionRejected', { reason, remoteAddress, remotePort });
       return;
     }
-    const call = new Call(socket, this.#settings, this.#scheduler, this.#hooks);
+    let call: Call;
+    try {
+      call = new Call(socket, this.#settings, this.#scheduler, this.#hooks);
+    } catch (error) {
+      socket.destroy();
+      this.#report(error, undefined);
+      return;
+    }
     this.#pending.add(call);
     socket.resume();
   }
 
-  /** Turns a connection away. A busy server says hangup, which Asterisk treats as a clean end. */
+  /**
+   * Turns a connection away. A busy or closing server says hangup, which Asterisk treats as a
+   * clean end (a bare close makes Asterisk before 20.14/21.9/22.4/23.0 spin); a stranger outside
+   * the allow list gets nothing.
+   */
   #reject(socket: Socket, sayHangup: boolean): void {
     socket.on('error', () => {});
     if (!sayHangup) {
@@ -454,7 +494,7 @@ export class AudioSocketServer extends EventEmitter<ServerEvents> {
 
   #maybeClosed(): void {
     if (this.#closeResolve === null) return;
-    if (this.#calls.size > 0 || this.#pending.size > 0 || this.#rejecting.size > 0) return;
+    if (this.#calls.size > 0 || this.#pending.size > 0 || this.#rejecting.size > 0 || this.#aborting > 0) return;
     const finish = this.#closeResolve;
     this.#closeResolve = null;
     if (this.#net.listening) this.#net.close(() => finish());

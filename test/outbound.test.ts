@@ -240,23 +240,50 @@ describe('Outbound pacing (ManualClock)', () => {
     assert.equal(quiet.sent.length, 0);
   });
 
-  test('one frame per slot: immediate writes and playback share the slots, total rate stays real time', async () => {
+  test('one frame per slot: while a play is queued it owns the slots, writes are dropped and counted', async () => {
     const clock = new ManualClock(0);
     const { out, sent } = setup({}, clock);
     out.start();
-    void out.play(Buffer.alloc(100 * 320, 1), undefined);
+    const played = out.play(Buffer.alloc(100 * 320, 1), undefined);
     await tick();
+    let refused = 0;
     // An echo writing a frame every 20 ms at an odd phase while the play runs.
-    for (let t = 0; t < 2000; t++) {
+    for (let t = 0; t < 2500; t++) {
       clock.advance(1);
-      if (t % 20 === 7) out.write(Buffer.alloc(320, 9), 0x10);
+      if (t % 20 === 7 && !out.write(Buffer.alloc(320, 9), 0x10)) refused++;
     }
+    assert.equal((await played).status, 'done');
+    const prompt = sent.filter((s) => s.payload[0] === 1);
+    assert.equal(prompt.length, 100, 'the play got every slot it needed');
+    assert.equal(prompt.at(-1)!.at - prompt[0]!.at, 99 * 20, 'in real time');
+    assert.ok(refused >= 95 && refused <= 101, `${refused} writes refused during the play`);
+    assert.equal(out.stats.droppedWrites, refused);
+    assert.ok(sent.some((s) => s.payload[0] === 9), 'writes flow again after the play');
     const audioMs = sent.length * 20;
-    assert.ok(audioMs <= 2000 + 40, `sent ${audioMs} ms of audio in 2000 ms`);
-    // Never more than one frame of lead.
-    let maxLead = 0;
-    sent.forEach((s, k) => (maxLead = Math.max(maxLead, (k + 1) * 20 - (s.at - sent[0]!.at))));
-    assert.ok(maxLead <= 60, `lead ${maxLead} ms`);
+    assert.ok(audioMs <= 2500 + 40, `sent ${audioMs} ms of audio in 2500 ms`);
+  });
+
+  test('flush frees the queue even when the playing source is stuck waiting (a stalled TTS stream)', async () => {
+    const clock = new ManualClock(0);
+    const { out, sent } = setup({ keepAlive: false }, clock);
+    out.start();
+    const stuck = out.play(
+      (async function* () {
+        yield Buffer.alloc(320, 1);
+        await new Promise(() => {}); // never yields again
+      })(),
+      undefined,
+    );
+    await tick();
+    clock.advance(40);
+    out.flush();
+    assert.equal((await stuck).status, 'interrupted');
+    const next = out.play(Buffer.alloc(640, 2), undefined);
+    await tick();
+    await tick();
+    clock.advance(100);
+    assert.equal((await next).status, 'done');
+    assert.equal(sent.filter((s) => s.payload[0] === 2).length, 2);
   });
 
   test('an echo adds at most one frame of delay and, in steady state, no silence', () => {

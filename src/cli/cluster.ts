@@ -24,11 +24,16 @@ export async function runPrimary(name: string, args: CommonServerArgs, workers: 
   let stopping = false;
   let announced = false;
   const live = new Set<Worker>();
+  const listening = new WeakSet<Worker>();
+  let restarts: number[] = [];
+  let failure: (() => void) | null = null;
   const fork = (): Worker => {
     const worker = cluster.fork();
     live.add(worker);
     worker.on('message', (msg: ListeningMessage) => {
-      if (msg?.type !== 'audiosocket:listening' || announced) return;
+      if (msg?.type !== 'audiosocket:listening') return;
+      listening.add(worker);
+      if (announced) return;
       announced = true;
       const shown = msg.family === 'IPv6' ? `[${msg.host}]:${msg.port}` : `${msg.host}:${msg.port}`;
       output.event('listening', { command: name, host: msg.host, port: msg.port, workers }, `audiosocket ${name} listening on ${shown} (${workers} workers)`);
@@ -36,6 +41,17 @@ export async function runPrimary(name: string, args: CommonServerArgs, workers: 
     worker.on('exit', (code, signal) => {
       live.delete(worker);
       if (stopping) return;
+      const now = Date.now();
+      restarts = restarts.filter((t) => now - t < 10_000);
+      if (!listening.has(worker) || restarts.length >= 5) {
+        // It could not even start (port in use, bad option), or it keeps crashing: restarting
+        // would loop forever. Stop everything and say so.
+        output.error(`worker ${worker.process.pid} exited (${signal ?? code}) ${listening.has(worker) ? 'too often' : 'before listening'}; stopping`);
+        process.exitCode = 1;
+        failure?.();
+        return;
+      }
+      restarts.push(now);
       output.error(`worker ${worker.process.pid} exited (${signal ?? code}); starting another`);
       fork();
     });
@@ -55,6 +71,8 @@ export async function runPrimary(name: string, args: CommonServerArgs, workers: 
     };
     process.on('SIGINT', stop);
     process.on('SIGTERM', stop);
+    failure = () => stop('SIGTERM');
+    if (live.size === 0) resolve();
     cluster.on('exit', () => {
       if (stopping && live.size === 0) {
         process.off('SIGINT', stop);

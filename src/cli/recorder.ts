@@ -21,6 +21,7 @@ export class LazyWavRecorder {
   }
 
   push(payload: Uint8Array, sampleRate: number): void {
+    if (this.error) return;
     if (this.#writer === null) {
       this.#writer = createWavWriter(this.path, { encoding: 'slin', sampleRate, channels: 1 });
       this.#writer.catch(() => {}); // reported by close()
@@ -29,12 +30,20 @@ export class LazyWavRecorder {
     this.#chunks.push(Buffer.from(payload));
   }
 
+  /** The first write error; later chunks are dropped and close() rejects with it. */
+  error: Error | undefined;
+
   #flush(): Promise<void> {
-    this.#flushing = this.#flushing.then(async () => {
-      const writer = await this.#writer!;
-      const data = Buffer.concat(this.#chunks.splice(0));
-      if (data.length > 0) await writer.write(data);
-    });
+    this.#flushing = this.#flushing
+      .then(async () => {
+        const writer = await this.#writer!;
+        const data = Buffer.concat(this.#chunks.splice(0));
+        if (data.length > 0 && this.error === undefined) await writer.write(data);
+      })
+      .catch((err: Error) => {
+        this.error ??= err;
+        this.#chunks.length = 0;
+      });
     return this.#flushing;
   }
 
@@ -43,7 +52,9 @@ export class LazyWavRecorder {
     clearInterval(this.#timer);
     if (this.#writer === null) return false;
     await this.#flush();
-    await (await this.#writer).close();
+    const writer = await this.#writer;
+    await writer.close();
+    if (this.error) throw this.error;
     return true;
   }
 }

@@ -23,7 +23,7 @@ const EMPTY = Buffer.alloc(0);
 
 export class MessageParser {
   readonly #onMessage: MessageCallback;
-  readonly #maxPayload: number;
+  #maxPayload: number;
   // Partial header (when a chunk ends inside one).
   readonly #header = Buffer.alloc(HEADER_SIZE);
   #headerFill = 0;
@@ -41,6 +41,18 @@ export class MessageParser {
     }
     this.#onMessage = onMessage;
     this.#maxPayload = max;
+  }
+
+  /** Largest payload accepted; can be changed between pushes (e.g. 16 until a UUID has arrived). */
+  get maxPayload(): number {
+    return this.#maxPayload;
+  }
+
+  set maxPayload(value: number) {
+    if (!Number.isInteger(value) || value < 0 || value > MAX_PAYLOAD) {
+      throw audioSocketError(ErrorCodes.INVALID_ARGUMENT, `maxPayload must be an integer 0..${MAX_PAYLOAD}, got ${value}`);
+    }
+    this.#maxPayload = value;
   }
 
   /** Number of complete messages delivered so far. */

@@ -244,7 +244,14 @@ export async function callCommand(argv: string[]): Promise<void> {
   // Hang up the calls still up (like a caller hanging up), then finalise recordings.
   await Promise.all(legs.map((leg) => (leg.client?.connected ? leg.client.close() : leg.client?.closed)));
   await new Promise((r) => setTimeout(r, 50));
-  const recorded = await Promise.all(legs.map((leg) => leg.recorder?.close() ?? false));
+  const recorded = await Promise.all(
+    legs.map((leg) =>
+      (leg.recorder?.close() ?? Promise.resolve(false)).catch((err: Error) => {
+        output.error(`call ${leg.index + 1}: recording to ${leg.recorder!.path} failed: ${err.message}`);
+        return false;
+      }),
+    ),
+  );
   const elapsed = (performance.now() - t0) / 1000;
 
   let violations = 0;

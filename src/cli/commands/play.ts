@@ -38,6 +38,7 @@ export async function playCommand(argv: string[]): Promise<void> {
     // A bad file is a usage problem: say so before listening.
     throw new UsageError(`cannot play ${path}: ${(err as Error).message}`);
   }
+  if (then === 'echo' && common.server.inbound !== undefined && common.server.inbound !== 'slin') common.server.receive = 'slin';
   const loop = values.loop === true;
   const bargeIn = values['barge-in-dtmf'] === true;
 

@@ -82,14 +82,23 @@ export async function recordCommand(argv: string[]): Promise<void> {
       const writers: WavWriter[] = await Promise.all(
         files.map((f) => createWavWriter(join(dir, f), { ...recFormat, channels: split ? 1 : 2 })),
       );
+      // A disk error (full, quota, file too large) stops this recording, reported once; the call
+      // and the server carry on.
+      let failed: Error | undefined;
+      const write = (w: WavWriter, data: Buffer): void => {
+        if (failed || data.length === 0) return;
+        w.write(data).catch((err: Error) => {
+          if (failed) return;
+          failed = err;
+          running.output.error(`recording of ${call.uuid} stopped: ${err.message}`, { uuid: call.uuid });
+        });
+      };
       const flush = (final: boolean): void => {
         if (split) {
-          const [a, b] = [timeline.takeMono(0), timeline.takeMono(1)];
-          if (a.length) void writers[0]!.write(a);
-          if (b.length) void writers[1]!.write(b);
+          write(writers[0]!, timeline.takeMono(0));
+          write(writers[1]!, timeline.takeMono(1));
         } else {
-          const s = timeline.takeStereo(final);
-          if (s.length) void writers[0]!.write(s);
+          write(writers[0]!, timeline.takeStereo(final));
         }
       };
       const timer = setInterval(() => flush(false), FLUSH_MS);
@@ -97,7 +106,7 @@ export async function recordCommand(argv: string[]): Promise<void> {
         clearInterval(timer);
         flush(true);
         outConverter?.dispose();
-        await Promise.all(writers.map((w) => w.close()));
+        await Promise.all(writers.map((w) => w.close().catch(() => {})));
         const sidecar = {
           uuid: call.uuid,
           peer: peer(call),
@@ -115,6 +124,7 @@ export async function recordCommand(argv: string[]): Promise<void> {
             recording: { encoding: 'slin', sampleRate: rate, channels: split ? 1 : 2, layout: split ? 'one file per direction' : 'left: caller, right: sent' },
           },
           files,
+          recordingError: failed?.message,
           stats: end.stats,
         };
         await writeFile(join(dir, `${base}.json`), `${JSON.stringify(sidecar, null, 2)}\n`);
