@@ -37,7 +37,8 @@ function nextFailure(server: AudioSocketServer): Promise<HandshakeFailure> {
 
 function rawSocket(port: number): Promise<net.Socket> {
   return new Promise((resolve, reject) => {
-    const s = net.connect({ host: '127.0.0.1', port }, () => resolve(s));
+    // Reading, like Asterisk always does: a socket that never reads never sees our FIN.
+    const s = net.connect({ host: '127.0.0.1', port }, () => resolve(s.resume()));
     s.once('error', reject);
   });
 }
