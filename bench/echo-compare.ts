@@ -1,6 +1,6 @@
 /**
  * Echo benchmark: the hand-written floor (floor-echo) and a target server, alternated in the
- * SAME run (floor, target, floor, target, ...), same calls, same duration, same load.
+ * SAME run (ABBA order: floor, target, target, floor, ...), same calls, duration and load.
  *
  * Per run: the server is spawned (pinned to core 0 with taskset when available), the load
  * generator runs as a separate process (pinned to core 1), and the server's CPU time and RSS
@@ -19,7 +19,17 @@ import { join } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { parseArgs } from 'node:util';
 import type { LoadResult } from './loadgen.js';
-import { freePort, hasTaskset, pinPid, sampleTree, spawnServer, splitCommand, type ProcSample } from './lib/proc.js';
+import {
+  coreBusyPercent,
+  freePort,
+  hasTaskset,
+  pinPid,
+  readCoreTicks,
+  sampleTree,
+  spawnServer,
+  splitCommand,
+  type ProcSample,
+} from './lib/proc.js';
 
 const LOADGEN_JS = fileURLToPath(new URL('./loadgen.js', import.meta.url));
 const FLOOR_JS = fileURLToPath(new URL('./floor-echo.js', import.meta.url));
@@ -56,6 +66,12 @@ export interface RunRecord {
   cpuSecPerCallMinute: number;
   rssMB: { idle: number; start: number; end: number; max: number };
   loadgenCpuPercent: number;
+  /**
+   * Busy % of every core over the window from /proc/stat, including irq/softirq time that
+   * /proc/PID/stat does not charge to any process (loopback TCP work). When pinned, core 0
+   * holds the server only and core 1 the load generator (and this idle orchestrator).
+   */
+  coreBusyPercent: number[];
   warnings: string[];
   load: LoadResult;
 }
@@ -70,8 +86,11 @@ function substitute(cmd: string, port: number): string[] {
   return argv;
 }
 
+type CoreTicks = ReturnType<typeof readCoreTicks>;
+
 interface LoadgenRun {
   result: LoadResult;
+  cores: { steady: CoreTicks; stop: CoreTicks };
   steady: { server: ProcSample; loadgen: ProcSample | null };
   stop: { server: ProcSample; loadgen: ProcSample | null };
   rssMaxMB: number;
@@ -104,6 +123,8 @@ function runLoadgen(opts: CompareOptions, port: number, serverPid: number): Prom
   return new Promise<LoadgenRun>((resolve, reject) => {
     let steady: LoadgenRun['steady'] | null = null;
     let stop: LoadgenRun['stop'] | null = null;
+    let coresSteady: CoreTicks = [];
+    let coresStop: CoreTicks = [];
     let rssMax = 0;
     let sampler: NodeJS.Timeout | null = null;
     let errText = '';
@@ -124,6 +145,7 @@ function runLoadgen(opts: CompareOptions, port: number, serverPid: number): Prom
         buf = buf.slice(i + 1);
         if (line.startsWith('EVENT steady')) {
           steady = sampleBoth();
+          coresSteady = readCoreTicks();
           const tick = (): void => {
             sampleBoth();
             sampler = setTimeout(tick, 500);
@@ -131,6 +153,7 @@ function runLoadgen(opts: CompareOptions, port: number, serverPid: number): Prom
           sampler = setTimeout(tick, 500);
         } else if (line.startsWith('EVENT stop-sending')) {
           stop = sampleBoth();
+          coresStop = readCoreTicks();
           if (sampler !== null) clearTimeout(sampler);
           sampler = null;
         } else if (!line.startsWith('EVENT ')) {
@@ -152,7 +175,7 @@ function runLoadgen(opts: CompareOptions, port: number, serverPid: number): Prom
         reject(new Error(`load generator failed (code ${code}, signal ${signal}): ${errText.trim() || 'no result'}`));
         return;
       }
-      resolve({ result, steady, stop, rssMaxMB: rssMax, pinned });
+      resolve({ result, steady, stop, rssMaxMB: rssMax, pinned, cores: { steady: coresSteady, stop: coresStop } });
     });
   });
 }
@@ -174,7 +197,9 @@ async function runOne(opts: CompareOptions, which: 'floor' | 'target', round: nu
         ? (lg.stop.loadgen.cpuSec - lg.steady.loadgen.cpuSec) / ((lg.stop.loadgen.t - lg.steady.loadgen.t) / 1000)
         : lg.result.loadgen.cpuPercentOfCore / 100;
     const warnings: string[] = [];
-    if (lgCpu > 0.85) warnings.push(`load generator at ${Math.round(lgCpu * 100)} % of a core: it may be the bottleneck`);
+    const busy = coreBusyPercent(lg.cores.steady, lg.cores.stop);
+    if (lg.pinned && (busy[1] ?? 0) > 90) warnings.push(`load generator core at ${busy[1]} % busy: it may be the bottleneck`);
+    else if (lgCpu > 0.85) warnings.push(`load generator at ${Math.round(lgCpu * 100)} % of a core: it may be the bottleneck`);
     if (lg.result.sendLagMs.p99 > 5) warnings.push(`load generator send lag p99 ${lg.result.sendLagMs.p99} ms (> 5 ms)`);
     if (windowS < 1) warnings.push(`steady window only ${windowS.toFixed(2)} s`);
     if (server.exited) warnings.push('server exited during the run');
@@ -191,6 +216,7 @@ async function runOne(opts: CompareOptions, which: 'floor' | 'target', round: nu
       cpuSecPerCallMinute: r3(cpu / ((opts.calls * windowS) / 60)),
       rssMB: { idle: idle?.rssMB ?? 0, start: s0.rssMB, end: s1.rssMB, max: lg.rssMaxMB },
       loadgenCpuPercent: Math.round(lgCpu * 1000) / 10,
+      coreBusyPercent: coreBusyPercent(lg.cores.steady, lg.cores.stop),
       warnings,
       load: lg.result,
     };
@@ -209,7 +235,7 @@ export interface CompareResult {
     target: ServerSummary;
     /** mean target cpu-s per call-minute / mean floor. */
     ratio: number;
-    /** target / floor of each round (floor run just before the target run). */
+    /** target / floor of each round (the two runs of a round are adjacent in time). */
     ratioPerRound: number[];
     ok: boolean;
   };
@@ -223,6 +249,7 @@ interface ServerSummary {
   rttMs: { p50: number; p99: number; max: number };
   frames: { sent: number; verified: number; lost: number; corrupted: number; unexpected: number; silence: number };
   loadgenCpuPercent: number;
+  coreBusyPercent: number[];
 }
 
 function summarize(runs: RunRecord[], name: string): ServerSummary {
@@ -247,6 +274,7 @@ function summarize(runs: RunRecord[], name: string): ServerSummary {
       silence: sum((r) => r.load.frames.silence),
     },
     loadgenCpuPercent: Math.round(mean((r) => r.loadgenCpuPercent) * 10) / 10,
+    coreBusyPercent: (runs[0]?.coreBusyPercent ?? []).map((_, i) => Math.round(mean((r) => r.coreBusyPercent[i] ?? 0) * 10) / 10),
   };
 }
 
@@ -263,7 +291,10 @@ export async function compare(opts: CompareOptions): Promise<CompareResult> {
   }
   const runs: RunRecord[] = [];
   for (let round = 1; round <= opts.rounds; round++) {
-    for (const which of ['floor', 'target'] as const) {
+    // ABBA order (floor, target | target, floor | ...) so a slow drift of the machine (thermal,
+    // frequency, background load) does not systematically favour whichever runs second.
+    const order = round % 2 === 1 ? (['floor', 'target'] as const) : (['target', 'floor'] as const);
+    for (const which of order) {
       opts.log(`round ${round}/${opts.rounds}: ${which} (${opts.calls} calls x ${opts.durationS} s, ${opts.style}) ...`);
       const rec = await runOne(opts, which, round);
       runs.push(rec);
@@ -295,7 +326,7 @@ export async function compare(opts: CompareOptions): Promise<CompareResult> {
 }
 
 const HEADER =
-  'server        round  win s  cpu-s/call-min  cpu %   rss MB idle/end/max   rtt ms p50/p99/max     lost  corrupt  unexpected  silence  lg cpu %  lg lag p99';
+  'server        round  win s  cpu-s/call-min  cpu %   rss MB idle/end/max   rtt ms p50/p99/max     lost  corrupt  unexpected  silence  lg cpu %  lg lag p99  core busy %';
 
 function formatRow(r: RunRecord): string {
   const f = r.load.frames;
@@ -313,6 +344,7 @@ function formatRow(r: RunRecord): string {
     String(f.silence).padStart(8),
     r.loadgenCpuPercent.toFixed(1).padStart(9),
     r.load.sendLagMs.p99.toFixed(2).padStart(11),
+    r.coreBusyPercent.map((x) => x.toFixed(0)).join('/').padStart(12),
   ].join(' ');
 }
 
@@ -339,7 +371,7 @@ const USAGE = `usage: node dist/bench/echo-compare.js [options]
   --calls N           concurrent calls (default 1000)
   --duration S        steady-state seconds per run (default 30)
   --quick             100 calls x 5 s
-  --rounds R          floor/target pairs (default 2: floor, target, floor, target)
+  --rounds R          floor/target pairs, in ABBA order (default 2: floor, target, target, floor)
   --ramp S            ramp-up seconds (default 2 ms per call)
   --grace MS          wait for late echoes (default 1000)
   --split | --coalesce [--group N]   send style (default normal)

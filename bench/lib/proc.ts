@@ -291,3 +291,33 @@ export function splitCommand(cmd: string): string[] {
   }
   return out;
 }
+
+/** Busy and total jiffies of each core from /proc/stat (busy includes irq/softirq/steal). */
+export function readCoreTicks(): Array<{ busy: number; total: number }> {
+  let text: string;
+  try {
+    text = readFileSync('/proc/stat', 'utf8');
+  } catch {
+    return [];
+  }
+  const out: Array<{ busy: number; total: number }> = [];
+  for (const line of text.split('\n')) {
+    const m = /^cpu(\d+)\s+(.*)$/.exec(line);
+    if (!m) continue;
+    // user nice system idle iowait irq softirq steal (guest time is already inside user)
+    const f = m[2]!.trim().split(/\s+/).map(Number);
+    const [user = 0, nice = 0, system = 0, idle = 0, iowait = 0, irq = 0, softirq = 0, steal = 0] = f;
+    const busy = user + nice + system + irq + softirq + steal;
+    out[Number(m[1])] = { busy, total: busy + idle + iowait };
+  }
+  return out;
+}
+
+/** Busy percent of each core between two readCoreTicks() snapshots. */
+export function coreBusyPercent(a: Array<{ busy: number; total: number }>, b: Array<{ busy: number; total: number }>): number[] {
+  return b.map((y, i) => {
+    const x = a[i];
+    if (x === undefined || y.total <= x.total) return 0;
+    return Math.round(((y.busy - x.busy) / (y.total - x.total)) * 1000) / 10;
+  });
+}
