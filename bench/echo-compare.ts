@@ -72,12 +72,25 @@ export interface RunRecord {
    * holds the server only and core 1 the load generator (and this idle orchestrator).
    */
   coreBusyPercent: number[];
+  /**
+   * Busy % of each core NOT explained by the measured processes during the window:
+   * [core0 - server, core1 - load generator] when pinned. A few % is kernel noise; more means
+   * something else (another test suite, another tenant) ran on the machine and skewed the run.
+   */
+  foreignBusyPercent: number[];
+  /** Busy % of each core during 1 s before the run, with no server and no load. */
+  backgroundBusyPercent: number[];
   warnings: string[];
   load: LoadResult;
 }
 
 function r3(x: number): number {
   return Math.round(x * 1000) / 1000;
+}
+
+/** 4 significant digits (cpu-s per call-minute is ~0.01-0.1). */
+function sig4(x: number): number {
+  return Number.isFinite(x) && x !== 0 ? Number(x.toPrecision(4)) : x;
 }
 
 function substitute(cmd: string, port: number): string[] {
@@ -181,6 +194,9 @@ function runLoadgen(opts: CompareOptions, port: number, serverPid: number): Prom
 }
 
 async function runOne(opts: CompareOptions, which: 'floor' | 'target', round: number): Promise<RunRecord> {
+  const bg0 = readCoreTicks();
+  await new Promise((r) => setTimeout(r, 1000));
+  const background = coreBusyPercent(bg0, readCoreTicks());
   const port = await freePort();
   const argv = substitute(which === 'floor' ? opts.floor : opts.target, port);
   const server = await spawnServer({ argv, port, ...(opts.pin ? { core: 0 } : {}) });
@@ -203,6 +219,16 @@ async function runOne(opts: CompareOptions, which: 'floor' | 'target', round: nu
     if (lg.result.sendLagMs.p99 > 5) warnings.push(`load generator send lag p99 ${lg.result.sendLagMs.p99} ms (> 5 ms)`);
     if (windowS < 1) warnings.push(`steady window only ${windowS.toFixed(2)} s`);
     if (server.exited) warnings.push('server exited during the run');
+    const lgPct = Math.round(lgCpu * 1000) / 10;
+    const serverPct = Math.round((cpu / windowS) * 1000) / 10;
+    const foreign =
+      server.pinned && lg.pinned
+        ? busy.map((b, i) => Math.max(0, Math.round((b - (i === 0 ? serverPct : i === 1 ? lgPct : 0)) * 10) / 10))
+        : [];
+    if (foreign.some((f) => f > 5)) {
+      warnings.push(`other load on the machine during the run: core busy not explained by server/loadgen ${foreign.join('/')} %`);
+    }
+    if (background.some((b) => b > 5)) warnings.push(`machine busy before the run: ${background.join('/')} % per core`);
     warnings.push(...lg.result.problems);
     return {
       server: which,
@@ -212,11 +238,13 @@ async function runOne(opts: CompareOptions, which: 'floor' | 'target', round: nu
       pinned: { server: server.pinned, loadgen: lg.pinned },
       windowS: r3(windowS),
       serverCpuSec: r3(cpu),
-      serverCpuPercent: Math.round((cpu / windowS) * 1000) / 10,
-      cpuSecPerCallMinute: r3(cpu / ((opts.calls * windowS) / 60)),
+      serverCpuPercent: serverPct,
+      cpuSecPerCallMinute: sig4(cpu / ((opts.calls * windowS) / 60)),
       rssMB: { idle: idle?.rssMB ?? 0, start: s0.rssMB, end: s1.rssMB, max: lg.rssMaxMB },
-      loadgenCpuPercent: Math.round(lgCpu * 1000) / 10,
-      coreBusyPercent: coreBusyPercent(lg.cores.steady, lg.cores.stop),
+      loadgenCpuPercent: lgPct,
+      coreBusyPercent: busy,
+      foreignBusyPercent: foreign,
+      backgroundBusyPercent: background,
       warnings,
       load: lg.result,
     };
@@ -257,7 +285,7 @@ function summarize(runs: RunRecord[], name: string): ServerSummary {
   const sum = (f: (r: RunRecord) => number): number => runs.reduce((a, r) => a + f(r), 0);
   return {
     name,
-    cpuSecPerCallMinute: r3(mean((r) => r.cpuSecPerCallMinute)),
+    cpuSecPerCallMinute: sig4(mean((r) => r.cpuSecPerCallMinute)),
     cpuPercent: Math.round(mean((r) => r.serverCpuPercent) * 10) / 10,
     rssMaxMB: Math.max(0, ...runs.map((r) => r.rssMB.max)),
     rttMs: {

@@ -41,7 +41,7 @@ export function hasTaskset(): boolean {
 export function pinPid(pid: number, core: number): boolean {
   if (!hasTaskset()) return false;
   try {
-    execFileSync('taskset', ['-pc', String(core), String(pid)], { stdio: 'ignore', timeout: 2000 });
+    execFileSync('taskset', ['-a', '-pc', String(core), String(pid)], { stdio: 'ignore', timeout: 2000 });
     return true;
   } catch {
     return false;
