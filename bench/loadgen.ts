@@ -736,6 +736,7 @@ const USAGE = `usage: node dist/bench/loadgen.js --port N [options]
   --kind K            audio kind, e.g. 0x10 (default) or 0x12
   --payload B         payload bytes per frame (default from kind, 320 for 0x10)
   --frame-ms M        frame period (default 20)
+  --tick-ms T         scheduler tick, must divide frame-ms (default 1; 2 halves the timer cost)
   --grace MS          wait for late echoes before counting losses (default 1000)
   --dtmf-every MS     also send a DTMF digit every MS per call (default off)
   --mute              play mode: send the UUID only, no audio
