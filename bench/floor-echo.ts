@@ -1,0 +1,110 @@
+/**
+ * The floor: the smallest correct AudioSocket echo server we know how to write in Node.
+ *
+ * Plain `net`, `setNoDelay(true)`, a stream decoder that survives any TCP chunking, and each
+ * audio message (kinds 0x10..0x18) written back as ONE write of header + payload (a zero-copy
+ * view of the received chunk when the message arrived whole). Everything else (UUID, DTMF,
+ * unknown kinds) is ignored. No keep-alive silence, no pacing, no limits: this is the cost
+ * floor a real server is compared against, not a server to deploy.
+ *
+ * CLI: node dist/bench/floor-echo.js --host 127.0.0.1 --port 9092
+ * Prints "listening host:port" on stdout once bound. Stops on SIGINT/SIGTERM.
+ */
+import net from 'node:net';
+import { parseArgs } from 'node:util';
+import { pathToFileURL } from 'node:url';
+import { Decoder, isAudioKind } from './lib/wire.js';
+
+export interface FloorEcho {
+  server: net.Server;
+  host: string;
+  port: number;
+  /** Stop listening and destroy every open connection. */
+  close(): Promise<void>;
+}
+
+export interface FloorEchoOptions {
+  host?: string;
+  port?: number;
+  /**
+   * Test hook: transform each echoed message before writing it (e.g. flip a byte to prove the
+   * load generator notices). Not used by the CLI.
+   */
+  mutate?: (frame: Buffer) => Buffer | null;
+}
+
+export function handleConnection(socket: net.Socket, mutate?: FloorEchoOptions['mutate']): void {
+  socket.setNoDelay(true);
+  const decoder = new Decoder(
+    mutate === undefined
+      ? (kind, frame) => {
+          if (isAudioKind(kind) && frame.length > 3) socket.write(frame);
+        }
+      : (kind, frame) => {
+          if (!isAudioKind(kind) || frame.length <= 3) return;
+          const out = mutate(frame);
+          if (out !== null) socket.write(out);
+        },
+  );
+  socket.on('data', (chunk: Buffer) => decoder.push(chunk));
+  // A reset peer is a normal end of call for a bench server; never crash on it.
+  socket.on('error', () => socket.destroy());
+}
+
+export function startFloorEcho(opts: FloorEchoOptions = {}): Promise<FloorEcho> {
+  const host = opts.host ?? '127.0.0.1';
+  const sockets = new Set<net.Socket>();
+  const server = net.createServer({ noDelay: true }, (socket) => {
+    sockets.add(socket);
+    socket.on('close', () => sockets.delete(socket));
+    handleConnection(socket, opts.mutate);
+  });
+  return new Promise((resolve, reject) => {
+    server.once('error', reject);
+    server.listen({ host, port: opts.port ?? 0, backlog: 4096 }, () => {
+      server.off('error', reject);
+      const addr = server.address() as net.AddressInfo;
+      resolve({
+        server,
+        host,
+        port: addr.port,
+        close: () =>
+          new Promise<void>((res) => {
+            for (const s of sockets) s.destroy();
+            server.close(() => res());
+          }),
+      });
+    });
+  });
+}
+
+async function main(): Promise<void> {
+  const { values } = parseArgs({
+    options: {
+      host: { type: 'string', default: '127.0.0.1' },
+      port: { type: 'string', default: '9092' },
+      help: { type: 'boolean', short: 'h', default: false },
+    },
+  });
+  if (values.help) {
+    process.stdout.write('usage: node dist/bench/floor-echo.js [--host 127.0.0.1] [--port 9092]\n');
+    return;
+  }
+  const port = Number(values.port);
+  if (!Number.isInteger(port) || port < 0 || port > 65535) throw new RangeError(`bad --port ${values.port}`);
+  const floor = await startFloorEcho({ host: values.host, port });
+  process.stdout.write(`listening ${floor.host}:${floor.port}\n`);
+  const stop = (): void => {
+    void floor.close().then(() => process.exit(0));
+    setTimeout(() => process.exit(0), 1000).unref();
+  };
+  process.once('SIGINT', stop);
+  process.once('SIGTERM', stop);
+}
+
+if (import.meta.url === pathToFileURL(process.argv[1] ?? '').href) {
+  main().catch((err: unknown) => {
+    process.stderr.write(`floor-echo: ${err instanceof Error ? err.message : String(err)}\n`);
+    process.exit(1);
+  });
+}
