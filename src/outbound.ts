@@ -125,6 +125,13 @@ interface Waiting {
 }
 
 const EPS = 1e-6;
+/**
+ * How far ahead of real time immediate writes may run, in frames. Asterisk's own frames arrive
+ * with jitter and our event loop adds more; passing a burst of up to this many frames on at once
+ * (as a plain echo would) keeps an echo's delay near zero, while a producer writing faster than
+ * real time is held to real time beyond it.
+ */
+const WRITE_LEAD_FRAMES = 2;
 const silenceCache = new Map<string, Buffer>();
 
 /** A shared, never-mutated silence message of `frameMs` at `kind`'s rate. */
@@ -167,6 +174,10 @@ export class Outbound implements Paced {
   readonly #onMark: (name: string, reached: boolean) => void;
 
   #busyUntil = -Infinity;
+  /** Last immediate write (clock ms): keep-alive stays out of a live stream of writes. */
+  #lastWriteAt = -Infinity;
+  /** The last tick found nothing to send: the next audio starts at its own slot, no catch-up. */
+  #idle = true;
   #silenceKind: AudioKind;
   #closed = false;
   #registered = false;
@@ -269,8 +280,10 @@ export class Outbound implements Paced {
     message.set(payload, HEADER_SIZE);
     const durationMs = (payload.length / 2 / sampleRateOfKind(kind)!) * 1000;
     const now = this.#scheduler.clock.now();
-    if (this.#waiting.length === 0 && this.#busyUntil <= now + this.frameMs + EPS) {
+    this.#lastWriteAt = now;
+    if (this.#waiting.length === 0 && this.#busyUntil <= now + WRITE_LEAD_FRAMES * this.frameMs + EPS) {
       this.#busyUntil = Math.max(this.#busyUntil, now) + durationMs;
+      this.#idle = false;
       this.#silenceKind = kind;
       this.#emit(message);
       return true;
@@ -378,10 +391,15 @@ export class Outbound implements Paced {
     if (this.#closed) return;
     const F = this.frameMs;
     if (this.#busyUntil > gridTime + EPS) {
-      // A write that found the timeline a frame ahead goes out as soon as it is within one
-      // frame again, like a fresh immediate write would.
-      if (this.#waiting.length > 0 && this.#busyUntil <= gridTime + F + EPS) this.#sendNext();
+      // Writes that found the timeline too far ahead go out as soon as it is within the write
+      // lead again, like fresh immediate writes would.
+      while (this.#waiting.length > 0 && this.#busyUntil <= gridTime + WRITE_LEAD_FRAMES * F + EPS) this.#sendNext();
       return;
+    }
+    if (this.#idle) {
+      // Time spent with nothing to send is not a backlog: start from this slot.
+      this.#busyUntil = Math.max(this.#busyUntil, gridTime);
+      this.#idle = false;
     }
     const budgetStart = gridTime - this.#opts.maxCatchUpFrames * F;
     if (this.#busyUntil < budgetStart - EPS) {
@@ -399,11 +417,16 @@ export class Outbound implements Paced {
       const slot = this.#busyUntil;
       const sent = this.#sendNext();
       if (!sent) {
-        // Nothing queued: the timeline jumps to now and this slot passes, filled by keep-alive.
-        this.#busyUntil = Math.max(this.#busyUntil, gridTime) + F;
-        if (this.#opts.keepAlive) {
+        // Nothing queued. Keep-alive fills the slot, unless immediate writes are flowing: then a
+        // gap is only their jitter, and silence here would push every later write one frame
+        // back for good. An unfilled slot does not move the timeline.
+        this.#busyUntil = Math.max(this.#busyUntil, gridTime);
+        if (this.#opts.keepAlive && now - this.#lastWriteAt >= 2 * F) {
           this.#stats.silenceFrames++;
+          this.#busyUntil += F;
           this.#emit(silenceMessage(this.#silenceKind, F));
+        } else {
+          this.#idle = true;
         }
         break;
       }
