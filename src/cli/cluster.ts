@@ -23,6 +23,7 @@ export async function runPrimary(name: string, args: CommonServerArgs, workers: 
   const output = createOutput(args);
   let stopping = false;
   let announced = false;
+  let ready = 0;
   const live = new Set<Worker>();
   const listening = new WeakSet<Worker>();
   let restarts: number[] = [];
@@ -33,7 +34,8 @@ export async function runPrimary(name: string, args: CommonServerArgs, workers: 
     worker.on('message', (msg: ListeningMessage) => {
       if (msg?.type !== 'audiosocket:listening') return;
       listening.add(worker);
-      if (announced) return;
+      // Announce once every worker is ready, so the first calls are spread over all of them.
+      if (announced || ++ready < workers) return;
       announced = true;
       const shown = msg.family === 'IPv6' ? `[${msg.host}]:${msg.port}` : `${msg.host}:${msg.port}`;
       output.event('listening', { command: name, host: msg.host, port: msg.port, workers }, `audiosocket ${name} listening on ${shown} (${workers} workers)`);
