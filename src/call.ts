@@ -9,7 +9,7 @@ import { EventEmitter } from 'node:events';
 import { Writable } from 'node:stream';
 import type { Socket } from 'node:net';
 import { AudioSocketError, audioSocketError, ErrorCodes } from './errors.js';
-import { HANGUP_MESSAGE } from './protocol/encoder.js';
+import { DTMF_DIGITS, HANGUP_MESSAGE } from './protocol/encoder.js';
 import { isAudioKind, Kind, kindName, sampleRateOfKind, type AudioKind } from './protocol/kinds.js';
 import { MessageParser } from './protocol/parser.js';
 import { formatUuid } from './protocol/uuid.js';
@@ -348,13 +348,13 @@ export class Call extends EventEmitter<CallEvents> {
    * While a {@link play} is queued it owns the slots: the write is dropped, counted in
    * `stats.droppedWrites`, and `false` is returned. Otherwise returns `true`.
    */
-  write(payload: Uint8Array, kind?: AudioKind): boolean {
+  write(payload: Uint8Array | Int16Array, kind?: AudioKind): boolean {
     if (this.#state !== 'open') throw audioSocketError(ErrorCodes.CALL_ENDED, `cannot write: the call has ended (${this.#endReason})`);
     if (kind !== undefined || this.#send === undefined || sameFormat(this.#send, this.#outboundFormat)) {
       return this.#outbound.write(payload, kind ?? this.#outbound.kind);
     }
     this.#writeConverter ??= createConverter(this.#send, this.#outboundFormat);
-    const converted = this.#writeConverter.push(payload);
+    const converted = this.#writeConverter.push(payload instanceof Int16Array ? Buffer.from(payload.buffer, payload.byteOffset, payload.byteLength) : payload);
     return converted.length === 0 || this.#outbound.write(converted, this.#outbound.kind);
   }
 
@@ -713,7 +713,7 @@ export class Call extends EventEmitter<CallEvents> {
         if (this.listenerCount('audio') > 0) this.#emitAudio(kind, payload);
         return;
       }
-      if (kind === Kind.DTMF && payload.length === 1) {
+      if (kind === Kind.DTMF && payload.length === 1 && DTMF_DIGITS.includes(String.fromCharCode(payload[0]!))) {
         this.#s.dtmfIn++;
         this.emit('dtmf', String.fromCharCode(payload[0]!));
         return;

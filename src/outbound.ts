@@ -131,7 +131,15 @@ const EPS = 1e-6;
  * (as a plain echo would) keeps an echo's delay near zero, while a producer writing faster than
  * real time is held to real time beyond it.
  */
-const WRITE_LEAD_FRAMES = 2;
+const WRITE_LEAD_FRAMES = 5;
+/**
+ * While writes flow and nothing waits, the timeline relaxes toward now by this many ms per tick
+ * (5% of a 20 ms frame). Input jitter moves the lead up and down at random; without this pull
+ * the lead drifts to its cap and every later burst waits a frame, which an echo hears as delay.
+ * The price is that a writer running faster than real time may gain up to 5% before it is
+ * held back, well within what a jitter buffer absorbs.
+ */
+const WRITE_RELAX_PER_FRAME = 0.05;
 const silenceCache = new Map<string, Buffer>();
 
 /** A shared, never-mutated silence message of `frameMs` at `kind`'s rate. */
@@ -266,8 +274,9 @@ export class Outbound implements Paced {
    * Sends one audio message now, or at the next free slot if the timeline is more than one
    * frame ahead (so an echo adds at most one frame of delay and never doubles the rate).
    */
-  write(payload: Uint8Array, kind: AudioKind): boolean {
+  write(audio: Uint8Array | Int16Array, kind: AudioKind): boolean {
     if (this.#closed) throw audioSocketError(ErrorCodes.CALL_ENDED, 'cannot write: the call has ended');
+    const payload = toBuffer(audio); // an Int16Array is its bytes, not its values truncated
     assertServerAudio(kind, payload.length);
     if (this.#fifoBytes > 0 || this.#pending.length > 0) {
       // A play owns the slots until it ends or is flushed: sending both would exceed real time,
@@ -390,6 +399,9 @@ export class Outbound implements Paced {
   onTick(gridTime: number, now: number): void {
     if (this.#closed) return;
     const F = this.frameMs;
+    if (this.#busyUntil > now && this.#waiting.length === 0 && now - this.#lastWriteAt < 2 * F && this.#fifoBytes === 0) {
+      this.#busyUntil = Math.max(now, this.#busyUntil - WRITE_RELAX_PER_FRAME * F);
+    }
     if (this.#busyUntil > gridTime + EPS) {
       // Writes that found the timeline too far ahead go out as soon as it is within the write
       // lead again, like fresh immediate writes would.

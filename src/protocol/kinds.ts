@@ -32,7 +32,7 @@ const RATES = [8000, 12000, 16000, 24000, 32000, 44100, 48000, 96000, 192000] as
 
 /** True for 0x10-0x18. */
 export function isAudioKind(kind: number): kind is AudioKind {
-  return kind >= 0x10 && kind <= 0x18;
+  return Number.isInteger(kind) && kind >= 0x10 && kind <= 0x18;
 }
 
 /** Sample rate in Hz of an audio kind, or `undefined` if `kind` is not an audio kind. */
