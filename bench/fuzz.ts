@@ -378,7 +378,13 @@ async function main(): Promise<void> {
     const { gen, input, cuts, max } = makeInput(seed, index);
     console.log(`seed ${seed} input #${index}: ${gen}, ${input.length} bytes, maxPayload ${max}, cuts [${cuts.join(', ')}]`);
     console.log(`bytes: ${input.subarray(0, 256).toString('hex')}${input.length > 256 ? '…' : ''}`);
-    check(input, cuts, max);
+    try {
+      check(input, cuts, max);
+    } catch (err) {
+      console.log(`FAIL ${err instanceof Error ? err.message : String(err)}`);
+      process.exitCode = 1;
+      return;
+    }
     console.log('all invariants hold');
     return;
   }
