@@ -286,3 +286,100 @@ export async function settledHeap(gc: () => void): Promise<number> {
   }
   return process.memoryUsage().heapUsed;
 }
+
+// ---------------------------------------------------------------------------------------------
+// Call cycles for the leak test and bench/leak.ts.
+
+/** Per-type counts of the process's active resources (sockets, ref'd timers, ...). */
+export function resourceCounts(): Record<string, number> {
+  const counts: Record<string, number> = {};
+  for (const r of process.getActiveResourcesInfo()) counts[r] = (counts[r] ?? 0) + 1;
+  return counts;
+}
+
+/** Listener counts of every event of an emitter. */
+export function listenerCounts(emitter: { eventNames(): Array<string | symbol>; listenerCount(e: string | symbol): number }): Record<string, number> {
+  const out: Record<string, number> = {};
+  for (const e of emitter.eventNames()) out[String(e)] = emitter.listenerCount(e);
+  return out;
+}
+
+/**
+ * The handler the leak cycles run: echo, plus per-UUID extras that hold resources a leak would
+ * keep alive (an async iterator, a write stream, a queued play).
+ */
+export function leakHandler(call: Call): void {
+  echoHandler(call);
+  const tag = call.uuid[0];
+  if (tag === 'a') {
+    void (async () => {
+      for await (const frame of call) void frame;
+    })();
+  } else if (tag === 'b') {
+    const ws = call.createWriteStream({ highWaterMarkMs: 200 });
+    ws.on('error', () => {});
+    ws.write(Buffer.alloc(8000, 3));
+  } else if (tag === 'c') {
+    void call.play(Buffer.alloc(3200, 4));
+    void call.mark('end-of-prompt');
+  }
+}
+
+const CYCLE_FRAME = (() => {
+  const b = Buffer.alloc(320, 0x21);
+  b[0] = 0xa5;
+  return b;
+})();
+
+/**
+ * One call cycle: connect, UUID, a few frames, wait for an echo, then end it one of six ways
+ * (caller FIN, server hangup, caller RST, server hangup mid-prompt, no UUID at all, caller FIN
+ * with a write stream playing).
+ */
+export async function callCycle(server: AudioSocketServer, port: number, i: number): Promise<void> {
+  const how = i % 6;
+  if (how === 4) {
+    const c = await connect({ port, sendUuid: false });
+    await c.close();
+    return;
+  }
+  const prefix = ['a', '0', 'd', 'c', '', 'b'][how]!;
+  const uuid = `${prefix}${randomUUID().slice(prefix.length)}`;
+  const c = await connect({ port, uuid });
+  const echoed = new Promise<void>((resolve) => {
+    c.on('audio', (f) => {
+      if (!allZero(f.payload)) resolve();
+    });
+  });
+  for (let k = 0; k < 3; k++) c.sendAudio(CYCLE_FRAME);
+  await within(echoed, 5000, `the echo of cycle ${i}`);
+  if (how === 1 || how === 3) {
+    const call = [...server.calls].find((x) => x.uuid === uuid);
+    assert.ok(call, `cycle ${i}: the call is live`);
+    await call.hangup();
+    await c.closed;
+  } else if (how === 2) {
+    await c.reset();
+  } else {
+    await c.close();
+  }
+}
+
+/** Runs `count` cycles on `lanes` concurrent lanes. */
+export async function runCycles(server: AudioSocketServer, port: number, count: number, lanes = 8, offset = 0): Promise<void> {
+  let next = 0;
+  await Promise.all(
+    Array.from({ length: lanes }, async () => {
+      for (;;) {
+        const i = next++;
+        if (i >= count) return;
+        await callCycle(server, port, offset + i);
+      }
+    }),
+  );
+}
+
+/** Waits until the server holds no call or handshake. */
+export async function serverIdle(server: AudioSocketServer): Promise<void> {
+  await until(() => server.calls.size === 0 && server.stats.pendingHandshakes === 0, 5000, 'the server to be idle');
+}
