@@ -378,6 +378,32 @@ describe('conformance bugs (these fail until src/ is fixed)', () => {
     await server.close();
   });
 
+  test('write(Int16Array) sends the samples as bytes (or is refused), not their low bytes', { timeout: 20_000 }, async (t) => {
+    const calls: Call[] = [];
+    const { server, port } = await startServer((call) => void calls.push(call), { keepAlive: false }, t);
+    const raw = await rawCall(port, {}, t);
+    const payloads: Buffer[] = [];
+    raw.socket.on('data', (chunk: Buffer) => payloads.push(chunk));
+    await until(() => calls.length === 1, 2000, 'the call');
+    const samples = new Int16Array(160).fill(1000); // 20 ms of slin, as play() accepts it
+    let threw: unknown;
+    try {
+      calls[0]!.write(samples as unknown as Uint8Array);
+    } catch (err) {
+      threw = err;
+    }
+    if (threw !== undefined) {
+      assert.ok(isCode(threw, ErrorCodes.INVALID_ARGUMENT) || isCode(threw, ErrorCodes.INVALID_MESSAGE), `refused with a typed error, got ${String(threw)}`);
+    } else {
+      await until(() => raw.messages.length === 1, 2000, 'the message');
+      const sent = Buffer.concat(payloads);
+      assert.equal(sent.readUInt16BE(1), 320, `sent ${sent.readUInt16BE(1)} bytes for 160 samples`);
+      assert.ok(sent.subarray(3).equals(Buffer.from(samples.buffer)), 'the samples, little-endian');
+    }
+    await calls[0]!.hangup();
+    await server.close();
+  });
+
   test('write() of a payload much longer than a frame is not sent as one burst (or is refused)', { timeout: 20_000 }, async (t) => {
     const calls: Call[] = [];
     const { server, port } = await startServer((call) => void calls.push(call), { keepAlive: false }, t);

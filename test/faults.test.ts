@@ -30,6 +30,7 @@ import {
   uuidWith,
   within,
   allZero,
+  getGc,
 } from './fault-helpers.js';
 import { spawnCli } from './helpers.js';
 
@@ -438,6 +439,63 @@ describe('bugs found by fault injection (these fail until src/ is fixed)', { con
     assert.deepEqual(failures.map((f) => f.reason), []);
     assert.equal(server.calls.size, 1);
     raw.socket.destroy();
+    await server.close();
+  });
+
+  test('a for-await consumer that is stuck keeps at most iteratorQueueFrames frames in memory', async (t) => {
+    const gc = getGc();
+    const mem = async (): Promise<number> => {
+      for (let i = 0; i < 3; i++) {
+        gc();
+        await sleep(10);
+      }
+      const m = process.memoryUsage();
+      return m.heapUsed + m.arrayBuffers;
+    };
+    const calls: Call[] = [];
+    // The classic stuck consumer: the loop body awaits something (an STT request) that never returns.
+    const handler = async (call: Call): Promise<void> => {
+      calls.push(call);
+      for await (const frame of call) {
+        void frame;
+        await new Promise(() => {});
+      }
+    };
+    const { server, port } = await startServer(handler, { iteratorQueueFrames: 50, keepAlive: false }, t);
+    const client = await connect({ port });
+    t.after(() => client.reset());
+    await until(() => calls.length === 1, 2000, 'the call');
+    client.sendAudio(stamped(92, 0, 0));
+    await sleep(50);
+    const before = await mem();
+    const frame = encodeMessage(0x10, stamped(92, 0, 1));
+    for (let i = 0; i < 60_000; i++) {
+      client.sendRaw(frame); // 60,000 x 20 ms = 20 minutes of audio, 19 MB
+      if (i % 2000 === 0) await sleep(1);
+    }
+    await until(() => calls[0]!.stats.audioIn === 60_001, 10_000, 'every frame read off the socket');
+    const grown = (await mem()) - before;
+    assert.equal(calls[0]!.stats.droppedIn, 60_000 - 50, 'the overflow is counted');
+    assert.ok(grown < 4 * 1048576, `memory grew ${(grown / 1048576).toFixed(1)} MB for a queue of 50 frames: dropped frames are still referenced`);
+    await client.close();
+    await server.close();
+  });
+
+  test('a DTMF message whose byte is not a DTMF digit is reported as a message, not as a digit', async (t) => {
+    const { server, port } = await startServer(undefined, { keepAlive: false }, t);
+    const digits: string[] = [];
+    const others: number[] = [];
+    server.on('call', (call) => {
+      call.on('dtmf', (d) => digits.push(d));
+      call.on('message', (kind) => others.push(kind));
+    });
+    const client = await connect({ port });
+    for (const b of [0x00, 0x0a, 0x5a, 0xff]) client.sendRaw(encodeMessage(0x03, Buffer.from([b])));
+    client.sendDtmf('5');
+    await until(() => digits.length + others.length === 5, 2000, 'five messages');
+    assert.deepEqual(digits, ['5'], 'only real digits (0-9 * # A-D a-d X) reach dtmf listeners');
+    assert.deepEqual(others, [0x03, 0x03, 0x03, 0x03]);
+    await client.close();
     await server.close();
   });
 
