@@ -1,0 +1,429 @@
+/**
+ * "Never send what kills a call": random sequences of user operations on a live call (writes of
+ * random kinds and lengths, plays of buffers and chunked iterables, flush, mark, write streams,
+ * hangup/end at random points), checked by a raw-socket client that parses every byte the server
+ * sends. Real TCP on 127.0.0.1, real timers.
+ */
+import { test, describe } from 'node:test';
+import assert from 'node:assert/strict';
+import type { Writable } from 'node:stream';
+import { setTimeout as sleep } from 'node:timers/promises';
+import fc from 'fast-check';
+import {
+  AudioSocketError,
+  ErrorCodes,
+  isAudioKind,
+  sampleRateOfKind,
+  type AudioKind,
+  type AudioSocketServer,
+  type Call,
+  type PlayResult,
+} from '../src/index.js';
+import { rawCall, startServer, until, within, type RawCall } from './fault-helpers.js';
+
+/** Bytes of one frame of `frameMs` at an audio kind's rate. */
+function frameBytesOf(kind: number, frameMs: number): number {
+  return Math.round(((sampleRateOfKind(kind) ?? 8000) * frameMs) / 1000) * 2;
+}
+
+function durationMs(kind: number, length: number): number {
+  return (length / 2 / sampleRateOfKind(kind)!) * 1000;
+}
+
+/** Timing slack for in-process delivery and timer lateness: generous, timing targets belong in bench/. */
+const SLACK_MS = 10;
+
+/**
+ * Checks the output contract on what the raw client received: only non-empty even audio
+ * 0x10-0x18 or hangup, nothing after hangup, and never more audio than elapsed time + 2 frames.
+ */
+function checkOutput(raw: RawCall, frameMs: number): { audioMs: number } {
+  assert.deepEqual(raw.violations, [], 'every message is non-empty even audio 0x10-0x18 or hangup, nothing after hangup');
+  let audio = 0;
+  const first = raw.messages[0];
+  for (const m of raw.messages) {
+    if (m.kind === 0) continue;
+    audio += durationMs(m.kind, m.length);
+    const elapsed = m.at - first!.at;
+    if (audio > elapsed + 2 * frameMs + SLACK_MS) {
+      assert.fail(`burst: ${audio.toFixed(1)} ms of audio received ${elapsed.toFixed(1)} ms after the first message (frame ${frameMs} ms)`);
+    }
+  }
+  return { audioMs: audio };
+}
+
+type LenSpec = { mode: 'frac' | 'zero' | 'odd' | 'huge'; frac: number };
+type Op =
+  | { t: 'write'; kind: number; len: LenSpec; typed: boolean; repeat: number }
+  | { t: 'play'; frames: number; odd: boolean; how: 'buffer' | 'int16' | 'chunks' | 'async'; cuts: number[] }
+  | { t: 'flush' }
+  | { t: 'mark' }
+  | { t: 'stream'; lens: number[]; end: boolean }
+  | { t: 'sleep'; ms: number }
+  | { t: 'hangup' };
+
+const arbLen: fc.Arbitrary<LenSpec> = fc.record({
+  mode: fc.oneof(
+    { weight: 8, arbitrary: fc.constant('frac' as const) },
+    { weight: 1, arbitrary: fc.constant('zero' as const) },
+    { weight: 2, arbitrary: fc.constant('odd' as const) },
+    { weight: 1, arbitrary: fc.constant('huge' as const) },
+  ),
+  frac: fc.integer({ min: 0, max: 1000 }).map((n) => n / 1000),
+});
+
+const arbOp: fc.Arbitrary<Op> = fc.oneof(
+  {
+    weight: 12,
+    arbitrary: fc.record({
+      t: fc.constant('write' as const),
+      kind: fc.oneof({ weight: 5, arbitrary: fc.integer({ min: 0x10, max: 0x18 }) }, { weight: 2, arbitrary: fc.integer({ min: -1, max: 256 }) }),
+      len: arbLen,
+      typed: fc.boolean(),
+      repeat: fc.integer({ min: 1, max: 5 }), // an echo that fell behind writes several at once
+    }),
+  },
+  {
+    weight: 6,
+    arbitrary: fc.record({
+      t: fc.constant('play' as const),
+      frames: fc.integer({ min: 0, max: 3000 }).map((n) => n / 1000),
+      odd: fc.boolean(),
+      how: fc.constantFrom('buffer' as const, 'int16' as const, 'chunks' as const, 'async' as const),
+      cuts: fc.array(fc.integer({ min: 1, max: 3000 }), { maxLength: 6 }),
+    }),
+  },
+  { weight: 2, arbitrary: fc.constant({ t: 'flush' as const }) },
+  { weight: 2, arbitrary: fc.constant({ t: 'mark' as const }) },
+  {
+    weight: 4,
+    arbitrary: fc.record({
+      t: fc.constant('stream' as const),
+      lens: fc.array(fc.integer({ min: 1, max: 2500 }), { maxLength: 4 }),
+      end: fc.boolean(),
+    }),
+  },
+  { weight: 8, arbitrary: fc.record({ t: fc.constant('sleep' as const), ms: fc.integer({ min: 0, max: 6 }).map((n) => n * 15) }) },
+  { weight: 1, arbitrary: fc.constant({ t: 'hangup' as const }) },
+);
+
+const arbScenario = fc.record({
+  frameMs: fc.constantFrom(10, 20, 30, 60),
+  outboundKind: fc.constantFrom(0x10, 0x12, 0x16, 0x18),
+  keepAlive: fc.boolean(),
+  ops: fc.array(arbOp, { minLength: 1, maxLength: 12 }),
+  finale: fc.constantFrom('hangup' as const, 'end' as const, 'remote-close' as const, 'remote-reset' as const),
+  /** ms of activity (keep-alive, queued audio) before the finale. */
+  tail: fc.integer({ min: 0, max: 10 }).map((n) => n * 20),
+});
+
+type Scenario = typeof arbScenario extends fc.Arbitrary<infer S> ? S : never;
+
+function resolveLen(spec: LenSpec, kind: number, frameMs: number): number {
+  const samples = frameBytesOf(kind, frameMs) / 2;
+  switch (spec.mode) {
+    case 'zero':
+      return 0;
+    case 'huge':
+      return 65536;
+    case 'odd':
+      return 2 * Math.round(spec.frac * samples) + 1;
+    default:
+      return 2 * Math.max(1, Math.round(spec.frac * samples)); // never more than one frame: an echo's size
+  }
+}
+
+/** A write's payload: stamped (magic C0 FF + index) when long enough to be recognised in the output. */
+function writePayload(len: number, index: number): Buffer {
+  const b = Buffer.alloc(len, 0x5a);
+  if (len >= 8) {
+    b[0] = 0xc0;
+    b[1] = 0xff;
+    b.writeUInt32LE(index, 2);
+  }
+  return b;
+}
+
+function isCode(err: unknown, code: string): boolean {
+  return err instanceof AudioSocketError && err.code === code;
+}
+
+async function runScenario(s: Scenario): Promise<void> {
+  const calls: Call[] = [];
+  const { server, port } = await startServer((call) => void calls.push(call), {
+    frameMs: s.frameMs,
+    outboundKind: s.outboundKind,
+    keepAlive: s.keepAlive,
+    hangupTimeout: 1000,
+  });
+  const raw = await rawCall(port);
+  // Keep every sent payload so accepted writes can be traced in the output.
+  const payloads: Buffer[] = [];
+  raw.socket.on('data', (chunk: Buffer) => payloads.push(chunk));
+  try {
+    await until(() => calls.length === 1, 2000, 'the call');
+    const call = calls[0]!;
+    const plays: Array<Promise<PlayResult | 'rejected'>> = [];
+    const marks: Array<Promise<boolean>> = [];
+    const streams: Writable[] = [];
+    const streamErrors: unknown[] = [];
+    const accepted: number[] = []; // indexes of stamped writes that were accepted
+    let writeIndex = 0;
+    let ended = false;
+    let flushed = false;
+
+    for (const op of s.ops) {
+      switch (op.t) {
+        case 'write': {
+          const kind: number = op.kind;
+          for (let r = 0; r < op.repeat; r++) {
+            const len = resolveLen(op.len, kind, s.frameMs);
+            const idx = writeIndex++;
+            const payload = writePayload(len, idx);
+            const valid = isAudioKind(kind) && len > 0 && len % 2 === 0 && len <= 65535;
+            const before = call.stats;
+            let error: unknown;
+            try {
+              call.write(op.typed ? payload : new Uint8Array(payload), kind as AudioKind);
+            } catch (err) {
+              error = err;
+            }
+            if (ended) {
+              assert.ok(isCode(error, ErrorCodes.CALL_ENDED), `write after hangup throws CALL_ENDED, got ${String(error)}`);
+            } else if (!valid) {
+              assert.ok(isCode(error, ErrorCodes.INVALID_MESSAGE), `write(${len} B, kind ${kind}) throws INVALID_MESSAGE, got ${String(error)}`);
+              const after = call.stats;
+              assert.equal(after.messagesOut, before.messagesOut, 'a refused write sends nothing');
+              assert.equal(after.bytesOut, before.bytesOut, 'a refused write sends nothing');
+              assert.equal(after.queuedMs, before.queuedMs, 'a refused write queues nothing');
+            } else {
+              assert.equal(error, undefined, `write(${len} B, kind ${kind}) is accepted`);
+              if (len >= 8) accepted.push(idx);
+            }
+          }
+          break;
+        }
+        case 'play': {
+          const fb = frameBytesOf(s.outboundKind, s.frameMs);
+          let bytes = Math.round(op.frames * fb);
+          if (op.odd) bytes |= 1;
+          else bytes &= ~1;
+          const buf = Buffer.alloc(bytes, 0x33);
+          let source: Parameters<Call['play']>[0];
+          if (op.how === 'buffer') source = buf;
+          else if (op.how === 'int16') source = new Int16Array(buf.buffer, buf.byteOffset, buf.length >> 1);
+          else {
+            const pieces: Buffer[] = [];
+            let off = 0;
+            for (const c of op.cuts) {
+              if (off >= buf.length) break;
+              pieces.push(buf.subarray(off, off + c));
+              off += c;
+            }
+            if (off < buf.length) pieces.push(buf.subarray(off));
+            source =
+              op.how === 'chunks'
+                ? pieces
+                : (async function* () {
+                    for (const p of pieces) {
+                      await sleep(p.length % 7);
+                      yield p;
+                    }
+                  })();
+          }
+          const p = call.play(source).then(
+            (r) => r,
+            (err: unknown) => {
+              assert.ok(ended && isCode(err, ErrorCodes.CALL_ENDED), `play rejects only after hangup, with CALL_ENDED: ${String(err)}`);
+              return 'rejected' as const;
+            },
+          );
+          plays.push(p);
+          break;
+        }
+        case 'flush':
+          flushed = true;
+          assert.equal(typeof call.flush(), 'number');
+          break;
+        case 'mark':
+          marks.push(call.mark(`m${marks.length}`));
+          break;
+        case 'stream': {
+          const ws = call.createWriteStream({ highWaterMarkMs: 100 });
+          ws.on('error', (err) => streamErrors.push(err));
+          streams.push(ws);
+          for (const n of op.lens) ws.write(Buffer.alloc(n, 0x44));
+          if (op.end) ws.end();
+          break;
+        }
+        case 'sleep':
+          await sleep(op.ms);
+          break;
+        case 'hangup':
+          void call.hangup();
+          ended = true;
+          break;
+      }
+    }
+
+    await sleep(s.tail);
+    // A user who is done ends its streams.
+    for (const ws of streams) if (!ws.writableEnded && !ws.destroyed) ws.end();
+    const serverEnds = ended || s.finale === 'hangup' || s.finale === 'end';
+    switch (s.finale) {
+      case 'hangup':
+        await call.hangup();
+        break;
+      case 'end':
+        await within(call.end(), 10_000, 'call.end() to drain and hang up');
+        break;
+      case 'remote-close':
+        raw.socket.end();
+        break;
+      case 'remote-reset':
+        raw.socket.resetAndDestroy();
+        break;
+    }
+    const end = await within(call.closed, 5000, 'the call to close');
+    await within(raw.closed, 5000, 'the client socket to close');
+
+    // Whatever was queued settles; nothing stays pending.
+    const results = await within(Promise.all(plays), 2000, 'every play to settle');
+    for (const r of results) assert.ok(r === 'rejected' || r.status === 'done' || r.status === 'interrupted');
+    await within(Promise.all(marks), 2000, 'every mark to settle');
+    for (const err of streamErrors) {
+      assert.ok(isCode(err, ErrorCodes.INTERRUPTED) || isCode(err, ErrorCodes.CALL_ENDED), `stream error ${String(err)}`);
+    }
+
+    checkOutput(raw, s.frameMs);
+    if (serverEnds && s.finale !== 'remote-reset') {
+      assert.ok(end.reason === 'local-hangup', `ended by us: ${end.reason}`);
+      assert.equal(raw.hungUp, true, 'the server said hangup');
+      assert.equal(raw.messages.at(-1)?.kind, 0x00, 'hangup is the last message');
+    }
+
+    // Accepted writes come out in order, at most once each; none vanish without being counted.
+    const stream = Buffer.concat(payloads);
+    const seen: number[] = [];
+    for (let off = 0; off + 3 <= stream.length; ) {
+      const len = stream.readUInt16BE(off + 1);
+      if (len >= 8 && stream[off + 3] === 0xc0 && stream[off + 4] === 0xff) seen.push(stream.readUInt32LE(off + 5));
+      off += 3 + len;
+    }
+    assert.deepEqual(seen, [...seen].sort((a, b) => a - b), 'writes are sent in order');
+    assert.equal(new Set(seen).size, seen.length, 'no write is sent twice');
+    for (const i of seen) assert.ok(accepted.includes(i), `only accepted writes are sent (#${i})`);
+    if (!flushed && !ended && s.finale === 'end') {
+      const lost = accepted.length - seen.length;
+      assert.equal(lost, end.stats.droppedWrites, `${lost} accepted writes missing, ${end.stats.droppedWrites} counted as dropped`);
+    }
+  } finally {
+    raw.socket.destroy();
+    await within(server.close(), 5000, 'server.close()').catch(() => {});
+  }
+}
+
+describe('conformance: never send what kills a call', () => {
+  test('random user operations: only valid messages, nothing after hangup, no bursts, refusals are synchronous', { timeout: 60_000 }, async () => {
+    await fc.assert(fc.asyncProperty(arbScenario, runScenario), { numRuns: 50, endOnFailure: true });
+  });
+
+  test('with several calls at once on one server, every call still gets only valid, paced output', { timeout: 20_000 }, async (t) => {
+    const calls: Call[] = [];
+    const { server, port } = await startServer((call) => void calls.push(call), { frameMs: 20 }, t);
+    const raws = await Promise.all(Array.from({ length: 8 }, () => rawCall(port, {}, t)));
+    await until(() => calls.length === 8, 2000, 'eight calls');
+    // Every call echoes-like writes and plays at once, for 600 ms.
+    const stop = performance.now() + 600;
+    let i = 0;
+    while (performance.now() < stop) {
+      for (const call of calls) {
+        call.write(Buffer.alloc(2 * (1 + (i % 160)), 1 + (i % 200)));
+        if (i % 7 === 0) void call.play(Buffer.alloc(641, 9));
+        if (i % 11 === 0) call.flush();
+      }
+      i++;
+      await sleep(20);
+    }
+    await Promise.all(calls.map((c, k) => (k % 2 ? c.hangup() : c.end())));
+    await Promise.all(raws.map((r) => within(r.closed, 5000, 'socket close')));
+    for (const r of raws) {
+      checkOutput(r, 20);
+      assert.equal(r.messages.at(-1)?.kind, 0);
+    }
+    await server.close();
+  });
+});
+
+describe('conformance bugs (these fail until src/ is fixed)', () => {
+  test('write() with a non-integer kind (16.5) throws INVALID_MESSAGE and the call keeps sending keep-alive', { timeout: 20_000 }, async (t) => {
+    const calls: Call[] = [];
+    const { server, port } = await startServer((call) => void calls.push(call), {}, t);
+    const raw = await rawCall(port, {}, t);
+    await until(() => calls.length === 1, 2000, 'the call');
+    const call = calls[0]!;
+    await sleep(60);
+    let threw: unknown;
+    try {
+      call.write(Buffer.alloc(320, 1), 16.5 as AudioKind);
+    } catch (err) {
+      threw = err;
+    }
+    const n0 = raw.messages.length;
+    await sleep(300);
+    const sent = raw.messages.length - n0;
+    assert.ok(sent >= 8, `only ${sent} messages in the 300 ms after write(…, 16.5): keep-alive stopped (the outbound timeline became NaN)`);
+    assert.ok(isCode(threw, ErrorCodes.INVALID_MESSAGE), `write(…, 16.5) should throw INVALID_MESSAGE, got ${String(threw)}`);
+    await call.hangup();
+    await server.close();
+  });
+
+  test('write(Int16Array) sends the samples as bytes (or is refused), not their low bytes', { timeout: 20_000 }, async (t) => {
+    const calls: Call[] = [];
+    const { server, port } = await startServer((call) => void calls.push(call), { keepAlive: false }, t);
+    const raw = await rawCall(port, {}, t);
+    const payloads: Buffer[] = [];
+    raw.socket.on('data', (chunk: Buffer) => payloads.push(chunk));
+    await until(() => calls.length === 1, 2000, 'the call');
+    const samples = new Int16Array(160).fill(1000); // 20 ms of slin, as play() accepts it
+    let threw: unknown;
+    try {
+      calls[0]!.write(samples as unknown as Uint8Array);
+    } catch (err) {
+      threw = err;
+    }
+    if (threw !== undefined) {
+      assert.ok(isCode(threw, ErrorCodes.INVALID_ARGUMENT) || isCode(threw, ErrorCodes.INVALID_MESSAGE), `refused with a typed error, got ${String(threw)}`);
+    } else {
+      await until(() => raw.messages.length === 1, 2000, 'the message');
+      const sent = Buffer.concat(payloads);
+      assert.equal(sent.readUInt16BE(1), 320, `sent ${sent.readUInt16BE(1)} bytes for 160 samples`);
+      assert.ok(sent.subarray(3).equals(Buffer.from(samples.buffer)), 'the samples, little-endian');
+    }
+    await calls[0]!.hangup();
+    await server.close();
+  });
+
+  test('write() of a payload much longer than a frame is not sent as one burst (or is refused)', { timeout: 20_000 }, async (t) => {
+    const calls: Call[] = [];
+    const { server, port } = await startServer((call) => void calls.push(call), { keepAlive: false }, t);
+    const raw = await rawCall(port, {}, t);
+    await until(() => calls.length === 1, 2000, 'the call');
+    const call = calls[0]!;
+    let threw: unknown;
+    try {
+      call.write(Buffer.alloc(16000, 7)); // 1 s of slin 8 kHz in one call
+    } catch (err) {
+      threw = err;
+    }
+    if (threw !== undefined) {
+      assert.ok(isCode(threw, ErrorCodes.INVALID_MESSAGE), `refused with INVALID_MESSAGE, got ${String(threw)}`);
+    } else {
+      await sleep(1200);
+      await call.hangup();
+      await within(raw.closed, 5000, 'the client socket to close');
+      checkOutput(raw, 20);
+    }
+    await server.close();
+  });
+});
