@@ -21,6 +21,7 @@ import {
   type PlayResult,
 } from './outbound.js';
 import type { FrameScheduler } from './scheduler.js';
+import { timerFor } from './timers.js';
 import { InboundFormatMeter, type InboundFormatGuess } from './detect.js';
 import { createConverter, type Converter } from './audio/convert.js';
 import { parseFormat, sameFormat, type AudioFormat, type FormatSpec } from './audio/format.js';
@@ -283,9 +284,7 @@ export class Call extends EventEmitter<CallEvents> {
     socket.on('end', () => this.#onEof());
     socket.on('error', (err: NodeJS.ErrnoException) => this.#onSocketError(err));
     socket.on('close', () => this.#onClose());
-    if (settings.handshakeTimeout > 0) {
-      this.#handshakeTimer = setTimeout(() => this.#onHandshakeTimeout(), settings.handshakeTimeout);
-    }
+    if (settings.handshakeTimeout > 0) this.#handshakeTimer = timerFor(settings.handshakeTimeout, () => this.#onHandshakeTimeout());
   }
 
   /** True from the UUID until the call starts ending. */
@@ -345,6 +344,7 @@ export class Call extends EventEmitter<CallEvents> {
    * anything Asterisk would reject throws `ERR_AUDIOSOCKET_INVALID_MESSAGE`. Without `kind` and
    * with a send format set ({@link sendAs}), `payload` is converted first.
    *
+   * A payload longer than 60 ms (the longest frame Asterisk makes) is cut into frames and paced.
    * While a {@link play} is queued it owns the slots: the write is dropped, counted in
    * `stats.droppedWrites`, and `false` is returned. Otherwise returns `true`.
    */
@@ -670,7 +670,7 @@ export class Call extends EventEmitter<CallEvents> {
     this.#clearTimers();
     const closed = new Promise<void>((resolve) => socket.once('close', () => resolve()));
     socket.end(HANGUP_MESSAGE);
-    this.#hangupTimer = setTimeout(() => socket.destroy(), this.#settings.hangupTimeout);
+    this.#hangupTimer = timerFor(this.#settings.hangupTimeout, () => socket.destroy());
     return closed;
   }
 
@@ -909,7 +909,7 @@ export class Call extends EventEmitter<CallEvents> {
       this.#s.messagesOut++;
       this.#s.bytesOut += HANGUP_MESSAGE.length;
       socket.end(HANGUP_MESSAGE);
-      this.#hangupTimer = setTimeout(() => socket.destroy(), this.#settings.hangupTimeout);
+      this.#hangupTimer = timerFor(this.#settings.hangupTimeout, () => socket.destroy());
     } else {
       socket.destroy();
     }

@@ -126,20 +126,14 @@ interface Waiting {
 
 const EPS = 1e-6;
 /**
- * How far ahead of real time immediate writes may run, in frames. Asterisk's own frames arrive
- * with jitter and our event loop adds more; passing a burst of up to this many frames on at once
- * (as a plain echo would) keeps an echo's delay near zero, while a producer writing faster than
- * real time is held to real time beyond it.
+ * Immediate writes may run one frame ahead of real time. A write that comes late (input jitter)
+ * keeps up to two frames of its unused time as credit, so the next, on-time write is not held
+ * back: without it every late frame would push all later ones back for good, and an echo would
+ * slowly gather delay. Credit only repays time lost, so the audio sent never exceeds the time
+ * elapsed plus one frame.
  */
-const WRITE_LEAD_FRAMES = 5;
-/**
- * While writes flow and nothing waits, the timeline relaxes toward now by this many ms per tick
- * (5% of a 20 ms frame). Input jitter moves the lead up and down at random; without this pull
- * the lead drifts to its cap and every later burst waits a frame, which an echo hears as delay.
- * The price is that a writer running faster than real time may gain up to 5% before it is
- * held back, well within what a jitter buffer absorbs.
- */
-const WRITE_RELAX_PER_FRAME = 0.05;
+const WRITE_LEAD_FRAMES = 1;
+const WRITE_CREDIT_FRAMES = 2;
 const silenceCache = new Map<string, Buffer>();
 
 /** A shared, never-mutated silence message of `frameMs` at `kind`'s rate. */
@@ -278,6 +272,14 @@ export class Outbound implements Paced {
     if (this.#closed) throw audioSocketError(ErrorCodes.CALL_ENDED, 'cannot write: the call has ended');
     const payload = toBuffer(audio); // an Int16Array is its bytes, not its values truncated
     assertServerAudio(kind, payload.length);
+    if (payload.length > frameBytes(kind, 60)) {
+      // Longer than any frame Asterisk makes (60 ms): cut into frames (the first go out now,
+      // the rest at real-time pace), never sent as one burst that Asterisk would drop.
+      const max = frameBytes(kind, this.frameMs);
+      let accepted = true;
+      for (let off = 0; off < payload.length; off += max) accepted = this.write(payload.subarray(off, off + max), kind) && accepted;
+      return accepted;
+    }
     if (this.#fifoBytes > 0 || this.#pending.length > 0) {
       // A play owns the slots until it ends or is flushed: sending both would exceed real time,
       // and queueing writes behind it would replay stale audio afterwards.
@@ -289,9 +291,11 @@ export class Outbound implements Paced {
     message.set(payload, HEADER_SIZE);
     const durationMs = (payload.length / 2 / sampleRateOfKind(kind)!) * 1000;
     const now = this.#scheduler.clock.now();
+    const flowing = now - this.#lastWriteAt < 2 * this.frameMs;
     this.#lastWriteAt = now;
     if (this.#waiting.length === 0 && this.#busyUntil <= now + WRITE_LEAD_FRAMES * this.frameMs + EPS) {
-      this.#busyUntil = Math.max(this.#busyUntil, now) + durationMs;
+      const base = flowing ? now - WRITE_CREDIT_FRAMES * this.frameMs : now;
+      this.#busyUntil = Math.max(this.#busyUntil, base) + durationMs;
       this.#idle = false;
       this.#silenceKind = kind;
       this.#emit(message);
@@ -399,17 +403,15 @@ export class Outbound implements Paced {
   onTick(gridTime: number, now: number): void {
     if (this.#closed) return;
     const F = this.frameMs;
-    if (this.#busyUntil > now && this.#waiting.length === 0 && now - this.#lastWriteAt < 2 * F && this.#fifoBytes === 0) {
-      this.#busyUntil = Math.max(now, this.#busyUntil - WRITE_RELAX_PER_FRAME * F);
-    }
     if (this.#busyUntil > gridTime + EPS) {
       // Writes that found the timeline too far ahead go out as soon as it is within the write
       // lead again, like fresh immediate writes would.
       while (this.#waiting.length > 0 && this.#busyUntil <= gridTime + WRITE_LEAD_FRAMES * F + EPS) this.#sendNext();
       return;
     }
-    if (this.#idle) {
-      // Time spent with nothing to send is not a backlog: start from this slot.
+    if (this.#idle && now - this.#lastWriteAt >= 2 * F) {
+      // Time spent with nothing to send is not a backlog: start from this slot. (While writes
+      // flow, a slot they left empty is their credit, kept in the timeline.)
       this.#busyUntil = Math.max(this.#busyUntil, gridTime);
       this.#idle = false;
     }
@@ -421,7 +423,7 @@ export class Outbound implements Paced {
       if (ready && Number.isFinite(this.#busyUntil)) {
         this.#stats.droppedSlots += Math.round((budgetStart - this.#busyUntil) / F);
         this.#busyUntil = budgetStart;
-      } else {
+      } else if (now - this.#lastWriteAt >= 2 * F) {
         this.#busyUntil = gridTime;
       }
     }
@@ -429,11 +431,15 @@ export class Outbound implements Paced {
       const slot = this.#busyUntil;
       const sent = this.#sendNext();
       if (!sent) {
-        // Nothing queued. Keep-alive fills the slot, unless immediate writes are flowing: then a
-        // gap is only their jitter, and silence here would push every later write one frame
-        // back for good. An unfilled slot does not move the timeline.
+        // Nothing queued. While immediate writes flow, an empty slot is only their jitter: no
+        // silence (it would push every later write back a frame for good) and the timeline
+        // stays, as credit for the late write. Otherwise keep-alive fills the slot.
+        if (now - this.#lastWriteAt < 2 * F) {
+          this.#idle = true;
+          break;
+        }
         this.#busyUntil = Math.max(this.#busyUntil, gridTime);
-        if (this.#opts.keepAlive && now - this.#lastWriteAt >= 2 * F) {
+        if (this.#opts.keepAlive) {
           this.#stats.silenceFrames++;
           this.#busyUntil += F;
           this.#emit(silenceMessage(this.#silenceKind, F));

@@ -11,6 +11,7 @@ import { HANGUP_MESSAGE } from './protocol/encoder.js';
 import { audioKindForRate, isAudioKind, MAX_PAYLOAD, type AudioKind } from './protocol/kinds.js';
 import { FrameScheduler } from './scheduler.js';
 import { createAllowList } from './allow.js';
+import { timerFor } from './timers.js';
 import { parseFormat, type FormatSpec } from './audio/format.js';
 import { loadResampler } from './audio/resample.js';
 
@@ -139,14 +140,18 @@ function nonNegative(name: string, value: number | undefined, fallback: number, 
   return value;
 }
 
-/** A timer duration: setTimeout turns anything above 2^31-1 ms into 1 ms. */
+/**
+ * A timer duration. `Infinity` means never (setTimeout would turn it, and anything above
+ * 2^31-1 ms, into 1 ms); other values above that are refused.
+ */
 function timeout(name: string, value: number | undefined, fallback: number): number {
   const ms = nonNegative(name, value, fallback);
-  if (ms > MAX_TIMER_MS) {
-    throw audioSocketError(ErrorCodes.INVALID_ARGUMENT, `${name} must be at most ${MAX_TIMER_MS} ms (0 disables where allowed), got ${value}`);
+  if (ms > MAX_TIMER_MS && ms !== Infinity) {
+    throw audioSocketError(ErrorCodes.INVALID_ARGUMENT, `${name} must be at most ${MAX_TIMER_MS} ms or Infinity, got ${value}`);
   }
   return ms;
 }
+
 
 const MAX_TIMER_MS = 2 ** 31 - 1;
 const FRAME_DURATIONS = [10, 20, 30, 40, 50, 60];
@@ -430,7 +435,7 @@ export class AudioSocketServer extends EventEmitter<ServerEvents> {
       return;
     }
     this.#rejecting.add(socket);
-    const timer = setTimeout(() => socket.destroy(), this.#settings.hangupTimeout);
+    const timer = timerFor(this.#settings.hangupTimeout, () => socket.destroy());
     socket.on('close', () => {
       clearTimeout(timer);
       this.#rejecting.delete(socket);

@@ -388,7 +388,7 @@ describe('faults on one call never disturb the others', { concurrency: true }, (
   });
 });
 
-describe('bugs found by fault injection (these fail until src/ is fixed)', { concurrency: true }, () => {
+describe('bugs found by fault injection (regressions)', { concurrency: true }, () => {
   test('a caller hanging up during createWriteStream playback (no error listener) does not crash the process', async () => {
     const r = await runNode(`
       import { createServer, connect } from ${JSON.stringify(INDEX)};
