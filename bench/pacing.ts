@@ -13,6 +13,7 @@ import { writeFileSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { runLoad } from './loadgen.js';
+import { writeToneWav } from './lib/tone.js';
 import { freePort, pinPid, spawnServer } from './lib/proc.js';
 
 const { values } = parseArgs({
@@ -25,31 +26,10 @@ const { values } = parseArgs({
 const CALLS = values.calls!.split(',').map(Number);
 const DURATION = Number(values.duration);
 
-/** A 10 s, 8 kHz 16-bit mono WAV of a 440 Hz tone: never all-zero, so never taken for silence. */
-function toneWav(path: string): void {
-  const rate = 8000;
-  const n = rate * 10;
-  const data = Buffer.alloc(n * 2);
-  for (let i = 0; i < n; i++) data.writeInt16LE(Math.round(8000 * Math.sin((2 * Math.PI * 440 * i) / rate)) || 1, i * 2);
-  const h = Buffer.alloc(44);
-  h.write('RIFF', 0);
-  h.writeUInt32LE(36 + data.length, 4);
-  h.write('WAVEfmt ', 8);
-  h.writeUInt32LE(16, 16);
-  h.writeUInt16LE(1, 20);
-  h.writeUInt16LE(1, 22);
-  h.writeUInt32LE(rate, 24);
-  h.writeUInt32LE(rate * 2, 28);
-  h.writeUInt16LE(2, 32);
-  h.writeUInt16LE(16, 34);
-  h.write('data', 36);
-  h.writeUInt32LE(data.length, 40);
-  writeFileSync(path, Buffer.concat([h, data]));
-}
 
 const dir = mkdtempSync(join(tmpdir(), 'audiosocket-pacing-'));
 const wav = join(dir, 'tone.wav');
-toneWav(wav);
+writeToneWav(wav, 440);
 pinPid(process.pid, 1);
 const rows: string[] = [];
 const results: unknown[] = [];

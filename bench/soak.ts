@@ -11,6 +11,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { runLoad } from './loadgen.js';
+import { writeToneWav } from './lib/tone.js';
 import { freePort, spawnServer } from './lib/proc.js';
 
 const { values } = parseArgs({
@@ -25,30 +26,10 @@ const CALLS = Number(values.calls);
 const SECONDS = Number(values.minutes) * 60;
 const SAMPLE_S = Number(values.sample);
 
-function toneWav(path: string): void {
-  const rate = 8000;
-  const n = rate * 10;
-  const data = Buffer.alloc(n * 2);
-  for (let i = 0; i < n; i++) data.writeInt16LE(Math.round(8000 * Math.sin((2 * Math.PI * 523 * i) / rate)) || 1, i * 2);
-  const h = Buffer.alloc(44);
-  h.write('RIFF', 0);
-  h.writeUInt32LE(36 + data.length, 4);
-  h.write('WAVEfmt ', 8);
-  h.writeUInt32LE(16, 16);
-  h.writeUInt16LE(1, 20);
-  h.writeUInt16LE(1, 22);
-  h.writeUInt32LE(rate, 24);
-  h.writeUInt32LE(rate * 2, 28);
-  h.writeUInt16LE(2, 32);
-  h.writeUInt16LE(16, 34);
-  h.write('data', 36);
-  h.writeUInt32LE(data.length, 40);
-  writeFileSync(path, Buffer.concat([h, data]));
-}
 
 const dir = mkdtempSync(join(tmpdir(), 'audiosocket-soak-'));
 const wav = join(dir, 'prompt.wav');
-toneWav(wav);
+writeToneWav(wav, 523);
 const [echoPort, playPort] = [await freePort(), await freePort()];
 const cli = [process.execPath, 'dist/src/cli/main.js'];
 const echo = await spawnServer({ argv: [...cli, 'echo', '--port', String(echoPort), '--quiet'], port: echoPort });

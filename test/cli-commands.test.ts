@@ -11,7 +11,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { connect, createServer, encodeMessage, encodeWav, parseWav, type AudioFrame } from '../src/index.js';
-import { MAIN, spawnCli, type Running } from './helpers.js';
+import { MAIN, runCli, spawnCli, type Running } from './helpers.js';
 
 const dirs: string[] = [];
 const children: Running[] = [];
@@ -54,15 +54,7 @@ function channel(data: Buffer, ch: 0 | 1): Buffer {
   return out;
 }
 
-async function runCall(args: string[]): Promise<{ code: number; out: string; err: string }> {
-  const child = spawn(process.execPath, [MAIN, 'call', ...args], { stdio: 'pipe' });
-  let out = '';
-  let err = '';
-  child.stdout.on('data', (d: Buffer) => (out += d.toString()));
-  child.stderr.on('data', (d: Buffer) => (err += d.toString()));
-  const [code] = await once(child, 'exit');
-  return { code: code as number, out, err };
-}
+const runCall = (args: string[]) => runCli(['call', ...args]);
 
 describe('audiosocket record', () => {
   test('stereo WAV: the caller sample by sample on the left, the echo on the right; sidecar with DTMF', async () => {

@@ -7,7 +7,7 @@ import { spawn } from 'node:child_process';
 import { once } from 'node:events';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { connect, encodeMessage, type AsteriskClient } from '../src/index.js';
-import { MAIN, spawnCli, type Running } from './helpers.js';
+import { MAIN, runCli, spawnCli, type Running } from './helpers.js';
 
 function stamped(call: number, seq: number): Buffer {
   const b = Buffer.alloc(320);
@@ -97,15 +97,7 @@ describe('audiosocket echo (CLI process)', () => {
 
 describe('CLI usage', () => {
   test('--help, unknown commands and bad options', async () => {
-    const run = async (args: string[]) => {
-      const child = spawn(process.execPath, [MAIN, ...args], { stdio: 'pipe' });
-      let out = '';
-      let err = '';
-      child.stdout.on('data', (d: Buffer) => (out += d.toString()));
-      child.stderr.on('data', (d: Buffer) => (err += d.toString()));
-      const [code] = await once(child, 'exit');
-      return { code: code as number, out, err };
-    };
+    const run = runCli;
     const help = await run(['--help']);
     assert.equal(help.code, 0);
     assert.match(help.out, /echo/);

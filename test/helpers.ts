@@ -2,6 +2,7 @@
  * Shared test helpers (not a test file: the runner only picks up *.test.js).
  */
 import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
+import { once } from 'node:events';
 import { fileURLToPath } from 'node:url';
 
 export const MAIN = fileURLToPath(new URL('../src/cli/main.js', import.meta.url));
@@ -36,3 +37,14 @@ export async function spawnCli(args: string[]): Promise<Running> {
   return { child, port, lines };
 }
 
+
+/** Runs the CLI to completion and returns its exit code and output. */
+export async function runCli(args: string[]): Promise<{ code: number; out: string; err: string }> {
+  const child = spawn(process.execPath, [MAIN, ...args], { stdio: 'pipe' });
+  let out = '';
+  let err = '';
+  child.stdout.on('data', (d: Buffer) => (out += d.toString()));
+  child.stderr.on('data', (d: Buffer) => (err += d.toString()));
+  const [code] = await once(child, 'exit');
+  return { code: code as number, out, err };
+}
