@@ -1,17 +1,11 @@
 /**
  * One shared timer for the outbound pacing of every call of a server.
  *
- * Ticks fall on a fixed grid, origin + k * step, computed from the clock each time (never by
- * accumulating delays), so timer lateness never turns into drift. The frame period is the
- * greatest common divisor of the frame durations of the registered members. Members are spread
- * over {@link PHASES} phase groups, each served at its own offset within the period (every 5 ms
- * for 20 ms frames, a quarter of the calls at a time): the same one timer, but a thousand calls
- * no longer all write in the same instant, which would delay the last ones by the time it takes
- * to serve the first.
+ * Ticks fall on a fixed grid, origin + k * period, computed from the clock each time (never by
+ * accumulating delays), so timer lateness never turns into drift. The period is the greatest
+ * common divisor of the frame durations of the registered members; with everyone at 20 ms that
+ * is one wake-up per 20 ms for the whole server instead of one timer per call.
  */
-
-/** Phase groups per frame period. */
-export const PHASES = 4;
 import type { Clock } from './clock.js';
 
 /** Something paced by the scheduler (a call's outbound side). */
@@ -33,9 +27,6 @@ function gcd(a: number, b: number): number {
 export class FrameScheduler {
   readonly #clock: Clock;
   readonly #members = new Set<Paced>();
-  readonly #groups: Array<Set<Paced>> = Array.from({ length: PHASES }, () => new Set<Paced>());
-  readonly #groupOf = new Map<Paced, number>();
-  #nextGroup = 0;
   readonly #durations = new Map<number, number>();
   readonly #origin: number;
   #period = 0;
@@ -70,22 +61,21 @@ export class FrameScheduler {
     return { ticks: this.#ticks, meanLateMs: this.#ticks ? this.#lateSum / this.#ticks : 0, maxLateMs: this.#lateMax };
   }
 
+  /** The next grid instant at or after `time`. */
+  nextGridTime(time: number): number {
+    const p = this.#period;
+    return this.#origin + Math.ceil((time - this.#origin) / p - 1e-9) * p;
+  }
+
   add(member: Paced): void {
     if (this.#members.has(member)) return;
     this.#members.add(member);
-    // Fill the groups in turn, so each holds a quarter of the calls.
-    const g = this.#nextGroup;
-    this.#nextGroup = (g + 1) % PHASES;
-    this.#groups[g]!.add(member);
-    this.#groupOf.set(member, g);
     this.#durations.set(member.frameMs, (this.#durations.get(member.frameMs) ?? 0) + 1);
     this.#updatePeriod();
   }
 
   delete(member: Paced): void {
     if (!this.#members.delete(member)) return;
-    this.#groups[this.#groupOf.get(member)!]!.delete(member);
-    this.#groupOf.delete(member);
     const n = (this.#durations.get(member.frameMs) ?? 1) - 1;
     if (n === 0) this.#durations.delete(member.frameMs);
     else this.#durations.set(member.frameMs, n);
@@ -110,7 +100,7 @@ export class FrameScheduler {
 
   #arm(): void {
     const now = this.#clock.now();
-    const p = this.#period / PHASES;
+    const p = this.#period;
     // Next grid index strictly after the last one served, and not in the past.
     const idx = Math.max(this.#nextIndex, Math.ceil((now - this.#origin) / p - 1e-9));
     this.#nextIndex = idx;
@@ -125,21 +115,18 @@ export class FrameScheduler {
     this.#ticks++;
     this.#lateSum += late;
     if (late > this.#lateMax) this.#lateMax = late;
-    // Serve every phase whose instant has passed since it was last served, each once at its
-    // latest instant: a stalled loop skips ticks, members catch up on their own.
-    const q = this.#period / PHASES;
-    const idx = Math.max(this.#nextIndex, Math.floor((now - this.#origin) / q + 1e-9));
-    for (let j = Math.max(this.#nextIndex, idx - PHASES + 1); j <= idx; j++) {
-      const served = this.#origin + j * q;
-      for (const m of this.#groups[j % PHASES]!) {
-        try {
-          m.onTick(served, now);
-        } catch (error) {
-          this.onError(error, m);
-        }
+    // Serve the latest grid instant that has passed: a stalled loop skips ticks, members catch up.
+    const p = this.#period;
+    const idx = Math.max(this.#nextIndex, Math.floor((now - this.#origin) / p + 1e-9));
+    const served = this.#origin + idx * p;
+    this.#nextIndex = idx + 1;
+    for (const m of this.#members) {
+      try {
+        m.onTick(served, now);
+      } catch (error) {
+        this.onError(error, m);
       }
     }
-    this.#nextIndex = idx + 1;
     if (this.#members.size > 0 && this.#timer === null) this.#arm();
   }
 }
