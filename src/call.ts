@@ -226,7 +226,6 @@ export class Call extends EventEmitter<CallEvents> {
   #guess: InboundFormatGuess | undefined;
   #blockedSince = 0;
   #maxBufferedBytes: number;
-  #iterators = 0;
   #s = {
     messagesIn: 0,
     bytesIn: 0,
@@ -611,9 +610,7 @@ export class Call extends EventEmitter<CallEvents> {
           call.off('audio', onAudio);
           call.signal.removeEventListener('abort', finish);
           options.signal?.removeEventListener('abort', finish);
-          call.#iterators--;
         };
-        call.#iterators++;
         call.on('audio', onAudio);
         call.signal.addEventListener('abort', finish, { once: true });
         options.signal?.addEventListener('abort', finish, { once: true });

@@ -6,18 +6,8 @@ import { Histogram } from '../bench/lib/hist.js';
 import { splitCommand } from '../bench/lib/proc.js';
 import { startFloorEcho } from '../bench/floor-echo.js';
 import { runLoad } from '../bench/loadgen.js';
+import { prng } from './audio-helpers.js';
 
-/** Deterministic PRNG (mulberry32) so failures reproduce. */
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 function sampleMessages(rand: () => number, n: number): Array<{ kind: number; payload: Buffer }> {
   const kinds = [0x00, 0x01, 0x03, 0x10, 0x12, 0x18, 0xff, 0x42];

@@ -48,3 +48,16 @@ export async function runCli(args: string[]): Promise<{ code: number; out: strin
   const [code] = await once(child, 'exit');
   return { code: code as number, out, err };
 }
+
+/** Cuts `bytes` at the given points (taken modulo the length + 1): arbitrary TCP chunking. */
+export function cut(bytes: Buffer, points: number[]): Buffer[] {
+  const sorted = [...new Set(points.map((p) => p % (bytes.length + 1)))].sort((a, b) => a - b);
+  const out: Buffer[] = [];
+  let prev = 0;
+  for (const p of sorted) {
+    out.push(bytes.subarray(prev, p));
+    prev = p;
+  }
+  out.push(bytes.subarray(prev));
+  return out;
+}

@@ -7,6 +7,7 @@ import { test, describe } from 'node:test';
 import assert from 'node:assert/strict';
 import fc from 'fast-check';
 import { AudioSocketError, encodeMessage, ErrorCodes, MessageParser } from '../src/index.js';
+import { cut } from './helpers.js';
 
 type Msg = { kind: number; payload: Buffer };
 
@@ -25,18 +26,6 @@ function reference(bytes: Buffer, max: number): { messages: Msg[]; consumed: num
   }
 }
 
-/** Cuts `bytes` at the given points (taken modulo the length). */
-function cut(bytes: Buffer, points: number[]): Buffer[] {
-  const sorted = [...new Set(points.map((p) => p % (bytes.length + 1)))].sort((a, b) => a - b);
-  const out: Buffer[] = [];
-  let prev = 0;
-  for (const p of sorted) {
-    out.push(bytes.subarray(prev, p));
-    prev = p;
-  }
-  out.push(bytes.subarray(prev));
-  return out;
-}
 
 /** Copies each chunk into a larger ArrayBuffer at an odd offset and hands the parser a plain Uint8Array view. */
 function asViews(chunks: Buffer[]): Uint8Array[] {

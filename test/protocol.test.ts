@@ -17,6 +17,7 @@ import {
   AudioSocketError,
   ErrorCodes,
 } from '../src/index.js';
+import { cut } from './helpers.js';
 
 type Msg = { kind: number; payload: Buffer };
 
@@ -27,18 +28,6 @@ function collect(chunks: Uint8Array[], maxPayload?: number): { messages: Msg[]; 
   return { messages, parser };
 }
 
-/** Cuts `bytes` at the given sorted offsets. */
-function cut(bytes: Buffer, points: number[]): Buffer[] {
-  const sorted = [...new Set(points.map((p) => p % (bytes.length + 1)))].sort((a, b) => a - b);
-  const out: Buffer[] = [];
-  let prev = 0;
-  for (const p of sorted) {
-    out.push(bytes.subarray(prev, p));
-    prev = p;
-  }
-  out.push(bytes.subarray(prev));
-  return out;
-}
 
 const arbMessage = fc.record({
   kind: fc.integer({ min: 0, max: 255 }),

@@ -66,9 +66,18 @@ describe('review regressions', () => {
     assert.throws(() => createServer({ outboundKind: 22050 }), /outboundKind/);
     assert.throws(() => createServer({ inbound: 'opus' as never }), /inbound/);
     assert.throws(() => createServer({ receive: 'mp3' as never }), (e: unknown) => (e as { code: string }).code === ErrorCodes.INVALID_FORMAT);
-    // 44.1 kHz and above default to 10 ms frames: one message per TCP segment.
-    const server = createServer({ outboundKind: 0x16 });
-    void server.close();
+  });
+
+  test('44.1 kHz and above default to 10 ms frames: one message per TCP segment', async () => {
+    const server = createServer({ outboundKind: 0x16, keepAlive: false });
+    const { port } = await server.listen({ port: 0 });
+    const callP = once(server, 'call');
+    const client = await connect({ port });
+    const [call] = (await callP) as [Call];
+    assert.equal(call.frameMs, 10);
+    assert.equal(call.frameBytes, 960);
+    await client.close();
+    await server.close();
   });
 
   test('close() or an aborted signal while listen() is starting leaves nothing listening', async () => {
