@@ -168,6 +168,7 @@ async function runScenario(s: Scenario): Promise<void> {
     const streams: Writable[] = [];
     const streamErrors: unknown[] = [];
     const accepted: number[] = []; // indexes of stamped writes that were accepted
+    let acceptedUnstamped = 0; // accepted writes under 8 bytes: too short to stamp and trace
     let writeIndex = 0;
     let ended = false;
     let flushed = false;
@@ -199,6 +200,7 @@ async function runScenario(s: Scenario): Promise<void> {
             } else {
               assert.equal(error, undefined, `write(${len} B, kind ${kind}) is accepted`);
               if (len >= 8) accepted.push(idx);
+              else acceptedUnstamped++;
             }
           }
           break;
@@ -314,8 +316,13 @@ async function runScenario(s: Scenario): Promise<void> {
     assert.equal(new Set(seen).size, seen.length, 'no write is sent twice');
     for (const i of seen) assert.ok(accepted.includes(i), `only accepted writes are sent (#${i})`);
     if (!flushed && !ended && s.finale === 'end') {
+      // Every missing stamped write is counted; unstamped ones may be counted too (they cannot be traced).
       const lost = accepted.length - seen.length;
-      assert.equal(lost, end.stats.droppedWrites, `${lost} accepted writes missing, ${end.stats.droppedWrites} counted as dropped`);
+      const dropped = end.stats.droppedWrites;
+      assert.ok(
+        dropped >= lost && dropped <= lost + acceptedUnstamped,
+        `${lost} stamped writes missing (+ up to ${acceptedUnstamped} untraceable short ones), ${dropped} counted as dropped`,
+      );
     }
   } finally {
     raw.socket.destroy();
@@ -323,9 +330,28 @@ async function runScenario(s: Scenario): Promise<void> {
   }
 }
 
+/** Scenarios that once failed, replayed on every run before the random ones. */
+const PAST_COUNTEREXAMPLES: Array<[Scenario]> = [
+  // Short (unstamped) writes dropped behind a queued play were counted but not traceable: a test bookkeeping bug.
+  [
+    {
+      frameMs: 20,
+      outboundKind: 0x16,
+      keepAlive: true,
+      ops: [
+        { t: 'play', frames: 0.686, odd: false, how: 'chunks', cuts: [1126] },
+        { t: 'write', kind: 0x13, len: { mode: 'zero', frac: 0.924 }, typed: false, repeat: 1 },
+        { t: 'write', kind: 0x13, len: { mode: 'frac', frac: 0.005 }, typed: false, repeat: 2 },
+      ],
+      finale: 'end',
+      tail: 80,
+    },
+  ],
+];
+
 describe('conformance: never send what kills a call', () => {
   test('random user operations: only valid messages, nothing after hangup, no bursts, refusals are synchronous', { timeout: 60_000 }, async () => {
-    await fc.assert(fc.asyncProperty(arbScenario, runScenario), { numRuns: 50, endOnFailure: true });
+    await fc.assert(fc.asyncProperty(arbScenario, runScenario), { numRuns: 50, endOnFailure: true, examples: PAST_COUNTEREXAMPLES });
   });
 
   test('with several calls at once on one server, every call still gets only valid, paced output', { timeout: 20_000 }, async (t) => {
