@@ -2,13 +2,18 @@
  * The outbound side of one call: a queue of audio cut into exact frames and sent one frame per
  * slot on the shared {@link FrameScheduler} grid.
  *
- * The model is a timeline: `busyUntil` is the instant up to which audio has been sent. A tick
- * sends a frame when the timeline has reached the tick (paced audio first, else one frame of
- * silence when keep-alive is on); an immediate {@link Outbound.write} goes out at once if the
- * timeline is at most one frame ahead of now, otherwise it waits for the next free slot. So
- * immediate writes (an echo) and paced playback never both fill a slot, and Asterisk, which
- * neither buffers nor paces (asterisk-observed.md, "Audio sent faster than real time"), receives
- * audio at real-time rate.
+ * Paced audio follows a timeline: `busyUntil` is the instant up to which the slots are taken. A
+ * tick sends a frame when the timeline has reached the tick (paced audio first, else one frame
+ * of silence when keep-alive is on). Immediate writes ({@link Outbound.write}, an echo) keep a
+ * timeline of their own, so keep-alive silence sent while their input was late is not charged
+ * to them, and go out at once when two guards allow it, else wait in a short queue:
+ * - the writer's audio never runs ahead of real time by more than its credit (ten frames of
+ *   lateness remembered) plus one frame, so a writer faster than real time is held to it;
+ * - everything sent, silence included, passes a burst guard: at most two frames back to back
+ *   and at most 1.25 x real time while catching up, so a backlog left by late input drains
+ *   within seconds instead of delaying the echo for good.
+ * Asterisk neither buffers nor paces (asterisk-observed.md, "Audio sent faster than real
+ * time"), and a lead of a frame or two is harmless there; bursts are not.
  *
  * I/O-free: messages leave through the `send` callback, time comes from the scheduler's clock.
  */
@@ -57,6 +62,8 @@ export interface OutboundStats {
   droppedSlots: number;
   /** Immediate writes dropped: more than `maxQueuedMs` of them were waiting, or a play held the slots. */
   droppedWrites: number;
+  /** Immediate writes that could not go out at once (the writer ran ahead, or a burst) and waited. */
+  delayedWrites: number;
   /** Ticks when a streamed play had not delivered a full frame in time. */
   underruns: number;
   /** Milliseconds of audio waiting to be sent (paced queue plus waiting immediate writes). */
@@ -125,17 +132,20 @@ interface Waiting {
 }
 
 const EPS = 1e-6;
-/**
- * Immediate writes may run one frame ahead of real time. A write that comes late (input jitter,
- * an event-loop stall) keeps up to five frames of its unused time as credit, so the next,
- * on-time writes are not held back: lateness forgotten would push every later frame back for
- * good, and an echo would gather delay stall after stall (measured at 1000 calls: RTT p50
- * 42-65 ms with two frames of credit, 18 ms with five). Credit only repays time lost: the audio
- * sent never exceeds the time elapsed since the first frame plus two frames, though after a
- * slow patch up to five frames may follow each other closely.
- */
+/** Immediate writes may run one frame ahead of real time (so the writer's audio is at most two frames ahead once sent). */
 const WRITE_LEAD_FRAMES = 1;
-const WRITE_CREDIT_FRAMES = 5;
+/**
+ * Writes that come late (input jitter, an event-loop stall, a call's first frame arriving while
+ * the server accepts a thousand others) keep up to ten frames of unused time as credit, spent
+ * through the burst guard. Lateness forgotten would hold every later frame back for good: an
+ * echo's input comes at exactly real-time rate, so a backlog could never drain. In token-bucket
+ * terms the writer's bucket holds eleven frames, refills at real time and starts full.
+ */
+const WRITE_CREDIT_FRAMES = 10;
+/** Burst guard: the most audio per unit of time while catching up (1.25 x real time)... */
+const BURST_RATE = 1.25;
+/** ...and the most sent back to back: two frames (or two messages when longer than a frame). */
+const BURST_MESSAGES = 2;
 const silenceCache = new Map<string, Buffer>();
 
 /** A shared, never-mutated silence message of `frameMs` at `kind`'s rate. */
@@ -178,6 +188,10 @@ export class Outbound implements Paced {
   readonly #onMark: (name: string, reached: boolean) => void;
 
   #busyUntil = -Infinity;
+  /** The writer's own timeline: where its audio would end if sent at real-time pace. */
+  #writerUntil = -Infinity;
+  /** Burst guard (a GCRA): the instant at which everything sent so far is paid for at BURST_RATE. */
+  #burstAt = -Infinity;
   /** Last immediate write (clock ms): keep-alive stays out of a live stream of writes. */
   #lastWriteAt = -Infinity;
   /** The last tick found nothing to send: the next audio starts at its own slot, no catch-up. */
@@ -206,6 +220,7 @@ export class Outbound implements Paced {
     caughtUpFrames: 0,
     droppedSlots: 0,
     droppedWrites: 0,
+    delayedWrites: 0,
     underruns: 0,
   };
 
@@ -267,8 +282,8 @@ export class Outbound implements Paced {
   }
 
   /**
-   * Sends one audio message now, or at the next free slot if the timeline is more than one
-   * frame ahead (so an echo adds at most one frame of delay and never doubles the rate).
+   * Sends one audio message now, or as soon as the writer's timeline and the burst guard allow
+   * (so an echo adds no delay in steady state and never doubles the rate).
    */
   write(audio: Uint8Array | Int16Array, kind: AudioKind): boolean {
     if (this.#closed) throw audioSocketError(ErrorCodes.CALL_ENDED, 'cannot write: the call has ended');
@@ -293,16 +308,12 @@ export class Outbound implements Paced {
     message.set(payload, HEADER_SIZE);
     const durationMs = (payload.length / 2 / sampleRateOfKind(kind)!) * 1000;
     const now = this.#scheduler.clock.now();
-    const flowing = now - this.#lastWriteAt < 2 * this.frameMs;
     this.#lastWriteAt = now;
-    if (this.#waiting.length === 0 && this.#busyUntil <= now + WRITE_LEAD_FRAMES * this.frameMs + EPS) {
-      const base = flowing ? now - WRITE_CREDIT_FRAMES * this.frameMs : now;
-      this.#busyUntil = Math.max(this.#busyUntil, base) + durationMs;
-      this.#idle = false;
-      this.#silenceKind = kind;
-      this.#emit(message);
+    if (this.#waiting.length === 0 && this.#writeAllowed(now, durationMs)) {
+      this.#sendWrite(message, durationMs, now);
       return true;
     }
+    this.#stats.delayedWrites++;
     this.#waiting.push({ message, durationMs });
     this.#waitingMs += durationMs;
     while (this.#waitingMs > this.#opts.maxQueuedMs && this.#waiting.length > 1) {
@@ -310,7 +321,34 @@ export class Outbound implements Paced {
       this.#waitingMs -= dropped.durationMs;
       this.#stats.droppedWrites++;
     }
+    this.#releaseWrites(now); // time has passed since the last tick: earlier ones may be due
     return true;
+  }
+
+  /** Both guards of an immediate write: the writer's own lead, and the burst guard. */
+  #writeAllowed(now: number, durationMs: number): boolean {
+    const F = this.frameMs;
+    if (Math.max(this.#writerUntil, now - WRITE_CREDIT_FRAMES * F) > now + WRITE_LEAD_FRAMES * F + EPS) return false;
+    return this.#burstAt <= now + ((BURST_MESSAGES - 1) * Math.max(F, durationMs)) / BURST_RATE + EPS;
+  }
+
+  #sendWrite(message: Buffer, durationMs: number, now: number): void {
+    this.#writerUntil = Math.max(this.#writerUntil, now - WRITE_CREDIT_FRAMES * this.frameMs) + durationMs;
+    // The slot the write takes in real time: no paced frame or silence before it has played.
+    this.#busyUntil = Math.max(this.#busyUntil, now + durationMs);
+    this.#silenceKind = message[0] as AudioKind;
+    this.#emit(message, now, durationMs);
+  }
+
+  /** Sends the waiting writes the guards allow now. */
+  #releaseWrites(now: number): void {
+    while (this.#waiting.length > 0 && !this.#closed) {
+      const w = this.#waiting[0]!;
+      if (!this.#writeAllowed(now, w.durationMs)) return;
+      this.#waiting.shift();
+      this.#waitingMs -= w.durationMs;
+      this.#sendWrite(w.message, w.durationMs, now);
+    }
   }
 
   /** Queues a source for paced playback; see {@link PlayResult}. */
@@ -402,18 +440,24 @@ export class Outbound implements Paced {
     for (const w of waiters) w();
   }
 
-  onTick(gridTime: number, now: number): void {
+  onTick(gridTime: number, now: number, lastTickAt: number = -Infinity): void {
     if (this.#closed) return;
     const F = this.frameMs;
-    if (this.#busyUntil > gridTime + EPS) {
-      // Writes that found the timeline too far ahead go out as soon as it is within the write
-      // lead again, like fresh immediate writes would.
-      while (this.#waiting.length > 0 && this.#busyUntil <= gridTime + WRITE_LEAD_FRAMES * F + EPS) this.#sendNext();
+    // How long the writer has been quiet, as far as we can tell. After a stall of our own event
+    // loop the timer runs before the input that arrived meanwhile is read, so only the time up
+    // to the previous tick counts: silence sent now would be followed by a backlog of writes.
+    const stalled = Number.isFinite(lastTickAt) && now - lastTickAt > 1.5 * F;
+    const seenUntil = stalled ? lastTickAt : now;
+    const writerQuiet = seenUntil - this.#lastWriteAt >= 2 * F;
+    if (this.#waiting.length > 0) {
+      // Waiting writes own the slots (they are a backlog, not a gap) until they are all out.
+      this.#releaseWrites(now);
+      this.#checkDrained();
       return;
     }
-    if (this.#idle && now - this.#lastWriteAt >= 2 * F) {
-      // Time spent with nothing to send is not a backlog: start from this slot. (While writes
-      // flow, a slot they left empty is their credit, kept in the timeline.)
+    if (this.#busyUntil > gridTime + EPS) return;
+    if (this.#idle && writerQuiet) {
+      // Time spent with nothing to send is not a backlog: start from this slot.
       this.#busyUntil = Math.max(this.#busyUntil, gridTime);
       this.#idle = false;
     }
@@ -421,22 +465,23 @@ export class Outbound implements Paced {
     if (this.#busyUntil < budgetStart - EPS) {
       // Behind by more than the catch-up budget. With audio ready that was a stall: skip the
       // schedule forward and count the slots; otherwise it was idle time, which is no loss.
-      const ready = this.#fifoBytes > 0 || this.#waiting.length > 0;
+      const ready = this.#fifoBytes > 0;
       if (ready && Number.isFinite(this.#busyUntil)) {
         this.#stats.droppedSlots += Math.round((budgetStart - this.#busyUntil) / F);
         this.#busyUntil = budgetStart;
-      } else if (now - this.#lastWriteAt >= 2 * F) {
+      } else if (writerQuiet) {
         this.#busyUntil = gridTime;
       }
     }
+    let framesThisTick = 0;
     while (this.#busyUntil <= gridTime + EPS && !this.#closed) {
       const slot = this.#busyUntil;
-      const sent = this.#sendNext();
+      const sent = this.#sendNext(now);
       if (!sent) {
         // Nothing queued. While immediate writes flow, an empty slot is only their jitter: no
-        // silence (it would push every later write back a frame for good) and the timeline
-        // stays, as credit for the late write. Otherwise keep-alive fills the slot.
-        if (now - this.#lastWriteAt < 2 * F) {
+        // silence, which would double the audio in the slot the late write then takes.
+        // Otherwise keep-alive fills the slot.
+        if (!writerQuiet) {
           this.#idle = true;
           break;
         }
@@ -444,28 +489,20 @@ export class Outbound implements Paced {
         if (this.#opts.keepAlive) {
           this.#stats.silenceFrames++;
           this.#busyUntil += F;
-          this.#emit(silenceMessage(this.#silenceKind, F));
+          this.#emit(silenceMessage(this.#silenceKind, F), now, F);
         } else {
           this.#idle = true;
         }
         break;
       }
-      if (slot < gridTime - EPS) this.#stats.caughtUpFrames++;
+      if (framesThisTick++ > 0) this.#stats.caughtUpFrames++;
       if (now - Math.max(slot, gridTime) > F / 2) this.#stats.lateSlots++;
     }
     this.#checkDrained();
   }
 
-  /** Sends the next waiting write or paced frame; false if there is none. */
-  #sendNext(): boolean {
-    const w = this.#waiting.shift();
-    if (w !== undefined) {
-      this.#waitingMs -= w.durationMs;
-      this.#busyUntil += w.durationMs;
-      this.#silenceKind = w.message[0] as AudioKind;
-      this.#emit(w.message);
-      return true;
-    }
+  /** Sends the next paced frame; false if there is none. */
+  #sendNext(now: number): boolean {
     this.#fireLeadingMarks();
     const size = this.#frameBytes;
     if (this.#fifoBytes === 0) return false;
@@ -509,8 +546,10 @@ export class Outbound implements Paced {
     if (filled < size) message.fill(0, HEADER_SIZE + filled);
     this.#compactFifo();
     this.#busyUntil += this.frameMs;
+    // Played audio is the writer's too: writes after a prompt get no credit for its time.
+    this.#writerUntil = Math.max(this.#writerUntil, this.#busyUntil);
     this.#silenceKind = this.#kind;
-    this.#emit(message);
+    this.#emit(message, now, this.frameMs);
     for (const item of touched) {
       item.framesSent++;
       if (item.exhausted && item.queuedBytes === 0) this.#finish(item, undefined);
@@ -520,7 +559,8 @@ export class Outbound implements Paced {
     return true;
   }
 
-  #emit(message: Buffer): void {
+  #emit(message: Buffer, now: number, durationMs: number): void {
+    this.#burstAt = Math.max(this.#burstAt, now) + durationMs / BURST_RATE;
     this.#stats.framesSent++;
     this.#send(message);
   }

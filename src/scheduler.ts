@@ -14,9 +14,11 @@ export interface Paced {
   readonly frameMs: number;
   /**
    * Called at every tick. `gridTime` is the grid instant this tick stands for; `now` is the
-   * clock's reading (later than `gridTime` by the timer's lateness).
+   * clock's reading (later than `gridTime` by the timer's lateness); `lastTickAt` is the
+   * reading at the previous tick (-Infinity at the first), so a member can tell that the event
+   * loop was stalled in between and input may still be waiting unread.
    */
-  onTick(gridTime: number, now: number): void;
+  onTick(gridTime: number, now: number, lastTickAt: number): void;
 }
 
 function gcd(a: number, b: number): number {
@@ -32,6 +34,7 @@ export class FrameScheduler {
   #period = 0;
   #timer: unknown = null;
   #nextIndex = 0;
+  #lastTickAt = -Infinity;
   #ticks = 0;
   #lateSum = 0;
   #lateMax = 0;
@@ -120,9 +123,11 @@ export class FrameScheduler {
     const idx = Math.max(this.#nextIndex, Math.floor((now - this.#origin) / p + 1e-9));
     const served = this.#origin + idx * p;
     this.#nextIndex = idx + 1;
+    const lastTickAt = this.#lastTickAt;
+    this.#lastTickAt = now;
     for (const m of this.#members) {
       try {
-        m.onTick(served, now);
+        m.onTick(served, now, lastTickAt);
       } catch (error) {
         this.onError(error, m);
       }

@@ -317,6 +317,125 @@ describe('Outbound pacing (ManualClock)', () => {
     assert.ok(silencesBetween <= 2, `${silencesBetween} silence frames between echoes`);
   });
 
+  /** Echo input: frame k written at 7 + 20k + lateness(k), payload stamped with k. Returns when each went out. */
+  function echo(lateness: (k: number) => number, frames: number, options: Partial<OutboundOptions> = {}) {
+    const clock = new ManualClock(0);
+    const { out, sent } = setup(options, clock);
+    out.start();
+    const arrivals = Array.from({ length: frames }, (_, k) => ({ k, at: 7 + 20 * k + lateness(k) })).sort((a, b) => a.at - b.at || a.k - b.k);
+    for (const a of arrivals) {
+      clock.advance(a.at - clock.now());
+      const payload = Buffer.alloc(320, 0x5a);
+      payload.writeUInt32LE(a.k, 0);
+      out.write(payload, 0x10);
+    }
+    clock.advance(2000);
+    const byK = new Map<number, number>();
+    for (const s of sent) if (!isSilence(s)) byK.set(s.payload.readUInt32LE(0), s.at);
+    const delay = (k: number): number => byK.get(k)! - (7 + 20 * k + lateness(k));
+    return { out, sent, byK, delay };
+  }
+
+  /** The most audio (ms, silence included) sent in any window, less 1.25 x the window: the burst. */
+  function worstBurst(sent: Sent[]): number {
+    let worst = 0;
+    for (let i = 0; i < sent.length; i++) {
+      let ms = 0;
+      for (let j = i; j < sent.length; j++) {
+        ms += sent[j]!.payload.length / 16;
+        worst = Math.max(worst, ms - 1.25 * (sent[j]!.at - sent[i]!.at));
+      }
+    }
+    return worst;
+  }
+
+  test('an echo whose first frame came late is not held back when later frames come on time', () => {
+    // Frame 0 is 15 ms late (the call's first frame often is); every later one is on time.
+    const { byK, delay } = echo((k) => (k === 0 ? 15 : 0), 100);
+    assert.equal(byK.size, 100);
+    // Keep-alive silence went out just before frame 0, so frame 1 (5 ms after frame 0) would be a
+    // third frame in 7 ms: the first few wait briefly, then every frame goes out at once.
+    for (let k = 1; k < 5; k++) assert.ok(delay(k) <= 20, `frame ${k} waited ${delay(k)} ms`);
+    for (let k = 5; k < 100; k++) assert.equal(delay(k), 0, `frame ${k} went out at once`);
+  });
+
+  test('after late input (a 60 ms stall) the backlog drains at a bounded rate and the delay goes back to zero', () => {
+    // Frames 50-52 are held back and arrive together with frame 53 (silence fills the gap).
+    const { out, sent, byK, delay } = echo((k) => (k >= 50 && k <= 52 ? (53 - k) * 20 : 0), 200);
+    assert.equal(byK.size, 200, 'every frame is echoed');
+    assert.equal(out.stats.droppedWrites, 0);
+    const ks = [...byK.entries()].sort((a, b) => a[1] - b[1]).map(([k]) => k);
+    assert.deepEqual(ks, [...ks].sort((a, b) => a - b), 'in order');
+    assert.ok(sent.slice(sent.findIndex((s) => !isSilence(s))).some(isSilence), 'keep-alive filled the gap');
+    assert.ok(worstBurst(sent) <= 40 + 1e-9, `at most two frames beyond 1.25 x real time, got ${worstBurst(sent)} ms`);
+    const worst = Math.max(...Array.from({ length: 60 }, (_, i) => delay(50 + i)));
+    assert.ok(worst > 0 && worst <= 60, `the backlog delayed frames by up to ${worst} ms`);
+    for (let k = 120; k < 200; k++) assert.equal(delay(k), 0, `frame ${k}: the backlog has drained`);
+  });
+
+  test('after a stall of our own event loop, no keep-alive silence is put before the echo input read late', () => {
+    const clock = new ManualClock(0);
+    const { out, sent } = setup({}, clock);
+    out.start();
+    let k = 0;
+    const writeNext = (): void => {
+      const payload = Buffer.alloc(320, 0x5a);
+      payload.writeUInt32LE(k++, 0);
+      out.write(payload, 0x10);
+    };
+    // An echo in steady state: a frame every 20 ms at phase 7.
+    for (let t = 7; t < 1007; t += 20) {
+      clock.advance(t - clock.now());
+      writeNext();
+    }
+    const before = sent.length;
+    // The loop stalls 100 ms: the tick runs first, then the five frames that arrived meanwhile are read.
+    clock.stall(100);
+    const atStallEnd = sent.slice(before);
+    for (let i = 0; i < 5; i++) writeNext();
+    for (let t = 1107 + 20; t < 2007; t += 20) {
+      clock.advance(t - clock.now());
+      writeNext();
+    }
+    clock.advance(100);
+    assert.equal(atStallEnd.filter(isSilence).length, 0, 'the tick after the stall sent no silence');
+    const firstEcho = sent.findIndex((s) => !isSilence(s));
+    const lastEcho = sent.findLastIndex((s) => !isSilence(s));
+    assert.equal(sent.slice(firstEcho, lastEcho).filter(isSilence).length, 0, 'no silence between echoes');
+    assert.equal(sent.filter((s) => !isSilence(s)).length, k, 'every frame echoed');
+  });
+
+  test('input arriving two or three frames at a time (coalesced TCP writes) goes out at most two frames back to back', () => {
+    for (const group of [2, 3]) {
+      // Frame k arrives with the last frame of its group.
+      const { byK, sent, out } = echo((k) => (group - 1 - (k % group)) * 20, 150);
+      assert.equal(byK.size, 150, `group ${group}: every frame echoed`);
+      assert.equal(out.stats.droppedWrites, 0);
+      assert.ok(worstBurst(sent) <= 40 + 1e-9, `group ${group}: burst ${worstBurst(sent)} ms`);
+    }
+  });
+
+  test('a writer faster than real time is held to real time: the excess waits, then is dropped and counted', () => {
+    const clock = new ManualClock(0);
+    const { out, sent } = setup({ keepAlive: false, maxQueuedMs: 200 }, clock);
+    out.start();
+    // Two frames every 20 ms for 2 s: twice real time.
+    for (let t = 0; t < 2000; t += 20) {
+      clock.advance(t - clock.now());
+      out.write(Buffer.alloc(320, 1), 0x10);
+      out.write(Buffer.alloc(320, 2), 0x10);
+    }
+    clock.advance(2000 - clock.now());
+    const audioMs = sent.length * 20;
+    // Ahead by at most the writer's credit (ten frames), one frame of lead and the frame in flight...
+    assert.ok(audioMs <= 2000 + 12 * 20, `${audioMs} ms of audio sent in 2000 ms`);
+    assert.ok(audioMs >= 2000 - 40, `and real time is used: ${audioMs} ms`);
+    // ...and once that is spent, exactly real time.
+    const lastSecond = sent.filter((s) => s.at >= 1000 && s.at < 2000).length * 20;
+    assert.ok(lastSecond >= 980 && lastSecond <= 1020, `${lastSecond} ms of audio in the last second`);
+    assert.equal(out.stats.droppedWrites + sent.length + Math.round(out.stats.queuedMs / 20), 200, 'every write is sent, waiting or counted as dropped');
+  });
+
   test('immediate writes that cannot keep up are capped by maxQueuedMs and counted', () => {
     const clock = new ManualClock(0);
     const { out } = setup({ maxQueuedMs: 100 }, clock);

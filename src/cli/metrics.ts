@@ -15,7 +15,7 @@ export async function serveMetrics(server: AudioSocketServer, host: string, port
   const client = await import('prom-client');
   const registry = new client.Registry();
   client.collectDefaultMetrics({ register: registry });
-  const ended = { framesIn: 0, framesOut: 0, bytesIn: 0, bytesOut: 0, droppedIn: 0, droppedOut: 0, lateSlots: 0, droppedSlots: 0 };
+  const ended = { framesIn: 0, framesOut: 0, bytesIn: 0, bytesOut: 0, droppedIn: 0, droppedOut: 0, lateSlots: 0, droppedSlots: 0, droppedWrites: 0, delayedWrites: 0 };
   const live = (pick: (c: Call['stats']) => number): number => {
     let sum = 0;
     for (const call of server.calls) sum += pick(call.stats);
@@ -32,6 +32,8 @@ export async function serveMetrics(server: AudioSocketServer, host: string, port
     ended.droppedOut += s.droppedOut;
     ended.lateSlots += s.lateSlots;
     ended.droppedSlots += s.droppedSlots;
+    ended.droppedWrites += s.droppedWrites;
+    ended.delayedWrites += s.delayedWrites;
     endReasons.inc({ reason: end.reason });
   });
   const gauge = (name: string, help: string, collect: () => number): void => {
@@ -53,6 +55,8 @@ export async function serveMetrics(server: AudioSocketServer, host: string, port
   counter('audiosocket_dropped_out_total', 'Outbound messages dropped because the peer was not reading', 'droppedOut', (s) => s.droppedOut);
   counter('audiosocket_late_slots_total', 'Outbound frames sent more than half a frame late', 'lateSlots', (s) => s.lateSlots);
   counter('audiosocket_dropped_slots_total', 'Outbound slots skipped after event-loop stalls', 'droppedSlots', (s) => s.droppedSlots);
+  counter('audiosocket_dropped_writes_total', 'Immediate writes dropped (queue over maxQueuedMs, or a play held the slots)', 'droppedWrites', (s) => s.droppedWrites);
+  counter('audiosocket_delayed_writes_total', 'Immediate writes that waited for real time or the burst guard', 'delayedWrites', (s) => s.delayedWrites);
 
   const http_ = http.createServer((req, res) => {
     if (req.url !== '/metrics') {
