@@ -335,15 +335,20 @@ export class Call extends EventEmitter<CallEvents> {
   }
 
   /**
-   * Sends one audio message as soon as the slot allows: now, unless the outbound timeline is
-   * already a frame ahead, then at the next free slot (at most one frame later). Use it to
-   * answer frame by frame (an echo, a live bridge). For prompts and TTS use {@link play}.
+   * Sends one audio message now if that keeps the output at real-time pace, else as soon as it
+   * does. Use it to answer frame by frame (an echo, a live bridge); for prompts and TTS use
+   * {@link play}. Frames that come in late (input jitter, a stall) keep their lost time as
+   * credit, so the ones that follow go out at once; frames arriving together go out at most
+   * two frames' worth back to back and, while catching up, at most 1.25 x real time. Writes
+   * that had to wait are counted in `stats.delayedWrites`.
    *
    * `payload` must be non-empty whole samples of `kind` (default: the call's outbound kind);
    * anything Asterisk would reject throws `ERR_AUDIOSOCKET_INVALID_MESSAGE`. Without `kind` and
    * with a send format set ({@link sendAs}), `payload` is converted first.
    *
-   * A payload longer than 60 ms (the longest frame Asterisk makes) is cut into frames and paced.
+   * A payload longer than 60 ms (the longest frame Asterisk makes) is cut into frames, sent
+   * under the same rules (a writer faster than real time is held to it; beyond `maxQueuedMs`
+   * waiting, the oldest writes are dropped and counted in `stats.droppedWrites`).
    * While a {@link play} is queued it owns the slots: the write is dropped, counted in
    * `stats.droppedWrites`, and `false` is returned. Otherwise returns `true`.
    */

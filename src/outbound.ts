@@ -2,18 +2,24 @@
  * The outbound side of one call: a queue of audio cut into exact frames and sent one frame per
  * slot on the shared {@link FrameScheduler} grid.
  *
- * Paced audio follows a timeline: `busyUntil` is the instant up to which the slots are taken. A
- * tick sends a frame when the timeline has reached the tick (paced audio first, else one frame
- * of silence when keep-alive is on). Immediate writes ({@link Outbound.write}, an echo) keep a
- * timeline of their own, so keep-alive silence sent while their input was late is not charged
- * to them, and go out at once when two guards allow it, else wait in a short queue:
- * - the writer's audio never runs ahead of real time by more than its credit (ten frames of
- *   lateness remembered) plus one frame, so a writer faster than real time is held to it;
- * - everything sent, silence included, passes a burst guard: at most two frames back to back
- *   and at most 1.25 x real time while catching up, so a backlog left by late input drains
- *   within seconds instead of delaying the echo for good.
- * Asterisk neither buffers nor paces (asterisk-observed.md, "Audio sent faster than real
- * time"), and a lead of a frame or two is harmless there; bursts are not.
+ * Paced audio follows a timeline: `busyUntil` is the instant up to which the slots are taken
+ * (by paced frames, silence or immediate writes). A tick sends a frame when the timeline has
+ * reached the tick (paced audio first, else one frame of silence when keep-alive is on).
+ * Immediate writes ({@link Outbound.write}, an echo) keep a timeline of their own, so
+ * keep-alive silence sent while their input was late is not charged to them, and go out at
+ * once when two guards allow it, else wait in a short queue:
+ * - the writer's audio never runs ahead of real time by more than its credit plus one frame:
+ *   up to ten frames of lateness while writes flow, at most five after a pause that keep-alive
+ *   filled (a talk spurt is new audio, not late audio). A writer faster than real time is held
+ *   to real time once its credit is spent;
+ * - the writes pass a burst guard that counts everything sent, silence and paced frames
+ *   included: at most two frames' worth back to back (one message when it is longer) and at
+ *   most 1.25 x real time while catching up, so a backlog left by late input drains within
+ *   seconds instead of delaying the echo for good.
+ * Paced frames are not held by the burst guard: after an event-loop stall they catch up by at
+ * most `maxCatchUpFrames` extra frames in one tick. Asterisk neither buffers nor paces
+ * (asterisk-observed.md, "Audio sent faster than real time"), and a lead of a frame or two is
+ * harmless there; bursts are not.
  *
  * I/O-free: messages leave through the `send` callback, time comes from the scheduler's clock.
  */
@@ -132,20 +138,25 @@ interface Waiting {
 }
 
 const EPS = 1e-6;
-/** Immediate writes may run one frame ahead of real time (so the writer's audio is at most two frames ahead once sent). */
+/** An immediate write may start up to one frame ahead of the writer's real-time timeline. */
 const WRITE_LEAD_FRAMES = 1;
 /**
- * Writes that come late (input jitter, an event-loop stall, a call's first frame arriving while
- * the server accepts a thousand others) keep up to ten frames of unused time as credit, spent
- * through the burst guard. Lateness forgotten would hold every later frame back for good: an
- * echo's input comes at exactly real-time rate, so a backlog could never drain. In token-bucket
- * terms the writer's bucket holds eleven frames, refills at real time and starts full.
+ * Writes that come late (input jitter, an event-loop stall) keep up to ten frames of unused time
+ * as credit, spent through the burst guard. Lateness forgotten would hold every later frame
+ * back for good: an echo's input comes at exactly real-time rate, so a backlog could never
+ * drain. In token-bucket terms the writer's bucket holds eleven frames and refills at real time.
  */
 const WRITE_CREDIT_FRAMES = 10;
+/**
+ * Credit after a pause that keep-alive filled (and at the first write): a late first frame
+ * (it arrives while the server accepts a thousand other calls) or an input stall must not
+ * hold later frames back, but a talk spurt written at once must not run far ahead either.
+ */
+const WRITE_RESUME_CREDIT_FRAMES = 5;
 /** Burst guard: the most audio per unit of time while catching up (1.25 x real time)... */
 const BURST_RATE = 1.25;
-/** ...and the most sent back to back: two frames (or two messages when longer than a frame). */
-const BURST_MESSAGES = 2;
+/** ...and the most sent back to back: two frames' worth, or one message when it is longer. */
+const BURST_FRAMES = 2;
 const silenceCache = new Map<string, Buffer>();
 
 /** A shared, never-mutated silence message of `frameMs` at `kind`'s rate. */
@@ -291,7 +302,7 @@ export class Outbound implements Paced {
     assertServerAudio(kind, payload.length);
     if (payload.length > frameBytes(kind, 60)) {
       // Longer than any frame Asterisk makes (60 ms): cut into frames (the first go out now,
-      // the rest at real-time pace), never sent as one burst that Asterisk would drop.
+      // the rest through the guards), never sent as one burst that Asterisk would drop.
       const max = frameBytes(kind, this.frameMs);
       let accepted = true;
       for (let off = 0; off < payload.length; off += max) accepted = this.write(payload.subarray(off, off + max), kind) && accepted;
@@ -308,13 +319,15 @@ export class Outbound implements Paced {
     message.set(payload, HEADER_SIZE);
     const durationMs = (payload.length / 2 / sampleRateOfKind(kind)!) * 1000;
     const now = this.#scheduler.clock.now();
+    const F = this.frameMs;
+    if (now - this.#lastWriteAt >= 2 * F) this.#writerUntil = Math.max(this.#writerUntil, now - WRITE_RESUME_CREDIT_FRAMES * F);
     this.#lastWriteAt = now;
     if (this.#waiting.length === 0 && this.#writeAllowed(now, durationMs)) {
       this.#sendWrite(message, durationMs, now);
       return true;
     }
-    this.#stats.delayedWrites++;
-    this.#waiting.push({ message, durationMs });
+    const entry: Waiting = { message, durationMs };
+    this.#waiting.push(entry);
     this.#waitingMs += durationMs;
     while (this.#waitingMs > this.#opts.maxQueuedMs && this.#waiting.length > 1) {
       const dropped = this.#waiting.shift()!;
@@ -322,6 +335,7 @@ export class Outbound implements Paced {
       this.#stats.droppedWrites++;
     }
     this.#releaseWrites(now); // time has passed since the last tick: earlier ones may be due
+    if (this.#waiting.at(-1) === entry) this.#stats.delayedWrites++;
     return true;
   }
 
@@ -329,19 +343,23 @@ export class Outbound implements Paced {
   #writeAllowed(now: number, durationMs: number): boolean {
     const F = this.frameMs;
     if (Math.max(this.#writerUntil, now - WRITE_CREDIT_FRAMES * F) > now + WRITE_LEAD_FRAMES * F + EPS) return false;
-    return this.#burstAt <= now + ((BURST_MESSAGES - 1) * Math.max(F, durationMs)) / BURST_RATE + EPS;
+    // Anything may go when nothing is owed; otherwise the owed time and this message together
+    // stay within two frames' worth.
+    return this.#burstAt <= now + EPS || this.#burstAt + durationMs / BURST_RATE <= now + (BURST_FRAMES * F) / BURST_RATE + EPS;
   }
 
   #sendWrite(message: Buffer, durationMs: number, now: number): void {
     this.#writerUntil = Math.max(this.#writerUntil, now - WRITE_CREDIT_FRAMES * this.frameMs) + durationMs;
-    // The slot the write takes in real time: no paced frame or silence before it has played.
-    this.#busyUntil = Math.max(this.#busyUntil, now + durationMs);
+    // The slots the write's audio covers: no silence or paced frame in them. (Several writes
+    // arriving together cover several slots.)
+    this.#busyUntil = Math.max(this.#busyUntil, now) + durationMs;
     this.#silenceKind = message[0] as AudioKind;
     this.#emit(message, now, durationMs);
   }
 
   /** Sends the waiting writes the guards allow now. */
   #releaseWrites(now: number): void {
+    if (this.#waiting.length === 0) return;
     while (this.#waiting.length > 0 && !this.#closed) {
       const w = this.#waiting[0]!;
       if (!this.#writeAllowed(now, w.durationMs)) return;
@@ -349,6 +367,7 @@ export class Outbound implements Paced {
       this.#waitingMs -= w.durationMs;
       this.#sendWrite(w.message, w.durationMs, now);
     }
+    this.#checkDrained();
   }
 
   /** Queues a source for paced playback; see {@link PlayResult}. */
@@ -452,10 +471,12 @@ export class Outbound implements Paced {
     if (this.#waiting.length > 0) {
       // Waiting writes own the slots (they are a backlog, not a gap) until they are all out.
       this.#releaseWrites(now);
+      return;
+    }
+    if (this.#busyUntil > gridTime + EPS) {
       this.#checkDrained();
       return;
     }
-    if (this.#busyUntil > gridTime + EPS) return;
     if (this.#idle && writerQuiet) {
       // Time spent with nothing to send is not a backlog: start from this slot.
       this.#busyUntil = Math.max(this.#busyUntil, gridTime);

@@ -406,12 +406,20 @@ describe('Outbound pacing (ManualClock)', () => {
   });
 
   test('input arriving two or three frames at a time (coalesced TCP writes) goes out at most two frames back to back', () => {
-    for (const group of [2, 3]) {
+    for (const group of [2, 3, 4]) {
       // Frame k arrives with the last frame of its group.
-      const { byK, sent, out } = echo((k) => (group - 1 - (k % group)) * 20, 150);
-      assert.equal(byK.size, 150, `group ${group}: every frame echoed`);
+      const { byK, sent, out } = echo((k) => (group - 1 - (k % group)) * 20, 600);
+      assert.equal(byK.size, 600, `group ${group}: every frame echoed`);
       assert.equal(out.stats.droppedWrites, 0);
       assert.ok(worstBurst(sent) <= 40 + 1e-9, `group ${group}: burst ${worstBurst(sent)} ms`);
+      // In the long run exactly real time, and no keep-alive silence inside the echo's own audio.
+      const inSecond = (from: number): number => sent.filter((s) => s.at >= from && s.at < from + 1000).length * 20;
+      for (const from of [5000, 10000]) {
+        assert.ok(Math.abs(inSecond(from) - 1000) <= 40, `group ${group}: ${inSecond(from)} ms of audio in the second from ${from}`);
+      }
+      const first = sent.findIndex((s) => !isSilence(s));
+      const last = sent.findLastIndex((s) => !isSilence(s));
+      assert.equal(sent.slice(first, last).filter(isSilence).length, 0, `group ${group}: no silence between echoes`);
     }
   });
 
@@ -427,13 +435,26 @@ describe('Outbound pacing (ManualClock)', () => {
     }
     clock.advance(2000 - clock.now());
     const audioMs = sent.length * 20;
-    // Ahead by at most the writer's credit (ten frames), one frame of lead and the frame in flight...
-    assert.ok(audioMs <= 2000 + 12 * 20, `${audioMs} ms of audio sent in 2000 ms`);
+    // Ahead by at most the writer's starting credit (five frames), one frame of lead and the frame in flight...
+    assert.ok(audioMs <= 2000 + 7 * 20, `${audioMs} ms of audio sent in 2000 ms`);
     assert.ok(audioMs >= 2000 - 40, `and real time is used: ${audioMs} ms`);
     // ...and once that is spent, exactly real time.
     const lastSecond = sent.filter((s) => s.at >= 1000 && s.at < 2000).length * 20;
     assert.ok(lastSecond >= 980 && lastSecond <= 1020, `${lastSecond} ms of audio in the last second`);
     assert.equal(out.stats.droppedWrites + sent.length + Math.round(out.stats.queuedMs / 20), 200, 'every write is sent, waiting or counted as dropped');
+  });
+
+  test('a message longer than a frame is never sent back to back with another', () => {
+    const clock = new ManualClock(0);
+    const { out, sent } = setup({ frameMs: 10, keepAlive: false }, clock);
+    out.start();
+    // Twelve 60 ms writes at once on a 10 ms call: each alone is allowed, two together are not.
+    for (let i = 0; i < 12; i++) out.write(Buffer.alloc(960, 1), 0x10);
+    clock.advance(2000);
+    assert.equal(sent.length, 12);
+    for (let i = 1; i < sent.length; i++) {
+      assert.ok(sent[i]!.at - sent[i - 1]!.at >= 60 / 1.25 - 1e-9, `60 ms messages ${sent[i]!.at - sent[i - 1]!.at} ms apart`);
+    }
   });
 
   test('immediate writes that cannot keep up are capped by maxQueuedMs and counted', () => {
