@@ -482,4 +482,14 @@ describe('Outbound pacing (ManualClock)', () => {
     clock.advance(100);
     assert.equal(clock.pendingTimers, 0, 'no timer left when nothing is paced');
   });
+
+  test('a single member gets one wake-up per frame', () => {
+    const clock = new ManualClock(0);
+    const scheduler = new FrameScheduler(clock);
+    const out = new Outbound({ kind: 0x10, frameMs: 20, keepAlive: true, maxCatchUpFrames: 2, maxQueuedMs: 1000, prefetchMs: 200 }, scheduler, () => {}, () => {});
+    out.start();
+    clock.advance(1000);
+    assert.ok(scheduler.stats.ticks >= 50 && scheduler.stats.ticks <= 51, `${scheduler.stats.ticks} ticks in 1 s`);
+    out.close();
+  });
 });
