@@ -8,12 +8,11 @@
  * Immediate writes ({@link Outbound.write}, an echo) keep a timeline of their own, so
  * keep-alive silence sent while their input was late is not charged to them, and go out at
  * once when two guards allow it, else wait in a short queue:
- * - the writer's audio never runs ahead of real time by more than its credit plus one frame:
- *   up to ten frames of lateness while writes flow, at most five after a pause that keep-alive
- *   filled (a talk spurt is new audio, not late audio). A writer faster than real time is held
- *   to real time once its credit is spent;
+ * - the writer's audio never runs ahead of real time by more than its credit (up to ten frames
+ *   of time it left unused) plus one frame: a writer faster than real time is held to real
+ *   time once its credit is spent;
  * - the writes pass a burst guard that counts everything sent, silence and paced frames
- *   included: at most two frames' worth back to back (one message when it is longer) and at
+ *   included: at most three frames' worth back to back (one message when it is longer) and at
  *   most 1.25 x real time while catching up, so a backlog left by late input drains within
  *   seconds instead of delaying the echo for good.
  * Paced frames are not held by the burst guard: after an event-loop stall they catch up by at
@@ -141,22 +140,24 @@ const EPS = 1e-6;
 /** An immediate write may start up to one frame ahead of the writer's real-time timeline. */
 const WRITE_LEAD_FRAMES = 1;
 /**
- * Writes that come late (input jitter, an event-loop stall) keep up to ten frames of unused time
- * as credit, spent through the burst guard. Lateness forgotten would hold every later frame
- * back for good: an echo's input comes at exactly real-time rate, so a backlog could never
- * drain. In token-bucket terms the writer's bucket holds eleven frames and refills at real time.
+ * Writes that come late (input jitter, an event-loop stall, a call's first frame arriving while
+ * the server accepts a thousand others) keep up to ten frames of unused time as credit, spent
+ * through the burst guard. Lateness forgotten would hold every later frame back for good: an
+ * echo's input comes at exactly real-time rate, so a backlog could never drain. In token-bucket
+ * terms the writer's bucket holds eleven frames, refills at real time and starts full. (Capping
+ * the credit after a gap, so that a talk spurt written at once runs less far ahead, was tried:
+ * every event-loop stall then looked like a gap, and at 1000 calls each one left a permanent
+ * backlog behind: echo RTT p50 315 ms.)
  */
 const WRITE_CREDIT_FRAMES = 10;
-/**
- * Credit after a pause that keep-alive filled (and at the first write): a late first frame
- * (it arrives while the server accepts a thousand other calls) or an input stall must not
- * hold later frames back, but a talk spurt written at once must not run far ahead either.
- */
-const WRITE_RESUME_CREDIT_FRAMES = 5;
 /** Burst guard: the most audio per unit of time while catching up (1.25 x real time)... */
 const BURST_RATE = 1.25;
-/** ...and the most sent back to back: two frames' worth, or one message when it is longer. */
-const BURST_FRAMES = 2;
+/**
+ * ...and the most sent back to back: three frames' worth (the frame due and a lead of two,
+ * which asterisk-observed.md finds harmless), or one message when it is longer. Three, not
+ * two: input merged three frames per TCP write (a busy peer, a proxy) then goes straight back.
+ */
+const BURST_FRAMES = 3;
 const silenceCache = new Map<string, Buffer>();
 
 /** A shared, never-mutated silence message of `frameMs` at `kind`'s rate. */
@@ -319,8 +320,6 @@ export class Outbound implements Paced {
     message.set(payload, HEADER_SIZE);
     const durationMs = (payload.length / 2 / sampleRateOfKind(kind)!) * 1000;
     const now = this.#scheduler.clock.now();
-    const F = this.frameMs;
-    if (now - this.#lastWriteAt >= 2 * F) this.#writerUntil = Math.max(this.#writerUntil, now - WRITE_RESUME_CREDIT_FRAMES * F);
     this.#lastWriteAt = now;
     if (this.#waiting.length === 0 && this.#writeAllowed(now, durationMs)) {
       this.#sendWrite(message, durationMs, now);
@@ -344,7 +343,7 @@ export class Outbound implements Paced {
     const F = this.frameMs;
     if (Math.max(this.#writerUntil, now - WRITE_CREDIT_FRAMES * F) > now + WRITE_LEAD_FRAMES * F + EPS) return false;
     // Anything may go when nothing is owed; otherwise the owed time and this message together
-    // stay within two frames' worth.
+    // stay within three frames' worth.
     return this.#burstAt <= now + EPS || this.#burstAt + durationMs / BURST_RATE <= now + (BURST_FRAMES * F) / BURST_RATE + EPS;
   }
 

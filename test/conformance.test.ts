@@ -39,8 +39,8 @@ const CATCH_UP_RATE = 1.25;
 /**
  * Checks the output contract on what the raw client received: only non-empty even audio
  * 0x10-0x18 or hangup, nothing after hangup; the user's audio (everything but keep-alive
- * silence) never more than seven frames ahead of the time elapsed since the first message; and
- * in any window, all audio, silence included, at most 1.25 x the window plus two frames (no
+ * silence) never more than twelve frames ahead of the time elapsed since the first message; and
+ * in any window, all audio, silence included, at most 1.25 x the window plus three frames (no
  * bursts, only a bounded catch-up after late input).
  */
 function checkOutput(raw: RawCall, frameMs: number): { audioMs: number } {
@@ -55,8 +55,8 @@ function checkOutput(raw: RawCall, frameMs: number): { audioMs: number } {
     if (m.zero) continue;
     userMs += d;
     const elapsed = m.at - first!.at;
-    // One frame of lead, the frame in flight, and the five frames of credit a writer starts with.
-    if (userMs > elapsed + 7 * frameMs + SLACK_MS) {
+    // One frame of lead, the frame in flight, and the ten frames of credit a writer starts with.
+    if (userMs > elapsed + 12 * frameMs + SLACK_MS) {
       assert.fail(`ahead of real time: ${userMs.toFixed(1)} ms of audio received ${elapsed.toFixed(1)} ms after the first message (frame ${frameMs} ms)`);
     }
   }
@@ -65,7 +65,7 @@ function checkOutput(raw: RawCall, frameMs: number): { audioMs: number } {
     for (let j = i; j < audio.length; j++) {
       windowMs += durationMs(audio[j]!.kind, audio[j]!.length);
       const span = audio[j]!.at - audio[i]!.at;
-      if (windowMs > CATCH_UP_RATE * span + 2 * frameMs + SLACK_MS) {
+      if (windowMs > CATCH_UP_RATE * span + 3 * frameMs + SLACK_MS) {
         assert.fail(`burst: ${windowMs.toFixed(1)} ms of audio (silence included) within ${span.toFixed(1)} ms (frame ${frameMs} ms)`);
       }
     }
