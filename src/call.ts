@@ -338,7 +338,7 @@ export class Call extends EventEmitter<CallEvents> {
    * Sends one audio message now if that keeps the output at real-time pace, else as soon as it
    * does. Use it to answer frame by frame (an echo, a live bridge); for prompts and TTS use
    * {@link play}. Frames that come in late (input jitter, a stall) keep their lost time as
-   * credit, so the ones that follow go out at once; frames arriving together go out at most
+   * credit (up to the `maxQueuedMs` option), so the ones that follow go out at once; frames arriving together go out at most
    * three frames' worth back to back and, while catching up, at most 1.25 x real time. Writes
    * that had to wait are counted in `stats.delayedWrites`.
    *

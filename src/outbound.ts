@@ -8,9 +8,9 @@
  * Immediate writes ({@link Outbound.write}, an echo) keep a timeline of their own, so
  * keep-alive silence sent while their input was late is not charged to them, and go out at
  * once when two guards allow it, else wait in a short queue:
- * - the writer's audio never runs ahead of real time by more than its credit (up to ten frames
- *   of time it left unused) plus one frame: a writer faster than real time is held to real
- *   time once its credit is spent;
+ * - the writer's audio never runs ahead of real time by more than its credit (the time it
+ *   left unused, remembered up to `maxQueuedMs`, at least ten frames) plus one frame: a writer
+ *   faster than real time is held to real time once its credit is spent;
  * - the writes pass a burst guard that counts everything sent, silence and paced frames
  *   included: at most three frames' worth back to back (one message when it is longer) and at
  *   most 1.25 x real time while catching up, so a backlog left by late input drains within
@@ -141,15 +141,16 @@ const EPS = 1e-6;
 const WRITE_LEAD_FRAMES = 1;
 /**
  * Writes that come late (input jitter, an event-loop stall, a call's first frame arriving while
- * the server accepts a thousand others) keep up to ten frames of unused time as credit, spent
- * through the burst guard. Lateness forgotten would hold every later frame back for good: an
- * echo's input comes at exactly real-time rate, so a backlog could never drain. In token-bucket
- * terms the writer's bucket holds eleven frames, refills at real time and starts full. (Capping
- * the credit after a gap, so that a talk spurt written at once runs less far ahead, was tried:
- * every event-loop stall then looked like a gap, and at 1000 calls each one left a permanent
- * backlog behind: echo RTT p50 315 ms.)
+ * the server accepts a thousand others) keep their unused time as credit, spent through the
+ * burst guard, for as long as a write may wait (`maxQueuedMs`, at least ten frames). Lateness
+ * forgotten would hold every later frame back for good: an echo's input comes at exactly
+ * real-time rate, so a backlog could never drain (measured at 1000 calls: with ten frames of
+ * credit, one 300 ms pause left a tenth of the calls 260 ms behind for the rest of the run).
+ * In token-bucket terms the writer's bucket refills at real time and starts full. (Capping the
+ * credit after a gap, so that a talk spurt written at once runs less far ahead, was tried too:
+ * every event-loop stall then looked like a gap: echo RTT p50 315 ms.)
  */
-const WRITE_CREDIT_FRAMES = 10;
+const WRITE_CREDIT_MIN_FRAMES = 10;
 /** Burst guard: the most audio per unit of time while catching up (1.25 x real time)... */
 const BURST_RATE = 1.25;
 /**
@@ -194,6 +195,8 @@ export class Outbound implements Paced {
   readonly #kind: AudioKind;
   readonly #frameBytes: number;
   readonly #bytesPerMs: number;
+  /** How long a writer's unused time is remembered (see WRITE_CREDIT_MIN_FRAMES). */
+  readonly #creditMs: number;
   readonly #opts: OutboundOptions;
   readonly #scheduler: FrameScheduler;
   readonly #send: (message: Buffer) => void;
@@ -251,6 +254,7 @@ export class Outbound implements Paced {
     this.#silenceKind = options.kind;
     this.#frameBytes = frameBytes(options.kind, options.frameMs);
     this.#bytesPerMs = this.#frameBytes / options.frameMs;
+    this.#creditMs = Math.max(WRITE_CREDIT_MIN_FRAMES * options.frameMs, options.maxQueuedMs);
     this.#scheduler = scheduler;
     this.#send = send;
     this.#onMark = onMark;
@@ -341,14 +345,14 @@ export class Outbound implements Paced {
   /** Both guards of an immediate write: the writer's own lead, and the burst guard. */
   #writeAllowed(now: number, durationMs: number): boolean {
     const F = this.frameMs;
-    if (Math.max(this.#writerUntil, now - WRITE_CREDIT_FRAMES * F) > now + WRITE_LEAD_FRAMES * F + EPS) return false;
+    if (Math.max(this.#writerUntil, now - this.#creditMs) > now + WRITE_LEAD_FRAMES * F + EPS) return false;
     // Anything may go when nothing is owed; otherwise the owed time and this message together
     // stay within three frames' worth.
     return this.#burstAt <= now + EPS || this.#burstAt + durationMs / BURST_RATE <= now + (BURST_FRAMES * F) / BURST_RATE + EPS;
   }
 
   #sendWrite(message: Buffer, durationMs: number, now: number): void {
-    this.#writerUntil = Math.max(this.#writerUntil, now - WRITE_CREDIT_FRAMES * this.frameMs) + durationMs;
+    this.#writerUntil = Math.max(this.#writerUntil, now - this.#creditMs) + durationMs;
     // The slots the write's audio covers: no silence or paced frame in them. (Several writes
     // arriving together cover several slots.)
     this.#busyUntil = Math.max(this.#busyUntil, now) + durationMs;

@@ -58,7 +58,11 @@ export interface ServerOptions {
   keepAlive?: boolean;
   /** Extra frames a tick may send to catch up after an event-loop stall. Default 2. */
   maxCatchUpFrames?: number;
-  /** Most ms of immediate writes waiting for a slot; older ones are dropped and counted. Default 1000. */
+  /**
+   * Most ms of immediate writes waiting to go out; older ones are dropped and counted. Also how
+   * long a writer's lateness is remembered as credit (at least ten frames), so an echo recovers
+   * from input or event-loop pauses up to this long without lasting delay. Default 1000.
+   */
   maxQueuedMs?: number;
   /** How far ahead (ms) streamed play sources are read. Default 200. */
   prefetchMs?: number;

@@ -415,6 +415,15 @@ describe('Outbound pacing (ManualClock)', () => {
     for (let k = 250; k < 400; k++) assert.equal(delay(k), 0, `frame ${k}: delay ${delay(k)} ms long after the stall`);
   });
 
+  test('a 300 ms pause of the input (or of our event loop) leaves no lasting delay: lateness is remembered up to maxQueuedMs', () => {
+    // Frames 100-114 are held back and arrive together with frame 115.
+    const late = (k: number): number => (k >= 100 && k <= 114 ? (115 - k) * 20 : 0);
+    const { byK, delay, out } = echo(late, 500);
+    assert.equal(byK.size, 500);
+    assert.equal(out.stats.droppedWrites, 0);
+    for (let k = 400; k < 500; k++) assert.equal(delay(k), 0, `frame ${k}: delay ${delay(k)} ms long after the pause`);
+  });
+
   test('input arriving two to four frames at a time (coalesced TCP writes) goes out at most three frames back to back', () => {
     for (const group of [2, 3, 4]) {
       // Frame k arrives with the last frame of its group.
