@@ -335,20 +335,23 @@ export class Call extends EventEmitter<CallEvents> {
   }
 
   /**
-   * Sends one audio message now if that keeps the output at real-time pace, else as soon as it
-   * does. Use it to answer frame by frame (an echo, a live bridge); for prompts and TTS use
-   * {@link play}. Frames that come in late (input jitter, a stall) keep their lost time as
-   * credit (up to the `maxQueuedMs` option), so the ones that follow go out at once; frames arriving together go out at most
-   * three frames' worth back to back and, while catching up, at most 1.25 x real time. Writes
-   * that had to wait are counted in `stats.delayedWrites`.
+   * Sends one audio message now, or as soon as the pacing rules allow. Use it to answer frame
+   * by frame (an echo, a live bridge); for prompts and TTS use {@link play}, which is paced
+   * exactly. Frames that come in late (input jitter, a stall) keep their lost time as credit,
+   * remembered for `maxQueuedMs` (at least ten frames), so the ones that follow go out at once.
+   * Frames arriving together go out at most three frames' worth back to back (a single longer
+   * message alone) and, while catching up, at most 1.25 x real time. So a writer faster than
+   * real time, or one long payload, runs up to its credit (1 s by default) ahead of real time at
+   * 1.25 x, then is held to real time. Writes that had to wait are counted in
+   * `stats.delayedWrites`.
    *
    * `payload` must be non-empty whole samples of `kind` (default: the call's outbound kind);
    * anything Asterisk would reject throws `ERR_AUDIOSOCKET_INVALID_MESSAGE`. Without `kind` and
    * with a send format set ({@link sendAs}), `payload` is converted first.
    *
    * A payload longer than 60 ms (the longest frame Asterisk makes) is cut into frames, sent
-   * under the same rules (a writer faster than real time is held to it; beyond `maxQueuedMs`
-   * waiting, the oldest writes are dropped and counted in `stats.droppedWrites`).
+   * under the same rules; beyond `maxQueuedMs` waiting, the oldest writes are dropped and
+   * counted in `stats.droppedWrites`.
    * While a {@link play} is queued it owns the slots: the write is dropped, counted in
    * `stats.droppedWrites`, and `false` is returned. Otherwise returns `true`.
    */

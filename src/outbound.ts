@@ -15,8 +15,9 @@
  *   included: at most three frames' worth back to back (one message when it is longer) and at
  *   most 1.25 x real time while catching up, so a backlog left by late input drains within
  *   seconds instead of delaying the echo for good.
- * Paced frames are not held by the burst guard: after an event-loop stall they catch up by at
- * most `maxCatchUpFrames` extra frames in one tick. Asterisk neither buffers nor paces
+ * Paced frames catch up after an event-loop stall by at most `maxCatchUpFrames` extra frames
+ * per tick, also within the burst guard. Keep-alive silence is not held by it (one frame per
+ * slot at most). Asterisk neither buffers nor paces
  * (asterisk-observed.md, "Audio sent faster than real time"), and a lead of a frame or two is
  * harmless there; bursts are not.
  *
@@ -476,6 +477,13 @@ export class Outbound implements Paced {
       this.#releaseWrites(now);
       return;
     }
+    if (writerQuiet && this.#busyUntil > gridTime + WRITE_CREDIT_MIN_FRAMES * F + EPS) {
+      // Writes that caught up at 1.25 x real time can leave the timeline up to maxQueuedMs
+      // ahead. Once they stop, do not stay quiet that long (asterisk #2089) or hold a queued
+      // play back: at most ten frames. (Less would put silence inside a backlog still being
+      // echoed: input merged five frames per write covers 100 ms.)
+      this.#busyUntil = gridTime + WRITE_CREDIT_MIN_FRAMES * F;
+    }
     if (this.#busyUntil > gridTime + EPS) {
       this.#checkDrained();
       return;
@@ -499,6 +507,9 @@ export class Outbound implements Paced {
     }
     let framesThisTick = 0;
     while (this.#busyUntil <= gridTime + EPS && !this.#closed) {
+      // Catching up after a stall obeys the burst guard too: a tick that sent three frames
+      // just before the next tick's instant must not let that tick add a fourth.
+      if (this.#fifoBytes > 0 && this.#burstAt + F / BURST_RATE > now + (BURST_FRAMES * F) / BURST_RATE + EPS) break;
       const slot = this.#busyUntil;
       const sent = this.#sendNext(now);
       if (!sent) {

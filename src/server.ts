@@ -61,7 +61,9 @@ export interface ServerOptions {
   /**
    * Most ms of immediate writes waiting to go out; older ones are dropped and counted. Also how
    * long a writer's lateness is remembered as credit (at least ten frames), so an echo recovers
-   * from input or event-loop pauses up to this long without lasting delay. Default 1000.
+   * from input or event-loop pauses up to this long without lasting delay; and so how far a
+   * writer faster than real time may run ahead (at 1.25 x) before it is held to real time.
+   * Default 1000.
    */
   maxQueuedMs?: number;
   /** How far ahead (ms) streamed play sources are read. Default 200. */

@@ -350,8 +350,8 @@ describe('Outbound pacing (ManualClock)', () => {
   }
 
   test('an echo whose first frame came late is not held back when later frames come on time', () => {
-    // Frame 0 is 15 ms late (the call's first frame often is); every later one is on time.
-    const { byK, delay } = echo((k) => (k === 0 ? 15 : 0), 100);
+    // Frame 0 is 45 ms late (the call's first frame often is); every later one is on time.
+    const { byK, delay } = echo((k) => (k === 0 ? 45 : 0), 100);
     assert.equal(byK.size, 100);
     // Keep-alive silence went out just before frame 0, so frame 1 (5 ms after frame 0) would be a
     // third frame in 7 ms: the first few wait briefly, then every frame goes out at once.
@@ -424,6 +424,38 @@ describe('Outbound pacing (ManualClock)', () => {
     for (let k = 400; k < 500; k++) assert.equal(delay(k), 0, `frame ${k}: delay ${delay(k)} ms long after the pause`);
   });
 
+  test('input up to 19 ms late (gaps under two frames) gets no keep-alive silence between echoes', () => {
+    // Every other frame 19 ms late: the slot before it is empty for up to 39 ms, under two frames.
+    const { byK, sent } = echo((k) => (k % 2 === 1 ? 19 : 0), 300);
+    assert.equal(byK.size, 300);
+    const first = sent.findIndex((s) => !isSilence(s));
+    const last = sent.findLastIndex((s) => !isSilence(s));
+    assert.equal(sent.slice(first, last).filter(isSilence).length, 0, 'no silence between echoes');
+  });
+
+  test('a writer slightly faster than real time runs ahead by its credit and lead, then is held to real time', () => {
+    const clock = new ManualClock(0);
+    const { out, sent } = setup({ keepAlive: false, maxQueuedMs: 200 }, clock);
+    out.start();
+    // 1.05 x real time for 10 s: a 20 ms frame every 19.05 ms.
+    for (let k = 0; k < 525; k++) {
+      clock.advance(k * (20 / 1.05) - clock.now());
+      out.write(Buffer.alloc(320, 1), 0x10);
+    }
+    clock.advance(10_000 - clock.now());
+    let audio = 0;
+    let maxAhead = -Infinity;
+    for (const s of sent) {
+      audio += 20;
+      maxAhead = Math.max(maxAhead, audio - (s.at - sent[0]!.at));
+    }
+    // Exactly the credit (maxQueuedMs: 200 ms), one frame of lead and the frame in flight.
+    assert.ok(Math.abs(maxAhead - 240) < 1e-9, `ran ${maxAhead.toFixed(1)} ms ahead of real time`);
+    const lastSeconds = sent.filter((s) => s.at >= 6000 && s.at < 10_000).length * 20;
+    assert.ok(Math.abs(lastSeconds - 4000) <= 40, `${lastSeconds} ms of audio in the last 4 s`);
+    assert.ok(out.stats.droppedWrites > 0, 'the excess beyond maxQueuedMs is dropped and counted');
+  });
+
   test('input arriving two to four frames at a time (coalesced TCP writes) goes out at most three frames back to back', () => {
     for (const group of [2, 3, 4]) {
       // Frame k arrives with the last frame of its group.
@@ -461,6 +493,19 @@ describe('Outbound pacing (ManualClock)', () => {
     const lastSecond = sent.filter((s) => s.at >= 1000 && s.at < 2000).length * 20;
     assert.ok(lastSecond >= 980 && lastSecond <= 1020, `${lastSecond} ms of audio in the last second`);
     assert.equal(out.stats.droppedWrites + sent.length + Math.round(out.stats.queuedMs / 20), 200, 'every write is sent, waiting or counted as dropped');
+  });
+
+  test('paced catch-up after a stall obeys the burst guard: no fourth frame on the next tick', async () => {
+    const clock = new ManualClock(0);
+    const { out, sent } = setup({ keepAlive: false }, clock);
+    out.start();
+    const played = out.play(Buffer.alloc(100 * 320, 1), undefined);
+    await tick();
+    clock.advance(220);
+    clock.stall(99); // ends at 319, one ms before the tick of 320
+    clock.advance(2500);
+    assert.equal((await played).status, 'done');
+    assert.ok(worstBurst(sent) <= 60 + 1e-9, `at most three frames beyond 1.25 x real time, got ${worstBurst(sent)} ms`);
   });
 
   test('a message longer than a frame is never sent back to back with another', () => {
