@@ -1,5 +1,5 @@
 /**
- * Echo server: every caller hears themselves, at most one frame later.
+ * Echo server: every caller hears themselves, with no added delay in steady state.
  *
  *   npm run build && node dist/examples/echo.js
  *   (in your code: import { createServer } from 'audiosocket')

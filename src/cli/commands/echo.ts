@@ -7,7 +7,8 @@ import { runServer } from '../run-server.js';
 export const echoHelp = `Usage: audiosocket echo [options]
 
 Echo server: every audio message a call sends comes back unchanged (same kind, same bytes),
-at most one frame later. Silence fills the gaps so Asterisk never starves (protocol.md §3.8).
+at once in steady state, never in bursts Asterisk would drop. Silence fills the gaps so Asterisk
+never starves (protocol.md §3.8).
 
 ${serverOptionsHelp}`;
 
