@@ -8,21 +8,7 @@ import { once } from 'node:events';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { connect, encodeMessage, type AsteriskClient } from '../src/index.js';
 import { MAIN, runCli, spawnCli, type Running } from './helpers.js';
-
-function stamped(call: number, seq: number): Buffer {
-  const b = Buffer.alloc(320);
-  let x = (call * 7919 + seq * 104729) >>> 0 || 1;
-  for (let i = 0; i < 320; i++) {
-    x ^= x << 13;
-    x ^= x >>> 17;
-    x ^= x << 5;
-    b[i] = x & 0xff;
-  }
-  b.writeUInt16LE(call, 0);
-  b.writeUInt16LE(seq, 2);
-  b[4] = 0xa5; // never all zero, so never mistaken for keep-alive silence
-  return b;
-}
+import { stamped } from './fault-helpers.js';
 
 describe('audiosocket echo (CLI process)', () => {
   let cli: Running;
@@ -54,7 +40,7 @@ describe('audiosocket echo (CLI process)', () => {
       const wait = due - performance.now();
       if (wait > 0) await sleep(wait);
       clients.forEach((client, c) => {
-        const msg = encodeMessage(0x10, stamped(c, seq));
+        const msg = encodeMessage(0x10, stamped(0, c, seq));
         // Split each message in three writes at varying points (header cut included).
         const a = 1 + ((c + seq) % 3);
         const b = a + 1 + ((c * 31 + seq * 7) % 300);
@@ -66,7 +52,7 @@ describe('audiosocket echo (CLI process)', () => {
     await sleep(300);
     for (let c = 0; c < CALLS; c++) {
       assert.equal(received[c]!.length, FRAMES, `call ${c} got ${received[c]!.length} echoes`);
-      received[c]!.forEach((p, seq) => assert.deepEqual(p, stamped(c, seq), `call ${c} frame ${seq}`));
+      received[c]!.forEach((p, seq) => assert.deepEqual(p, stamped(0, c, seq), `call ${c} frame ${seq}`));
       assert.deepEqual(clients[c]!.violations, []);
     }
     await Promise.all(clients.map((c) => c.close()));
@@ -138,11 +124,11 @@ describe('audiosocket echo --workers 2', () => {
         }),
       );
       for (let seq = 0; seq < 10; seq++) {
-        clients.forEach((client, c) => client.sendAudio(stamped(c, seq)));
+        clients.forEach((client, c) => client.sendAudio(stamped(0, c, seq)));
         await sleep(20);
       }
       await sleep(200);
-      got.forEach((frames, c) => assert.deepEqual(frames, Array.from({ length: 10 }, (_, seq) => stamped(c, seq))));
+      got.forEach((frames, c) => assert.deepEqual(frames, Array.from({ length: 10 }, (_, seq) => stamped(0, c, seq))));
       await Promise.all(clients.map((c) => c.close()));
       await sleep(200);
       const events = cli.lines.map((l) => JSON.parse(l) as { event: string; pid?: number });
