@@ -13,15 +13,11 @@ import { DTMF_DIGITS, HANGUP_MESSAGE } from './protocol/encoder.js';
 import { isAudioKind, Kind, kindName, sampleRateOfKind, type AudioKind } from './protocol/kinds.js';
 import { MessageParser } from './protocol/parser.js';
 import { formatUuid } from './protocol/uuid.js';
-import {
-  Outbound,
-  type ByteConverter,
-  type OutboundSource,
-  type OutboundStats,
-  type PlayResult,
-} from './outbound.js';
+import { Outbound, type OutboundStats } from './outbound/outbound.js';
+import type { AudioSource, ByteConverter, PlayResult } from './outbound/queue.js';
+import type { PacingParameters } from './outbound/pacer.js';
 import type { FrameScheduler } from './scheduler.js';
-import { timerFor } from './timers.js';
+import type { Clock, TimerHandle } from './clock.js';
 import { InboundFormatMeter, type InboundFormatGuess } from './detect.js';
 import { createConverter, type Converter } from './audio/convert.js';
 import { parseFormat, sameFormat, type AudioFormat, type FormatSpec } from './audio/format.js';
@@ -97,10 +93,19 @@ export interface CallEnd {
   stats: CallStats;
 }
 
-/** A non-fatal condition worth a log line. */
+/**
+ * A non-fatal condition worth a log line.
+ * - `ITERATOR_OVERFLOW`: an async iterator fell behind; the oldest received frames were dropped.
+ * - `PEER_NOT_READING`: the socket's send buffer is full; outbound audio is being dropped.
+ * - `QUEUE_FULL`: written audio was dropped because `maxQueuedMs` was already queued (`droppedMs`).
+ * - `INBOUND_FORMAT`: kind 0x10 audio looks like G.711, not slin (a channel driver without `c()`).
+ * - `UNEXPECTED_MESSAGE`: reserved for messages of unexpected kinds.
+ */
 export interface CallWarning {
-  code: 'ITERATOR_OVERFLOW' | 'PEER_NOT_READING' | 'UNEXPECTED_MESSAGE' | 'INBOUND_FORMAT';
+  code: 'ITERATOR_OVERFLOW' | 'PEER_NOT_READING' | 'UNEXPECTED_MESSAGE' | 'INBOUND_FORMAT' | 'QUEUE_FULL';
   message: string;
+  /** Milliseconds of audio dropped, for `QUEUE_FULL`. */
+  droppedMs?: number;
 }
 
 /** Events of a {@link Call}. */
@@ -116,8 +121,10 @@ export interface CallEvents {
    * caller hears, e.g. for recording. `payload` is shared: copy it to keep it.
    */
   sent: [kind: AudioKind, payload: Buffer];
-  /** A mark queued with {@link Call.mark} was reached (`true`) or flushed (`false`). */
+  /** A mark queued with {@link Call.mark} was reached (its audio has played, `true`) or flushed (`false`). */
   mark: [name: string, reached: boolean];
+  /** Queued audio fell back under the high-water mark after {@link Call.write} returned `false`: write on. */
+  drain: [];
   /** Something non-fatal the application may want to log. */
   warning: [warning: CallWarning];
   /**
@@ -136,8 +143,11 @@ export interface CallSettings {
   send: AudioFormat | undefined;
   frameMs: number;
   outboundKind: AudioKind;
+  /** `outboundKind` when the user set it, so keep-alive uses it from the start. */
+  keepAliveKind: AudioKind | undefined;
   keepAlive: boolean;
-  maxCatchUpFrames: number;
+  pacing: Omit<PacingParameters, 'frameMs'>;
+  writeHighWaterMarkMs: number;
   maxQueuedMs: number;
   prefetchMs: number;
   maxPayload: number;
@@ -161,7 +171,7 @@ export interface PlayOptions {
 }
 
 /** Source of {@link Call.play}: raw audio in one piece or streamed, or the path of a WAV file. */
-export type PlaySource = OutboundSource | string;
+export type PlaySource = AudioSource | string;
 
 /** @internal Hooks between a call and its server. */
 export interface CallHooks {
@@ -203,6 +213,7 @@ export class Call extends EventEmitter<CallEvents> {
   readonly closed: Promise<CallEnd>;
 
   readonly #socket: Socket;
+  readonly #clock: Clock;
   readonly #settings: CallSettings;
   readonly #hooks: CallHooks;
   readonly #parser: MessageParser;
@@ -213,8 +224,8 @@ export class Call extends EventEmitter<CallEvents> {
   #startMono = 0;
   #endReason: EndReason | undefined;
   #endError: AudioSocketError | undefined;
-  #handshakeTimer: NodeJS.Timeout | undefined;
-  #hangupTimer: NodeJS.Timeout | undefined;
+  #handshakeTimer: TimerHandle | undefined;
+  #hangupTimer: TimerHandle | undefined;
   #inboundKind: AudioKind | undefined;
   #meter: InboundFormatMeter | null;
   #receive: AudioFormat | undefined;
@@ -224,7 +235,7 @@ export class Call extends EventEmitter<CallEvents> {
   #inConverterKind = -1;
   #writeConverter: Converter | undefined;
   #guess: InboundFormatGuess | undefined;
-  #blockedSince = 0;
+  #blockedSince: number | undefined;
   #maxBufferedBytes: number;
   #s = {
     messagesIn: 0,
@@ -244,6 +255,7 @@ export class Call extends EventEmitter<CallEvents> {
   constructor(socket: Socket, settings: CallSettings, scheduler: FrameScheduler, hooks: CallHooks) {
     super();
     this.#socket = socket;
+    this.#clock = scheduler.clock;
     this.#settings = settings;
     this.#hooks = hooks;
     this.remoteAddress = socket.remoteAddress ?? '';
@@ -258,15 +270,26 @@ export class Call extends EventEmitter<CallEvents> {
     this.#outbound = new Outbound(
       {
         kind: settings.outboundKind,
-        frameMs: settings.frameMs,
+        keepAliveKind: settings.keepAliveKind,
         keepAlive: settings.keepAlive,
-        maxCatchUpFrames: settings.maxCatchUpFrames,
-        maxQueuedMs: settings.maxQueuedMs,
         prefetchMs: settings.prefetchMs,
+        pacing: { frameMs: settings.frameMs, ...settings.pacing },
+        highWaterMarkMs: settings.writeHighWaterMarkMs,
+        maxQueuedMs: settings.maxQueuedMs,
       },
       scheduler,
-      (message) => this.#sendMessage(message),
-      (name, reached) => this.#emitSafe('mark', name, reached),
+      {
+        send: (message) => this.#sendMessage(message),
+        mark: (name, reached) => this.#emitSafe('mark', name, reached),
+        drain: () => this.#emitSafe('drain'),
+        dropped: (droppedMs, queuedMs) => this.#emitSafe('warning', {
+          code: 'QUEUE_FULL',
+          droppedMs,
+          message:
+            `dropped ${droppedMs.toFixed(1)} ms of written audio: ${queuedMs.toFixed(0)} ms was already queued ` +
+            `(maxQueuedMs ${settings.maxQueuedMs}); when write() returns false, wait for 'drain' before writing more`,
+        }),
+      },
     );
     this.#receive = settings.receive;
     this.#send = settings.send;
@@ -283,7 +306,7 @@ export class Call extends EventEmitter<CallEvents> {
     socket.on('end', () => this.#onEof());
     socket.on('error', (err: NodeJS.ErrnoException) => this.#onSocketError(err));
     socket.on('close', () => this.#onClose());
-    if (settings.handshakeTimeout > 0) this.#handshakeTimer = timerFor(settings.handshakeTimeout, () => this.#onHandshakeTimeout());
+    if (settings.handshakeTimeout > 0) this.#handshakeTimer = this.#timer(settings.handshakeTimeout, () => this.#onHandshakeTimeout());
   }
 
   /** True from the UUID until the call starts ending. */
@@ -335,25 +358,23 @@ export class Call extends EventEmitter<CallEvents> {
   }
 
   /**
-   * Sends one audio message now, or as soon as the pacing rules allow. Use it to answer frame
-   * by frame (an echo, a live bridge); for prompts and TTS use {@link play}, which is paced
-   * exactly. Frames that come in late (input jitter, a stall) keep their lost time as credit,
-   * remembered for `maxQueuedMs` (at least ten frames), so the ones that follow go out at once.
-   * Frames arriving together go out at most three frames' worth back to back (a single longer
-   * message alone) and, while catching up, at most 1.25 x real time. So a writer faster than
-   * real time, or one long payload, runs up to its credit (1 s by default) ahead of real time at
-   * 1.25 x, then is held to real time. Writes that had to wait are counted in
-   * `stats.delayedWrites`.
+   * Queues audio to send, paced in real time like everything else the call sends (see
+   * `docs/pacing.md`). Audio written as it arrives (an echo, a bridge) leaves at once; audio
+   * written faster than real time (text-to-speech) waits in the queue and leaves one frame per
+   * slot, never more than `pacing.leadFrames` frames ahead of the wall clock. Writes and plays
+   * share one queue, in order; {@link flush} drops both.
    *
-   * `payload` must be non-empty whole samples of `kind` (default: the call's outbound kind);
-   * anything Asterisk would reject throws `ERR_AUDIOSOCKET_INVALID_MESSAGE`. Without `kind` and
-   * with a send format set ({@link sendAs}), `payload` is converted first.
+   * `payload` is any length of whole samples of `kind` (default: the call's outbound kind),
+   * cut into frames of `frameMs`; without `kind` and with a send format set ({@link sendAs}),
+   * it is converted first. Anything Asterisk would reject throws
+   * `ERR_AUDIOSOCKET_INVALID_MESSAGE`. The buffer is held, not copied, until it is sent: do not
+   * modify it after writing.
    *
-   * A payload longer than 60 ms (the longest frame Asterisk makes) is cut into frames, sent
-   * under the same rules; beyond `maxQueuedMs` waiting, the oldest writes are dropped and
-   * counted in `stats.droppedWrites`.
-   * While a {@link play} is queued it owns the slots: the write is dropped, counted in
-   * `stats.droppedWrites`, and `false` is returned. Otherwise returns `true`.
+   * Returns `false` once `writeHighWaterMarkMs` (default 1 s) or more is queued: the audio is
+   * still queued, but slow down and write on at the `drain` event (or after {@link drained}),
+   * as with a Node stream. Audio is dropped only beyond `maxQueuedMs` (default 30 s): the part
+   * that does not fit is counted in `stats.droppedMs` and reported by a `warning` event with
+   * code `QUEUE_FULL`, and `false` is returned.
    */
   write(payload: Uint8Array | Int16Array, kind?: AudioKind): boolean {
     if (this.#state !== 'open') throw audioSocketError(ErrorCodes.CALL_ENDED, `cannot write: the call has ended (${this.#endReason})`);
@@ -675,7 +696,7 @@ export class Call extends EventEmitter<CallEvents> {
     this.#clearTimers();
     const closed = new Promise<void>((resolve) => socket.once('close', () => resolve()));
     socket.end(HANGUP_MESSAGE);
-    this.#hangupTimer = timerFor(this.#settings.hangupTimeout, () => socket.destroy());
+    this.#hangupTimer = this.#timer(this.#settings.hangupTimeout, () => socket.destroy());
     return closed;
   }
 
@@ -713,6 +734,7 @@ export class Call extends EventEmitter<CallEvents> {
           return;
         }
         this.#s.audioIn++;
+        this.#outbound.noteInbound(kind, this.#inboundMs(kind, payload.length), this.#clock.now());
         this.#inboundKind = kind;
         if (this.#meter !== null && kind === Kind.SLIN) this.#measure(payload);
         if (this.listenerCount('audio') > 0) this.#emitAudio(kind, payload);
@@ -744,11 +766,17 @@ export class Call extends EventEmitter<CallEvents> {
     this.#parser.maxPayload = this.#settings.maxPayload;
     this.#state = 'open';
     this.startTime = new Date();
-    this.#startMono = performance.now();
-    clearTimeout(this.#handshakeTimer);
+    this.#startMono = this.#clock.now();
+    this.#cancel(this.#handshakeTimer);
     this.#handshakeTimer = undefined;
     this.#outbound.start();
     this.#hooks.ready(this);
+  }
+
+  /** Duration of received audio: G.711 under 0x10 is one byte per sample. */
+  #inboundMs(kind: AudioKind, bytes: number): number {
+    const perSample = kind === Kind.SLIN && this.#settings.inbound !== 'slin' ? 1 : 2;
+    return (bytes / perSample / sampleRateOfKind(kind)!) * 1000;
   }
 
   /** What a message of `kind` really carries: slin at the kind's rate, or declared G.711 under 0x10. */
@@ -777,7 +805,7 @@ export class Call extends EventEmitter<CallEvents> {
 
   /** Watches the first second of 0x10 audio for G.711 mislabelled as slin (channel driver without c()). */
   #measure(payload: Buffer): void {
-    const guess = this.#meter!.push(payload, performance.now());
+    const guess = this.#meter!.push(payload, this.#clock.now());
     if (guess === null) return;
     this.#meter = null;
     this.#guess = guess;
@@ -797,8 +825,8 @@ export class Call extends EventEmitter<CallEvents> {
     if (this.#state !== 'open' || socket.destroyed) return;
     if (socket.writableLength > this.#maxBufferedBytes) {
       this.#s.droppedOut++;
-      const now = performance.now();
-      if (this.#blockedSince === 0) {
+      const now = this.#clock.now();
+      if (this.#blockedSince === undefined) {
         this.#blockedSince = now;
         this.#warn(
           'PEER_NOT_READING',
@@ -816,7 +844,7 @@ export class Call extends EventEmitter<CallEvents> {
       }
       return;
     }
-    this.#blockedSince = 0;
+    this.#blockedSince = undefined;
     this.#s.messagesOut++;
     this.#s.bytesOut += message.length;
     socket.write(message);
@@ -914,7 +942,7 @@ export class Call extends EventEmitter<CallEvents> {
       this.#s.messagesOut++;
       this.#s.bytesOut += HANGUP_MESSAGE.length;
       socket.end(HANGUP_MESSAGE);
-      this.#hangupTimer = timerFor(this.#settings.hangupTimeout, () => socket.destroy());
+      this.#hangupTimer = this.#timer(this.#settings.hangupTimeout, () => socket.destroy());
     } else {
       socket.destroy();
     }
@@ -922,9 +950,18 @@ export class Call extends EventEmitter<CallEvents> {
     this.#abort.abort(error ?? audioSocketError(ErrorCodes.CALL_ENDED, `call ended: ${reason}`));
   }
 
+  /** A timer on the call's clock; `Infinity` means never. */
+  #timer(ms: number, fn: () => void): TimerHandle | undefined {
+    return ms === Infinity ? undefined : this.#clock.setTimer(fn, ms);
+  }
+
+  #cancel(timer: TimerHandle | undefined): void {
+    if (timer !== undefined) this.#clock.clearTimer(timer);
+  }
+
   #clearTimers(): void {
-    clearTimeout(this.#handshakeTimer);
-    clearTimeout(this.#hangupTimer);
+    this.#cancel(this.#handshakeTimer);
+    this.#cancel(this.#hangupTimer);
     this.#handshakeTimer = undefined;
     this.#hangupTimer = undefined;
   }
@@ -944,7 +981,7 @@ export class Call extends EventEmitter<CallEvents> {
     this.#inConverter = this.#writeConverter = undefined;
     const end: CallEnd = {
       reason: this.#endReason!,
-      durationMs: performance.now() - this.#startMono,
+      durationMs: this.#clock.now() - this.#startMono,
       stats: this.stats,
     };
     if (this.#endError !== undefined) end.error = this.#endError;

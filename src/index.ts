@@ -22,6 +22,7 @@ export {
   type ListenOptions,
   type ServerEvents,
   type ServerStats,
+  type PacingOptions,
   type HandshakeFailure,
   type ConnectionRejection,
 } from './server.js';
@@ -36,7 +37,8 @@ export {
   type PlayOptions,
   type PlaySource,
 } from './call.js';
-export type { PlayResult, OutboundSource, OutboundStats } from './outbound.js';
+export type { PlayResult, AudioSource } from './outbound/queue.js';
+export type { OutboundStats } from './outbound/outbound.js';
 export { InboundFormatMeter, type InboundFormatGuess } from './detect.js';
 
 // Simulated Asterisk

@@ -14,11 +14,12 @@ export interface Paced {
   readonly frameMs: number;
   /**
    * Called at every tick. `gridTime` is the grid instant this tick stands for; `now` is the
-   * clock's reading (later than `gridTime` by the timer's lateness); `lastTickAt` is the
-   * reading at the previous tick (-Infinity at the first), so a member can tell that the event
-   * loop was stalled in between and input may still be waiting unread.
+   * clock's reading (later than `gridTime` by the timer's lateness); `observedUntil` is how far
+   * the event loop has been awake to read input: `now`, or one period after the previous tick
+   * when the loop was stalled in between (the input that arrived meanwhile is not read yet, so
+   * that time must not count as quiet).
    */
-  onTick(gridTime: number, now: number, lastTickAt: number): void;
+  onTick(gridTime: number, now: number, observedUntil: number): void;
 }
 
 function gcd(a: number, b: number): number {
@@ -123,11 +124,11 @@ export class FrameScheduler {
     const idx = Math.max(this.#nextIndex, Math.floor((now - this.#origin) / p + 1e-9));
     const served = this.#origin + idx * p;
     this.#nextIndex = idx + 1;
-    const lastTickAt = this.#lastTickAt;
+    const observedUntil = this.#lastTickAt === -Infinity ? now : Math.min(now, this.#lastTickAt + p);
     this.#lastTickAt = now;
     for (const m of this.#members) {
       try {
-        m.onTick(served, now, lastTickAt);
+        m.onTick(served, now, observedUntil);
       } catch (error) {
         this.onError(error, m);
       }

@@ -10,8 +10,8 @@ import { AudioSocketError, audioSocketError, ErrorCodes } from './errors.js';
 import { HANGUP_MESSAGE } from './protocol/encoder.js';
 import { audioKindForRate, isAudioKind, MAX_PAYLOAD, type AudioKind } from './protocol/kinds.js';
 import { FrameScheduler } from './scheduler.js';
+import { DEFAULT_PACING } from './outbound/pacer.js';
 import { createAllowList } from './allow.js';
-import { timerFor } from './timers.js';
 import { parseFormat, type FormatSpec } from './audio/format.js';
 import { loadResampler } from './audio/resample.js';
 
@@ -54,16 +54,23 @@ export interface ServerOptions {
    * a TTS engine; converted per call to `outboundKind`. Default: the outbound wire format.
    */
   send?: FormatSpec;
-  /** Send silence in every empty slot from the UUID until hangup (needed by Asterisk, protocol.md §3.8). Default true. */
-  keepAlive?: boolean;
-  /** Extra frames a tick may send to catch up after an event-loop stall. Default 2. */
-  maxCatchUpFrames?: number;
   /**
-   * Most ms of immediate writes waiting to go out; older ones are dropped and counted. Also how
-   * long a writer's lateness is remembered as credit (at least ten frames), so an echo recovers
-   * from input or event-loop pauses up to this long without lasting delay; and so how far a
-   * writer faster than real time may run ahead (at 1.25 x) before it is held to real time.
-   * Default 1000.
+   * Send silence in every empty slot while the call has nothing to send, from the UUID until
+   * hangup: the AudioSocket() application hangs up after 2 s without media either way, and a
+   * silent server can starve a channel-driver call (see `docs/protocol.md`). Default true.
+   */
+  keepAlive?: boolean;
+  /** The pacing model's parameters (see `docs/pacing.md`). Every field is optional. */
+  pacing?: PacingOptions;
+  /**
+   * Queued audio (ms) from which `call.write()` returns `false` (backpressure, as in Node
+   * streams: the audio is kept; write on at the call's `drain` event). Default 1000.
+   */
+  writeHighWaterMarkMs?: number;
+  /**
+   * Most audio (ms) a call may hold queued; written audio beyond it is dropped, counted in
+   * `stats.droppedMs` and reported with a `QUEUE_FULL` warning. Default 30000, which costs at
+   * most 480 kB per call at 8 kHz (16 bytes per ms of slin at 8 kHz, 96 at 48 kHz).
    */
   maxQueuedMs?: number;
   /** How far ahead (ms) streamed play sources are read. Default 200. */
@@ -76,8 +83,34 @@ export interface ServerOptions {
   peerNotReadingTimeout?: number;
   /** Frames an async iterator may fall behind before the oldest are dropped. Default 500 (10 s at 20 ms). */
   iteratorQueueFrames?: number;
-  /** Clock for pacing; inject a {@link ManualClock} in tests. Default: the system clock. */
+  /**
+   * Clock for pacing and every timer of the server and its calls (handshake, hangup,
+   * peer-not-reading); inject a {@link ManualClock} in tests. Default: the system clock.
+   */
   clock?: Clock;
+}
+
+/**
+ * Parameters of the pacing model (see `docs/pacing.md`); each has one meaning. Together they
+ * bound what the caller receives: never more than `leadFrames` frames ahead of the wall clock,
+ * and in any window at most `catchUpRate` times the window plus the lead.
+ */
+export interface PacingOptions {
+  /** Most audio, in frames, sent ahead of the wall clock (the frame due now included). Default 3. */
+  leadFrames?: number;
+  /** Fastest output, as a multiple of real time, while making up lateness. Default 1.25. */
+  catchUpRate?: number;
+  /**
+   * Most lateness (ms) made up after an event-loop stall or late input; beyond it the timeline
+   * moves on (later audio is later, nothing is dropped). Default 1000.
+   */
+  maxLatenessMs?: number;
+  /**
+   * Frames the timeline may run dry (nothing to send) and still count as lateness the writer
+   * owes, e.g. an echo's input jitter. After that the call is idle: quiet time is forgotten,
+   * and keep-alive silence fills the slots. Default 2.
+   */
+  graceFrames?: number;
 }
 
 /** Options of {@link AudioSocketServer.listen}. */
@@ -175,6 +208,23 @@ function resolveOutboundKind(value: number | undefined): AudioKind {
   return kind;
 }
 
+function resolvePacing(options: PacingOptions): CallSettings['pacing'] {
+  const leadFrames = nonNegative('pacing.leadFrames', options.leadFrames, DEFAULT_PACING.leadFrames);
+  if (leadFrames < 1) {
+    throw audioSocketError(ErrorCodes.INVALID_ARGUMENT, `pacing.leadFrames must be at least 1 (the frame due now), got ${leadFrames}`);
+  }
+  const catchUpRate = options.catchUpRate ?? DEFAULT_PACING.catchUpRate;
+  if (typeof catchUpRate !== 'number' || !(catchUpRate >= 1) || !Number.isFinite(catchUpRate)) {
+    throw audioSocketError(ErrorCodes.INVALID_ARGUMENT, `pacing.catchUpRate must be a finite number of at least 1 (real time), got ${catchUpRate}`);
+  }
+  return {
+    leadFrames,
+    catchUpRate,
+    maxLatenessMs: nonNegative('pacing.maxLatenessMs', options.maxLatenessMs, DEFAULT_PACING.maxLatenessMs, false),
+    graceFrames: nonNegative('pacing.graceFrames', options.graceFrames, DEFAULT_PACING.graceFrames),
+  };
+}
+
 /** @internal */
 export function resolveCallSettings(options: ServerOptions): CallSettings {
   const maxPayload = nonNegative('maxPayload', options.maxPayload, MAX_PAYLOAD);
@@ -198,9 +248,11 @@ export function resolveCallSettings(options: ServerOptions): CallSettings {
     send: options.send === undefined ? undefined : parseFormat(options.send),
     frameMs,
     outboundKind,
+    keepAliveKind: options.outboundKind === undefined ? undefined : outboundKind,
     keepAlive: options.keepAlive ?? true,
-    maxCatchUpFrames: nonNegative('maxCatchUpFrames', options.maxCatchUpFrames, 2),
-    maxQueuedMs: nonNegative('maxQueuedMs', options.maxQueuedMs, 1000, false),
+    pacing: resolvePacing(options.pacing ?? {}),
+    writeHighWaterMarkMs: nonNegative('writeHighWaterMarkMs', options.writeHighWaterMarkMs, 1000, false),
+    maxQueuedMs: nonNegative('maxQueuedMs', options.maxQueuedMs, 30000, false),
     prefetchMs: nonNegative('prefetchMs', options.prefetchMs, 200, false),
     maxPayload,
     handshakeTimeout: timeout('handshakeTimeout', options.handshakeTimeout, 5000),
@@ -441,9 +493,11 @@ export class AudioSocketServer extends EventEmitter<ServerEvents> {
       return;
     }
     this.#rejecting.add(socket);
-    const timer = timerFor(this.#settings.hangupTimeout, () => socket.destroy());
+    const clock = this.#scheduler.clock;
+    const ms = this.#settings.hangupTimeout;
+    const timer = ms === Infinity ? undefined : clock.setTimer(() => socket.destroy(), ms);
     socket.on('close', () => {
-      clearTimeout(timer);
+      if (timer !== undefined) clock.clearTimer(timer);
       this.#rejecting.delete(socket);
       this.#maybeClosed();
     });

@@ -117,9 +117,19 @@ export class EchoProbe {
     this.clients = clients;
     this.sent = clients.map(() => []);
     this.got = clients.map(() => []);
+    // Echoes are compared as a byte stream, whole frames at a time: a call whose frames are
+    // shorter than the probe's (10 ms at 44.1 kHz and above) sends each echo in pieces.
+    const pending = clients.map(() => Buffer.alloc(0));
     clients.forEach((c, i) =>
       c.on('audio', (f) => {
-        if (!allZero(f.payload)) this.got[i]!.push(Buffer.from(f.payload));
+        if (allZero(f.payload)) return;
+        let buf = Buffer.concat([pending[i]!, f.payload]);
+        const size = this.sent[i]![this.got[i]!.length]?.length ?? buf.length;
+        while (buf.length >= size && size > 0) {
+          this.got[i]!.push(buf.subarray(0, size));
+          buf = buf.subarray(size);
+        }
+        pending[i] = buf;
       }),
     );
     this.#timer = setInterval(() => this.#tick(), 20);

@@ -1,0 +1,393 @@
+/**
+ * The outbound side of one call: the {@link OutboundQueue} (what waits to be sent) drained
+ * through the {@link Pacer} (when it may leave) on the server's shared {@link FrameScheduler}.
+ *
+ * Audio leaves from two places, under the same pacer: at once when it is queued (so an echo
+ * adds no delay), and at each tick of the shared timer (everything that had to wait).
+ * Keep-alive is a policy of the pacer: a tick that finds the call idle and its slot empty sends
+ * one frame of silence, of the kind of the call's audio. Plays and marks complete when their
+ * audio has played (the wall clock has passed its end on the timeline), not when it was sent.
+ *
+ * I/O-free: messages leave through `send`, time comes from the scheduler's clock.
+ */
+import { audioSocketError, ErrorCodes } from '../errors.js';
+import { assertServerAudio } from '../protocol/encoder.js';
+import type { AudioKind } from '../protocol/kinds.js';
+import type { FrameScheduler, Paced } from '../scheduler.js';
+import { bytesPerMs, durationMs, frameBytes, messageFor, silenceMessage } from './frames.js';
+import { Pacer, type PacingParameters } from './pacer.js';
+import { OutboundQueue, type AudioSource, type ByteConverter, type Completion, type InterruptReason, type PlayResult } from './queue.js';
+
+/** Outbound counters of a call. */
+export interface OutboundStats {
+  /** Audio messages sent, keep-alive silence included. */
+  framesSent: number;
+  /** Keep-alive silence frames sent. */
+  silenceFrames: number;
+  /** Messages that left more than half a frame after their place on the timeline. */
+  lateSlots: number;
+  /** Messages sent while more than a frame late: making up lateness, faster than real time. */
+  caughtUpFrames: number;
+  /** Frames' worth of lateness beyond `maxLatenessMs`, forgiven instead of made up (audio later, not lost). */
+  droppedSlots: number;
+  /** Writes of which some audio was dropped: more than `maxQueuedMs` was queued. */
+  droppedWrites: number;
+  /** Milliseconds of written audio dropped for that reason. */
+  droppedMs: number;
+  /** Writes that could not leave at once and waited for the pacer. */
+  delayedWrites: number;
+  /** Slots that came due while a streamed play had less than a frame ready. */
+  underruns: number;
+  /** Milliseconds of audio waiting to be sent. */
+  queuedMs: number;
+  /** Milliseconds of audio still queued when the call ended (never sent). */
+  unsentMs: number;
+}
+
+/** Options of {@link Outbound}. */
+export interface OutboundOptions {
+  /** Kind of plays, and of writes without a kind. */
+  kind: AudioKind;
+  /**
+   * Kind of keep-alive silence before any audio is sent. `undefined`: the kind of the first audio
+   * received ({@link Outbound.noteInbound}), or `kind` if none came within the grace period.
+   */
+  keepAliveKind: AudioKind | undefined;
+  /** Send silence in every empty slot while the call is idle. */
+  keepAlive: boolean;
+  /** How far ahead (ms) streamed sources are read and converted. */
+  prefetchMs: number;
+  /** The pacing model (frame duration included). */
+  pacing: PacingParameters;
+  /** Queued audio (ms) from which {@link Outbound.write} returns `false`: slow down, wait for `drain`. */
+  highWaterMarkMs: number;
+  /** Most audio (ms) queued; written audio beyond it is dropped, counted and reported. */
+  maxQueuedMs: number;
+}
+
+/** What the outbound side tells its call. */
+export interface OutboundEvents {
+  /** A message to write to the socket, whole. */
+  send(message: Buffer): void;
+  mark(name: string, reached: boolean): void;
+  /** Queued audio fell back under the high-water mark after a write returned `false`. */
+  drain(): void;
+  /** Written audio was dropped: more than `maxQueuedMs` was queued. */
+  dropped(droppedMs: number, queuedMs: number): void;
+}
+
+interface Due {
+  at: number;
+  completion: Completion;
+}
+
+const EPS = 1e-6;
+
+function toBuffer(audio: Uint8Array | Int16Array): Buffer {
+  if (Buffer.isBuffer(audio)) return audio;
+  if (audio instanceof Int16Array || audio instanceof Uint8Array) return Buffer.from(audio.buffer, audio.byteOffset, audio.byteLength);
+  throw audioSocketError(ErrorCodes.INVALID_ARGUMENT, `audio must be a Buffer, Uint8Array or Int16Array, got ${Object.prototype.toString.call(audio)}`);
+}
+
+export class Outbound implements Paced {
+  readonly frameMs: number;
+  readonly #kind: AudioKind;
+  readonly #opts: OutboundOptions;
+  readonly #scheduler: FrameScheduler;
+  readonly #events: OutboundEvents;
+  readonly #pacer: Pacer;
+  readonly #queue: OutboundQueue;
+  /** Completions of audio already sent, in timeline order: settled once the clock passes `at`. */
+  #due: Due[] = [];
+  #dueHead = 0;
+  /** Where the last audio of the user (not silence) ends on the timeline. */
+  #userEnd = -Infinity;
+  #lastKind: AudioKind | undefined;
+  #inboundKind: AudioKind | undefined;
+  /** When the last received audio message ends: until then its successor is not late. */
+  #inputUntil = -Infinity;
+  #startedAt = Infinity;
+  #needDrain = false;
+  #draining = false;
+  #drainWaiters: Array<() => void> = [];
+  #closed = false;
+  #registered = false;
+  #stats = {
+    framesSent: 0,
+    silenceFrames: 0,
+    lateSlots: 0,
+    caughtUpFrames: 0,
+    droppedWrites: 0,
+    droppedMs: 0,
+    delayedWrites: 0,
+    underruns: 0,
+    unsentMs: 0,
+  };
+
+  constructor(options: OutboundOptions, scheduler: FrameScheduler, events: OutboundEvents) {
+    const frameMs = options.pacing.frameMs;
+    if (!Number.isInteger(frameMs) || frameMs < 10 || frameMs > 60 || frameMs % 10 !== 0) {
+      throw audioSocketError(ErrorCodes.INVALID_ARGUMENT, `frameMs must be 10, 20, 30, 40, 50 or 60, got ${frameMs}`);
+    }
+    this.frameMs = frameMs;
+    this.#kind = options.kind;
+    this.#opts = options;
+    this.#scheduler = scheduler;
+    this.#events = events;
+    this.#pacer = new Pacer(options.pacing);
+    this.#queue = new OutboundQueue({
+      frameMs,
+      prefetchMs: options.prefetchMs,
+      onReady: () => this.#pump(this.#scheduler.clock.now(), undefined),
+      onMark: (name, reached) => this.#events.mark(name, reached),
+    });
+  }
+
+  /** The kind of plays and of writes without a kind. */
+  get kind(): AudioKind {
+    return this.#kind;
+  }
+
+  /** Bytes per frame of {@link kind}. */
+  get frameBytes(): number {
+    return frameBytes(this.#kind, this.frameMs);
+  }
+
+  get stats(): OutboundStats {
+    return {
+      ...this.#stats,
+      droppedSlots: Math.round(this.#pacer.forgottenMs / this.frameMs),
+      queuedMs: this.#queue.queuedMs,
+    };
+  }
+
+  /** Milliseconds of audio waiting to be sent. */
+  get queuedMs(): number {
+    return this.#queue.queuedMs;
+  }
+
+  /** True when nothing is queued and everything sent has played. */
+  get idle(): boolean {
+    return this.#queue.empty && this.#dueHead >= this.#due.length;
+  }
+
+  /** Starts pacing (keep-alive begins at the next tick). */
+  start(): void {
+    if (this.#registered || this.#closed) return;
+    this.#registered = true;
+    this.#startedAt = this.#scheduler.clock.now();
+    this.#scheduler.add(this);
+  }
+
+  /**
+   * Reports received audio: its kind (keep-alive uses the first until the call sends audio of
+   * its own) and duration. Asterisk sends in real time, so while input is late the writer's
+   * silence is lateness it owes, not quiet time (see the pacer).
+   */
+  noteInbound(kind: AudioKind, ms: number, now: number): void {
+    this.#inboundKind ??= kind;
+    this.#inputUntil = now + ms;
+  }
+
+  /**
+   * Queues audio behind everything queued and sends what the pacer allows at once. Returns
+   * `false` once the queue holds `highWaterMarkMs` or more (the audio is still queued: wait for
+   * `drain`), or when some of it was dropped because `maxQueuedMs` was reached.
+   */
+  write(audio: Uint8Array | Int16Array, kind: AudioKind): boolean {
+    if (this.#closed) throw audioSocketError(ErrorCodes.CALL_ENDED, 'cannot write: the call has ended');
+    let payload = toBuffer(audio); // an Int16Array is its bytes, not its values truncated
+    assertServerAudio(kind, payload.length);
+    const now = this.#scheduler.clock.now();
+    const ms = durationMs(kind, payload.length);
+    if (this.#queue.empty && payload.length <= frameBytes(kind, this.frameMs) && this.#pacer.admits(ms, now)) {
+      // The common case of an echo: nothing waits, the message may leave now.
+      this.#emit(messageFor(kind, payload), kind, ms, now, now, false);
+      this.#settleDue(now);
+      return true;
+    }
+    let dropped = false;
+    const room = this.#opts.maxQueuedMs - this.#queue.queuedMs;
+    if (ms > room + EPS) {
+      const keep = Math.max(0, Math.floor((room * bytesPerMs(kind)) / 2) * 2);
+      const droppedMs = durationMs(kind, payload.length - keep);
+      payload = payload.subarray(0, keep);
+      dropped = true;
+      this.#stats.droppedWrites++;
+      this.#stats.droppedMs += droppedMs;
+      this.#events.dropped(droppedMs, this.#queue.queuedMs);
+    }
+    if (payload.length > 0) {
+      this.#queue.write(payload, kind);
+      this.#pump(now, undefined);
+      if (!this.#queue.empty) this.#stats.delayedWrites++;
+    }
+    const below = this.#queue.queuedMs < this.#opts.highWaterMarkMs;
+    if (!below || dropped) this.#needDrain = true;
+    return below && !dropped;
+  }
+
+  /** Queues a source for paced playback; see {@link PlayResult}. */
+  play(source: AudioSource, convert: ByteConverter | undefined, signal?: AbortSignal): Promise<PlayResult> {
+    if (this.#closed) {
+      convert?.dispose?.();
+      return Promise.reject(audioSocketError(ErrorCodes.CALL_ENDED, 'cannot play: the call has ended'));
+    }
+    return this.#queue.play(source, convert, this.#kind, signal);
+  }
+
+  /** Queues a mark: resolves `true` once everything queued before it has played, `false` if flushed. */
+  mark(name: string): Promise<boolean> {
+    if (this.#closed) return Promise.resolve(false);
+    // Reached at the next tick at the earliest, so a `mark` listener added right after sees it.
+    return this.#queue.mark(name);
+  }
+
+  /** Drops everything queued; plays settle `interrupted` with `reason`, marks resolve `false`. Returns ms dropped. */
+  flush(reason: InterruptReason = 'flush'): number {
+    if (this.#closed) return 0;
+    const { droppedMs, completions } = this.#queue.flush(reason);
+    for (const c of completions) this.#schedule(c);
+    const now = this.#scheduler.clock.now();
+    this.#settleDue(now);
+    this.#checkDrain();
+    return droppedMs;
+  }
+
+  /** Resolves once everything queued so far has been sent and played (or flushed). */
+  drained(): Promise<void> {
+    if (this.idle || this.#closed) return Promise.resolve();
+    return new Promise((resolve) => this.#drainWaiters.push(resolve));
+  }
+
+  /** Stops for good: leaves the scheduler; what was queued is counted in `unsentMs`, plays settle interrupted by hangup. */
+  close(): void {
+    if (this.#closed) return;
+    const { droppedMs, completions } = this.#queue.close();
+    this.#closed = true;
+    this.#stats.unsentMs += droppedMs;
+    for (const c of completions) c.cancel('hangup');
+    const due = this.#due;
+    for (let i = this.#dueHead; i < due.length; i++) due[i]!.completion.cancel('hangup');
+    this.#due = [];
+    this.#dueHead = 0;
+    if (this.#registered) this.#scheduler.delete(this);
+    this.#registered = false;
+    const waiters = this.#drainWaiters;
+    this.#drainWaiters = [];
+    for (const w of waiters) w();
+  }
+
+  onTick(gridTime: number, now: number, observedUntil: number): void {
+    if (this.#closed) return;
+    const sent = this.#pump(now, gridTime);
+    if (!sent && !this.#closed && this.#pacer.rest(this.#quietUntil(observedUntil)) && this.#opts.keepAlive) {
+      this.#keepAlive(gridTime, now);
+    }
+    this.#settleDue(now);
+  }
+
+  /**
+   * How far quiet time reaches: as far as the event loop has seen, but no further than the
+   * input was expected, and that limit for at most `maxLatenessMs` (input that stops for good).
+   */
+  #quietUntil(observedUntil: number): number {
+    if (this.#inputUntil === -Infinity) return observedUntil;
+    return Math.max(Math.min(observedUntil, this.#inputUntil), observedUntil - this.#pacer.maxLatenessMs);
+  }
+
+  /** One frame of silence into an empty slot of an idle call. */
+  #keepAlive(gridTime: number, now: number): void {
+    if (!this.#pacer.dueBy(gridTime)) return;
+    const kind =
+      this.#lastKind ??
+      this.#opts.keepAliveKind ??
+      this.#inboundKind ??
+      (gridTime - this.#startedAt >= this.#pacer.graceMs - EPS ? this.#kind : undefined);
+    if (kind === undefined) return; // the kind of the call's audio is not known yet
+    const F = this.frameMs;
+    if (!this.#pacer.admits(F, now, gridTime, true)) return;
+    this.#stats.silenceFrames++;
+    this.#emit(silenceMessage(kind, F), kind, F, now, gridTime, true);
+  }
+
+  /**
+   * Sends queued frames while the pacer admits them. `gridTime`: the slot a tick stands for
+   * (where an idle call's audio starts), `undefined` between ticks. Returns whether anything was sent.
+   */
+  #pump(now: number, gridTime: number | undefined): boolean {
+    if (this.#draining || this.#closed) return false;
+    this.#draining = true;
+    let sent = false;
+    try {
+      const queue = this.#queue;
+      const pacer = this.#pacer;
+      const anchor = gridTime ?? now;
+      while (!this.#closed) {
+        const marks = queue.takeLeadingMarks();
+        for (const m of marks) this.#schedule(m);
+        const { bytes, kind } = queue.peek();
+        if (bytes === 0) break;
+        if (bytes < frameBytes(kind, this.frameMs) && queue.moreMayCome) {
+          // A frame of a play still being read leaves short only at a tick whose slot is due:
+          // a source slower than real time plays what it has instead of leaving a gap.
+          if (gridTime === undefined || !pacer.dueBy(now)) break;
+          this.#stats.underruns++;
+        }
+        const ms = durationMs(kind, bytes);
+        if (!pacer.admits(ms, now, anchor)) break;
+        const frame = queue.take()!;
+        this.#emit(frame.message, kind, ms, now, anchor, false);
+        sent = true;
+        for (const c of frame.completed) this.#schedule(c);
+      }
+    } finally {
+      this.#draining = false;
+    }
+    this.#checkDrain();
+    if (sent || this.#dueHead < this.#due.length) this.#settleDue(now);
+    return sent;
+  }
+
+  #emit(message: Buffer, kind: AudioKind, ms: number, now: number, anchor: number, silence: boolean): void {
+    const lateness = this.#pacer.commit(ms, now, anchor, silence);
+    if (!silence) {
+      this.#userEnd = this.#pacer.end;
+      this.#lastKind = kind;
+      if (lateness > this.frameMs / 2) this.#stats.lateSlots++;
+      if (lateness > this.frameMs) this.#stats.caughtUpFrames++;
+    }
+    this.#stats.framesSent++;
+    this.#events.send(message);
+  }
+
+  /** Completes `c` once the user's audio sent so far has played. */
+  #schedule(c: Completion): void {
+    this.#due.push({ at: this.#userEnd, completion: c });
+  }
+
+  #settleDue(now: number): void {
+    const due = this.#due;
+    while (this.#dueHead < due.length && due[this.#dueHead]!.at <= now + EPS) {
+      const d = due[this.#dueHead]!;
+      due[this.#dueHead++] = undefined as unknown as Due;
+      d.completion.done();
+    }
+    if (this.#dueHead === due.length && due.length > 0) {
+      due.length = 0;
+      this.#dueHead = 0;
+    }
+    if (this.#drainWaiters.length > 0 && this.idle) {
+      const waiters = this.#drainWaiters;
+      this.#drainWaiters = [];
+      for (const w of waiters) w();
+    }
+  }
+
+  #checkDrain(): void {
+    if (this.#needDrain && this.#queue.queuedMs < this.#opts.highWaterMarkMs) {
+      this.#needDrain = false;
+      this.#events.drain();
+    }
+  }
+}

@@ -1,0 +1,582 @@
+/**
+ * The outbound queue of one call: everything waiting to be sent, in order (written audio,
+ * played sources, marks), and the frame cutter. No clock and no I/O: the {@link Outbound} asks
+ * for the next frame when the pacer lets one leave.
+ *
+ * Written bytes go straight into the byte FIFO (behind any play still being read). Played
+ * sources are read ahead by `prefetchMs` (streams) or in one piece (buffers), converted, and
+ * appended with odd bytes carried over so samples stay whole. Frames are cut from the head:
+ * up to one frame of the head's kind, across entries of the same kind, never across a mark or
+ * a change of kind.
+ */
+import { audioSocketError, ErrorCodes } from '../errors.js';
+import type { AudioKind } from '../protocol/kinds.js';
+import { durationMs, frameBytes, messageFor } from './frames.js';
+
+/** A streaming byte converter (see the audio module); `flush` drains its internal delay. */
+export interface ByteConverter {
+  push(chunk: Uint8Array): Uint8Array;
+  flush(): Uint8Array;
+  dispose?(): void;
+}
+
+/** Anything `play()` takes: bytes in the play's format, in one piece or streamed. */
+export type AudioSource =
+  | Uint8Array
+  | Int16Array
+  | AsyncIterable<Uint8Array | Int16Array | string>
+  | Iterable<Uint8Array | Int16Array>;
+
+/** How a play ended. `interrupted` is not an error: it is what barge-in, abort and hangup do. */
+export interface PlayResult {
+  /** `done`: every byte was sent and its time has passed; `interrupted`: the rest was dropped. */
+  status: 'done' | 'interrupted';
+  /** Why it was interrupted. */
+  reason?: 'flush' | 'abort' | 'hangup';
+  /** Frames of this play that were sent (a frame shared with the next play counts for both). */
+  framesSent: number;
+  /** Milliseconds of this play's audio that were sent. */
+  sentMs: number;
+}
+
+/** Why queued audio was interrupted. */
+export type InterruptReason = NonNullable<PlayResult['reason']>;
+
+/**
+ * Something that completes once the audio before it has played: `done()` then, or `cancel()`
+ * if the call ends first.
+ */
+export interface Completion {
+  done(): void;
+  cancel(reason: InterruptReason): void;
+}
+
+interface PlayItem extends Completion {
+  readonly type: 'play';
+  readonly kind: AudioKind;
+  source: AudioSource;
+  convert: ByteConverter | undefined;
+  settle: (result: PlayResult) => void;
+  reject: (error: unknown) => void;
+  /** Source fully read (or failed/aborted). */
+  exhausted: boolean;
+  /** Settled, or handed out as a completion. */
+  finished: boolean;
+  /** Bytes of this item still in the FIFO. */
+  queuedBytes: number;
+  framesSent: number;
+  sentBytes: number;
+  /** A trailing odd byte held back until the next chunk completes its sample, or -1. */
+  heldByte: number;
+  iterator: AsyncIterator<unknown> | Iterator<unknown> | undefined;
+  cleanup: (() => void) | undefined;
+  /** Resolves when the item is settled, so a pump waiting on a slow source can move on. */
+  stopped: Promise<void>;
+  stop: () => void;
+}
+
+interface MarkItem extends Completion {
+  readonly type: 'mark';
+  readonly name: string;
+  resolve: (reached: boolean) => void;
+}
+
+interface WriteItem {
+  readonly type: 'write';
+  readonly kind: AudioKind;
+  readonly bytes: Buffer;
+}
+
+type Entry = PlayItem | MarkItem | WriteItem;
+
+/**
+ * An entry of the byte FIFO: bytes of a play or a write (`owner` null), or, with `bytes` null, a
+ * marker that completes once everything before it has played: a mark, or the end of a play
+ * whose bytes had all been sent when its source ended.
+ */
+interface Segment {
+  bytes: Buffer | null;
+  offset: number;
+  kind: AudioKind;
+  owner: PlayItem | MarkItem | null;
+}
+
+/** One frame cut from the head of the queue. */
+export interface Frame {
+  /** Header and payload, ready for one socket write. */
+  message: Buffer;
+  kind: AudioKind;
+  durationMs: number;
+  /** Plays whose last byte is in this frame and marks right after it: done once it has played. */
+  completed: Completion[];
+}
+
+export interface QueueOptions {
+  frameMs: number;
+  /** How far ahead (ms) streamed sources are read and converted. */
+  prefetchMs: number;
+  /** Called when bytes or marks became ready at the head (after a pump step). */
+  onReady: () => void;
+  /** A mark was reached (`true`) or flushed (`false`). */
+  onMark: (name: string, reached: boolean) => void;
+}
+
+function toBuffer(chunk: Uint8Array | Int16Array | string): Buffer {
+  if (typeof chunk === 'string') {
+    throw audioSocketError(ErrorCodes.INVALID_ARGUMENT, 'audio chunks must be bytes (Buffer, Uint8Array or Int16Array), got a string');
+  }
+  if (Buffer.isBuffer(chunk)) return chunk;
+  if (chunk instanceof Int16Array || chunk instanceof Uint8Array) {
+    return Buffer.from(chunk.buffer, chunk.byteOffset, chunk.byteLength);
+  }
+  throw audioSocketError(ErrorCodes.INVALID_ARGUMENT, `audio chunks must be bytes, got ${Object.prototype.toString.call(chunk)}`);
+}
+
+const EMPTY: Completion[] = [];
+
+export class OutboundQueue {
+  readonly #frameMs: number;
+  readonly #prefetchMs: number;
+  readonly #onReady: () => void;
+  readonly #onMark: (name: string, reached: boolean) => void;
+  /** Entries not yet in the FIFO (behind a play being read), in order. */
+  #pending: Entry[] = [];
+  #pendingMs = 0;
+  #pumping = false;
+  #fifo: Segment[] = [];
+  #head = 0;
+  #fifoMs = 0;
+  #roomWaiter: (() => void) | null = null;
+  #closed = false;
+
+  constructor(options: QueueOptions) {
+    this.#frameMs = options.frameMs;
+    this.#prefetchMs = options.prefetchMs;
+    this.#onReady = options.onReady;
+    this.#onMark = options.onMark;
+  }
+
+  /** Milliseconds of audio waiting: the FIFO, written audio behind a play, and buffers not yet read. */
+  get queuedMs(): number {
+    let ms = this.#fifoMs + this.#pendingMs;
+    for (const e of this.#pending) {
+      if (e.type === 'play' && !e.exhausted && ArrayBuffer.isView(e.source)) ms += durationMs(e.kind, e.source.byteLength);
+    }
+    return ms;
+  }
+
+  /** True when nothing at all is queued (no bytes, no marks, no play being read). */
+  get empty(): boolean {
+    return this.#head >= this.#fifo.length && this.#pending.length === 0;
+  }
+
+  /** True when a play being read may still deliver bytes (a partial frame at the head may grow). */
+  get moreMayCome(): boolean {
+    if (this.#pending.length > 0) return true;
+    for (let i = this.#head; i < this.#fifo.length; i++) {
+      const owner = this.#fifo[i]!.owner;
+      if (owner !== null && owner.type === 'play' && !owner.exhausted) return true;
+    }
+    return false;
+  }
+
+  /** Queues written audio (whole samples, validated by the caller) behind everything queued. */
+  write(bytes: Buffer, kind: AudioKind): void {
+    if (this.#pending.length > 0) {
+      this.#pending.push({ type: 'write', kind, bytes });
+      this.#pendingMs += durationMs(kind, bytes.length);
+      return;
+    }
+    this.#fifo.push({ bytes, offset: 0, kind, owner: null });
+    this.#fifoMs += durationMs(kind, bytes.length);
+  }
+
+  /** Queues a source for playback at `kind`, converted by `convert` on the way. */
+  play(source: AudioSource, convert: ByteConverter | undefined, kind: AudioKind, signal?: AbortSignal): Promise<PlayResult> {
+    return new Promise<PlayResult>((resolve, reject) => {
+      const item: PlayItem = {
+        type: 'play',
+        kind,
+        source,
+        convert,
+        settle: resolve,
+        reject,
+        exhausted: false,
+        finished: false,
+        queuedBytes: 0,
+        framesSent: 0,
+        sentBytes: 0,
+        heldByte: -1,
+        iterator: undefined,
+        cleanup: undefined,
+        stopped: undefined as unknown as Promise<void>,
+        stop: () => {},
+        done: () => this.#finish(item, undefined),
+        cancel: (reason) => this.#finish(item, reason),
+      };
+      item.stopped = new Promise<void>((r) => (item.stop = r));
+      if (signal !== undefined) {
+        if (signal.aborted) {
+          convert?.dispose?.();
+          resolve({ status: 'interrupted', reason: 'abort', framesSent: 0, sentMs: 0 });
+          return;
+        }
+        const onAbort = (): void => this.#interrupt(item, 'abort');
+        signal.addEventListener('abort', onAbort, { once: true });
+        item.cleanup = () => signal.removeEventListener('abort', onAbort);
+      }
+      this.#pending.push(item);
+      this.#pump();
+    });
+  }
+
+  /** Queues a mark: resolves `true` once everything before it has played, `false` if flushed. */
+  mark(name: string): Promise<boolean> {
+    return new Promise<boolean>((resolve) => {
+      const mark: MarkItem = {
+        type: 'mark',
+        name,
+        resolve,
+        done: () => this.#fireMark(mark, true),
+        cancel: () => this.#fireMark(mark, false),
+      };
+      if (this.#pending.length > 0) this.#pending.push(mark);
+      else this.#fifo.push({ bytes: null, offset: 0, kind: 0x10, owner: mark });
+    });
+  }
+
+  /** Marks at the head: nothing queued before them is left to send. */
+  takeLeadingMarks(): Completion[] {
+    let out: Completion[] | undefined;
+    const fifo = this.#fifo;
+    while (this.#head < fifo.length && fifo[this.#head]!.bytes === null) {
+      (out ??= []).push(fifo[this.#head++]!.owner!);
+    }
+    this.#compact();
+    return out ?? EMPTY;
+  }
+
+  /**
+   * The next frame's size in bytes (0: no audio at the head) and kind. Call
+   * {@link takeLeadingMarks} first: a mark at the head hides the bytes behind it.
+   */
+  peek(): { bytes: number; kind: AudioKind } {
+    const fifo = this.#fifo;
+    if (this.#head >= fifo.length) return { bytes: 0, kind: 0x10 };
+    const first = fifo[this.#head]!;
+    if (first.bytes === null) return { bytes: 0, kind: first.kind };
+    const kind = first.kind;
+    const size = frameBytes(kind, this.#frameMs);
+    let n = 0;
+    for (let i = this.#head; i < fifo.length && n < size; i++) {
+      const seg = fifo[i]!;
+      if (seg.bytes === null || seg.kind !== kind) break;
+      n += seg.bytes.length - seg.offset;
+    }
+    return { bytes: Math.min(n, size), kind };
+  }
+
+  /** Cuts the next frame (see {@link peek}); `null` when there are no bytes at the head. */
+  take(): Frame | null {
+    const { bytes: n, kind } = this.peek();
+    if (n === 0) return null;
+    const fifo = this.#fifo;
+    let seg = fifo[this.#head]!;
+    let message: Buffer;
+    let touched: PlayItem | null = null;
+    let touched2: PlayItem[] | null = null;
+    if (seg.bytes!.length - seg.offset >= n) {
+      // The frame lies in one entry: reuse its bytes when they are preceded by the header.
+      const bytes = seg.bytes!;
+      message = messageFor(kind, seg.offset === 0 && bytes.length === n ? bytes : bytes.subarray(seg.offset, seg.offset + n));
+      touched = seg.owner as PlayItem | null;
+      this.#consume(seg, n);
+    } else {
+      message = Buffer.allocUnsafe(3 + n);
+      message[0] = kind;
+      message[1] = n >>> 8;
+      message[2] = n & 0xff;
+      let filled = 0;
+      while (filled < n) {
+        seg = fifo[this.#head]!;
+        const k = Math.min(n - filled, seg.bytes!.length - seg.offset);
+        seg.bytes!.copy(message, 3 + filled, seg.offset, seg.offset + k);
+        filled += k;
+        const owner = seg.owner as PlayItem | null;
+        this.#consume(seg, k);
+        if (owner !== null && owner !== touched && !touched2?.includes(owner)) {
+          if (touched === null) touched = owner;
+          else (touched2 ??= []).push(owner);
+        }
+      }
+    }
+    this.#fifoMs -= durationMs(kind, n);
+    if (this.#fifoMs < 1e-9) this.#fifoMs = 0;
+    let completed: Completion[] | undefined;
+    const plays = touched === null ? null : touched2 === null ? [touched] : [touched, ...touched2];
+    if (plays !== null) {
+      for (const p of plays) {
+        p.framesSent++;
+        if (p.exhausted && p.queuedBytes === 0 && !p.finished) {
+          p.finished = true;
+          (completed ??= []).push(p);
+        }
+      }
+    }
+    // Marks right behind this frame are reached when it has played.
+    while (this.#head < fifo.length && fifo[this.#head]!.bytes === null) {
+      (completed ??= []).push(fifo[this.#head++]!.owner!);
+    }
+    this.#compact();
+    this.#wakePump();
+    return { message, kind, durationMs: durationMs(kind, n), completed: completed ?? EMPTY };
+  }
+
+  #consume(seg: Segment, n: number): void {
+    seg.offset += n;
+    const owner = seg.owner as PlayItem | null;
+    if (owner !== null) {
+      owner.queuedBytes -= n;
+      owner.sentBytes += n;
+    }
+    if (seg.offset === seg.bytes!.length) {
+      seg.bytes = null;
+      seg.owner = null;
+      this.#head++;
+    }
+  }
+
+  #compact(): void {
+    if (this.#head === this.#fifo.length) {
+      this.#fifo.length = 0;
+      this.#head = 0;
+    } else if (this.#head > 64) {
+      this.#fifo = this.#fifo.slice(this.#head);
+      this.#head = 0;
+    }
+  }
+
+  /**
+   * Drops everything queued: plays settle `interrupted` with `reason`, marks resolve `false`.
+   * Plays whose audio had all been sent are not interrupted: they are returned, to complete
+   * once that audio has played. Returns the milliseconds of audio dropped.
+   */
+  flush(reason: InterruptReason): { droppedMs: number; completions: Completion[] } {
+    const droppedMs = this.queuedMs;
+    const items = new Set<PlayItem | MarkItem>();
+    const completions: Completion[] = [];
+    for (let i = this.#head; i < this.#fifo.length; i++) {
+      const seg = this.#fifo[i]!;
+      if (seg.owner === null) continue;
+      if (seg.bytes === null && seg.owner.type === 'play') completions.push(seg.owner);
+      else items.add(seg.owner);
+    }
+    for (const e of this.#pending) if (e.type !== 'write') items.add(e);
+    this.#fifo = [];
+    this.#head = 0;
+    this.#fifoMs = 0;
+    this.#pending = [];
+    this.#pendingMs = 0;
+    for (const item of items) {
+      if (item.type === 'mark') this.#fireMark(item, false);
+      else this.#finish(item, reason);
+    }
+    this.#wakePump();
+    return { droppedMs, completions };
+  }
+
+  /** Stops for good: flushes with `hangup`; later calls are refused by the owner. */
+  close(): { droppedMs: number; completions: Completion[] } {
+    const result = this.flush('hangup');
+    this.#closed = true;
+    return result;
+  }
+
+  #fireMark(mark: MarkItem, reached: boolean): void {
+    mark.resolve(reached);
+    this.#onMark(mark.name, reached);
+  }
+
+  #finish(item: PlayItem, reason: InterruptReason | undefined): void {
+    item.stop();
+    item.cleanup?.();
+    item.cleanup = undefined;
+    item.convert?.dispose?.();
+    item.convert = undefined;
+    if (!item.exhausted) {
+      item.exhausted = true;
+      const it = item.iterator;
+      if (it !== undefined && typeof it.return === 'function') {
+        try {
+          const r = it.return();
+          if (r instanceof Promise) r.catch(() => {});
+        } catch {
+          // The source's own cleanup failed; nothing more to do for it.
+        }
+      }
+    }
+    item.finished = true;
+    const sentMs = durationMs(item.kind, item.sentBytes);
+    item.settle(
+      reason === undefined
+        ? { status: 'done', framesSent: item.framesSent, sentMs }
+        : { status: 'interrupted', reason, framesSent: item.framesSent, sentMs },
+    );
+  }
+
+  /** Interrupts one play (abort signal): drops its queued bytes wherever they are. */
+  #interrupt(item: PlayItem, reason: InterruptReason): void {
+    if (item.finished) return;
+    const p = this.#pending.indexOf(item);
+    if (p >= 0) this.#pending.splice(p, 1);
+    this.#dropBytes(item);
+    this.#finish(item, reason);
+    this.#wakePump();
+    this.#onReady();
+  }
+
+  #dropBytes(item: PlayItem): void {
+    const kept: Segment[] = [];
+    for (let i = this.#head; i < this.#fifo.length; i++) {
+      const seg = this.#fifo[i]!;
+      if (seg.owner === item) {
+        if (seg.bytes !== null) this.#fifoMs -= durationMs(seg.kind, seg.bytes.length - seg.offset);
+      } else kept.push(seg);
+    }
+    if (this.#fifoMs < 1e-9) this.#fifoMs = 0;
+    this.#fifo = kept;
+    this.#head = 0;
+    item.queuedBytes = 0;
+  }
+
+  /** Appends converted bytes of `item` to the FIFO, keeping whole samples. */
+  #append(item: PlayItem, chunk: Uint8Array): void {
+    let bytes = toBuffer(chunk);
+    if (item.heldByte >= 0 && bytes.length > 0) {
+      // The byte held back from the previous chunk completes the first sample of this one.
+      const joined = Buffer.allocUnsafe(bytes.length + 1);
+      joined[0] = item.heldByte;
+      bytes.copy(joined, 1);
+      bytes = joined;
+      item.heldByte = -1;
+    }
+    if (bytes.length % 2 === 1) {
+      item.heldByte = bytes[bytes.length - 1]!;
+      bytes = bytes.subarray(0, bytes.length - 1);
+    }
+    if (bytes.length === 0) return;
+    this.#fifo.push({ bytes, offset: 0, kind: item.kind, owner: item });
+    this.#fifoMs += durationMs(item.kind, bytes.length);
+    item.queuedBytes += bytes.length;
+  }
+
+  #fifoFull(): boolean {
+    return this.#fifoMs >= this.#prefetchMs;
+  }
+
+  #wakePump(): void {
+    const w = this.#roomWaiter;
+    if (w !== null && !this.#fifoFull()) {
+      this.#roomWaiter = null;
+      w();
+    }
+  }
+
+  /** Moves pending entries into the FIFO in order, reading streamed sources ahead by `prefetchMs`. */
+  #pump(): void {
+    if (this.#pumping) return;
+    this.#pumping = true;
+    void this.#pumpLoop().finally(() => {
+      this.#pumping = false;
+      if (this.#pending.length > 0 && !this.#closed) this.#pump();
+    });
+  }
+
+  async #pumpLoop(): Promise<void> {
+    while (this.#pending.length > 0 && !this.#closed) {
+      const entry = this.#pending[0]!;
+      if (entry.type !== 'play') {
+        this.#pending.shift();
+        if (entry.type === 'mark') {
+          this.#fifo.push({ bytes: null, offset: 0, kind: 0x10, owner: entry });
+        } else {
+          this.#pendingMs -= durationMs(entry.kind, entry.bytes.length);
+          if (this.#pendingMs < 1e-9) this.#pendingMs = 0;
+          this.#fifo.push({ bytes: entry.bytes, offset: 0, kind: entry.kind, owner: null });
+          this.#fifoMs += durationMs(entry.kind, entry.bytes.length);
+        }
+        this.#onReady();
+        continue;
+      }
+      try {
+        await this.#pumpPlay(entry);
+      } catch (error) {
+        // A failing source rejects its own play; the queue goes on with the next one.
+        if (!entry.finished) {
+          entry.finished = true;
+          entry.stop();
+          entry.exhausted = true;
+          entry.cleanup?.();
+          entry.convert?.dispose?.();
+          this.#dropBytes(entry);
+          entry.reject(error);
+        }
+      }
+      if (this.#pending[0] === entry) this.#pending.shift();
+      this.#onReady();
+    }
+  }
+
+  async #pumpPlay(item: PlayItem): Promise<void> {
+    const src = item.source;
+    const feed = (chunk: Uint8Array | Int16Array | string): void => {
+      const bytes = toBuffer(chunk);
+      this.#append(item, item.convert ? item.convert.push(bytes) : bytes);
+    };
+    if (ArrayBuffer.isView(src)) {
+      feed(src);
+    } else if (typeof (src as AsyncIterable<unknown>)[Symbol.asyncIterator] === 'function') {
+      const it = (src as AsyncIterable<Uint8Array | Int16Array | string>)[Symbol.asyncIterator]();
+      item.iterator = it;
+      for (;;) {
+        if (item.finished) return;
+        while (this.#fifoFull() && !item.finished) {
+          this.#onReady();
+          await new Promise<void>((resolve) => (this.#roomWaiter = resolve));
+        }
+        if (item.finished) return;
+        const next = it.next();
+        // A source stuck on the network (a TTS stream) must not hold the queue after a flush.
+        const r = await Promise.race([next, item.stopped.then(() => null)]);
+        if (r === null || item.finished) {
+          next.then(undefined, () => {});
+          return;
+        }
+        if (r.done) break;
+        feed(r.value);
+        this.#onReady();
+      }
+    } else if (typeof (src as Iterable<unknown>)[Symbol.iterator] === 'function') {
+      for (const chunk of src as Iterable<Uint8Array | Int16Array>) feed(chunk);
+    } else {
+      throw audioSocketError(
+        ErrorCodes.INVALID_ARGUMENT,
+        'play() takes a Buffer, Uint8Array, Int16Array, Readable stream or (async) iterable of chunks',
+      );
+    }
+    if (item.finished) return;
+    if (item.convert) {
+      const tail = item.convert.flush();
+      if (tail.length > 0) this.#append(item, tail);
+    }
+    // A dangling half sample at the very end is dropped: it would shift every later sample.
+    item.heldByte = -1;
+    item.exhausted = true;
+    if (item.queuedBytes === 0) {
+      // Everything was sent before the source said it had ended: done once that has played.
+      item.finished = true;
+      this.#fifo.push({ bytes: null, offset: 0, kind: item.kind, owner: item });
+    }
+  }
+}
+

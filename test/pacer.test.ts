@@ -1,0 +1,114 @@
+/**
+ * The pacer on its own: pure arithmetic, no clock. Its two guarantees are checked on random
+ * sequences of sends, and each parameter on the case it exists for.
+ */
+import { test, describe } from 'node:test';
+import assert from 'node:assert/strict';
+import fc from 'fast-check';
+import { DEFAULT_PACING, Pacer } from '../src/outbound/pacer.js';
+
+const F = 20;
+const pacer = (over: Partial<typeof DEFAULT_PACING> = {}): Pacer => new Pacer({ frameMs: F, ...DEFAULT_PACING, ...over });
+
+/** Sends a message of `d` ms at `now` if admitted; returns whether it went. */
+function offer(p: Pacer, d: number, now: number, log: Array<[number, number]>): boolean {
+  if (!p.admits(d, now)) return false;
+  p.commit(d, now);
+  log.push([now, d]);
+  return true;
+}
+
+describe('Pacer', () => {
+  test('property: never more than the lead ahead of the wall clock; any window at most catchUpRate x window + lead', () => {
+    fc.assert(
+      fc.property(
+        fc.array(fc.record({ gap: fc.integer({ min: 0, max: 120 }), frames: fc.integer({ min: 1, max: 8 }), rest: fc.boolean() }), {
+          minLength: 1,
+          maxLength: 80,
+        }),
+        (steps) => {
+          const p = pacer();
+          const log: Array<[number, number]> = [];
+          let now = 0;
+          for (const s of steps) {
+            now += s.gap;
+            for (let i = 0; i < s.frames; i++) offer(p, F, now, log);
+            if (s.rest) p.rest(now);
+          }
+          const t0 = log[0]?.[0] ?? 0;
+          let total = 0;
+          for (const [t, d] of log) {
+            total += d;
+            assert.ok(total <= t - t0 + 3 * F + 1e-6, `ahead: ${total} ms sent by ${t - t0} ms`);
+          }
+          for (let i = 0; i < log.length; i++) {
+            let sum = 0;
+            for (let j = i; j < log.length; j++) {
+              sum += log[j]![1];
+              assert.ok(sum <= 1.25 * (log[j]![0] - log[i]![0]) + 3 * F + 1e-6, `burst: ${sum} ms in ${log[j]![0] - log[i]![0]} ms`);
+            }
+          }
+        },
+      ),
+      { numRuns: 300 },
+    );
+  });
+
+  test('lead: a long backlog offered at once gets leadFrames frames now, then one per frame', () => {
+    const p = pacer();
+    const log: Array<[number, number]> = [];
+    for (let i = 0; i < 10; i++) offer(p, F, 100, log);
+    assert.equal(log.length, 3, 'three frames at once (the one due and two ahead)');
+    for (let t = 101; t <= 200; t++) offer(p, F, t, log);
+    assert.deepEqual(
+      log.slice(3).map(([t]) => t),
+      [120, 140, 160, 180, 200],
+      'then each frame when its predecessor two ahead is due',
+    );
+  });
+
+  test('quiet time is not credit: after rest() declares the call idle, audio starts on the wall clock', () => {
+    const p = pacer();
+    const log: Array<[number, number]> = [];
+    offer(p, F, 0, log);
+    assert.equal(p.idle, false);
+    assert.equal(p.rest(30), false, 'dry for 10 ms: still the writer\'s lateness (grace is two frames)');
+    assert.equal(p.rest(60), true, 'dry for two frames: idle');
+    // 4 s later a writer offers 1 s at once: it may not use the 4 s as credit.
+    for (let i = 0; i < 50; i++) offer(p, F, 4000, log);
+    assert.equal(log.length, 1 + 3, 'only the lead goes at once');
+    assert.equal(p.startAt(4000), 4060);
+  });
+
+  test('lateness owed within the grace period is made up at catchUpRate, not forgotten', () => {
+    const p = pacer();
+    const log: Array<[number, number]> = [];
+    offer(p, F, 0, log); // timeline to 20
+    // The next input comes 35 ms late (within grace: not rested): four frames arrive at 55.
+    assert.equal(p.startAt(55), 20, 'the write starts where the audio ends: the writer owes 35 ms');
+    for (let i = 0; i < 4; i++) offer(p, F, 55, log);
+    assert.equal(log.length, 4, 'three at once (the burst of the catch-up limiter)');
+    assert.equal(p.admits(F, 55 + 16 - 1), false);
+    assert.equal(p.admits(F, 55 + 16), true, 'the fourth after 20 ms / 1.25');
+  });
+
+  test('maxLatenessMs: lateness beyond it is forgiven and counted, not made up', () => {
+    const p = new Pacer({ frameMs: F, ...DEFAULT_PACING, maxLatenessMs: 100 });
+    const log: Array<[number, number]> = [];
+    offer(p, F, 0, log);
+    // A 500 ms stall while busy (rest() is never told the call was quiet).
+    assert.equal(p.startAt(520), 420);
+    offer(p, F, 520, log);
+    assert.ok(Math.abs(p.forgottenMs - 400) < 1e-6, `forgotten ${p.forgottenMs} ms`);
+    assert.equal(p.end, 440);
+  });
+
+  test('keep-alive silence leaves an idle call idle and takes its slot on the grid', () => {
+    const p = pacer();
+    p.commit(F, 3, 0, true); // a tick 3 ms late stands for slot 0
+    assert.equal(p.idle, true);
+    assert.equal(p.end, 20, 'the slot, not the late reading');
+    assert.equal(p.dueBy(20), true);
+    assert.equal(p.startAt(25), 25);
+  });
+});
