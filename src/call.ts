@@ -19,6 +19,7 @@ import type { PacingParameters } from './outbound/pacer.js';
 import type { FrameScheduler } from './scheduler.js';
 import type { Clock, TimerHandle } from './clock.js';
 import { InboundFormatMeter, type InboundFormatGuess } from './detect.js';
+import { AsyncQueue } from './async-queue.js';
 import { createConverter, type Converter } from './audio/convert.js';
 import { parseFormat, sameFormat, type AudioFormat, type FormatSpec } from './audio/format.js';
 import { readWavFile } from './audio/wav.js';
@@ -489,25 +490,16 @@ export class Call extends EventEmitter<CallEvents> {
     const format = options.format === undefined ? (this.#send ?? this.#outboundFormat) : parseFormat(options.format);
     const bytesPerMs = (format.sampleRate * format.channels * (format.encoding === 'slin' ? 2 : 1)) / 1000;
     const hwm = Math.max(2, Math.round((options.highWaterMarkMs ?? 400) * bytesPerMs));
-    const chunks: Buffer[] = [];
-    const callbacks: Array<() => void> = [];
-    let ended = false;
+    // Each chunk waits in the queue with its write callback, called when play() takes it:
+    // taking a chunk frees room, so the Writable sends the next one.
+    const queue = new AsyncQueue<{ chunk: Buffer; callback: () => void }>({ onTake: (e) => e.callback() });
     let discard = false;
-    let wake: (() => void) | null = null;
     const source: AsyncIterable<Buffer> = {
       async *[Symbol.asyncIterator]() {
         for (;;) {
-          const chunk = chunks.shift();
-          if (chunk !== undefined) {
-            // Taking a chunk frees room: let the Writable send the next one.
-            callbacks.shift()?.();
-            yield chunk;
-          } else if (ended) {
-            return;
-          } else {
-            await new Promise<void>((resolve) => (wake = resolve));
-            wake = null;
-          }
+          const r = await queue.next();
+          if (r.done) return;
+          yield r.value.chunk;
         }
       },
     };
@@ -515,25 +507,18 @@ export class Call extends EventEmitter<CallEvents> {
     const stream: Writable & { interrupted?: PlayResult } = new Writable({
       highWaterMark: hwm,
       write(chunk: Buffer, _encoding, callback) {
-        if (discard) {
-          callback();
-          return;
-        }
-        chunks.push(chunk);
-        callbacks.push(() => callback());
-        wake?.();
+        if (discard) callback();
+        else queue.push({ chunk, callback: () => callback() });
       },
       final(callback) {
-        ended = true;
-        wake?.();
+        queue.end();
         played!.then(
           () => callback(),
           (err: Error) => callback(err),
         );
       },
       destroy(err, callback) {
-        ended = true;
-        wake?.();
+        queue.end();
         callback(err);
       },
     });
@@ -543,8 +528,7 @@ export class Call extends EventEmitter<CallEvents> {
         if (r.status !== 'interrupted') return;
         discard = true;
         stream.interrupted = r;
-        chunks.length = 0;
-        for (const cb of callbacks.splice(0)) cb();
+        while (queue.size > 0) void queue.next(); // release every waiting write
         stream.emit('interrupted', r);
       },
       (err: Error) => stream.destroy(err),
@@ -603,75 +587,40 @@ export class Call extends EventEmitter<CallEvents> {
    * oldest are dropped and counted in `stats.droppedIn`, so a slow consumer never grows memory.
    */
   frames(options: { signal?: AbortSignal } = {}): AsyncIterable<AudioFrame> {
-    const call = this;
-    const limit = this.#settings.iteratorQueueFrames;
     return {
-      [Symbol.asyncIterator](): AsyncIterator<AudioFrame> {
-        const queue: AudioFrame[] = [];
-        let head = 0;
-        let wake: (() => void) | null = null;
-        let done = call.#state === 'closed' || call.#state === 'ending';
+      [Symbol.asyncIterator]: (): AsyncIterator<AudioFrame> => {
         let warned = false;
-        const onAudio = (frame: AudioFrame): void => {
-          if (queue.length - head >= limit) {
-            queue[head++] = undefined as unknown as AudioFrame; // let the dropped frame's chunk go
-            if (head >= limit) {
-              queue.splice(0, head);
-              head = 0;
-            }
-            call.#s.droppedIn++;
-            if (!warned) {
-              warned = true;
-              call.#warn('ITERATOR_OVERFLOW', `audio iterator fell ${limit} frames behind; dropping the oldest frames`);
-            }
-          }
-          queue.push(frame);
-          if (wake) wake();
-        };
-        const finish = (): void => {
-          done = true;
-          if (wake) wake();
-        };
-        let detached = false;
+        const queue = new AsyncQueue<AudioFrame>({
+          limit: this.#settings.iteratorQueueFrames,
+          onDrop: () => {
+            this.#s.droppedIn++;
+            if (warned) return;
+            warned = true;
+            this.#warn('ITERATOR_OVERFLOW', `audio iterator fell ${this.#settings.iteratorQueueFrames} frames behind; dropping the oldest frames`);
+          },
+        });
+        const onAudio = (frame: AudioFrame): void => queue.push(frame);
+        const finish = (): void => queue.end();
         const detach = (): void => {
-          if (detached) return;
-          detached = true;
-          call.off('audio', onAudio);
-          call.signal.removeEventListener('abort', finish);
+          this.off('audio', onAudio);
+          this.signal.removeEventListener('abort', finish);
           options.signal?.removeEventListener('abort', finish);
         };
-        call.on('audio', onAudio);
-        call.signal.addEventListener('abort', finish, { once: true });
-        options.signal?.addEventListener('abort', finish, { once: true });
-        if (options.signal?.aborted) done = true;
+        if (this.#state === 'closed' || this.#state === 'ending' || options.signal?.aborted) queue.end();
+        else {
+          this.on('audio', onAudio);
+          this.signal.addEventListener('abort', finish, { once: true });
+          options.signal?.addEventListener('abort', finish, { once: true });
+        }
         return {
-          async next(): Promise<IteratorResult<AudioFrame>> {
-            for (;;) {
-              if (head < queue.length) {
-                const frame = queue[head]!;
-                queue[head++] = undefined as unknown as AudioFrame;
-                if (head > 1024 && head * 2 > queue.length) {
-                  queue.splice(0, head);
-                  head = 0;
-                }
-                return { value: frame, done: false };
-              }
-              if (done) {
-                detach();
-                return { value: undefined, done: true };
-              }
-              await new Promise<void>((resolve) => (wake = resolve));
-              wake = null;
-            }
+          next: async () => {
+            const r = await queue.next();
+            if (r.done) detach();
+            return r;
           },
-          async return(): Promise<IteratorResult<AudioFrame>> {
-            if (!done) {
-              done = true;
-              if (wake) wake(); // a next() waiting right now ends too
-            }
+          return: async () => {
             detach();
-            queue.length = 0;
-            head = 0;
+            queue.clear(); // a next() waiting right now ends too
             return { value: undefined, done: true };
           },
         };

@@ -10,6 +10,7 @@ import { AudioSocketError, audioSocketError, ErrorCodes } from './errors.js';
 import { HANGUP_MESSAGE } from './protocol/encoder.js';
 import { audioKindForRate, isAudioKind, MAX_PAYLOAD, type AudioKind } from './protocol/kinds.js';
 import { FrameScheduler } from './scheduler.js';
+import { AsyncQueue } from './async-queue.js';
 import { DEFAULT_PACING } from './outbound/pacer.js';
 import { createAllowList } from './allow.js';
 import { parseFormat, type FormatSpec } from './audio/format.js';
@@ -289,7 +290,7 @@ export class AudioSocketServer extends EventEmitter<ServerEvents> {
   #closing: Promise<void> | null = null;
   #listening = false;
   #stats = { totalCalls: 0, handshakeFailures: 0, rejected: 0 };
-  #iterators = new Set<(call: Call | null) => void>();
+  #iterators = new Set<AsyncQueue<Call>>();
 
   constructor(handler: CallHandler | undefined, options: ServerOptions = {}) {
     super();
@@ -402,7 +403,7 @@ export class AudioSocketServer extends EventEmitter<ServerEvents> {
     this.#closing = new Promise<void>((resolve) => {
       const finish = (): void => {
         this.#listening = false;
-        for (const wake of this.#iterators) wake(null);
+        for (const queue of this.#iterators) queue.end();
         this.#iterators.clear();
         resolve();
         this.#emitSafe('close');
@@ -431,28 +432,13 @@ export class AudioSocketServer extends EventEmitter<ServerEvents> {
 
   /** Calls as an async iterator (alongside the handler and `call` events); ends when the server closes. */
   async *[Symbol.asyncIterator](): AsyncGenerator<Call, void, undefined> {
-    const queue: Call[] = [];
-    let wake: (() => void) | null = null;
-    let done = this.#closing !== null;
-    const push = (call: Call | null): void => {
-      if (call === null) done = true;
-      else queue.push(call);
-      if (wake) wake();
-    };
-    this.#iterators.add(push);
+    const queue = new AsyncQueue<Call>();
+    if (this.#closing !== null) queue.end();
+    this.#iterators.add(queue);
     try {
-      for (;;) {
-        const call = queue.shift();
-        if (call !== undefined) {
-          yield call;
-          continue;
-        }
-        if (done) return;
-        await new Promise<void>((resolve) => (wake = resolve));
-        wake = null;
-      }
+      yield* queue;
     } finally {
-      this.#iterators.delete(push);
+      this.#iterators.delete(queue);
     }
   }
 
@@ -515,7 +501,7 @@ export class AudioSocketServer extends EventEmitter<ServerEvents> {
       this.#handlerFailed(error, call);
       return;
     }
-    for (const push of this.#iterators) push(call);
+    for (const queue of this.#iterators) queue.push(call);
     const handler = this.#handler;
     if (handler === undefined) return;
     try {
