@@ -214,7 +214,7 @@ describe('audiosocket call (simulated Asterisk)', () => {
     const { port } = await server.listen({ port: 0 });
     const ok = await runCall(['--host', '127.0.0.1', '--port', String(port), '--calls', '20', '--duration', '1', '--quiet']);
     assert.equal(ok.code, 0, ok.err);
-    assert.match(ok.err, /20 call\(s\) in [\d.]+ s: 20 connected, 0 failed, 0 violation/);
+    assert.match(ok.err, /20 call\(s\) in [\d.]+ s: 20 connected, 0 failed, 0 refused, 0 violation/);
     assert.equal(server.stats.totalCalls, 20);
     await server.close();
 
@@ -247,14 +247,14 @@ describe('--metrics', () => {
     await sleep(100);
     let text = await (await fetch(`http://127.0.0.1:${metricsPort}/metrics`)).text();
     assert.match(text, /^audiosocket_calls_active 1$/m);
-    assert.match(text, /^audiosocket_frames_in_total 10$/m);
+    assert.match(text, /^audiosocket_received_frames_total 10$/m);
     assert.match(text, /^process_cpu_seconds_total /m);
     await client.close();
     await sleep(100);
     text = await (await fetch(`http://127.0.0.1:${metricsPort}/metrics`)).text();
     assert.match(text, /^audiosocket_calls_active 0$/m);
     assert.match(text, /^audiosocket_calls_ended_total\{reason="remote-hangup"\} 1$/m);
-    assert.match(text, /^audiosocket_frames_in_total 10$/m);
+    assert.match(text, /^audiosocket_received_frames_total 10$/m);
     await stop(echo);
   });
 });

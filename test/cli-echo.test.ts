@@ -67,7 +67,7 @@ describe('audiosocket echo (CLI process)', () => {
     await sleep(100);
     const line = cli.lines.find((l) => l.startsWith('end  11111111-2222-4333-8444-555555555555'));
     assert.ok(line, cli.lines.join('\n'));
-    assert.match(line, /127\.0\.0\.1:\d+ \d+\.\ds in=2 out=\d+ reason=remote-hangup/);
+    assert.match(line, /127\.0\.0\.1:\d+ \d+\.\ds in=2 out=\d+ dtmf=1 reason=remote-hangup/);
   });
 
   test('SIGTERM hangs up live calls with the hangup message and exits 0', async () => {
@@ -95,16 +95,16 @@ describe('CLI usage', () => {
     assert.match(unknown.err, /unknown command "nope"/);
     const bad = await run(['echo', '--port', 'x']);
     assert.equal(bad.code, 2);
-    assert.match(bad.err, /--port must be an integer/);
+    assert.match(bad.err, /--port must be a whole number from 0 to 65535/);
   });
 
-  test('a port in use is a clear error, exit 1', async () => {
+  test('a port in use is a clear error, exit 2', async () => {
     const first = await spawnCli(['echo', '--port', '0']);
     const child = spawn(process.execPath, [MAIN, 'echo', '--port', String(first.port)], { stdio: 'pipe' });
     let err = '';
     child.stderr.on('data', (d: Buffer) => (err += d.toString()));
     const [code] = await once(child, 'exit');
-    assert.equal(code, 1);
+    assert.equal(code, 2);
     assert.match(err, /already in use/);
     first.child.kill('SIGINT');
     await once(first.child, 'exit');

@@ -78,9 +78,17 @@ export async function checkWritableFile(path: string, option: string): Promise<v
   const st = await stat(path).catch(() => undefined);
   if (st?.isDirectory()) throw new UsageError(`${option} ${path}: is a directory; give a file name such as ${join(path, 'out.wav')}`);
   const dir = dirname(resolve(path));
-  try {
-    await checkWritableDir(dir, option);
-  } catch (err) {
-    throw new UsageError((err as Error).message.replace(`${option} ${dir}:`, `${option} ${path}: its directory`));
+  const dst = await stat(dir).catch((err: NodeJS.ErrnoException) => err);
+  if (dst instanceof Error) {
+    if (dst.code === 'ENOENT') throw new UsageError(`${option} ${path}: directory ${dir} does not exist; create it first (mkdir -p ${dir})`);
+    throw new UsageError(`${option} ${path}: ${why(dst)}`);
   }
+  if (!dst.isDirectory()) throw new UsageError(`${option} ${path}: ${dir} is not a directory`);
+  const probe = join(dir, `.audiosocket-write-test-${process.pid}`);
+  try {
+    await writeFile(probe, '', { flag: 'wx' });
+  } catch (err) {
+    throw new UsageError(`${option} ${path}: cannot create files in ${dir} (${why(err as NodeJS.ErrnoException)}); pick a writable place`);
+  }
+  await rm(probe, { force: true });
 }
