@@ -62,7 +62,7 @@ export function createOutput(options: OutputOptions): Output {
     if (options.json) {
       process.stderr.write(`${JSON.stringify({ time: new Date().toISOString(), event: kind, message: text, ...origin, ...fields })}\n`);
     } else {
-      write(process.stderr, `audiosocket: ${text}`);
+      write(process.stderr, `audiosocket: ${kind === 'warning' ? 'warning: ' : ''}${text}`);
     }
   };
   return {
