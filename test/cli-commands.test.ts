@@ -1,5 +1,5 @@
 /**
- * record, play, call and --metrics, each spawned as a real process and driven over loopback.
+ * record, play and call, each spawned as a real process and driven over loopback.
  */
 import { test, describe, after } from 'node:test';
 import assert from 'node:assert/strict';
@@ -232,29 +232,5 @@ describe('audiosocket call (simulated Asterisk)', () => {
 
     const refused = await runCall(['127.0.0.1:1', '--duration', '0.2']);
     assert.equal(refused.code, 1);
-  });
-});
-
-describe('--metrics', () => {
-  test('Prometheus metrics are served and count calls and frames', async () => {
-    const echo = await cli(['echo', '--port', '0', '--metrics', '127.0.0.1:0']);
-    await sleep(200);
-    const line = echo.lines.find((l) => l.includes('/metrics'));
-    assert.ok(line, echo.lines.join('\n'));
-    const metricsPort = Number(/:(\d+)\/metrics/.exec(line)![1]);
-    const client = await connect({ port: echo.port });
-    for (let i = 0; i < 10; i++) client.sendAudio(Buffer.alloc(320, 1));
-    await sleep(100);
-    let text = await (await fetch(`http://127.0.0.1:${metricsPort}/metrics`)).text();
-    assert.match(text, /^audiosocket_calls_active 1$/m);
-    assert.match(text, /^audiosocket_received_frames_total 10$/m);
-    assert.match(text, /^process_cpu_seconds_total /m);
-    await client.close();
-    await sleep(100);
-    text = await (await fetch(`http://127.0.0.1:${metricsPort}/metrics`)).text();
-    assert.match(text, /^audiosocket_calls_active 0$/m);
-    assert.match(text, /^audiosocket_calls_ended_total\{reason="remote-hangup"\} 1$/m);
-    assert.match(text, /^audiosocket_received_frames_total 10$/m);
-    await stop(echo);
   });
 });
