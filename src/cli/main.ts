@@ -27,7 +27,9 @@ function usage(): string {
 Commands:
 ${lines.join('\n')}
 
-Every command takes --host and --port (default 127.0.0.1:9092) and --help.`;
+Every command takes --host and --port (default 127.0.0.1:9092) and --help. A mistake on the
+command line is one line on stderr and exit status 2; AUDIOSOCKET_DEBUG=1 shows the stack of an
+unexpected error. Protocol background: docs/protocol.md.`;
 }
 
 /** Prints a usage mistake as one line plus a pointer to the help, and sets exit status 2. */
