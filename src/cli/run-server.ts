@@ -21,6 +21,8 @@ export interface RunOptions {
   callLines?: boolean;
   /** Awaited after the server has closed, before the process exits (finalise files). */
   beforeExit?: () => Promise<void>;
+  /** The output to use, when the command prints events of its own (one status line for all). */
+  output?: Output;
 }
 
 export function peer(call: Call): string {
@@ -85,7 +87,7 @@ function listenProblem(err: NodeJS.ErrnoException, port: number, option: string)
 }
 
 export async function runServer(name: string, args: CommonServerArgs, handler: CallHandler, options: RunOptions = {}): Promise<RunningServer> {
-  const output = createOutput(args);
+  const output = options.output ?? createOutput(args);
   if (args.workers > 1 && !isWorker) {
     // The primary only supervises; the workers run this same command and serve the calls.
     const server = createServer(args.server);
