@@ -29,7 +29,7 @@ ${lines.join('\n')}
 
 Every command takes --host and --port (default 127.0.0.1:9092) and --help. A mistake on the
 command line is one line on stderr and exit status 2; AUDIOSOCKET_DEBUG=1 shows the stack of an
-unexpected error. Protocol background: docs/protocol.md.`;
+unexpected error. Protocol background: docs/protocol.md in the source repository.`;
 }
 
 /** Prints a usage mistake as one line plus a pointer to the help, and sets exit status 2. */
