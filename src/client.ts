@@ -1,7 +1,7 @@
 /**
  * A simulated Asterisk: connects to an AudioSocket server the way Asterisk does (UUID first,
  * then audio and DTMF), and checks what the server sends against what a real Asterisk accepts
- * (protocol.md §3.4-3.5). Use it to test a bot without a PBX.
+ * (docs/protocol.md#from-the-server and #split-messages). Use it to test a bot without a PBX.
  */
 import { EventEmitter } from 'node:events';
 import net, { type Socket } from 'node:net';
@@ -71,7 +71,10 @@ export interface ClientStats {
   violations: number;
 }
 
-/** Asterisk polls 5 ms for the rest of a message before ending the call (protocol.md §3.5). */
+/**
+ * Asterisk polls 5 ms for the rest of a message before ending the call (`res/res_audiosocket.c`
+ * `ast_audiosocket_receive_frame_with_hangup`; docs/protocol.md#split-messages).
+ */
 const PAYLOAD_GAP_MS = 5;
 
 /** One simulated Asterisk call. Create with {@link connect}. */
@@ -200,7 +203,7 @@ export class AsteriskClient extends EventEmitter<ClientEvents> {
   #onData(chunk: Buffer): void {
     this.#stats.bytesIn += chunk.length;
     const now = performance.now();
-    // Asterisk polls up to 5 ms for each further piece of a started message (protocol.md §3.5).
+    // Asterisk polls up to 5 ms for each further piece of a started message (docs/protocol.md#split-messages).
     if (this.#midSince !== 0 && now - this.#midSince > PAYLOAD_GAP_MS) {
       this.#violation(
         'SPLIT_MESSAGE',

@@ -1,7 +1,8 @@
 /**
  * Infers what really travels under kind 0x10 from the byte rate: the channel driver without
  * `c(slin)` sends the caller's codec (u-law, a-law, ...) labelled 0x10, 160 bytes per 20 ms
- * (protocol.md §4.3, observed on Asterisk 22). Pure: feed it sizes, times and bytes.
+ * (`res/res_audiosocket.c` `ast_audiosocket_send_frame` labels every non-slin format 0x10; seen with
+ * Asterisk 22.10: docs/protocol.md#codecs). Pure: feed it sizes, times and bytes.
  */
 
 /** What {@link InboundFormatMeter} concluded. */

@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { parseWav, decodeWav, encodeWav, readWavFile, createWavWriter } from '../src/audio/wav.js';
+import { parseWav, decodeWav, encodeWav, readWavFile, createWavWriter, guessNonWav } from '../src/audio/wav.js';
 import { parseFormat, type FormatSpec } from '../src/audio/format.js';
 import { slinToUlaw } from '../src/audio/g711.js';
 import { slinBytes, slinSamples } from '../src/audio/pcm.js';
@@ -379,4 +379,47 @@ test('a 44.1 kHz stereo float WAV decodes and converts to 8 kHz slin for Asteris
   } finally {
     await rm(dir, { recursive: true, force: true });
   }
+});
+
+// ---- Files that are not WAV: named, with a command that converts them ----
+
+test('guessNonWav names MP3 (ID3 and frame sync), AAC, Ogg, FLAC, AIFF, MP4 and raw files; RIFF is not guessed', () => {
+  const pad = (b: Buffer): Buffer => Buffer.concat([b, Buffer.alloc(16)]);
+  const kind = (b: Buffer): string | undefined => guessNonWav(pad(b))?.kind;
+  assert.equal(kind(Buffer.from('ID3\x03', 'latin1')), 'MP3');
+  for (const second of [0xfb, 0xfa, 0xf3, 0xf2, 0xe3]) assert.equal(kind(Buffer.from([0xff, second])), 'MP3', second.toString(16));
+  assert.equal(kind(Buffer.from([0xff, 0xf1])), 'AAC');
+  assert.equal(kind(Buffer.from('OggS', 'latin1')), 'Ogg (Vorbis or Opus)');
+  assert.equal(kind(Buffer.from('fLaC', 'latin1')), 'FLAC');
+  assert.equal(kind(Buffer.from('FORM\x00\x00\x00\x00AIFF', 'latin1')), 'AIFF');
+  assert.equal(kind(Buffer.from('\x00\x00\x00\x20ftypM4A ', 'latin1')), 'MP4/M4A');
+  assert.equal(kind(Buffer.from([0x10, 0x00, 0x20, 0x00])), 'raw audio or an unknown format');
+  assert.equal(kind(Buffer.from('RIFF', 'latin1')), undefined);
+  assert.equal(guessNonWav(pad(Buffer.from('ID3', 'latin1')))!.convert('my prompt.mp3'), "ffmpeg -i 'my prompt.mp3' -ar 8000 -ac 1 -c:a pcm_s16le 'my prompt.wav'");
+  assert.match(guessNonWav(pad(Buffer.from('OggS', 'latin1')))!.convert('a.ogg'), /^ffmpeg -i a\.ogg .* a\.wav \(or sox a\.ogg -r 8000 -c 1 -b 16 a\.wav\)$/);
+  assert.match(guessNonWav(pad(Buffer.from([1, 2, 3, 4])))!.convert('p.sln'), /sox -t raw -r 8000 -e signed -b 16 -c 1 p\.sln p\.wav/);
+});
+
+test('readWavFile of an MP3 says so and gives the ffmpeg command for that very path', async () => {
+  const dir = await mkdtemp(join(tmpdir(), 'audiosocket-wav-'));
+  try {
+    const path = join(dir, 'hello.mp3');
+    await writeFile(path, Buffer.concat([Buffer.from([0xff, 0xf3, 0x90, 0x64]), Buffer.alloc(400)]));
+    await assert.rejects(readWavFile(path), (err: Error & { code?: string }) => {
+      assert.equal(err.code, ErrorCodes.WAV_MALFORMED);
+      assert.match(err.message, /not a RIFF file: starts with bytes 0xFF 0xF3 0x90 0x64, expected 'RIFF'; this is an MP3 file \(an MPEG audio frame sync 0xFF 0xF3\)/);
+      assert.ok(err.message.endsWith(`convert it: ffmpeg -i ${path} -ar 8000 -ac 1 -c:a pcm_s16le ${join(dir, 'hello.wav')}`), err.message);
+      return true;
+    });
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
+});
+
+test('decodeWav reports the declared size of a truncated file', () => {
+  const full = encodeWav('slin', Buffer.alloc(8000));
+  const d = decodeWav(full.subarray(0, 44 + 800));
+  assert.equal(d.truncated, true);
+  assert.equal(d.declaredDataBytes, 8000);
+  assert.equal(d.data.length, 800);
 });

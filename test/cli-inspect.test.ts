@@ -8,6 +8,7 @@ import { once } from 'node:events';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { connect } from '../src/index.js';
 import { spawnCli } from './helpers.js';
+import { until } from './fault-helpers.js';
 
 test('inspect --json: u-law under 0x10 and a connection closed before the UUID are diagnosed with their fixes', async () => {
   const cli = await spawnCli(['inspect', '--host', '127.0.0.1', '--port', '0', '--json']);
@@ -26,7 +27,7 @@ test('inspect --json: u-law under 0x10 and a connection closed before the UUID a
     const bare = net.connect({ host: '127.0.0.1', port: cli.port });
     await once(bare, 'connect');
     bare.end();
-    await sleep(300);
+    await until(() => cli.lines.some((l) => l.includes('"event":"report"')) && cli.lines.some((l) => l.includes('"event":"handshakeFailed"')), 5000, 'the report and the handshake failure');
     const events = cli.lines.map((l) => JSON.parse(l) as Record<string, unknown>);
     const report = events.find((e) => e.event === 'report')!;
     assert.ok(report, cli.lines.join('\n'));

@@ -62,6 +62,8 @@ export interface DecodedWav {
   readonly sizeUnknown: boolean;
   /** See {@link ParsedWav.truncated}. */
   readonly truncated: boolean;
+  /** See {@link ParsedWav.declaredDataBytes}. */
+  readonly declaredDataBytes: number;
 }
 
 const WAVE_FORMAT_PCM = 1;
@@ -95,6 +97,68 @@ function malformed(message: string): Error {
 
 function unsupported(message: string): Error {
   return audioSocketError(ErrorCodes.WAV_UNSUPPORTED, `unsupported WAV: ${message}; supported: ${SUPPORTED}, mono or stereo, ${MIN_SAMPLE_RATE}..${MAX_SAMPLE_RATE} Hz`);
+}
+
+/** What a file that is not a WAV most likely is, and how to turn it into one. */
+export interface NonWavGuess {
+  /** A short name: `MP3`, `Ogg`, `FLAC`, ... or `raw audio or an unknown format`. */
+  readonly kind: string;
+  /** What gave it away, e.g. "an ID3 tag" or "MPEG audio frame sync 0xFF 0xF3". */
+  readonly evidence: string;
+  /** A command that converts `path` to a 16-bit mono 8 kHz WAV. */
+  convert(path: string): string;
+}
+
+/** `FILE.mp3` -> `FILE.wav` (or `FILE.mp3.wav` when it already ends in .wav). */
+function wavName(path: string): string {
+  const out = path.replace(/\.[A-Za-z0-9]{1,5}$/, '.wav');
+  return out === path ? `${path}.wav` : out;
+}
+
+function quote(path: string): string {
+  return /^[\w./@%+=:,-]+$/.test(path) ? path : `'${path.replace(/'/g, "'\\''")}'`;
+}
+
+const ffmpeg = (path: string): string => `ffmpeg -i ${quote(path)} -ar 8000 -ac 1 -c:a pcm_s16le ${quote(wavName(path))}`;
+const sox = (path: string): string => `sox ${quote(path)} -r 8000 -c 1 -b 16 ${quote(wavName(path))}`;
+
+/**
+ * Recognises common audio files that are not WAV from their first bytes: MP3 (an ID3 tag or an
+ * MPEG audio frame sync 0xFFEx/0xFFFx), AAC (ADTS), Ogg (Vorbis, Opus), FLAC, AIFF, AU, MP4/M4A,
+ * AMR, CAF. Anything else without a RIFF header is taken for raw (headerless) samples.
+ * Returns undefined for RIFF/WAVE (and RF64/RIFX) files.
+ */
+export function guessNonWav(bytes: Uint8Array): NonWavGuess | undefined {
+  const at = (pos: number, id: string): boolean => bytes.length >= pos + id.length && idIs4(bytes, pos, id);
+  if (at(0, 'RIFF') || at(0, 'RF64') || at(0, 'BW64') || at(0, 'RIFX')) return undefined;
+  const both = (p: string): string => `${ffmpeg(p)} (or ${sox(p)})`;
+  if (at(0, 'ID3')) return { kind: 'MP3', evidence: 'an ID3 tag', convert: ffmpeg };
+  if (bytes.length >= 2 && bytes[0] === 0xff && (bytes[1]! & 0xe0) === 0xe0) {
+    const layer = (bytes[1]! >> 1) & 3;
+    const sync = `${hex(bytes[0]!, 2)} ${hex(bytes[1]!, 2)}`;
+    if (layer === 0) return { kind: 'AAC', evidence: `an ADTS frame sync ${sync}`, convert: ffmpeg };
+    return { kind: 'MP3', evidence: `an MPEG audio frame sync ${sync}`, convert: ffmpeg };
+  }
+  if (at(0, 'OggS')) return { kind: 'Ogg (Vorbis or Opus)', evidence: "the 'OggS' signature", convert: both };
+  if (at(0, 'fLaC')) return { kind: 'FLAC', evidence: "the 'fLaC' signature", convert: both };
+  if (at(0, 'FORM') && (at(8, 'AIFF') || at(8, 'AIFC'))) return { kind: 'AIFF', evidence: "a 'FORM' AIFF header", convert: both };
+  if (at(0, '.snd')) return { kind: 'Sun/NeXT AU', evidence: "the '.snd' signature", convert: both };
+  if (at(4, 'ftyp')) return { kind: 'MP4/M4A', evidence: "an 'ftyp' box", convert: ffmpeg };
+  if (at(0, '#!AMR')) return { kind: 'AMR', evidence: "the '#!AMR' signature", convert: ffmpeg };
+  if (at(0, 'caff')) return { kind: 'Core Audio (CAF)', evidence: "the 'caff' signature", convert: ffmpeg };
+  return {
+    kind: 'raw audio or an unknown format',
+    evidence: 'no RIFF header',
+    // Headerless samples: the format must be stated; Asterisk's .sln/.raw files are 16-bit 8 kHz.
+    convert: (p) =>
+      `if it is raw 16-bit 8 kHz mono (Asterisk .sln): sox -t raw -r 8000 -e signed -b 16 -c 1 ${quote(p)} ${quote(wavName(p))}` +
+      ` (or ffmpeg -f s16le -ar 8000 -ac 1 -i ${quote(p)} ${quote(wavName(p))})`,
+  };
+}
+
+function idIs4(bytes: Uint8Array, pos: number, id: string): boolean {
+  for (let i = 0; i < id.length; i++) if (bytes[pos + i] !== id.charCodeAt(i)) return false;
+  return true;
 }
 
 function hex(n: number, digits = 4): string {
@@ -195,7 +259,11 @@ export function parseWav(bytes: Uint8Array): ParsedWav {
   if (len < 12) throw malformed(`file is ${len} bytes, too short for a RIFF/WAVE header (12 bytes)`);
   if (idIs(bytes, 0, 'RF64') || idIs(bytes, 0, 'BW64')) throw unsupported(`${showId(bytes, 0)} (64-bit RIFF) container`);
   if (idIs(bytes, 0, 'RIFX')) throw unsupported("big-endian 'RIFX' container");
-  if (!idIs(bytes, 0, 'RIFF')) throw malformed(`not a RIFF file: starts with ${showId(bytes, 0)}, expected 'RIFF'`);
+  if (!idIs(bytes, 0, 'RIFF')) {
+    const guess = guessNonWav(bytes)!;
+    const what = guess.kind.startsWith('raw') ? `maybe ${guess.kind}` : `this is ${/^([AEIOU]|MP)/.test(guess.kind) ? 'an' : 'a'} ${guess.kind} file (${guess.evidence})`;
+    throw malformed(`not a RIFF file: starts with ${showId(bytes, 0)}, expected 'RIFF'; ${what}; convert it: ${guess.convert('FILE')}`);
+  }
   if (!idIs(bytes, 8, 'WAVE')) throw malformed(`RIFF form type is ${showId(bytes, 8)}, expected 'WAVE'`);
 
   const view = new DataView(bytes.buffer, bytes.byteOffset, len);
@@ -266,7 +334,7 @@ export function decodeWav(bytes: Uint8Array): DecodedWav {
   const parsed = parseWav(bytes);
   const { format: src, data } = parsed;
   const channels = src.channels;
-  const meta = { source: src, sizeUnknown: parsed.sizeUnknown, truncated: parsed.truncated };
+  const meta = { source: src, sizeUnknown: parsed.sizeUnknown, truncated: parsed.truncated, declaredDataBytes: parsed.declaredDataBytes };
   if (src.sampleFormat === 'ulaw' || src.sampleFormat === 'alaw' || src.sampleFormat === 's16') {
     const encoding = src.sampleFormat === 's16' ? 'slin' : src.sampleFormat;
     return { format: parseFormat({ encoding, sampleRate: src.sampleRate, channels }), data, ...meta };
@@ -300,9 +368,19 @@ export function decodeWav(bytes: Uint8Array): DecodedWav {
   return { format: parseFormat({ encoding: 'slin', sampleRate: src.sampleRate, channels }), data: bytesOut, ...meta };
 }
 
-/** Read and decode a WAV file (see {@link decodeWav}). */
+/**
+ * Read and decode a WAV file (see {@link decodeWav}). A file that is not a WAV is named (MP3,
+ * Ogg, FLAC, raw, ...) in the error, with a command that converts this very path.
+ */
 export async function readWavFile(path: string): Promise<DecodedWav> {
-  return decodeWav(await readFile(path));
+  const bytes = await readFile(path);
+  try {
+    return decodeWav(bytes);
+  } catch (err) {
+    const guess = bytes.length >= 12 ? guessNonWav(bytes) : undefined;
+    if (guess && err instanceof Error) err.message = err.message.replace(guess.convert('FILE'), guess.convert(path));
+    throw err;
+  }
 }
 
 interface HeaderLayout {

@@ -9,6 +9,8 @@ import { recordCommand, recordHelp } from './commands/record.js';
 import { playCommand, playHelp } from './commands/play.js';
 import { callCommand, callHelp } from './commands/call.js';
 import { UsageError } from './options.js';
+import { version } from './version.js';
+import { AudioSocketError, ErrorCodes } from '../errors.js';
 
 const commands: Record<string, { run: (argv: string[]) => Promise<void>; help: string; summary: string }> = {
   echo: { run: echoCommand, help: echoHelp, summary: 'echo every call\'s audio back (the default server)' },
@@ -25,7 +27,15 @@ function usage(): string {
 Commands:
 ${lines.join('\n')}
 
-Every command takes --host and --port (default 127.0.0.1:9092) and --help.`;
+Every command takes --host and --port (default 127.0.0.1:9092) and --help. A mistake on the
+command line is one line on stderr and exit status 2; AUDIOSOCKET_DEBUG=1 shows the stack of an
+unexpected error. Protocol background: docs/protocol.md in the source repository.`;
+}
+
+/** Prints a usage mistake as one line plus a pointer to the help, and sets exit status 2. */
+function usageError(message: string, helpCommand: string): void {
+  process.stderr.write(`${message}\nsee '${helpCommand} --help'\n`);
+  process.exitCode = 2;
 }
 
 async function main(argv: string[]): Promise<void> {
@@ -35,26 +45,27 @@ async function main(argv: string[]): Promise<void> {
     return;
   }
   if (name === '--version' || name === '-v') {
-    const { createRequire } = await import('node:module');
-    const pkg = createRequire(import.meta.url)('../../../package.json') as { version: string };
-    process.stdout.write(`${pkg.version}\n`);
+    process.stdout.write(`${version()}\n`);
     return;
   }
-  const command = commands[name];
+  const command = Object.hasOwn(commands, name) ? commands[name] : undefined;
   if (command === undefined) {
-    process.stderr.write(`audiosocket: unknown command ${JSON.stringify(name)}\n\n${usage()}\n`);
-    process.exitCode = 2;
+    usageError(`audiosocket: unknown command ${JSON.stringify(name)}; commands are ${Object.keys(commands).join(', ')}`, 'audiosocket');
     return;
   }
   try {
     await command.run(rest);
   } catch (err) {
     if (err instanceof UsageError) {
-      process.stderr.write(`audiosocket ${name}: ${err.message}\n\n${command.help}\n`);
-      process.exitCode = 2;
+      usageError(`audiosocket ${name}: ${err.message}`, `audiosocket ${name}`);
       return;
     }
-    throw err;
+    // An option the library refuses is a usage mistake too.
+    if (err instanceof AudioSocketError && err.code === ErrorCodes.INVALID_ARGUMENT) {
+      usageError(`audiosocket ${name}: ${err.message}`, `audiosocket ${name}`);
+      return;
+    }
+    throw Object.assign(err instanceof Error ? err : new Error(String(err)), { command: name });
   }
 }
 
@@ -63,8 +74,11 @@ main(process.argv.slice(2)).then(
     // A cluster worker's IPC channel would keep it alive after its server has closed.
     if (cluster.isWorker) process.exit();
   },
-  (err: unknown) => {
-    process.stderr.write(`audiosocket: ${(err as Error)?.stack ?? String(err)}\n`);
+  (err: Error & { command?: string }) => {
+    // One line; the stack only when asked for (AUDIOSOCKET_DEBUG=1).
+    const where = err.command ? `audiosocket ${err.command}` : 'audiosocket';
+    const detail = process.env.AUDIOSOCKET_DEBUG ? `\n${err.stack}` : '';
+    process.stderr.write(`${where}: ${String(err.message).replace(/\s*\n\s*/g, '; ')}${detail}\n`);
     process.exitCode = 1;
     if (cluster.isWorker) process.exit();
   },

@@ -1,12 +1,87 @@
 /**
- * Options shared by the server commands, parsed with `node:util` parseArgs.
+ * Command-line parsing shared by every command: `node:util` parseArgs with messages a person can
+ * act on. Every mistake becomes a {@link UsageError}: one line saying what is wrong and how to fix
+ * it; `main` adds `see 'audiosocket <cmd> --help'` and exits with status 2.
  */
 import { availableParallelism } from 'node:os';
 import { parseArgs, type ParseArgsConfig } from 'node:util';
+import { createAllowList } from '../allow.js';
 import type { ServerOptions } from '../index.js';
 
-/** Thrown for bad command-line usage; main prints it with the command's help and exits 2. */
-export class UsageError extends Error {}
+/** Bad command-line usage; main prints it on one line, points at `--help` and exits 2. */
+export class UsageError extends Error {
+  constructor(message: string) {
+    // One line, whatever the cause says.
+    super(message.replace(/\s*\n\s*/g, '; '));
+  }
+}
+
+type OptionSpec = NonNullable<ParseArgsConfig['options']>;
+
+/** Levenshtein distance, for "did you mean". */
+function distance(a: string, b: string): number {
+  const row = Array.from({ length: b.length + 1 }, (_, i) => i);
+  for (let i = 1; i <= a.length; i++) {
+    let prev = row[0]!;
+    row[0] = i;
+    for (let j = 1; j <= b.length; j++) {
+      const cur = row[j]!;
+      row[j] = Math.min(row[j]! + 1, row[j - 1]! + 1, prev + (a[i - 1] === b[j - 1] ? 0 : 1));
+      prev = cur;
+    }
+  }
+  return row[b.length]!;
+}
+
+/**
+ * parseArgs with one-line errors. A negative number after an option that takes a value
+ * (`--port -1`) is taken as its value, so the range check can say what is wrong with it.
+ */
+export function parseCommandLine<O extends OptionSpec>(
+  argv: string[],
+  options: O,
+  positionals: { allowed: number; name: string },
+): { values: Record<string, string | boolean | undefined>; positionals: string[] } {
+  const args: string[] = [];
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i]!;
+    const spec = a.startsWith('--') ? options[a.slice(2)] : undefined;
+    const next = argv[i + 1];
+    if (spec?.type === 'string' && next !== undefined && /^-[\d.]/.test(next)) {
+      args.push(`${a}=${next}`);
+      i++;
+    } else args.push(a);
+  }
+  let parsed;
+  try {
+    parsed = parseArgs({ args, options, allowPositionals: true, strict: true });
+  } catch (err) {
+    const e = err as Error & { code?: string };
+    const name = /'(-[^' ]+)/.exec(e.message)?.[1] ?? '';
+    if (e.code === 'ERR_PARSE_ARGS_UNKNOWN_OPTION') {
+      const bare = name.replace(/^-+/, '');
+      const known = Object.keys(options);
+      const best = known.map((k) => [k, distance(bare, k)] as const).sort((x, y) => x[1] - y[1])[0];
+      const hint =
+        best && (best[1] <= 2 || best[0].startsWith(bare) || bare.startsWith(best[0])) ? `; did you mean --${best[0]}?` : '';
+      throw new UsageError(`unknown option ${name}${hint}`);
+    }
+    if (e.code === 'ERR_PARSE_ARGS_INVALID_OPTION_VALUE') {
+      if (/does not take an argument/.test(e.message)) throw new UsageError(`${name} takes no value`);
+      throw new UsageError(`${name.replace(/ <value>$/, '')} needs a value`);
+    }
+    throw new UsageError(e.message);
+  }
+  if (parsed.positionals.length > positionals.allowed) {
+    const extra = parsed.positionals.slice(positionals.allowed).map((p) => JSON.stringify(p)).join(' ');
+    throw new UsageError(
+      positionals.allowed === 0
+        ? `unexpected argument ${extra}: this command takes options only`
+        : `unexpected argument ${extra}: this command takes ${positionals.name} only`,
+    );
+  }
+  return { values: parsed.values as Record<string, string | boolean | undefined>, positionals: parsed.positionals };
+}
 
 export const serverOptionSpec = {
   host: { type: 'string', default: '127.0.0.1' },
@@ -22,31 +97,57 @@ export const serverOptionSpec = {
   json: { type: 'boolean', default: false },
   quiet: { type: 'boolean', short: 'q', default: false },
   help: { type: 'boolean', short: 'h', default: false },
-} as const satisfies ParseArgsConfig['options'];
+} as const satisfies OptionSpec;
 
 export const serverOptionsHelp = `Options:
   --host HOST          address to listen on (default 127.0.0.1; use 0.0.0.0 or :: only behind a firewall)
-  --port PORT          port to listen on (default 9092)
-  --allow LIST         addresses/CIDRs allowed to connect, comma-separated (default: everyone)
+  --port PORT          port to listen on, 0-65535 (default 9092; 0 picks a free port)
+  --allow LIST         addresses/CIDRs allowed to connect, comma-separated, e.g. 10.0.0.0/8,::1
+                       (default: everyone)
   --max-calls N        most concurrent calls; more get a hangup (default: unlimited)
-  --frame-ms MS        outbound frame duration: 10, 20, 30, 40, 50, 60 (default 20)
+  --frame-ms MS        outbound frame duration: 10, 20, 30, 40, 50 or 60 (default 20; 10 from slin44 up)
   --no-keepalive       do not send silence when there is nothing to send
   --inbound ENC        what kind 0x10 really carries: slin (default), ulaw or alaw
                        (a channel driver dialled with c(ulaw)/c(alaw) or without c())
   --format NAME        what we send to Asterisk: slin (default, every version), or slin12..slin192
-                       (Asterisk 20.17/21.12/22.7/23.1 and later only)
+                       (Asterisk 20.17/21.12/22.7/23.1 and later only; see docs/protocol.md#kinds)
   --metrics HOST:PORT  serve Prometheus metrics at http://HOST:PORT/metrics (one worker only)
   --workers N|auto     run N processes sharing the port (auto: one per core; default 1)
   --json               one JSON object per event on stdout
   -q, --quiet          only the listening line and errors
-  -h, --help           this help`;
+  -h, --help           this help
 
-export function parseIntOption(name: string, value: string | undefined, min: number, max: number): number | undefined {
+Exit status: 0 after a clean shutdown (SIGINT/SIGTERM), 1 on a runtime failure, 2 on a usage
+mistake (bad option, unreadable file, port in use).`;
+
+/** Parses an integer option in `min..max`; `what` says what it is for in the error message. */
+export function parseIntOption(name: string, value: string | undefined, min: number, max: number, what = ''): number | undefined {
   if (value === undefined) return undefined;
   const n = Number(value);
-  if (!/^\d+$/.test(value) || n < min || n > max) throw new UsageError(`--${name} must be an integer ${min}..${max}, got ${JSON.stringify(value)}`);
+  if (!/^\d+$/.test(value) || n < min || n > max) {
+    throw new UsageError(`--${name} must be a whole number from ${min} to ${max}${what ? ` (${what})` : ''}, got ${JSON.stringify(value)}`);
+  }
   return n;
 }
+
+/** Parses a port option: 1..65535, or 0..65535 when `allowZero` (listen on a free port). */
+export function parsePortOption(name: string, value: string, allowZero: boolean): number {
+  return parseIntOption(name, value, allowZero ? 0 : 1, 65535, allowZero ? '0 picks a free port' : '')!;
+}
+
+export const SLIN_FORMATS: Readonly<Record<string, number>> = {
+  slin: 8000,
+  slin12: 12000,
+  slin16: 16000,
+  slin24: 24000,
+  slin32: 32000,
+  slin44: 44100,
+  slin48: 48000,
+  slin96: 96000,
+  slin192: 192000,
+};
+
+const FRAME_DURATIONS = [10, 20, 30, 40, 50, 60];
 
 export interface CommonServerArgs {
   workers: number;
@@ -59,59 +160,86 @@ export interface CommonServerArgs {
   server: ServerOptions;
 }
 
-/** Parses argv for a server command; `extra` adds command-specific options. */
-export function parseServerArgs<E extends NonNullable<ParseArgsConfig['options']>>(
+/**
+ * Parses argv for a server command; `extra` adds command-specific options, `positionals` says
+ * how many arguments it takes. Every server option is checked here, before anything listens.
+ */
+export function parseServerArgs<E extends OptionSpec>(
   argv: string[],
   extra: E,
+  positionals: { allowed: number; name: string } = { allowed: 0, name: '' },
 ): { common: CommonServerArgs; values: Record<string, string | boolean | undefined>; positionals: string[] } {
-  let parsed;
-  try {
-    parsed = parseArgs({ args: argv, options: { ...serverOptionSpec, ...extra }, allowPositionals: true, strict: true });
-  } catch (err) {
-    throw new UsageError((err as Error).message);
-  }
-  const v = parsed.values as Record<string, string | boolean | undefined>;
+  const parsed = parseCommandLine(argv, { ...serverOptionSpec, ...extra }, positionals);
+  const v = parsed.values;
+  const help = v.help === true;
   const server: ServerOptions = { keepAlive: !v['no-keepalive'] };
+  const common: CommonServerArgs = {
+    workers: 1,
+    metrics: undefined,
+    host: v.host as string,
+    port: 0,
+    json: v.json === true,
+    quiet: v.quiet === true,
+    help,
+    server,
+  };
+  // --help wins over everything else on the line.
+  if (help) return { common, values: v, positionals: parsed.positionals };
+  if (common.host === '') throw new UsageError('--host is empty; give an address such as 127.0.0.1, 0.0.0.0 or ::');
+  common.port = parsePortOption('port', v.port as string, true);
   const maxCalls = parseIntOption('max-calls', v['max-calls'] as string | undefined, 1, 1_000_000);
   if (maxCalls !== undefined) server.maxCalls = maxCalls;
-  const frameMs = parseIntOption('frame-ms', v['frame-ms'] as string | undefined, 10, 60);
-  if (frameMs !== undefined) server.frameMs = frameMs;
-  if (typeof v.allow === 'string') server.allow = v.allow;
+  if (typeof v.allow === 'string') {
+    try {
+      createAllowList(v.allow);
+    } catch (err) {
+      throw new UsageError(`--allow: ${(err as Error).message}; give addresses or CIDR ranges such as 10.0.0.0/8,192.168.1.20,::1`);
+    }
+    server.allow = v.allow;
+  }
   if (typeof v.inbound === 'string') {
     if (!['slin', 'ulaw', 'alaw'].includes(v.inbound)) throw new UsageError(`--inbound must be slin, ulaw or alaw, got ${JSON.stringify(v.inbound)}`);
     server.inbound = v.inbound as 'slin' | 'ulaw' | 'alaw';
   }
   if (typeof v.format === 'string') {
-    const rates: Record<string, number> = { slin: 8000, slin12: 12000, slin16: 16000, slin24: 24000, slin32: 32000, slin44: 44100, slin48: 48000, slin96: 96000, slin192: 192000 };
-    const rate = rates[v.format];
-    if (rate === undefined) throw new UsageError(`--format must be one of ${Object.keys(rates).join(', ')}, got ${JSON.stringify(v.format)}`);
+    const rate = SLIN_FORMATS[v.format];
+    if (rate === undefined) {
+      throw new UsageError(
+        `--format must be one of ${Object.keys(SLIN_FORMATS).join(', ')}, got ${JSON.stringify(v.format)}` +
+          (v.format === 'ulaw' || v.format === 'alaw' ? ` (a server always sends slin; for ${v.format} from Asterisk use --inbound ${v.format})` : ''),
+      );
+    }
     server.outboundKind = rate;
   }
-  let metrics: CommonServerArgs['metrics'];
-  if (typeof v.metrics === 'string') metrics = parseHostPort('metrics', v.metrics);
-  const workers = v.workers === 'auto' ? availableParallelism() : parseIntOption('workers', v.workers as string, 1, 256)!;
-  if (workers > 1 && metrics) throw new UsageError('--metrics works with one worker only (each worker has its own counters)');
-  return {
-    common: {
-      workers,
-      metrics,
-      host: v.host as string,
-      port: parseIntOption('port', v.port as string, 0, 65535)!,
-      json: v.json === true,
-      quiet: v.quiet === true,
-      help: v.help === true,
-      server,
-    },
-    values: v,
-    positionals: parsed.positionals,
-  };
+  if (v['frame-ms'] !== undefined) {
+    const text = v['frame-ms'] as string;
+    const ms = Number(text);
+    if (!/^\d+$/.test(text) || !FRAME_DURATIONS.includes(ms)) {
+      throw new UsageError(`--frame-ms must be one of ${FRAME_DURATIONS.join(', ')} (Asterisk's slin frame sizes), got ${JSON.stringify(text)}`);
+    }
+    server.frameMs = ms;
+  }
+  if (typeof v.metrics === 'string') common.metrics = parseHostPort('metrics', v.metrics, true, '127.0.0.1', 9464);
+  common.workers = v.workers === 'auto' ? availableParallelism() : parseIntOption('workers', v.workers as string, 1, 256, 'or auto')!;
+  if (common.workers > 1 && common.metrics) throw new UsageError('--metrics works with one worker only (each worker has its own counters); drop --workers or --metrics');
+  return { common, values: v, positionals: parsed.positionals };
 }
 
-/** Parses `HOST:PORT`, `[v6]:PORT` or `PORT`. */
-export function parseHostPort(name: string, text: string, defaultHost = '127.0.0.1'): { host: string; port: number } {
-  const m = /^(?:\[([^\]]+)\]|([^:]*)):(\d+)$/.exec(text) ?? /^()()(\d+)$/.exec(text);
-  if (!m) throw new UsageError(`--${name} must be HOST:PORT, got ${JSON.stringify(text)}`);
-  const port = Number(m[3]);
-  if (port > 65535) throw new UsageError(`--${name}: port ${port} is out of range`);
+/**
+ * Parses `HOST:PORT`, `[v6]:PORT` or `PORT` given to option `--name`, or to an argument when
+ * `name` is a phrase such as "the HOST:PORT argument".
+ */
+export function parseHostPort(name: string, text: string, allowZero = false, defaultHost = '127.0.0.1', examplePort = 9092): { host: string; port: number } {
+  const label = name.includes(' ') ? name : `--${name}`;
+  const m = /^(?:\[([^\]]+)\]|([^:]*)):([^:]*)$/.exec(text) ?? /^()()(\d+)$/.exec(text);
+  if (!m) {
+    const hint = /^[\w.-]+$/.test(text) ? `; write ${text}:${examplePort} (host and port)` : '';
+    throw new UsageError(`${label} must be HOST:PORT (e.g. 127.0.0.1:${examplePort}), got ${JSON.stringify(text)}${hint}`);
+  }
+  const portText = m[3]!;
+  const port = Number(portText);
+  if (!/^\d+$/.test(portText) || port < (allowZero ? 0 : 1) || port > 65535) {
+    throw new UsageError(`${label}: port must be a whole number from ${allowZero ? 0 : 1} to 65535, got ${JSON.stringify(portText)}`);
+  }
   return { host: m[1] || m[2] || defaultHost, port };
 }

@@ -1,11 +1,11 @@
 /**
- * Runs a server command: listens, prints one line per call (or a live status line on a TTY),
- * optionally serves metrics, and shuts down gracefully on SIGINT/SIGTERM (live calls get a
+ * Runs a server command: listens, prints one line per call and per DTMF digit (plus a live status
+ * line on a terminal), optionally serves metrics, and shuts down gracefully on SIGINT/SIGTERM (live calls get a
  * hangup, commands finalise their files); a second signal exits at once.
  */
 import { createServer, type AudioSocketServer, type Call, type CallEnd, type CallHandler } from '../index.js';
 import { serveMetrics, type MetricsEndpoint } from './metrics.js';
-import type { CommonServerArgs } from './options.js';
+import { UsageError, type CommonServerArgs } from './options.js';
 import { createOutput, type Output } from './output.js';
 import { isWorker, runPrimary, type ListeningMessage } from './cluster.js';
 
@@ -21,14 +21,16 @@ export interface RunOptions {
   callLines?: boolean;
   /** Awaited after the server has closed, before the process exits (finalise files). */
   beforeExit?: () => Promise<void>;
+  /** The output to use, when the command prints events of its own (one status line for all). */
+  output?: Output;
 }
 
 export function peer(call: Call): string {
   return call.remoteAddress.includes(':') ? `[${call.remoteAddress}]:${call.remotePort}` : `${call.remoteAddress}:${call.remotePort}`;
 }
 
-/** A one-line live status on a TTY: active calls, frames per second each way, drops, late slots. */
-function startStatusLine(server: AudioSocketServer): () => void {
+/** The live status text: active calls, frames per second each way, drops, late slots. */
+function startStatusLine(server: AudioSocketServer, output: Output): () => void {
   let ended = { in: 0, out: 0, drops: 0, late: 0 };
   server.on('callEnd', (_c, end) => {
     ended = {
@@ -53,33 +55,54 @@ function startStatusLine(server: AudioSocketServer): () => void {
     }
     const now = performance.now();
     const dt = (now - last.t) / 1000;
-    const line =
+    output.status(
       `calls ${server.calls.size} active, ${server.stats.totalCalls} total | ` +
-      `frames/s in ${Math.round((framesIn - last.in) / dt)} out ${Math.round((framesOut - last.out) / dt)} | ` +
-      `drops ${drops} | late slots ${late}`;
+        `frames/s in ${Math.round((framesIn - last.in) / dt)} out ${Math.round((framesOut - last.out) / dt)} | ` +
+        `drops ${drops} | late slots ${late}`,
+    );
     last = { in: framesIn, out: framesOut, t: now };
-    process.stdout.write(`\r\x1b[2K${line}`);
   }, 1000);
   timer.unref();
   return () => {
     clearInterval(timer);
-    process.stdout.write('\r\x1b[2K');
+    output.status(null);
   };
 }
 
+/** Why a listen failed, and what to do about it, in one line. */
+function listenProblem(err: NodeJS.ErrnoException, port: number, option: string): string {
+  switch (err.code) {
+    case 'EADDRINUSE':
+      return `port ${port} is already in use (is another audiosocket running?); pick another with ${option}`;
+    case 'EACCES':
+      return `permission denied for port ${port} (ports below 1024 need privileges); pick another with ${option}`;
+    case 'EADDRNOTAVAIL':
+      return 'that address is not on this machine; use 127.0.0.1, 0.0.0.0, :: or one of its addresses';
+    case 'ENOTFOUND':
+    case 'EAI_AGAIN':
+      return 'unknown host name; use an IP address such as 127.0.0.1';
+    default:
+      return err.message;
+  }
+}
+
 export async function runServer(name: string, args: CommonServerArgs, handler: CallHandler, options: RunOptions = {}): Promise<RunningServer> {
-  const output = createOutput(args);
+  const output = options.output ?? createOutput(args);
   if (args.workers > 1 && !isWorker) {
     // The primary only supervises; the workers run this same command and serve the calls.
     const server = createServer(args.server);
     return { server, output, done: runPrimary(name, args, args.workers) };
   }
   const server = createServer(handler, args.server);
-  const live = process.stdout.isTTY === true && !args.json && !args.quiet && !isWorker;
-  // On a TTY the status line replaces per-call lines; elsewhere (logs, pipes) one line per event.
-  if (options.callLines !== false && !live) {
+  // One line per event, on a terminal too (the status line stays below them).
+  if (options.callLines !== false) {
     server.on('call', (call) => {
+      const t0 = performance.now();
       output.event('call', { uuid: call.uuid, peer: peer(call) }, `call ${call.uuid} from ${peer(call)}`);
+      call.on('dtmf', (digit) => {
+        const atMs = Math.round(performance.now() - t0);
+        output.event('dtmf', { uuid: call.uuid, digit, atMs }, `dtmf ${call.uuid} ${digit} at ${(atMs / 1000).toFixed(2)}s`);
+      });
     });
     server.on('callEnd', (call: Call, end: CallEnd) => {
       const s = end.stats;
@@ -99,7 +122,7 @@ export async function runServer(name: string, args: CommonServerArgs, handler: C
           lateSlots: s.lateSlots,
         },
         `end  ${call.uuid} ${peer(call)} ${(end.durationMs / 1000).toFixed(1)}s in=${s.messagesIn} out=${s.messagesOut}` +
-          ` reason=${end.reason}${end.error ? ` (${end.error.message})` : ''}`,
+          `${s.dtmfIn ? ` dtmf=${s.dtmfIn}` : ''} reason=${end.reason}${end.error ? ` (${end.error.message})` : ''}`,
       );
     });
   }
@@ -116,21 +139,27 @@ export async function runServer(name: string, args: CommonServerArgs, handler: C
     output.event('connectionRejected', { ...r }, `rejected ${r.remoteAddress}:${r.remotePort}: ${r.reason}`);
   });
   server.on('handlerError', (err, call) => {
-    output.error(`call ${call.uuid}: ${(err as Error)?.stack ?? String(err)}`, { uuid: call.uuid });
+    output.error(`call ${call.uuid}: ${(err as Error)?.message ?? String(err)}`, { uuid: call.uuid });
   });
   server.on('call', (call) =>
     call.on('warning', (w) => output.event('warning', { uuid: call.uuid, code: w.code, message: w.message }, `warn ${call.uuid} ${w.message}`)),
   );
 
+  // Metrics first: a metrics port in use stops the command before it takes any call.
+  let metrics: MetricsEndpoint | undefined;
+  if (args.metrics) {
+    try {
+      metrics = await serveMetrics(server, args.metrics.host, args.metrics.port);
+    } catch (err) {
+      throw new UsageError(`--metrics ${args.metrics.host}:${args.metrics.port}: ${listenProblem(err as NodeJS.ErrnoException, args.metrics.port, '--metrics HOST:PORT')}`);
+    }
+  }
   let address;
   try {
     address = await server.listen({ host: args.host, port: args.port });
   } catch (err) {
-    const e = err as NodeJS.ErrnoException;
-    const why = e.code === 'EADDRINUSE' ? `port ${args.port} is already in use (is another audiosocket running?)` : e.message;
-    output.error(`cannot listen on ${args.host}:${args.port}: ${why}`);
-    process.exitCode = 1;
-    return { server, output, done: Promise.resolve() };
+    await metrics?.close();
+    throw new UsageError(`cannot listen on ${args.host}:${args.port}: ${listenProblem(err as NodeJS.ErrnoException, args.port, '--port')}`);
   }
   const shown = address.family === 'IPv6' ? `[${address.address}]:${address.port}` : `${address.address}:${address.port}`;
   if (isWorker) {
@@ -139,17 +168,12 @@ export async function runServer(name: string, args: CommonServerArgs, handler: C
   } else {
     output.event('listening', { command: name, host: address.address, port: address.port }, `audiosocket ${name} listening on ${shown}`);
   }
-
-  let metrics: MetricsEndpoint | undefined;
-  if (args.metrics) {
-    try {
-      metrics = await serveMetrics(server, args.metrics.host, args.metrics.port);
-      output.event('metrics', { port: metrics.address.port }, `metrics on http://${args.metrics.host}:${metrics.address.port}/metrics`);
-    } catch (err) {
-      output.error(`cannot serve metrics on ${args.metrics.host}:${args.metrics.port}: ${(err as Error).message}`);
-    }
+  if (metrics) {
+    const m = metrics.address;
+    const mShown = m.family === 'IPv6' ? `[${m.address}]` : m.address;
+    output.event('metrics', { host: m.address, port: m.port }, `metrics on http://${mShown}:${m.port}/metrics`);
   }
-  const stopStatus = live ? startStatusLine(server) : () => {};
+  const stopStatus = output.live ? startStatusLine(server, output) : () => {};
 
   const done = new Promise<void>((resolve) => {
     let stopping = false;

@@ -1,12 +1,13 @@
 /**
  * Message encoders: pure, no I/O. Each returns one Buffer holding header and payload, so the
  * socket layer can write every message with a single write (Asterisk kills the call when a
- * message arrives in pieces more than 5 ms apart, protocol.md §3.5).
+ * message arrives in pieces more than 5 ms apart: docs/protocol.md#split-messages,
+ * `res/res_audiosocket.c` `ast_audiosocket_receive_frame_with_hangup`).
  *
  * Two directions, two sets of rules:
  * - server → Asterisk ({@link encodeAudio}, {@link HANGUP_MESSAGE}): only non-empty, even-length
  *   audio of kinds 0x10-0x18 and hangup. Anything else makes current Asterisk end the call
- *   (protocol.md §3.4), so it is refused with `ERR_AUDIOSOCKET_INVALID_MESSAGE`.
+ *   (docs/protocol.md#from-the-server), so it is refused with `ERR_AUDIOSOCKET_INVALID_MESSAGE`.
  * - Asterisk → server ({@link encodeUuidMessage}, {@link encodeDtmfMessage}, {@link encodeMessage}):
  *   used by the simulated Asterisk client and by tests.
  */

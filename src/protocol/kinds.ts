@@ -1,5 +1,6 @@
 /**
- * AudioSocket message kinds (protocol.md §2.2) and their audio sample rates.
+ * AudioSocket message kinds (`include/asterisk/res_audiosocket.h` `enum ast_audiosocket_msg_kind`,
+ * docs/protocol.md#kinds) and their audio sample rates.
  */
 
 /** Message kinds on the wire. */

@@ -1,5 +1,6 @@
 /**
- * UUIDs on the wire are 16 raw bytes in RFC 4122 order (libuuid `uuid_parse`, protocol.md §3.2).
+ * UUIDs on the wire are 16 raw bytes in RFC 4122 order (libuuid `uuid_parse` in
+ * `res/res_audiosocket.c` `ast_audiosocket_init`; docs/protocol.md#uuid).
  * Asterisk accepts either case in the dialplan; we always present lower case 8-4-4-4-12.
  */
 import { audioSocketError, ErrorCodes } from '../errors.js';

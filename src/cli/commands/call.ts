@@ -1,69 +1,99 @@
 /**
  * `audiosocket call HOST:PORT`: a simulated Asterisk for testing a server without a PBX. Sends a
  * UUID, streams a WAV or a tone in real time, sends DTMF, records what comes back, and prints a
- * summary per call. `--calls N` runs N calls at once on one drift-free timer.
+ * summary per call. `--calls N` runs N calls at once on one drift-free timer. Every option is
+ * checked before dialling.
  */
-import { parseArgs } from 'node:util';
 import { randomUUID } from 'node:crypto';
 import {
   audioKindForRate,
   connect,
   createConverter,
+  DTMF_DIGITS,
   isUuid,
   loadResampler,
-  readWavFile,
   sameFormat,
   type AsteriskClient,
   type AudioFormat,
   type AudioKind,
   type ClientClose,
 } from '../../index.js';
-import { parseHostPort, parseIntOption, UsageError } from '../options.js';
+import { parseCommandLine, parseHostPort, parseIntOption, parsePortOption, SLIN_FORMATS, UsageError } from '../options.js';
 import { createOutput } from '../output.js';
 import { IntervalStats } from '../stats.js';
 import { LazyWavRecorder } from '../recorder.js';
+import { checkWritableFile, loadWav } from '../files.js';
 
 export const callHelp = `Usage: audiosocket call [HOST:PORT] [options]
 
 A simulated Asterisk: connects to an AudioSocket server like Asterisk does (UUID first), streams
 audio in real time, sends DTMF, records what the server sends back and prints a summary (frames
-each way, inter-arrival jitter, who hung up, anything a real Asterisk would have rejected).
+each way, inter-arrival jitter, who ended the call, anything a real Asterisk would have rejected).
 
   HOST:PORT              server to call (default 127.0.0.1:9092; or use --host/--port)
   --host HOST            server host (default 127.0.0.1)
-  --port PORT            server port (default 9092)
-  --uuid UUID            UUID to send (default: random; with --calls, each call gets its own)
+  --port PORT            server port, 1-65535 (default 9092)
+  --uuid UUID            UUID to send (default: random; with --calls, the first call gets it)
   --play FILE            stream this WAV file (converted to --format)
   --tone HZ              stream a sine tone instead (default 440 Hz when no --play)
-  --format NAME          what to send: slin (default, kind 0x10), slin16 (0x12), ... slin192
-  --dtmf DIGITS          digits to send: "12#" (one per second from 1 s) or "1@0.5,#@2.5" (at times in s)
+  --format NAME          what to send: slin (default, kind 0x10), slin12 (0x11), slin16 (0x12) ...
+                         slin192 (0x18); or ulaw / alaw: G.711 bytes under 0x10, 160 bytes per
+                         20 ms, as a Dial(AudioSocket/...) without c() sends them
+  --dtmf DIGITS          digits to send: "12#" (one per second from 1 s) or "1@0.5,#@2.5" (at times
+                         in s); digits: 0-9 * # A-D a-d X
   --record FILE          save what the server sends as WAV (with --calls N: FILE-1.wav ...)
-  --duration S           hang up after S seconds (default: the file's length + 1 s, or 5 s)
+  --duration S           hang up after S seconds (default: the file's length + 1 s, or 5 s, and
+                         at least 1 s after the last DTMF digit)
   --calls N              run N calls at once (default 1)
   --strict               close like current Asterisk on the first message it would reject
-  --json                 one JSON object per event on stdout
+  --json                 one JSON object per event on stdout; "call" is the same 1-based number
+                         as in the text ("call 1")
   -q, --quiet            only the final summary
   -h, --help             this help
 
-Exit status: 0 when every call completed cleanly, 1 on a connection error, 3 when the server
-sent something a real Asterisk would have rejected.`;
+Each summary says who ended the call: "us" (the caller hung up at --duration), "us, --strict"
+(we closed on a message Asterisk rejects), "the server (hangup message)" or "the server (closed
+without a hangup message)". Received frames are counted as audio or keep-alive: an all-zero frame
+is audio when it echoes an all-zero frame we sent within the last second, keep-alive otherwise.
 
-const RATES: Record<string, number> = { slin: 8000, slin12: 12000, slin16: 16000, slin24: 24000, slin32: 32000, slin44: 44100, slin48: 48000, slin96: 96000, slin192: 192000 };
+Exit status: 0 when every call completed cleanly; 1 when a call could not connect, or the server
+refused it or ended it before sending any audio (allow list, --max-calls, shutting down); 2 on a
+usage mistake; 3 when the server sent something a real Asterisk would have rejected.`;
 
 interface Digit {
   digit: string;
   atMs: number;
 }
 
+/** Parses and checks every digit before anything is dialled. */
 function parseDtmf(text: string): Digit[] {
+  const check = (digit: string, where: string): void => {
+    if (digit.length !== 1 || !DTMF_DIGITS.includes(digit)) {
+      throw new UsageError(`--dtmf: ${JSON.stringify(digit)}${where} is not a DTMF digit; use 0-9 * # A-D a-d X`);
+    }
+  };
+  if (text.length === 0) throw new UsageError('--dtmf is empty; give digits such as "12#" or "1@0.5,#@2"');
   if (text.includes('@')) {
-    return text.split(',').map((part) => {
-      const m = /^(.)@(\d+(?:\.\d+)?)$/.exec(part.trim());
-      if (!m) throw new UsageError(`--dtmf: expected DIGIT@SECONDS, got ${JSON.stringify(part)}`);
+    return text.split(',').map((raw) => {
+      const part = raw.trim();
+      const m = /^(.*)@(.*)$/.exec(part);
+      if (!m) throw new UsageError(`--dtmf: expected DIGIT@SECONDS such as 1@0.5, got ${JSON.stringify(part)}`);
+      check(m[1]!, ` (in ${JSON.stringify(part)})`);
+      if (!/^\d+(?:\.\d+)?$/.test(m[2]!)) throw new UsageError(`--dtmf: the time in ${JSON.stringify(part)} must be seconds such as 0.5`);
       return { digit: m[1]!, atMs: Number(m[2]) * 1000 };
     });
   }
-  return [...text].map((digit, i) => ({ digit, atMs: 1000 * (i + 1) }));
+  return [...text].map((digit, i) => {
+    check(digit, ` (character ${i + 1})`);
+    return { digit, atMs: 1000 * (i + 1) };
+  });
+}
+
+/** `"1.5"` -> 1500; a positive number of seconds or a usage error. */
+function seconds(name: string, text: string): number {
+  const n = Number(text);
+  if (!/^\d*\.?\d+$/.test(text) || !(n > 0)) throw new UsageError(`--${name} must be a positive number of seconds such as 2.5, got ${JSON.stringify(text)}`);
+  return n * 1000;
 }
 
 function makeTone(rate: number, hz: number, seconds: number): Buffer {
@@ -73,106 +103,148 @@ function makeTone(rate: number, hz: number, seconds: number): Buffer {
   return out;
 }
 
+function allZero(b: Uint8Array): boolean {
+  for (let i = 0; i < b.length; i++) if (b[i] !== 0) return false;
+  return true;
+}
+
+/** How long an all-zero frame we sent may take to come back and still count as its echo. */
+const ECHO_WINDOW_MS = 1000;
+
 interface Leg {
-  index: number;
+  /** 1-based, in the text and in JSON. */
+  number: number;
   uuid: string;
   client?: AsteriskClient;
   offset: number;
   framesSent: number;
   audioIn: number;
-  silenceIn: number;
+  keepAliveIn: number;
+  /** When we sent all-zero frames not yet matched by an all-zero frame coming back. */
+  zeroSent: number[];
   arrivals: IntervalStats;
   nextDigit: number;
   recorder?: LazyWavRecorder;
   close?: ClientClose;
+  /** Under --strict: the violation we closed the connection on. */
+  strictClose?: string;
   error?: string;
+  /** Set when the server refused the call or ended it before sending any audio. */
+  refused?: string;
 }
 
+const FATAL_UNDER_STRICT = new Set(['ZERO_LENGTH_AUDIO', 'FORBIDDEN_KIND', 'SPLIT_MESSAGE', 'TRUNCATED']);
+
 export async function callCommand(argv: string[]): Promise<void> {
-  let parsed;
-  try {
-    parsed = parseArgs({
-      args: argv,
-      allowPositionals: true,
-      options: {
-        host: { type: 'string' },
-        port: { type: 'string' },
-        uuid: { type: 'string' },
-        play: { type: 'string' },
-        tone: { type: 'string' },
-        format: { type: 'string', default: 'slin' },
-        dtmf: { type: 'string' },
-        record: { type: 'string' },
-        duration: { type: 'string' },
-        calls: { type: 'string', default: '1' },
-        strict: { type: 'boolean', default: false },
-        json: { type: 'boolean', default: false },
-        quiet: { type: 'boolean', short: 'q', default: false },
-        help: { type: 'boolean', short: 'h', default: false },
-      },
-    });
-  } catch (err) {
-    throw new UsageError((err as Error).message);
-  }
-  const v = parsed.values;
+  const { values: v, positionals } = parseCommandLine(
+    argv,
+    {
+      host: { type: 'string' },
+      port: { type: 'string' },
+      uuid: { type: 'string' },
+      play: { type: 'string' },
+      tone: { type: 'string' },
+      format: { type: 'string', default: 'slin' },
+      dtmf: { type: 'string' },
+      record: { type: 'string' },
+      duration: { type: 'string' },
+      calls: { type: 'string', default: '1' },
+      strict: { type: 'boolean', default: false },
+      json: { type: 'boolean', default: false },
+      quiet: { type: 'boolean', short: 'q', default: false },
+      help: { type: 'boolean', short: 'h', default: false },
+    },
+    { allowed: 1, name: 'one HOST:PORT' },
+  );
   if (v.help) {
     process.stdout.write(`${callHelp}\n`);
     return;
   }
-  const target = parsed.positionals[0] !== undefined ? parseHostPort('target', parsed.positionals[0]) : { host: '127.0.0.1', port: 9092 };
-  const host = v.host ?? target.host;
-  const port = v.port !== undefined ? parseIntOption('port', v.port, 1, 65535)! : target.port;
-  const rate = RATES[v.format!];
-  if (rate === undefined) throw new UsageError(`--format must be one of ${Object.keys(RATES).join(', ')}`);
+  const output = createOutput({ json: v.json === true, quiet: v.quiet === true, live: false });
+
+  // Every option is checked here, before anything is dialled.
+  let target = { host: '127.0.0.1', port: 9092 };
+  const address = positionals[0];
+  if (address !== undefined) {
+    if (/^[\w.-]+$/.test(address) && !/^\d+$/.test(address)) {
+      throw new UsageError(
+        `server address ${JSON.stringify(address)} has no port: write ${address}:9092 (the HOST:PORT argument), or use --host ${address} --port PORT`,
+      );
+    }
+    target = parseHostPort('the HOST:PORT argument', address);
+  }
+  if (v.host === '') throw new UsageError('--host is empty; give a host name or address such as 127.0.0.1');
+  const host = (v.host as string | undefined) ?? target.host;
+  const port = v.port !== undefined ? parsePortOption('port', v.port as string, false) : target.port;
+  const formatName = v.format as string;
+  const g711 = formatName === 'ulaw' || formatName === 'alaw' ? formatName : undefined;
+  const rate = g711 ? 8000 : SLIN_FORMATS[formatName];
+  if (rate === undefined) throw new UsageError(`--format must be one of ${Object.keys(SLIN_FORMATS).join(', ')}, ulaw, alaw; got ${JSON.stringify(formatName)}`);
+  // G.711 travels under 0x10, mislabelled as slin, exactly as the channel driver sends it without c().
   const kind = audioKindForRate(rate) as AudioKind;
-  const calls = parseIntOption('calls', v.calls, 1, 100000)!;
-  if (v.uuid !== undefined && !isUuid(v.uuid)) throw new UsageError(`--uuid: not a UUID: ${JSON.stringify(v.uuid)}`);
-  const digits = v.dtmf !== undefined ? parseDtmf(v.dtmf) : [];
-  const sendFormat: AudioFormat = { encoding: 'slin', sampleRate: rate, channels: 1 };
-  const output = createOutput({ json: v.json === true, quiet: v.quiet === true });
+  const calls = parseIntOption('calls', v.calls as string, 1, 100000)!;
+  if (v.uuid !== undefined && !isUuid(v.uuid as string)) {
+    throw new UsageError(`--uuid: not a UUID: ${JSON.stringify(v.uuid)}; use the 8-4-4-4-12 hex form, e.g. ${randomUUID()}`);
+  }
+  if (v.play !== undefined && v.tone !== undefined) throw new UsageError('--play and --tone both given; pick one');
+  const digits = v.dtmf !== undefined ? parseDtmf(v.dtmf as string) : [];
+  let hz = 440;
+  if (v.tone !== undefined) {
+    hz = Number(v.tone);
+    if (!/^\d*\.?\d+$/.test(v.tone as string) || !(hz > 0 && hz < rate / 2)) {
+      throw new UsageError(`--tone must be a frequency in Hz between 0 and ${rate / 2} (half of ${rate} Hz), got ${JSON.stringify(v.tone)}`);
+    }
+  }
+  const explicitDuration = v.duration !== undefined ? seconds('duration', v.duration as string) : undefined;
+  const lastDigitMs = digits.reduce((max, d) => Math.max(max, d.atMs), -1);
+  if (explicitDuration !== undefined && lastDigitMs >= explicitDuration) {
+    const late = digits.filter((d) => d.atMs >= explicitDuration).map((d) => `${d.digit}@${d.atMs / 1000}`);
+    throw new UsageError(
+      `--dtmf: ${late.join(', ')} would come after the call ends at --duration ${explicitDuration / 1000}; lengthen --duration or send the digits earlier`,
+    );
+  }
+  if (v.record !== undefined) await checkWritableFile(v.record as string, '--record');
+  const sendFormat: AudioFormat = { encoding: g711 ?? 'slin', sampleRate: rate, channels: 1 };
+  const bytesPerSample = g711 ? 1 : 2;
 
   // The audio to send, once for all calls, in the wire format.
   let audio: Buffer;
   let sourceSeconds: number | undefined;
+  const convert = async (from: AudioFormat, data: Buffer): Promise<Buffer> => {
+    if (sameFormat(from, sendFormat)) return data;
+    await loadResampler();
+    const conv = createConverter(from, sendFormat);
+    const out = Buffer.concat([conv.push(data), conv.flush()]);
+    conv.dispose();
+    return out;
+  };
   if (v.play !== undefined) {
-    let wav;
-    try {
-      wav = await readWavFile(v.play);
-    } catch (err) {
-      throw new UsageError(`cannot play ${v.play}: ${(err as Error).message}`);
-    }
-    if (sameFormat(wav.format, sendFormat)) audio = wav.data;
-    else {
-      await loadResampler();
-      const conv = createConverter(wav.format, sendFormat);
-      audio = Buffer.concat([conv.push(wav.data), conv.flush()]);
-      conv.dispose();
-    }
-    sourceSeconds = audio.length / 2 / rate;
+    const wav = await loadWav(v.play as string, '--play', (line) => output.warn(line));
+    audio = await convert(wav.format, wav.data);
+    sourceSeconds = audio.length / bytesPerSample / rate;
   } else {
-    const hz = v.tone === undefined ? 440 : Number(v.tone);
-    if (!(hz > 0 && hz < rate / 2)) throw new UsageError(`--tone must be between 0 and ${rate / 2} Hz`);
-    audio = makeTone(rate, hz, 1); // looped
+    audio = await convert({ encoding: 'slin', sampleRate: rate, channels: 1 }, makeTone(rate, hz, 1)); // looped
   }
   const durationMs =
-    v.duration !== undefined ? Number(v.duration) * 1000 : sourceSeconds !== undefined ? sourceSeconds * 1000 + 1000 : 5000;
-  if (!(durationMs > 0)) throw new UsageError('--duration must be a positive number of seconds');
+    explicitDuration ?? Math.max(sourceSeconds !== undefined ? sourceSeconds * 1000 + 1000 : 5000, lastDigitMs + 1000);
   const frameMs = 20;
-  const frameBytes = Math.round((rate * frameMs) / 1000) * 2;
+  const frameBytes = Math.round((rate * frameMs) / 1000) * bytesPerSample;
+  const strict = v.strict === true;
 
   const legs: Leg[] = Array.from({ length: calls }, (_, i) => ({
-    index: i,
-    uuid: calls === 1 && v.uuid !== undefined ? v.uuid : i === 0 && v.uuid !== undefined ? v.uuid : randomUUID(),
+    number: i + 1,
+    uuid: i === 0 && v.uuid !== undefined ? (v.uuid as string) : randomUUID(),
     offset: 0,
     framesSent: 0,
     audioIn: 0,
-    silenceIn: 0,
+    keepAliveIn: 0,
+    zeroSent: [],
     arrivals: new IntervalStats(),
     nextDigit: 0,
   }));
 
-  const recordPath = (i: number): string =>
-    calls === 1 ? v.record! : v.record!.replace(/(\.wav)?$/i, (ext) => `-${i + 1}${ext || '.wav'}`);
+  const record = v.record as string | undefined;
+  const recordPath = (n: number): string => (calls === 1 ? record! : record!.replace(/(\.wav)?$/i, (ext) => `-${n}${ext || '.wav'}`));
 
   // Connect everyone (in batches, so a thousand calls do not all hit the accept queue at once).
   const t0 = performance.now();
@@ -180,22 +252,33 @@ export async function callCommand(argv: string[]): Promise<void> {
     await Promise.all(
       legs.slice(i, i + 50).map(async (leg) => {
         try {
-          const client = await connect({ host, port, uuid: leg.uuid, strict: v.strict === true });
+          const client = await connect({ host, port, uuid: leg.uuid, strict });
           leg.client = client;
-          if (v.record !== undefined) leg.recorder = new LazyWavRecorder(recordPath(leg.index));
+          if (record !== undefined) leg.recorder = new LazyWavRecorder(recordPath(leg.number));
           client.on('audio', (frame) => {
-            leg.arrivals.arrival(performance.now());
-            if (frame.payload.every((b) => b === 0)) leg.silenceIn++;
-            else leg.audioIn++;
+            const now = performance.now();
+            leg.arrivals.arrival(now);
+            if (allZero(frame.payload)) {
+              // An all-zero frame is the echo of one of ours (quiet speech, digital silence) when
+              // we sent one recently; otherwise it is the server's keep-alive.
+              while (leg.zeroSent.length > 0 && leg.zeroSent[0]! < now - ECHO_WINDOW_MS) leg.zeroSent.shift();
+              if (leg.zeroSent.length > 0) {
+                leg.zeroSent.shift();
+                leg.audioIn++;
+              } else leg.keepAliveIn++;
+            } else leg.audioIn++;
             leg.recorder?.push(frame.payload, frame.sampleRate);
           });
-          client.on('violation', (viol) => output.event('violation', { call: leg.index, uuid: leg.uuid, ...viol }, `call ${leg.index + 1}: ${viol.code}: ${viol.message}`));
-          client.on('hangup', () => output.event('hangup', { call: leg.index, uuid: leg.uuid }, `call ${leg.index + 1}: server hung up`));
+          client.on('violation', (viol) => {
+            if (strict && leg.strictClose === undefined && FATAL_UNDER_STRICT.has(viol.code)) leg.strictClose = viol.code;
+            output.event('violation', { call: leg.number, uuid: leg.uuid, ...viol }, `call ${leg.number}: ${viol.code}: ${viol.message}`);
+          });
+          client.on('hangup', () => output.event('hangup', { call: leg.number, uuid: leg.uuid }, `call ${leg.number}: server hung up`));
           void client.closed.then((c) => (leg.close = c));
-          output.event('connected', { call: leg.index, uuid: leg.uuid }, `call ${leg.index + 1} ${leg.uuid} connected to ${host}:${port}`);
+          output.event('connected', { call: leg.number, uuid: leg.uuid }, `call ${leg.number} ${leg.uuid} connected to ${host}:${port}`);
         } catch (err) {
           leg.error = (err as Error).message;
-          output.error(`call ${leg.index + 1}: ${leg.error}`);
+          output.error(`call ${leg.number}: ${leg.error}`, { call: leg.number });
         }
       }),
     );
@@ -228,10 +311,12 @@ export async function callCommand(argv: string[]): Promise<void> {
           if (!loopOnce) continue; // the file is over: stay on the line until the duration ends
           leg.offset = 0;
         }
-        const frame = audio.subarray(leg.offset, leg.offset + frameBytes);
+        let frame = audio.subarray(leg.offset, leg.offset + frameBytes);
         leg.offset += frameBytes;
+        if (!g711 && frame.length % 2) frame = frame.subarray(0, frame.length - 1);
         if (frame.length > 0) {
-          client.sendAudio(frame.length % 2 ? frame.subarray(0, frame.length - 1) : frame, kind);
+          if (allZero(frame)) leg.zeroSent.push(performance.now());
+          client.sendAudio(frame, kind);
           leg.framesSent++;
         }
       }
@@ -242,12 +327,12 @@ export async function callCommand(argv: string[]): Promise<void> {
   });
 
   // Hang up the calls still up (like a caller hanging up), then finalise recordings.
-  await Promise.all(legs.map((leg) => (leg.client?.connected ? leg.client.close() : leg.client?.closed)));
-  await new Promise((r) => setTimeout(r, 50));
+  const closes = await Promise.all(legs.map((leg) => (leg.client?.connected ? leg.client.close() : leg.client?.closed)));
+  legs.forEach((leg, i) => (leg.close = closes[i] ?? leg.close));
   const recorded = await Promise.all(
     legs.map((leg) =>
       (leg.recorder?.close() ?? Promise.resolve(false)).catch((err: Error) => {
-        output.error(`call ${leg.index + 1}: recording to ${leg.recorder!.path} failed: ${err.message}`);
+        output.error(`call ${leg.number}: recording to ${leg.recorder!.path} failed: ${err.message}`, { call: leg.number });
         return false;
       }),
     ),
@@ -256,34 +341,60 @@ export async function callCommand(argv: string[]): Promise<void> {
 
   let violations = 0;
   let failed = 0;
+  let refused = 0;
   for (const leg of legs) {
     const v2 = leg.client?.violations.length ?? 0;
     violations += v2;
+    const by = leg.error
+      ? 'error'
+      : leg.strictClose !== undefined && leg.close?.by !== 'server-hangup'
+        ? 'client-strict'
+        : (leg.close?.by ?? 'unknown');
+    const received = leg.audioIn + leg.keepAliveIn;
     if (leg.error) failed++;
+    else if (received === 0 && (by === 'server-hangup' || by === 'server-close' || by === 'error')) {
+      refused++;
+      leg.refused =
+        by === 'server-hangup'
+          ? 'the server hung up before sending any audio (refused: --max-calls reached, or its handler ended the call at once)'
+          : `the server closed the connection before sending any audio (refused: not in its --allow list, or shutting down${leg.close?.error ? `; ${leg.close.error.message}` : ''})`;
+    }
+    const byText: Record<string, string> = {
+      'client': 'us (the caller hung up)',
+      'client-strict': `us, --strict: closed on ${leg.strictClose} as Asterisk would`,
+      'server-hangup': 'the server (hangup message)',
+      'server-close': 'the server (closed without a hangup message)',
+      'error': `a socket error${leg.error ? `: ${leg.error}` : leg.close?.error ? `: ${leg.close.error.message}` : ''}`,
+      'unknown': 'unknown',
+    };
     const t = leg.arrivals.summary();
     output.event(
       'summary',
       {
-        call: leg.index,
+        call: leg.number,
         uuid: leg.uuid,
         framesSent: leg.framesSent,
         audioFramesReceived: leg.audioIn,
-        silenceFramesReceived: leg.silenceIn,
+        keepAliveFramesReceived: leg.keepAliveIn,
         interArrival: t,
-        endedBy: leg.close?.by ?? (leg.error ? 'error' : 'unknown'),
+        endedBy: by === 'client-strict' ? 'client' : by,
+        strictClose: leg.strictClose,
+        refused: leg.refused,
         violations: v2,
         error: leg.error,
-        record: recorded[leg.index] ? recordPath(leg.index) : undefined,
+        record: recorded[leg.number - 1] ? recordPath(leg.number) : undefined,
       },
-      `call ${leg.index + 1} ${leg.uuid}: sent ${leg.framesSent} frames, received ${leg.audioIn} audio + ${leg.silenceIn} silence; ` +
-        `inter-arrival p50 ${t.p50Ms} p99 ${t.p99Ms} max ${t.maxMs} ms; ended by ${leg.close?.by ?? leg.error ?? 'unknown'}` +
+      `call ${leg.number} ${leg.uuid}: sent ${leg.framesSent} frames, received ${leg.audioIn} audio + ${leg.keepAliveIn} keep-alive; ` +
+        `inter-arrival p50 ${t.p50Ms} p99 ${t.p99Ms} max ${t.maxMs} ms; ended by ${byText[by]}` +
         (v2 ? `; ${v2} violation(s)` : ''),
     );
+    if (leg.refused) output.error(`call ${leg.number}: ${leg.refused}`, { call: leg.number });
+    else if (!leg.error && received === 0) output.warn(`call ${leg.number}: the server sent no audio at all (is its keep-alive off?)`, { call: leg.number });
   }
   if (calls > 1 || v.quiet) {
     process.stderr.write(
-      `${calls} call(s) in ${elapsed.toFixed(1)} s: ${calls - failed} connected, ${failed} failed, ${violations} violation(s)\n`,
+      `${calls} call(s) in ${elapsed.toFixed(1)} s: ${calls - failed - refused} connected, ${failed} failed, ${refused} refused, ${violations} violation(s)\n`,
     );
   }
-  process.exitCode = failed > 0 ? 1 : violations > 0 ? 3 : 0;
+  process.exitCode = failed > 0 || refused > 0 ? 1 : violations > 0 ? 3 : 0;
 }

@@ -8,7 +8,8 @@ export const echoHelp = `Usage: audiosocket echo [options]
 
 Echo server: every audio message a call sends comes back unchanged (same kind, same bytes),
 at once in steady state, never in bursts Asterisk would drop. Silence fills the gaps so Asterisk
-never starves (protocol.md §3.8).
+never starves (docs/protocol.md#keep-alive). Every call and every DTMF digit gets a line; on a
+terminal a status line below them shows active calls, frames per second, drops and late slots.
 
 ${serverOptionsHelp}`;
 

@@ -62,7 +62,7 @@ export async function inspectCommand(argv: string[]): Promise<void> {
       { uuid: call.uuid, peer: `${call.remoteAddress}:${call.remotePort}` },
       `call ${call.uuid} from ${call.remoteAddress}:${call.remotePort}`,
     );
-  }, { callLines: false });
+  }, { callLines: false, output });
 
   function report(call: Call, end: CallEnd): void {
     const s = seen.get(call)!;

@@ -2,14 +2,17 @@
  * `audiosocket play FILE`: every caller hears the file, paced in real time and converted to the
  * call's format; then hangup, silence or echo.
  */
-import { readWavFile, type Call, type DecodedWav } from '../../index.js';
+import type { Call } from '../../index.js';
 import { parseServerArgs, serverOptionsHelp, UsageError } from '../options.js';
 import { runServer } from '../run-server.js';
+import { loadWav } from '../files.js';
+import { createOutput } from '../output.js';
 
 export const playHelp = `Usage: audiosocket play FILE [--loop] [--then hangup|silence|echo] [--barge-in-dtmf] [options]
 
 Every caller hears FILE (a WAV: PCM 8/16/24/32-bit, float, u-law or a-law, mono or stereo, any
-rate), converted to the call's format and paced in real time.
+rate), converted to the call's format and paced in real time. Not a WAV (MP3, Ogg, FLAC, raw)?
+The error names the format and gives the ffmpeg/sox command that converts it.
 
   --loop                 repeat the file until the caller hangs up (or presses a key, see below)
   --then ACTION          after the file: hangup (default), silence (stay on the line) or echo
@@ -22,22 +25,17 @@ export async function playCommand(argv: string[]): Promise<void> {
     loop: { type: 'boolean', default: false },
     then: { type: 'string', default: 'hangup' },
     'barge-in-dtmf': { type: 'boolean', default: false },
-  });
+  }, { allowed: 1, name: 'one FILE' });
   if (common.help) {
     process.stdout.write(`${playHelp}\n`);
     return;
   }
   const then = values.then as string;
   if (!['hangup', 'silence', 'echo'].includes(then)) throw new UsageError(`--then must be hangup, silence or echo, got ${JSON.stringify(then)}`);
-  if (positionals.length !== 1) throw new UsageError('play needs exactly one FILE');
+  if (positionals.length !== 1) throw new UsageError('no FILE given: audiosocket play FILE.wav [options]');
   const path = positionals[0]!;
-  let wav: DecodedWav;
-  try {
-    wav = await readWavFile(path);
-  } catch (err) {
-    // A bad file is a usage problem: say so before listening.
-    throw new UsageError(`cannot play ${path}: ${(err as Error).message}`);
-  }
+  // A bad file is a usage problem: say so before listening.
+  const wav = await loadWav(path, '', (line) => createOutput(common).warn(line));
   if (then === 'echo' && common.server.inbound !== undefined && common.server.inbound !== 'slin') common.server.receive = 'slin';
   const loop = values.loop === true;
   const bargeIn = values['barge-in-dtmf'] === true;

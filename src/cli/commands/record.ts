@@ -3,12 +3,13 @@
  * direction) plus a JSON sidecar. Files are finalised when the call ends, also on SIGINT; a file
  * cut by a crash still parses (sizes left as "unknown", which readers take as "to the end").
  */
-import { mkdir, writeFile } from 'node:fs/promises';
-import { join, resolve } from 'node:path';
+import { writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
 import { createConverter, createWavWriter, kindName, sameFormat, sampleRateOfKind, type AudioFormat, type Call, type CallEnd, type Converter, type WavWriter } from '../../index.js';
 import { parseIntOption, parseServerArgs, serverOptionsHelp, UsageError } from '../options.js';
 import { peer, runServer } from '../run-server.js';
 import { CallTimeline } from '../timeline.js';
+import { checkWritableDir } from '../files.js';
 
 export const recordHelp = `Usage: audiosocket record [--dir DIR] [--split] [--respond silence|echo] [--rate HZ] [options]
 
@@ -17,7 +18,7 @@ sent), or with --split two mono files <start>_<uuid>.in.wav and .out.wav, plus <
 (uuid, peer, start, end, duration, end reason, DTMF digits with their times, formats).
 Files are valid even when a call ends abruptly.
 
-  --dir DIR              where to write (default: current directory)
+  --dir DIR              where to write; must exist and be writable (default: current directory)
   --split                one file per direction instead of one stereo file
   --respond MODE         what callers hear: silence (default) or echo
   --rate HZ              sample rate of the recording (default 8000)
@@ -39,10 +40,10 @@ export async function recordCommand(argv: string[]): Promise<void> {
   }
   const respond = values.respond as string;
   if (respond !== 'silence' && respond !== 'echo') throw new UsageError(`--respond must be silence or echo, got ${JSON.stringify(respond)}`);
-  const rate = parseIntOption('rate', values.rate as string, 8000, 192000)!;
+  const rate = parseIntOption('rate', values.rate as string, 8000, 192000, 'the recording\'s sample rate in Hz')!;
   const split = values.split === true;
-  const dir = resolve(values.dir as string);
-  await mkdir(dir, { recursive: true });
+  // Checked before listening: a missing or read-only directory would otherwise fail every call.
+  const dir = await checkWritableDir(values.dir as string, '--dir');
   const recFormat: AudioFormat = { encoding: 'slin', sampleRate: rate, channels: 1 };
   const finishing = new Set<Promise<void>>();
 
