@@ -49,7 +49,10 @@ export interface MediaClose {
    * - `error`: a fatal error on this connection; see `error`.
    */
   by: 'remote' | 'local' | 'error';
-  /** WebSocket close code (1005 when the peer gave none, 1006 when the connection dropped). */
+  /**
+   * WebSocket close code: the peer's (1005 when it gave none, 1006 when the connection dropped);
+   * after a fatal error, the one we closed with (1009 too large, 1002 protocol, 1011 other, 1006 destroyed).
+   */
   code: number;
   reason: string;
   error?: AudioSocketError;
@@ -196,6 +199,7 @@ export class MediaConnection extends EventEmitter<MediaConnectionEvents> {
   #needDrain = false;
   #localClose = false;
   #error: AudioSocketError | undefined;
+  #errorCloseCode: number | undefined;
   #closeInfo: MediaClose | undefined;
   #killTimer: NodeJS.Timeout | undefined;
   #watchdog: NodeJS.Timeout | undefined;
@@ -334,6 +338,24 @@ export class MediaConnection extends EventEmitter<MediaConnectionEvents> {
       this.#sendFrame(Buffer.from(data.subarray(off, off + size)));
     }
     this.#pending = off === data.length ? Buffer.alloc(0) : Buffer.from(data.subarray(off));
+    return this.#writableOrArm();
+  }
+
+  /**
+   * Sends one binary message exactly as given, without frame alignment: for START_MEDIA_BUFFERING
+   * (where Asterisk joins partial frames itself), codecs outside Asterisk's table, and fault tests.
+   * Returns what {@link sendAudio} returns.
+   * @throws AudioSocketError `CALL_ENDED` when closed; `INVALID_MESSAGE` when empty or larger than Asterisk reads.
+   */
+  sendRaw(payload: Uint8Array): boolean {
+    this.#assertOpen('sendRaw');
+    if (!(payload instanceof Uint8Array) || payload.length === 0 || payload.length > this.#maxPayload) {
+      throw audioSocketError(
+        ErrorCodes.INVALID_MESSAGE,
+        `a binary message must hold 1..${this.#maxPayload} bytes, got ${payload instanceof Uint8Array ? payload.length : typeof payload}`,
+      );
+    }
+    this.#sendFrame(Buffer.from(payload));
     return this.#writableOrArm();
   }
 
@@ -627,10 +649,13 @@ export class MediaConnection extends EventEmitter<MediaConnectionEvents> {
       }
     }
     if (destroy) {
+      this.#errorCloseCode = 1006;
       this.#ws.terminate();
       return;
     }
     const code = error.code === ErrorCodes.PAYLOAD_TOO_LARGE ? 1009 : error.code === ErrorCodes.PROTOCOL ? 1002 : 1011;
+    // ws has already sent its own close for receiver errors (same codes).
+    this.#errorCloseCode = code;
     if (this.#ws.readyState === WebSocket.OPEN) this.#ws.close(code);
     this.#armKill(() => this.#ws.terminate());
   }
@@ -641,7 +666,12 @@ export class MediaConnection extends EventEmitter<MediaConnectionEvents> {
     clearTimeout(this.#killTimer);
     clearTimeout(this.#watchdog);
     this.#watchdog = undefined;
-    const info: MediaClose = { by: this.#error ? 'error' : this.#localClose ? 'local' : 'remote', code, reason };
+    // After a fatal error, the code is the one we closed with (the peer's answer is often never read).
+    const info: MediaClose = {
+      by: this.#error ? 'error' : this.#localClose ? 'local' : 'remote',
+      code: this.#error ? (this.#errorCloseCode ?? code) : code,
+      reason,
+    };
     if (this.#error) info.error = this.#error;
     this.#closeInfo = info;
     this.#pending = Buffer.alloc(0);

@@ -486,36 +486,34 @@ export interface ConnectIncomingOptions extends MediaConnectionOptions {
  *   for an unknown id, 409 for an id already connected); `HANDSHAKE_TIMEOUT`/`PROTOCOL` when no
  *   valid MEDIA_START arrives.
  */
-export async function connectIncoming(url: string, options: ConnectIncomingOptions = {}): Promise<MediaConnection> {
+export function connectIncoming(url: string, options: ConnectIncomingOptions = {}): Promise<MediaConnection> {
   const timeout = options.timeout ?? 5000;
+  const connOptions = resolveConnectionOptions(options);
+  const u = new URL(url);
+  const peer: MediaPeer = { remoteAddress: u.hostname, remotePort: Number(u.port) || 80, url: u.pathname + u.search, headers: {} };
   const ws = new WebSocket(url, [MEDIA_SUBPROTOCOL], {
     perMessageDeflate: false,
     handshakeTimeout: timeout,
     maxPayload: options.maxPayload ?? 262144,
     ...(options.headers ? { headers: options.headers } : {}),
   });
-  await new Promise<void>((resolve, reject) => {
+  return new Promise((resolve, reject) => {
     const onError = (err: Error): void => {
       ws.off('open', onOpen);
       reject(audioSocketError(ErrorCodes.SOCKET, `could not connect to ${url}: ${err.message}`, err));
     };
+    // Synchronously at 'open': MEDIA_START may be in the same TCP segment as the 101 response.
     const onOpen = (): void => {
       ws.off('error', onError);
-      resolve();
+      awaitMediaStart(ws, timeout, (outcome) => {
+        if (!outcome.ok) {
+          reject(outcome.error ?? audioSocketError(ErrorCodes.PROTOCOL, `${url} closed before MEDIA_START`));
+          return;
+        }
+        resolve(new MediaConnection(ws, outcome.start, outcome.format, peer, connOptions, true));
+      });
     };
     ws.once('error', onError);
     ws.once('open', onOpen);
-  });
-  const connOptions = resolveConnectionOptions(options);
-  const u = new URL(url);
-  const peer: MediaPeer = { remoteAddress: u.hostname, remotePort: Number(u.port) || 80, url: u.pathname + u.search, headers: {} };
-  return new Promise((resolve, reject) => {
-    awaitMediaStart(ws, timeout, (outcome) => {
-      if (!outcome.ok) {
-        reject(outcome.error ?? audioSocketError(ErrorCodes.PROTOCOL, `${url} closed before MEDIA_START`));
-        return;
-      }
-      resolve(new MediaConnection(ws, outcome.start, outcome.format, peer, connOptions, true));
-    });
   });
 }
