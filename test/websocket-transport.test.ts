@@ -502,3 +502,77 @@ describe('chan_websocket bad input: one connection fails, the server and other c
     await assert.rejects(connectIncoming(`ws://127.0.0.1:${port + 1}/media/x`, { timeout: 500 }), { code: ErrorCodes.SOCKET });
   });
 });
+
+describe('the simulated chan_websocket enforces what Asterisk enforces', () => {
+  /** A raw app side: accepts "media" and hands out the socket, so tests can send anything. */
+  async function rawApp(t: TestContext) {
+    const wss = new WebSocketServer({ port: 0, host: '127.0.0.1', handleProtocols: (p) => (p.has('media') ? 'media' : false) });
+    t.after(() => wss.close());
+    await once(wss, 'listening');
+    const url = `ws://127.0.0.1:${(wss.address() as { port: number }).port}/`;
+    const next = (): Promise<[WebSocket, string]> =>
+      once(wss, 'connection').then(([ws]) => {
+        const sock = ws as WebSocket;
+        return once(sock, 'message').then(([m]) => [sock, String(m)] as [WebSocket, string]);
+      });
+    return { url, next };
+  }
+
+  test('bad commands: ignored or answered with ERROR as handle_command() does', async (t) => {
+    const app = await rawApp(t);
+    const appSide = app.next();
+    const client = await connectWebSocket({ url: app.url, controlFormat: 'json' });
+    t.after(() => client.drop());
+    const [ws, start] = await appSide;
+    assert.match(start, /^\{"event":"MEDIA_START"/);
+    const errors: string[] = [];
+    ws.on('message', (m, binary) => {
+      if (!binary && String(m).includes('"ERROR"')) errors.push(JSON.parse(String(m)).error_text);
+    });
+    ws.send('FLUSH_MEDIA'); // plain text on a JSON channel
+    ws.send('x'.repeat(129));
+    ws.send('');
+    ws.send('{"command":"flush_media"}');
+    ws.send('{"command":"SET_MEDIA_DIRECTION","direction":"up"}');
+    ws.send('{"command":"GET_STATUS"}');
+    await until(client, ['violation'], () => client.violations.length === 5);
+    assert.deepEqual(client.violations.map((v) => v.code), ['BAD_JSON', 'TEXT_TOO_LONG', 'TEXT_EMPTY', 'UNKNOWN_COMMAND', 'COMMAND_REFUSED']);
+    await until(ws, ['message'], () => errors.length === 2);
+    assert.deepEqual(errors, ['Unable to parse JSON command', "'up' is not a valid direction for SET_MEDIA_DIRECTION.\n"]);
+  });
+
+  test('a binary message larger than Asterisk reads: MESSAGE_TOO_BIG and the channel hangs up with 1009', async (t) => {
+    const app = await rawApp(t);
+    const appSide = app.next();
+    const client = await connectWebSocket({ url: app.url });
+    t.after(() => client.drop());
+    const [ws] = await appSide;
+    ws.send(Buffer.alloc(65531)); // the largest that fits: queued, 102 frames of 640 and a dropped tail
+    ws.send(Buffer.alloc(65532));
+    const info = await client.closed;
+    assert.equal(info.by, 'error');
+    assert.equal(info.code, 1009);
+    assert.equal(info.error?.code, ErrorCodes.PAYLOAD_TOO_LARGE);
+    assert.deepEqual(client.violations.map((v) => v.code), ['PARTIAL_FRAME', 'MESSAGE_TOO_BIG']);
+    assert.equal(client.stats.maxQueueLength, 102);
+  });
+
+  test("media direction: 'in' drops the app's audio and refuses marks; 'out' sends nothing to the app", async (t) => {
+    const { server, url } = await startServer(t);
+    const a = await call(t, server, { url, controlFormat: 'plain-text', mediaDirection: 'in' });
+    a.conn.sendAudio(Buffer.alloc(640));
+    const warning = once(a.conn, 'warning');
+    a.conn.markMedia('m');
+    assert.match(((await warning) as [MediaWarning])[0].message, /MARK_MEDIA not supported while media direction is 'in'/);
+    assert.deepEqual(a.client.violations.map((v) => v.code), ['MEDIA_DIRECTION_IN', 'COMMAND_REFUSED']);
+    const b = await call(t, server, { url, mediaDirection: 'out' });
+    let got = 0;
+    b.conn.on('audio', () => got++);
+    assert.equal(await b.client.stream(Buffer.alloc(640 * 3)), 0);
+    b.conn.sendAudio(Buffer.alloc(640));
+    b.conn.markMedia('played');
+    await once(b.conn, 'markProcessed');
+    assert.equal(got, 0);
+    assert.equal(b.client.stats.framesPlayed, 1);
+  });
+});

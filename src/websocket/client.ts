@@ -97,6 +97,7 @@ export interface WebSocketClientClose {
    * - `error`: a protocol or socket error; see `error`.
    */
   by: 'app-hangup' | 'app-close' | 'client' | 'error';
+  /** The close code; after an error, the one we (as Asterisk) closed with: 1009 too big, 1002 protocol. */
   code: number;
   reason: string;
   error?: AudioSocketError;
@@ -190,6 +191,7 @@ export class AsteriskWebSocketClient extends EventEmitter<WebSocketClientEvents>
   #emptySincePlay = 0;
   #closeBy: WebSocketClientClose['by'] | undefined;
   #error: AudioSocketError | undefined;
+  #errorCloseCode: number | undefined;
   #played: Buffer[] = [];
   #marks: PlayedMark[] = [];
   #violations: WebSocketViolation[] = [];
@@ -231,6 +233,8 @@ export class AsteriskWebSocketClient extends EventEmitter<WebSocketClientEvents>
     this.closed = new Promise((resolve) => (this.#resolveClosed = resolve));
     ws.on('message', (data, isBinary) => (isBinary ? this.#onBinary(rawToBuffer(data)) : this.#onText(rawToBuffer(data))));
     ws.on('error', (err: Error & { code?: string }) => {
+      // ws has sent its close frame (1009, 1002, ...) and stops reading; report the code we sent.
+      this.#errorCloseCode = err.code === 'WS_ERR_UNSUPPORTED_MESSAGE_LENGTH' ? 1009 : 1002;
       if (err.code === 'WS_ERR_UNSUPPORTED_MESSAGE_LENGTH') {
         this.#violation('MESSAGE_TOO_BIG', `a message larger than Asterisk's 65535-byte frame buffer; it closes with 1009 and hangs up`);
       } else if (err.code === 'WS_ERR_INVALID_OPCODE') {
@@ -663,7 +667,7 @@ export class AsteriskWebSocketClient extends EventEmitter<WebSocketClientEvents>
   #onClose(code: number, reason: string): void {
     this.#stopTimer();
     const by = this.#closeBy ?? (this.#error ? 'error' : 'app-close');
-    const info: WebSocketClientClose = { by, code, reason };
+    const info: WebSocketClientClose = { by, code: by === 'error' ? (this.#errorCloseCode ?? code) : code, reason };
     if (this.#error && by === 'error') info.error = this.#error;
     this.#resolveClosed(info);
     this.emit('close', info);
