@@ -471,6 +471,19 @@ describe('chan_websocket bad input: one connection fails, the server and other c
     assert.equal(c.conn.connected, true);
   });
 
+  test('authenticate (Basic auth from websocket_client.conf) gives 401; maxConnections gives 503', async (t) => {
+    const good = `Basic ${Buffer.from('media:secret').toString('base64')}`;
+    const { server, url } = await startServer(t, { authenticate: (req) => req.headers.authorization === good, maxConnections: 1 });
+    const denied = nextFailure(server);
+    await assert.rejects(connectWebSocket({ url }), { message: /401/ });
+    assert.equal((await denied).reason, 'unauthorized');
+    const first = await call(t, server, { url, headers: { authorization: good } });
+    const full = nextFailure(server);
+    await assert.rejects(connectWebSocket({ url, headers: { authorization: good } }), { message: /503/ });
+    assert.equal((await full).reason, 'max-connections');
+    assert.equal(first.conn.connected, true);
+  });
+
   test('server close hangs up live calls with HANGUP and waits for them', async (t) => {
     const server = createWebSocketMediaServer();
     const { port } = await server.listen({ port: 0 });
