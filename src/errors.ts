@@ -38,6 +38,11 @@ export const ErrorCodes = {
   WAV_UNSUPPORTED: 'ERR_AUDIOSOCKET_WAV_UNSUPPORTED',
   /** The server is closed or closing. */
   SERVER_CLOSED: 'ERR_AUDIOSOCKET_SERVER_CLOSED',
+  /**
+   * chan_websocket: the peer did not offer the WebSocket subprotocol `media` that Asterisk's
+   * `websocket_client.conf` (`protocols = media`) sends, or the server did not accept it.
+   */
+  SUBPROTOCOL: 'ERR_AUDIOSOCKET_SUBPROTOCOL',
 } as const;
 
 /** A stable error code, e.g. `'ERR_AUDIOSOCKET_PROTOCOL'`. */

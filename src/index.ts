@@ -83,3 +83,65 @@ export { ManualClock, systemClock, type Clock, type TimerHandle } from './clock.
 
 // Errors
 export { AudioSocketError, ErrorCodes, type ErrorCode } from './errors.js';
+
+// WebSocket (chan_websocket): transport, simulated Asterisk and protocol core. The common Call
+// API over chan_websocket comes on top of these (issue 12).
+export {
+  WebSocketMediaServer,
+  createWebSocketMediaServer,
+  connectIncoming,
+  type MediaHandler,
+  type MediaServerOptions,
+  type MediaListenOptions,
+  type MediaHandshakeFailure,
+  type MediaServerEvents,
+  type MediaServerStats,
+  type ConnectIncomingOptions,
+} from './websocket/server.js';
+export {
+  MediaConnection,
+  type MediaConnectionOptions,
+  type MediaConnectionEvents,
+  type MediaConnectionStats,
+  type MediaClose,
+  type MediaWarning,
+  type MediaPeer,
+} from './websocket/connection.js';
+export {
+  AsteriskWebSocketClient,
+  connectWebSocket,
+  type WebSocketConnectOptions,
+  type WebSocketClientEvents,
+  type WebSocketClientStats,
+  type WebSocketClientClose,
+  type WebSocketViolation,
+  type PlayedMark,
+} from './websocket/client.js';
+export {
+  MEDIA_SUBPROTOCOL,
+  QUEUE_LENGTH_MAX,
+  QUEUE_XOFF_LEVEL,
+  QUEUE_XON_LEVEL,
+  MAX_COMMAND_BYTES,
+  ASTERISK_MAX_FRAME_BYTES,
+  COMMAND_NAMES,
+  maxMessagePayload,
+  detectFormat,
+  parseEvent,
+  encodeEvent,
+  encodeCommand,
+  parseCommand,
+  optimalFrameSizeOf,
+  ptimeOf,
+  audioFormatOf,
+  type ControlFormat,
+  type MediaDirection,
+  type MediaStart,
+  type MediaStatus,
+  type AsteriskEvent,
+  type AsteriskEventName,
+  type EventInput,
+  type MediaCommand,
+  type MediaCommandName,
+  type ParsedCommand,
+} from './websocket/protocol.js';
