@@ -112,6 +112,12 @@ export interface PacingOptions {
    * and keep-alive silence fills the slots. Default 2.
    */
   graceFrames?: number;
+  /**
+   * Most time (ms) that late input excuses the writer's silence: an echo whose input pauses
+   * and then comes in a burst gets no keep-alive put into the pause, so the burst goes back
+   * without lasting delay. Beyond it the call counts as quiet. Default 200.
+   */
+  inputWaitMs?: number;
 }
 
 /** Options of {@link AudioSocketServer.listen}. */
@@ -223,6 +229,7 @@ function resolvePacing(options: PacingOptions): CallSettings['pacing'] {
     catchUpRate,
     maxLatenessMs: nonNegative('pacing.maxLatenessMs', options.maxLatenessMs, DEFAULT_PACING.maxLatenessMs, false),
     graceFrames: nonNegative('pacing.graceFrames', options.graceFrames, DEFAULT_PACING.graceFrames),
+    inputWaitMs: nonNegative('pacing.inputWaitMs', options.inputWaitMs, DEFAULT_PACING.inputWaitMs, false),
   };
 }
 

@@ -221,7 +221,7 @@ describe('faults on one call never disturb the others', { concurrency: true }, (
     const raw = await rawCall(port, { allowHalfOpen: true }, t); // never sends FIN, even when the server does
     const call = await callFor(server, raw.uuid);
     raw.socket.write(encodeMessage(0x10, stamped(97, 0, 0)));
-    // Input that stops is late input for up to maxLatenessMs (1 s); then keep-alive fills the slots.
+    // Input that stops is late input for up to inputWaitMs (200 ms); then keep-alive fills the slots.
     await until(() => raw.messages.filter((m) => m.zero).length >= 30, 5000, 'keep-alive silence to flow to the silent peer');
     assert.equal(call.connected, true, 'a silent call is not a stalled handshake (handshakeTimeout is 200 ms)');
     assert.ok(server.calls.has(call));

@@ -339,6 +339,25 @@ describe('Outbound: keep-alive', () => {
     assert.ok(after[0]!.at - sent[i]!.at <= 20 * 3 + 20, `first silence ${after[0]!.at - sent[i]!.at} ms after the audio`);
   });
 
+  test('input that stops for good excuses the writer for inputWaitMs only: then keep-alive fills the slots', () => {
+    const clock = new ManualClock(0);
+    const { out, sent } = setup({}, clock);
+    out.start();
+    for (let k = 0; k < 10; k++) {
+      out.noteInbound(0x10, 20, clock.now());
+      out.write(Buffer.alloc(320, 5), 0x10); // an echo
+      clock.advance(20);
+    }
+    const lastEcho = sent.findLastIndex((s) => !isSilence(s));
+    const inputEnd = clock.now(); // the last input frame ended here; no more comes
+    clock.advance(600);
+    const silence = sent.slice(lastEcho + 1);
+    assert.ok(silence.length > 0 && silence.every(isSilence));
+    const first = silence[0]!.at - inputEnd;
+    assert.ok(first >= 200 && first <= 200 + 40 + 20, `keep-alive resumed ${first} ms after the input stopped (inputWaitMs 200 + grace 40)`);
+    for (let i = 1; i < silence.length; i++) assert.equal(silence[i]!.at - silence[i - 1]!.at, 20);
+  });
+
   test('a streamed play that stalls longer than the grace period gets silence, then resumes on the wall clock', async () => {
     const clock = new ManualClock(0);
     const { out, sent } = setup({}, clock);

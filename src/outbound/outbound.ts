@@ -289,11 +289,11 @@ export class Outbound implements Paced {
 
   /**
    * How far quiet time reaches: as far as the event loop has seen, but no further than the
-   * input was expected, and that limit for at most `maxLatenessMs` (input that stops for good).
+   * input was expected, and that limit for at most `inputWaitMs` (input that stops for good).
    */
   #quietUntil(observedUntil: number): number {
     if (this.#inputUntil === -Infinity) return observedUntil;
-    return Math.max(Math.min(observedUntil, this.#inputUntil), observedUntil - this.#pacer.maxLatenessMs);
+    return Math.max(Math.min(observedUntil, this.#inputUntil), observedUntil - this.#pacer.inputWaitMs);
   }
 
   /** One frame of silence into an empty slot of an idle call. */

@@ -20,8 +20,10 @@
  *   forgotten, the next message starts on the wall clock, and keep-alive silence may fill the
  *   slots. Quiet time is time in which the call's input kept arriving and the event loop was
  *   awake to read it (the caller supplies that instant: `observedUntil` of {@link rest}).
- *   Time without input is not quiet: an echo's writer that waits for late input owes that
- *   time, and makes it up as above when the input comes in a burst.
+ *   Time without input is not quiet, for up to `inputWaitMs`: an echo's writer that waits
+ *   for late input owes that time, and makes it up as above when the input comes in a burst.
+ *   The wait is short because a server that sends nothing can stall Asterisk's channel driver,
+ *   which then stops reading the caller (see `docs/protocol.md`, keep-alive).
  * - **Silence yields.** Keep-alive silence only fills slots nobody else wants, one per slot on
  *   the grid: audio that starts while a silence frame is still playing starts on the wall
  *   clock, over that frame's tail, so an echo that starts mid-slot does not carry that offset
@@ -44,6 +46,11 @@ export interface PacingParameters {
   readonly maxLatenessMs: number;
   /** Frames the timeline may run dry before the call counts as idle (quiet time, not lateness). */
   readonly graceFrames: number;
+  /**
+   * Most time, ms, that late input excuses the writer's silence (an echo waiting for its
+   * input); after it, that time counts as quiet. Used by the caller of {@link Pacer.rest}.
+   */
+  readonly inputWaitMs: number;
 }
 
 /** Defaults of the model's parameters, frame duration aside. */
@@ -52,6 +59,7 @@ export const DEFAULT_PACING = {
   catchUpRate: 1.25,
   maxLatenessMs: 1000,
   graceFrames: 2,
+  inputWaitMs: 200,
 } as const satisfies Omit<PacingParameters, 'frameMs'>;
 
 /** Tolerance for floating-point comparisons of times, ms. */
@@ -65,6 +73,7 @@ export class Pacer {
   readonly maxLatenessMs: number;
   /** `graceFrames * frameMs`. */
   readonly graceMs: number;
+  readonly inputWaitMs: number;
 
   #end = -Infinity;
   /** The catch-up limiter: the instant at which everything sent so far is paid for at `catchUpRate`. */
@@ -82,6 +91,7 @@ export class Pacer {
     this.catchUpRate = params.catchUpRate;
     this.maxLatenessMs = params.maxLatenessMs;
     this.graceMs = params.graceFrames * params.frameMs;
+    this.inputWaitMs = params.inputWaitMs;
   }
 
   /** Where the audio sent so far ends on the timeline (-Infinity before the first message). */
