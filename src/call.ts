@@ -2,7 +2,7 @@
  * One AudioSocket call: one TCP connection from Asterisk.
  *
  * The socket is read continuously whatever the application does (Asterisk drops the call when
- * its writes block, protocol.md §3.6); every message is written with a single socket write;
+ * its writes block, see docs/protocol.md#backpressure); every message is written with a single socket write;
  * outbound audio goes through the paced {@link Outbound} queue.
  */
 import { EventEmitter } from 'node:events';

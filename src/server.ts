@@ -241,7 +241,7 @@ export function resolveCallSettings(options: ServerOptions): CallSettings {
   }
   const outboundKind = resolveOutboundKind(options.outboundKind);
   // 20 ms at 44.1 kHz and above is more than one TCP segment, and Asterisk drops a call when the
-  // rest of a message is 5 ms late (protocol.md §3.5): default to 10 ms frames there.
+  // rest of a message is 5 ms late (docs/protocol.md#split-messages): default to 10 ms frames there.
   const frameMs = options.frameMs ?? (outboundKind >= 0x15 ? 10 : 20);
   if (!FRAME_DURATIONS.includes(frameMs)) {
     throw audioSocketError(ErrorCodes.INVALID_ARGUMENT, `frameMs must be one of ${FRAME_DURATIONS.join(', ')}, got ${frameMs}`);
