@@ -66,6 +66,10 @@ export class FaultProxy {
     let audio = 0;
     const held: Buffer[] = [];
     srv.on('data', (d: Buffer) => {
+      if (this.fault === 'tap') {
+        ast.write(d); // unchanged, so a tap never heals a broken server's output
+        return;
+      }
       buf = buf.length ? Buffer.concat([buf, d]) : d;
       while (buf.length >= 3) {
         const len = buf.readUInt16BE(1);

@@ -99,12 +99,12 @@ export class FarCall {
     tick();
   }
 
-  /** Queues frames (sent one per 20 ms slot); resolves once all were written. */
+  /** Queues frames (sent one per 20 ms slot); resolves once all were written, or the call closed. */
   play(frames: Buffer[]): Promise<void> {
     this.#queue.push(...frames);
     this.#queued += frames.length;
     const until = this.#queued;
-    return new Promise((resolve) => this.#queueWaiters.push({ until, resolve }));
+    return Promise.race([new Promise<void>((resolve) => this.#queueWaiters.push({ until, resolve })), this.closed]);
   }
 
   hangup(): void {

@@ -177,7 +177,7 @@ async function localEcho(
   const call = await sut.call(uuid);
   const fc = await far.call(farUuid);
   await fc.play(frames);
-  const lastSent = fc.sentAt.at(-1)!;
+  const lastSent = fc.sentAt.at(-1) ?? performance.now();
   // the echo is complete once every frame is back, or 500 ms after the last was sent
   await until(
     () => matchEcho(fc, frames, callId).returned === frames.length || performance.now() > lastSent + 500 || fc.closedAt !== undefined,
@@ -331,7 +331,7 @@ export const scenarios: Scenario[] = [
       const call = await sut.call(uuid);
       const fc = await far.call(farUuid);
       await fc.play(frames);
-      const lastSent = fc.sentAt.at(-1)!;
+      const lastSent = fc.sentAt.at(-1) ?? performance.now();
       await until(() => matchEcho(fc, frames, 2).returned === 100 || performance.now() > lastSent + 500 || fc.closedAt !== undefined, 5000, 'echo');
       const r = matchEcho(fc, frames, 2);
       fc.hangup();
@@ -372,22 +372,34 @@ export const scenarios: Scenario[] = [
       const call = await sut.call(uuid);
       const fc = await far.call(farUuid);
       await fc.play(frames);
-      const lastSent = fc.sentAt.at(-1)!;
+      const lastSent = fc.sentAt.at(-1) ?? performance.now();
       await until(() => performance.now() > lastSent + 300 || fc.closedAt !== undefined, 5000, 'echo');
       fc.hangup();
       const isTone = (b: Buffer): boolean => rms(b) > 1000 && toneFraction(b, 1000) > 0.95;
       const serverTone = heard.filter(isTone).length;
-      const farTone = fc.frames.filter((f) => isTone(f.payload)).length;
+      const farToneAt = fc.frames.filter((f) => isTone(f.payload)).map((f) => f.at);
+      const farTone = farToneAt.length;
+      let maxIn10ms = 0;
+      for (let i = 0, j = 0; i < farToneAt.length; i++) {
+        while (farToneAt[i]! - farToneAt[j]! > 10) j++;
+        maxIn10ms = Math.max(maxIn10ms, i - j + 1);
+      }
+      const backAfter = farTone ? farToneAt[0]! - fc.sentAt[0]! : NaN;
+      const span = farTone ? farToneAt.at(-1)! - farToneAt[0]! : 0;
       const wireBytes = call.stats.bytesIn / Math.max(1, call.stats.messagesIn);
       ctx.metrics['server frames'] = `${heard.length} x ${[...formats].join(' ')}`;
       ctx.metrics['wire bytes/msg'] = wireBytes.toFixed(1);
       ctx.metrics['tone at server'] = `${serverTone * 20} ms`;
       ctx.metrics['tone back at far leg'] = `${farTone * 20} ms`;
+      ctx.metrics['echo back after'] = ms(backAfter);
+      ctx.metrics['echoed tone over'] = ms(span);
       check(call.inboundKind === 0x10, `inbound kind ${call.inboundKind}`);
-      check(formats.size === 1 && formats.has('slin/8000/320B'), `server frames: ${[...formats].join(', ')} (want slin/8000/320B)`);
-      check(wireBytes > 162 && wireBytes < 164, `${wireBytes.toFixed(1)} bytes per message on the wire (want 163: 160 B of u-law)`);
       check(serverTone >= 98, `server heard ${serverTone * 20} ms of the 2000 ms tone (u-law decoded)`);
       check(farTone >= 97, `far leg heard ${farTone * 20} ms of the echoed tone`);
+      check(formats.size === 1 && formats.has('slin/8000/320B'), `server frames: ${[...formats].join(', ')} (want slin/8000/320B)`);
+      check(wireBytes > 162 && wireBytes < 164, `${wireBytes.toFixed(1)} bytes per message on the wire (want 163: 160 B of u-law)`);
+      check(backAfter < 60, `the echoed tone came back ${ms(backAfter)} after it was sent (want < 60 ms)`);
+      check(span > 1900 && span < 2100 && maxIn10ms <= 3, `the echoed tone arrived over ${ms(span)}, up to ${maxIn10ms} frames within 10 ms (want real time)`);
     },
   },
   {
