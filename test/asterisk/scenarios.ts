@@ -4,6 +4,8 @@
  * returns what it measured.
  */
 import { spawn } from 'node:child_process';
+import net, { type AddressInfo } from 'node:net';
+import { once } from 'node:events';
 import { fileURLToPath } from 'node:url';
 import { randomUUID } from 'node:crypto';
 import { createServer, type Call, type CallEnd, type ServerOptions, type AudioSocketServer } from '../../src/index.js';
@@ -290,6 +292,35 @@ export const scenarios: Scenario[] = [
       const ws = await ctx.ast.rx('module show like websocket');
       check(/chan_websocket\.so/.test(ws) && /res_websocket_client\.so/.test(ws), `chan_websocket not loaded: ${ws}`);
       ctx.metrics['modules'] = (await ctx.ast.rx('module show')).match(/(\d+) modules loaded/)?.[1] ?? '?';
+    },
+  },
+  {
+    name: 'chan_websocket harness',
+    checks: 'a websocket_client.conf section added at run time (for the chan_websocket scenarios to come): WebSocket/<section>/c(slin16) makes Asterisk open a WebSocket upgrade with subprotocol media',
+    noServer: true,
+    async run(ctx) {
+      const requests: string[] = [];
+      const srv = net.createServer((s) => {
+        let text = '';
+        s.on('data', (d: Buffer) => {
+          text += d.toString('latin1');
+          if (text.includes('\r\n\r\n')) {
+            requests.push(text);
+            s.destroy();
+          }
+        });
+        s.on('error', () => undefined);
+      });
+      srv.listen(0, '127.0.0.1');
+      await once(srv, 'listening');
+      ctx.defer(() => new Promise((r) => srv.close(r)));
+      const port = (srv.address() as AddressInfo).port;
+      await ctx.ast.addWebsocketClient('probe', { uri: `ws://127.0.0.1:${port}/media` });
+      await ctx.ast.originate('WebSocket/probe/c(slin16) application Wait 1');
+      const req = await until(() => requests[0], 5000, 'WebSocket upgrade request');
+      ctx.metrics['request'] = req.split('\r\n')[0]!;
+      check(/^GET \/media HTTP\/1\.1/.test(req), `request ${req.split('\r\n')[0]}`);
+      check(/^upgrade: websocket/im.test(req) && /^sec-websocket-protocol: media/im.test(req), `headers:\n${req}`);
     },
   },
   {
