@@ -112,6 +112,8 @@ interface EchoResult {
   duplicates: number;
   outOfOrder: number;
   rtts: number[];
+  /** inter-arrival of the echoed frames at the far leg */
+  gaps: number[];
   firstMissing: number[];
 }
 
@@ -119,6 +121,7 @@ interface EchoResult {
 function matchEcho(fc: FarCall, frames: Buffer[], callId: number): EchoResult {
   const seen = new Set<number>();
   const rtts: number[] = [];
+  const arrivals: number[] = [];
   let corrupt = 0;
   let duplicates = 0;
   let outOfOrder = 0;
@@ -134,11 +137,12 @@ function matchEcho(fc: FarCall, frames: Buffer[], callId: number): EchoResult {
     if (tag.index < last) outOfOrder++;
     last = tag.index;
     seen.add(tag.index);
+    arrivals.push(f.at);
     const sentAt = fc.sentAt[tag.index];
     if (sentAt !== undefined) rtts.push(f.at - sentAt);
   }
   const firstMissing = frames.map((_, i) => i).filter((i) => !seen.has(i)).slice(0, 5);
-  return { sent: frames.length, returned: seen.size, corrupt, duplicates, outOfOrder, rtts, firstMissing };
+  return { sent: frames.length, returned: seen.size, corrupt, duplicates, outOfOrder, rtts, gaps: gaps(arrivals), firstMissing };
 }
 
 function echoMetrics(ctx: Ctx, r: EchoResult, prefix = ''): void {
@@ -147,6 +151,7 @@ function echoMetrics(ctx: Ctx, r: EchoResult, prefix = ''): void {
   ctx.metrics[`${prefix}rtt p50`] = ms(pct(r.rtts, 50));
   ctx.metrics[`${prefix}rtt p99`] = ms(pct(r.rtts, 99));
   ctx.metrics[`${prefix}rtt max`] = ms(Math.max(...r.rtts));
+  ctx.metrics[`${prefix}gaps p50/p99`] = `${ms(pct(r.gaps, 50))} / ${ms(pct(r.gaps, 99))}`;
 }
 
 function checkEcho(r: EchoResult, what: string, minReturned = r.sent - 1): void {
@@ -157,6 +162,8 @@ function checkEcho(r: EchoResult, what: string, minReturned = r.sent - 1): void 
   const p99 = pct(r.rtts, 99);
   check(p50 < 25, `${what}: echo round trip p50 ${ms(p50)} (want < 25 ms)`);
   check(p99 < 80, `${what}: echo round trip p99 ${ms(p99)} (want < 80 ms)`);
+  const g50 = pct(r.gaps, 50);
+  check(g50 > 17 && g50 < 23, `${what}: echoed frames arrive ${ms(g50)} apart at p50 (want 20 ms)`);
 }
 
 /**
@@ -408,6 +415,9 @@ export const scenarios: Scenario[] = [
       fc.hangup();
       const isTone = (b: Buffer): boolean => rms(b) > 1000 && toneFraction(b, 1000) > 0.95;
       const serverTone = heard.filter(isTone).length;
+      // the tone repeats every 8 samples, so every 20 ms frame is the same: compare with G.711 of it
+      const expected = ulawToSlinBuf(slinToUlawBuf(frames[0]!));
+      const g711Exact = heard.filter((h) => h.equals(expected)).length;
       const farToneAt = fc.frames.filter((f) => isTone(f.payload)).map((f) => f.at);
       const farTone = farToneAt.length;
       let maxIn10ms = 0;
@@ -421,11 +431,13 @@ export const scenarios: Scenario[] = [
       ctx.metrics['server frames'] = `${heard.length} x ${[...formats].join(' ')}`;
       ctx.metrics['wire bytes/msg'] = wireBytes.toFixed(1);
       ctx.metrics['tone at server'] = `${serverTone * 20} ms`;
+      ctx.metrics['server frames = G.711(sent)'] = `${g711Exact}/${serverTone}`;
       ctx.metrics['tone back at far leg'] = `${farTone * 20} ms`;
       ctx.metrics['echo back after'] = ms(backAfter);
       ctx.metrics['echoed tone over'] = ms(span);
       check(call.inboundKind === 0x10, `inbound kind ${call.inboundKind}`);
       check(serverTone >= 98, `server heard ${serverTone * 20} ms of the 2000 ms tone (u-law decoded)`);
+      check(g711Exact >= 98, `only ${g711Exact} server frames equal the G.711 coding of the tone sent (bit-exact u-law path)`);
       check(farTone >= 97, `far leg heard ${farTone * 20} ms of the echoed tone`);
       check(formats.size === 1 && formats.has('slin/8000/320B'), `server frames: ${[...formats].join(', ')} (want slin/8000/320B)`);
       check(wireBytes > 162 && wireBytes < 164, `${wireBytes.toFixed(1)} bytes per message on the wire (want 163: 160 B of u-law)`);
