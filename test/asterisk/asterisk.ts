@@ -6,7 +6,7 @@
  * Not a test file: `npm test` never loads it. Used by `npm run test:asterisk` (see main.ts).
  */
 import { spawn, execFile, type ChildProcess } from 'node:child_process';
-import { existsSync, mkdtempSync, mkdirSync, rmSync, symlinkSync, writeFileSync, readFileSync, readdirSync, readlinkSync } from 'node:fs';
+import { closeSync, existsSync, fstatSync, mkdtempSync, mkdirSync, openSync, readSync, rmSync, symlinkSync, writeFileSync, readFileSync, readdirSync, readlinkSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { once } from 'node:events';
@@ -141,10 +141,6 @@ exten => s,1,Wait(1)
  same => n,Hangup()
 `;
 
-function which(dir: string): boolean {
-  return existsSync(dir);
-}
-
 export class PrivateAsterisk {
   readonly bin: string;
   readonly prefix: string;
@@ -170,7 +166,7 @@ export class PrivateAsterisk {
     this.modDir = process.env.ASTERISK_MODDIR ?? path.join(this.prefix, 'lib/asterisk/modules');
     this.docDir = process.env.ASTERISK_DOCDIR ?? path.join(this.prefix, 'var/lib/asterisk/documentation');
     for (const [what, p] of [['ASTERISK_BIN', this.bin], ['module directory (ASTERISK_MODDIR)', this.modDir], ['documentation directory (ASTERISK_DOCDIR)', this.docDir]] as const) {
-      if (!which(p)) throw new Error(`${what} not found: ${p}`);
+      if (!existsSync(p)) throw new Error(`${what} not found: ${p}`);
     }
     // Short path: the control socket lives in it and unix socket paths are limited to 107 bytes.
     this.dir = mkdtempSync(path.join(tmpdir(), 'as-ast-'));
@@ -294,20 +290,32 @@ documentation_language = en_US
   }
 
   #readLog(): void {
-    let buf: Buffer;
+    let fd: number;
     try {
-      buf = readFileSync(this.logFile);
+      fd = openSync(this.logFile, 'r');
     } catch {
-      return;
+      return; // not created yet
     }
-    if (buf.length <= this.#logOffset) return;
-    const now = performance.now();
-    const text = this.#logPartial + buf.subarray(this.#logOffset).toString('utf8');
-    this.#logOffset = buf.length;
-    const lines = text.split('\n');
-    this.#logPartial = lines.pop() ?? '';
-    for (const line of lines) this.log.push({ text: line, at: now });
+    try {
+      const size = fstatSync(fd).size;
+      if (size <= this.#logOffset) return;
+      const buf = Buffer.alloc(size - this.#logOffset);
+      const n = readSync(fd, buf, 0, buf.length, this.#logOffset);
+      this.#logOffset += n;
+      const now = performance.now();
+      const lines = (this.#logPartial + buf.subarray(0, n).toString('utf8')).split('\n');
+      this.#logPartial = lines.pop() ?? '';
+      for (const line of lines) this.log.push({ text: line, at: now });
+    } finally {
+      closeSync(fd);
+    }
     for (const w of [...this.#waiters]) w();
+  }
+
+  /** False once the Asterisk process has exited. */
+  get running(): boolean {
+    const c = this.#child;
+    return c !== undefined && c.exitCode === null && c.signalCode === null;
   }
 
   /** Runs one CLI command through the control socket (`asterisk -C conf -rx CMD`). */

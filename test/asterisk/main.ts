@@ -77,6 +77,7 @@ async function runScenario(s: Scenario, fault: Fault | undefined): Promise<{ ok:
       return proxy.port;
     },
   };
+  if (!ast.running) return { ok: false, error: `Asterisk is no longer running:\n${ast.console.slice(-10).join('\n')}`, metrics: {}, ms: 0 };
   const t0 = performance.now();
   const logFrom = ast.log.length;
   let error: string | undefined;
@@ -100,7 +101,7 @@ async function runScenario(s: Scenario, fault: Fault | undefined): Promise<{ ok:
       // cleanup is best effort
     }
   }
-  await quiesce(ast);
+  if (ast.running) await quiesce(ast);
   if (error !== undefined && (process.env.AST_LOG || !fault)) {
     const lines = ast.log.slice(logFrom).filter((l) => !/TEST /.test(l.text)).slice(-12);
     if (lines.length) error += `\n     Asterisk log:\n${lines.map((l) => `       ${l.text}`).join('\n')}`;

@@ -573,6 +573,10 @@ export const scenarios: Scenario[] = [
         ),
       );
       const all = results.map((r) => r.result);
+      // how many calls were streaming at the same moment
+      const windows = results.map((r) => [r.fc.sentAt[0] ?? 0, r.fc.sentAt.at(-1) ?? 0] as const);
+      const overlap = Math.max(...windows.map(([start]) => windows.filter(([a, b]) => a <= start && start <= b).length));
+      ctx.metrics['streaming at once'] = overlap;
       const rtts = all.flatMap((r) => r.rtts);
       const exact = all.reduce((s, r) => s + r.returned, 0);
       ctx.metrics['bit-exact'] = `${exact}/${n * 100}`;
@@ -582,6 +586,7 @@ export const scenarios: Scenario[] = [
       ctx.metrics['rtt max'] = ms(Math.max(...rtts));
       ctx.metrics['worst call'] = `${Math.min(...all.map((r) => r.returned))}/100`;
       all.forEach((r, k) => checkEcho(r, `call ${k + 1}/${n}`));
+      check(overlap === n, `only ${overlap} of the ${n} calls were streaming at the same time`);
     },
   },
   {
