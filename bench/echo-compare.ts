@@ -19,6 +19,7 @@ import { join } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { parseArgs } from 'node:util';
 import type { LoadResult } from './loadgen.js';
+import { writeToneWav } from './lib/tone.js';
 import {
   coreBusyPercent,
   freePort,
@@ -33,11 +34,17 @@ import {
 
 const LOADGEN_JS = fileURLToPath(new URL('./loadgen.js', import.meta.url));
 const FLOOR_JS = fileURLToPath(new URL('./floor-echo.js', import.meta.url));
+const FLOOR_PLAY_JS = fileURLToPath(new URL('./floor-play.js', import.meta.url));
 
 export const DEFAULT_TARGET = 'node dist/src/cli/main.js echo --host 127.0.0.1 --port {port}';
 export const DEFAULT_FLOOR = `node ${FLOOR_JS} --host 127.0.0.1 --port {port}`;
+/** Play mode: every caller hears a looped 10 s tone ({wav}); the callers are muted. */
+export const DEFAULT_PLAY_TARGET = 'node dist/src/cli/main.js play {wav} --loop --quiet --host 127.0.0.1 --port {port}';
+export const DEFAULT_PLAY_FLOOR = `node ${FLOOR_PLAY_JS} --wav {wav} --host 127.0.0.1 --port {port}`;
 
 export interface CompareOptions {
+  /** echo: the load generator verifies echoes; play: muted callers, pacing of what they hear. */
+  mode: 'echo' | 'play';
   target: string;
   floor: string;
   targetName: string;
@@ -93,8 +100,11 @@ function sig4(x: number): number {
   return Number.isFinite(x) && x !== 0 ? Number(x.toPrecision(4)) : x;
 }
 
+/** The prompt of play mode ({wav} in commands), written once per process. */
+let promptWav = '';
+
 function substitute(cmd: string, port: number): string[] {
-  const argv = splitCommand(cmd).map((a) => a.replaceAll('{port}', String(port)));
+  const argv = splitCommand(cmd).map((a) => a.replaceAll('{port}', String(port)).replaceAll('{wav}', promptWav));
   if (argv[0] === 'node') argv[0] = process.execPath;
   return argv;
 }
@@ -124,6 +134,7 @@ function runLoadgen(opts: CompareOptions, port: number, serverPid: number): Prom
     '--out', outFile,
   ];
   if (opts.rampS !== undefined) args.push('--ramp', String(opts.rampS));
+  if (opts.mode === 'play') args.push('--mode', 'play', '--mute');
   if (opts.style === 'split') args.push('--split');
   if (opts.style === 'coalesce') args.push('--coalesce', '--group', String(opts.group));
   const pinned = opts.pin && hasTaskset();
@@ -275,6 +286,9 @@ interface ServerSummary {
   cpuPercent: number;
   rssMaxMB: number;
   rttMs: { p50: number; p99: number; max: number };
+  /** Play mode: inter-arrival of the audio the callers heard, and its drift over the run. */
+  gapMs: { p50: number; p99: number; max: number } | null;
+  driftMaxAbsMs: number | null;
   frames: { sent: number; verified: number; lost: number; corrupted: number; unexpected: number; silence: number };
   loadgenCpuPercent: number;
   coreBusyPercent: number[];
@@ -293,6 +307,14 @@ function summarize(runs: RunRecord[], name: string): ServerSummary {
       p99: r3(mean((r) => r.load.rttMs.p99)),
       max: Math.max(0, ...runs.map((r) => r.load.rttMs.max)),
     },
+    gapMs: runs.every((r) => r.load.play !== null)
+      ? {
+          p50: r3(mean((r) => r.load.play!.interArrivalMs.p50)),
+          p99: r3(mean((r) => r.load.play!.interArrivalMs.p99)),
+          max: Math.max(0, ...runs.map((r) => r.load.play!.interArrivalMs.max)),
+        }
+      : null,
+    driftMaxAbsMs: runs.every((r) => r.load.play !== null) ? Math.max(0, ...runs.map((r) => r.load.play!.driftMs.maxAbs)) : null,
     frames: {
       sent: sum((r) => r.load.frames.sent),
       verified: sum((r) => r.load.frames.verified),
@@ -365,7 +387,10 @@ function formatRow(r: RunRecord): string {
     r.cpuSecPerCallMinute.toFixed(4).padStart(15),
     r.serverCpuPercent.toFixed(1).padStart(6),
     `${r.rssMB.idle.toFixed(0)}/${r.rssMB.end.toFixed(0)}/${r.rssMB.max.toFixed(0)}`.padStart(21),
-    `${r.load.rttMs.p50.toFixed(2)}/${r.load.rttMs.p99.toFixed(2)}/${r.load.rttMs.max.toFixed(1)}`.padStart(21),
+    (r.load.play !== null
+      ? `gap ${r.load.play.interArrivalMs.p50.toFixed(2)}/${r.load.play.interArrivalMs.p99.toFixed(2)}/${r.load.play.interArrivalMs.max.toFixed(1)}`
+      : `${r.load.rttMs.p50.toFixed(2)}/${r.load.rttMs.p99.toFixed(2)}/${r.load.rttMs.max.toFixed(1)}`
+    ).padStart(21),
     String(f.lost).padStart(7),
     String(f.corrupted).padStart(8),
     String(f.unexpected).padStart(11),
@@ -379,13 +404,18 @@ function formatRow(r: RunRecord): string {
 export function formatCompare(c: CompareResult): string {
   const s = c.summary;
   const lines = [
-    `echo-compare  ${c.options.calls} calls x ${c.options.durationS} s, ${c.options.style}, ${c.options.rounds} round(s), ` +
+    `${c.options.mode}-compare  ${c.options.calls} calls x ${c.options.durationS} s, ${c.options.style}, ${c.options.rounds} round(s), ` +
       `pinning ${c.runs[0]?.pinned.server ? 'server cpu0 / loadgen cpu1' : 'off'}, ${c.host.cpus} cpus, node ${c.host.node}`,
     HEADER,
     ...c.runs.map(formatRow),
     '',
-    `floor   ${s.floor.cpuSecPerCallMinute.toFixed(4)} cpu-s/call-min (${s.floor.cpuPercent} % of a core), rss max ${s.floor.rssMaxMB} MB, rtt p50 ${s.floor.rttMs.p50} p99 ${s.floor.rttMs.p99} max ${s.floor.rttMs.max} ms`,
-    `${s.target.name.padEnd(7)} ${s.target.cpuSecPerCallMinute.toFixed(4)} cpu-s/call-min (${s.target.cpuPercent} % of a core), rss max ${s.target.rssMaxMB} MB, rtt p50 ${s.target.rttMs.p50} p99 ${s.target.rttMs.p99} max ${s.target.rttMs.max} ms`,
+    ...[s.floor, s.target].map(
+      (x) =>
+        `${x.name.padEnd(7)} ${x.cpuSecPerCallMinute.toFixed(4)} cpu-s/call-min (${x.cpuPercent} % of a core), rss max ${x.rssMaxMB} MB, ` +
+        (x.gapMs !== null
+          ? `gap p50 ${x.gapMs.p50} p99 ${x.gapMs.p99} max ${x.gapMs.max} ms, drift max ${x.driftMaxAbsMs} ms`
+          : `rtt p50 ${x.rttMs.p50} p99 ${x.rttMs.p99} max ${x.rttMs.max} ms`),
+    ),
     `ratio ${s.target.name}/floor = ${s.ratio.toFixed(2)}  (per round: ${s.ratioPerRound.map((x) => x.toFixed(2)).join(', ')})`,
     s.ok ? 'all runs OK (no loss, corruption or unexpected frames)' : 'PROBLEMS: see warnings above / runs[].warnings in the JSON',
   ];
@@ -393,7 +423,9 @@ export function formatCompare(c: CompareResult): string {
 }
 
 const USAGE = `usage: node dist/bench/echo-compare.js [options]
-  --target "CMD"      target server command, {port} is replaced (default: ${DEFAULT_TARGET})
+  --mode echo|play    echo (default): verify echoes; play: muted callers hear a looped tone,
+                      pacing measured (floor: bench/floor-play, target: audiosocket play)
+  --target "CMD"      target server command, {port} and {wav} are replaced (default: ${DEFAULT_TARGET})
   --name NAME         label for the target (default "target")
   --floor "CMD"       floor command (default: the bench's floor-echo)
   --calls N           concurrent calls (default 1000)
@@ -411,9 +443,10 @@ export async function main(argv: string[] = process.argv.slice(2)): Promise<numb
   const { values } = parseArgs({
     args: argv,
     options: {
-      target: { type: 'string', default: DEFAULT_TARGET },
+      mode: { type: 'string', default: 'echo' },
+      target: { type: 'string' },
       name: { type: 'string', default: 'target' },
-      floor: { type: 'string', default: DEFAULT_FLOOR },
+      floor: { type: 'string' },
       calls: { type: 'string' },
       duration: { type: 'string' },
       quick: { type: 'boolean', default: false },
@@ -439,9 +472,18 @@ export async function main(argv: string[] = process.argv.slice(2)): Promise<numb
     return n;
   };
   if (values.split && values.coalesce) throw new Error('--split and --coalesce are exclusive');
+  if (values.mode !== 'echo' && values.mode !== 'play') throw new Error('--mode must be echo or play');
+  const play = values.mode === 'play';
+  if (play) {
+    const dir = mkdtempSync(join(tmpdir(), 'as-play-compare-'));
+    promptWav = join(dir, 'tone.wav');
+    writeToneWav(promptWav, 440);
+    process.once('exit', () => rmSync(dir, { recursive: true, force: true }));
+  }
   const opts: CompareOptions = {
-    target: values.target,
-    floor: values.floor,
+    mode: play ? 'play' : 'echo',
+    target: values.target ?? (play ? DEFAULT_PLAY_TARGET : DEFAULT_TARGET),
+    floor: values.floor ?? (play ? DEFAULT_PLAY_FLOOR : DEFAULT_FLOOR),
     targetName: values.name,
     calls: num(values.calls ?? (values.quick ? '100' : '1000'), 'calls', 1, 20000),
     durationS: num(values.duration ?? (values.quick ? '5' : '30'), 'duration', 1, 600),

@@ -428,10 +428,16 @@ export class Call extends EventEmitter<CallEvents> {
   }
 
   /**
-   * Queues audio for paced playback: cut into exact frames of the outbound kind and sent one
-   * per slot in real time. Plays queue in order and join seamlessly. Resolves when the last
-   * frame is sent, or as `interrupted` on {@link flush}, abort or hangup (also when called after
-   * the call ended); rejects only if the source itself fails (or a WAV file cannot be read).
+   * Queues audio for paced playback: cut into exact frames of the outbound kind and sent in
+   * real time (see `docs/pacing.md`). Resolves when its audio has played (the wall clock has
+   * passed its end, up to three frames after its last frame was sent), or as `interrupted` on
+   * {@link flush}, abort or hangup (also when called after the call ended); rejects only if the
+   * source itself fails (or a WAV file cannot be read).
+   *
+   * Plays (and writes) queue in order and join seamlessly when the next is queued before the
+   * previous has played: `call.play(a); await call.play(b)`. Awaiting each one before queueing
+   * the next (`await play(a); await play(b)`) lets the queue run empty at the join for up to a
+   * frame.
    *
    * `source` is raw audio in the outbound format (slin at the outbound kind's rate): a Buffer,
    * Uint8Array, Int16Array, a Readable stream or an (async) iterable of chunks of any size.

@@ -43,10 +43,15 @@ export async function playCommand(argv: string[]): Promise<void> {
   const running = await runServer('play', common, async (call: Call) => {
     const stop = new AbortController();
     if (bargeIn) call.once('dtmf', () => stop.abort());
-    do {
-      const result = await call.play(wav.data, { format: wav.format, signal: stop.signal });
-      if (result.status === 'interrupted') break;
-    } while (loop && call.connected);
+    // --loop is one play of a source that repeats the file: the repetitions join seamlessly
+    // (awaiting one play before queueing the next would leave the queue empty at each join,
+    // since a play resolves once its audio has played).
+    const source = loop
+      ? (async function* repeat() {
+          while (call.connected && !stop.signal.aborted) yield wav.data;
+        })()
+      : wav.data;
+    await call.play(source, { format: wav.format, signal: stop.signal });
     if (!call.connected) return;
     if (then === 'hangup') await call.end();
     else if (then === 'echo') call.on('audio', (frame) => call.write(frame.payload, frame.kind));
