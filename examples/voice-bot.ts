@@ -82,7 +82,15 @@ async function handle(call: Call): Promise<void> {
 }
 
 // Receive 16 kHz for STT, send 16 kHz from TTS; Asterisk still gets 8 kHz slin, which it always accepts.
-const server = createServer(handle, { receive: 'slin16', send: 'slin16' });
+// WS_PORT=8765 serves chan_websocket calls too, with the same handler.
+const wsPort = process.env.WS_PORT;
+const server = createServer(handle, {
+  receive: 'slin16',
+  send: 'slin16',
+  ...(wsPort === undefined ? {} : { websocket: { port: Number(wsPort) } }),
+});
 const { port } = await server.listen({ port: Number(process.env.PORT ?? 9092) });
 console.log(`voice bot listening on 127.0.0.1:${port}`);
+const ws = server.websocketAddress();
+if (ws !== null) console.log(`chan_websocket listening on ws://${ws.address}:${ws.port}`);
 process.once('SIGINT', () => void server.close());

@@ -6,7 +6,7 @@
  * outbound audio goes through the paced {@link Outbound} queue.
  */
 import { EventEmitter } from 'node:events';
-import { Writable } from 'node:stream';
+import type { Writable } from 'node:stream';
 import type { Socket } from 'node:net';
 import { AudioSocketError, audioSocketError, ErrorCodes } from './errors.js';
 import { DTMF_DIGITS, HANGUP_MESSAGE } from './protocol/encoder.js';
@@ -23,6 +23,8 @@ import { AsyncQueue } from './async-queue.js';
 import { createConverter, type Converter } from './audio/convert.js';
 import { parseFormat, sameFormat, type AudioFormat, type FormatSpec } from './audio/format.js';
 import { readWavFile } from './audio/wav.js';
+import { createPlayStream } from './call-stream.js';
+import type { MediaStart } from './websocket/protocol.js';
 
 /** One audio message received from Asterisk. */
 export interface AudioFrame {
@@ -103,7 +105,17 @@ export interface CallEnd {
  * - `UNEXPECTED_MESSAGE`: reserved for messages of unexpected kinds.
  */
 export interface CallWarning {
-  code: 'ITERATOR_OVERFLOW' | 'PEER_NOT_READING' | 'UNEXPECTED_MESSAGE' | 'INBOUND_FORMAT' | 'QUEUE_FULL';
+  code:
+    | 'ITERATOR_OVERFLOW'
+    | 'PEER_NOT_READING'
+    | 'UNEXPECTED_MESSAGE'
+    | 'INBOUND_FORMAT'
+    | 'QUEUE_FULL'
+    // chan_websocket only (see MediaWarning):
+    | 'MALFORMED_CONTROL'
+    | 'UNEXPECTED_EVENT'
+    | 'REMOTE_ERROR'
+    | 'OUTPUT_DROPPED';
   message: string;
   /** Milliseconds of audio dropped, for `QUEUE_FULL`. */
   droppedMs?: number;
@@ -174,6 +186,52 @@ export interface PlayOptions {
 /** Source of {@link Call.play}: raw audio in one piece or streamed, or the path of a WAV file. */
 export type PlaySource = AudioSource | string;
 
+
+/**
+ * One call, from either channel driver: AudioSocket ({@link AudioSocketCall}) or chan_websocket
+ * (`WebSocketCall`). A handler written against this interface serves both.
+ */
+export interface Call extends EventEmitter<CallEvents> {
+  /** `audiosocket` or `websocket` (chan_websocket). */
+  readonly transport: 'audiosocket' | 'websocket';
+  /** The call's id: AudioSocket's UUID, or chan_websocket's `channel_id` (`connection_id` before 20.17/22.7). */
+  readonly uuid: string;
+  /** chan_websocket's MEDIA_START (format, ptime, channel variables, ...); `undefined` on AudioSocket. */
+  readonly mediaStart: MediaStart | undefined;
+  readonly remoteAddress: string;
+  readonly remotePort: number;
+  readonly startTime: Date;
+  readonly signal: AbortSignal;
+  readonly closed: Promise<CallEnd>;
+  readonly connected: boolean;
+  readonly inboundKind: AudioKind | undefined;
+  readonly inboundSampleRate: number | undefined;
+  readonly inboundFormatGuess: InboundFormatGuess | undefined;
+  readonly outboundKind: AudioKind;
+  readonly frameBytes: number;
+  readonly frameMs: number;
+  readonly endReason: EndReason | undefined;
+  readonly stats: CallStats;
+  readonly receiveFormat: AudioFormat | undefined;
+  readonly sendFormat: AudioFormat | undefined;
+  readonly outboundFormat: AudioFormat;
+  write(payload: Uint8Array | Int16Array, kind?: AudioKind): boolean;
+  receiveAs(format: FormatSpec | null): this;
+  sendAs(format: FormatSpec | null): this;
+  play(source: PlaySource, options?: PlayOptions): Promise<PlayResult>;
+  createWriteStream(options?: PlayOptions & { highWaterMarkMs?: number }): Writable & { interrupted?: PlayResult };
+  mark(name: string): Promise<boolean>;
+  flush(): number;
+  clear(): number;
+  drained(): Promise<void>;
+  end(): Promise<CallEnd>;
+  hangup(): Promise<CallEnd>;
+  frames(options?: { signal?: AbortSignal }): AsyncIterable<AudioFrame>;
+  [Symbol.asyncIterator](): AsyncIterator<AudioFrame>;
+  /** @internal */
+  _terminate(reason: 'server-close' | 'handler-error', error?: AudioSocketError): Promise<CallEnd>;
+}
+
 /** @internal Hooks between a call and its server. */
 export interface CallHooks {
   ready(call: Call): void;
@@ -200,7 +258,11 @@ const RESET_CODES = new Set(['ECONNRESET', 'EPIPE', 'ECONNABORTED']);
  *
  * Listen to `audio`/`dtmf`/`end`, or iterate: `for await (const frame of call)`.
  */
-export class Call extends EventEmitter<CallEvents> {
+export class AudioSocketCall extends EventEmitter<CallEvents> implements Call {
+  /** Which channel driver carries this call. */
+  readonly transport = 'audiosocket' as const;
+  /** MEDIA_START details: chan_websocket only. */
+  readonly mediaStart: undefined = undefined;
   /** The call's UUID, lower-case 8-4-4-4-12. Not necessarily unique: Asterisk never checks. */
   uuid = '';
   /** Peer address (Asterisk's), e.g. `127.0.0.1` or `::1`. */
@@ -493,53 +555,7 @@ export class Call extends EventEmitter<CallEvents> {
    * on that event (or hand it `call.signal`).
    */
   createWriteStream(options: PlayOptions & { highWaterMarkMs?: number } = {}): Writable & { interrupted?: PlayResult } {
-    const format = options.format === undefined ? (this.#send ?? this.#outboundFormat) : parseFormat(options.format);
-    const bytesPerMs = (format.sampleRate * format.channels * (format.encoding === 'slin' ? 2 : 1)) / 1000;
-    const hwm = Math.max(2, Math.round((options.highWaterMarkMs ?? 400) * bytesPerMs));
-    // Each chunk waits in the queue with its write callback, called when play() takes it:
-    // taking a chunk frees room, so the Writable sends the next one.
-    const queue = new AsyncQueue<{ chunk: Buffer; callback: () => void }>({ onTake: (e) => e.callback() });
-    let discard = false;
-    const source: AsyncIterable<Buffer> = {
-      async *[Symbol.asyncIterator]() {
-        for (;;) {
-          const r = await queue.next();
-          if (r.done) return;
-          yield r.value.chunk;
-        }
-      },
-    };
-    let played: Promise<PlayResult> | undefined;
-    const stream: Writable & { interrupted?: PlayResult } = new Writable({
-      highWaterMark: hwm,
-      write(chunk: Buffer, _encoding, callback) {
-        if (discard) callback();
-        else queue.push({ chunk, callback: () => callback() });
-      },
-      final(callback) {
-        queue.end();
-        played!.then(
-          () => callback(),
-          (err: Error) => callback(err),
-        );
-      },
-      destroy(err, callback) {
-        queue.end();
-        callback(err);
-      },
-    });
-    played = this.play(source, { ...options, format });
-    played.then(
-      (r) => {
-        if (r.status !== 'interrupted') return;
-        discard = true;
-        stream.interrupted = r;
-        while (queue.size > 0) void queue.next(); // release every waiting write
-        stream.emit('interrupted', r);
-      },
-      (err: Error) => stream.destroy(err),
-    );
-    return stream;
+    return createPlayStream(this, options);
   }
 
   /**

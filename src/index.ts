@@ -25,9 +25,11 @@ export {
   type PacingOptions,
   type HandshakeFailure,
   type ConnectionRejection,
+  type WebSocketServeOptions,
 } from './server.js';
 export {
-  Call,
+  AudioSocketCall,
+  type Call,
   type AudioFrame,
   type CallEnd,
   type CallEvents,
@@ -84,8 +86,8 @@ export { ManualClock, systemClock, type Clock, type TimerHandle } from './clock.
 // Errors
 export { AudioSocketError, ErrorCodes, type ErrorCode } from './errors.js';
 
-// WebSocket (chan_websocket): transport, simulated Asterisk and protocol core. The common Call
-// API over chan_websocket comes on top of these (issue 12).
+// WebSocket (chan_websocket): the Call API over it, transport, simulated Asterisk and protocol core.
+export { WebSocketCall, type WebSocketPacingOptions } from './websocket/call.js';
 export {
   WebSocketMediaServer,
   createWebSocketMediaServer,

@@ -4,7 +4,10 @@
  */
 import { EventEmitter } from 'node:events';
 import net, { type AddressInfo, type Socket } from 'node:net';
-import { Call, type CallEnd, type CallHooks, type CallSettings } from './call.js';
+import { AudioSocketCall, type Call, type CallEnd, type CallHooks, type CallSettings } from './call.js';
+import { WebSocketMediaServer, type MediaHandshakeFailure, type MediaServerOptions } from './websocket/server.js';
+import { WebSocketCall, type WebSocketPacingOptions } from './websocket/call.js';
+import type { MediaConnection } from './websocket/connection.js';
 import { systemClock, type Clock } from './clock.js';
 import { AudioSocketError, audioSocketError, ErrorCodes } from './errors.js';
 import { HANGUP_MESSAGE } from './protocol/encoder.js';
@@ -20,7 +23,20 @@ import { loadResampler } from './audio/resample.js';
 export type CallHandler = (call: Call) => unknown;
 
 /** Server options. Every field is optional. */
+/**
+ * Serve chan_websocket calls too (Asterisk's WebSocket channel driver, or ARI externalMedia with
+ * `transport=websocket`): on its own `port` (and `host`), or on the upgrades of an existing HTTP
+ * `server`. `path`: accept only this request path (default: any path and query).
+ */
+export type WebSocketServeOptions = (
+  | { port: number; host?: string; server?: undefined }
+  | { server: import('node:http').Server; port?: undefined; host?: undefined }
+) & { path?: string } & Pick<MediaServerOptions, 'maxPayload' | 'authenticate' | 'highWaterMark' | 'maxBufferedBytes' | 'peerNotReadingTimeout'> &
+  WebSocketPacingOptions;
+
 export interface ServerOptions {
+  /** Also serve chan_websocket calls, with the same handler and the same {@link Call} API. */
+  websocket?: WebSocketServeOptions;
   /** Default host for {@link AudioSocketServer.listen}. Default `127.0.0.1`: AudioSocket has no authentication. */
   host?: string;
   /** Default port for {@link AudioSocketServer.listen}. Default 9092. */
@@ -157,6 +173,8 @@ export interface ServerEvents {
   /** A call ended and its socket closed. */
   callEnd: [call: Call, end: CallEnd];
   handshakeFailed: [failure: HandshakeFailure];
+  /** A chan_websocket connection that did not become a call (wrong subprotocol, binary data before MEDIA_START, ...). */
+  websocketHandshakeFailed: [failure: MediaHandshakeFailure];
   connectionRejected: [rejection: ConnectionRejection];
   /**
    * A call handler or call listener threw or rejected; that call was ended with `handler-error`.
@@ -289,7 +307,7 @@ export class AudioSocketServer extends EventEmitter<ServerEvents> {
   readonly #scheduler: FrameScheduler;
   readonly #allow: net.BlockList | undefined;
   readonly #maxCalls: number;
-  readonly #pending = new Set<Call>();
+  readonly #pending = new Set<AudioSocketCall>();
   readonly #calls = new Set<Call>();
   readonly #rejecting = new Set<Socket>();
   #aborting = 0;
@@ -298,6 +316,8 @@ export class AudioSocketServer extends EventEmitter<ServerEvents> {
   #listening = false;
   #stats = { totalCalls: 0, handshakeFailures: 0, rejected: 0 };
   #iterators = new Set<AsyncQueue<Call>>();
+  readonly #ws: WebSocketMediaServer | undefined;
+  #wsAddress: AddressInfo | null = null;
 
   constructor(handler: CallHandler | undefined, options: ServerOptions = {}) {
     super();
@@ -314,7 +334,7 @@ export class AudioSocketServer extends EventEmitter<ServerEvents> {
     this.#hooks = {
       ready: (call) => this.#onReady(call),
       handshakeFailed: (call, reason, error) => {
-        this.#pending.delete(call);
+        this.#pending.delete(call as AudioSocketCall);
         this.#stats.handshakeFailures++;
         const failure: HandshakeFailure = { reason, remoteAddress: call.remoteAddress, remotePort: call.remotePort };
         if (error !== undefined) failure.error = error;
@@ -328,6 +348,7 @@ export class AudioSocketServer extends EventEmitter<ServerEvents> {
       },
       listenerError: (error, call) => this.#report(error, call),
     };
+    this.#ws = options.websocket === undefined ? undefined : this.#createWebSocket(options.websocket);
     this.#net = net.createServer({ pauseOnConnect: true, noDelay: true }, (socket) => this.#onConnection(socket));
     this.#net.on('error', (err) => {
       // listen() reports its own failures; later ones (e.g. accept failing with EMFILE) are
@@ -340,6 +361,43 @@ export class AudioSocketServer extends EventEmitter<ServerEvents> {
   /** Live calls (UUID received, not yet closed). */
   get calls(): ReadonlySet<Call> {
     return this.#calls;
+  }
+
+  /** The chan_websocket listener's address, once listening on its own port. */
+  websocketAddress(): AddressInfo | null {
+    return this.#wsAddress;
+  }
+
+  #createWebSocket(o: WebSocketServeOptions): WebSocketMediaServer {
+    const { port: _p, host: _h, leadMs, markEveryFrames, statusTimeoutMs, ...rest } = o;
+    const pacing: WebSocketPacingOptions = {};
+    if (leadMs !== undefined) pacing.leadMs = leadMs;
+    if (markEveryFrames !== undefined) pacing.markEveryFrames = markEveryFrames;
+    if (statusTimeoutMs !== undefined) pacing.statusTimeoutMs = statusTimeoutMs;
+    const media: MediaServerOptions = { ...rest };
+    if (this.#settings.hangupTimeout !== Infinity) media.hangupTimeout = this.#settings.hangupTimeout;
+    if (this.#settings.handshakeTimeout !== Infinity) media.handshakeTimeout = this.#settings.handshakeTimeout;
+    if (this.#options.maxCalls !== undefined) media.maxConnections = this.#options.maxCalls;
+    const ws = new WebSocketMediaServer((conn: MediaConnection) => {
+      let call: WebSocketCall;
+      try {
+        call = new WebSocketCall(conn, this.#settings, this.#hooks, pacing);
+      } catch (error) {
+        void conn.close(1003, 'unsupported format');
+        this.#report(error, undefined);
+        return;
+      }
+      call._start();
+    }, media);
+    ws.on('handshakeFailed', (f) => {
+      this.#stats.handshakeFailures++;
+      this.#emitSafe('websocketHandshakeFailed', f);
+    });
+    ws.on('error', (err) => {
+      if (this.listenerCount('error') > 0) this.emit('error', err);
+      else process.emitWarning(`audiosocket: websocket server error: ${err.message}`, { code: ErrorCodes.SOCKET });
+    });
+    return ws;
   }
 
   get listening(): boolean {
@@ -368,13 +426,26 @@ export class AudioSocketServer extends EventEmitter<ServerEvents> {
     if (signal?.aborted) return Promise.reject(signal.reason);
     // The resampler (WebAssembly) loads once per process, so conversions can start synchronously
     // inside calls. Without it only same-rate conversions work; that is reported, not fatal.
-    return loadResampler().then(
-      () => this.#listen(host, port, options),
-      (err: unknown) => {
-        process.emitWarning(`audiosocket: the resampler could not be loaded; sample-rate conversion is unavailable: ${String(err)}`);
-        return this.#listen(host, port, options);
-      },
-    );
+    return loadResampler()
+      .then(
+        () => this.#listen(host, port, options),
+        (err: unknown) => {
+          process.emitWarning(`audiosocket: the resampler could not be loaded; sample-rate conversion is unavailable: ${String(err)}`);
+          return this.#listen(host, port, options);
+        },
+      )
+      .then(async (address) => {
+        const wsOpts = this.#options.websocket;
+        if (this.#ws !== undefined && wsOpts?.port !== undefined && this.#wsAddress === null) {
+          try {
+            this.#wsAddress = await this.#ws.listen({ host: wsOpts.host ?? host, port: wsOpts.port });
+          } catch (err) {
+            await this.close();
+            throw err;
+          }
+        }
+        return address;
+      });
   }
 
   #listen(host: string, port: number, options: ListenOptions): Promise<AddressInfo> {
@@ -427,6 +498,13 @@ export class AudioSocketServer extends EventEmitter<ServerEvents> {
     }
     this.#pending.clear();
     for (const call of this.#calls) void call._terminate('server-close');
+    if (this.#ws !== undefined) {
+      this.#aborting++;
+      void this.#ws.close().then(() => {
+        this.#aborting--;
+        this.#maybeClosed();
+      });
+    }
     this.#maybeClosed();
     return this.#closing;
   }
@@ -462,9 +540,9 @@ export class AudioSocketServer extends EventEmitter<ServerEvents> {
       this.#emitSafe('connectionRejected', { reason, remoteAddress, remotePort });
       return;
     }
-    let call: Call;
+    let call: AudioSocketCall;
     try {
-      call = new Call(socket, this.#settings, this.#scheduler, this.#hooks);
+      call = new AudioSocketCall(socket, this.#settings, this.#scheduler, this.#hooks);
     } catch (error) {
       socket.destroy();
       this.#report(error, undefined);
@@ -499,7 +577,7 @@ export class AudioSocketServer extends EventEmitter<ServerEvents> {
   }
 
   #onReady(call: Call): void {
-    this.#pending.delete(call);
+    this.#pending.delete(call as AudioSocketCall);
     this.#calls.add(call);
     this.#stats.totalCalls++;
     try {

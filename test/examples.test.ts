@@ -8,8 +8,10 @@ import { once } from 'node:events';
 import { fileURLToPath } from 'node:url';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { connect } from '../src/index.js';
+import { connectWebSocket } from '../src/websocket/client.js';
 
 const BOT = fileURLToPath(new URL('../examples/voice-bot.js', import.meta.url));
+const ECHO = fileURLToPath(new URL('../examples/echo.js', import.meta.url));
 
 test('voice-bot example: greets, stops talking when the caller speaks, answers after a pause', async () => {
   const child = spawn(process.execPath, [BOT], { env: { ...process.env, PORT: '0' }, stdio: 'pipe' });
@@ -50,4 +52,22 @@ test('voice-bot example: greets, stops talking when the caller speaks, answers a
     child.kill('SIGINT');
     await once(child, 'exit');
   }
+});
+
+test('echo example serves chan_websocket calls with the same handler (WS_PORT)', async (t) => {
+  const child = spawn(process.execPath, [ECHO], { env: { ...process.env, PORT: '0', WS_PORT: '0' }, stdio: 'pipe' });
+  t.after(async () => {
+    child.kill('SIGINT');
+    if (child.exitCode === null) await once(child, 'exit');
+  });
+  let out = '';
+  child.stdout.on('data', (d: Buffer) => (out += d.toString()));
+  const re = /chan_websocket listening on ws:\/\/[^:]+:(\d+)/;
+  while (!re.test(out)) await sleep(20);
+  const client = await connectWebSocket({ url: `ws://127.0.0.1:${re.exec(out)![1]}/media`, format: 'ulaw' });
+  t.after(() => client.drop());
+  for (let i = 0; i < 5; i++) client.sendAudio(Buffer.alloc(160, 0x33));
+  while (client.stats.framesPlayed < 5) await sleep(20);
+  assert.equal(client.violations.length, 0);
+  assert.match(out, /websocket call /);
 });

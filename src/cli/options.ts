@@ -93,6 +93,8 @@ export const serverOptionSpec = {
   inbound: { type: 'string' },
   format: { type: 'string' },
   metrics: { type: 'string' },
+  websocket: { type: 'string' },
+  'websocket-path': { type: 'string' },
   workers: { type: 'string', default: '1' },
   json: { type: 'boolean', default: false },
   quiet: { type: 'boolean', short: 'q', default: false },
@@ -221,6 +223,15 @@ export function parseServerArgs<E extends OptionSpec>(
   }
   if (typeof v.metrics === 'string') common.metrics = parseHostPort('metrics', v.metrics, true, '127.0.0.1', 9464);
   common.workers = v.workers === 'auto' ? availableParallelism() : parseIntOption('workers', v.workers as string, 1, 256, 'or auto')!;
+  if (typeof v.websocket === 'string') {
+    const ws = parseHostPort('websocket', v.websocket, true, common.host, 8765);
+    server.websocket = { host: ws.host, port: ws.port };
+    if (typeof v['websocket-path'] === 'string') {
+      if (!v['websocket-path'].startsWith('/')) throw new UsageError(`--websocket-path must start with /, got ${JSON.stringify(v['websocket-path'])}`);
+      server.websocket.path = v['websocket-path'];
+    }
+    if (common.workers > 1) throw new UsageError('--websocket works with one worker only; drop --workers or --websocket');
+  } else if (typeof v['websocket-path'] === 'string') throw new UsageError('--websocket-path needs --websocket [HOST:]PORT');
   if (common.workers > 1 && common.metrics) throw new UsageError('--metrics works with one worker only (each worker has its own counters); drop --workers or --metrics');
   return { common, values: v, positionals: parsed.positionals };
 }

@@ -167,6 +167,10 @@ export async function runServer(name: string, args: CommonServerArgs, handler: C
     process.send?.(msg);
   } else {
     output.event('listening', { command: name, host: address.address, port: address.port }, `audiosocket ${name} listening on ${shown}`);
+    const ws = server.websocketAddress();
+    if (ws !== null) {
+      output.event('listening', { command: name, transport: 'websocket', host: ws.address, port: ws.port }, `audiosocket ${name} listening for chan_websocket on ws://${ws.address}:${ws.port}`);
+    }
   }
   if (metrics) {
     const m = metrics.address;
