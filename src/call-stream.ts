@@ -1,11 +1,14 @@
 /**
- * The write stream of a call ({@link Call.createWriteStream}): one play fed chunk by chunk, the
- * same for every channel driver.
+ * What the calls of every channel driver share on top of their events: the write stream
+ * ({@link Call.createWriteStream}, one play fed chunk by chunk), the async iterator over
+ * received frames ({@link Call.frames}) and the play source of a WAV file.
  */
 import { Writable } from 'node:stream';
 import { AsyncQueue } from './async-queue.js';
-import { parseFormat } from './audio/format.js';
-import type { Call, PlayOptions } from './call.js';
+import { createConverter } from './audio/convert.js';
+import { parseFormat, sameFormat, type AudioFormat } from './audio/format.js';
+import { readWavFile } from './audio/wav.js';
+import type { AudioFrame, Call, PlayOptions } from './call.js';
 import type { PlayResult } from './outbound/queue.js';
 
 export function createPlayStream(call: Call, options: PlayOptions & { highWaterMarkMs?: number } = {}): Writable & { interrupted?: PlayResult } {
@@ -56,4 +59,67 @@ export function createPlayStream(call: Call, options: PlayOptions & { highWaterM
     (err: Error) => stream.destroy(err),
   );
   return stream;
+}
+
+/**
+ * Received audio of `call` as an async iterable, buffered from the first `next()` on: beyond
+ * `limit` frames the oldest are dropped and `onDrop` is told (the call counts and warns).
+ * `ended`: the call is already ending, so the iteration ends at once.
+ */
+export function receivedFrames(
+  call: Call,
+  opts: { limit: number; ended: boolean; onDrop: () => void; signal?: AbortSignal | undefined },
+): AsyncIterable<AudioFrame> {
+  return {
+    [Symbol.asyncIterator]: (): AsyncIterator<AudioFrame> => {
+      const queue = new AsyncQueue<AudioFrame>({ limit: opts.limit, onDrop: opts.onDrop });
+      const onAudio = (frame: AudioFrame): void => queue.push(frame);
+      const finish = (): void => queue.end();
+      const detach = (): void => {
+        call.off('audio', onAudio);
+        call.signal.removeEventListener('abort', finish);
+        opts.signal?.removeEventListener('abort', finish);
+      };
+      if (opts.ended || opts.signal?.aborted) queue.end();
+      else {
+        call.on('audio', onAudio);
+        call.signal.addEventListener('abort', finish, { once: true });
+        opts.signal?.addEventListener('abort', finish, { once: true });
+      }
+      return {
+        next: async () => {
+          const r = await queue.next();
+          if (r.done) detach();
+          return r;
+        },
+        return: async () => {
+          detach();
+          queue.clear(); // a next() waiting right now ends too
+          return { value: undefined, done: true };
+        },
+      };
+    },
+  };
+}
+
+/** A WAV file as a play source in `target`'s format: read, then converted in one-second slices so a long file starts at once and memory stays flat. */
+export async function* wavPlaySource(path: string, target: AudioFormat): AsyncGenerator<Buffer> {
+  const wav = await readWavFile(path);
+  if (sameFormat(wav.format, target)) {
+    yield wav.data;
+    return;
+  }
+  const convert = createConverter(wav.format, target);
+  const view = (b: Uint8Array): Buffer => Buffer.from(b.buffer, b.byteOffset, b.byteLength);
+  try {
+    const step = Math.max(2, Math.round(wav.format.sampleRate * wav.format.channels * (wav.format.encoding === 'slin' ? 2 : 1)));
+    for (let off = 0; off < wav.data.length; off += step) {
+      const out = convert.push(wav.data.subarray(off, off + step));
+      if (out.length > 0) yield view(out);
+    }
+    const tail = convert.flush();
+    if (tail.length > 0) yield view(tail);
+  } finally {
+    convert.dispose();
+  }
 }

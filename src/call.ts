@@ -19,11 +19,9 @@ import type { PacingParameters } from './outbound/pacer.js';
 import type { FrameScheduler } from './scheduler.js';
 import type { Clock, TimerHandle } from './clock.js';
 import { InboundFormatMeter, type InboundFormatGuess } from './detect.js';
-import { AsyncQueue } from './async-queue.js';
 import { createConverter, type Converter } from './audio/convert.js';
 import { parseFormat, sameFormat, type AudioFormat, type FormatSpec } from './audio/format.js';
-import { readWavFile } from './audio/wav.js';
-import { createPlayStream } from './call-stream.js';
+import { createPlayStream, receivedFrames, wavPlaySource } from './call-stream.js';
 import type { MediaStart } from './websocket/protocol.js';
 
 /** One audio message received from Asterisk. */
@@ -509,7 +507,7 @@ export class AudioSocketCall extends EventEmitter<CallEvents> implements Call {
       // A hangup is not an error for a prompt: `await play(a); await play(b)` just stops.
       return Promise.resolve({ status: 'interrupted', reason: 'hangup', framesSent: 0, sentMs: 0 });
     }
-    if (typeof source === 'string') return this.#outbound.play(this.#wavSource(source), undefined, options.signal);
+    if (typeof source === 'string') return this.#outbound.play(wavPlaySource(source, this.#outboundFormat), undefined, options.signal);
     let convert: ByteConverter | undefined;
     try {
       const from = options.format === undefined ? this.#send : parseFormat(options.format);
@@ -518,28 +516,6 @@ export class AudioSocketCall extends EventEmitter<CallEvents> implements Call {
       return Promise.reject(err);
     }
     return this.#outbound.play(source, convert, options.signal);
-  }
-
-  /** A WAV file as a play source: read, then converted from its own format, in order with other plays. */
-  async *#wavSource(path: string): AsyncGenerator<Buffer> {
-    const wav = await readWavFile(path);
-    if (sameFormat(wav.format, this.#outboundFormat)) {
-      yield wav.data;
-      return;
-    }
-    const convert = createConverter(wav.format, this.#outboundFormat);
-    try {
-      // Convert in slices so a long file starts playing at once and memory stays flat.
-      const step = Math.max(2, Math.round(wav.format.sampleRate * wav.format.channels * (wav.format.encoding === 'slin' ? 2 : 1)));
-      for (let off = 0; off < wav.data.length; off += step) {
-        const out = convert.push(wav.data.subarray(off, off + step));
-        if (out.length > 0) yield out;
-      }
-      const tail = convert.flush();
-      if (tail.length > 0) yield tail;
-    } finally {
-      convert.dispose();
-    }
   }
 
   /**
@@ -609,46 +585,20 @@ export class AudioSocketCall extends EventEmitter<CallEvents> implements Call {
    * oldest are dropped and counted in `stats.droppedIn`, so a slow consumer never grows memory.
    */
   frames(options: { signal?: AbortSignal } = {}): AsyncIterable<AudioFrame> {
-    return {
-      [Symbol.asyncIterator]: (): AsyncIterator<AudioFrame> => {
-        let warned = false;
-        const queue = new AsyncQueue<AudioFrame>({
-          limit: this.#settings.iteratorQueueFrames,
-          onDrop: () => {
-            this.#s.droppedIn++;
-            if (warned) return;
-            warned = true;
-            this.#warn('ITERATOR_OVERFLOW', `audio iterator fell ${this.#settings.iteratorQueueFrames} frames behind; dropping the oldest frames`);
-          },
-        });
-        const onAudio = (frame: AudioFrame): void => queue.push(frame);
-        const finish = (): void => queue.end();
-        const detach = (): void => {
-          this.off('audio', onAudio);
-          this.signal.removeEventListener('abort', finish);
-          options.signal?.removeEventListener('abort', finish);
-        };
-        if (this.#state === 'closed' || this.#state === 'ending' || options.signal?.aborted) queue.end();
-        else {
-          this.on('audio', onAudio);
-          this.signal.addEventListener('abort', finish, { once: true });
-          options.signal?.addEventListener('abort', finish, { once: true });
-        }
-        return {
-          next: async () => {
-            const r = await queue.next();
-            if (r.done) detach();
-            return r;
-          },
-          return: async () => {
-            detach();
-            queue.clear(); // a next() waiting right now ends too
-            return { value: undefined, done: true };
-          },
-        };
+    let warned = false;
+    return receivedFrames(this, {
+      limit: this.#settings.iteratorQueueFrames,
+      ended: this.#state === 'closed' || this.#state === 'ending',
+      signal: options.signal,
+      onDrop: () => {
+        this.#s.droppedIn++;
+        if (warned) return;
+        warned = true;
+        this.#warn('ITERATOR_OVERFLOW', `audio iterator fell ${this.#settings.iteratorQueueFrames} frames behind; dropping the oldest frames`);
       },
-    };
+    });
   }
+
 
   /** @internal Ends the call for the server (`server-close`) or after a handler failure. */
   _terminate(reason: 'server-close' | 'handler-error', error?: AudioSocketError): Promise<CallEnd> {

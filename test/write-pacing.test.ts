@@ -30,7 +30,7 @@ function speech(ms: number, seed: number): Buffer {
 }
 
 async function botCall(t: Cleanup, bot: (call: Call) => Promise<void>) {
-  let sent: Sent[] = [];
+  const sent: Sent[] = [];
   let done!: Promise<void>;
   const { server, port } = await startServer(
     (call) => {
@@ -60,9 +60,15 @@ async function botCall(t: Cleanup, bot: (call: Call) => Promise<void>) {
     off += 3 + len;
   }
   const end = await call.closed;
-  sent = sent.slice();
   return { raw, received: Buffer.concat(received), sent, end };
 }
+
+/**
+ * Slack for the time between the pacer's decision and the `sent` listener's timestamp (a busy
+ * machine can put a GC or a context switch in between); the previous outbound code broke the
+ * bound by 20 ms and more.
+ */
+const STAMP_SLACK_MS = 5;
 
 /** Never more than three frames ahead of the wall clock since the first of the bot's frames. */
 function assertRealTime(sent: Sent[], totalMs: number): void {
@@ -70,10 +76,10 @@ function assertRealTime(sent: Sent[], totalMs: number): void {
   let ms = 0;
   for (const s of sent) {
     ms += s.payload.length / 16;
-    assert.ok(ms <= s.at - t0 + LEAD_MS + 1, `${ms} ms of audio sent ${(s.at - t0).toFixed(1)} ms after the first frame`);
+    assert.ok(ms <= s.at - t0 + LEAD_MS + STAMP_SLACK_MS, `${ms} ms of audio sent ${(s.at - t0).toFixed(1)} ms after the first frame`);
   }
   const span = sent.at(-1)!.at - t0;
-  assert.ok(span >= totalMs - LEAD_MS - 1, `${totalMs} ms went out in ${span.toFixed(0)} ms: faster than real time`);
+  assert.ok(span >= totalMs - LEAD_MS - STAMP_SLACK_MS, `${totalMs} ms went out in ${span.toFixed(0)} ms: faster than real time`);
 }
 
 describe('write() of text-to-speech over TCP: everything arrives, in real time', { concurrency: true }, () => {

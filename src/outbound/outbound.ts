@@ -312,8 +312,10 @@ export class Outbound implements Paced {
   }
 
   /**
-   * Sends queued frames while the pacer admits them. `gridTime`: the slot a tick stands for
-   * (where an idle call's audio starts), `undefined` between ticks. Returns whether anything was sent.
+   * Sends queued frames while the pacer admits them. `gridTime`: the slot a tick stands for,
+   * `undefined` between ticks (a short frame of a play still being read leaves only at a tick).
+   * The call's own audio starts from idle on the wall clock, not on a late tick's slot, so it is
+   * never more than the lead ahead of its first message. Returns whether anything was sent.
    */
   #pump(now: number, gridTime: number | undefined): boolean {
     if (this.#draining || this.#closed) return false;
@@ -322,12 +324,12 @@ export class Outbound implements Paced {
     try {
       const queue = this.#queue;
       const pacer = this.#pacer;
-      const anchor = gridTime ?? now;
       while (!this.#closed) {
         const marks = queue.takeLeadingMarks();
         for (const m of marks) this.#schedule(m);
-        const { bytes, kind } = queue.peek();
+        const bytes = queue.peek();
         if (bytes === 0) break;
+        const kind = queue.headKind;
         if (bytes < frameBytes(kind, this.frameMs) && queue.moreMayCome) {
           // A frame of a play still being read leaves short only at a tick whose slot is due:
           // a source slower than real time plays what it has instead of leaving a gap.
@@ -335,9 +337,9 @@ export class Outbound implements Paced {
           this.#stats.underruns++;
         }
         const ms = durationMs(kind, bytes);
-        if (!pacer.admits(ms, now, anchor)) break;
+        if (!pacer.admits(ms, now)) break;
         const frame = queue.take()!;
-        this.#emit(frame.message, kind, ms, now, anchor, false);
+        this.#emit(frame.message, kind, ms, now, now, false);
         sent = true;
         for (const c of frame.completed) this.#schedule(c);
       }

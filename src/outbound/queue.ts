@@ -256,15 +256,20 @@ export class OutboundQueue {
     return out ?? EMPTY;
   }
 
+  /** Kind of the audio at the head (meaningful when {@link peek} is not 0). */
+  get headKind(): AudioKind {
+    return this.#head < this.#fifo.length ? this.#fifo[this.#head]!.kind : 0x10;
+  }
+
   /**
-   * The next frame's size in bytes (0: no audio at the head) and kind. Call
+   * The next frame's size in bytes, of {@link headKind} (0: no audio at the head). Call
    * {@link takeLeadingMarks} first: a mark at the head hides the bytes behind it.
    */
-  peek(): { bytes: number; kind: AudioKind } {
+  peek(): number {
     const fifo = this.#fifo;
-    if (this.#head >= fifo.length) return { bytes: 0, kind: 0x10 };
+    if (this.#head >= fifo.length) return 0;
     const first = fifo[this.#head]!;
-    if (first.bytes === null) return { bytes: 0, kind: first.kind };
+    if (first.bytes === null) return 0;
     const kind = first.kind;
     const size = frameBytes(kind, this.#frameMs);
     let n = 0;
@@ -273,13 +278,14 @@ export class OutboundQueue {
       if (seg.bytes === null || seg.kind !== kind) break;
       n += seg.bytes.length - seg.offset;
     }
-    return { bytes: Math.min(n, size), kind };
+    return Math.min(n, size);
   }
 
   /** Cuts the next frame (see {@link peek}); `null` when there are no bytes at the head. */
   take(): Frame | null {
-    const { bytes: n, kind } = this.peek();
+    const n = this.peek();
     if (n === 0) return null;
+    const kind = this.headKind;
     const fifo = this.#fifo;
     let seg = fifo[this.#head]!;
     let message: Buffer;
@@ -313,16 +319,15 @@ export class OutboundQueue {
     this.#fifoMs -= durationMs(kind, n);
     if (this.#fifoMs < 1e-9) this.#fifoMs = 0;
     let completed: Completion[] | undefined;
-    const plays = touched === null ? null : touched2 === null ? [touched] : [touched, ...touched2];
-    if (plays !== null) {
-      for (const p of plays) {
-        p.framesSent++;
-        if (p.exhausted && p.queuedBytes === 0 && !p.finished) {
-          p.finished = true;
-          (completed ??= []).push(p);
-        }
+    const count = (p: PlayItem): void => {
+      p.framesSent++;
+      if (p.exhausted && p.queuedBytes === 0 && !p.finished) {
+        p.finished = true;
+        (completed ??= []).push(p);
       }
-    }
+    };
+    if (touched !== null) count(touched);
+    if (touched2 !== null) for (const p of touched2) count(p);
     // Marks right behind this frame are reached when it has played.
     while (this.#head < fifo.length && fifo[this.#head]!.bytes === null) {
       (completed ??= []).push(fifo[this.#head++]!.owner!);

@@ -22,11 +22,9 @@ import type { Writable } from 'node:stream';
 import { AudioSocketError, audioSocketError, ErrorCodes } from '../errors.js';
 import { audioKindForRate, isAudioKind, sampleRateOfKind, type AudioKind } from '../protocol/kinds.js';
 import { OutboundQueue, type ByteConverter, type Completion, type PlayResult } from '../outbound/queue.js';
-import { AsyncQueue } from '../async-queue.js';
 import { createConverter, type Converter } from '../audio/convert.js';
 import { parseFormat, sameFormat, type AudioFormat, type FormatSpec } from '../audio/format.js';
-import { readWavFile } from '../audio/wav.js';
-import { createPlayStream } from '../call-stream.js';
+import { createPlayStream, receivedFrames, wavPlaySource } from '../call-stream.js';
 import type {
   AudioFrame,
   Call,
@@ -384,7 +382,7 @@ export class WebSocketCall extends EventEmitter<CallEvents> implements Call {
     if (this.#state !== 'open') return Promise.resolve({ status: 'interrupted', reason: 'hangup', framesSent: 0, sentMs: 0 });
     let convert: ByteConverter | undefined;
     let src = source;
-    if (typeof source === 'string') src = this.#wavSource(source) as AsyncIterable<Buffer>;
+    if (typeof source === 'string') src = wavPlaySource(source, this.#slin);
     else {
       try {
         const from = options.format === undefined ? this.#send : parseFormat(options.format);
@@ -401,26 +399,6 @@ export class WebSocketCall extends EventEmitter<CallEvents> implements Call {
       const heardTotal = await this.#lastFlush.heardMs;
       return { ...r, sentMs: Math.max(0, Math.min(r.sentMs, heardTotal - startMs)) };
     });
-  }
-
-  async *#wavSource(path: string): AsyncGenerator<Buffer> {
-    const wav = await readWavFile(path);
-    if (sameFormat(wav.format, this.#slin)) {
-      yield wav.data;
-      return;
-    }
-    const convert = createConverter(wav.format, this.#slin);
-    try {
-      const step = Math.max(2, Math.round(wav.format.sampleRate * wav.format.channels * (wav.format.encoding === 'slin' ? 2 : 1)));
-      for (let off = 0; off < wav.data.length; off += step) {
-        const out = convert.push(wav.data.subarray(off, off + step));
-        if (out.length > 0) yield Buffer.from(out);
-      }
-      const tail = convert.flush();
-      if (tail.length > 0) yield Buffer.from(tail);
-    } finally {
-      convert.dispose();
-    }
   }
 
   createWriteStream(options: PlayOptions & { highWaterMarkMs?: number } = {}): Writable & { interrupted?: PlayResult } {
@@ -495,47 +473,21 @@ export class WebSocketCall extends EventEmitter<CallEvents> implements Call {
   }
 
   frames(options: { signal?: AbortSignal } = {}): AsyncIterable<AudioFrame> {
-    return {
-      [Symbol.asyncIterator]: (): AsyncIterator<AudioFrame> => {
-        let warned = false;
-        const limit = this.#settings.iteratorQueueFrames;
-        const queue = new AsyncQueue<AudioFrame>({
-          limit,
-          onDrop: () => {
-            this.#s.droppedIn++;
-            if (warned) return;
-            warned = true;
-            this.#emitSafe('warning', { code: 'ITERATOR_OVERFLOW', message: `audio iterator fell ${limit} frames behind; dropping the oldest frames` });
-          },
-        });
-        const onAudio = (frame: AudioFrame): void => queue.push(frame);
-        const finish = (): void => queue.end();
-        const detach = (): void => {
-          this.off('audio', onAudio);
-          this.signal.removeEventListener('abort', finish);
-          options.signal?.removeEventListener('abort', finish);
-        };
-        if (this.#state !== 'open' || options.signal?.aborted) queue.end();
-        else {
-          this.on('audio', onAudio);
-          this.signal.addEventListener('abort', finish, { once: true });
-          options.signal?.addEventListener('abort', finish, { once: true });
-        }
-        return {
-          next: async () => {
-            const r = await queue.next();
-            if (r.done) detach();
-            return r;
-          },
-          return: async () => {
-            detach();
-            queue.clear();
-            return { value: undefined, done: true };
-          },
-        };
+    let warned = false;
+    const limit = this.#settings.iteratorQueueFrames;
+    return receivedFrames(this, {
+      limit,
+      ended: this.#state !== 'open',
+      signal: options.signal,
+      onDrop: () => {
+        this.#s.droppedIn++;
+        if (warned) return;
+        warned = true;
+        this.#emitSafe('warning', { code: 'ITERATOR_OVERFLOW', message: `audio iterator fell ${limit} frames behind; dropping the oldest frames` });
       },
-    };
+    });
   }
+
 
   /** @internal */
   _terminate(reason: 'server-close' | 'handler-error', error?: AudioSocketError): Promise<CallEnd> {
@@ -607,7 +559,7 @@ export class WebSocketCall extends EventEmitter<CallEvents> implements Call {
       for (;;) {
         const marks = queue.takeLeadingMarks();
         if (marks.length > 0) this.#sendMark([...marks]);
-        const { bytes } = queue.peek();
+        const bytes = queue.peek();
         if (bytes === 0) break;
         if (bytes < this.#frameBytes && queue.moreMayCome) break; // a streamed play: wait for the rest of the frame
         if (conn.xoff || !conn.writable) break; // xon / drain wake us
