@@ -100,6 +100,12 @@ export class WebSocketCall extends EventEmitter<CallEvents> implements Call {
   readonly uuid: string;
   readonly remoteAddress: string;
   readonly remotePort: number;
+  /**
+   * The request's path and query as Asterisk sent them: the `uri` of `websocket_client.conf`
+   * plus the `v(name=value,...)` dial-option parameters, the way to pass per-call context (a
+   * ticket id, a language) from the dialplan, e.g. `new URLSearchParams(call.url.split('?')[1])`.
+   */
+  readonly url: string;
   readonly startTime = new Date();
   readonly signal: AbortSignal;
   readonly closed: Promise<CallEnd>;
@@ -179,6 +185,7 @@ export class WebSocketCall extends EventEmitter<CallEvents> implements Call {
     this.uuid = start.channelId ?? start.connectionId;
     this.remoteAddress = conn.peer.remoteAddress;
     this.remotePort = conn.peer.remotePort;
+    this.url = conn.peer.url;
     this.signal = this.#abort.signal;
     this.closed = new Promise((resolve) => (this.#resolveClosed = resolve));
     this.#wire = start.audioFormat;

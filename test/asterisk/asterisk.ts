@@ -237,7 +237,8 @@ documentation_language = en_US
     w('indications.conf', `[general]\ncountry = us\n\n[us]\ndescription = United States\ndial = 350+440\nring = 440+480/2000,0/4000\nbusy = 480+620/500,0/500\ncongestion = 480+620/250,0/250\n`);
     if (ws) {
       w('websocket_client.conf', Object.entries(ws.clients ?? {}).map(([n, o]) => renderWebsocketClient(n, o)).join('\n'));
-      w('chan_websocket.conf', `[general]\ncontrol_message_format = ${ws.controlFormat ?? 'json'}\n`);
+      // sorcery reads the one object of type global from the [global] section (chan_websocket.c load_config)
+      w('chan_websocket.conf', `[global]\ntype = global\ncontrol_message_format = ${ws.controlFormat ?? 'json'}\n`);
     }
   }
 

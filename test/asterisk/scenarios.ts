@@ -48,6 +48,8 @@ export interface Scenario {
   checks: string;
   /** harness checks that involve no server (skipped in fault runs) */
   noServer?: boolean;
+  /** `websocket`: Asterisk dials the server over chan_websocket (not part of the AudioSocket fault matrix) */
+  transport?: 'websocket';
   run(ctx: Ctx): Promise<void>;
 }
 

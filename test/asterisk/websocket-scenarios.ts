@@ -1,0 +1,452 @@
+/**
+ * The chan_websocket scenarios of `npm run test:asterisk`: the same library server, this time
+ * dialled by Asterisk's WebSocket channel driver (`Dial(WebSocket/<connection>/c(CODEC))`), with
+ * the far end of the bridge an AudioSocket channel (or a Local pair) that records what the caller
+ * would hear.
+ *
+ * How a call is found: the dialplan dials with `v(tag=TAG)`, so the request URL carries
+ * `?tag=TAG` and the scenario can pick its call out of the server's calls. Every server gets its own `websocket_client.conf` section, `ws<PORT>`.
+ */
+import { randomUUID } from 'node:crypto';
+import { createServer, type WebSocketCall, type Call, type CallEnd, type ServerOptions, type AudioSocketServer } from '../../src/index.js';
+import { FarLeg, type FarCall } from './legs.js';
+import { gaps, isSilence, ms, pct, readTag, rms, taggedFrames, tone, toneFraction, ulawToSlinBuf } from './signals.js';
+import type { Ctx, Scenario } from './scenarios.js';
+import { check, until } from './util.js';
+
+/**
+ * Dialplan for the scenarios below. EXTEN = PORT*CODEC*TAG[*OPTS]: Dial(WebSocket/wsPORT/c(CODEC)v(tag=TAG)OPTS).
+ * The tag travels as a URI parameter (`v()`): MEDIA_START's channel_variables came empty from a
+ * dialled WebSocket channel in 22.10.1.
+ */
+export const WEBSOCKET_DIALPLAN = `
+[ws-dial]
+exten => _X.,1,Set(PORT=\${CUT(EXTEN,*,1)})
+ same => n,Set(CODEC=\${CUT(EXTEN,*,2)})
+ same => n,Set(__WSTAG=\${CUT(EXTEN,*,3)})
+ same => n,Set(OPTS=\${CUT(EXTEN,*,4)})
+ same => n,Log(NOTICE,TEST ws-dial-start \${WSTAG} \${CHANNEL} \${CODEC})
+ same => n,Dial(WebSocket/ws\${PORT}/c(\${CODEC})v(tag=\${WSTAG})\${OPTS},,g)
+ same => n,Log(NOTICE,TEST ws-dial-return \${WSTAG} \${DIALSTATUS})
+ same => n,Hangup()
+`;
+
+interface WsSut {
+  server: AudioSocketServer;
+  port: number;
+  calls: Call[];
+  ends: Map<Call, { end: CallEnd; at: number }>;
+  /** the server's call whose MEDIA_START carries WSTAG = tag */
+  call(tag: string, timeoutMs?: number): Promise<Call>;
+  ended(call: Call, timeoutMs: number): Promise<{ end: CallEnd; at: number }>;
+}
+
+const tagOf = (call: Call): string | null => new URLSearchParams((call as WebSocketCall).url?.split('?')[1] ?? '').get('tag');
+
+let tags = 0;
+const newTag = (): string => `t${process.pid}x${++tags}`;
+
+/** The server under test, serving chan_websocket on its own port, and the websocket_client.conf section that dials it. */
+async function wsServerUnderTest(ctx: Ctx, handler: (call: Call) => unknown, options: ServerOptions = {}): Promise<WsSut> {
+  const calls: Call[] = [];
+  const ends = new Map<Call, { end: CallEnd; at: number }>();
+  const server = createServer(
+    (call) => {
+      calls.push(call);
+      call.on('end', (end) => ends.set(call, { end, at: performance.now() }));
+      return handler(call);
+    },
+    { ...options, websocket: { port: 0, host: '127.0.0.1', ...(options.websocket ?? {}) } as ServerOptions['websocket'] },
+  );
+  server.on('handlerError', () => undefined);
+  await server.listen({ host: '127.0.0.1', port: 0 });
+  ctx.defer(() => server.close());
+  const port = server.websocketAddress()!.port;
+  await ctx.ast.addWebsocketClient(`ws${port}`, { uri: `ws://127.0.0.1:${port}/media` });
+  return {
+    server,
+    port,
+    calls,
+    ends,
+    call: (tag, timeoutMs = 5000) =>
+      until(() => calls.find((c) => tagOf(c) === tag), timeoutMs, `server call with WSTAG ${tag}`).catch((e: Error) => {
+        const seen = calls.map((c) => `${(c as WebSocketCall).url} ${JSON.stringify(c.mediaStart)}`);
+        throw new Error(`${e.message}; the server has ${calls.length} calls${seen.length ? `: ${seen.join('; ')}` : ''}`);
+      }),
+    ended: (call, timeoutMs) => until(() => ends.get(call), timeoutMs, `end of call ${call.uuid}`),
+  };
+}
+
+/** An echo written for AudioSocket, unchanged. */
+const echo = async (call: Call): Promise<void> => {
+  for await (const frame of call) call.write(frame.payload, frame.kind);
+};
+
+async function farLeg(ctx: Ctx, kind: number, frameBytes: number): Promise<FarLeg> {
+  const far = await new FarLeg(kind, frameBytes).listen();
+  ctx.defer(() => far.close());
+  return far;
+}
+
+/**
+ * One call: an AudioSocket channel to the far leg (c(CODEC)), answered into ws-dial, which dials
+ * the server under test over chan_websocket with the same codec.
+ */
+async function wsCall(ctx: Ctx, sut: WsSut, far: FarLeg, codec: string, opts = ''): Promise<{ call: Call; fc: FarCall; tag: string }> {
+  const tag = newTag();
+  const farUuid = randomUUID();
+  await ctx.ast.originate(`AudioSocket/127.0.0.1:${far.port}/${farUuid}/c(${codec}) extension ${sut.port}*${codec}*${tag}${opts ? `*${opts}` : ''}@ws-dial`);
+  const call = await sut.call(tag);
+  const fc = await far.call(farUuid);
+  return { call, fc, tag };
+}
+
+interface Match {
+  sent: number;
+  returned: number;
+  corrupt: number;
+  disorder: number;
+  rtts: number[];
+  gaps: number[];
+  firstMissing: number[];
+}
+
+/** Matches the far leg's frames against the frames it sent, by exact payload. */
+function matchFrames(fc: FarCall, frames: Buffer[]): Match {
+  const index = new Map(frames.map((f, i) => [f.toString('latin1'), i]));
+  const seen = new Set<number>();
+  const rtts: number[] = [];
+  const arrivals: number[] = [];
+  let corrupt = 0;
+  let disorder = 0;
+  let last = -1;
+  for (const f of fc.frames) {
+    if (isSilence(f.payload) || f.payload.every((b) => b === 0xff || b === 0x7f)) continue; // slin or u-law silence
+    const i = index.get(f.payload.toString('latin1'));
+    if (i === undefined) {
+      corrupt++;
+      continue;
+    }
+    if (seen.has(i) || i < last) disorder++;
+    last = i;
+    seen.add(i);
+    arrivals.push(f.at);
+    const sentAt = fc.sentAt[i];
+    if (sentAt !== undefined) rtts.push(f.at - sentAt);
+  }
+  return {
+    sent: frames.length,
+    returned: seen.size,
+    corrupt,
+    disorder,
+    rtts,
+    gaps: gaps(arrivals),
+    firstMissing: frames.map((_, i) => i).filter((i) => !seen.has(i)).slice(0, 5),
+  };
+}
+
+function matchMetrics(ctx: Ctx, r: Match, prefix = ''): void {
+  ctx.metrics[`${prefix}bit-exact`] = `${r.returned}/${r.sent}`;
+  ctx.metrics[`${prefix}corrupt`] = r.corrupt;
+  ctx.metrics[`${prefix}rtt p50/p99`] = `${ms(pct(r.rtts, 50))} / ${ms(pct(r.rtts, 99))}`;
+  ctx.metrics[`${prefix}gaps p50/p99`] = `${ms(pct(r.gaps, 50))} / ${ms(pct(r.gaps, 99))}`;
+}
+
+function checkMatch(r: Match, what: string): void {
+  check(r.corrupt === 0, `${what}: ${r.corrupt} frames came back different from every frame sent (not bit-exact)`);
+  check(r.disorder === 0, `${what}: ${r.disorder} frames duplicated or out of order`);
+  check(r.returned >= r.sent - 1, `${what}: only ${r.returned}/${r.sent} frames came back (first missing: ${r.firstMissing.join(',')})`);
+  const p50 = pct(r.rtts, 50);
+  const p99 = pct(r.rtts, 99);
+  // chan_websocket queues what we send and plays it on its own 20 ms timer: a frame waits for the
+  // next tick (0-20 ms) plus any frames standing in the queue since the call's start-up (seen: 0-2)
+  check(p50 < 65, `${what}: round trip p50 ${ms(p50)} (want < 65 ms)`);
+  check(p99 < 100, `${what}: round trip p99 ${ms(p99)} (want < 100 ms)`);
+  const g50 = pct(r.gaps, 50);
+  check(g50 > 17 && g50 < 23, `${what}: frames arrive ${ms(g50)} apart at p50 (want 20 ms)`);
+}
+
+/** Plays `frames` from the far leg and waits until they are back (or 500 ms after the last was sent). */
+async function playAndCollect(fc: FarCall, frames: Buffer[]): Promise<Match> {
+  await fc.play(frames);
+  const lastSent = fc.sentAt.at(-1) ?? performance.now();
+  await until(() => matchFrames(fc, frames).returned === frames.length || performance.now() > lastSent + 500 || fc.closedAt !== undefined, 5000, 'echo');
+  return matchFrames(fc, frames);
+}
+
+/** 100 distinct u-law frames of a 440 Hz tone: bytes 0-1 number the frame (values that survive a u-law -> slin -> u-law round trip). */
+function ulawFrames(count: number): Buffer[] {
+  const pcm = tone(440, count * 20, 8000);
+  const out: Buffer[] = [];
+  for (let i = 0; i < count; i++) {
+    const u = Buffer.alloc(160);
+    for (let s = 0; s < 160; s++) {
+      const x = pcm.readInt16LE((i * 160 + s) * 2);
+      u[s] = linToUlawSafe(x);
+    }
+    u[0] = 0x10 + (i >> 6);
+    u[1] = 0x10 + (i & 63);
+    out.push(u);
+  }
+  return out;
+}
+
+// G.711 u-law of a sample; never 0x7f (negative zero, which decodes to 0 and comes back as 0xff)
+function linToUlawSafe(sample: number): number {
+  let s = Math.max(-32635, Math.min(32635, sample));
+  const sign = s < 0 ? 0x80 : 0;
+  if (s < 0) s = -s;
+  s += 0x84;
+  let exponent = 7;
+  for (let mask = 0x4000; (s & mask) === 0 && exponent > 0; mask >>= 1) exponent--;
+  const u = ~(sign | (exponent << 4) | ((s >> (exponent + 3)) & 0x0f)) & 0xff;
+  return u === 0x7f ? 0xff : u;
+}
+
+/** Tone frames (of `hz`) seen at the far leg, with their arrival times. slin at `rate`. */
+function toneArrivals(fc: FarCall, hz: number, rate: number, after = 0): number[] {
+  return fc.frames
+    .filter((f) => f.at >= after && rms(f.payload) > 1000 && toneFraction(f.payload, hz, rate) > 0.8)
+    .map((f) => f.at);
+}
+
+function maxIn10ms(times: number[]): number {
+  let most = 0;
+  for (let i = 0, j = 0; i < times.length; i++) {
+    while (times[i]! - times[j]! > 10) j++;
+    most = Math.max(most, i - j + 1);
+  }
+  return most;
+}
+
+// ---------------------------------------------------------------------------------------------
+
+export const websocketScenarios: Scenario[] = [
+  {
+    name: 'ws echo slin16',
+    checks:
+      'Dial(WebSocket/…/c(slin16)) to an echo handler written for AudioSocket, unchanged: MEDIA_START (slin16, 640 B, 20 ms), 100 tagged 640 B frames come back bit-exact, in order, at 20 ms',
+    transport: 'websocket',
+    async run(ctx) {
+      const sut = await wsServerUnderTest(ctx, echo);
+      const far = await farLeg(ctx, 0x12, 640);
+      const { call, fc } = await wsCall(ctx, sut, far, 'slin16');
+      const frames = taggedFrames(7, 100, 1000, 16000);
+      const r = await playAndCollect(fc, frames);
+      fc.hangup();
+      matchMetrics(ctx, r);
+      const ms0 = call.mediaStart!;
+      ctx.metrics['MEDIA_START'] = `${ms0.format} ${ms0.optimalFrameSize} B ${ms0.ptime} ms`;
+      ctx.metrics['uuid'] = call.uuid;
+      check(call.transport === 'websocket', `transport ${call.transport}`);
+      check(ms0.format === 'slin16' && ms0.optimalFrameSize === 640 && ms0.ptime === 20, `MEDIA_START ${JSON.stringify(ms0)}`);
+      check(call.uuid !== '' && call.uuid === ms0.channelId, `uuid ${call.uuid} (channel_id ${ms0.channelId})`);
+      check(readTag(frames[0]!)?.callId === 7, 'tagged frames');
+      checkMatch(r, 'slin16 echo');
+    },
+  },
+  {
+    name: 'ws echo ulaw',
+    checks:
+      'Dial(WebSocket/…/c(ulaw)): 160 B u-law messages both ways; the unchanged echo handler hears slin 8 kHz (decoded) and its echo reaches the caller as the same u-law bytes Asterisk sent us',
+    transport: 'websocket',
+    async run(ctx) {
+      const formats = new Set<string>();
+      const sut = await wsServerUnderTest(ctx, async (call) => {
+        for await (const f of call) {
+          formats.add(`${f.format.encoding}/${f.sampleRate}/${f.payload.length}B`);
+          call.write(f.payload, f.kind);
+        }
+      });
+      // The far leg is AudioSocket/…/c(ulaw): it reads our 0x10 messages as slin and writes u-law
+      // (160 B under 0x10) to us. It sends dec(U) for distinct u-law frames U, so Asterisk codes U
+      // towards the server, and U must come back.
+      const far = await farLeg(ctx, 0x10, 320);
+      const { call, fc } = await wsCall(ctx, sut, far, 'ulaw');
+      const ulaw = ulawFrames(100);
+      await fc.play(ulaw.map((u) => ulawToSlinBuf(u)));
+      const lastSent = fc.sentAt.at(-1) ?? performance.now();
+      await until(() => matchFrames(fc, ulaw).returned === ulaw.length || performance.now() > lastSent + 500 || fc.closedAt !== undefined, 5000, 'echo');
+      const r = matchFrames(fc, ulaw);
+      fc.hangup();
+      matchMetrics(ctx, r);
+      ctx.metrics['MEDIA_START'] = `${call.mediaStart!.format} ${call.mediaStart!.optimalFrameSize} B`;
+      ctx.metrics['handler got'] = [...formats].join(' ');
+      const wireIn = call.stats.bytesIn / Math.max(1, call.stats.audioIn);
+      ctx.metrics['wire bytes/msg in'] = wireIn.toFixed(1);
+      check(call.mediaStart!.format === 'ulaw' && call.mediaStart!.optimalFrameSize === 160, `MEDIA_START ${JSON.stringify(call.mediaStart)}`);
+      check(wireIn === 160, `${wireIn.toFixed(1)} bytes per audio message from Asterisk (want 160: 20 ms of u-law)`);
+      check(formats.size === 1 && formats.has('slin/8000/320B'), `the handler got ${[...formats].join(', ')} (want slin/8000/320B, decoded u-law)`);
+      checkMatch(r, 'ulaw echo');
+    },
+  },
+  {
+    name: 'ws DTMF',
+    checks: 'SendDTMF(0123456789*#ABCD) on the caller half reaches the server as DTMF_END events, one dtmf per digit, in order',
+    transport: 'websocket',
+    async run(ctx) {
+      const digits: string[] = [];
+      const sut = await wsServerUnderTest(ctx, (call) => call.on('dtmf', (d) => digits.push(d)));
+      const tag = newTag();
+      await ctx.ast.originate(`Local/${sut.port}*slin16*${tag}@ws-dial extension s@src-dtmf`);
+      const call = await sut.call(tag);
+      const want = '0123456789*#ABCD';
+      await until(() => digits.length >= want.length || sut.ends.has(call), 10000, 'digits');
+      const got = digits.join('');
+      ctx.metrics['digits'] = got;
+      ctx.metrics['dtmf events'] = call.stats.dtmfIn;
+      check(got === want, `digits ${JSON.stringify(got)} (want ${want})`);
+    },
+  },
+  ...(['json', 'plain-text'] as const).map(
+    (format): Scenario => ({
+      name: `ws play() and mark() complete when played (${format})`,
+      checks: `control format ${format}: play() of a 2 s tone resolves when the caller has heard the last of it (MEDIA_MARK_PROCESSED), not when it was sent; a mark() after it resolves true; the tone arrives whole, at 20 ms, with no burst; we stay at most leadMs (1 s) ahead of playout`,
+      transport: 'websocket',
+      async run(ctx) {
+        let playedAt = 0;
+        let markedAt = 0;
+        let marked: boolean | undefined;
+        let sentAt = 0;
+        let sentMs = -1;
+        const sut = await wsServerUnderTest(ctx, async (call) => {
+          const start = performance.now();
+          const p = call.play(tone(1000, 2000, 16000));
+          const m = call.mark('after-tone');
+          // everything is handed to Asterisk's buffer at once (it holds ~1000 frames)
+          await until(() => call.stats.framesSent >= 100, 5000, 'frames handed over', 5);
+          sentAt = performance.now() - start;
+          sentMs = (await p).sentMs;
+          playedAt = performance.now();
+          marked = await m;
+          markedAt = performance.now();
+        });
+        const far = await farLeg(ctx, 0x12, 640);
+        const { call, fc } = await wsCall(ctx, sut, far, 'slin16', format === 'json' ? '' : 'f(plain-text)');
+        await until(() => markedAt > 0 || sut.ends.has(call), 8000, 'play() and mark()');
+        await until(() => performance.now() > markedAt + 200, 1000, 'tail');
+        fc.hangup();
+        const tones = toneArrivals(fc, 1000, 16000);
+        const last = tones.at(-1) ?? NaN;
+        const g = gaps(tones);
+        ctx.metrics['control format'] = (call as { controlFormat?: string }).controlFormat ?? '?';
+        ctx.metrics['tone at far leg'] = `${tones.length * 20} ms over ${ms(last - tones[0]!)}`;
+        ctx.metrics['handed over after'] = ms(sentAt);
+        ctx.metrics['play() resolved after last tone frame'] = ms(playedAt - last);
+        ctx.metrics['mark() resolved after last tone frame'] = ms(markedAt - last);
+        ctx.metrics['gap p50/p99'] = `${ms(pct(g, 50))} / ${ms(pct(g, 99))}`;
+        ctx.metrics['sentMs'] = sentMs;
+        check((call as { controlFormat?: string }).controlFormat === format, `control format ${(call as { controlFormat?: string }).controlFormat}`);
+        check(tones.length >= 99 && tones.length <= 101, `${tones.length * 20} ms of the 2000 ms tone reached the far leg`);
+        // the default leadMs (1000): at most 1 s of audio in Asterisk's buffer ahead of playout
+        check(sentAt > 900 && sentAt < 1300, `the 2 s tone was handed over ${ms(sentAt)} after play() (want ~1000 ms: leadMs 1000 ahead of playout)`);
+        check(pct(g, 50) > 17 && pct(g, 50) < 23 && maxIn10ms(tones) <= 3, `tone arrives ${ms(pct(g, 50))} apart, up to ${maxIn10ms(tones)} frames within 10 ms`);
+        check(playedAt > last - 30, `play() resolved ${ms(last - playedAt)} before the last tone frame reached the caller`);
+        check(playedAt < last + 150, `play() resolved ${ms(playedAt - last)} after the last tone frame reached the caller (want < 150 ms)`);
+        check(marked === true && markedAt >= playedAt && markedAt < last + 150, `mark() resolved ${String(marked)} ${ms(markedAt - last)} after the last tone frame`);
+        check(sentMs === 2000, `play() reports ${sentMs} ms sent (want 2000)`);
+      },
+    }),
+  ),
+  {
+    name: 'ws flush',
+    checks:
+      'flush() 1 s into a 4 s prompt: FLUSH_MEDIA empties Asterisk\'s buffer, the caller hears no more of it within 100 ms, and play() reports sentMs = what the caller heard (±60 ms)',
+    transport: 'websocket',
+    async run(ctx) {
+      let flushAt = 0;
+      let result: { status: string; sentMs: number } | undefined;
+      const sut = await wsServerUnderTest(ctx, async (call) => {
+        const p = call.play(tone(1000, 4000, 16000));
+        const t0 = performance.now();
+        await until(() => performance.now() > t0 + 1000, 2000, 'one second of the prompt', 5);
+        flushAt = performance.now();
+        call.flush();
+        result = await p;
+      });
+      const far = await farLeg(ctx, 0x12, 640);
+      const { call, fc } = await wsCall(ctx, sut, far, 'slin16');
+      await until(() => result !== undefined || sut.ends.has(call), 8000, 'flushed play()');
+      await until(() => performance.now() > flushAt + 500, 1000, 'after the flush');
+      fc.hangup();
+      const tones = toneArrivals(fc, 1000, 16000);
+      const heardMs = tones.length * 20;
+      const lastAfterFlush = (tones.at(-1) ?? 0) - flushAt;
+      ctx.metrics['play()'] = `${result?.status} sentMs ${result?.sentMs}`;
+      ctx.metrics['caller heard'] = `${heardMs} ms`;
+      ctx.metrics['last tone frame after flush()'] = ms(lastAfterFlush);
+      check(result?.status === 'interrupted', `play() ${result?.status}`);
+      check(heardMs > 800 && heardMs < 1400, `the caller heard ${heardMs} ms of the prompt (flushed after ~1000 ms)`);
+      check(lastAfterFlush < 100, `tone kept arriving ${ms(lastAfterFlush)} after flush()`);
+      check(Math.abs(result!.sentMs - heardMs) <= 60, `sentMs ${result!.sentMs} but the caller heard ${heardMs} ms`);
+    },
+  },
+  {
+    name: 'ws server hangup',
+    checks: 'the server hangs up after 0.5 s: Asterisk hangs up the WebSocket channel and closes at once, Dial returns (g) and the dialplan continues',
+    transport: 'websocket',
+    async run(ctx) {
+      let hangupAt = 0;
+      const sut = await wsServerUnderTest(ctx, async (call) => {
+        const t0 = performance.now();
+        await until(() => performance.now() > t0 + 500, 2000, 'half a second', 5);
+        hangupAt = performance.now();
+        await call.hangup();
+      });
+      const from = ctx.ast.log.length;
+      const tag = newTag();
+      await ctx.ast.originate(`Local/${sut.port}*slin16*${tag}@ws-dial application Wait 5`);
+      const call = await sut.call(tag);
+      const { end, at } = await sut.ended(call, 5000);
+      const returned = await ctx.ast.waitForLog(new RegExp(`TEST ws-dial-return ${tag}`), 2000, from).catch(() => undefined);
+      ctx.metrics['reason'] = end.reason;
+      ctx.metrics['hangup -> closed'] = ms(at - hangupAt);
+      ctx.metrics['dialplan continued'] = returned?.text.replace(/^.*TEST /, '') ?? 'no';
+      check(end.reason === 'local-hangup', `end reason ${end.reason} (${end.error?.message ?? ''})`);
+      check(hangupAt > 0 && at - hangupAt < 300, `Asterisk closed ${ms(at - hangupAt)} after our hangup`);
+      check(returned !== undefined, 'the dialplan did not continue after Dial() (no "ws-dial-return" log line)');
+    },
+  },
+  {
+    name: 'ws Asterisk hangs up',
+    checks: 'the caller hangs up after 1.5 s: Asterisk closes the WebSocket (code 1000) and the server ends the call as remote-hangup',
+    transport: 'websocket',
+    async run(ctx) {
+      const sut = await wsServerUnderTest(ctx, () => undefined);
+      const tag = newTag();
+      const originatedAt = performance.now();
+      await ctx.ast.originate(`Local/${sut.port}*slin16*${tag}@ws-dial application Wait 1.5`);
+      const call = await sut.call(tag);
+      const { end, at } = await sut.ended(call, 5000);
+      ctx.metrics['reason'] = end.reason;
+      ctx.metrics['originate -> closed'] = ms(at - originatedAt);
+      ctx.metrics['error'] = end.error?.code ?? 'none';
+      check(end.reason === 'remote-hangup', `end reason ${end.reason} (${end.error?.message ?? ''})`);
+      check(end.error === undefined, `the call ended with an error: ${end.error?.message}`);
+      check(at - originatedAt > 1450 && at - originatedAt < 2500, `call closed ${ms(at - originatedAt)} after the originate (caller hangs up after 1.5 s)`);
+    },
+  },
+  {
+    name: 'ws 20 concurrent calls',
+    checks: '20 slin16 echo calls over chan_websocket at once, each with its own tag and tone: every frame comes back bit-exact to its own call',
+    transport: 'websocket',
+    async run(ctx) {
+      const sut = await wsServerUnderTest(ctx, echo);
+      const far = await farLeg(ctx, 0x12, 640);
+      const n = 20;
+      const legs = await Promise.all(Array.from({ length: n }, () => wsCall(ctx, sut, far, 'slin16')));
+      const results = await Promise.all(legs.map(({ fc }, k) => playAndCollect(fc, taggedFrames(200 + k, 100, 300 + 40 * k, 16000))));
+      for (const { fc } of legs) fc.hangup();
+      const windows = legs.map(({ fc }) => [fc.sentAt[0] ?? 0, fc.sentAt.at(-1) ?? 0] as const);
+      const overlap = Math.max(...windows.map(([start]) => windows.filter(([a, b]) => a <= start && start <= b).length));
+      const rtts = results.flatMap((r) => r.rtts);
+      ctx.metrics['streaming at once'] = overlap;
+      ctx.metrics['bit-exact'] = `${results.reduce((s, r) => s + r.returned, 0)}/${n * 100}`;
+      ctx.metrics['corrupt or cross-talk'] = results.reduce((s, r) => s + r.corrupt, 0);
+      ctx.metrics['rtt p50/p99'] = `${ms(pct(rtts, 50))} / ${ms(pct(rtts, 99))}`;
+      ctx.metrics['worst call'] = `${Math.min(...results.map((r) => r.returned))}/100`;
+      results.forEach((r, k) => checkMatch(r, `call ${k + 1}/${n}`));
+      check(overlap === n, `only ${overlap} of the ${n} calls were streaming at the same time`);
+    },
+  },
+];
