@@ -176,12 +176,21 @@ export interface PlayOptions {
   /**
    * Format of the source's bytes, converted on the fly to the call's outbound format. Default:
    * the call's send format (server option `send`, or {@link Call.sendAs}), else the outbound
-   * wire format. Ignored for WAV file paths, whose header says what they hold.
+   * wire format.
    */
   format?: FormatSpec;
 }
 
-/** Source of {@link Call.play}: raw audio in one piece or streamed, or the path of a WAV file. */
+/** Options of {@link Call.playFile}. The file's header says what format it holds. */
+export interface PlayFileOptions {
+  /** Aborting settles the play as `interrupted` with reason `abort` and drops its queued audio. */
+  signal?: AbortSignal;
+}
+
+/**
+ * @deprecated Use {@link AudioSource} for {@link Call.play}, and {@link Call.playFile} for a WAV
+ * file path. Removed in the next release.
+ */
 export type PlaySource = AudioSource | string;
 
 
@@ -216,10 +225,14 @@ export interface Call extends EventEmitter<CallEvents> {
   write(payload: Uint8Array | Int16Array, kind?: AudioKind): boolean;
   receiveAs(format: FormatSpec | null): this;
   sendAs(format: FormatSpec | null): this;
-  play(source: PlaySource, options?: PlayOptions): Promise<PlayResult>;
+  /** @deprecated Use {@link Call.playFile} for a WAV file path. */
+  play(path: string, options?: PlayOptions): Promise<PlayResult>;
+  play(source: AudioSource, options?: PlayOptions): Promise<PlayResult>;
+  playFile(path: string, options?: PlayFileOptions): Promise<PlayResult>;
   createWriteStream(options?: PlayOptions & { highWaterMarkMs?: number }): Writable & { interrupted?: PlayResult };
   mark(name: string): Promise<boolean>;
   flush(): number;
+  /** @deprecated Use {@link Call.flush}. */
   clear(): number;
   drained(): Promise<void>;
   end(): Promise<CallEnd>;
@@ -248,6 +261,11 @@ const G711_FORMATS = {
   ulaw: parseFormat('ulaw'),
   alaw: parseFormat('alaw'),
 } as const;
+
+/** What a play queued after the call ended resolves with: a hangup is not an error for a prompt, so `await play(a); await play(b)` just stops. */
+export function hungUpPlay(): Promise<PlayResult> {
+  return Promise.resolve({ status: 'interrupted', reason: 'hangup', framesSent: 0, sentMs: 0 });
+}
 
 const RESET_CODES = new Set(['ECONNRESET', 'EPIPE', 'ECONNABORTED']);
 
@@ -487,27 +505,28 @@ export class AudioSocketCall extends EventEmitter<CallEvents> implements Call {
     return this.#outboundFormat;
   }
 
+  /** @deprecated Use {@link playFile} for a WAV file path. */
+  play(path: string, options?: PlayOptions): Promise<PlayResult>;
   /**
    * Queues audio for paced playback: cut into exact frames of the outbound kind and sent in
    * real time (see `docs/pacing.md`). Resolves when its audio has played (the wall clock has
    * passed its end, up to three frames after its last frame was sent), or as `interrupted` on
    * {@link flush}, abort or hangup (also when called after the call ended); rejects only if the
-   * source itself fails (or a WAV file cannot be read).
+   * source itself fails.
    *
    * Plays (and writes) queue in order and join seamlessly when the next is queued before the
    * previous has played: `call.play(a); await call.play(b)`. Awaiting each one before queueing
    * the next (`await play(a); await play(b)`) lets the queue run empty at the join for up to a
    * frame.
    *
-   * `source` is raw audio in the outbound format (slin at the outbound kind's rate): a Buffer,
-   * Uint8Array, Int16Array, a Readable stream or an (async) iterable of chunks of any size.
+   * `source` is raw audio: a Buffer, Uint8Array, Int16Array, a Readable stream or an (async)
+   * iterable of chunks of any size, in `options.format` (default: the send format, else the
+   * outbound wire format, slin at the outbound kind's rate). For a WAV file use {@link playFile}.
    */
+  play(source: AudioSource, options?: PlayOptions): Promise<PlayResult>;
   play(source: PlaySource, options: PlayOptions = {}): Promise<PlayResult> {
-    if (this.#state !== 'open') {
-      // A hangup is not an error for a prompt: `await play(a); await play(b)` just stops.
-      return Promise.resolve({ status: 'interrupted', reason: 'hangup', framesSent: 0, sentMs: 0 });
-    }
-    if (typeof source === 'string') return this.#outbound.play(wavPlaySource(source, this.#outboundFormat), undefined, options.signal);
+    if (typeof source === 'string') return this.playFile(source, options);
+    if (this.#state !== 'open') return hungUpPlay();
     let convert: ByteConverter | undefined;
     try {
       const from = options.format === undefined ? this.#send : parseFormat(options.format);
@@ -516,6 +535,17 @@ export class AudioSocketCall extends EventEmitter<CallEvents> implements Call {
       return Promise.reject(err);
     }
     return this.#outbound.play(source, convert, options.signal);
+  }
+
+  /**
+   * Plays a WAV file (any rate, channels, PCM/float/G.711; converted to the outbound format),
+   * read and converted as it plays. Settles as {@link play} does; rejects with an
+   * {@link AudioSocketError} (`FILE_NOT_FOUND`, `FILE_READ`, `WAV_MALFORMED`, `WAV_UNSUPPORTED`)
+   * if the file cannot be played.
+   */
+  playFile(path: string, options: PlayFileOptions = {}): Promise<PlayResult> {
+    if (this.#state !== 'open') return hungUpPlay();
+    return this.#outbound.play(wavPlaySource(path, this.#outboundFormat), undefined, options.signal);
   }
 
   /**
@@ -548,7 +578,7 @@ export class AudioSocketCall extends EventEmitter<CallEvents> implements Call {
     return this.#outbound.flush('flush');
   }
 
-  /** Alias of {@link flush}. */
+  /** @deprecated Use {@link flush}; `clear()` is the same and goes in the next release. */
   clear(): number {
     return this.flush();
   }

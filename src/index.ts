@@ -37,6 +37,7 @@ export {
   type CallWarning,
   type EndReason,
   type PlayOptions,
+  type PlayFileOptions,
   type PlaySource,
 } from './call.js';
 export type { PlayResult, AudioSource } from './outbound/queue.js';

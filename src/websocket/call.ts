@@ -35,9 +35,11 @@ import type {
   CallStats,
   CallWarning,
   EndReason,
+  PlayFileOptions,
   PlayOptions,
   PlaySource,
 } from '../call.js';
+import type { AudioSource } from '../outbound/queue.js';
 import type { MediaClose, MediaConnection, MediaWarning } from './connection.js';
 import type { MediaStart, MediaStatus } from './protocol.js';
 
@@ -378,6 +380,9 @@ export class WebSocketCall extends EventEmitter<CallEvents> implements Call {
    * played (MEDIA_MARK_PROCESSED), not when it was sent. On a flush, `sentMs` is what the caller
    * heard (from GET_STATUS just before FLUSH_MEDIA), not what was sent.
    */
+  /** @deprecated Use {@link playFile} for a WAV file path. */
+  play(path: string, options?: PlayOptions): Promise<PlayResult>;
+  play(source: AudioSource, options?: PlayOptions): Promise<PlayResult>;
   play(source: PlaySource, options: PlayOptions = {}): Promise<PlayResult> {
     if (this.#state !== 'open') return Promise.resolve({ status: 'interrupted', reason: 'hangup', framesSent: 0, sentMs: 0 });
     let convert: ByteConverter | undefined;
@@ -399,6 +404,11 @@ export class WebSocketCall extends EventEmitter<CallEvents> implements Call {
       const heardTotal = await this.#lastFlush.heardMs;
       return { ...r, sentMs: Math.max(0, Math.min(r.sentMs, heardTotal - startMs)) };
     });
+  }
+
+  /** Plays a WAV file converted to the call's format; settles as {@link play} does (see `Call.playFile`). */
+  playFile(path: string, options: PlayFileOptions = {}): Promise<PlayResult> {
+    return this.play(path, options);
   }
 
   createWriteStream(options: PlayOptions & { highWaterMarkMs?: number } = {}): Writable & { interrupted?: PlayResult } {
@@ -445,6 +455,7 @@ export class WebSocketCall extends EventEmitter<CallEvents> implements Call {
     return droppedMs;
   }
 
+  /** @deprecated Use {@link flush}. */
   clear(): number {
     return this.flush();
   }

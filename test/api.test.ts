@@ -1,0 +1,82 @@
+/**
+ * The public API's promises (issue 13): one name per thing (playFile, flush), Symbol.asyncDispose,
+ * every rejection an AudioSocketError with its cause, one code vocabulary, subpath exports, and
+ * the simulated Asterisk's close attribution under `strict`.
+ */
+import { test, type TestContext } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import {
+  AudioSocketError,
+  connect,
+  createServer,
+  encodeWav,
+  ErrorCodes,
+  type AsteriskClient,
+  type Call,
+  type ServerOptions,
+} from '../src/index.js';
+import { connectWebSocket, type AsteriskWebSocketClient } from '../src/websocket/client.js';
+import { until } from './fault-helpers.js';
+
+/** 20 ms frames of a non-silent signal at 8 kHz. */
+function signal(frames: number): Buffer {
+  const b = Buffer.alloc(frames * 320);
+  for (let i = 0; i < b.length / 2; i++) b.writeInt16LE(((i * 37) % 20000) - 10000 || 1, i * 2);
+  return b;
+}
+
+async function tempDir(t: TestContext): Promise<string> {
+  const dir = await mkdtemp(join(tmpdir(), 'audiosocket-api-'));
+  t.after(() => rm(dir, { recursive: true, force: true }));
+  return dir;
+}
+
+/** One AudioSocket call: the server's side and the simulated Asterisk's. */
+async function audioSocketCall(t: TestContext, options: ServerOptions = {}): Promise<{ call: Call; client: AsteriskClient }> {
+  let call: Call | undefined;
+  const server = createServer((c) => void (call = c), { keepAlive: false, ...options });
+  const { port } = await server.listen({ host: '127.0.0.1', port: 0 });
+  t.after(() => server.close());
+  const client = await connect({ port });
+  t.after(() => client.close());
+  await until(() => call !== undefined, 5000, 'the call');
+  return { call: call!, client };
+}
+
+/** One chan_websocket call. */
+async function webSocketCall(t: TestContext): Promise<{ call: Call; client: AsteriskWebSocketClient }> {
+  let call: Call | undefined;
+  const server = createServer((c) => void (call = c), { websocket: { port: 0 } } as ServerOptions);
+  await server.listen({ host: '127.0.0.1', port: 0 });
+  t.after(() => server.close());
+  const client = await connectWebSocket({ url: `ws://127.0.0.1:${server.websocketAddress()!.port}/media`, format: 'slin' });
+  t.after(() => client.drop());
+  await until(() => call !== undefined, 5000, 'the call');
+  return { call: call!, client };
+}
+
+test('playFile() plays a WAV file on both transports; play(path) and clear() are deprecated aliases', async (t) => {
+  const dir = await tempDir(t);
+  const audio = signal(5);
+  const path = join(dir, 'prompt.wav');
+  await writeFile(path, encodeWav('slin', audio));
+
+  const a = await audioSocketCall(t);
+  const got: Buffer[] = [];
+  a.client.on('audio', (f) => got.push(Buffer.from(f.payload)));
+  assert.equal((await a.call.playFile(path)).status, 'done');
+  await until(() => got.length >= 5, 5000, 'five frames');
+  assert.deepEqual(Buffer.concat(got), audio);
+  assert.equal((await a.call.play(path)).status, 'done', 'the deprecated string form still plays the file');
+  assert.equal(a.call.clear(), 0);
+
+  const w = await webSocketCall(t);
+  const played = await w.call.playFile(path);
+  assert.equal(played.status, 'done');
+  assert.equal(played.framesSent, 5);
+  await until(() => w.client.played.length >= 5, 5000, 'five frames played');
+  assert.deepEqual(Buffer.concat(w.client.played.slice(0, 5)), audio);
+});
