@@ -239,6 +239,8 @@ export interface Call extends EventEmitter<CallEvents> {
   hangup(): Promise<CallEnd>;
   frames(options?: { signal?: AbortSignal }): AsyncIterable<AudioFrame>;
   [Symbol.asyncIterator](): AsyncIterator<AudioFrame>;
+  /** `await using call = ...`: hangs up at the end of the scope and waits until the call has ended. */
+  [Symbol.asyncDispose](): Promise<void>;
   /** @internal */
   _terminate(reason: 'server-close' | 'handler-error', error?: AudioSocketError): Promise<CallEnd>;
 }
@@ -602,6 +604,11 @@ export class AudioSocketCall extends EventEmitter<CallEvents> implements Call {
   hangup(): Promise<CallEnd> {
     this.#beginEnd('local-hangup', undefined, true);
     return this.closed;
+  }
+
+  /** Hangs up (see {@link hangup}) and waits until the call has ended: `await using` support. */
+  async [Symbol.asyncDispose](): Promise<void> {
+    await this.hangup();
   }
 
   /** Async iteration over received audio frames; ends when the call ends. See {@link frames}. */

@@ -193,6 +193,11 @@ export class AsteriskClient extends EventEmitter<ClientEvents> {
     return this.closed;
   }
 
+  /** Closes (see {@link close}) and waits until closed: `await using client = await connect(...)`. */
+  async [Symbol.asyncDispose](): Promise<void> {
+    await this.close();
+  }
+
   /** Closes with a TCP reset (what Asterisk's close looks like when our audio is unread). */
   reset(): Promise<ClientClose> {
     this.#closedByUs = !this.#gotHangup;

@@ -80,3 +80,42 @@ test('playFile() plays a WAV file on both transports; play(path) and clear() are
   await until(() => w.client.played.length >= 5, 5000, 'five frames played');
   assert.deepEqual(Buffer.concat(w.client.played.slice(0, 5)), audio);
 });
+
+test('await using: a Call hangs up and waits for its end; the simulated clients close and wait', async (t) => {
+  const a = await audioSocketCall(t);
+  {
+    await using call = a.call;
+    assert.equal(call.connected, true);
+  }
+  assert.equal(a.call.endReason, 'local-hangup');
+  assert.equal((await a.client.closed).by, 'server-hangup');
+
+  let serverCall: Call | undefined;
+  const server = createServer((c) => void (serverCall = c), { keepAlive: false });
+  const { port } = await server.listen({ host: '127.0.0.1', port: 0 });
+  t.after(() => server.close());
+  let closed: Promise<unknown> | undefined;
+  {
+    await using client = await connect({ port });
+    closed = client.closed;
+    await until(() => serverCall !== undefined, 5000, 'the call');
+  }
+  assert.equal(((await closed) as { by: string }).by, 'client', 'disposed: the client closed and the close has happened');
+  assert.equal((await serverCall!.closed).reason, 'remote-hangup');
+
+  const w = await webSocketCall(t);
+  {
+    await using call = w.call;
+    assert.equal(call.transport, 'websocket');
+  }
+  assert.equal(w.call.endReason, 'local-hangup');
+  assert.equal(w.call.connected, false);
+
+  const w2 = await webSocketCall(t);
+  {
+    await using client = w2.client;
+    assert.equal(client.connected, true);
+  }
+  assert.equal(w2.client.connected, false);
+  assert.equal((await w2.call.closed).reason, 'remote-hangup');
+});

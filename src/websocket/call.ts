@@ -479,6 +479,11 @@ export class WebSocketCall extends EventEmitter<CallEvents> implements Call {
     return this.closed;
   }
 
+  /** Hangs up and waits until the call has ended: `await using` support. */
+  async [Symbol.asyncDispose](): Promise<void> {
+    await this.hangup();
+  }
+
   [Symbol.asyncIterator](): AsyncIterator<AudioFrame> {
     return this.frames()[Symbol.asyncIterator]();
   }
