@@ -21,7 +21,7 @@ import type { Clock, TimerHandle } from './clock.js';
 import { InboundFormatMeter, type InboundFormatGuess } from './detect.js';
 import { createConverter, type Converter } from './audio/convert.js';
 import { parseFormat, sameFormat, type AudioFormat, type FormatSpec } from './audio/format.js';
-import { createPlayStream, receivedFrames, wavPlaySource } from './call-stream.js';
+import { createPlayStream, receivedFrames, rejectAsSourceError, wavPlaySource } from './call-stream.js';
 import type { MediaStart } from './websocket/protocol.js';
 
 /** One audio message received from Asterisk. */
@@ -536,7 +536,7 @@ export class AudioSocketCall extends EventEmitter<CallEvents> implements Call {
     } catch (err) {
       return Promise.reject(err);
     }
-    return this.#outbound.play(source, convert, options.signal);
+    return this.#outbound.play(source, convert, options.signal).catch(rejectAsSourceError);
   }
 
   /**
@@ -547,7 +547,7 @@ export class AudioSocketCall extends EventEmitter<CallEvents> implements Call {
    */
   playFile(path: string, options: PlayFileOptions = {}): Promise<PlayResult> {
     if (this.#state !== 'open') return hungUpPlay();
-    return this.#outbound.play(wavPlaySource(path, this.#outboundFormat), undefined, options.signal);
+    return this.#outbound.play(wavPlaySource(path, this.#outboundFormat), undefined, options.signal).catch(rejectAsSourceError);
   }
 
   /**

@@ -272,18 +272,21 @@ export function connect(options: ConnectOptions = {}): Promise<AsteriskClient> {
   const uuid = options.uuid ?? randomUUID();
   const uuidMessage = options.sendUuid === false ? null : encodeUuidMessage(uuid);
   return new Promise((resolve, reject) => {
+    const aborted = (): AudioSocketError =>
+      audioSocketError(ErrorCodes.ABORTED, `connecting to ${host}:${port} was aborted`, options.signal!.reason);
     if (options.signal?.aborted) {
-      reject(options.signal.reason);
+      reject(aborted());
       return;
     }
     const socket = net.connect({ host, port, noDelay: true });
     const timer = setTimeout(() => {
       socket.destroy();
-      reject(audioSocketError(ErrorCodes.SOCKET, `could not connect to ${host}:${port} within ${options.connectTimeout ?? 2000} ms`));
+      reject(audioSocketError(ErrorCodes.CONNECT_TIMEOUT, `could not connect to ${host}:${port} within ${options.connectTimeout ?? 2000} ms`));
     }, options.connectTimeout ?? 2000);
     const onAbort = (): void => {
+      clearTimeout(timer);
       socket.destroy();
-      reject(options.signal!.reason);
+      reject(aborted());
     };
     options.signal?.addEventListener('abort', onAbort, { once: true });
     const fail = (err: Error): void => {

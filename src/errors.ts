@@ -30,6 +30,16 @@ export const ErrorCodes = {
   HANDLER: 'ERR_AUDIOSOCKET_HANDLER',
   /** A socket-level error (other than a reset by the peer); the original error is `cause`. */
   SOCKET: 'ERR_AUDIOSOCKET_SOCKET',
+  /** A connection attempt ({@link connect}) got no answer within `connectTimeout`. */
+  CONNECT_TIMEOUT: 'ERR_AUDIOSOCKET_CONNECT_TIMEOUT',
+  /** The operation was aborted by its `signal`; the signal's reason is `cause`. */
+  ABORTED: 'ERR_AUDIOSOCKET_ABORTED',
+  /** A play source (stream or iterator) threw or emitted an error; the original is `cause`. */
+  SOURCE: 'ERR_AUDIOSOCKET_SOURCE',
+  /** A file to play does not exist; the file system's error is `cause`. */
+  FILE_NOT_FOUND: 'ERR_AUDIOSOCKET_FILE_NOT_FOUND',
+  /** A file to play exists but could not be read (permissions, a directory, ...); the file system's error is `cause`. */
+  FILE_READ: 'ERR_AUDIOSOCKET_FILE_READ',
   /** The peer stopped reading and our output buffer stayed full for too long. */
   PEER_NOT_READING: 'ERR_AUDIOSOCKET_PEER_NOT_READING',
   /** A WAV file is malformed (bad RIFF structure, missing chunks, truncated). */

@@ -119,3 +119,53 @@ test('await using: a Call hangs up and waits for its end; the simulated clients 
   assert.equal(w2.client.connected, false);
   assert.equal((await w2.call.closed).reason, 'remote-hangup');
 });
+
+/** Asserts `promise` rejects with an AudioSocketError of `code` whose message matches and whose cause is set. */
+async function rejectsWith(promise: Promise<unknown>, code: string, message: RegExp): Promise<AudioSocketError> {
+  let caught: unknown;
+  await promise.then(
+    () => assert.fail(`expected a rejection with ${code}`),
+    (err: unknown) => (caught = err),
+  );
+  assert.ok(caught instanceof AudioSocketError, `an AudioSocketError, got ${String(caught)}`);
+  assert.equal(caught.code, code);
+  assert.match(caught.message, message);
+  assert.notEqual(caught.cause, undefined, 'the original error is the cause');
+  return caught;
+}
+
+test('every rejection is an AudioSocketError with its cause: missing file, unreadable file, failing source', async (t) => {
+  const dir = await tempDir(t);
+  for (const { call } of [await audioSocketCall(t), await webSocketCall(t)]) {
+    const missing = join(dir, 'missing.wav');
+    const err = await rejectsWith(call.playFile(missing), ErrorCodes.FILE_NOT_FOUND, /missing\.wav/);
+    assert.equal((err.cause as NodeJS.ErrnoException).code, 'ENOENT');
+    await rejectsWith(call.playFile(dir), ErrorCodes.FILE_READ, /cannot read WAV file/);
+    await rejectsWith(call.play(missing), ErrorCodes.FILE_NOT_FOUND, /missing\.wav/);
+    const failing = (async function* () {
+      yield Buffer.alloc(320);
+      throw new Error('tts went away');
+    })();
+    const failed = await rejectsWith(call.play(failing), ErrorCodes.SOURCE, /tts went away/);
+    assert.equal((failed.cause as Error).message, 'tts went away');
+    assert.equal(call.connected, true, 'a failed play leaves the call up');
+  }
+});
+
+test('connect(): a timeout is CONNECT_TIMEOUT, an abort is ABORTED with the reason as cause', async () => {
+  // 192.0.2.0/24 (TEST-NET-1) is never routed: the SYN goes unanswered (or fails at once where
+  // there is no route, which is SOCKET: both are AudioSocketErrors with a cause).
+  const err = await connect({ host: '192.0.2.1', port: 9, connectTimeout: 50 }).then(
+    () => assert.fail('connected to TEST-NET-1'),
+    (e: unknown) => e,
+  );
+  assert.ok(err instanceof AudioSocketError);
+  if (err.code === ErrorCodes.SOCKET) assert.notEqual(err.cause, undefined);
+  else assert.equal(err.code, ErrorCodes.CONNECT_TIMEOUT);
+
+  const reason = new Error('user gave up');
+  await rejectsWith(connect({ port: 9, signal: AbortSignal.abort(reason) }), ErrorCodes.ABORTED, /aborted/);
+  const server = createServer();
+  await rejectsWith(server.listen({ port: 0, signal: AbortSignal.abort(reason) }), ErrorCodes.ABORTED, /aborted/);
+  await server.close();
+});

@@ -24,7 +24,7 @@ import { audioKindForRate, isAudioKind, sampleRateOfKind, type AudioKind } from 
 import { OutboundQueue, type ByteConverter, type Completion, type PlayResult } from '../outbound/queue.js';
 import { createConverter, type Converter } from '../audio/convert.js';
 import { parseFormat, sameFormat, type AudioFormat, type FormatSpec } from '../audio/format.js';
-import { createPlayStream, receivedFrames, wavPlaySource } from '../call-stream.js';
+import { createPlayStream, receivedFrames, rejectAsSourceError, wavPlaySource } from '../call-stream.js';
 import type {
   AudioFrame,
   Call,
@@ -403,7 +403,7 @@ export class WebSocketCall extends EventEmitter<CallEvents> implements Call {
       if (r.status !== 'interrupted' || r.reason !== 'flush' || this.#lastFlush === undefined) return r;
       const heardTotal = await this.#lastFlush.heardMs;
       return { ...r, sentMs: Math.max(0, Math.min(r.sentMs, heardTotal - startMs)) };
-    });
+    }, rejectAsSourceError);
   }
 
   /** Plays a WAV file converted to the call's format; settles as {@link play} does (see `Call.playFile`). */
