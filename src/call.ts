@@ -8,7 +8,7 @@
 import { EventEmitter } from 'node:events';
 import type { Writable } from 'node:stream';
 import type { Socket } from 'node:net';
-import { AudioSocketError, audioSocketError, ErrorCodes } from './errors.js';
+import { AudioSocketError, audioSocketError, ErrorCodes, type CallWarningCode } from './errors.js';
 import { DTMF_DIGITS, HANGUP_MESSAGE } from './protocol/encoder.js';
 import { isAudioKind, Kind, kindName, sampleRateOfKind, type AudioKind } from './protocol/kinds.js';
 import { MessageParser } from './protocol/parser.js';
@@ -94,26 +94,9 @@ export interface CallEnd {
   stats: CallStats;
 }
 
-/**
- * A non-fatal condition worth a log line.
- * - `ITERATOR_OVERFLOW`: an async iterator fell behind; the oldest received frames were dropped.
- * - `PEER_NOT_READING`: the socket's send buffer is full; outbound audio is being dropped.
- * - `QUEUE_FULL`: written audio was dropped because `maxQueuedMs` was already queued (`droppedMs`).
- * - `INBOUND_FORMAT`: kind 0x10 audio looks like G.711, not slin (a channel driver without `c()`).
- * - `UNEXPECTED_MESSAGE`: reserved for messages of unexpected kinds.
- */
+/** A non-fatal condition worth a log line; `code` is one of {@link WarningCodes}, documented there. */
 export interface CallWarning {
-  code:
-    | 'ITERATOR_OVERFLOW'
-    | 'PEER_NOT_READING'
-    | 'UNEXPECTED_MESSAGE'
-    | 'INBOUND_FORMAT'
-    | 'QUEUE_FULL'
-    // chan_websocket only (see MediaWarning):
-    | 'MALFORMED_CONTROL'
-    | 'UNEXPECTED_EVENT'
-    | 'REMOTE_ERROR'
-    | 'OUTPUT_DROPPED';
+  code: CallWarningCode;
   message: string;
   /** Milliseconds of audio dropped, for `QUEUE_FULL`. */
   droppedMs?: number;

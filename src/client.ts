@@ -7,7 +7,7 @@ import { EventEmitter } from 'node:events';
 import net, { type Socket } from 'node:net';
 import { randomUUID } from 'node:crypto';
 import type { AudioFrame } from './call.js';
-import { audioSocketError, ErrorCodes, type AudioSocketError } from './errors.js';
+import { audioSocketError, ErrorCodes, type AudioSocketError, type ClientViolationCode } from './errors.js';
 import { encodeDtmfMessage, encodeMessage, encodeUuidMessage } from './protocol/encoder.js';
 import { isAudioKind, Kind, kindName, sampleRateOfKind, type AudioKind } from './protocol/kinds.js';
 import { MessageParser } from './protocol/parser.js';
@@ -31,9 +31,9 @@ export interface ConnectOptions {
   signal?: AbortSignal;
 }
 
-/** Something the server sent that a real Asterisk would not accept. */
+/** Something the server sent that a real Asterisk would not accept; `code` is one of {@link WarningCodes}, documented there. */
 export interface ClientViolation {
-  code: 'ZERO_LENGTH_AUDIO' | 'FORBIDDEN_KIND' | 'SPLIT_MESSAGE' | 'ODD_LENGTH' | 'AFTER_HANGUP' | 'TRUNCATED';
+  code: ClientViolationCode;
   message: string;
 }
 

@@ -85,7 +85,16 @@ export * from './audio/index.js';
 export { ManualClock, systemClock, type Clock, type TimerHandle } from './clock.js';
 
 // Errors
-export { AudioSocketError, ErrorCodes, type ErrorCode } from './errors.js';
+export {
+  AudioSocketError,
+  ErrorCodes,
+  WarningCodes,
+  type ErrorCode,
+  type WarningCode,
+  type CallWarningCode,
+  type ClientViolationCode,
+  type WebSocketViolationCode,
+} from './errors.js';
 
 // WebSocket (chan_websocket): the Call API over it, transport, simulated Asterisk and protocol core.
 export { WebSocketCall, type WebSocketPacingOptions } from './websocket/call.js';

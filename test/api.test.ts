@@ -14,7 +14,16 @@ import {
   createServer,
   encodeWav,
   ErrorCodes,
+  WarningCodes,
   type AsteriskClient,
+  type CallWarning,
+  type CallWarningCode,
+  type ClientViolation,
+  type ClientViolationCode,
+  type MediaWarning,
+  type WarningCode,
+  type WebSocketViolation,
+  type WebSocketViolationCode,
   type Call,
   type ServerOptions,
 } from '../src/index.js';
@@ -168,4 +177,29 @@ test('connect(): a timeout is CONNECT_TIMEOUT, an abort is ABORTED with the reas
   const server = createServer();
   await rejectsWith(server.listen({ port: 0, signal: AbortSignal.abort(reason) }), ErrorCodes.ABORTED, /aborted/);
   await server.close();
+});
+
+/** Compiles only when `A` and `B` are the same type. */
+type Same<A, B> = [A] extends [B] ? ([B] extends [A] ? true : false) : false;
+
+test('one code vocabulary: warnings and violations are WarningCodes, named like ErrorCodes', async (t) => {
+  const typesAgree: [
+    Same<CallWarning['code'], CallWarningCode>,
+    Same<ClientViolation['code'], ClientViolationCode>,
+    Same<WebSocketViolation['code'], WebSocketViolationCode>,
+    Same<MediaWarning['code'] | CallWarningCode, CallWarningCode>,
+  ] = [true, true, true, true];
+  assert.deepEqual(typesAgree, [true, true, true, true]);
+  for (const [name, value] of Object.entries(WarningCodes)) assert.equal(value, name);
+  // A condition that is a warning first and an error once fatal keeps its name.
+  assert.equal(ErrorCodes.PEER_NOT_READING, `ERR_AUDIOSOCKET_${WarningCodes.PEER_NOT_READING}`);
+  assert.equal(ErrorCodes.TRUNCATED, `ERR_AUDIOSOCKET_${WarningCodes.TRUNCATED}`);
+
+  // What a call really emits is in the set: a write over maxQueuedMs is QUEUE_FULL.
+  const { call } = await audioSocketCall(t, { maxQueuedMs: 100 });
+  const codes: WarningCode[] = [];
+  call.on('warning', (w) => codes.push(w.code));
+  call.write(Buffer.alloc(320 * 20));
+  await until(() => codes.length > 0, 5000, 'a warning');
+  assert.equal(codes[0], WarningCodes.QUEUE_FULL);
 });
