@@ -203,3 +203,23 @@ test('one code vocabulary: warnings and violations are WarningCodes, named like 
   await until(() => codes.length > 0, 5000, 'a warning');
   assert.equal(codes[0], WarningCodes.QUEUE_FULL);
 });
+
+test('subpath exports: audiosocket/audio and audiosocket/protocol resolve; the root is slimmer', async () => {
+  const load = (specifier: string): Promise<Record<string, unknown>> => import(specifier) as Promise<Record<string, unknown>>;
+  const root = await load('audiosocket');
+  const audio = await load('audiosocket/audio');
+  const protocol = await load('audiosocket/protocol');
+  for (const name of ['ulawToSlin', 'slinToUlaw', 'createResampler', 'stereoToMono', 'parseWav', 'decodeWav', 'readSlin', 'createConverter']) {
+    assert.equal(typeof audio[name], 'function', `audiosocket/audio exports ${name}`);
+  }
+  for (const name of ['MessageParser', 'encodeMessage', 'formatUuid', 'parseEvent', 'encodeCommand', 'optimalFrameSizeOf']) {
+    assert.equal(typeof protocol[name], 'function', `audiosocket/protocol exports ${name}`);
+  }
+  for (const name of ['ulawToSlin', 'createResampler', 'stereoToMono', 'parseWav', 'readSlin', 'parseEvent', 'encodeCommand']) {
+    assert.equal(root[name], undefined, `the root no longer exports ${name}`);
+  }
+  for (const name of ['createServer', 'connect', 'AudioSocketError', 'ErrorCodes', 'WarningCodes', 'Kind', 'parseFormat', 'readWavFile', 'createConverter']) {
+    assert.notEqual(root[name], undefined, `the root exports ${name}`);
+  }
+  assert.equal(root.createConverter, audio.createConverter, 'one module instance behind both entry points');
+});
