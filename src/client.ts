@@ -42,11 +42,14 @@ export interface ClientClose {
   /**
    * - `server-hangup`: the server sent the hangup message.
    * - `server-close`: the server closed without a hangup message (old Asterisk would spin at 100% CPU).
-   * - `client`: we closed ({@link AsteriskClient.close} / {@link AsteriskClient.reset}).
+   * - `client`: we closed ({@link AsteriskClient.close} / {@link AsteriskClient.reset}), or, under
+   *   `strict`, on a violation (see `violation`).
    * - `error`: a socket error; see `error`.
    */
   by: 'server-hangup' | 'server-close' | 'client' | 'error';
   error?: Error;
+  /** Under `strict`: the violation we closed the connection on, as current Asterisk would. */
+  violation?: ClientViolation;
 }
 
 /** Events of an {@link AsteriskClient}. */
@@ -88,6 +91,7 @@ export class AsteriskClient extends EventEmitter<ClientEvents> {
   #resolveClosed!: (c: ClientClose) => void;
   #gotHangup = false;
   #closedByUs = false;
+  #strictClose: ClientViolation | undefined;
   #error: Error | undefined;
   #midSince = 0;
   #violations: ClientViolation[] = [];
@@ -116,6 +120,7 @@ export class AsteriskClient extends EventEmitter<ClientEvents> {
         by: this.#gotHangup ? 'server-hangup' : this.#closedByUs ? 'client' : this.#error ? 'error' : 'server-close',
       };
       if (this.#error && info.by === 'error') info.error = this.#error;
+      if (this.#strictClose !== undefined && info.by === 'client') info.violation = this.#strictClose;
       this.#resolveClosed(info);
       this.emit('close', info);
     });
@@ -261,7 +266,14 @@ export class AsteriskClient extends EventEmitter<ClientEvents> {
     this.#violations.push(v);
     this.#stats.violations++;
     this.emit('violation', v);
-    if (this.#strict && code !== 'ODD_LENGTH' && code !== 'AFTER_HANGUP') this.#socket.destroy();
+    if (!this.#strict || code === 'ODD_LENGTH' || code === 'AFTER_HANGUP' || this.#socket.destroyed) return;
+    // We close, as current Asterisk does, so the close is ours: unless the server had already
+    // closed (a message cut by its close) or hung up.
+    if (code !== 'TRUNCATED' && !this.#gotHangup) {
+      this.#closedByUs = true;
+      this.#strictClose = v;
+    }
+    this.#socket.destroy();
   }
 }
 

@@ -5,6 +5,8 @@
  */
 import { test, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
+import net from 'node:net';
+import { once } from 'node:events';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -12,6 +14,7 @@ import {
   AudioSocketError,
   connect,
   createServer,
+  encodeMessage,
   encodeWav,
   ErrorCodes,
   WarningCodes,
@@ -222,4 +225,39 @@ test('subpath exports: audiosocket/audio and audiosocket/protocol resolve; the r
     assert.notEqual(root[name], undefined, `the root exports ${name}`);
   }
   assert.equal(root.createConverter, audio.createConverter, 'one module instance behind both entry points');
+});
+
+/** A broken AudioSocket server: `onUuid` runs on each connection's first bytes. */
+async function rawServer(t: TestContext, onUuid: (socket: net.Socket) => void): Promise<number> {
+  const server = net.createServer((socket) => {
+    socket.on('error', () => {});
+    socket.once('data', () => onUuid(socket));
+  });
+  server.listen(0, '127.0.0.1');
+  await once(server, 'listening');
+  t.after(() => new Promise((resolve) => server.close(resolve)));
+  return (server.address() as net.AddressInfo).port;
+}
+
+test('strict: closing on a violation is the client\'s close, with the violation; a cut by the server is not', async (t) => {
+  // Answers the UUID with a DTMF message, which current Asterisk ends the call on.
+  const dtmf = await rawServer(t, (s) => s.write(encodeMessage(0x03, Buffer.from('1'))));
+  const strict = await connect({ port: dtmf, strict: true });
+  const closed = await strict.closed;
+  assert.equal(closed.by, 'client');
+  assert.equal(closed.violation?.code, 'FORBIDDEN_KIND');
+
+  // Without strict the violation is reported and the call goes on until the server closes.
+  const lenient = await connect({ port: dtmf });
+  await until(() => lenient.violations.length > 0, 5000, 'the violation');
+  assert.equal(lenient.connected, true);
+  assert.equal((await lenient.close()).violation, undefined);
+
+  // The server closes in the middle of a message: under strict too, that is the server's close.
+  const cut = await rawServer(t, (s) => s.end(encodeMessage(0x10, Buffer.alloc(320)).subarray(0, 100)));
+  const truncated = await connect({ port: cut, strict: true });
+  const info = await truncated.closed;
+  assert.equal(info.by, 'server-close');
+  assert.equal(info.violation, undefined);
+  assert.deepEqual(truncated.violations.map((v) => v.code), ['TRUNCATED']);
 });
