@@ -185,6 +185,13 @@ export class AudioSocketError extends Error {
   }
 }
 
+/** The error of an operation aborted by `signal`: `ABORTED`, naming the reason, which is the `cause`. */
+export function abortedError(what: string, signal: AbortSignal): AudioSocketError {
+  const reason: unknown = signal.reason;
+  const why = reason instanceof Error ? reason.message : String(reason);
+  return audioSocketError(ErrorCodes.ABORTED, `${what} was aborted: ${why}`, reason);
+}
+
 /** Shorthand used across the library. */
 export function audioSocketError(code: ErrorCode, message: string, cause?: unknown): AudioSocketError {
   return new AudioSocketError(code, message, cause === undefined ? undefined : { cause });

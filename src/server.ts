@@ -9,7 +9,7 @@ import { WebSocketMediaServer, type MediaHandshakeFailure, type MediaServerOptio
 import { WebSocketCall, type WebSocketPacingOptions } from './websocket/call.js';
 import type { MediaConnection } from './websocket/connection.js';
 import { systemClock, type Clock } from './clock.js';
-import { AudioSocketError, audioSocketError, ErrorCodes } from './errors.js';
+import { abortedError, AudioSocketError, audioSocketError, ErrorCodes } from './errors.js';
 import { HANGUP_MESSAGE } from './protocol/encoder.js';
 import { audioKindForRate, isAudioKind, MAX_PAYLOAD, type AudioKind } from './protocol/kinds.js';
 import { FrameScheduler } from './scheduler.js';
@@ -423,7 +423,7 @@ export class AudioSocketServer extends EventEmitter<ServerEvents> {
     const host = options.host ?? this.#options.host ?? '127.0.0.1';
     const port = options.port ?? this.#options.port ?? 9092;
     const signal = options.signal;
-    if (signal?.aborted) return Promise.reject(audioSocketError(ErrorCodes.ABORTED, 'listen() was aborted', signal.reason));
+    if (signal?.aborted) return Promise.reject(abortedError('listen()', signal));
     // The resampler (WebAssembly) loads once per process, so conversions can start synchronously
     // inside calls. Without it only same-rate conversions work; that is reported, not fatal.
     return loadResampler()
@@ -452,7 +452,7 @@ export class AudioSocketServer extends EventEmitter<ServerEvents> {
     const signal = options.signal;
     // close() or an abort may have come while the resampler was loading.
     if (this.#closing) return Promise.reject(audioSocketError(ErrorCodes.SERVER_CLOSED, 'the server was closed before it listened'));
-    if (signal?.aborted) return Promise.reject(audioSocketError(ErrorCodes.ABORTED, 'listen() was aborted', signal.reason));
+    if (signal?.aborted) return Promise.reject(abortedError('listen()', signal));
     return new Promise<AddressInfo>((resolve, reject) => {
       const onError = (err: Error): void => {
         this.#net.off('listening', onListening);

@@ -176,9 +176,9 @@ test('connect(): a timeout is CONNECT_TIMEOUT, an abort is ABORTED with the reas
   else assert.equal(err.code, ErrorCodes.CONNECT_TIMEOUT);
 
   const reason = new Error('user gave up');
-  await rejectsWith(connect({ port: 9, signal: AbortSignal.abort(reason) }), ErrorCodes.ABORTED, /aborted/);
+  await rejectsWith(connect({ port: 9, signal: AbortSignal.abort(reason) }), ErrorCodes.ABORTED, /aborted: user gave up/);
   const server = createServer();
-  await rejectsWith(server.listen({ port: 0, signal: AbortSignal.abort(reason) }), ErrorCodes.ABORTED, /aborted/);
+  await rejectsWith(server.listen({ port: 0, signal: AbortSignal.abort(reason) }), ErrorCodes.ABORTED, /aborted: user gave up/);
   await server.close();
 });
 
