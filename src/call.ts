@@ -8,7 +8,7 @@
 import { EventEmitter } from 'node:events';
 import type { Writable } from 'node:stream';
 import type { Socket } from 'node:net';
-import { AudioSocketError, audioSocketError, ErrorCodes, type CallWarningCode } from './errors.js';
+import { AudioSocketError, audioSocketError, ErrorCodes, handlerError, type CallWarningCode } from './errors.js';
 import { DTMF_DIGITS, HANGUP_MESSAGE } from './protocol/encoder.js';
 import { isAudioKind, Kind, kindName, sampleRateOfKind, type AudioKind } from './protocol/kinds.js';
 import { MessageParser } from './protocol/parser.js';
@@ -224,8 +224,11 @@ export interface Call extends EventEmitter<CallEvents> {
   [Symbol.asyncIterator](): AsyncIterator<AudioFrame>;
   /** `await using call = ...`: hangs up at the end of the scope and waits until the call has ended. */
   [Symbol.asyncDispose](): Promise<void>;
-  /** @internal */
-  _terminate(reason: 'server-close' | 'handler-error', error?: AudioSocketError): Promise<CallEnd>;
+  /**
+   * @internal Ends the call for the server: `server-close`, or `handler-error` when the handler
+   * failed with `cause` (reported and ended the way a throwing listener is).
+   */
+  _terminate(reason: 'server-close' | 'handler-error', cause?: unknown): Promise<CallEnd>;
 }
 
 /** @internal Hooks between a call and its server. */
@@ -264,13 +267,9 @@ export class AudioSocketCall extends EventEmitter<CallEvents> implements Call {
   readonly transport = 'audiosocket' as const;
   /** MEDIA_START details: chan_websocket only. */
   readonly mediaStart: undefined = undefined;
-  /** The call's UUID, lower-case 8-4-4-4-12. Not necessarily unique: Asterisk never checks. */
-  uuid = '';
   /** Peer address (Asterisk's), e.g. `127.0.0.1` or `::1`. */
   readonly remoteAddress: string;
   readonly remotePort: number;
-  /** When the UUID arrived (wall clock). */
-  startTime = new Date(0);
   /** Aborts when the call starts ending; hand it to fetch, STT or TTS clients. */
   readonly signal: AbortSignal;
   /** Resolves once the call has ended and its socket is closed. Never rejects. */
@@ -285,6 +284,8 @@ export class AudioSocketCall extends EventEmitter<CallEvents> implements Call {
   readonly #abort = new AbortController();
   #resolveClosed!: (end: CallEnd) => void;
   #state: State = 'handshake';
+  #uuid = '';
+  #startTime = new Date(0);
   #startMono = 0;
   #endReason: EndReason | undefined;
   #endError: AudioSocketError | undefined;
@@ -371,6 +372,16 @@ export class AudioSocketCall extends EventEmitter<CallEvents> implements Call {
     socket.on('error', (err: NodeJS.ErrnoException) => this.#onSocketError(err));
     socket.on('close', () => this.#onClose());
     if (settings.handshakeTimeout > 0) this.#handshakeTimer = this.#timer(settings.handshakeTimeout, () => this.#onHandshakeTimeout());
+  }
+
+  /** The call's UUID, lower-case 8-4-4-4-12. Not necessarily unique: Asterisk never checks. */
+  get uuid(): string {
+    return this.#uuid;
+  }
+
+  /** When the UUID arrived (wall clock). */
+  get startTime(): Date {
+    return this.#startTime;
   }
 
   /** True from the UUID until the call starts ending. */
@@ -620,9 +631,10 @@ export class AudioSocketCall extends EventEmitter<CallEvents> implements Call {
   }
 
 
-  /** @internal Ends the call for the server (`server-close`) or after a handler failure. */
-  _terminate(reason: 'server-close' | 'handler-error', error?: AudioSocketError): Promise<CallEnd> {
-    this.#beginEnd(reason, error, true);
+  /** @internal See {@link Call._terminate}. */
+  _terminate(reason: 'server-close' | 'handler-error', cause?: unknown): Promise<CallEnd> {
+    if (reason === 'handler-error') this.#listenerFailed(cause);
+    else this.#beginEnd(reason, undefined, true);
     return this.closed;
   }
 
@@ -703,10 +715,10 @@ export class AudioSocketCall extends EventEmitter<CallEvents> implements Call {
       );
       return;
     }
-    this.uuid = formatUuid(payload);
+    this.#uuid = formatUuid(payload);
     this.#parser.maxPayload = this.#settings.maxPayload;
     this.#state = 'open';
-    this.startTime = new Date();
+    this.#startTime = new Date();
     this.#startMono = this.#clock.now();
     this.#cancel(this.#handshakeTimer);
     this.#handshakeTimer = undefined;
@@ -809,8 +821,7 @@ export class AudioSocketCall extends EventEmitter<CallEvents> implements Call {
   /** A user's listener or handler failed: report it and end this call (and only this call). */
   #listenerFailed(err: unknown): void {
     this.#hooks.listenerError(err, this);
-    const message = err instanceof Error ? err.message : String(err);
-    this.#beginEnd('handler-error', audioSocketError(ErrorCodes.HANDLER, `call handler failed: ${message}`, err), true);
+    this.#beginEnd('handler-error', handlerError(err), true);
   }
 
   #onEof(): void {

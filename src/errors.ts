@@ -192,6 +192,12 @@ export function abortedError(what: string, signal: AbortSignal): AudioSocketErro
   return audioSocketError(ErrorCodes.ABORTED, `${what} was aborted: ${why}`, reason);
 }
 
+/** The error a call ends with when the user's handler or a listener failed with `cause`. */
+export function handlerError(cause: unknown): AudioSocketError {
+  const message = cause instanceof Error ? cause.message : String(cause);
+  return audioSocketError(ErrorCodes.HANDLER, `call handler failed: ${message}`, cause);
+}
+
 /** Shorthand used across the library. */
 export function audioSocketError(code: ErrorCode, message: string, cause?: unknown): AudioSocketError {
   return new AudioSocketError(code, message, cause === undefined ? undefined : { cause });

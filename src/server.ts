@@ -599,10 +599,9 @@ export class AudioSocketServer extends EventEmitter<ServerEvents> {
     }
   }
 
+  /** The handler (or a `call` listener) failed: the call reports it and ends, as for a failing call listener. */
   #handlerFailed(error: unknown, call: Call): void {
-    this.#report(error, call);
-    const message = error instanceof Error ? error.message : String(error);
-    void call._terminate('handler-error', audioSocketError(ErrorCodes.HANDLER, `call handler failed: ${message}`, error));
+    void call._terminate('handler-error', error);
   }
 
   #report(error: unknown, call: Call | undefined): void {

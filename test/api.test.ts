@@ -261,3 +261,43 @@ test('strict: closing on a violation is the client\'s close, with the violation;
   assert.equal(info.violation, undefined);
   assert.deepEqual(truncated.violations.map((v) => v.code), ['TRUNCATED']);
 });
+
+test('a failed handler takes one route: reported once, the call ends with HANDLER and the error as cause', async (t) => {
+  const boom = new Error('handler boom');
+  for (const websocket of [false, true]) {
+    const server = createServer(
+      async () => {
+        await Promise.resolve();
+        throw boom;
+      },
+      websocket ? ({ websocket: { port: 0 } } as ServerOptions) : {},
+    );
+    await server.listen({ host: '127.0.0.1', port: 0 });
+    t.after(() => server.close());
+    const reported: unknown[] = [];
+    const ended: Call[] = [];
+    server.on('handlerError', (error) => reported.push(error));
+    server.on('callEnd', (call) => ended.push(call));
+    if (websocket) {
+      const client = await connectWebSocket({ url: `ws://127.0.0.1:${server.websocketAddress()!.port}/media`, format: 'slin' });
+      t.after(() => client.drop());
+    } else {
+      const client = await connect({ port: server.address()!.port });
+      t.after(() => client.close());
+    }
+    await until(() => ended.length === 1, 5000, 'the call to end');
+    const end = await ended[0]!.closed;
+    assert.equal(end.reason, 'handler-error');
+    assert.equal(end.error?.code, ErrorCodes.HANDLER);
+    assert.equal(end.error?.cause, boom);
+    assert.deepEqual(reported, [boom], 'reported once, with the original error');
+  }
+});
+
+test('a call\'s uuid and startTime are read-only', async (t) => {
+  const { call } = await audioSocketCall(t);
+  assert.match(call.uuid, /^[0-9a-f]{8}-/);
+  assert.ok(call.startTime.getTime() > 0);
+  assert.throws(() => ((call as { uuid: string }).uuid = 'other'), TypeError);
+  assert.throws(() => ((call as { startTime: Date }).startTime = new Date(0)), TypeError);
+});

@@ -19,7 +19,7 @@
  */
 import { EventEmitter } from 'node:events';
 import type { Writable } from 'node:stream';
-import { AudioSocketError, audioSocketError, ErrorCodes } from '../errors.js';
+import { AudioSocketError, audioSocketError, ErrorCodes, handlerError } from '../errors.js';
 import { audioKindForRate, isAudioKind, sampleRateOfKind, type AudioKind } from '../protocol/kinds.js';
 import { OutboundQueue, type ByteConverter, type Completion, type PlayResult } from '../outbound/queue.js';
 import { createConverter, type Converter } from '../audio/convert.js';
@@ -506,8 +506,9 @@ export class WebSocketCall extends EventEmitter<CallEvents> implements Call {
 
 
   /** @internal */
-  _terminate(reason: 'server-close' | 'handler-error', error?: AudioSocketError): Promise<CallEnd> {
-    this.#beginEnd(reason, error);
+  _terminate(reason: 'server-close' | 'handler-error', cause?: unknown): Promise<CallEnd> {
+    if (reason === 'handler-error') this.#listenerFailed(cause);
+    else this.#beginEnd(reason, undefined);
     return this.closed;
   }
 
@@ -644,10 +645,14 @@ export class WebSocketCall extends EventEmitter<CallEvents> implements Call {
     try {
       (this.emit as (e: K, ...a: CallEvents[K]) => boolean)(event, ...args);
     } catch (err) {
-      this.#hooks.listenerError(err, this);
-      const message = err instanceof Error ? err.message : String(err);
-      this.#beginEnd('handler-error', audioSocketError(ErrorCodes.HANDLER, `call handler failed: ${message}`, err));
+      this.#listenerFailed(err);
     }
+  }
+
+  /** A user's listener or handler failed: report it and end this call (and only this call). */
+  #listenerFailed(err: unknown): void {
+    this.#hooks.listenerError(err, this);
+    this.#beginEnd('handler-error', handlerError(err));
   }
 
   #beginEnd(reason: EndReason, error: AudioSocketError | undefined): void {
