@@ -10,9 +10,9 @@ import type { Writable } from 'node:stream';
 import type { Socket } from 'node:net';
 import { AudioSocketError, audioSocketError, ErrorCodes, handlerError, type CallWarningCode } from './errors.js';
 import { DTMF_DIGITS, HANGUP_MESSAGE } from './protocol/encoder.js';
-import { isAudioKind, Kind, kindName, sampleRateOfKind, type AudioKind } from './protocol/kinds.js';
-import { MessageParser } from './protocol/parser.js';
-import { formatUuid } from './protocol/uuid.js';
+import { isAudioKind, Kind, sampleRateOfKind, type AudioKind } from './protocol/kinds.js';
+import type { MessageParser } from './protocol/parser.js';
+import type { ParserHandover } from './handshake.js';
 import { Outbound, type OutboundStats } from './outbound/outbound.js';
 import type { AudioSource, ByteConverter, PlayResult } from './outbound/queue.js';
 import type { PacingParameters } from './outbound/pacer.js';
@@ -231,15 +231,15 @@ export interface Call extends EventEmitter<CallEvents> {
   _terminate(reason: 'server-close' | 'handler-error', cause?: unknown): Promise<CallEnd>;
 }
 
-/** @internal Hooks between a call and its server. */
+/** @internal What a call tells its server. */
 export interface CallHooks {
+  /** chan_websocket: MEDIA_START has come, the call is ready for its handler. */
   ready(call: Call): void;
-  handshakeFailed(call: Call, reason: 'closed-before-uuid' | 'timeout' | 'protocol-error', error?: AudioSocketError): void;
   closed(call: Call, end: CallEnd): void;
   listenerError(error: unknown, call: Call): void;
 }
 
-type State = 'handshake' | 'open' | 'ending' | 'closed';
+type State = 'open' | 'ending' | 'closed';
 
 // Shared, frozen format objects: no allocation per received frame.
 const SLIN_FORMATS: readonly AudioFormat[] = Array.from({ length: 9 }, (_, i) =>
@@ -283,13 +283,12 @@ export class AudioSocketCall extends EventEmitter<CallEvents> implements Call {
   readonly #outbound: Outbound;
   readonly #abort = new AbortController();
   #resolveClosed!: (end: CallEnd) => void;
-  #state: State = 'handshake';
-  #uuid = '';
-  #startTime = new Date(0);
-  #startMono = 0;
+  #state: State = 'open';
+  readonly #uuid: string;
+  readonly #startTime = new Date();
+  readonly #startMono: number;
   #endReason: EndReason | undefined;
   #endError: AudioSocketError | undefined;
-  #handshakeTimer: TimerHandle | undefined;
   #hangupTimer: TimerHandle | undefined;
   #inboundKind: AudioKind | undefined;
   #meter: InboundFormatMeter | null;
@@ -316,22 +315,21 @@ export class AudioSocketCall extends EventEmitter<CallEvents> implements Call {
     droppedOut: 0,
   };
 
-  /** @internal */
-  constructor(socket: Socket, settings: CallSettings, scheduler: FrameScheduler, hooks: CallHooks) {
+  /** @internal Constructed by the server once the connection's {@link Handshake} has read the UUID. */
+  constructor(socket: Socket, uuid: string, handover: ParserHandover, settings: CallSettings, scheduler: FrameScheduler, hooks: CallHooks) {
     super();
     this.#socket = socket;
+    this.#uuid = uuid;
     this.#clock = scheduler.clock;
+    this.#startMono = this.#clock.now();
     this.#settings = settings;
     this.#hooks = hooks;
     this.remoteAddress = socket.remoteAddress ?? '';
     this.remotePort = socket.remotePort ?? 0;
     this.signal = this.#abort.signal;
     this.closed = new Promise((resolve) => (this.#resolveClosed = resolve));
-    // Until the UUID arrives nothing bigger than a UUID is accepted: a stranger announcing 64 KiB
-    // payloads cannot make us hold 64 KiB per connection.
-    this.#parser = new MessageParser((kind, payload) => this.#onMessage(kind, payload), {
-      maxPayload: Math.min(16, settings.maxPayload),
-    });
+    this.#parser = handover.parser;
+    this.#s.bytesIn = handover.bytesIn;
     this.#outbound = new Outbound(
       {
         kind: settings.outboundKind,
@@ -366,13 +364,17 @@ export class AudioSocketCall extends EventEmitter<CallEvents> implements Call {
       Math.round((settings.maxBufferedMs / settings.frameMs) * this.#outbound.frameBytes),
     );
 
-    socket.setNoDelay(true);
     socket.on('data', (chunk: Buffer) => this.#onData(chunk));
     socket.on('end', () => this.#onEof());
     socket.on('error', (err: NodeJS.ErrnoException) => this.#onSocketError(err));
     socket.on('close', () => this.#onClose());
-    if (settings.handshakeTimeout > 0) this.#handshakeTimer = this.#timer(settings.handshakeTimeout, () => this.#onHandshakeTimeout());
+    handover.attach(
+      (kind, payload) => this.#onMessage(kind, payload),
+      (err) => this.#onParseFailure(err),
+    );
+    this.#outbound.start();
   }
+
 
   /** The call's UUID, lower-case 8-4-4-4-12. Not necessarily unique: Asterisk never checks. */
   get uuid(): string {
@@ -638,38 +640,21 @@ export class AudioSocketCall extends EventEmitter<CallEvents> implements Call {
     return this.closed;
   }
 
-  /**
-   * @internal Closes a connection that never became a call (server closing): says hangup, as a
-   * bare close makes old Asterisk spin. Resolves when the socket is closed.
-   */
-  _abortHandshake(): Promise<void> {
-    const socket = this.#socket;
-    if (this.#state !== 'handshake' || socket.destroyed) return Promise.resolve();
-    this.#state = 'closed';
-    this.#clearTimers();
-    const closed = new Promise<void>((resolve) => socket.once('close', () => resolve()));
-    socket.end(HANGUP_MESSAGE);
-    this.#hangupTimer = this.#timer(this.#settings.hangupTimeout, () => socket.destroy());
-    return closed;
-  }
-
   #onData(chunk: Buffer): void {
     this.#s.bytesIn += chunk.length;
     try {
       this.#parser.push(chunk);
     } catch (err) {
-      if (err instanceof AudioSocketError && err === this.#parser.error) {
-        if (this.#state === 'handshake') {
-          this.#handshakeError(
-            audioSocketError(ErrorCodes.PROTOCOL, `expected the UUID message (kind 0x01, 16 bytes) first: ${err.message}`),
-          );
-        } else this.#protocolError(err);
-      } else {
-        // A user listener threw inside the parser callback: the rest of this chunk is unparsed,
-        // so the stream cannot be trusted any more; the call ends, the server lives on.
-        this.#listenerFailed(err);
-      }
+      this.#onParseFailure(err);
     }
+  }
+
+  /** Pushing a chunk failed: the stream broke the protocol, or a user listener threw. */
+  #onParseFailure(err: unknown): void {
+    if (err instanceof AudioSocketError && err === this.#parser.error) this.#beginEnd('protocol-error', err, true);
+    // A user listener threw inside the parser callback: the rest of this chunk is unparsed, so
+    // the stream cannot be trusted any more; the call ends, the server lives on.
+    else this.#listenerFailed(err);
   }
 
   #onMessage(kind: number, payload: Buffer): void {
@@ -707,23 +692,7 @@ export class AudioSocketCall extends EventEmitter<CallEvents> implements Call {
       if (this.listenerCount('message') > 0) this.emit('message', kind, payload);
       return;
     }
-    if (this.#state !== 'handshake') return; // ending: drain, ignore
-    if (kind !== Kind.UUID || payload.length !== 16) {
-      const what = kind === Kind.UUID ? `a UUID of ${payload.length} bytes (expected 16)` : `a ${kindName(kind)} message`;
-      this.#handshakeError(
-        audioSocketError(ErrorCodes.PROTOCOL, `expected the UUID message (kind 0x01, 16 bytes) first, got ${what}`),
-      );
-      return;
-    }
-    this.#uuid = formatUuid(payload);
-    this.#parser.maxPayload = this.#settings.maxPayload;
-    this.#state = 'open';
-    this.#startTime = new Date();
-    this.#startMono = this.#clock.now();
-    this.#cancel(this.#handshakeTimer);
-    this.#handshakeTimer = undefined;
-    this.#outbound.start();
-    this.#hooks.ready(this);
+    // ending: drain, ignore
   }
 
   /** Duration of received audio: G.711 under 0x10 is one byte per sample. */
@@ -826,11 +795,6 @@ export class AudioSocketCall extends EventEmitter<CallEvents> implements Call {
 
   #onEof(): void {
     const truncated = this.#parser.end();
-    if (this.#state === 'handshake') {
-      if (truncated) this.#handshakeError(truncated);
-      else this.#handshakeFailed('closed-before-uuid');
-      return;
-    }
     if (truncated && this.#state === 'open') {
       this.#beginEnd('protocol-error', truncated, false);
     } else {
@@ -840,10 +804,6 @@ export class AudioSocketCall extends EventEmitter<CallEvents> implements Call {
 
   #onSocketError(err: NodeJS.ErrnoException): void {
     const reset = err.code !== undefined && RESET_CODES.has(err.code);
-    if (this.#state === 'handshake') {
-      this.#handshakeFailed('closed-before-uuid');
-      return;
-    }
     if (this.#state === 'closed') return;
     if (reset) {
       // Asterisk closes with RST when our audio is still unread in its buffer: a normal hangup.
@@ -852,35 +812,6 @@ export class AudioSocketCall extends EventEmitter<CallEvents> implements Call {
       this.#beginEnd('socket-error', audioSocketError(ErrorCodes.SOCKET, `socket error: ${err.message}`, err), false);
     }
     this.#socket.destroy();
-  }
-
-  #onHandshakeTimeout(): void {
-    this.#handshakeTimer = undefined;
-    if (this.#state !== 'handshake') return;
-    this.#handshakeFailed(
-      'timeout',
-      audioSocketError(
-        ErrorCodes.HANDSHAKE_TIMEOUT,
-        `no UUID within ${this.#settings.handshakeTimeout} ms (for the AudioSocket() application, is the channel answered?)`,
-      ),
-    );
-  }
-
-  #handshakeError(error: AudioSocketError): void {
-    this.#handshakeFailed('protocol-error', error);
-  }
-
-  #handshakeFailed(reason: 'closed-before-uuid' | 'timeout' | 'protocol-error', error?: AudioSocketError): void {
-    if (this.#state !== 'handshake') return;
-    this.#state = 'closed';
-    this.#clearTimers();
-    this.#socket.destroy();
-    this.#hooks.handshakeFailed(this, reason, error);
-  }
-
-  #protocolError(error: AudioSocketError): void {
-    if (this.#state === 'handshake') this.#handshakeError(error);
-    else this.#beginEnd('protocol-error', error, true);
   }
 
   #beginEnd(reason: EndReason, error: AudioSocketError | undefined, sendHangup: boolean): void {
@@ -912,18 +843,12 @@ export class AudioSocketCall extends EventEmitter<CallEvents> implements Call {
   }
 
   #clearTimers(): void {
-    this.#cancel(this.#handshakeTimer);
     this.#cancel(this.#hangupTimer);
-    this.#handshakeTimer = undefined;
     this.#hangupTimer = undefined;
   }
 
   #onClose(): void {
     this.#clearTimers();
-    if (this.#state === 'handshake') {
-      this.#handshakeFailed('closed-before-uuid');
-      return;
-    }
     if (this.#state === 'open') this.#beginEnd('remote-hangup', undefined, false);
     if (this.#state === 'closed') return;
     this.#state = 'closed';

@@ -13,6 +13,7 @@ import { abortedError, AudioSocketError, audioSocketError, ErrorCodes } from './
 import { HANGUP_MESSAGE } from './protocol/encoder.js';
 import { audioKindForRate, isAudioKind, MAX_PAYLOAD, type AudioKind } from './protocol/kinds.js';
 import { FrameScheduler } from './scheduler.js';
+import { Handshake } from './handshake.js';
 import { AsyncQueue } from './async-queue.js';
 import { DEFAULT_PACING } from './outbound/pacer.js';
 import { createAllowList } from './allow.js';
@@ -307,7 +308,7 @@ export class AudioSocketServer extends EventEmitter<ServerEvents> {
   readonly #scheduler: FrameScheduler;
   readonly #allow: net.BlockList | undefined;
   readonly #maxCalls: number;
-  readonly #pending = new Set<AudioSocketCall>();
+  readonly #pending = new Set<Handshake>();
   readonly #calls = new Set<Call>();
   readonly #rejecting = new Set<Socket>();
   #aborting = 0;
@@ -333,14 +334,6 @@ export class AudioSocketServer extends EventEmitter<ServerEvents> {
     this.#scheduler.onError = (error) => this.#report(error, undefined);
     this.#hooks = {
       ready: (call) => this.#onReady(call),
-      handshakeFailed: (call, reason, error) => {
-        this.#pending.delete(call as AudioSocketCall);
-        this.#stats.handshakeFailures++;
-        const failure: HandshakeFailure = { reason, remoteAddress: call.remoteAddress, remotePort: call.remotePort };
-        if (error !== undefined) failure.error = error;
-        this.#emitSafe('handshakeFailed', failure);
-        this.#maybeClosed();
-      },
       closed: (call, end) => {
         this.#calls.delete(call);
         this.#emitSafe('callEnd', call, end);
@@ -489,9 +482,9 @@ export class AudioSocketServer extends EventEmitter<ServerEvents> {
       this.#closeResolve = finish;
     });
     if (this.#net.listening) this.#net.close();
-    for (const call of this.#pending) {
+    for (const handshake of this.#pending) {
       this.#aborting++;
-      void call._abortHandshake().then(() => {
+      void handshake.abort().then(() => {
         this.#aborting--;
         this.#maybeClosed();
       });
@@ -540,15 +533,30 @@ export class AudioSocketServer extends EventEmitter<ServerEvents> {
       this.#emitSafe('connectionRejected', { reason, remoteAddress, remotePort });
       return;
     }
-    let call: AudioSocketCall;
-    try {
-      call = new AudioSocketCall(socket, this.#settings, this.#scheduler, this.#hooks);
-    } catch (error) {
-      socket.destroy();
-      this.#report(error, undefined);
-      return;
-    }
-    this.#pending.add(call);
+    const handshake: Handshake = new Handshake(socket, this.#settings, this.#scheduler.clock, {
+      uuid: (uuid, handover) => {
+        this.#pending.delete(handshake);
+        let call: AudioSocketCall;
+        try {
+          call = new AudioSocketCall(socket, uuid, handover, this.#settings, this.#scheduler, this.#hooks);
+        } catch (error) {
+          socket.destroy();
+          this.#report(error, undefined);
+          this.#maybeClosed();
+          return;
+        }
+        this.#onReady(call);
+      },
+      failed: (reason, error) => {
+        this.#pending.delete(handshake);
+        this.#stats.handshakeFailures++;
+        const failure: HandshakeFailure = { reason, remoteAddress, remotePort };
+        if (error !== undefined) failure.error = error;
+        this.#emitSafe('handshakeFailed', failure);
+        this.#maybeClosed();
+      },
+    });
+    this.#pending.add(handshake);
     socket.resume();
   }
 
@@ -577,7 +585,6 @@ export class AudioSocketServer extends EventEmitter<ServerEvents> {
   }
 
   #onReady(call: Call): void {
-    this.#pending.delete(call as AudioSocketCall);
     this.#calls.add(call);
     this.#stats.totalCalls++;
     try {

@@ -301,3 +301,26 @@ test('a call\'s uuid and startTime are read-only', async (t) => {
   assert.throws(() => ((call as { uuid: string }).uuid = 'other'), TypeError);
   assert.throws(() => ((call as { startTime: Date }).startTime = new Date(0)), TypeError);
 });
+
+test('the handshake hands over mid-chunk: audio in the UUID\'s own chunk reaches the call, bytes counted', async (t) => {
+  const frames: Buffer[] = [];
+  let call: Call | undefined;
+  const server = createServer((c) => {
+    call = c;
+    c.on('audio', (f) => frames.push(Buffer.from(f.payload)));
+  }, { keepAlive: false });
+  const { port } = await server.listen({ host: '127.0.0.1', port: 0 });
+  t.after(() => server.close());
+  const uuid = '0123abcd-0000-4000-8000-000000000001';
+  const audio = encodeMessage(0x10, signal(1));
+  const chunk = Buffer.concat([encodeMessage(0x01, Buffer.from(uuid.replaceAll('-', ''), 'hex')), audio, audio]);
+  const socket = net.connect({ host: '127.0.0.1', port });
+  t.after(() => socket.destroy());
+  await once(socket, 'connect');
+  socket.write(chunk);
+  await until(() => frames.length === 2, 5000, 'both frames');
+  assert.equal(call!.uuid, uuid);
+  assert.deepEqual(frames, [signal(1), signal(1)]);
+  assert.equal(call!.stats.bytesIn, chunk.length);
+  assert.equal(call!.stats.audioIn, 2);
+});
