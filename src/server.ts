@@ -434,7 +434,9 @@ export class AudioSocketServer extends EventEmitter<ServerEvents> {
             this.#wsAddress = await this.#ws.listen({ host: wsOpts.host ?? host, port: wsOpts.port });
           } catch (err) {
             await this.close();
-            throw err;
+            if (err instanceof AudioSocketError) throw err;
+            const at = `${wsOpts.host ?? host}:${wsOpts.port}`;
+            throw audioSocketError(ErrorCodes.SOCKET, `cannot listen for chan_websocket on ${at}: ${(err as Error).message}`, err);
           }
         }
         return address;
@@ -449,7 +451,7 @@ export class AudioSocketServer extends EventEmitter<ServerEvents> {
     return new Promise<AddressInfo>((resolve, reject) => {
       const onError = (err: Error): void => {
         this.#net.off('listening', onListening);
-        reject(err);
+        reject(audioSocketError(ErrorCodes.SOCKET, `cannot listen on ${host}:${port}: ${err.message}`, err));
       };
       const onListening = (): void => {
         this.#net.off('error', onError);

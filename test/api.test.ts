@@ -324,3 +324,13 @@ test('the handshake hands over mid-chunk: audio in the UUID\'s own chunk reaches
   assert.equal(call!.stats.bytesIn, chunk.length);
   assert.equal(call!.stats.audioIn, 2);
 });
+
+test('listen() on a port in use rejects with SOCKET, the EADDRINUSE error as cause', async (t) => {
+  const first = createServer();
+  const { port } = await first.listen({ host: '127.0.0.1', port: 0 });
+  t.after(() => first.close());
+  const second = createServer();
+  t.after(() => second.close());
+  const err = await rejectsWith(second.listen({ host: '127.0.0.1', port }), ErrorCodes.SOCKET, new RegExp(`cannot listen on 127\\.0\\.0\\.1:${port}`));
+  assert.equal((err.cause as NodeJS.ErrnoException).code, 'EADDRINUSE');
+});
