@@ -17,7 +17,7 @@ async function handle(call: Call): Promise<void> {
   const pressed = once(call, 'dtmf', { signal: call.signal }).then(([d]) => d as string);
   pressed.catch(() => {}); // the caller may hang up first
   call.once('dtmf', () => call.flush()); // barge-in: a key stops the prompt at once
-  await call.play(promptPath!);
+  await call.playFile(promptPath!);
   const digit = await pressed;
   console.log(`${call.uuid} pressed ${digit}`);
   await call.mark('before-hangup');

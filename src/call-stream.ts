@@ -5,6 +5,7 @@
  */
 import { Writable } from 'node:stream';
 import { AsyncQueue } from './async-queue.js';
+import { AudioSocketError, audioSocketError, ErrorCodes } from './errors.js';
 import { createConverter } from './audio/convert.js';
 import { parseFormat, sameFormat, type AudioFormat } from './audio/format.js';
 import { readWavFile } from './audio/wav.js';
@@ -102,9 +103,28 @@ export function receivedFrames(
   };
 }
 
+/** Rejects with `err` as an {@link AudioSocketError}: a failing play source keeps its own error as `cause`. */
+export function rejectAsSourceError(err: unknown): never {
+  if (err instanceof AudioSocketError) throw err;
+  throw audioSocketError(ErrorCodes.SOURCE, `play source failed: ${err instanceof Error ? err.message : String(err)}`, err);
+}
+
+/** A file system error reading `path`, as an {@link AudioSocketError} naming the path, with the original as `cause`. */
+export function fileError(path: string, err: unknown): AudioSocketError {
+  const code = (err as NodeJS.ErrnoException).code;
+  const missing = code === 'ENOENT' || code === 'ENOTDIR';
+  return audioSocketError(
+    missing ? ErrorCodes.FILE_NOT_FOUND : ErrorCodes.FILE_READ,
+    `cannot read WAV file ${path}: ${err instanceof Error ? err.message : String(err)}`,
+    err,
+  );
+}
+
 /** A WAV file as a play source in `target`'s format: read, then converted in one-second slices so a long file starts at once and memory stays flat. */
 export async function* wavPlaySource(path: string, target: AudioFormat): AsyncGenerator<Buffer> {
-  const wav = await readWavFile(path);
+  const wav = await readWavFile(path).catch((err: unknown) => {
+    throw err instanceof AudioSocketError ? err : fileError(path, err);
+  });
   if (sameFormat(wav.format, target)) {
     yield wav.data;
     return;

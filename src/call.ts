@@ -8,11 +8,11 @@
 import { EventEmitter } from 'node:events';
 import type { Writable } from 'node:stream';
 import type { Socket } from 'node:net';
-import { AudioSocketError, audioSocketError, ErrorCodes } from './errors.js';
+import { AudioSocketError, audioSocketError, ErrorCodes, handlerError, type CallWarningCode } from './errors.js';
 import { DTMF_DIGITS, HANGUP_MESSAGE } from './protocol/encoder.js';
-import { isAudioKind, Kind, kindName, sampleRateOfKind, type AudioKind } from './protocol/kinds.js';
-import { MessageParser } from './protocol/parser.js';
-import { formatUuid } from './protocol/uuid.js';
+import { isAudioKind, Kind, sampleRateOfKind, type AudioKind } from './protocol/kinds.js';
+import type { MessageParser } from './protocol/parser.js';
+import type { ParserHandover } from './handshake.js';
 import { Outbound, type OutboundStats } from './outbound/outbound.js';
 import type { AudioSource, ByteConverter, PlayResult } from './outbound/queue.js';
 import type { PacingParameters } from './outbound/pacer.js';
@@ -21,7 +21,7 @@ import type { Clock, TimerHandle } from './clock.js';
 import { InboundFormatMeter, type InboundFormatGuess } from './detect.js';
 import { createConverter, type Converter } from './audio/convert.js';
 import { parseFormat, sameFormat, type AudioFormat, type FormatSpec } from './audio/format.js';
-import { createPlayStream, receivedFrames, wavPlaySource } from './call-stream.js';
+import { createPlayStream, receivedFrames, rejectAsSourceError, wavPlaySource } from './call-stream.js';
 import type { MediaStart } from './websocket/protocol.js';
 
 /** One audio message received from Asterisk. */
@@ -94,26 +94,9 @@ export interface CallEnd {
   stats: CallStats;
 }
 
-/**
- * A non-fatal condition worth a log line.
- * - `ITERATOR_OVERFLOW`: an async iterator fell behind; the oldest received frames were dropped.
- * - `PEER_NOT_READING`: the socket's send buffer is full; outbound audio is being dropped.
- * - `QUEUE_FULL`: written audio was dropped because `maxQueuedMs` was already queued (`droppedMs`).
- * - `INBOUND_FORMAT`: kind 0x10 audio looks like G.711, not slin (a channel driver without `c()`).
- * - `UNEXPECTED_MESSAGE`: reserved for messages of unexpected kinds.
- */
+/** A non-fatal condition worth a log line; `code` is one of {@link WarningCodes}, documented there. */
 export interface CallWarning {
-  code:
-    | 'ITERATOR_OVERFLOW'
-    | 'PEER_NOT_READING'
-    | 'UNEXPECTED_MESSAGE'
-    | 'INBOUND_FORMAT'
-    | 'QUEUE_FULL'
-    // chan_websocket only (see MediaWarning):
-    | 'MALFORMED_CONTROL'
-    | 'UNEXPECTED_EVENT'
-    | 'REMOTE_ERROR'
-    | 'OUTPUT_DROPPED';
+  code: CallWarningCode;
   message: string;
   /** Milliseconds of audio dropped, for `QUEUE_FULL`. */
   droppedMs?: number;
@@ -176,12 +159,21 @@ export interface PlayOptions {
   /**
    * Format of the source's bytes, converted on the fly to the call's outbound format. Default:
    * the call's send format (server option `send`, or {@link Call.sendAs}), else the outbound
-   * wire format. Ignored for WAV file paths, whose header says what they hold.
+   * wire format.
    */
   format?: FormatSpec;
 }
 
-/** Source of {@link Call.play}: raw audio in one piece or streamed, or the path of a WAV file. */
+/** Options of {@link Call.playFile}. The file's header says what format it holds. */
+export interface PlayFileOptions {
+  /** Aborting settles the play as `interrupted` with reason `abort` and drops its queued audio. */
+  signal?: AbortSignal;
+}
+
+/**
+ * @deprecated Use {@link AudioSource} for {@link Call.play}, and {@link Call.playFile} for a WAV
+ * file path. Removed in the next release.
+ */
 export type PlaySource = AudioSource | string;
 
 
@@ -216,29 +208,38 @@ export interface Call extends EventEmitter<CallEvents> {
   write(payload: Uint8Array | Int16Array, kind?: AudioKind): boolean;
   receiveAs(format: FormatSpec | null): this;
   sendAs(format: FormatSpec | null): this;
-  play(source: PlaySource, options?: PlayOptions): Promise<PlayResult>;
+  /** @deprecated Use {@link Call.playFile} for a WAV file path. */
+  play(path: string, options?: PlayOptions): Promise<PlayResult>;
+  play(source: AudioSource, options?: PlayOptions): Promise<PlayResult>;
+  playFile(path: string, options?: PlayFileOptions): Promise<PlayResult>;
   createWriteStream(options?: PlayOptions & { highWaterMarkMs?: number }): Writable & { interrupted?: PlayResult };
   mark(name: string): Promise<boolean>;
   flush(): number;
+  /** @deprecated Use {@link Call.flush}. */
   clear(): number;
   drained(): Promise<void>;
   end(): Promise<CallEnd>;
   hangup(): Promise<CallEnd>;
   frames(options?: { signal?: AbortSignal }): AsyncIterable<AudioFrame>;
   [Symbol.asyncIterator](): AsyncIterator<AudioFrame>;
-  /** @internal */
-  _terminate(reason: 'server-close' | 'handler-error', error?: AudioSocketError): Promise<CallEnd>;
+  /** `await using call = ...`: hangs up at the end of the scope and waits until the call has ended. */
+  [Symbol.asyncDispose](): Promise<void>;
+  /**
+   * @internal Ends the call for the server: `server-close`, or `handler-error` when the handler
+   * failed with `cause` (reported and ended the way a throwing listener is).
+   */
+  _terminate(reason: 'server-close' | 'handler-error', cause?: unknown): Promise<CallEnd>;
 }
 
-/** @internal Hooks between a call and its server. */
+/** @internal What a call tells its server. */
 export interface CallHooks {
+  /** chan_websocket: MEDIA_START has come, the call is ready for its handler. */
   ready(call: Call): void;
-  handshakeFailed(call: Call, reason: 'closed-before-uuid' | 'timeout' | 'protocol-error', error?: AudioSocketError): void;
   closed(call: Call, end: CallEnd): void;
   listenerError(error: unknown, call: Call): void;
 }
 
-type State = 'handshake' | 'open' | 'ending' | 'closed';
+type State = 'open' | 'ending' | 'closed';
 
 // Shared, frozen format objects: no allocation per received frame.
 const SLIN_FORMATS: readonly AudioFormat[] = Array.from({ length: 9 }, (_, i) =>
@@ -248,6 +249,11 @@ const G711_FORMATS = {
   ulaw: parseFormat('ulaw'),
   alaw: parseFormat('alaw'),
 } as const;
+
+/** What a play queued after the call ended resolves with: a hangup is not an error for a prompt, so `await play(a); await play(b)` just stops. */
+export function hungUpPlay(): Promise<PlayResult> {
+  return Promise.resolve({ status: 'interrupted', reason: 'hangup', framesSent: 0, sentMs: 0 });
+}
 
 const RESET_CODES = new Set(['ECONNRESET', 'EPIPE', 'ECONNABORTED']);
 
@@ -261,13 +267,9 @@ export class AudioSocketCall extends EventEmitter<CallEvents> implements Call {
   readonly transport = 'audiosocket' as const;
   /** MEDIA_START details: chan_websocket only. */
   readonly mediaStart: undefined = undefined;
-  /** The call's UUID, lower-case 8-4-4-4-12. Not necessarily unique: Asterisk never checks. */
-  uuid = '';
   /** Peer address (Asterisk's), e.g. `127.0.0.1` or `::1`. */
   readonly remoteAddress: string;
   readonly remotePort: number;
-  /** When the UUID arrived (wall clock). */
-  startTime = new Date(0);
   /** Aborts when the call starts ending; hand it to fetch, STT or TTS clients. */
   readonly signal: AbortSignal;
   /** Resolves once the call has ended and its socket is closed. Never rejects. */
@@ -281,11 +283,12 @@ export class AudioSocketCall extends EventEmitter<CallEvents> implements Call {
   readonly #outbound: Outbound;
   readonly #abort = new AbortController();
   #resolveClosed!: (end: CallEnd) => void;
-  #state: State = 'handshake';
-  #startMono = 0;
+  #state: State = 'open';
+  readonly #uuid: string;
+  readonly #startTime = new Date();
+  readonly #startMono: number;
   #endReason: EndReason | undefined;
   #endError: AudioSocketError | undefined;
-  #handshakeTimer: TimerHandle | undefined;
   #hangupTimer: TimerHandle | undefined;
   #inboundKind: AudioKind | undefined;
   #meter: InboundFormatMeter | null;
@@ -312,22 +315,21 @@ export class AudioSocketCall extends EventEmitter<CallEvents> implements Call {
     droppedOut: 0,
   };
 
-  /** @internal */
-  constructor(socket: Socket, settings: CallSettings, scheduler: FrameScheduler, hooks: CallHooks) {
+  /** @internal Constructed by the server once the connection's {@link Handshake} has read the UUID. */
+  constructor(socket: Socket, uuid: string, handover: ParserHandover, settings: CallSettings, scheduler: FrameScheduler, hooks: CallHooks) {
     super();
     this.#socket = socket;
+    this.#uuid = uuid;
     this.#clock = scheduler.clock;
+    this.#startMono = this.#clock.now();
     this.#settings = settings;
     this.#hooks = hooks;
     this.remoteAddress = socket.remoteAddress ?? '';
     this.remotePort = socket.remotePort ?? 0;
     this.signal = this.#abort.signal;
     this.closed = new Promise((resolve) => (this.#resolveClosed = resolve));
-    // Until the UUID arrives nothing bigger than a UUID is accepted: a stranger announcing 64 KiB
-    // payloads cannot make us hold 64 KiB per connection.
-    this.#parser = new MessageParser((kind, payload) => this.#onMessage(kind, payload), {
-      maxPayload: Math.min(16, settings.maxPayload),
-    });
+    this.#parser = handover.parser;
+    this.#s.bytesIn = handover.bytesIn;
     this.#outbound = new Outbound(
       {
         kind: settings.outboundKind,
@@ -362,12 +364,26 @@ export class AudioSocketCall extends EventEmitter<CallEvents> implements Call {
       Math.round((settings.maxBufferedMs / settings.frameMs) * this.#outbound.frameBytes),
     );
 
-    socket.setNoDelay(true);
     socket.on('data', (chunk: Buffer) => this.#onData(chunk));
     socket.on('end', () => this.#onEof());
     socket.on('error', (err: NodeJS.ErrnoException) => this.#onSocketError(err));
     socket.on('close', () => this.#onClose());
-    if (settings.handshakeTimeout > 0) this.#handshakeTimer = this.#timer(settings.handshakeTimeout, () => this.#onHandshakeTimeout());
+    handover.attach(
+      (kind, payload) => this.#onMessage(kind, payload),
+      (err) => this.#onParseFailure(err),
+    );
+    this.#outbound.start();
+  }
+
+
+  /** The call's UUID, lower-case 8-4-4-4-12. Not necessarily unique: Asterisk never checks. */
+  get uuid(): string {
+    return this.#uuid;
+  }
+
+  /** When the UUID arrived (wall clock). */
+  get startTime(): Date {
+    return this.#startTime;
   }
 
   /** True from the UUID until the call starts ending. */
@@ -487,27 +503,28 @@ export class AudioSocketCall extends EventEmitter<CallEvents> implements Call {
     return this.#outboundFormat;
   }
 
+  /** @deprecated Use {@link playFile} for a WAV file path. */
+  play(path: string, options?: PlayOptions): Promise<PlayResult>;
   /**
    * Queues audio for paced playback: cut into exact frames of the outbound kind and sent in
    * real time (see `docs/pacing.md`). Resolves when its audio has played (the wall clock has
    * passed its end, up to three frames after its last frame was sent), or as `interrupted` on
    * {@link flush}, abort or hangup (also when called after the call ended); rejects only if the
-   * source itself fails (or a WAV file cannot be read).
+   * source itself fails.
    *
    * Plays (and writes) queue in order and join seamlessly when the next is queued before the
    * previous has played: `call.play(a); await call.play(b)`. Awaiting each one before queueing
    * the next (`await play(a); await play(b)`) lets the queue run empty at the join for up to a
    * frame.
    *
-   * `source` is raw audio in the outbound format (slin at the outbound kind's rate): a Buffer,
-   * Uint8Array, Int16Array, a Readable stream or an (async) iterable of chunks of any size.
+   * `source` is raw audio: a Buffer, Uint8Array, Int16Array, a Readable stream or an (async)
+   * iterable of chunks of any size, in `options.format` (default: the send format, else the
+   * outbound wire format, slin at the outbound kind's rate). For a WAV file use {@link playFile}.
    */
+  play(source: AudioSource, options?: PlayOptions): Promise<PlayResult>;
   play(source: PlaySource, options: PlayOptions = {}): Promise<PlayResult> {
-    if (this.#state !== 'open') {
-      // A hangup is not an error for a prompt: `await play(a); await play(b)` just stops.
-      return Promise.resolve({ status: 'interrupted', reason: 'hangup', framesSent: 0, sentMs: 0 });
-    }
-    if (typeof source === 'string') return this.#outbound.play(wavPlaySource(source, this.#outboundFormat), undefined, options.signal);
+    if (typeof source === 'string') return this.playFile(source, options);
+    if (this.#state !== 'open') return hungUpPlay();
     let convert: ByteConverter | undefined;
     try {
       const from = options.format === undefined ? this.#send : parseFormat(options.format);
@@ -515,7 +532,18 @@ export class AudioSocketCall extends EventEmitter<CallEvents> implements Call {
     } catch (err) {
       return Promise.reject(err);
     }
-    return this.#outbound.play(source, convert, options.signal);
+    return this.#outbound.play(source, convert, options.signal).catch(rejectAsSourceError);
+  }
+
+  /**
+   * Plays a WAV file (any rate, channels, PCM/float/G.711; converted to the outbound format),
+   * read and converted as it plays. Settles as {@link play} does; rejects with an
+   * {@link AudioSocketError} (`FILE_NOT_FOUND`, `FILE_READ`, `WAV_MALFORMED`, `WAV_UNSUPPORTED`)
+   * if the file cannot be played.
+   */
+  playFile(path: string, options: PlayFileOptions = {}): Promise<PlayResult> {
+    if (this.#state !== 'open') return hungUpPlay();
+    return this.#outbound.play(wavPlaySource(path, this.#outboundFormat), undefined, options.signal).catch(rejectAsSourceError);
   }
 
   /**
@@ -548,7 +576,7 @@ export class AudioSocketCall extends EventEmitter<CallEvents> implements Call {
     return this.#outbound.flush('flush');
   }
 
-  /** Alias of {@link flush}. */
+  /** @deprecated Use {@link flush}; `clear()` is the same and goes in the next release. */
   clear(): number {
     return this.flush();
   }
@@ -572,6 +600,11 @@ export class AudioSocketCall extends EventEmitter<CallEvents> implements Call {
   hangup(): Promise<CallEnd> {
     this.#beginEnd('local-hangup', undefined, true);
     return this.closed;
+  }
+
+  /** Hangs up (see {@link hangup}) and waits until the call has ended: `await using` support. */
+  async [Symbol.asyncDispose](): Promise<void> {
+    await this.hangup();
   }
 
   /** Async iteration over received audio frames; ends when the call ends. See {@link frames}. */
@@ -600,25 +633,11 @@ export class AudioSocketCall extends EventEmitter<CallEvents> implements Call {
   }
 
 
-  /** @internal Ends the call for the server (`server-close`) or after a handler failure. */
-  _terminate(reason: 'server-close' | 'handler-error', error?: AudioSocketError): Promise<CallEnd> {
-    this.#beginEnd(reason, error, true);
+  /** @internal See {@link Call._terminate}. */
+  _terminate(reason: 'server-close' | 'handler-error', cause?: unknown): Promise<CallEnd> {
+    if (reason === 'handler-error') this.#listenerFailed(cause);
+    else this.#beginEnd(reason, undefined, true);
     return this.closed;
-  }
-
-  /**
-   * @internal Closes a connection that never became a call (server closing): says hangup, as a
-   * bare close makes old Asterisk spin. Resolves when the socket is closed.
-   */
-  _abortHandshake(): Promise<void> {
-    const socket = this.#socket;
-    if (this.#state !== 'handshake' || socket.destroyed) return Promise.resolve();
-    this.#state = 'closed';
-    this.#clearTimers();
-    const closed = new Promise<void>((resolve) => socket.once('close', () => resolve()));
-    socket.end(HANGUP_MESSAGE);
-    this.#hangupTimer = this.#timer(this.#settings.hangupTimeout, () => socket.destroy());
-    return closed;
   }
 
   #onData(chunk: Buffer): void {
@@ -626,18 +645,16 @@ export class AudioSocketCall extends EventEmitter<CallEvents> implements Call {
     try {
       this.#parser.push(chunk);
     } catch (err) {
-      if (err instanceof AudioSocketError && err === this.#parser.error) {
-        if (this.#state === 'handshake') {
-          this.#handshakeError(
-            audioSocketError(ErrorCodes.PROTOCOL, `expected the UUID message (kind 0x01, 16 bytes) first: ${err.message}`),
-          );
-        } else this.#protocolError(err);
-      } else {
-        // A user listener threw inside the parser callback: the rest of this chunk is unparsed,
-        // so the stream cannot be trusted any more; the call ends, the server lives on.
-        this.#listenerFailed(err);
-      }
+      this.#onParseFailure(err);
     }
+  }
+
+  /** Pushing a chunk failed: the stream broke the protocol, or a user listener threw. */
+  #onParseFailure(err: unknown): void {
+    if (err instanceof AudioSocketError && err === this.#parser.error) this.#beginEnd('protocol-error', err, true);
+    // A user listener threw inside the parser callback: the rest of this chunk is unparsed, so
+    // the stream cannot be trusted any more; the call ends, the server lives on.
+    else this.#listenerFailed(err);
   }
 
   #onMessage(kind: number, payload: Buffer): void {
@@ -675,23 +692,7 @@ export class AudioSocketCall extends EventEmitter<CallEvents> implements Call {
       if (this.listenerCount('message') > 0) this.emit('message', kind, payload);
       return;
     }
-    if (this.#state !== 'handshake') return; // ending: drain, ignore
-    if (kind !== Kind.UUID || payload.length !== 16) {
-      const what = kind === Kind.UUID ? `a UUID of ${payload.length} bytes (expected 16)` : `a ${kindName(kind)} message`;
-      this.#handshakeError(
-        audioSocketError(ErrorCodes.PROTOCOL, `expected the UUID message (kind 0x01, 16 bytes) first, got ${what}`),
-      );
-      return;
-    }
-    this.uuid = formatUuid(payload);
-    this.#parser.maxPayload = this.#settings.maxPayload;
-    this.#state = 'open';
-    this.startTime = new Date();
-    this.#startMono = this.#clock.now();
-    this.#cancel(this.#handshakeTimer);
-    this.#handshakeTimer = undefined;
-    this.#outbound.start();
-    this.#hooks.ready(this);
+    // ending: drain, ignore
   }
 
   /** Duration of received audio: G.711 under 0x10 is one byte per sample. */
@@ -789,17 +790,11 @@ export class AudioSocketCall extends EventEmitter<CallEvents> implements Call {
   /** A user's listener or handler failed: report it and end this call (and only this call). */
   #listenerFailed(err: unknown): void {
     this.#hooks.listenerError(err, this);
-    const message = err instanceof Error ? err.message : String(err);
-    this.#beginEnd('handler-error', audioSocketError(ErrorCodes.HANDLER, `call handler failed: ${message}`, err), true);
+    this.#beginEnd('handler-error', handlerError(err), true);
   }
 
   #onEof(): void {
     const truncated = this.#parser.end();
-    if (this.#state === 'handshake') {
-      if (truncated) this.#handshakeError(truncated);
-      else this.#handshakeFailed('closed-before-uuid');
-      return;
-    }
     if (truncated && this.#state === 'open') {
       this.#beginEnd('protocol-error', truncated, false);
     } else {
@@ -809,10 +804,6 @@ export class AudioSocketCall extends EventEmitter<CallEvents> implements Call {
 
   #onSocketError(err: NodeJS.ErrnoException): void {
     const reset = err.code !== undefined && RESET_CODES.has(err.code);
-    if (this.#state === 'handshake') {
-      this.#handshakeFailed('closed-before-uuid');
-      return;
-    }
     if (this.#state === 'closed') return;
     if (reset) {
       // Asterisk closes with RST when our audio is still unread in its buffer: a normal hangup.
@@ -821,35 +812,6 @@ export class AudioSocketCall extends EventEmitter<CallEvents> implements Call {
       this.#beginEnd('socket-error', audioSocketError(ErrorCodes.SOCKET, `socket error: ${err.message}`, err), false);
     }
     this.#socket.destroy();
-  }
-
-  #onHandshakeTimeout(): void {
-    this.#handshakeTimer = undefined;
-    if (this.#state !== 'handshake') return;
-    this.#handshakeFailed(
-      'timeout',
-      audioSocketError(
-        ErrorCodes.HANDSHAKE_TIMEOUT,
-        `no UUID within ${this.#settings.handshakeTimeout} ms (for the AudioSocket() application, is the channel answered?)`,
-      ),
-    );
-  }
-
-  #handshakeError(error: AudioSocketError): void {
-    this.#handshakeFailed('protocol-error', error);
-  }
-
-  #handshakeFailed(reason: 'closed-before-uuid' | 'timeout' | 'protocol-error', error?: AudioSocketError): void {
-    if (this.#state !== 'handshake') return;
-    this.#state = 'closed';
-    this.#clearTimers();
-    this.#socket.destroy();
-    this.#hooks.handshakeFailed(this, reason, error);
-  }
-
-  #protocolError(error: AudioSocketError): void {
-    if (this.#state === 'handshake') this.#handshakeError(error);
-    else this.#beginEnd('protocol-error', error, true);
   }
 
   #beginEnd(reason: EndReason, error: AudioSocketError | undefined, sendHangup: boolean): void {
@@ -881,18 +843,12 @@ export class AudioSocketCall extends EventEmitter<CallEvents> implements Call {
   }
 
   #clearTimers(): void {
-    this.#cancel(this.#handshakeTimer);
     this.#cancel(this.#hangupTimer);
-    this.#handshakeTimer = undefined;
     this.#hangupTimer = undefined;
   }
 
   #onClose(): void {
     this.#clearTimers();
-    if (this.#state === 'handshake') {
-      this.#handshakeFailed('closed-before-uuid');
-      return;
-    }
     if (this.#state === 'open') this.#beginEnd('remote-hangup', undefined, false);
     if (this.#state === 'closed') return;
     this.#state = 'closed';

@@ -7,7 +7,7 @@ import { EventEmitter } from 'node:events';
 import net, { type Socket } from 'node:net';
 import { randomUUID } from 'node:crypto';
 import type { AudioFrame } from './call.js';
-import { audioSocketError, ErrorCodes, type AudioSocketError } from './errors.js';
+import { abortedError, audioSocketError, ErrorCodes, type AudioSocketError, type ClientViolationCode } from './errors.js';
 import { encodeDtmfMessage, encodeMessage, encodeUuidMessage } from './protocol/encoder.js';
 import { isAudioKind, Kind, kindName, sampleRateOfKind, type AudioKind } from './protocol/kinds.js';
 import { MessageParser } from './protocol/parser.js';
@@ -31,9 +31,9 @@ export interface ConnectOptions {
   signal?: AbortSignal;
 }
 
-/** Something the server sent that a real Asterisk would not accept. */
+/** Something the server sent that a real Asterisk would not accept; `code` is one of {@link WarningCodes}, documented there. */
 export interface ClientViolation {
-  code: 'ZERO_LENGTH_AUDIO' | 'FORBIDDEN_KIND' | 'SPLIT_MESSAGE' | 'ODD_LENGTH' | 'AFTER_HANGUP' | 'TRUNCATED';
+  code: ClientViolationCode;
   message: string;
 }
 
@@ -42,11 +42,14 @@ export interface ClientClose {
   /**
    * - `server-hangup`: the server sent the hangup message.
    * - `server-close`: the server closed without a hangup message (old Asterisk would spin at 100% CPU).
-   * - `client`: we closed ({@link AsteriskClient.close} / {@link AsteriskClient.reset}).
+   * - `client`: we closed ({@link AsteriskClient.close} / {@link AsteriskClient.reset}), or, under
+   *   `strict`, on a violation (see `violation`).
    * - `error`: a socket error; see `error`.
    */
   by: 'server-hangup' | 'server-close' | 'client' | 'error';
   error?: Error;
+  /** Under `strict`: the violation we closed the connection on, as current Asterisk would. */
+  violation?: ClientViolation;
 }
 
 /** Events of an {@link AsteriskClient}. */
@@ -88,6 +91,7 @@ export class AsteriskClient extends EventEmitter<ClientEvents> {
   #resolveClosed!: (c: ClientClose) => void;
   #gotHangup = false;
   #closedByUs = false;
+  #strictClose: ClientViolation | undefined;
   #error: Error | undefined;
   #midSince = 0;
   #violations: ClientViolation[] = [];
@@ -116,6 +120,7 @@ export class AsteriskClient extends EventEmitter<ClientEvents> {
         by: this.#gotHangup ? 'server-hangup' : this.#closedByUs ? 'client' : this.#error ? 'error' : 'server-close',
       };
       if (this.#error && info.by === 'error') info.error = this.#error;
+      if (this.#strictClose !== undefined && info.by === 'client') info.violation = this.#strictClose;
       this.#resolveClosed(info);
       this.emit('close', info);
     });
@@ -193,6 +198,11 @@ export class AsteriskClient extends EventEmitter<ClientEvents> {
     return this.closed;
   }
 
+  /** Closes (see {@link close}) and waits until closed: `await using client = await connect(...)`. */
+  async [Symbol.asyncDispose](): Promise<void> {
+    await this.close();
+  }
+
   /** Closes with a TCP reset (what Asterisk's close looks like when our audio is unread). */
   reset(): Promise<ClientClose> {
     this.#closedByUs = !this.#gotHangup;
@@ -256,7 +266,14 @@ export class AsteriskClient extends EventEmitter<ClientEvents> {
     this.#violations.push(v);
     this.#stats.violations++;
     this.emit('violation', v);
-    if (this.#strict && code !== 'ODD_LENGTH' && code !== 'AFTER_HANGUP') this.#socket.destroy();
+    if (!this.#strict || code === 'ODD_LENGTH' || code === 'AFTER_HANGUP' || this.#socket.destroyed) return;
+    // We close, as current Asterisk does, so the close is ours: unless the server had already
+    // closed (a message cut by its close) or hung up.
+    if (code !== 'TRUNCATED' && !this.#gotHangup) {
+      this.#closedByUs = true;
+      this.#strictClose = v;
+    }
+    this.#socket.destroy();
   }
 }
 
@@ -267,18 +284,20 @@ export function connect(options: ConnectOptions = {}): Promise<AsteriskClient> {
   const uuid = options.uuid ?? randomUUID();
   const uuidMessage = options.sendUuid === false ? null : encodeUuidMessage(uuid);
   return new Promise((resolve, reject) => {
+    const aborted = (): AudioSocketError => abortedError(`connecting to ${host}:${port}`, options.signal!);
     if (options.signal?.aborted) {
-      reject(options.signal.reason);
+      reject(aborted());
       return;
     }
     const socket = net.connect({ host, port, noDelay: true });
     const timer = setTimeout(() => {
       socket.destroy();
-      reject(audioSocketError(ErrorCodes.SOCKET, `could not connect to ${host}:${port} within ${options.connectTimeout ?? 2000} ms`));
+      reject(audioSocketError(ErrorCodes.CONNECT_TIMEOUT, `could not connect to ${host}:${port} within ${options.connectTimeout ?? 2000} ms`));
     }, options.connectTimeout ?? 2000);
     const onAbort = (): void => {
+      clearTimeout(timer);
       socket.destroy();
-      reject(options.signal!.reason);
+      reject(aborted());
     };
     options.signal?.addEventListener('abort', onAbort, { once: true });
     const fail = (err: Error): void => {

@@ -30,6 +30,16 @@ export const ErrorCodes = {
   HANDLER: 'ERR_AUDIOSOCKET_HANDLER',
   /** A socket-level error (other than a reset by the peer); the original error is `cause`. */
   SOCKET: 'ERR_AUDIOSOCKET_SOCKET',
+  /** A connection attempt ({@link connect}) got no answer within `connectTimeout`. */
+  CONNECT_TIMEOUT: 'ERR_AUDIOSOCKET_CONNECT_TIMEOUT',
+  /** The operation was aborted by its `signal`; the signal's reason is `cause`. */
+  ABORTED: 'ERR_AUDIOSOCKET_ABORTED',
+  /** A play source (stream or iterator) threw or emitted an error; the original is `cause`. */
+  SOURCE: 'ERR_AUDIOSOCKET_SOURCE',
+  /** A file to play does not exist; the file system's error is `cause`. */
+  FILE_NOT_FOUND: 'ERR_AUDIOSOCKET_FILE_NOT_FOUND',
+  /** A file to play exists but could not be read (permissions, a directory, ...); the file system's error is `cause`. */
+  FILE_READ: 'ERR_AUDIOSOCKET_FILE_READ',
   /** The peer stopped reading and our output buffer stayed full for too long. */
   PEER_NOT_READING: 'ERR_AUDIOSOCKET_PEER_NOT_READING',
   /** A WAV file is malformed (bad RIFF structure, missing chunks, truncated). */
@@ -47,6 +57,110 @@ export const ErrorCodes = {
 
 /** A stable error code, e.g. `'ERR_AUDIOSOCKET_PROTOCOL'`. */
 export type ErrorCode = (typeof ErrorCodes)[keyof typeof ErrorCodes];
+
+/**
+ * Every code of a non-fatal report: a call's `warning` event ({@link CallWarningCode}) and the
+ * simulated Asterisk clients' `violation` events ({@link ClientViolationCode},
+ * {@link WebSocketViolationCode}). One vocabulary with {@link ErrorCodes}: a condition that can
+ * be a warning or an error has one name, e.g. warning `PEER_NOT_READING` and, once fatal, error
+ * `ERR_AUDIOSOCKET_PEER_NOT_READING`. The values are the names, stable across versions.
+ */
+export const WarningCodes = {
+  // A call's `warning` event (both transports).
+  /** An async iterator over received audio fell behind; its oldest frames were dropped (`stats.droppedIn`). */
+  ITERATOR_OVERFLOW: 'ITERATOR_OVERFLOW',
+  /** AudioSocket: the socket's send buffer is full; outbound audio is being dropped (`stats.droppedOut`). */
+  PEER_NOT_READING: 'PEER_NOT_READING',
+  /**
+   * A queue was full and audio was dropped whole. On a call: written audio beyond `maxQueuedMs`
+   * (`droppedMs`). From the chan_websocket client: a message Asterisk would drop with 1000 frames queued.
+   */
+  QUEUE_FULL: 'QUEUE_FULL',
+  /** AudioSocket: kind 0x10 audio looks like G.711, not slin (a channel driver without `c()`). */
+  INBOUND_FORMAT: 'INBOUND_FORMAT',
+  /** Reserved: a message of an unexpected kind. */
+  UNEXPECTED_MESSAGE: 'UNEXPECTED_MESSAGE',
+  /** chan_websocket: a text message that is not a valid control message (skipped). */
+  MALFORMED_CONTROL: 'MALFORMED_CONTROL',
+  /** chan_websocket: a valid event that makes no sense now (a second MEDIA_START). */
+  UNEXPECTED_EVENT: 'UNEXPECTED_EVENT',
+  /** chan_websocket: Asterisk answered a command with an ERROR event. */
+  REMOTE_ERROR: 'REMOTE_ERROR',
+  /** chan_websocket: audio dropped because the WebSocket's send buffer was full. */
+  OUTPUT_DROPPED: 'OUTPUT_DROPPED',
+
+  // The simulated AudioSocket Asterisk's `violation` event (res/res_audiosocket.c's rules).
+  /** Zero-length audio: Asterisk 20.14+/21.9+/22.4+/23.0+ ends the call. */
+  ZERO_LENGTH_AUDIO: 'ZERO_LENGTH_AUDIO',
+  /** A kind Asterisk does not accept from the server (only audio and hangup): it ends the call. */
+  FORBIDDEN_KIND: 'FORBIDDEN_KIND',
+  /** A message split over writes more than 5 ms apart: Asterisk ends the call. */
+  SPLIT_MESSAGE: 'SPLIT_MESSAGE',
+  /** Odd-length slin audio: the samples are misaligned. */
+  ODD_LENGTH: 'ODD_LENGTH',
+  /** Something sent after the hangup message: Asterisk never reads it. */
+  AFTER_HANGUP: 'AFTER_HANGUP',
+  /** The server closed in the middle of a message. */
+  TRUNCATED: 'TRUNCATED',
+
+  // The simulated chan_websocket Asterisk's `violation` event (channels/chan_websocket.c's rules).
+  /** Bytes at the end of a binary message that are not a whole frame: Asterisk drops them. */
+  PARTIAL_FRAME: 'PARTIAL_FRAME',
+  /** Over Asterisk's 65535-byte frame buffer: it closes with 1009 and hangs up. */
+  MESSAGE_TOO_BIG: 'MESSAGE_TOO_BIG',
+  /** Audio sent while the media direction is `in`: dropped. */
+  MEDIA_DIRECTION_IN: 'MEDIA_DIRECTION_IN',
+  /** An empty text message: ignored with a log warning. */
+  TEXT_EMPTY: 'TEXT_EMPTY',
+  /** A text message over 128 bytes: ignored with a log warning. */
+  TEXT_TOO_LONG: 'TEXT_TOO_LONG',
+  /** An unknown command: ignored with a log warning. */
+  UNKNOWN_COMMAND: 'UNKNOWN_COMMAND',
+  /** A JSON command that does not parse: answered with ERROR. */
+  BAD_JSON: 'BAD_JSON',
+  /** A command Asterisk refuses now: answered with ERROR. */
+  COMMAND_REFUSED: 'COMMAND_REFUSED',
+  /** A WebSocket frame type Asterisk does not support. */
+  BAD_OPCODE: 'BAD_OPCODE',
+} as const;
+
+/** Any code of {@link WarningCodes}. */
+export type WarningCode = keyof typeof WarningCodes;
+
+/** Codes of a call's `warning` event. */
+export type CallWarningCode = Extract<
+  WarningCode,
+  | 'ITERATOR_OVERFLOW'
+  | 'PEER_NOT_READING'
+  | 'QUEUE_FULL'
+  | 'INBOUND_FORMAT'
+  | 'UNEXPECTED_MESSAGE'
+  | 'MALFORMED_CONTROL'
+  | 'UNEXPECTED_EVENT'
+  | 'REMOTE_ERROR'
+  | 'OUTPUT_DROPPED'
+>;
+
+/** Codes of the simulated AudioSocket Asterisk's `violation` event. */
+export type ClientViolationCode = Extract<
+  WarningCode,
+  'ZERO_LENGTH_AUDIO' | 'FORBIDDEN_KIND' | 'SPLIT_MESSAGE' | 'ODD_LENGTH' | 'AFTER_HANGUP' | 'TRUNCATED'
+>;
+
+/** Codes of the simulated chan_websocket Asterisk's `violation` event. */
+export type WebSocketViolationCode = Extract<
+  WarningCode,
+  | 'PARTIAL_FRAME'
+  | 'QUEUE_FULL'
+  | 'MESSAGE_TOO_BIG'
+  | 'MEDIA_DIRECTION_IN'
+  | 'TEXT_EMPTY'
+  | 'TEXT_TOO_LONG'
+  | 'UNKNOWN_COMMAND'
+  | 'BAD_JSON'
+  | 'COMMAND_REFUSED'
+  | 'BAD_OPCODE'
+>;
 
 /** Base class of every error this library throws or reports. */
 export class AudioSocketError extends Error {
@@ -69,6 +183,19 @@ export class AudioSocketError extends Error {
   static override [Symbol.hasInstance](value: unknown): boolean {
     return typeof value === 'object' && value !== null && (value as Record<symbol, unknown>)[kBrand] === true;
   }
+}
+
+/** The error of an operation aborted by `signal`: `ABORTED`, naming the reason, which is the `cause`. */
+export function abortedError(what: string, signal: AbortSignal): AudioSocketError {
+  const reason: unknown = signal.reason;
+  const why = reason instanceof Error ? reason.message : String(reason);
+  return audioSocketError(ErrorCodes.ABORTED, `${what} was aborted: ${why}`, reason);
+}
+
+/** The error a call ends with when the user's handler or a listener failed with `cause`. */
+export function handlerError(cause: unknown): AudioSocketError {
+  const message = cause instanceof Error ? cause.message : String(cause);
+  return audioSocketError(ErrorCodes.HANDLER, `call handler failed: ${message}`, cause);
 }
 
 /** Shorthand used across the library. */

@@ -1,6 +1,8 @@
 /**
- * audiosocket: an Asterisk AudioSocket server for Node.js, a simulated Asterisk client for
- * testing without a PBX, and the pure protocol codec under both.
+ * audiosocket: an Asterisk AudioSocket (and chan_websocket) server for Node.js and a simulated
+ * Asterisk client for testing without a PBX. The pure layers under them have their own entry
+ * points: `audiosocket/audio` (formats, G.711, resampling, WAV) and `audiosocket/protocol` (the
+ * wire codecs).
  *
  * ```ts
  * import { createServer } from 'audiosocket';
@@ -37,6 +39,7 @@ export {
   type CallWarning,
   type EndReason,
   type PlayOptions,
+  type PlayFileOptions,
   type PlaySource,
 } from './call.js';
 export type { PlayResult, AudioSource } from './outbound/queue.js';
@@ -54,7 +57,8 @@ export {
   type ClientViolation,
 } from './client.js';
 
-// Protocol codec (pure, no I/O)
+// The AudioSocket codec: message kinds (the `kind` of write() and of audio frames), parser and
+// encoders. Also in 'audiosocket/protocol', with chan_websocket's protocol core.
 export {
   Kind,
   type AudioKind,
@@ -77,14 +81,27 @@ export {
 } from './protocol/encoder.js';
 export { formatUuid, parseUuid, isUuid } from './protocol/uuid.js';
 
-// Audio formats, G.711, resampling, channel mixing, conversion and WAV files (no I/O but files)
-export * from './audio/index.js';
+// The audio helpers a call needs (formats, WAV prompts and recordings, conversion); the whole
+// audio layer (G.711, resampling, mixing, PCM, WAV parsing): 'audiosocket/audio'.
+export { type Encoding, type AudioFormat, type FormatName, type FormatSpec, parseFormat, formatName, sameFormat } from './audio/format.js';
+export { type DecodedWav, WavWriter, readWavFile, encodeWav, createWavWriter } from './audio/wav.js';
+export { type Converter, type ConverterOptions, createConverter } from './audio/convert.js';
+export { loadResampler } from './audio/resample.js';
 
 // Clocks (inject a ManualClock to test pacing without waiting)
 export { ManualClock, systemClock, type Clock, type TimerHandle } from './clock.js';
 
 // Errors
-export { AudioSocketError, ErrorCodes, type ErrorCode } from './errors.js';
+export {
+  AudioSocketError,
+  ErrorCodes,
+  WarningCodes,
+  type ErrorCode,
+  type WarningCode,
+  type CallWarningCode,
+  type ClientViolationCode,
+  type WebSocketViolationCode,
+} from './errors.js';
 
 // WebSocket (chan_websocket): the Call API over it, transport, simulated Asterisk and protocol core.
 export { WebSocketCall, type WebSocketPacingOptions } from './websocket/call.js';
@@ -119,31 +136,5 @@ export {
   type WebSocketViolation,
   type PlayedMark,
 } from './websocket/client.js';
-export {
-  MEDIA_SUBPROTOCOL,
-  QUEUE_LENGTH_MAX,
-  QUEUE_XOFF_LEVEL,
-  QUEUE_XON_LEVEL,
-  MAX_COMMAND_BYTES,
-  ASTERISK_MAX_FRAME_BYTES,
-  COMMAND_NAMES,
-  maxMessagePayload,
-  detectFormat,
-  parseEvent,
-  encodeEvent,
-  encodeCommand,
-  parseCommand,
-  optimalFrameSizeOf,
-  ptimeOf,
-  audioFormatOf,
-  type ControlFormat,
-  type MediaDirection,
-  type MediaStart,
-  type MediaStatus,
-  type AsteriskEvent,
-  type AsteriskEventName,
-  type EventInput,
-  type MediaCommand,
-  type MediaCommandName,
-  type ParsedCommand,
-} from './websocket/protocol.js';
+// chan_websocket's protocol core (events, commands, frame sizes): 'audiosocket/protocol'.
+export type { ControlFormat, MediaDirection, MediaStart, MediaStatus } from './websocket/protocol.js';

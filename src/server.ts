@@ -9,10 +9,11 @@ import { WebSocketMediaServer, type MediaHandshakeFailure, type MediaServerOptio
 import { WebSocketCall, type WebSocketPacingOptions } from './websocket/call.js';
 import type { MediaConnection } from './websocket/connection.js';
 import { systemClock, type Clock } from './clock.js';
-import { AudioSocketError, audioSocketError, ErrorCodes } from './errors.js';
+import { abortedError, AudioSocketError, audioSocketError, ErrorCodes } from './errors.js';
 import { HANGUP_MESSAGE } from './protocol/encoder.js';
 import { audioKindForRate, isAudioKind, MAX_PAYLOAD, type AudioKind } from './protocol/kinds.js';
 import { FrameScheduler } from './scheduler.js';
+import { Handshake } from './handshake.js';
 import { AsyncQueue } from './async-queue.js';
 import { DEFAULT_PACING } from './outbound/pacer.js';
 import { createAllowList } from './allow.js';
@@ -307,7 +308,7 @@ export class AudioSocketServer extends EventEmitter<ServerEvents> {
   readonly #scheduler: FrameScheduler;
   readonly #allow: net.BlockList | undefined;
   readonly #maxCalls: number;
-  readonly #pending = new Set<AudioSocketCall>();
+  readonly #pending = new Set<Handshake>();
   readonly #calls = new Set<Call>();
   readonly #rejecting = new Set<Socket>();
   #aborting = 0;
@@ -333,14 +334,6 @@ export class AudioSocketServer extends EventEmitter<ServerEvents> {
     this.#scheduler.onError = (error) => this.#report(error, undefined);
     this.#hooks = {
       ready: (call) => this.#onReady(call),
-      handshakeFailed: (call, reason, error) => {
-        this.#pending.delete(call as AudioSocketCall);
-        this.#stats.handshakeFailures++;
-        const failure: HandshakeFailure = { reason, remoteAddress: call.remoteAddress, remotePort: call.remotePort };
-        if (error !== undefined) failure.error = error;
-        this.#emitSafe('handshakeFailed', failure);
-        this.#maybeClosed();
-      },
       closed: (call, end) => {
         this.#calls.delete(call);
         this.#emitSafe('callEnd', call, end);
@@ -423,7 +416,7 @@ export class AudioSocketServer extends EventEmitter<ServerEvents> {
     const host = options.host ?? this.#options.host ?? '127.0.0.1';
     const port = options.port ?? this.#options.port ?? 9092;
     const signal = options.signal;
-    if (signal?.aborted) return Promise.reject(signal.reason);
+    if (signal?.aborted) return Promise.reject(abortedError('listen()', signal));
     // The resampler (WebAssembly) loads once per process, so conversions can start synchronously
     // inside calls. Without it only same-rate conversions work; that is reported, not fatal.
     return loadResampler()
@@ -441,7 +434,9 @@ export class AudioSocketServer extends EventEmitter<ServerEvents> {
             this.#wsAddress = await this.#ws.listen({ host: wsOpts.host ?? host, port: wsOpts.port });
           } catch (err) {
             await this.close();
-            throw err;
+            if (err instanceof AudioSocketError) throw err;
+            const at = `${wsOpts.host ?? host}:${wsOpts.port}`;
+            throw audioSocketError(ErrorCodes.SOCKET, `cannot listen for chan_websocket on ${at}: ${(err as Error).message}`, err);
           }
         }
         return address;
@@ -452,11 +447,11 @@ export class AudioSocketServer extends EventEmitter<ServerEvents> {
     const signal = options.signal;
     // close() or an abort may have come while the resampler was loading.
     if (this.#closing) return Promise.reject(audioSocketError(ErrorCodes.SERVER_CLOSED, 'the server was closed before it listened'));
-    if (signal?.aborted) return Promise.reject(signal.reason);
+    if (signal?.aborted) return Promise.reject(abortedError('listen()', signal));
     return new Promise<AddressInfo>((resolve, reject) => {
       const onError = (err: Error): void => {
         this.#net.off('listening', onListening);
-        reject(err);
+        reject(audioSocketError(ErrorCodes.SOCKET, `cannot listen on ${host}:${port}: ${err.message}`, err));
       };
       const onListening = (): void => {
         this.#net.off('error', onError);
@@ -489,9 +484,9 @@ export class AudioSocketServer extends EventEmitter<ServerEvents> {
       this.#closeResolve = finish;
     });
     if (this.#net.listening) this.#net.close();
-    for (const call of this.#pending) {
+    for (const handshake of this.#pending) {
       this.#aborting++;
-      void call._abortHandshake().then(() => {
+      void handshake.abort().then(() => {
         this.#aborting--;
         this.#maybeClosed();
       });
@@ -540,15 +535,30 @@ export class AudioSocketServer extends EventEmitter<ServerEvents> {
       this.#emitSafe('connectionRejected', { reason, remoteAddress, remotePort });
       return;
     }
-    let call: AudioSocketCall;
-    try {
-      call = new AudioSocketCall(socket, this.#settings, this.#scheduler, this.#hooks);
-    } catch (error) {
-      socket.destroy();
-      this.#report(error, undefined);
-      return;
-    }
-    this.#pending.add(call);
+    const handshake: Handshake = new Handshake(socket, this.#settings, this.#scheduler.clock, {
+      uuid: (uuid, handover) => {
+        this.#pending.delete(handshake);
+        let call: AudioSocketCall;
+        try {
+          call = new AudioSocketCall(socket, uuid, handover, this.#settings, this.#scheduler, this.#hooks);
+        } catch (error) {
+          socket.destroy();
+          this.#report(error, undefined);
+          this.#maybeClosed();
+          return;
+        }
+        this.#onReady(call);
+      },
+      failed: (reason, error) => {
+        this.#pending.delete(handshake);
+        this.#stats.handshakeFailures++;
+        const failure: HandshakeFailure = { reason, remoteAddress, remotePort };
+        if (error !== undefined) failure.error = error;
+        this.#emitSafe('handshakeFailed', failure);
+        this.#maybeClosed();
+      },
+    });
+    this.#pending.add(handshake);
     socket.resume();
   }
 
@@ -577,7 +587,6 @@ export class AudioSocketServer extends EventEmitter<ServerEvents> {
   }
 
   #onReady(call: Call): void {
-    this.#pending.delete(call as AudioSocketCall);
     this.#calls.add(call);
     this.#stats.totalCalls++;
     try {
@@ -599,10 +608,9 @@ export class AudioSocketServer extends EventEmitter<ServerEvents> {
     }
   }
 
+  /** The handler (or a `call` listener) failed: the call reports it and ends, as for a failing call listener. */
   #handlerFailed(error: unknown, call: Call): void {
-    this.#report(error, call);
-    const message = error instanceof Error ? error.message : String(error);
-    void call._terminate('handler-error', audioSocketError(ErrorCodes.HANDLER, `call handler failed: ${message}`, error));
+    void call._terminate('handler-error', error);
   }
 
   #report(error: unknown, call: Call | undefined): void {

@@ -13,12 +13,12 @@ import {
   createServer,
   connect,
   encodeWav,
-  slinToUlaw,
   type AudioFrame,
   type Call,
   type ServerOptions,
   type AsteriskClient,
 } from '../src/index.js';
+import { slinToUlaw } from '../src/audio/index.js';
 import { tone, goertzel } from './audio-helpers.js';
 
 const bytes = (x: Int16Array): Buffer => Buffer.from(x.buffer, x.byteOffset, x.byteLength);

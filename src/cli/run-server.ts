@@ -3,7 +3,7 @@
  * line on a terminal), optionally serves metrics, and shuts down gracefully on SIGINT/SIGTERM (live calls get a
  * hangup, commands finalise their files); a second signal exits at once.
  */
-import { createServer, type AudioSocketServer, type Call, type CallEnd, type CallHandler } from '../index.js';
+import { AudioSocketError, createServer, type AudioSocketServer, type Call, type CallEnd, type CallHandler } from '../index.js';
 import { serveMetrics, type MetricsEndpoint } from './metrics.js';
 import { UsageError, type CommonServerArgs } from './options.js';
 import { createOutput, type Output } from './output.js';
@@ -159,7 +159,8 @@ export async function runServer(name: string, args: CommonServerArgs, handler: C
     address = await server.listen({ host: args.host, port: args.port });
   } catch (err) {
     await metrics?.close();
-    throw new UsageError(`cannot listen on ${args.host}:${args.port}: ${listenProblem(err as NodeJS.ErrnoException, args.port, '--port')}`);
+    const cause = err instanceof AudioSocketError && err.cause instanceof Error ? err.cause : err;
+    throw new UsageError(`cannot listen on ${args.host}:${args.port}: ${listenProblem(cause as NodeJS.ErrnoException, args.port, '--port')}`);
   }
   const shown = address.family === 'IPv6' ? `[${address.address}]:${address.port}` : `${address.address}:${address.port}`;
   if (isWorker) {

@@ -19,12 +19,12 @@
  */
 import { EventEmitter } from 'node:events';
 import type { Writable } from 'node:stream';
-import { AudioSocketError, audioSocketError, ErrorCodes } from '../errors.js';
+import { AudioSocketError, audioSocketError, ErrorCodes, handlerError } from '../errors.js';
 import { audioKindForRate, isAudioKind, sampleRateOfKind, type AudioKind } from '../protocol/kinds.js';
 import { OutboundQueue, type ByteConverter, type Completion, type PlayResult } from '../outbound/queue.js';
 import { createConverter, type Converter } from '../audio/convert.js';
 import { parseFormat, sameFormat, type AudioFormat, type FormatSpec } from '../audio/format.js';
-import { createPlayStream, receivedFrames, wavPlaySource } from '../call-stream.js';
+import { createPlayStream, receivedFrames, rejectAsSourceError, wavPlaySource } from '../call-stream.js';
 import type {
   AudioFrame,
   Call,
@@ -35,9 +35,11 @@ import type {
   CallStats,
   CallWarning,
   EndReason,
+  PlayFileOptions,
   PlayOptions,
   PlaySource,
 } from '../call.js';
+import type { AudioSource } from '../outbound/queue.js';
 import type { MediaClose, MediaConnection, MediaWarning } from './connection.js';
 import type { MediaStart, MediaStatus } from './protocol.js';
 
@@ -385,6 +387,9 @@ export class WebSocketCall extends EventEmitter<CallEvents> implements Call {
    * played (MEDIA_MARK_PROCESSED), not when it was sent. On a flush, `sentMs` is what the caller
    * heard (from GET_STATUS just before FLUSH_MEDIA), not what was sent.
    */
+  /** @deprecated Use {@link playFile} for a WAV file path. */
+  play(path: string, options?: PlayOptions): Promise<PlayResult>;
+  play(source: AudioSource, options?: PlayOptions): Promise<PlayResult>;
   play(source: PlaySource, options: PlayOptions = {}): Promise<PlayResult> {
     if (this.#state !== 'open') return Promise.resolve({ status: 'interrupted', reason: 'hangup', framesSent: 0, sentMs: 0 });
     let convert: ByteConverter | undefined;
@@ -405,7 +410,12 @@ export class WebSocketCall extends EventEmitter<CallEvents> implements Call {
       if (r.status !== 'interrupted' || r.reason !== 'flush' || this.#lastFlush === undefined) return r;
       const heardTotal = await this.#lastFlush.heardMs;
       return { ...r, sentMs: Math.max(0, Math.min(r.sentMs, heardTotal - startMs)) };
-    });
+    }, rejectAsSourceError);
+  }
+
+  /** Plays a WAV file converted to the call's format; settles as {@link play} does (see `Call.playFile`). */
+  playFile(path: string, options: PlayFileOptions = {}): Promise<PlayResult> {
+    return this.play(path, options);
   }
 
   createWriteStream(options: PlayOptions & { highWaterMarkMs?: number } = {}): Writable & { interrupted?: PlayResult } {
@@ -452,6 +462,7 @@ export class WebSocketCall extends EventEmitter<CallEvents> implements Call {
     return droppedMs;
   }
 
+  /** @deprecated Use {@link flush}. */
   clear(): number {
     return this.flush();
   }
@@ -473,6 +484,11 @@ export class WebSocketCall extends EventEmitter<CallEvents> implements Call {
   hangup(): Promise<CallEnd> {
     this.#beginEnd('local-hangup', undefined);
     return this.closed;
+  }
+
+  /** Hangs up and waits until the call has ended: `await using` support. */
+  async [Symbol.asyncDispose](): Promise<void> {
+    await this.hangup();
   }
 
   [Symbol.asyncIterator](): AsyncIterator<AudioFrame> {
@@ -497,8 +513,9 @@ export class WebSocketCall extends EventEmitter<CallEvents> implements Call {
 
 
   /** @internal */
-  _terminate(reason: 'server-close' | 'handler-error', error?: AudioSocketError): Promise<CallEnd> {
-    this.#beginEnd(reason, error);
+  _terminate(reason: 'server-close' | 'handler-error', cause?: unknown): Promise<CallEnd> {
+    if (reason === 'handler-error') this.#listenerFailed(cause);
+    else this.#beginEnd(reason, undefined);
     return this.closed;
   }
 
@@ -635,10 +652,14 @@ export class WebSocketCall extends EventEmitter<CallEvents> implements Call {
     try {
       (this.emit as (e: K, ...a: CallEvents[K]) => boolean)(event, ...args);
     } catch (err) {
-      this.#hooks.listenerError(err, this);
-      const message = err instanceof Error ? err.message : String(err);
-      this.#beginEnd('handler-error', audioSocketError(ErrorCodes.HANDLER, `call handler failed: ${message}`, err));
+      this.#listenerFailed(err);
     }
+  }
+
+  /** A user's listener or handler failed: report it and end this call (and only this call). */
+  #listenerFailed(err: unknown): void {
+    this.#hooks.listenerError(err, this);
+    this.#beginEnd('handler-error', handlerError(err));
   }
 
   #beginEnd(reason: EndReason, error: AudioSocketError | undefined): void {

@@ -381,6 +381,11 @@ export class AsteriskWebSocketClient extends EventEmitter<WebSocketClientEvents>
     return this.closed;
   }
 
+  /** Hangs up (see {@link hangup}) and waits until closed: `await using client = await connectWebSocket(...)`. */
+  async [Symbol.asyncDispose](): Promise<void> {
+    await this.hangup();
+  }
+
   /** Drops the TCP connection without a close frame (a network failure). */
   drop(): Promise<WebSocketClientClose> {
     this.#closeBy ??= 'client';
