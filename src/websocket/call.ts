@@ -224,7 +224,9 @@ export class WebSocketCall extends EventEmitter<CallEvents> implements Call {
     conn.on('event', (e) => {
       if (e.event === 'UNKNOWN') this.#s.otherIn++;
     });
-    conn.on('warning', (w: MediaWarning) => this.#emitSafe('warning', { code: w.code, message: w.message }));
+    conn.on('warning', (w: MediaWarning) =>
+      this.#emitSafe('warning', w.error === undefined ? { code: w.code, message: w.message } : { code: w.code, message: w.message, error: w.error }),
+    );
     conn.on('error', (error) => {
       if (this.#state === 'open') {
         this.#endReason = endReasonOf(error);
@@ -499,6 +501,14 @@ export class WebSocketCall extends EventEmitter<CallEvents> implements Call {
     if (this.#state !== 'open') return;
     this.#s.messagesIn++;
     this.#s.bytesIn += payload.length;
+    if (this.#wire.encoding === 'slin' && (payload.length & 1) === 1) {
+      // Keep whole samples, as the AudioSocket call does, so nothing downstream is shifted by a byte.
+      this.#s.oddAudioIn++;
+      if (this.#s.oddAudioIn === 1) {
+        this.#emitSafe('warning', { code: 'UNEXPECTED_MESSAGE', message: `odd-length slin audio (${payload.length} bytes): the last byte is dropped (counted in stats.oddAudioIn)` });
+      }
+      payload = payload.subarray(0, payload.length - 1);
+    }
     if (payload.length === 0) {
       this.#s.emptyAudioIn++;
       return;
