@@ -113,7 +113,9 @@ export interface CallWarning {
     | 'MALFORMED_CONTROL'
     | 'UNEXPECTED_EVENT'
     | 'REMOTE_ERROR'
-    | 'OUTPUT_DROPPED';
+    | 'OUTPUT_DROPPED'
+    // chan_websocket: MARK_MEDIA unanswered, completions by clock (see WebSocketPacingOptions.completion)
+    | 'MARKS_UNSUPPORTED';
   message: string;
   /** Milliseconds of audio dropped, for `QUEUE_FULL`. */
   droppedMs?: number;
