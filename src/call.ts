@@ -100,6 +100,8 @@ export interface CallWarning {
   message: string;
   /** Milliseconds of audio dropped, for `QUEUE_FULL`. */
   droppedMs?: number;
+  /** The typed error behind the warning, when there is one (`MALFORMED_CONTROL`: `ERR_AUDIOSOCKET_PROTOCOL`). */
+  error?: AudioSocketError;
 }
 
 /** Events of a {@link Call}. */

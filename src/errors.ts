@@ -78,7 +78,7 @@ export const WarningCodes = {
   QUEUE_FULL: 'QUEUE_FULL',
   /** AudioSocket: kind 0x10 audio looks like G.711, not slin (a channel driver without `c()`). */
   INBOUND_FORMAT: 'INBOUND_FORMAT',
-  /** Reserved: a message of an unexpected kind. */
+  /** A received message that cannot be used as it is, e.g. odd-length slin over chan_websocket (its last byte dropped, `stats.oddAudioIn`). */
   UNEXPECTED_MESSAGE: 'UNEXPECTED_MESSAGE',
   /** chan_websocket: a text message that is not a valid control message (skipped). */
   MALFORMED_CONTROL: 'MALFORMED_CONTROL',
@@ -88,6 +88,8 @@ export const WarningCodes = {
   REMOTE_ERROR: 'REMOTE_ERROR',
   /** chan_websocket: audio dropped because the WebSocket's send buffer was full. */
   OUTPUT_DROPPED: 'OUTPUT_DROPPED',
+  /** chan_websocket: Asterisk never answered MARK_MEDIA (before 20.18/22.8); plays and marks now complete by our clock. */
+  MARKS_UNSUPPORTED: 'MARKS_UNSUPPORTED',
 
   // The simulated AudioSocket Asterisk's `violation` event (res/res_audiosocket.c's rules).
   /** Zero-length audio: Asterisk 20.14+/21.9+/22.4+/23.0+ ends the call. */
@@ -139,6 +141,7 @@ export type CallWarningCode = Extract<
   | 'UNEXPECTED_EVENT'
   | 'REMOTE_ERROR'
   | 'OUTPUT_DROPPED'
+  | 'MARKS_UNSUPPORTED'
 >;
 
 /** Codes of the simulated AudioSocket Asterisk's `violation` event. */

@@ -362,11 +362,13 @@ export class AudioSocketServer extends EventEmitter<ServerEvents> {
   }
 
   #createWebSocket(o: WebSocketServeOptions): WebSocketMediaServer {
-    const { port: _p, host: _h, leadMs, markEveryFrames, statusTimeoutMs, ...rest } = o;
+    const { port: _p, host: _h, leadMs, markEveryFrames, statusTimeoutMs, completion, markTimeoutMs, ...rest } = o;
     const pacing: WebSocketPacingOptions = {};
     if (leadMs !== undefined) pacing.leadMs = leadMs;
     if (markEveryFrames !== undefined) pacing.markEveryFrames = markEveryFrames;
     if (statusTimeoutMs !== undefined) pacing.statusTimeoutMs = statusTimeoutMs;
+    if (completion !== undefined) pacing.completion = completion;
+    if (markTimeoutMs !== undefined) pacing.markTimeoutMs = markTimeoutMs;
     const media: MediaServerOptions = { ...rest };
     if (this.#settings.hangupTimeout !== Infinity) media.hangupTimeout = this.#settings.hangupTimeout;
     if (this.#settings.handshakeTimeout !== Infinity) media.handshakeTimeout = this.#settings.handshakeTimeout;

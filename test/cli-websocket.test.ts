@@ -1,10 +1,15 @@
 /**
- * CLI server commands with --websocket: chan_websocket calls beside AudioSocket, and its usage errors.
+ * CLI commands with --websocket: chan_websocket calls beside AudioSocket, `call --websocket`
+ * (the simulated chan_websocket channel), and their usage errors.
  */
-import { test } from 'node:test';
+import { test, type TestContext } from 'node:test';
+import { mkdtemp, rm, stat } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import assert from 'node:assert/strict';
 import { once } from 'node:events';
 import { connectWebSocket } from '../src/websocket/client.js';
+import { createServer } from '../src/index.js';
 import { runCli, spawnCli } from './helpers.js';
 
 async function until(pred: () => boolean, what: string, ms = 10000): Promise<void> {
@@ -45,5 +50,98 @@ test('--websocket usage errors', async () => {
     assert.equal(lines.length, 2, r.err);
     assert.match(lines[0]!, pattern);
     assert.equal(lines[1], `see 'audiosocket ${args[0]} --help'`);
+  }
+});
+
+/** An in-process chan_websocket echo server; `hangUp` ends every call at once (a refusal). */
+async function wsServer(t: TestContext, o: { hangUp?: boolean; path?: string } = {}) {
+  const digits: string[] = [];
+  const formats: string[] = [];
+  const server = createServer(
+    (call) => {
+      formats.push(`${call.mediaStart?.format}/${(call as { controlFormat?: string }).controlFormat}`);
+      if (o.hangUp) return void call.hangup();
+      call.on('dtmf', (d) => digits.push(d));
+      call.on('audio', (f) => call.write(f.payload, f.kind));
+    },
+    { websocket: { port: 0, ...(o.path ? { path: o.path } : {}) } },
+  );
+  await server.listen({ port: 0 });
+  t.after(() => server.close());
+  return { port: server.websocketAddress()!.port, digits, formats };
+}
+
+function summaries(out: string): Record<string, unknown>[] {
+  return out
+    .split('\n')
+    .filter((l) => l.startsWith('{'))
+    .map((l) => JSON.parse(l) as Record<string, unknown>)
+    .filter((e) => e['event'] === 'summary');
+}
+
+test('call --websocket HOST:PORT: streams, sends DTMF, hears the echo, records it; exit 0', async (t) => {
+  const { port, digits, formats } = await wsServer(t, { path: '/media' });
+  const dir = await mkdtemp(join(tmpdir(), 'as-callws-'));
+  t.after(() => rm(dir, { recursive: true, force: true }));
+  const wav = join(dir, 'echo.wav');
+  const r = await runCli(['call', '--websocket', `127.0.0.1:${port}`, '--format', 'slin16', '--duration', '1', '--dtmf', '4@0.2', '--record', wav, '--json']);
+  assert.equal(r.code, 0, r.err);
+  const [s] = summaries(r.out);
+  assert.equal(s?.['transport'], 'websocket');
+  assert.ok((s?.['framesSent'] as number) >= 40, JSON.stringify(s));
+  assert.ok((s?.['framesPlayed'] as number) > 10, JSON.stringify(s));
+  assert.equal(s?.['endedBy'], 'client');
+  assert.equal(s?.['violations'], 0);
+  assert.deepEqual(digits, ['4']);
+  assert.deepEqual(formats, ['slin16/plain-text']);
+  assert.ok((await stat(wav)).size > 44);
+});
+
+test('call --websocket URL with --control-format json and ulaw', async (t) => {
+  const { port, formats } = await wsServer(t);
+  const r = await runCli(['call', '--websocket', `ws://127.0.0.1:${port}/any/path?x=1`, '--control-format', 'json', '--format', 'ulaw', '--duration', '0.6', '-q']);
+  assert.equal(r.code, 0, r.err);
+  assert.deepEqual(formats, ['ulaw/json']);
+  assert.match(r.err, /^1 call\(s\) in [\d.]+ s: 1 connected, 0 failed, 0 refused, 0 violation\(s\)$/m);
+});
+
+test('call --websocket: exit 1 when refused, ended before audio, or nothing listens', async (t) => {
+  const { port } = await wsServer(t, { hangUp: true });
+  const r = await runCli(['call', '--websocket', String(port), '--duration', '1']);
+  assert.equal(r.code, 1, r.err);
+  assert.match(r.err, /ended the call before playing any audio \(the server \(HANGUP command\)/);
+  const wrongPath = await wsServer(t, { path: '/only-here' });
+  const r404 = await runCli(['call', '--websocket', `127.0.0.1:${wrongPath.port}`, '--websocket-path', '/elsewhere', '--duration', '0.5']);
+  assert.equal(r404.code, 1, r404.err);
+  assert.match(r404.err, /404/);
+  const closed = await runCli(['call', '--websocket', `127.0.0.1:${port === 1 ? 2 : 1}`, '--duration', '0.5']);
+  assert.equal(closed.code, 1, closed.err);
+  assert.match(closed.err, /could not connect/);
+  assert.ok(!/\n\s+at /.test(r.err + r404.err + closed.err), 'no stack trace');
+});
+
+test('call --websocket usage errors: one line, see --help, exit 2', async () => {
+  for (const [args, pattern] of [
+    [['call', '--websocket', 'nope'], /--websocket must be HOST:PORT/],
+    [['call', '--websocket', 'http://127.0.0.1:8765/media'], /only ws:\/\/ and wss:\/\//],
+    [['call', '--websocket', 'ws://127.0.0.1/media'], /has no port/],
+    [['call', '--websocket', 'ws://127.0.0.1:8765/media', '--websocket-path', '/x'], /put the path in the URL/],
+    [['call', '--websocket', '8765', '--websocket-path', 'media'], /--websocket-path must start with \//],
+    [['call', '--websocket', '8765', '--control-format', 'xml'], /--control-format must be plain-text or json/],
+    [['call', '--websocket', '8765', '--port', '9092'], /--port is the AudioSocket port/],
+    [['call', '127.0.0.1:9092', '--websocket', '8765'], /both a HOST:PORT argument/],
+    [['call', '--websocket', '8765', '--strict'], /--strict is for AudioSocket/],
+    [['call', '--websocket', '8765', '--format', 'opus'], /--format must be one of/],
+    [['call', '--websocket', '8765', '--duration', '0'], /--duration must be a positive number/],
+    [['call', '--websocket', '8765', '--dtmf', 'Z'], /not a DTMF digit/],
+    [['call', '--websocket-path', '/media'], /--websocket-path needs --websocket/],
+    [['call', '--control-format', 'json'], /--control-format needs --websocket/],
+  ] as const) {
+    const r = await runCli([...args]);
+    assert.equal(r.code, 2, `${args.join(' ')}: ${r.err}`);
+    const lines = r.err.split('\n').filter((l) => l.length > 0);
+    assert.equal(lines.length, 2, r.err);
+    assert.match(lines[0]!, pattern);
+    assert.equal(lines[1], `see 'audiosocket call --help'`);
   }
 });

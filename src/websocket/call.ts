@@ -51,11 +51,24 @@ export interface WebSocketPacingOptions {
   markEveryFrames?: number;
   /** How long flush() waits for the STATUS answer before estimating `sentMs` from the marks. Default 1000. */
   statusTimeoutMs?: number;
+  /**
+   * How plays and marks complete:
+   * - `auto` (default): by MARK_MEDIA answers. If a mark is not answered `markTimeoutMs` after
+   *   our clock says it has played, the peer has no MARK_MEDIA (Asterisk before 20.18/22.8/23.2):
+   *   the call switches to `clock` and says so with a `MARKS_UNSUPPORTED` warning.
+   * - `clock`: never send MARK_MEDIA; complete by our playout estimate (one frame per ptime),
+   *   and settle everything when Asterisk reports QUEUE_DRAINED.
+   */
+  completion?: 'auto' | 'clock';
+  /** See `completion`. Default 2000. */
+  markTimeoutMs?: number;
 }
 
 interface MarkEntry {
   /** Frames sent (Asterisk's frames) when the mark was sent. */
   frames: number;
+  /** When our playout estimate says the frames before the mark have played. */
+  dueAt: number;
   completions: Completion[];
 }
 
@@ -129,6 +142,10 @@ export class WebSocketCall extends EventEmitter<CallEvents> implements Call {
   readonly #leadFrames: number;
   readonly #markEvery: number;
   readonly #statusTimeoutMs: number;
+  readonly #markTimeoutMs: number;
+  /** `probe`: MARK_MEDIA sent, no answer seen yet; `marks`: Asterisk answers them; `clock`: it does not. */
+  #completion: 'probe' | 'marks' | 'clock';
+  #clockTimer: NodeJS.Timeout | undefined;
   readonly #t0 = performance.now();
   #resolveClosed!: (end: CallEnd) => void;
   #state: 'open' | 'ending' | 'closed' = 'open';
@@ -199,6 +216,8 @@ export class WebSocketCall extends EventEmitter<CallEvents> implements Call {
     this.#leadFrames = Math.max(2, Math.round(leadMs / this.#ptime));
     this.#markEvery = Math.max(1, Math.round(pacing.markEveryFrames ?? 10));
     this.#statusTimeoutMs = pacing.statusTimeoutMs ?? 1000;
+    this.#markTimeoutMs = Math.max(0, pacing.markTimeoutMs ?? 2000);
+    this.#completion = pacing.completion === 'clock' ? 'clock' : 'probe';
     // Frames are delivered decoded to slin at the channel's rate unless `receive` says otherwise,
     // so `write(frame.payload, frame.kind)` (an AudioSocket echo) is right on G.711 channels too.
     this.#receive = settings.receive;
@@ -230,10 +249,16 @@ export class WebSocketCall extends EventEmitter<CallEvents> implements Call {
       this.#pump();
     });
     conn.on('drain', () => this.#pump());
+    conn.on('queueDrained', () => {
+      this.#s.messagesIn++;
+      if (this.#completion === 'clock') this.#settleByClock(true);
+    });
     conn.on('event', (e) => {
       if (e.event === 'UNKNOWN') this.#s.otherIn++;
     });
-    conn.on('warning', (w: MediaWarning) => this.#emitSafe('warning', { code: w.code, message: w.message }));
+    conn.on('warning', (w: MediaWarning) =>
+      this.#emitSafe('warning', w.error === undefined ? { code: w.code, message: w.message } : { code: w.code, message: w.message, error: w.error }),
+    );
     conn.on('error', (error) => {
       if (this.#state === 'open') {
         this.#endReason = endReasonOf(error);
@@ -275,6 +300,11 @@ export class WebSocketCall extends EventEmitter<CallEvents> implements Call {
 
   get frameMs(): number {
     return this.#ptime;
+  }
+
+  /** How plays and marks complete on this call now: by MARK_MEDIA answers, or by our clock (see `completion`). */
+  get completionMode(): 'marks' | 'clock' {
+    return this.#completion === 'clock' ? 'clock' : 'marks';
   }
 
   get endReason(): EndReason | undefined {
@@ -454,6 +484,8 @@ export class WebSocketCall extends EventEmitter<CallEvents> implements Call {
     this.#anchorAt = performance.now();
     const inAsterisk = [...this.#marks.values()];
     this.#marks.clear();
+    clearTimeout(this.#clockTimer);
+    this.#clockTimer = undefined;
     const { droppedMs, completions } = this.#queue.flush('flush');
     for (const e of inAsterisk) for (const c of e.completions) c.cancel('flush');
     for (const c of completions) c.cancel('flush');
@@ -523,6 +555,14 @@ export class WebSocketCall extends EventEmitter<CallEvents> implements Call {
     if (this.#state !== 'open') return;
     this.#s.messagesIn++;
     this.#s.bytesIn += payload.length;
+    if (this.#wire.encoding === 'slin' && (payload.length & 1) === 1) {
+      // Keep whole samples, as the AudioSocket call does, so nothing downstream is shifted by a byte.
+      this.#s.oddAudioIn++;
+      if (this.#s.oddAudioIn === 1) {
+        this.#emitSafe('warning', { code: 'UNEXPECTED_MESSAGE', message: `odd-length slin audio (${payload.length} bytes): the last byte is dropped (counted in stats.oddAudioIn)` });
+      }
+      payload = payload.subarray(0, payload.length - 1);
+    }
     if (payload.length === 0) {
       this.#s.emptyAudioIn++;
       return;
@@ -550,15 +590,72 @@ export class WebSocketCall extends EventEmitter<CallEvents> implements Call {
     conn.flushPending({ pad: true }); // the last partial frame goes before the mark
     this.#framesOut = conn.stats.framesOut;
     const id = `as${++this.#markSeq}`;
-    this.#marks.set(id, { frames: this.#framesOut, completions });
-    this.#s.marksSent++;
+    const now = performance.now();
+    const dueAt = Math.max(now, this.#anchorAt + (this.#framesOut - this.#anchorFrames) * this.#ptime);
+    this.#marks.set(id, { frames: this.#framesOut, dueAt, completions });
     this.#sinceMark = 0;
-    conn.markMedia(id);
+    if (this.#completion === 'clock') {
+      // QUEUE_DRAINED (every Asterisk version) settles everything sent once the queue is empty.
+      if (completions.length > 0) conn.reportQueueDrained();
+    } else {
+      this.#s.marksSent++;
+      conn.markMedia(id);
+    }
+    if (this.#completion !== 'marks') this.#armClock();
+  }
+
+  /** In `probe`: wakes when the oldest mark is overdue; in `clock`: when it is due. */
+  #armClock(): void {
+    if (this.#clockTimer !== undefined) return;
+    const first = this.#marks.values().next().value;
+    if (first === undefined) return;
+    const at = first.dueAt + (this.#completion === 'probe' ? this.#markTimeoutMs : 0);
+    this.#clockTimer = setTimeout(() => {
+      this.#clockTimer = undefined;
+      if (this.#state !== 'open') return;
+      if (this.#completion === 'probe' && this.#marks.size > 0) {
+        this.#completion = 'clock';
+        this.#emitSafe('warning', {
+          code: 'MARKS_UNSUPPORTED',
+          message: `MARK_MEDIA was not answered within ${this.#markTimeoutMs} ms of its playout (Asterisk before 20.18/22.8/23.2?); plays and marks now complete by our clock estimate`,
+        });
+        if (this.#state !== 'open') return;
+      }
+      if (this.#completion === 'clock') this.#settleByClock(false);
+    }, Math.max(1, at - performance.now()));
+  }
+
+  /** Settles the marks our clock says have played (all of them after QUEUE_DRAINED). */
+  #settleByClock(drained: boolean): void {
+    const now = performance.now();
+    const reached: MarkEntry[] = [];
+    for (const [k, e] of this.#marks) {
+      if (!drained && e.dueAt > now) break;
+      reached.push(e);
+      this.#marks.delete(k);
+    }
+    if (drained) {
+      this.#anchorFrames = this.#framesOut;
+      this.#anchorAt = now;
+    } else if (reached.length > 0) {
+      const last = reached[reached.length - 1]!;
+      this.#anchorFrames = last.frames;
+      this.#anchorAt = last.dueAt;
+    }
+    for (const e of reached) for (const c of e.completions) c.done();
+    this.#armClock();
+    this.#pump();
+    this.#checkIdle();
   }
 
   #onMarkProcessed(id: string): void {
     const entry = this.#marks.get(id);
     if (entry === undefined) return; // a mark of a flush, or not ours
+    if (this.#completion === 'probe') {
+      this.#completion = 'marks';
+      clearTimeout(this.#clockTimer);
+      this.#clockTimer = undefined;
+    }
     // Marks come back in order: any older one still here is reached too.
     const reached: MarkEntry[] = [];
     for (const [k, e] of this.#marks) {
@@ -677,6 +774,8 @@ export class WebSocketCall extends EventEmitter<CallEvents> implements Call {
   #stopOutbound(): void {
     if (this.#wakeTimer !== undefined) clearTimeout(this.#wakeTimer);
     this.#wakeTimer = undefined;
+    clearTimeout(this.#clockTimer);
+    this.#clockTimer = undefined;
     const { droppedMs, completions } = this.#queue.close();
     this.#s.unsentMs += droppedMs;
     for (const c of completions) c.cancel('hangup');

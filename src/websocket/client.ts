@@ -43,6 +43,12 @@ export interface WebSocketConnectOptions {
   channelId?: string;
   /** Omit `channel_id` from MEDIA_START and DTMF_END, as 20.16/21.11/22.6/23.0 did. */
   legacyStart?: boolean;
+  /**
+   * Behave like Asterisk before 20.18/22.8/23.2: MARK_MEDIA is an unknown command (logged as an
+   * `UNKNOWN_COMMAND` violation, never answered). Those versions speak plain text only, so this
+   * needs `controlFormat: 'plain-text'`.
+   */
+  noMarkMedia?: boolean;
   /** Extra channel variables in MEDIA_START (JSON only, as in Asterisk). */
   channelVariables?: Record<string, string>;
   /** Subprotocols to offer. Default `['media']`; anything else lets tests misbehave on purpose. */
@@ -173,6 +179,7 @@ export class AsteriskWebSocketClient extends EventEmitter<WebSocketClientEvents>
   readonly closed: Promise<WebSocketClientClose>;
   readonly #ws: WebSocket;
   readonly #legacy: boolean;
+  readonly #noMarkMedia: boolean;
   #resolveClosed!: (c: WebSocketClientClose) => void;
   #queue: QueueItem[] = [];
   #queueLength = 0;
@@ -229,6 +236,10 @@ export class AsteriskWebSocketClient extends EventEmitter<WebSocketClientEvents>
     this.passthrough = size === 0 || o.passthrough === true;
     this.#direction = o.mediaDirection ?? 'both';
     this.#legacy = o.legacyStart === true;
+    this.#noMarkMedia = o.noMarkMedia === true;
+    if (this.#noMarkMedia && this.controlFormat === 'json') {
+      throw audioSocketError(ErrorCodes.INVALID_ARGUMENT, 'noMarkMedia imitates Asterisk before 20.18/22.8/23.2, which has no JSON control format');
+    }
     this.#leftover = Buffer.alloc(size);
     this.closed = new Promise((resolve) => (this.#resolveClosed = resolve));
     ws.on('message', (data, isBinary) => (isBinary ? this.#onBinary(rawToBuffer(data)) : this.#onText(rawToBuffer(data))));
@@ -598,6 +609,10 @@ export class AsteriskWebSocketClient extends EventEmitter<WebSocketClientEvents>
       }
     }
     const cmd = parsed.command;
+    if (cmd.command === 'MARK_MEDIA' && this.#noMarkMedia) {
+      this.#violation('UNKNOWN_COMMAND', 'MARK_MEDIA command unknown');
+      return;
+    }
     this.emit('command', cmd);
     const mediaCommand = cmd.command !== 'ANSWER' && cmd.command !== 'HANGUP' && cmd.command !== 'GET_STATUS';
     if (mediaCommand && this.passthrough) {

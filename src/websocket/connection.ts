@@ -62,7 +62,8 @@ export interface MediaClose {
 export interface MediaWarning {
   /**
    * - `MALFORMED_CONTROL`: a text message that is not a valid control message (skipped).
-   * - `UNEXPECTED_EVENT`: a valid event that makes no sense now (a second MEDIA_START).
+   * - `UNEXPECTED_EVENT`: a valid event that makes no sense now (a second MEDIA_START), or an
+   *   event name this library does not know (once per name).
    * - `REMOTE_ERROR`: Asterisk answered a command with an ERROR event.
    * - `OUTPUT_DROPPED`: audio dropped because `maxBufferedBytes` was reached.
    */
@@ -208,6 +209,7 @@ export class MediaConnection extends EventEmitter<MediaConnectionEvents> {
   #pending: Buffer = Buffer.alloc(0);
   #held: [RawData, boolean][] | undefined;
   #droppedWarned = false;
+  #unknownSeen = new Set<string>();
   #statusWaiters: { resolve: (s: MediaStatus) => void; reject: (e: Error) => void }[] = [];
   #stats: MediaConnectionStats = {
     audioIn: 0,
@@ -618,6 +620,11 @@ export class MediaConnection extends EventEmitter<MediaConnectionEvents> {
         this.#warn('REMOTE_ERROR', `Asterisk: ${event.errorText.trim()}`);
         break;
       case 'UNKNOWN':
+        // A newer Asterisk's event: never fatal, reported once per name.
+        if (!this.#unknownSeen.has(event.name)) {
+          this.#unknownSeen.add(event.name);
+          this.#warn('UNEXPECTED_EVENT', `unknown event ${event.name} ignored (a newer Asterisk?)`);
+        }
         break;
     }
   }

@@ -23,8 +23,10 @@ import { createOutput } from '../output.js';
 import { IntervalStats } from '../stats.js';
 import { LazyWavRecorder } from '../recorder.js';
 import { checkWritableFile, loadWav } from '../files.js';
+import { callWebSocket, parseWebSocketTarget } from './call-websocket.js';
 
 export const callHelp = `Usage: audiosocket call [HOST:PORT] [options]
+       audiosocket call --websocket [HOST:]PORT|URL [options]
 
 A simulated Asterisk: connects to an AudioSocket server like Asterisk does (UUID first), streams
 audio in real time, sends DTMF, records what the server sends back and prints a summary (frames
@@ -50,6 +52,19 @@ each way, inter-arrival jitter, who ended the call, anything a real Asterisk wou
                          as in the text ("call 1")
   -q, --quiet            only the final summary
   -h, --help             this help
+
+chan_websocket (a simulated Asterisk WebSocket channel, as Dial(WebSocket/...) connects):
+  --websocket [HOST:]PORT|URL
+                         call a chan_websocket server instead: ws://HOST:PORT/PATH, or
+                         [HOST:]PORT (host from --host, default 127.0.0.1) with --websocket-path
+  --websocket-path PATH  request path with [HOST:]PORT (default /media)
+  --control-format F     plain-text (default, every Asterisk) or json (20.18/22.8/23.2+)
+  --format NAME          the channel format, as c() sets it: slin ... slin192, ulaw or alaw;
+                         audio goes out in optimal_frame_size frames every 20 ms
+  --uuid ID              the channel id in MEDIA_START (any text; default: generated)
+  --play, --tone, --dtmf, --record, --duration, --calls, --json, -q work as above; the summary
+  counts the frames played to the simulated channel (what the caller hears). --strict and
+  --port are for AudioSocket only.
 
 Each summary says who ended the call: "us" (the caller hung up at --duration), "us, --strict"
 (we closed on a message Asterisk rejects), "the server (hangup message)" or "the server (closed
@@ -150,6 +165,9 @@ export async function callCommand(argv: string[]): Promise<void> {
       duration: { type: 'string' },
       calls: { type: 'string', default: '1' },
       strict: { type: 'boolean', default: false },
+      websocket: { type: 'string' },
+      'websocket-path': { type: 'string' },
+      'control-format': { type: 'string' },
       json: { type: 'boolean', default: false },
       quiet: { type: 'boolean', short: 'q', default: false },
       help: { type: 'boolean', short: 'h', default: false },
@@ -165,7 +183,22 @@ export async function callCommand(argv: string[]): Promise<void> {
   // Every option is checked here, before anything is dialled.
   let target = { host: '127.0.0.1', port: 9092 };
   const address = positionals[0];
-  if (address !== undefined) {
+  const websocket =
+    v.websocket !== undefined
+      ? parseWebSocketTarget(v.websocket as string, {
+          host: v.host as string | undefined,
+          path: v['websocket-path'] as string | undefined,
+          controlFormat: v['control-format'] as string | undefined,
+          positional: address,
+          port: v.port as string | undefined,
+          strict: v.strict === true,
+        })
+      : undefined;
+  if (websocket === undefined) {
+    if (v['websocket-path'] !== undefined) throw new UsageError('--websocket-path needs --websocket [HOST:]PORT');
+    if (v['control-format'] !== undefined) throw new UsageError('--control-format needs --websocket (it is a chan_websocket option)');
+  }
+  if (address !== undefined && websocket === undefined) {
     if (/^[\w.-]+$/.test(address) && !/^\d+$/.test(address)) {
       throw new UsageError(
         `server address ${JSON.stringify(address)} has no port: write ${address}:9092 (the HOST:PORT argument), or use --host ${address} --port PORT`,
@@ -183,7 +216,7 @@ export async function callCommand(argv: string[]): Promise<void> {
   // G.711 travels under 0x10, mislabelled as slin, exactly as the channel driver sends it without c().
   const kind = audioKindForRate(rate) as AudioKind;
   const calls = parseIntOption('calls', v.calls as string, 1, 100000)!;
-  if (v.uuid !== undefined && !isUuid(v.uuid as string)) {
+  if (v.uuid !== undefined && websocket === undefined && !isUuid(v.uuid as string)) {
     throw new UsageError(`--uuid: not a UUID: ${JSON.stringify(v.uuid)}; use the 8-4-4-4-12 hex form, e.g. ${randomUUID()}`);
   }
   if (v.play !== undefined && v.tone !== undefined) throw new UsageError('--play and --tone both given; pick one');
@@ -230,6 +263,24 @@ export async function callCommand(argv: string[]): Promise<void> {
   const frameMs = 20;
   const frameBytes = Math.round((rate * frameMs) / 1000) * bytesPerSample;
   const strict = v.strict === true;
+  if (websocket !== undefined) {
+    process.exitCode = await callWebSocket({
+      target: websocket,
+      format: formatName,
+      sendFormat,
+      audio,
+      loop: sourceSeconds === undefined,
+      frameBytes,
+      durationMs,
+      digits,
+      calls,
+      channelId: v.uuid as string | undefined,
+      record: v.record as string | undefined,
+      quiet: v.quiet === true,
+      output,
+    });
+    return;
+  }
 
   const legs: Leg[] = Array.from({ length: calls }, (_, i) => ({
     number: i + 1,

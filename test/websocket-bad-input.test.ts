@@ -1,0 +1,186 @@
+/**
+ * Bad input on chan_websocket calls, at the Call level (createServer({ websocket })), over real
+ * WebSockets on 127.0.0.1: each fault gives that one call a typed AudioSocketError with a stable
+ * code, and a second call on the same server keeps echoing.
+ */
+import { test, type TestContext } from 'node:test';
+import assert from 'node:assert/strict';
+import { once } from 'node:events';
+import WebSocket from 'ws';
+import { createServer, ErrorCodes, type Call, type CallWarning, type ServerOptions } from '../src/index.js';
+import { connectWebSocket, type AsteriskWebSocketClient, type WebSocketConnectOptions } from '../src/websocket/client.js';
+
+async function until(pred: () => boolean, what: string, ms = 20000): Promise<void> {
+  const t0 = performance.now();
+  while (!pred()) {
+    if (performance.now() - t0 > ms) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 5));
+  }
+}
+
+function tone(bytes: number, seed = 1): Buffer {
+  const b = Buffer.alloc(bytes);
+  for (let i = 0; i < bytes / 2; i++) b.writeInt16LE(Math.round(8000 * Math.sin((i * seed) / 7)), i * 2);
+  return b;
+}
+
+/** An echo server; `onCall` sees every call first (keyed by its channel id). */
+async function serve(t: TestContext, websocket: Partial<NonNullable<ServerOptions['websocket']>> = {}, onCall?: (call: Call) => void) {
+  const calls = new Map<string, Call>();
+  const server = createServer(
+    (call) => {
+      calls.set(call.uuid, call);
+      call.on('audio', (f) => call.write(f.payload, f.kind));
+      onCall?.(call);
+    },
+    { websocket: { port: 0, ...websocket } as ServerOptions['websocket'] },
+  );
+  await server.listen({ port: 0 });
+  t.after(() => server.close());
+  const url = `ws://127.0.0.1:${server.websocketAddress()!.port}/media`;
+  const dial = async (o: Partial<WebSocketConnectOptions> = {}): Promise<{ client: AsteriskWebSocketClient; call: Call }> => {
+    const client = await connectWebSocket({ url, ...o });
+    t.after(() => client.drop());
+    await until(() => calls.has(client.channelId), 'the call');
+    return { client, call: calls.get(client.channelId)! };
+  };
+  return { server, url, dial, calls };
+}
+
+/** The other call on the server still echoes: 5 frames in, 5 more frames played. */
+async function stillEchoes(client: AsteriskWebSocketClient): Promise<void> {
+  const before = client.stats.framesPlayed;
+  for (let i = 0; i < 5; i++) client.sendAudio(tone(640, i + 1));
+  await until(() => client.stats.framesPlayed >= before + 5, 'the other call echoes');
+}
+
+function collect(call: Call): { warnings: CallWarning[]; errors: Error[] } {
+  const warnings: CallWarning[] = [];
+  const errors: Error[] = [];
+  call.on('warning', (w) => warnings.push(w));
+  call.on('error', (e) => errors.push(e));
+  return { warnings, errors };
+}
+
+test('malformed JSON control messages: MALFORMED_CONTROL warnings with ERR_AUDIOSOCKET_PROTOCOL; the call and another go on', async (t) => {
+  const { dial } = await serve(t);
+  const other = await dial({ controlFormat: 'json' });
+  const bad = await dial({ controlFormat: 'json' });
+  const { warnings, errors } = collect(bad.call);
+  bad.client.sendText('{"event":"DTMF_END",');
+  bad.client.sendText('{not json at all}');
+  bad.client.sendText('DTMF_END digit:1'); // plain text on a JSON channel
+  const digit = once(bad.call, 'dtmf');
+  bad.client.sendDtmf('7');
+  assert.deepEqual(await digit, ['7']);
+  assert.deepEqual(warnings.map((w) => w.code), ['MALFORMED_CONTROL', 'MALFORMED_CONTROL', 'MALFORMED_CONTROL']);
+  assert.ok(warnings.every((w) => w.error?.code === ErrorCodes.PROTOCOL), JSON.stringify(warnings));
+  assert.equal(errors.length, 0);
+  assert.equal(bad.call.connected, true);
+  await stillEchoes(bad.client);
+  await stillEchoes(other.client);
+});
+
+test('valid JSON that is not a valid event: wrong shapes are MALFORMED_CONTROL, unknown events a counted UNEXPECTED_EVENT', async (t) => {
+  const { dial } = await serve(t);
+  const other = await dial({ controlFormat: 'json' });
+  const bad = await dial({ controlFormat: 'json' });
+  const { warnings, errors } = collect(bad.call);
+  for (const text of [
+    '[1,2,3]',
+    '{"event":5}',
+    '{"channel_id":"x"}',
+    '{"event":"DTMF_END","channel_id":"x","digit":"xyz"}',
+    '{"event":"STATUS","channel_id":"x","queue_length":-1}',
+    '{"event":"MEDIA_FROM_THE_FUTURE","channel_id":"x"}',
+    '{"event":"MEDIA_FROM_THE_FUTURE","channel_id":"x"}',
+  ]) {
+    bad.client.sendText(text);
+  }
+  const digit = once(bad.call, 'dtmf');
+  bad.client.sendDtmf('1');
+  await digit;
+  assert.deepEqual(warnings.map((w) => w.code), [
+    'MALFORMED_CONTROL',
+    'MALFORMED_CONTROL',
+    'MALFORMED_CONTROL',
+    'MALFORMED_CONTROL',
+    'MALFORMED_CONTROL',
+    'UNEXPECTED_EVENT', // once per unknown name; every one is counted
+  ]);
+  assert.ok(warnings.slice(0, 5).every((w) => w.error?.code === ErrorCodes.PROTOCOL));
+  assert.match(warnings[5]!.message, /MEDIA_FROM_THE_FUTURE/);
+  assert.equal(bad.call.stats.otherIn, 2);
+  assert.equal(errors.length, 0);
+  await stillEchoes(bad.client);
+  await stillEchoes(other.client);
+});
+
+test('odd-length slin audio: the last byte is dropped, counted and reported; an echo handler is not broken by it', async (t) => {
+  const { dial } = await serve(t);
+  const bad = await dial({ format: 'slin16' });
+  const { warnings, errors } = collect(bad.call);
+  const odd = Buffer.concat([tone(640), Buffer.from([1])]);
+  bad.client.sendAudio(odd);
+  bad.client.sendAudio(odd);
+  await stillEchoes(bad.client);
+  assert.equal(bad.call.stats.oddAudioIn, 2);
+  assert.deepEqual(warnings.map((w) => w.code), ['UNEXPECTED_MESSAGE']);
+  assert.equal(errors.length, 0);
+});
+
+for (const kind of ['binary', 'text'] as const) {
+  test(`an oversized ${kind} message ends that call with ERR_AUDIOSOCKET_PAYLOAD_TOO_LARGE (1009); another call goes on`, async (t) => {
+    const { dial, server } = await serve(t, { maxPayload: 4096 });
+    const other = await dial();
+    const bad = await dial();
+    const { errors } = collect(bad.call);
+    const ended = bad.call.closed;
+    if (kind === 'binary') bad.client.sendAudio(Buffer.alloc(4097));
+    else bad.client.sendText(`DTMF_END digit:1 ${'x'.repeat(4096)}`);
+    const end = await ended;
+    assert.equal(end.reason, 'protocol-error');
+    assert.equal(end.error?.code, ErrorCodes.PAYLOAD_TOO_LARGE);
+    assert.deepEqual(errors.map((e) => (e as { code?: string }).code), [ErrorCodes.PAYLOAD_TOO_LARGE]);
+    assert.equal((await bad.client.closed).code, 1009);
+    // Exactly the limit is fine.
+    await stillEchoes(other.client);
+    other.client.sendAudio(Buffer.alloc(4096));
+    await until(() => other.call.stats.audioIn >= 6, 'a 4096-byte message accepted');
+    assert.equal(other.call.connected, true);
+    assert.equal(server.calls.size, 1);
+    const again = await dial();
+    await stillEchoes(again.client);
+  });
+}
+
+test('the default maxPayload is 262144 bytes', async (t) => {
+  const { dial } = await serve(t);
+  const ok = await dial();
+  ok.client.sendAudio(Buffer.alloc(262144));
+  await until(() => ok.call.stats.audioIn === 1, 'a 256 KiB message accepted');
+  const bad = await dial();
+  const ended = bad.call.closed;
+  bad.client.sendAudio(Buffer.alloc(262145));
+  assert.equal((await ended).error?.code, ErrorCodes.PAYLOAD_TOO_LARGE);
+  assert.equal(ok.call.connected, true);
+});
+
+test('a peer that never reads: that call ends with ERR_AUDIOSOCKET_PEER_NOT_READING; another goes on', async (t) => {
+  const { dial, url, calls } = await serve(t, { peerNotReadingTimeout: 300, leadMs: 15000 }, (call) => {
+    // 15 s of slin192 (5.8 MB) goes to Asterisk's buffer at once: more than the kernel holds.
+    if (call.uuid === 'stuck') void call.play(Buffer.alloc(192000 * 2 * 15));
+  });
+  const other = await dial();
+  const ws = new WebSocket(url, ['media']);
+  t.after(() => ws.terminate());
+  await once(ws, 'open');
+  ws.pause(); // read nothing: the kernel buffers fill, then ws's
+  ws.send('MEDIA_START connection_id:stuck channel:WebSocket/stuck/0x1 channel_id:stuck format:slin192 optimal_frame_size:7680 ptime:20');
+  await until(() => calls.has('stuck'), 'the stuck call');
+  const stuck = calls.get('stuck')!;
+  const end = await stuck.closed;
+  assert.equal(end.reason, 'peer-not-reading');
+  assert.equal(end.error?.code, ErrorCodes.PEER_NOT_READING);
+  await stillEchoes(other.client);
+});
