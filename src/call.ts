@@ -114,9 +114,11 @@ export interface CallEvents {
   message: [kind: number, payload: Buffer];
   /**
    * An audio message was written to Asterisk (paced, immediate or keep-alive silence): what the
-   * caller hears, e.g. for recording. `payload` is shared: copy it to keep it.
+   * caller hears, e.g. for recording. `payload` is shared: copy it to keep it. `latenessMs`: how
+   * long after its place on the call's timeline it left (AudioSocket: 0 when on time, see
+   * docs/pacing.md; chan_websocket: always 0, as Asterisk re-times what it is sent).
    */
-  sent: [kind: AudioKind, payload: Buffer];
+  sent: [kind: AudioKind, payload: Buffer, latenessMs: number];
   /** A mark queued with {@link Call.mark} was reached (its audio has played, `true`) or flushed (`false`). */
   mark: [name: string, reached: boolean];
   /** Queued audio fell back under the high-water mark after {@link Call.write} returned `false`: write on. */
@@ -344,7 +346,7 @@ export class AudioSocketCall extends EventEmitter<CallEvents> implements Call {
       },
       scheduler,
       {
-        send: (message) => this.#sendMessage(message),
+        send: (message, latenessMs) => this.#sendMessage(message, latenessMs),
         mark: (name, reached) => this.#emitSafe('mark', name, reached),
         drain: () => this.#emitSafe('drain'),
         dropped: (droppedMs, queuedMs) => this.#emitSafe('warning', {
@@ -744,7 +746,7 @@ export class AudioSocketCall extends EventEmitter<CallEvents> implements Call {
     }
   }
 
-  #sendMessage(message: Buffer): void {
+  #sendMessage(message: Buffer, latenessMs = 0): void {
     const socket = this.#socket;
     if (this.#state !== 'open' || socket.destroyed) return;
     if (socket.writableLength > this.#maxBufferedBytes) {
@@ -773,7 +775,7 @@ export class AudioSocketCall extends EventEmitter<CallEvents> implements Call {
     this.#s.bytesOut += message.length;
     socket.write(message);
     if (message[0] !== Kind.HANGUP && this.listenerCount('sent') > 0) {
-      this.#emitSafe('sent', message[0] as AudioKind, message.subarray(3));
+      this.#emitSafe('sent', message[0] as AudioKind, message.subarray(3), latenessMs);
     }
   }
 

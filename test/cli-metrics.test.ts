@@ -97,6 +97,11 @@ test('--metrics: naming, counters, histogram, build info; promtool finds nothing
   assert.match(text, /^audiosocket_received_frames_total 10$/m);
   assert.match(text, /^audiosocket_call_duration_seconds_count 1$/m);
   assert.match(text, /^audiosocket_call_duration_seconds_bucket\{le="\+Inf"\} 1$/m);
+  // every frame the call sent is one lateness observation
+  assert.equal(all.get('audiosocket_send_lateness_seconds')?.type, 'histogram');
+  const sentFrames = Number(/^audiosocket_sent_frames_total (\d+)$/m.exec(text)?.[1]);
+  assert.ok(sentFrames >= 1, `sent frames ${sentFrames}`);
+  assert.match(text, new RegExp(`^audiosocket_send_lateness_seconds_count ${sentFrames}$`, 'm'));
   const pkg = JSON.parse(readFileSync(fileURLToPath(new URL('../../package.json', import.meta.url)), 'utf8')) as { version: string };
   assert.match(text, new RegExp(`^audiosocket_build_info\\{version="${pkg.version.replace(/\./g, '\\.')}",node_version="${process.version}"\\} 1$`, 'm'));
   assert.match(text, /^process_cpu_seconds_total /m);

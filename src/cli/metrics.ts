@@ -4,8 +4,8 @@
  *
  * Names follow the Prometheus conventions (and pass `promtool check metrics`): counters end in
  * `_total`, a unit comes last before it (`_bytes_total`, `_seconds`), gauges have no `_total`.
- * Send lateness per frame is not in the library's public API yet (only the count of late slots,
- * `audiosocket_late_slots_total`), so there is no lateness histogram.
+ * `audiosocket_send_lateness_seconds` observes every frame a call sends (its `sent` event's
+ * lateness against the call's timeline, docs/pacing.md).
  */
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -19,6 +19,9 @@ export interface MetricsEndpoint {
 
 /** Buckets of `audiosocket_call_duration_seconds`: from a refused call to a long conversation. */
 export const CALL_DURATION_BUCKETS = [0.5, 1, 5, 10, 30, 60, 120, 300, 600, 1800, 3600];
+
+/** Buckets of `audiosocket_send_lateness_seconds`: on time, under a frame, a few frames, a stall. */
+export const SEND_LATENESS_BUCKETS = [0.001, 0.002, 0.005, 0.01, 0.02, 0.04, 0.1, 0.25, 1];
 
 /** Builds the registry for `server`; attach it before `listen()` so no event is missed. */
 export async function createMetricsRegistry(server: AudioSocketServer): Promise<import('prom-client').Registry> {
@@ -66,10 +69,19 @@ export async function createMetricsRegistry(server: AudioSocketServer): Promise<
     buckets: CALL_DURATION_BUCKETS,
     registers,
   });
+  const lateness = new client.Histogram({
+    name: 'audiosocket_send_lateness_seconds',
+    help: 'How late each sent frame left against its place on the call timeline (AudioSocket; chan_websocket frames count as on time)',
+    buckets: SEND_LATENESS_BUCKETS,
+    registers,
+  });
   // Known label values start at 0, so rate() works from the first scrape.
   for (const reason of ['closed-before-uuid', 'timeout', 'protocol-error']) handshakeFailures.inc({ reason }, 0);
   for (const reason of ['not-allowed', 'max-calls', 'server-closing']) rejected.inc({ reason }, 0);
-  server.on('call', () => calls.inc());
+  server.on('call', (call: Call) => {
+    calls.inc();
+    call.on('sent', (_kind, _payload, latenessMs) => lateness.observe(latenessMs / 1000));
+  });
   server.on('handshakeFailed', (f) => handshakeFailures.inc({ reason: f.reason }));
   server.on('connectionRejected', (r) => rejected.inc({ reason: r.reason }));
   server.on('callEnd', (_call: Call, end: CallEnd) => {

@@ -67,8 +67,11 @@ export interface OutboundOptions {
 
 /** What the outbound side tells its call. */
 export interface OutboundEvents {
-  /** A message to write to the socket, whole. */
-  send(message: Buffer): void;
+  /**
+   * A message to write to the socket, whole. `latenessMs`: how long after its place on the
+   * call's timeline it leaves (0 when on time or early; see the pacer's `commit`).
+   */
+  send(message: Buffer, latenessMs: number): void;
   mark(name: string, reached: boolean): void;
   /** Queued audio fell back under the high-water mark after a write returned `false`. */
   drain(): void;
@@ -360,7 +363,7 @@ export class Outbound implements Paced {
       if (lateness > this.frameMs) this.#stats.caughtUpFrames++;
     }
     this.#stats.framesSent++;
-    this.#events.send(message);
+    this.#events.send(message, lateness > 0 ? lateness : 0);
   }
 
   /** Completes `c` once the user's audio sent so far has played. */

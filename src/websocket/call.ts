@@ -699,7 +699,7 @@ export class WebSocketCall extends EventEmitter<CallEvents> implements Call {
         conn.sendAudio(wire);
         this.#framesOut = conn.stats.framesOut;
         this.#s.framesSent++;
-        if (this.listenerCount('sent') > 0) this.#emitSafe('sent', frame.kind, slin);
+        if (this.listenerCount('sent') > 0) this.#emitSafe('sent', frame.kind, slin, 0);
         if (frame.completed.length > 0) this.#sendMark([...frame.completed]);
         else if (++this.#sinceMark >= this.#markEvery) this.#sendMark([]);
       }
