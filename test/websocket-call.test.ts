@@ -4,7 +4,7 @@
 import { test, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
 import { once } from 'node:events';
-import { createServer, type Call, type CallHandler, type ServerOptions } from '../src/index.js';
+import { createServer, type Call, type CallHandler, type ServerOptions, type WebSocketCall } from '../src/index.js';
 import { connectWebSocket, type AsteriskWebSocketClient, type WebSocketConnectOptions } from '../src/websocket/client.js';
 import type { PlayResult } from '../src/outbound/queue.js';
 
@@ -155,4 +155,15 @@ test('chan_websocket bad input: wrong subprotocol and binary before MEDIA_START 
   assert.match(failures[1]!, /^protocol-error:ERR_AUDIOSOCKET_PROTOCOL/);
   good.sendAudio(tone(640));
   await until(() => good.stats.framesPlayed >= 1, 'the good call goes on');
+});
+
+test('call.url is the request path and query Asterisk sent (the v() dial parameters)', async (t) => {
+  let seen: WebSocketCall | undefined;
+  const { dial } = await serve(t, (call) => {
+    seen = call as WebSocketCall;
+  });
+  await dial({ format: 'slin16', controlFormat: 'json' });
+  await until(() => seen !== undefined, 'the call');
+  assert.equal(seen!.url, '/any/path?x=1');
+  assert.equal(new URLSearchParams(seen!.url.split('?')[1]).get('x'), '1');
 });

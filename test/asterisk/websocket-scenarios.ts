@@ -16,8 +16,8 @@ import { check, until } from './util.js';
 
 /**
  * Dialplan for the scenarios below. EXTEN = PORT*CODEC*TAG[*OPTS]: Dial(WebSocket/wsPORT/c(CODEC)v(tag=TAG)OPTS).
- * The tag travels as a URI parameter (`v()`): MEDIA_START's channel_variables came empty from a
- * dialled WebSocket channel in 22.10.1.
+ * The tag travels as a URI parameter (`v()`), which works in both control formats: the plain-text
+ * MEDIA_START has no channel variables.
  */
 export const WEBSOCKET_DIALPLAN = `
 [ws-dial]
@@ -238,6 +238,8 @@ export const websocketScenarios: Scenario[] = [
       const ms0 = call.mediaStart!;
       ctx.metrics['MEDIA_START'] = `${ms0.format} ${ms0.optimalFrameSize} B ${ms0.ptime} ms`;
       ctx.metrics['uuid'] = call.uuid;
+      ctx.metrics['url'] = (call as WebSocketCall).url;
+      ctx.metrics['channel_variables'] = Object.keys(ms0.channelVariables).join(' ');
       check(call.transport === 'websocket', `transport ${call.transport}`);
       check(ms0.format === 'slin16' && ms0.optimalFrameSize === 640 && ms0.ptime === 20, `MEDIA_START ${JSON.stringify(ms0)}`);
       check(call.uuid !== '' && call.uuid === ms0.channelId, `uuid ${call.uuid} (channel_id ${ms0.channelId})`);
