@@ -7,7 +7,9 @@
  * How a call is found: the dialplan dials with `v(tag=TAG)`, so the request URL carries
  * `?tag=TAG` and the scenario can pick its call out of the server's calls. Every server gets its own `websocket_client.conf` section, `ws<PORT>`.
  */
+import { spawn } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
+import { fileURLToPath } from 'node:url';
 import { createServer, type WebSocketCall, type Call, type CallEnd, type ServerOptions, type AudioSocketServer } from '../../src/index.js';
 import { FarLeg, type FarCall } from './legs.js';
 import { gaps, isSilence, ms, pct, readTag, rms, taggedFrames, tone, toneFraction, ulawToSlinBuf } from './signals.js';
@@ -219,6 +221,8 @@ function maxIn10ms(times: number[]): number {
   return most;
 }
 
+const MAIN = fileURLToPath(new URL('../../src/cli/main.js', import.meta.url));
+
 // ---------------------------------------------------------------------------------------------
 
 export const websocketScenarios: Scenario[] = [
@@ -426,6 +430,49 @@ export const websocketScenarios: Scenario[] = [
       check(end.reason === 'remote-hangup', `end reason ${end.reason} (${end.error?.message ?? ''})`);
       check(end.error === undefined, `the call ended with an error: ${end.error?.message}`);
       check(at - originatedAt > 1450 && at - originatedAt < 2500, `call closed ${ms(at - originatedAt)} after the originate (caller hangs up after 1.5 s)`);
+    },
+  },
+  {
+    name: 'ws CLI echo --websocket',
+    checks: '`audiosocket echo --websocket 127.0.0.1:0 --json` serves a chan_websocket slin16 call: 100 tagged frames come back bit-exact, and the CLI reports the call and its end',
+    transport: 'websocket',
+    async run(ctx) {
+      const child = spawn(process.execPath, [MAIN, 'echo', '--host', '127.0.0.1', '--port', '0', '--websocket', '127.0.0.1:0', '--json'], { stdio: 'pipe' });
+      ctx.defer(() => child.exitCode === null && child.kill('SIGKILL'));
+      const lines: string[] = [];
+      let buf = '';
+      child.stdout.on('data', (d: Buffer) => {
+        buf += d.toString();
+        let i;
+        while ((i = buf.indexOf('\n')) >= 0) {
+          lines.push(buf.slice(0, i));
+          buf = buf.slice(i + 1);
+        }
+      });
+      const events = (): Array<Record<string, unknown>> =>
+        lines.flatMap((l) => {
+          try {
+            return [JSON.parse(l) as Record<string, unknown>];
+          } catch {
+            return [];
+          }
+        });
+      const listening = await until(() => events().find((e) => e.event === 'listening' && e.transport === 'websocket'), 10000, 'echo listening for chan_websocket');
+      const port = Number(listening.port);
+      await ctx.ast.addWebsocketClient(`ws${port}`, { uri: `ws://127.0.0.1:${port}/media` });
+      const far = await farLeg(ctx, 0x12, 640);
+      const farUuid = randomUUID();
+      await ctx.ast.originate(`AudioSocket/127.0.0.1:${far.port}/${farUuid}/c(slin16) extension ${port}*slin16*cli@ws-dial`);
+      const fc = await far.call(farUuid);
+      const frames = taggedFrames(9, 100, 700, 16000);
+      const r = await playAndCollect(fc, frames);
+      fc.hangup();
+      const ended = await until(() => events().find((e) => e.event === 'callEnd'), 5000, 'the CLI end line').catch(() => undefined);
+      child.kill('SIGINT');
+      matchMetrics(ctx, r);
+      ctx.metrics['end'] = ended ? `${String(ended.reason)}` : 'none';
+      checkMatch(r, 'CLI echo');
+      check(ended !== undefined, `the CLI reported no end of the call:\n${lines.slice(-5).join('\n')}`);
     },
   },
   {
