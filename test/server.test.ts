@@ -3,6 +3,7 @@
  * raw sockets.
  */
 import { test, describe } from 'node:test';
+import { until } from './helpers.js';
 import assert from 'node:assert/strict';
 import net from 'node:net';
 import { once } from 'node:events';
@@ -428,4 +429,91 @@ test('await using: the server is closed when the scope ends', async () => {
     void client.closed;
   }
   await assert.rejects(connect({ port, connectTimeout: 500 }), /ECONNREFUSED|could not connect/);
+});
+
+describe('options, listen and close', () => {
+  test('bad options fail at createServer, never on the first connection', () => {
+    assert.throws(() => createServer({ frameMs: 25 }), /frameMs must be one of 10, 20, 30, 40, 50, 60/);
+    assert.throws(() => createServer({ handshakeTimeout: 2 ** 31 }), /handshakeTimeout must be at most/);
+    assert.throws(() => createServer({ outboundKind: 22050 }), /outboundKind/);
+    assert.throws(() => createServer({ inbound: 'opus' as never }), /inbound/);
+    assert.throws(() => createServer({ receive: 'mp3' as never }), (e: unknown) => (e as { code: string }).code === ErrorCodes.INVALID_FORMAT);
+  });
+
+  test('44.1 kHz and above default to 10 ms frames: one message per TCP segment', async (t) => {
+    const server = createServer({ outboundKind: 0x16, keepAlive: false });
+    t.after(() => server.close());
+    const { port } = await server.listen({ port: 0 });
+    const callP = nextCall(server);
+    const client = await connect({ port });
+    t.after(() => client.close());
+    const call = await callP;
+    assert.equal(call.frameMs, 10);
+    assert.equal(call.frameBytes, 960);
+  });
+
+  test('close() or an aborted signal while listen() is starting leaves nothing listening', async (t) => {
+    const a = createServer();
+    t.after(() => a.close());
+    const listening = a.listen({ port: 0 });
+    await a.close();
+    await assert.rejects(listening, (e: unknown) => (e as { code: string }).code === ErrorCodes.SERVER_CLOSED);
+    assert.equal(a.address(), null);
+    const ac = new AbortController();
+    const b = createServer();
+    t.after(() => b.close());
+    const p = b.listen({ port: 0, signal: ac.signal });
+    ac.abort(new Error('stop'));
+    await assert.rejects(p, /stop/);
+    assert.equal(b.address(), null);
+  });
+
+  test('before the UUID, a header announcing more than 16 bytes is a protocol error at once', async (t) => {
+    const server = createServer({ handshakeTimeout: 5000 });
+    t.after(() => server.close());
+    const { port } = await server.listen({ port: 0 });
+    const failed = nextFailure(server);
+    const s = net.connect({ host: '127.0.0.1', port });
+    t.after(() => s.destroy());
+    await once(s, 'connect');
+    s.on('error', () => {});
+    s.write(Buffer.from([0x10, 0xff, 0xff, 1, 2, 3]));
+    const f = await failed;
+    assert.equal(f.reason, 'protocol-error');
+    assert.match(f.error!.message, /expected the UUID message .* first: .*65535/);
+  });
+
+  test('close() says hangup to pending handshakes too, and waits for them', async (t) => {
+    const server = createServer();
+    t.after(() => server.close());
+    const { port } = await server.listen({ port: 0 });
+    const s = net.connect({ host: '127.0.0.1', port });
+    t.after(() => s.destroy());
+    await once(s, 'connect');
+    const got: Buffer[] = [];
+    s.on('data', (d: Buffer) => got.push(d));
+    await until(() => server.stats.pendingHandshakes === 1, { what: 'the server to hold the pending handshake' });
+    const closing = server.close();
+    await once(s, 'end');
+    s.end();
+    await closing;
+    assert.deepEqual([...Buffer.concat(got)], [0, 0, 0]);
+  });
+
+  test('call end, then callEnd, then the server close event; play after the end resolves as interrupted', async (t) => {
+    const server = createServer({ keepAlive: false });
+    t.after(() => server.close());
+    const { port } = await server.listen({ port: 0 });
+    const order: string[] = [];
+    const callP = nextCall(server);
+    const client = await connect({ port });
+    t.after(() => client.close());
+    const call = await callP;
+    call.on('end', () => order.push('end'));
+    server.on('callEnd', () => order.push('callEnd'));
+    server.on('close', () => order.push('close'));
+    await server.close();
+    assert.deepEqual(order, ['end', 'callEnd', 'close']);
+    assert.deepEqual(await call.play(Buffer.alloc(320)), { status: 'interrupted', reason: 'hangup', framesSent: 0, sentMs: 0 });
+  });
 });
