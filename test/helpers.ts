@@ -62,6 +62,9 @@ export function cut(bytes: Buffer, points: number[]): Buffer[] {
   return out;
 }
 
+/** The real clock, kept even if a test replaces performance.now. */
+const monotonic = performance.now.bind(performance);
+
 export interface UntilOptions {
   /** Give up after this long; generous, because the suite must pass on a loaded machine. */
   timeoutMs?: number;
@@ -75,7 +78,7 @@ export interface UntilOptions {
  */
 export async function until(predicate: () => boolean, { timeoutMs = 10_000, what }: UntilOptions): Promise<void> {
   if (predicate()) return;
-  const t0 = performance.now();
+  const t0 = monotonic();
   await new Promise<void>((resolve, reject) => {
     const check = (): void => {
       let ok: boolean;
@@ -86,7 +89,7 @@ export async function until(predicate: () => boolean, { timeoutMs = 10_000, what
         return;
       }
       if (ok) resolve();
-      else if (performance.now() - t0 > timeoutMs) reject(new Error(`timed out after ${timeoutMs} ms waiting for ${what}`));
+      else if (monotonic() - t0 > timeoutMs) reject(new Error(`timed out after ${timeoutMs} ms waiting for ${what}`));
       else setTimeout(check, 2);
     };
     setTimeout(check, 2);

@@ -16,16 +16,19 @@ async function sendFrames(port: number, frameBytes: number, fill: (i: number) =>
   const call = await callP;
   const warnings: CallWarning[] = [];
   call.on('warning', (w) => warnings.push(w));
-  const t0 = performance.now();
-  for (let k = 0; performance.now() - t0 < ms; k++) {
-    const frame = Buffer.alloc(frameBytes);
-    for (let i = 0; i < frameBytes; i++) frame[i] = fill(i + k);
-    client.sendAudio(frame);
-    const wait = t0 + (k + 1) * 20 - performance.now();
-    if (wait > 0) await sleep(wait);
+  try {
+    const t0 = performance.now();
+    for (let k = 0; performance.now() - t0 < ms; k++) {
+      const frame = Buffer.alloc(frameBytes);
+      for (let i = 0; i < frameBytes; i++) frame[i] = fill(i + k);
+      client.sendAudio(frame);
+      const wait = t0 + (k + 1) * 20 - performance.now();
+      if (wait > 0) await sleep(wait); // the channel driver's 20 ms schedule, not synchronisation
+    }
+  } finally {
+    await client.close();
+    await server.close();
   }
-  await client.close();
-  await server.close();
   return { call, warnings };
 }
 

@@ -236,10 +236,11 @@ describe('server and calls over TCP', () => {
 
   test('IPv6 loopback works', async () => {
     const server = createServer({ keepAlive: false });
+    toClose.push(server);
     const { port, family } = await server.listen({ host: '::1', port: 0 });
     assert.equal(family, 'IPv6');
     const callP = nextCall(server);
-    const client = await connect({ host: '::1', port });
+    const client = await dial({ host: '::1', port });
     const call = await callP;
     assert.equal(call.remoteAddress, '::1');
     await client.close();
