@@ -8,7 +8,6 @@ import { once } from 'node:events';
 import { mkdtemp, writeFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { setTimeout as sleep } from 'node:timers/promises';
 import {
   createServer,
   connect,
@@ -20,6 +19,7 @@ import {
 } from '../src/index.js';
 import { slinToUlaw } from '../src/audio/index.js';
 import { tone, goertzel } from './audio-helpers.js';
+import { until } from './helpers.js';
 
 const bytes = (x: Int16Array): Buffer => Buffer.from(x.buffer, x.byteOffset, x.byteLength);
 const samples = (b: Buffer): Int16Array => {
@@ -27,9 +27,9 @@ const samples = (b: Buffer): Int16Array => {
   return new Int16Array(copy.buffer, copy.byteOffset, copy.length / 2);
 };
 
-const servers: Array<{ close(): Promise<void> }> = [];
-// A failed assertion must not leave a server running and the test process hanging.
-after(() => Promise.all(servers.map((s) => s.close())));
+const servers: Array<{ close(): Promise<unknown> }> = [];
+// A failed assertion must not leave a server or client open and the test process hanging.
+after(() => Promise.all(servers.map((s) => s.close().catch(() => {}))));
 
 async function oneCall(options: ServerOptions) {
   const server = createServer({ keepAlive: false, ...options });
@@ -37,6 +37,7 @@ async function oneCall(options: ServerOptions) {
   const { port } = await server.listen({ port: 0 });
   const callP = once(server, 'call').then(([c]) => c as Call);
   const client = await connect({ port });
+  servers.push(client);
   const call = await callP;
   return { server, client, call, port };
 }
@@ -63,7 +64,7 @@ describe('per-call audio conversion', () => {
     const { server, client, call } = await oneCall({ receive: 'slin16' });
     const frames = collect(call);
     sendAll(client, bytes(tone(8000, 1000, 1.2, 8000)));
-    await sleep(150);
+    await until(() => call.stats.audioIn === 60, { what: '60 frames in' });
     assert.ok(frames.length >= 55);
     assert.deepEqual(frames[0]!.format, { encoding: 'slin', sampleRate: 16000, channels: 1 });
     assert.equal(frames[0]!.sampleRate, 16000);
@@ -85,7 +86,7 @@ describe('per-call audio conversion', () => {
     const pcm = tone(8000, 700, 1, 10000);
     const ulaw = slinToUlaw(bytes(pcm));
     for (let off = 0; off < ulaw.length; off += 160) client.sendAudio(ulaw.subarray(off, off + 160));
-    await sleep(100);
+    await until(() => call.stats.audioIn === 50, { what: '50 frames in' });
     assert.equal(frames.length, 50);
     assert.equal(frames[0]!.payload.length, 320);
     const x = samples(Buffer.concat(frames.map((f) => f.payload)));
@@ -99,7 +100,7 @@ describe('per-call audio conversion', () => {
     const { server, client, call } = await oneCall({ inbound: 'ulaw' });
     const frames = collect(call);
     client.sendAudio(Buffer.alloc(160, 0xff));
-    await sleep(50);
+    await until(() => frames.length >= 1, { what: 'the frame' });
     assert.deepEqual(frames[0]!.format, { encoding: 'ulaw', sampleRate: 8000, channels: 1 });
     assert.equal(frames[0]!.payload.length, 160);
     await client.close();
@@ -110,7 +111,7 @@ describe('per-call audio conversion', () => {
     const { server, client, call } = await oneCall({ send: 'slin24' });
     const got = collectClient(client);
     const result = await call.play(bytes(tone(24000, 440, 1, 12000)));
-    await sleep(40);
+    await until(() => got.length >= 50, { what: '50 frames' });
     assert.equal(result.status, 'done');
     assert.equal(got.length, 50, '1 s of audio = 50 frames of 20 ms');
     assert.ok(got.every((f) => f.length === 320));
@@ -124,11 +125,11 @@ describe('per-call audio conversion', () => {
     const { server, client, call } = await oneCall({});
     const got = collectClient(client);
     await call.play(bytes(tone(48000, 1000, 0.2, 9000)), { format: 'slin48' });
-    await sleep(30);
+    await until(() => got.length >= 10, { what: '10 frames' });
     assert.equal(got.length, 10);
     call.sendAs('slin16');
     call.write(bytes(tone(16000, 1000, 0.02, 9000)));
-    await sleep(40);
+    await until(() => got.length >= 11, { what: 'the written frame' });
     assert.ok(got.length >= 11);
     assert.equal(call.sendFormat?.sampleRate, 16000);
     await client.close();
@@ -144,7 +145,7 @@ describe('per-call audio conversion', () => {
       const { server, client, call } = await oneCall({});
       const got = collectClient(client);
       const result = await call.play(path);
-      await sleep(40);
+      await until(() => got.length >= 25, { what: '25 frames' });
       assert.equal(result.status, 'done');
       assert.equal(got.length, 25);
       const x = samples(Buffer.concat(got));
@@ -164,8 +165,10 @@ describe('per-call audio conversion', () => {
     const calls: Call[] = [];
     server.on('call', (c) => calls.push(c));
     const a = await connect({ port });
+    servers.push(a);
     const b = await connect({ port });
-    await sleep(20);
+    servers.push(b);
+    await until(() => calls.length === 2, { what: 'two calls' });
     const [ca, cb] = calls[0]!.uuid === a.uuid ? [calls[0]!, calls[1]!] : [calls[1]!, calls[0]!];
     const fa = collect(ca);
     const fb = collect(cb);
@@ -176,7 +179,7 @@ describe('per-call audio conversion', () => {
       a.sendAudio(ta.subarray(off, off + 320));
       b.sendAudio(tb.subarray(off, off + 320));
     }
-    await sleep(150);
+    await until(() => ca.stats.audioIn === 60 && cb.stats.audioIn === 60, { what: '60 frames in on each call' });
     const xa = samples(Buffer.concat(fa.map((f) => f.payload)));
     const xb = samples(Buffer.concat(fb.map((f) => f.payload)));
     assert.ok(goertzel(xa, 1600, 16000, 16000, 600) > 8800);

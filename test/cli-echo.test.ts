@@ -142,3 +142,23 @@ describe('audiosocket echo --workers 2', () => {
     }
   });
 });
+
+describe('audiosocket echo --workers: the port is taken', () => {
+  test('--workers with the port taken exits 1 instead of restarting forever', async (t) => {
+    const first = await spawnCli(['echo', '--port', '0']);
+    t.after(() => {
+      if (first.child.exitCode === null) first.child.kill('SIGKILL');
+    });
+    const child = spawn(process.execPath, [MAIN, 'echo', '--port', String(first.port), '--workers', '2'], { stdio: 'pipe' });
+    t.after(() => {
+      if (child.exitCode === null) child.kill('SIGKILL');
+    });
+    let err = '';
+    child.stderr.on('data', (d: Buffer) => (err += d.toString()));
+    const [code] = await once(child, 'exit');
+    assert.equal(code, 1);
+    assert.match(err, /before listening; stopping/);
+    first.child.kill('SIGINT');
+    await once(first.child, 'exit');
+  });
+});

@@ -18,6 +18,8 @@ import {
   type AudioSocketServer,
   type Call,
   type PlayResult,
+  systemClock,
+  type Clock,
 } from '../src/index.js';
 import { rawCall, startServer, until, within, type RawCall } from './fault-helpers.js';
 
@@ -46,10 +48,17 @@ interface SentLog {
   at: number;
 }
 
-/** Records every audio message `call` writes, with the server's send time. */
+/**
+ * The servers' clock, remembering its last reading: a send is stamped with the reading the pacer
+ * decided on, not with the time its listener ran (the process can be descheduled in between).
+ */
+let lastReading = 0;
+const pacerClock: Clock = { ...systemClock, now: () => (lastReading = performance.now()) };
+
+/** Records every audio message `call` writes, with the pacer's clock reading for it. */
 function logSent(call: Call): SentLog[] {
   const log: SentLog[] = [];
-  call.on('sent', (kind, payload) => log.push({ kind, length: payload.length, zero: payload.every((b) => b === 0), at: performance.now() }));
+  call.on('sent', (kind, payload) => log.push({ kind, length: payload.length, zero: payload.every((b) => b === 0), at: lastReading }));
   return log;
 }
 
@@ -196,6 +205,7 @@ async function runScenario(s: Scenario): Promise<void> {
       calls.push(call);
     },
     {
+      clock: pacerClock,
       frameMs: s.frameMs,
       outboundKind: s.outboundKind,
       keepAlive: s.keepAlive,
@@ -417,7 +427,7 @@ describe('conformance: never send what kills a call', () => {
         logs.set(call, logSent(call));
         calls.push(call);
       },
-      { frameMs: 20 },
+      { frameMs: 20, clock: pacerClock },
       t,
     );
     const raws = await Promise.all(Array.from({ length: 8 }, () => rawCall(port, {}, t)));
@@ -452,7 +462,7 @@ describe('conformance bugs (regressions)', () => {
     const raw = await rawCall(port, {}, t);
     await until(() => calls.length === 1, 2000, 'the call');
     const call = calls[0]!;
-    await sleep(60);
+    await until(() => raw.messages.length >= 1, 5000, 'keep-alive to start');
     let threw: unknown;
     try {
       call.write(Buffer.alloc(320, 1), 16.5 as AudioKind);
@@ -460,9 +470,8 @@ describe('conformance bugs (regressions)', () => {
       threw = err;
     }
     const n0 = raw.messages.length;
-    await sleep(300);
-    const sent = raw.messages.length - n0;
-    assert.ok(sent >= 8, `only ${sent} messages in the 300 ms after write(…, 16.5): keep-alive stopped (the outbound timeline became NaN)`);
+    // A NaN outbound timeline stops keep-alive for good: eight more messages never come.
+    await until(() => raw.messages.length - n0 >= 8, 5000, 'eight messages after write(…, 16.5): keep-alive stopped (the outbound timeline became NaN)');
     assert.ok(isCode(threw, ErrorCodes.INVALID_MESSAGE), `write(…, 16.5) should throw INVALID_MESSAGE, got ${String(threw)}`);
     await call.hangup();
     await server.close();
@@ -502,7 +511,7 @@ describe('conformance bugs (regressions)', () => {
         log = logSent(call);
         calls.push(call);
       },
-      { keepAlive: false },
+      { keepAlive: false, clock: pacerClock },
       t,
     );
     const raw = await rawCall(port, {}, t);

@@ -16,7 +16,7 @@ import net from 'node:net';
 import { once } from 'node:events';
 import { randomUUID } from 'node:crypto';
 import { setTimeout as sleep, setImmediate as nextTurn } from 'node:timers/promises';
-import { createServer, type AudioSocketServer, type CallEnd } from '../src/index.js';
+import { createServer, systemClock, type AudioSocketServer, type CallEnd, type Clock } from '../src/index.js';
 import { prng } from './audio-helpers.js';
 import { until, within } from './fault-helpers.js';
 
@@ -228,19 +228,24 @@ function echoes(run: Run): Array<Received & { index: number }> {
 async function runScenario(specs: CallSpec[]): Promise<Run[]> {
   const ends = new Map<string, CallEnd>();
   const served = new Map<string, Run['served']>();
+  // Sends are stamped with the pacer's own last clock reading, not the time the listener runs:
+  // on a loaded machine the process can be descheduled between the pacer's decision and the
+  // emit, which would shorten the apparent gap to the next send.
+  let lastReading = 0;
+  const clock: Clock = { ...systemClock, now: () => (lastReading = performance.now()) };
   const server: AudioSocketServer = createServer((call) => {
     const log: Run['served'] = [];
     served.set(call.uuid, log);
-    call.on('sent', (kind, payload) => log.push({ kind, length: payload.length, at: performance.now() }));
+    call.on('sent', (kind, payload) => log.push({ kind, length: payload.length, at: lastReading }));
     call.on('audio', (f) => call.write(f.payload, f.kind));
-  });
+  }, { clock });
   server.on('callEnd', (call, end) => ends.set(call.uuid, end));
   const { port } = await server.listen({ host: '127.0.0.1', port: 0 });
   const sockets: net.Socket[] = [];
   try {
     const runs = await Promise.all(
       specs.map(async (spec) => {
-        await sleep(spec.offsetMs);
+        await sleep(spec.offsetMs); // the input schedule under test, not synchronisation
         const run: Run = { plan: plan(spec), uuid: randomUUID(), sentAt: [], received: [], served: [], violations: [], end: undefined, t0: 0 };
         const socket = net.connect({ host: '127.0.0.1', port });
         sockets.push(socket);
@@ -253,7 +258,8 @@ async function runScenario(specs: CallSpec[]): Promise<Run[]> {
         await drive(socket, run, run.t0);
         const n = spec.frames;
         await until(() => echoes(run).length >= n, 3000, `call ${spec.id}: the last echoes (${echoes(run).length}/${n})`).catch(() => {});
-        await sleep(150); // anything extra (a duplicate) would arrive by now
+        // Deliberate negative window: a duplicate echo would arrive within it (the lead is 3 frames).
+        await sleep(150);
         const closed = once(socket, 'close');
         socket.end();
         await within(closed, 5000, `call ${spec.id}: the server to close`);

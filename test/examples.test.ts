@@ -8,6 +8,7 @@ import { once } from 'node:events';
 import { fileURLToPath } from 'node:url';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { connect } from '../src/index.js';
+import { until } from './helpers.js';
 import { connectWebSocket } from '../src/websocket/client.js';
 
 const BOT = fileURLToPath(new URL('../examples/voice-bot.js', import.meta.url));
@@ -18,21 +19,20 @@ test('voice-bot example: greets, stops talking when the caller speaks, answers a
   try {
     let out = '';
     child.stdout.on('data', (d: Buffer) => (out += d.toString()));
-    while (!/listening on 127\.0\.0\.1:(\d+)/.test(out)) await sleep(20);
+    await until(() => /listening on 127\.0\.0\.1:(\d+)/.test(out), { what: 'the bot to listen' });
     const port = Number(/listening on 127\.0\.0\.1:(\d+)/.exec(out)![1]);
     const client = await connect({ port });
     const heard: Array<{ t: number; loud: boolean }> = [];
     const t0 = performance.now();
     client.on('audio', (f) => heard.push({ t: performance.now() - t0, loud: f.payload.some((b, i) => i % 2 === 1 && b !== 0 && b !== 0xff) }));
-    await sleep(200); // the greeting is playing
-    assert.ok(heard.some((h) => h.loud), 'greeting heard');
+    await until(() => heard.some((h) => h.loud), { what: 'the greeting' });
     // The caller talks over it: a loud 500 Hz tone for 300 ms (a whole number of periods per frame).
     const noise = Buffer.alloc(320);
     for (let i = 0; i < 160; i++) noise.writeInt16LE(Math.round(12000 * Math.sin((2 * Math.PI * 500 * i) / 8000)), i * 2);
     const tSpeak = performance.now() - t0;
     for (let k = 0; k < 15; k++) {
       client.sendAudio(noise);
-      await sleep(20);
+      await sleep(20); // the caller's audio, in real time
     }
     const afterBargeIn = heard.filter((h) => h.t > tSpeak + 150 && h.t < tSpeak + 300);
     assert.ok(afterBargeIn.length > 3 && afterBargeIn.every((h) => !h.loud), 'bot went quiet while the caller spoke');
@@ -40,12 +40,12 @@ test('voice-bot example: greets, stops talking when the caller speaks, answers a
     const quiet = Buffer.alloc(320);
     for (let k = 0; k < 60; k++) {
       client.sendAudio(quiet);
-      await sleep(20);
+      await sleep(20); // the caller's audio, in real time
     }
     const tQuiet = tSpeak + 300;
     assert.ok(heard.some((h) => h.t > tQuiet + 700 && h.loud), 'bot answered after the pause');
     await client.close();
-    await sleep(50);
+    await until(() => /heard \d+ ms, answering/.test(out), { what: 'the bot to log its answer' });
     assert.match(out, /barge-in, dropped \d+ ms/);
     assert.match(out, /heard \d+ ms, answering/);
   } finally {
@@ -63,11 +63,11 @@ test('echo example serves chan_websocket calls with the same handler (WS_PORT)',
   let out = '';
   child.stdout.on('data', (d: Buffer) => (out += d.toString()));
   const re = /chan_websocket listening on ws:\/\/[^:]+:(\d+)/;
-  while (!re.test(out)) await sleep(20);
+  await until(() => re.test(out), { what: 'the example to listen' });
   const client = await connectWebSocket({ url: `ws://127.0.0.1:${re.exec(out)![1]}/media`, format: 'ulaw' });
   t.after(() => client.drop());
   for (let i = 0; i < 5; i++) client.sendAudio(Buffer.alloc(160, 0x33));
-  while (client.stats.framesPlayed < 5) await sleep(20);
+  await until(() => client.stats.framesPlayed >= 5, { what: 'five frames played' });
   assert.equal(client.violations.length, 0);
   assert.match(out, /websocket call /);
 });

@@ -21,6 +21,7 @@ import {
   type CallHandler,
   type ServerOptions,
 } from '../src/index.js';
+import { until as untilHolds } from './helpers.js';
 
 export const HANDLES = (): unknown[] => (process as unknown as { _getActiveHandles(): unknown[] })._getActiveHandles();
 
@@ -59,13 +60,9 @@ export function echoHandler(call: Call): void {
   });
 }
 
-/** Waits for `predicate` to hold, polling every 5 ms; fails with `what` after `timeoutMs`. */
+/** Waits for `predicate` to hold (bounded poll); fails with `what` after `timeoutMs`. */
 export async function until(predicate: () => boolean, timeoutMs: number, what: string): Promise<void> {
-  const t0 = performance.now();
-  while (!predicate()) {
-    if (performance.now() - t0 > timeoutMs) assert.fail(`timed out after ${timeoutMs} ms waiting for ${what}`);
-    await sleep(5);
-  }
+  await untilHolds(predicate, { timeoutMs, what });
 }
 
 /** Resolves with the promise's value or fails after `ms`. */

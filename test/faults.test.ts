@@ -146,7 +146,8 @@ describe('faults on one call never disturb the others', { concurrency: true }, (
       const raw = await rawCall(port, {}, t);
       const call = await callFor(server, raw.uuid);
       raw.socket.write(encodeMessage(0x10, stamped(99, 0, cutAt)).subarray(0, cutAt));
-      await sleep(30);
+      await until(() => call.stats.bytesIn >= 16 + 3 + cutAt, 3000, 'the partial message to be read');
+      await sleep(30); // deliberate negative window: a timeout on partial messages would end the call within it
       assert.ok(call.connected, 'a partial message alone does not end the call');
       raw.socket.resetAndDestroy();
       const end = await within(call.closed, 3000, 'the reset call to end');
@@ -194,6 +195,8 @@ describe('faults on one call never disturb the others', { concurrency: true }, (
     partial.socket.end(encodeMessage(0x01, Buffer.alloc(16, 7)).subarray(0, 10));
     const reset = await rawCall(port, { sendUuid: false }, t);
     reset.socket.write(encodeMessage(0x01, Buffer.alloc(16, 7)).subarray(0, 5));
+    // Deliberate: lets the five bytes reach the server before the reset (a pending handshake
+    // reports no event for bytes received, so there is nothing to wait on).
     await sleep(20);
     reset.socket.resetAndDestroy();
     await within(Promise.all([empty.closed, partial.closed, reset.closed]), 3000, 'the three sockets to close');
@@ -433,9 +436,10 @@ describe('bugs found by fault injection (regressions)', { concurrency: true }, (
     const { server, port } = await startServer(undefined, { handshakeTimeout: Infinity, hangupTimeout: Infinity }, t);
     const failures = recordFailures(server);
     const raw = await rawCall(port, { sendUuid: false }, t);
-    await sleep(100);
+    await sleep(100); // deliberate negative window: a timeout of 1 ms (Infinity misread) would fire within it
     raw.socket.write(encodeMessage(0x01, Buffer.alloc(16, 0x42)));
-    await sleep(100);
+    await until(() => server.calls.size === 1, 3000, 'the call');
+    await sleep(100); // deliberate negative window, as above, for the hangup timeout
     assert.deepEqual(failures.map((f) => f.reason), []);
     assert.equal(server.calls.size, 1);
     raw.socket.destroy();
@@ -466,7 +470,7 @@ describe('bugs found by fault injection (regressions)', { concurrency: true }, (
     t.after(() => client.reset());
     await until(() => calls.length === 1, 2000, 'the call');
     client.sendAudio(stamped(92, 0, 0));
-    await sleep(50);
+    await until(() => calls[0]!.stats.audioIn === 1, 3000, 'the first frame');
     const before = await mem();
     const frame = encodeMessage(0x10, stamped(92, 0, 1));
     for (let i = 0; i < 60_000; i++) {

@@ -61,3 +61,60 @@ export function cut(bytes: Buffer, points: number[]): Buffer[] {
   out.push(bytes.subarray(prev));
   return out;
 }
+
+/** The real clock, kept even if a test replaces performance.now. */
+const monotonic = performance.now.bind(performance);
+
+export interface UntilOptions {
+  /** Give up after this long; generous, because the suite must pass on a loaded machine. */
+  timeoutMs?: number;
+  /** What is awaited, for the failure message. */
+  what: string;
+}
+
+/**
+ * Waits until `predicate` holds, checking it every few milliseconds (a bounded poll, not a
+ * sleep: it returns as soon as the condition is true). Rejects naming `what` after `timeoutMs`.
+ */
+export async function until(predicate: () => boolean, { timeoutMs = 10_000, what }: UntilOptions): Promise<void> {
+  if (predicate()) return;
+  const t0 = monotonic();
+  await new Promise<void>((resolve, reject) => {
+    const check = (): void => {
+      let ok: boolean;
+      try {
+        ok = predicate();
+      } catch (e) {
+        reject(e as Error);
+        return;
+      }
+      if (ok) resolve();
+      else if (monotonic() - t0 > timeoutMs) reject(new Error(`timed out after ${timeoutMs} ms waiting for ${what}`));
+      else setTimeout(check, 2);
+    };
+    setTimeout(check, 2);
+  });
+}
+
+/** `events.once` with a deadline: resolves with the event's arguments or rejects naming the event. */
+export async function onceWithin(emitter: NodeJS.EventEmitter, event: string, timeoutMs = 10_000): Promise<unknown[]> {
+  const ac = new AbortController();
+  const timer = setTimeout(() => ac.abort(new Error(`timed out after ${timeoutMs} ms waiting for '${event}'`)), timeoutMs);
+  try {
+    return await once(emitter, event, { signal: ac.signal });
+  } catch (e) {
+    throw ac.signal.aborted ? (ac.signal.reason as Error) : e;
+  } finally {
+    clearTimeout(timer);
+  }
+}
+
+/** Bytes received on a raw socket, collected so a test can wait for a count. */
+export function collect(s: NodeJS.ReadableStream): Buffer[] {
+  const got: Buffer[] = [];
+  s.on('data', (d: Buffer) => got.push(d));
+  return got;
+}
+
+/** Total length of collected chunks. */
+export const total = (chunks: readonly Uint8Array[]): number => chunks.reduce((n, c) => n + c.length, 0);

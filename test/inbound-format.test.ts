@@ -1,11 +1,12 @@
 /**
  * The channel-driver trap: G.711 labelled 0x10 is recognised by its byte rate and reported.
  */
-import { test } from 'node:test';
+import { test, describe } from 'node:test';
 import assert from 'node:assert/strict';
 import { once } from 'node:events';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { createServer, connect, InboundFormatMeter, type Call, type CallWarning } from '../src/index.js';
+import { createServer, connect, InboundFormatMeter, type AudioFrame, type Call, type CallWarning } from '../src/index.js';
+import { until } from './helpers.js';
 
 async function sendFrames(port: number, frameBytes: number, fill: (i: number) => number, ms: number) {
   const server = createServer({ keepAlive: false });
@@ -15,16 +16,19 @@ async function sendFrames(port: number, frameBytes: number, fill: (i: number) =>
   const call = await callP;
   const warnings: CallWarning[] = [];
   call.on('warning', (w) => warnings.push(w));
-  const t0 = performance.now();
-  for (let k = 0; performance.now() - t0 < ms; k++) {
-    const frame = Buffer.alloc(frameBytes);
-    for (let i = 0; i < frameBytes; i++) frame[i] = fill(i + k);
-    client.sendAudio(frame);
-    const wait = t0 + (k + 1) * 20 - performance.now();
-    if (wait > 0) await sleep(wait);
+  try {
+    const t0 = performance.now();
+    for (let k = 0; performance.now() - t0 < ms; k++) {
+      const frame = Buffer.alloc(frameBytes);
+      for (let i = 0; i < frameBytes; i++) frame[i] = fill(i + k);
+      client.sendAudio(frame);
+      const wait = t0 + (k + 1) * 20 - performance.now();
+      if (wait > 0) await sleep(wait); // the channel driver's 20 ms schedule, not synchronisation
+    }
+  } finally {
+    await client.close();
+    await server.close();
   }
-  await client.close();
-  await server.close();
   return { call, warnings };
 }
 
@@ -58,4 +62,46 @@ test('the meter tells a-law from u-law by byte values and needs a full second', 
   let r2 = null;
   for (let k = 0; k < 60 && r2 === null; k++) r2 = odd.push(Buffer.alloc(50), k * 20);
   assert.equal(r2?.verdict, 'unknown');
+});
+
+describe('odd-length inbound audio', () => {
+  test('odd-length slin (a 1-byte CNG frame from an old channel driver) keeps whole samples; the echo survives', async (t) => {
+    const server = createServer((call) => call.on('audio', (f) => call.write(f.payload, f.kind)), { keepAlive: false });
+    t.after(() => server.close());
+    const { port } = await server.listen({ port: 0 });
+    const calls: Call[] = [];
+    server.on('call', (c) => calls.push(c));
+    const client = await connect({ port });
+    t.after(() => client.close());
+    const echoed: Buffer[] = [];
+    client.on('audio', (f) => echoed.push(Buffer.from(f.payload)));
+    client.sendAudio(Buffer.from([0x42])); // CNG noise level byte
+    client.sendAudio(Buffer.alloc(321, 7));
+    client.sendAudio(Buffer.alloc(320, 8));
+    await until(() => echoed.length >= 2 && calls[0]?.stats.messagesIn === 3, { what: 'two echoes and three messages in' });
+    assert.equal(client.connected, true);
+    assert.deepEqual(echoed.map((e) => e.length), [320, 320]);
+    assert.equal(calls[0]!.stats.oddAudioIn, 2);
+    assert.equal(calls[0]!.stats.emptyAudioIn, 1);
+  });
+
+  test('with receive set, an odd byte does not shift later samples', async (t) => {
+    const server = createServer({ keepAlive: false, receive: 'slin' });
+    t.after(() => server.close());
+    const { port } = await server.listen({ port: 0 });
+    const callP = once(server, 'call');
+    const client = await connect({ port });
+    t.after(() => client.close());
+    const [call] = (await callP) as [Call];
+    const frames: AudioFrame[] = [];
+    call.on('audio', (f) => frames.push({ ...f, payload: Buffer.from(f.payload) }));
+    const constant = Buffer.alloc(320);
+    for (let i = 0; i < 160; i++) constant.writeInt16LE(1000, i * 2);
+    client.sendAudio(Buffer.from([1]));
+    client.sendAudio(constant);
+    await until(() => call.stats.messagesIn === 2, { what: 'both messages in' });
+    const samples = frames.flatMap((f) => Array.from({ length: f.payload.length / 2 }, (_, i) => f.payload.readInt16LE(i * 2)));
+    assert.equal(samples.length, 160, 'the whole frame is delivered');
+    assert.ok(samples.every((x) => x === 1000), 'every sample intact');
+  });
 });

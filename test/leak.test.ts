@@ -27,7 +27,7 @@ test('2,000 call cycles leave no heap, handles, listeners or calls behind', { ti
   // Warm-up: JIT, pools and lazily created caches are not leaks.
   await runCycles(server, port, 300);
   await serverIdle(server);
-  await sleep(50);
+  await sleep(50); // let the client sides finish closing before counting handles (a settle window, not a condition)
   const heap0 = await settledHeap(gc);
   const handles0 = HANDLES().length;
   const resources0 = resourceCounts();
@@ -41,7 +41,7 @@ test('2,000 call cycles leave no heap, handles, listeners or calls behind', { ti
   await runCycles(server, port, CYCLES, 8, 300);
   const took = performance.now() - t0;
   await serverIdle(server);
-  await sleep(50);
+  await sleep(50); // let the client sides finish closing before counting handles (a settle window, not a condition)
   const heap1 = await settledHeap(gc);
 
   const handles1 = HANDLES().length;

@@ -2,11 +2,12 @@
  * Server and calls over real TCP on 127.0.0.1, driven by the simulated Asterisk client and by
  * raw sockets.
  */
-import { test, describe } from 'node:test';
+import { test, describe, afterEach } from 'node:test';
+import { until } from './helpers.js';
 import assert from 'node:assert/strict';
 import net from 'node:net';
 import { once } from 'node:events';
-import { setTimeout as sleep } from 'node:timers/promises';
+import { setImmediate as nextTurn } from 'node:timers/promises';
 import {
   createServer,
   connect,
@@ -21,8 +22,20 @@ import {
   type AudioFrame,
 } from '../src/index.js';
 
+// Whatever a test does, its servers and clients are closed after it.
+const toClose: Array<{ close(): Promise<unknown> }> = [];
+afterEach(() => Promise.all(toClose.splice(0).map((x) => x.close().catch(() => {}))));
+
+/** connect(), closed after the test. */
+async function dial(options: Parameters<typeof connect>[0]) {
+  const client = await connect(options);
+  toClose.push(client);
+  return client;
+}
+
 async function start(handler?: (call: Call) => unknown, options: ServerOptions = {}) {
   const server = createServer(handler, { keepAlive: false, ...options });
+  toClose.push(server);
   const { port } = await server.listen({ port: 0 });
   return { server, port };
 }
@@ -49,7 +62,7 @@ describe('server and calls over TCP', () => {
   test('the UUID arrives as bytes and is presented lower case; audio of every kind, DTMF, unknown kinds', async () => {
     const { server, port } = await start();
     const callP = nextCall(server);
-    const client = await connect({ port, uuid: UUID });
+    const client = await dial({ port, uuid: UUID });
     const call = await callP;
     assert.equal(call.uuid, UUID.toLowerCase());
     assert.equal(call.remoteAddress, '127.0.0.1');
@@ -68,7 +81,7 @@ describe('server and calls over TCP', () => {
     client.sendRaw(encodeMessage(0xff, Buffer.from([1])));
     client.sendRaw(encodeMessage(0x03, Buffer.from('12'))); // malformed DTMF: reported, not fatal
     client.sendAudio(Buffer.alloc(2, 1));
-    await sleep(50);
+    await until(() => call.stats.messagesIn >= 34, { what: 'all 34 messages in' });
     assert.deepEqual(frames.map((f) => [f.kind, f.sampleRate]), [
       ...rates.map((r, i) => [0x10 + i, r]),
       [0x10, 8000],
@@ -97,12 +110,12 @@ describe('server and calls over TCP', () => {
     callP.then((call) => call.on('audio', (f) => got.push(Buffer.from(f.payload))));
     for (let i = 0; i < 400; i++) {
       sock.write(stream.subarray(i, i + 1));
-      if (i % 50 === 0) await sleep(1);
+      if (i % 50 === 0) await nextTurn(); // separate reads on the server
     }
     sock.write(stream.subarray(400, half));
-    await sleep(5);
+    await nextTurn();
     sock.write(stream.subarray(half));
-    await sleep(50);
+    await until(() => got.length >= payloads.length, { what: `${payloads.length} frames` });
     assert.deepEqual(got, payloads);
     sock.destroy();
     await server.close();
@@ -112,7 +125,7 @@ describe('server and calls over TCP', () => {
     const { server, port } = await start();
     for (const how of ['close', 'reset'] as const) {
       const callP = nextCall(server);
-      const client = await connect({ port });
+      const client = await dial({ port });
       const call = await callP;
       const ended = once(call, 'end');
       if (how === 'close') await client.close();
@@ -182,11 +195,11 @@ describe('server and calls over TCP', () => {
 
   test('maxCalls: a connection beyond it gets a hangup message and the others carry on', async () => {
     const { server, port } = await start((call) => call.on('audio', (f) => call.write(f.payload, f.kind)), { maxCalls: 2 });
-    const a = await connect({ port });
-    const b = await connect({ port });
-    await sleep(20);
+    const a = await dial({ port });
+    const b = await dial({ port });
+    await until(() => server.calls.size === 2, { what: 'two calls' });
     const rejected = once(server, 'connectionRejected');
-    const c = await connect({ port });
+    const c = await dial({ port });
     const [info] = await rejected;
     assert.equal(info.reason, 'max-calls');
     const closeC = await c.closed;
@@ -203,7 +216,7 @@ describe('server and calls over TCP', () => {
   test('allow list: refused addresses are closed before any byte is read', async () => {
     const { server, port } = await start(undefined, { allow: ['10.0.0.0/8', '::1'] });
     const rejected = once(server, 'connectionRejected');
-    const client = await connect({ port });
+    const client = await dial({ port });
     const [info] = await rejected;
     assert.equal(info.reason, 'not-allowed');
     assert.equal(info.remoteAddress, '127.0.0.1');
@@ -214,7 +227,7 @@ describe('server and calls over TCP', () => {
 
     const ok = await start(undefined, { allow: '127.0.0.0/8' });
     const callP = nextCall(ok.server);
-    const allowed = await connect({ port: ok.port });
+    const allowed = await dial({ port: ok.port });
     assert.ok(await callP);
     await allowed.close();
     await ok.server.close();
@@ -223,10 +236,11 @@ describe('server and calls over TCP', () => {
 
   test('IPv6 loopback works', async () => {
     const server = createServer({ keepAlive: false });
+    toClose.push(server);
     const { port, family } = await server.listen({ host: '::1', port: 0 });
     assert.equal(family, 'IPv6');
     const callP = nextCall(server);
-    const client = await connect({ host: '::1', port });
+    const client = await dial({ host: '::1', port });
     const call = await callP;
     assert.equal(call.remoteAddress, '::1');
     await client.close();
@@ -240,7 +254,7 @@ describe('server and calls over TCP', () => {
       n++;
       if (n === 1) throw new Error('sync boom');
       if (n === 2) {
-        await sleep(10);
+        await nextTurn();
         throw new Error('async boom');
       }
       if (n === 3) {
@@ -254,11 +268,11 @@ describe('server and calls over TCP', () => {
     const ends: CallEnd[] = [];
     server.on('callEnd', (_c, end) => ends.push(end));
 
-    const c1 = await connect({ port });
-    const c2 = await connect({ port });
-    const c3 = await connect({ port });
-    const c4 = await connect({ port });
-    await sleep(30);
+    const c1 = await dial({ port });
+    const c2 = await dial({ port });
+    const c3 = await dial({ port });
+    const c4 = await dial({ port });
+    await until(() => n === 4, { what: 'four handlers to have run' });
     c3.sendDtmf('1');
     assert.equal((await c1.closed).by, 'server-hangup');
     assert.equal((await c2.closed).by, 'server-hangup');
@@ -267,7 +281,7 @@ describe('server and calls over TCP', () => {
     c4.sendAudio(Buffer.alloc(320, 4));
     assert.equal(((await echoed)[0] as AudioFrame).payload[0], 4);
     await c4.close();
-    await sleep(20);
+    await until(() => errors.length >= 3, { what: 'three handler errors' });
     assert.deepEqual(
       errors.map((e) => (e as Error).message),
       ['sync boom', 'async boom', 'listener boom'],
@@ -281,7 +295,7 @@ describe('server and calls over TCP', () => {
   test('hangup(): sends 00 00 00, is idempotent, resolves when closed; write after hangup throws', async () => {
     const { server, port } = await start();
     const callP = nextCall(server);
-    const client = await connect({ port });
+    const client = await dial({ port });
     const call = await callP;
     const [e1, e2] = await Promise.all([call.hangup(), call.hangup()]);
     assert.equal(e1, e2);
@@ -296,7 +310,7 @@ describe('server and calls over TCP', () => {
   test('end(): the queued audio is played out in real time, then hangup', async () => {
     const { server, port } = await start();
     const callP = nextCall(server);
-    const client = await connect({ port });
+    const client = await dial({ port });
     const call = await callP;
     let frames = 0;
     client.on('audio', () => frames++);
@@ -313,14 +327,14 @@ describe('server and calls over TCP', () => {
 
   test('graceful close(): live calls get a hangup, pending handshakes are closed, close resolves when all are gone', async () => {
     const { server, port } = await start();
-    const clients = await Promise.all([connect({ port }), connect({ port }), connect({ port })]);
+    const clients = await Promise.all([dial({ port }), dial({ port }), dial({ port })]);
     const pending = await rawSocket(port);
-    await sleep(30);
+    toClose.push({ close: async () => void pending.destroy() });
+    await until(() => server.calls.size === 3 && server.stats.pendingHandshakes === 1, { what: 'three calls and one pending handshake' });
     assert.equal(server.calls.size, 3);
     const ends: CallEnd[] = [];
     server.on('callEnd', (_c, e) => ends.push(e));
     await server.close();
-    await sleep(10);
     assert.equal(server.calls.size, 0);
     for (const c of clients) assert.equal((await c.closed).by, 'server-hangup');
     assert.ok(pending.destroyed || (await once(pending, 'close')));
@@ -332,22 +346,24 @@ describe('server and calls over TCP', () => {
   test('calls as an async iterator and `for await` over a call\'s frames', async () => {
     const { server, port } = await start();
     const seen: string[] = [];
+    let reading = false;
     const loop = (async () => {
       for await (const call of server) {
         let n = 0;
+        reading = true; // the frames iterator is created synchronously below: frames from now on are its
         for await (const frame of call) {
           n += frame.payload.length;
         }
         seen.push(`${call.uuid}:${n}`);
       }
     })();
-    const client = await connect({ port, uuid: UUID });
-    await sleep(10);
+    const client = await dial({ port, uuid: UUID });
+    await until(() => reading, { what: 'the loop to read the call' });
     client.sendAudio(Buffer.alloc(320));
     client.sendAudio(Buffer.alloc(160));
-    await sleep(20);
+    await until(() => server.calls.size === 1 && [...server.calls][0]!.stats.audioIn === 2, { what: 'both frames in' });
     await client.close();
-    await sleep(20);
+    await until(() => server.calls.size === 0, { what: 'the call to end' });
     await server.close();
     await loop;
     assert.deepEqual(seen, [`${UUID.toLowerCase()}:480`]);
@@ -356,14 +372,14 @@ describe('server and calls over TCP', () => {
   test('a consumer that never reads: the socket is still drained and buffered frames stay bounded', async () => {
     const { server, port } = await start(undefined, { iteratorQueueFrames: 50 });
     const callP = nextCall(server);
-    const client = await connect({ port });
+    const client = await dial({ port });
     const call = await callP;
     const it = call[Symbol.asyncIterator](); // created, never read
     const warnings: string[] = [];
     call.on('warning', (w) => warnings.push(w.code));
     const frame = Buffer.alloc(320, 1);
     for (let i = 0; i < 2000; i++) client.sendAudio(frame);
-    await sleep(100);
+    await until(() => call.stats.audioIn === 2000, { what: '2000 frames in' });
     assert.equal(call.stats.audioIn, 2000, 'everything was read off the socket');
     assert.equal(call.stats.droppedIn, 1950);
     assert.deepEqual(warnings, ['ITERATOR_OVERFLOW']);
@@ -376,9 +392,9 @@ describe('server and calls over TCP', () => {
 
   test('payloads above maxPayload end that call with PAYLOAD_TOO_LARGE; other calls are untouched', async () => {
     const { server, port } = await start((call) => call.on('audio', (f) => call.write(f.payload, f.kind)), { maxPayload: 1000 });
-    const good = await connect({ port });
-    const bad = await connect({ port });
-    await sleep(20);
+    const good = await dial({ port });
+    const bad = await dial({ port });
+    await until(() => server.calls.size === 2, { what: 'two calls' });
     const ended = once(server, 'callEnd');
     bad.sendRaw(encodeMessage(0x10, Buffer.alloc(2000)));
     const [, end] = (await ended) as [Call, CallEnd];
@@ -396,7 +412,7 @@ describe('server and calls over TCP', () => {
     const frame = Buffer.alloc(320, 1);
     const handlesBefore = (process as unknown as { _getActiveHandles(): unknown[] })._getActiveHandles().length;
     for (let i = 0; i < 1000; i++) {
-      const c = await connect({ port });
+      const c = await dial({ port });
       const echoed = once(c, 'audio');
       c.sendAudio(frame);
       await echoed;
@@ -407,7 +423,7 @@ describe('server and calls over TCP', () => {
         await c.closed;
       }
     }
-    await sleep(50);
+    await until(() => server.calls.size === 0, { what: 'every call to end' });
     assert.equal(server.calls.size, 0);
     assert.equal(server.stats.totalCalls, 1000);
     assert.equal(server.listenerCount('call'), 0);
@@ -422,10 +438,97 @@ test('await using: the server is closed when the scope ends', async () => {
   {
     await using server = createServer({ keepAlive: false });
     port = (await server.listen({ port: 0 })).port;
-    const client = await connect({ port });
-    await sleep(20);
+    const client = await dial({ port });
+    await until(() => server.calls.size === 1, { what: 'the call' });
     assert.equal(server.calls.size, 1);
     void client.closed;
   }
   await assert.rejects(connect({ port, connectTimeout: 500 }), /ECONNREFUSED|could not connect/);
+});
+
+describe('options, listen and close', () => {
+  test('bad options fail at createServer, never on the first connection', () => {
+    assert.throws(() => createServer({ frameMs: 25 }), /frameMs must be one of 10, 20, 30, 40, 50, 60/);
+    assert.throws(() => createServer({ handshakeTimeout: 2 ** 31 }), /handshakeTimeout must be at most/);
+    assert.throws(() => createServer({ outboundKind: 22050 }), /outboundKind/);
+    assert.throws(() => createServer({ inbound: 'opus' as never }), /inbound/);
+    assert.throws(() => createServer({ receive: 'mp3' as never }), (e: unknown) => (e as { code: string }).code === ErrorCodes.INVALID_FORMAT);
+  });
+
+  test('44.1 kHz and above default to 10 ms frames: one message per TCP segment', async (t) => {
+    const server = createServer({ outboundKind: 0x16, keepAlive: false });
+    t.after(() => server.close());
+    const { port } = await server.listen({ port: 0 });
+    const callP = nextCall(server);
+    const client = await dial({ port });
+    t.after(() => client.close());
+    const call = await callP;
+    assert.equal(call.frameMs, 10);
+    assert.equal(call.frameBytes, 960);
+  });
+
+  test('close() or an aborted signal while listen() is starting leaves nothing listening', async (t) => {
+    const a = createServer();
+    t.after(() => a.close());
+    const listening = a.listen({ port: 0 });
+    await a.close();
+    await assert.rejects(listening, (e: unknown) => (e as { code: string }).code === ErrorCodes.SERVER_CLOSED);
+    assert.equal(a.address(), null);
+    const ac = new AbortController();
+    const b = createServer();
+    t.after(() => b.close());
+    const p = b.listen({ port: 0, signal: ac.signal });
+    ac.abort(new Error('stop'));
+    await assert.rejects(p, /stop/);
+    assert.equal(b.address(), null);
+  });
+
+  test('before the UUID, a header announcing more than 16 bytes is a protocol error at once', async (t) => {
+    const server = createServer({ handshakeTimeout: 5000 });
+    t.after(() => server.close());
+    const { port } = await server.listen({ port: 0 });
+    const failed = nextFailure(server);
+    const s = net.connect({ host: '127.0.0.1', port });
+    t.after(() => s.destroy());
+    await once(s, 'connect');
+    s.on('error', () => {});
+    s.write(Buffer.from([0x10, 0xff, 0xff, 1, 2, 3]));
+    const f = await failed;
+    assert.equal(f.reason, 'protocol-error');
+    assert.match(f.error!.message, /expected the UUID message .* first: .*65535/);
+  });
+
+  test('close() says hangup to pending handshakes too, and waits for them', async (t) => {
+    const server = createServer();
+    t.after(() => server.close());
+    const { port } = await server.listen({ port: 0 });
+    const s = net.connect({ host: '127.0.0.1', port });
+    t.after(() => s.destroy());
+    await once(s, 'connect');
+    const got: Buffer[] = [];
+    s.on('data', (d: Buffer) => got.push(d));
+    await until(() => server.stats.pendingHandshakes === 1, { what: 'the server to hold the pending handshake' });
+    const closing = server.close();
+    await once(s, 'end');
+    s.end();
+    await closing;
+    assert.deepEqual([...Buffer.concat(got)], [0, 0, 0]);
+  });
+
+  test('call end, then callEnd, then the server close event; play after the end resolves as interrupted', async (t) => {
+    const server = createServer({ keepAlive: false });
+    t.after(() => server.close());
+    const { port } = await server.listen({ port: 0 });
+    const order: string[] = [];
+    const callP = nextCall(server);
+    const client = await dial({ port });
+    t.after(() => client.close());
+    const call = await callP;
+    call.on('end', () => order.push('end'));
+    server.on('callEnd', () => order.push('callEnd'));
+    server.on('close', () => order.push('close'));
+    await server.close();
+    assert.deepEqual(order, ['end', 'callEnd', 'close']);
+    assert.deepEqual(await call.play(Buffer.alloc(320)), { status: 'interrupted', reason: 'hangup', framesSent: 0, sentMs: 0 });
+  });
 });

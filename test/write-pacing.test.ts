@@ -2,12 +2,12 @@
  * How a voice bot's text-to-speech reaches the caller through `call.write()`, over real TCP on
  * 127.0.0.1: the three write patterns of the outbound-model issue. The raw client (standing in
  * for Asterisk) checks that every byte arrives, in order, as valid messages; pacing is checked
- * on the server's own send times (`sent` events), which a busy machine cannot bunch: never
+ * on the pacer's own clock readings at each `sent` event, which a busy machine cannot bunch: never
  * more than three frames of the bot's audio ahead of the wall clock, and all of it in real time.
  */
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import type { Call } from '../src/index.js';
+import { systemClock, type Call, type Clock } from '../src/index.js';
 import { allZero, rawCall, startServer, until, within, type Cleanup } from './fault-helpers.js';
 
 const FRAME = 320; // 20 ms of slin at 8 kHz
@@ -32,14 +32,18 @@ function speech(ms: number, seed: number): Buffer {
 async function botCall(t: Cleanup, bot: (call: Call) => Promise<void>) {
   const sent: Sent[] = [];
   let done!: Promise<void>;
+  // Each send is stamped with the pacer's last clock reading: the time it decided on, not the
+  // time the listener ran (a context switch can come in between).
+  let lastReading = 0;
+  const clock: Clock = { ...systemClock, now: () => (lastReading = performance.now()) };
   const { server, port } = await startServer(
     (call) => {
       call.on('sent', (_kind, payload) => {
-        if (!allZero(payload)) sent.push({ at: performance.now(), payload: Buffer.from(payload) });
+        if (!allZero(payload)) sent.push({ at: lastReading, payload: Buffer.from(payload) });
       });
       done = bot(call);
     },
-    {},
+    { clock },
     t,
   );
   const raw = await rawCall(port, {}, t);
@@ -63,12 +67,8 @@ async function botCall(t: Cleanup, bot: (call: Call) => Promise<void>) {
   return { raw, received: Buffer.concat(received), sent, end };
 }
 
-/**
- * Slack for the time between the pacer's decision and the `sent` listener's timestamp (a busy
- * machine can put a GC or a context switch in between); the previous outbound code broke the
- * bound by 20 ms and more.
- */
-const STAMP_SLACK_MS = 5;
+/** Float rounding only: stamps are the pacer's own readings. The previous outbound code broke the bound by 20 ms and more. */
+const STAMP_SLACK_MS = 0.01;
 
 /** Never more than three frames ahead of the wall clock since the first of the bot's frames. */
 function assertRealTime(sent: Sent[], totalMs: number): void {

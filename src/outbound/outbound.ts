@@ -373,7 +373,9 @@ export class Outbound implements Paced {
 
   #settleDue(now: number): void {
     const due = this.#due;
-    while (this.#dueHead < due.length && due[this.#dueHead]!.at <= now + EPS) {
+    // A completion can run user code that closes the call (a mark listener hanging up), which
+    // replaces #due: stop walking the old array then.
+    while (this.#due === due && this.#dueHead < due.length && due[this.#dueHead]!.at <= now + EPS) {
       const d = due[this.#dueHead]!;
       due[this.#dueHead++] = undefined as unknown as Due;
       d.completion.done();
