@@ -18,7 +18,7 @@ import {
   type Call,
   type ServerOptions,
   type AsteriskClient,
-} from '../src/index.js';
+} from '#lib/index.js';
 import { tone, goertzel } from './audio-helpers.js';
 
 const bytes = (x: Int16Array): Buffer => Buffer.from(x.buffer, x.byteOffset, x.byteLength);

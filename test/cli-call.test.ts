@@ -11,7 +11,7 @@ import { once } from 'node:events';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { connect, createServer, encodeMessage, encodeWav, slinToAlaw, slinToUlaw, type ServerOptions, type CallHandler } from '../src/index.js';
+import { connect, createServer, encodeMessage, encodeWav, slinToAlaw, slinToUlaw, type ServerOptions, type CallHandler } from '#lib/index.js';
 import { runCli } from './helpers.js';
 import { until } from './fault-helpers.js';
 

@@ -9,7 +9,7 @@ import net from 'node:net';
 import { mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { connect, createServer, encodeMessage, encodeWav, parseWav, type AudioFrame } from '../src/index.js';
+import { connect, createServer, encodeMessage, encodeWav, parseWav, type AudioFrame } from '#lib/index.js';
 import { MAIN, runCli, spawnCli, type Running } from './helpers.js';
 import { allZero, until } from './fault-helpers.js';
 

@@ -4,7 +4,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { once } from 'node:events';
-import { connectWebSocket } from '../src/websocket/client.js';
+import { connectWebSocket } from '#lib/websocket/client.js';
 import { runCli, spawnCli } from './helpers.js';
 
 async function until(pred: () => boolean, what: string, ms = 10000): Promise<void> {

@@ -18,7 +18,7 @@ import {
   type AudioSocketServer,
   type Call,
   type PlayResult,
-} from '../src/index.js';
+} from '#lib/index.js';
 import { rawCall, startServer, until, within, type RawCall } from './fault-helpers.js';
 
 /** Bytes of one frame of `frameMs` at an audio kind's rate. */

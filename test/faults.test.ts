@@ -18,7 +18,7 @@ import {
   type Call,
   type CallEnd,
   type HandshakeFailure,
-} from '../src/index.js';
+} from '#lib/index.js';
 import {
   EchoProbe,
   echoHandler,
@@ -34,7 +34,7 @@ import {
 } from './fault-helpers.js';
 import { spawnCli } from './helpers.js';
 
-const INDEX = new URL('../src/index.js', import.meta.url).href;
+const INDEX = new URL('../../dist/index.js', import.meta.url).href;
 
 /** Ends of every call of `server`, by UUID. */
 function recordEnds(server: AudioSocketServer): Map<string, CallEnd> {

@@ -17,7 +17,7 @@ import {
   type AudioFrame,
   type Call,
   type HandshakeFailure,
-} from '../src/index.js';
+} from '#lib/index.js';
 import { MAIN, spawnCli } from './helpers.js';
 
 describe('review regressions', () => {

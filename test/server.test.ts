@@ -19,7 +19,7 @@ import {
   type HandshakeFailure,
   type ServerOptions,
   type AudioFrame,
-} from '../src/index.js';
+} from '#lib/index.js';
 
 async function start(handler?: (call: Call) => unknown, options: ServerOptions = {}) {
   const server = createServer(handler, { keepAlive: false, ...options });
