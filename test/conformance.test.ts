@@ -15,7 +15,6 @@ import {
   isAudioKind,
   sampleRateOfKind,
   type AudioKind,
-  type AudioSocketServer,
   type Call,
   type PlayResult,
 } from '#lib/index.js';

@@ -7,7 +7,7 @@ import { once } from 'node:events';
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { createServer, connect, ErrorCodes, type Call, type AudioFrame } from '#lib/index.js';
+import { createServer, connect, type Call, type AudioFrame } from '#lib/index.js';
 
 function ramp(bytes: number): Buffer {
   const b = Buffer.alloc(bytes);

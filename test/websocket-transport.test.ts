@@ -17,7 +17,7 @@ import {
   type WebSocketMediaServer,
 } from '#lib/websocket/server.js';
 import type { MediaConnection, MediaWarning } from '#lib/websocket/connection.js';
-import { connectWebSocket, type AsteriskWebSocketClient, type WebSocketConnectOptions } from '#lib/websocket/client.js';
+import { connectWebSocket, type WebSocketConnectOptions } from '#lib/websocket/client.js';
 import { encodeEvent, type ControlFormat } from '#lib/websocket/protocol.js';
 
 const FORMATS: ControlFormat[] = ['json', 'plain-text'];
