@@ -117,7 +117,7 @@ export function resamplerReady(): boolean {
 }
 
 /** Which WASM build was loaded: `'simd'`, `'nonsimd'`, or `undefined` before {@link loadResampler} completes. */
-export function resamplerBuild(): Build | undefined {
+export function resamplerBuild(): 'simd' | 'nonsimd' | undefined {
   return wasmBuild;
 }
 
