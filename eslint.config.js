@@ -26,6 +26,17 @@ export default tseslint.config(
   {
     files: ['test/**/*.ts', 'bench/**/*.ts', 'examples/**/*.ts'],
     extends: [tseslint.configs.recommended],
+    rules: {
+      // These compile to build/, where ../src/ does not exist: they use the library compiled in dist/.
+      'no-restricted-imports': [
+        'error',
+        {
+          patterns: [
+            { group: ['**/src/*', '**/src/**'], message: "Import '#lib/<module>.js' (tests, benches) or 'audiosocket' (examples)." },
+          ],
+        },
+      ],
+    },
   },
   {
     files: ['**/*.ts'],
