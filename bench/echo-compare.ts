@@ -10,7 +10,7 @@
  * Prints CPU-seconds per call-minute, the target/floor ratio, RSS, RTT and loss/corruption;
  * `--out FILE` writes everything as JSON.
  *
- *   node dist/bench/echo-compare.js --quick --target "node dist/bench/floor-echo.js --port {port}"
+ *   node build/bench/echo-compare.js --quick --target "node build/bench/floor-echo.js --port {port}"
  */
 import { spawn } from 'node:child_process';
 import { readFileSync, rmSync, writeFileSync, mkdtempSync } from 'node:fs';
@@ -36,10 +36,10 @@ const LOADGEN_JS = fileURLToPath(new URL('./loadgen.js', import.meta.url));
 const FLOOR_JS = fileURLToPath(new URL('./floor-echo.js', import.meta.url));
 const FLOOR_PLAY_JS = fileURLToPath(new URL('./floor-play.js', import.meta.url));
 
-export const DEFAULT_TARGET = 'node dist/src/cli/main.js echo --host 127.0.0.1 --port {port}';
+export const DEFAULT_TARGET = 'node dist/cli/main.js echo --host 127.0.0.1 --port {port}';
 export const DEFAULT_FLOOR = `node ${FLOOR_JS} --host 127.0.0.1 --port {port}`;
 /** Play mode: every caller hears a looped 10 s tone ({wav}); the callers are muted. */
-export const DEFAULT_PLAY_TARGET = 'node dist/src/cli/main.js play {wav} --loop --quiet --host 127.0.0.1 --port {port}';
+export const DEFAULT_PLAY_TARGET = 'node dist/cli/main.js play {wav} --loop --quiet --host 127.0.0.1 --port {port}';
 export const DEFAULT_PLAY_FLOOR = `node ${FLOOR_PLAY_JS} --wav {wav} --host 127.0.0.1 --port {port}`;
 
 export interface CompareOptions {
@@ -422,7 +422,7 @@ export function formatCompare(c: CompareResult): string {
   return lines.join('\n');
 }
 
-const USAGE = `usage: node dist/bench/echo-compare.js [options]
+const USAGE = `usage: node build/bench/echo-compare.js [options]
   --mode echo|play    echo (default): verify echoes; play: muted callers hear a looped tone,
                       pacing measured (floor: bench/floor-play, target: audiosocket play)
   --target "CMD"      target server command, {port} and {wav} are replaced (default: ${DEFAULT_TARGET})

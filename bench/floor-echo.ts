@@ -7,7 +7,7 @@
  * unknown kinds) is ignored. No keep-alive silence, no pacing, no limits: this is the cost
  * floor a real server is compared against, not a server to deploy.
  *
- * CLI: node dist/bench/floor-echo.js --host 127.0.0.1 --port 9092
+ * CLI: node build/bench/floor-echo.js --host 127.0.0.1 --port 9092
  * Prints "listening host:port" on stdout once bound. Stops on SIGINT/SIGTERM.
  */
 import net from 'node:net';
@@ -87,7 +87,7 @@ async function main(): Promise<void> {
     },
   });
   if (values.help) {
-    process.stdout.write('usage: node dist/bench/floor-echo.js [--host 127.0.0.1] [--port 9092]\n');
+    process.stdout.write('usage: node build/bench/floor-echo.js [--host 127.0.0.1] [--port 9092]\n');
     return;
   }
   const port = Number(values.port);

@@ -9,7 +9,7 @@
  * three at once; beyond that the call skips ahead. No keep-alive, no marks, no conversion, no
  * limits: a cost floor, not a server to deploy.
  *
- * CLI: node dist/bench/floor-play.js --wav tone.wav [--host 127.0.0.1] [--port 9092]
+ * CLI: node build/bench/floor-play.js --wav tone.wav [--host 127.0.0.1] [--port 9092]
  * Prints "listening host:port" on stdout once bound. Stops on SIGINT/SIGTERM.
  */
 import net from 'node:net';
@@ -134,7 +134,7 @@ async function main(): Promise<void> {
     },
   });
   if (values.help || values.wav === undefined) {
-    process.stdout.write('usage: node dist/bench/floor-play.js --wav FILE [--host 127.0.0.1] [--port 9092]\n');
+    process.stdout.write('usage: node build/bench/floor-play.js --wav FILE [--host 127.0.0.1] [--port 9092]\n');
     return;
   }
   const port = Number(values.port);

@@ -2,7 +2,7 @@
  * Long-run fuzzer for the AudioSocket parser, and (optionally, for a bounded time) for a live
  * server over loopback.
  *
- *   node dist/bench/fuzz.js [--inputs N] [--seed S] [--server-seconds T] [--index I]
+ *   node build/bench/fuzz.js [--inputs N] [--seed S] [--server-seconds T] [--index I]
  *
  * --inputs N          parser inputs to try (default 10_000_000)
  * --seed S            base seed (default: random, printed); input i is generated from (S, i) only
@@ -36,7 +36,7 @@ import {
   MessageParser,
   type AsteriskClient,
   type Call,
-} from '../src/index.js';
+} from '#lib/index.js';
 
 // ---------------------------------------------------------------------------------------------
 // Deterministic randomness: input i of seed S depends on (S, i) only.
@@ -369,7 +369,7 @@ async function main(): Promise<void> {
   const seed = values.seed !== undefined ? Number(values.seed) | 0 : (Math.random() * 2 ** 31) | 0;
   const serverSeconds = Number(values['server-seconds']);
   if (!Number.isInteger(inputs) || inputs < 0 || !Number.isFinite(serverSeconds) || serverSeconds < 0) {
-    console.error('usage: node dist/bench/fuzz.js [--inputs N] [--seed S] [--index I] [--server-seconds T]');
+    console.error('usage: node build/bench/fuzz.js [--inputs N] [--seed S] [--index I] [--server-seconds T]');
     process.exit(2);
   }
 
@@ -400,7 +400,7 @@ async function main(): Promise<void> {
     try {
       bytes += check(input, cuts, max);
     } catch (err) {
-      failure = `input #${i} (${gen}): ${err instanceof Error ? err.message : String(err)}\n  reproduce: node dist/bench/fuzz.js --seed ${seed} --index ${i}`;
+      failure = `input #${i} (${gen}): ${err instanceof Error ? err.message : String(err)}\n  reproduce: node build/bench/fuzz.js --seed ${seed} --index ${i}`;
       break;
     }
     byGen[gen] = (byGen[gen] ?? 0) + 1;

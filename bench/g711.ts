@@ -1,8 +1,8 @@
 /**
  * G.711 encoder micro-benchmark: 64 Ki-entry lookup table (what src/audio/g711.ts uses) versus
- * computing the segment per sample. Run: `node dist/bench/g711.js`.
+ * computing the segment per sample. Run: `node build/bench/g711.js`.
  */
-import { encodeUlaw, encodeAlaw, decodeUlaw, g711Reference } from '../src/audio/g711.js';
+import { encodeUlaw, encodeAlaw, decodeUlaw, g711Reference } from '#lib/audio/g711.js';
 
 const N = 160 * 50 * 60; // one minute of 8 kHz audio
 const samples = Int16Array.from({ length: N }, (_, i) => Math.round(20000 * Math.sin(i * 0.0371) + 3000 * Math.sin(i * 1.3)));

@@ -2,7 +2,7 @@
  * Memory per idle call: RSS of an `audiosocket echo` process before and after N calls that sent
  * their UUID and nothing else (keep-alive silence still flows to them).
  *
- *   npm run build && node dist/bench/idle-memory.js [--calls 1000]
+ *   npm run build && node build/bench/idle-memory.js [--calls 1000]
  */
 import net from 'node:net';
 import { parseArgs } from 'node:util';
@@ -12,7 +12,7 @@ import { freePort, spawnServer } from './lib/proc.js';
 const { values } = parseArgs({ options: { calls: { type: 'string', default: '1000' } } });
 const CALLS = Number(values.calls);
 const port = await freePort();
-const server = await spawnServer({ argv: [process.execPath, 'dist/src/cli/main.js', 'echo', '--port', String(port), '--quiet'], port });
+const server = await spawnServer({ argv: [process.execPath, 'dist/cli/main.js', 'echo', '--port', String(port), '--quiet'], port });
 await new Promise((r) => setTimeout(r, 1000));
 const before = server.sample()!;
 const sockets: net.Socket[] = [];

@@ -3,7 +3,7 @@
  * never finish, iterators, write streams, prompts), with heap (after full GC), RSS, active
  * handles and live calls reported at checkpoints, so a slope shows up as a trend.
  *
- *   node dist/bench/leak.js [--cycles 10000] [--lanes 8] [--checkpoints 5]
+ *   node build/bench/leak.js [--cycles 10000] [--lanes 8] [--checkpoints 5]
  *
  * Exit code 1 if calls, handles or resources are left behind at the end, or the heap grew by more
  * than 1 kB per cycle after the warm-up.

@@ -10,7 +10,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 CALLS=${1:-40}
 SECONDS_=${2:-3}
-CLI="node dist/src/cli/main.js"
+CLI="node dist/cli/main.js"
 WORK=$(mktemp -d)
 PIDS=()
 cleanup() {

@@ -723,7 +723,7 @@ export function formatResult(r: LoadResult): string {
   return lines.join('\n');
 }
 
-const USAGE = `usage: node dist/bench/loadgen.js --port N [options]
+const USAGE = `usage: node build/bench/loadgen.js --port N [options]
   --host H            server address (default 127.0.0.1)
   --port N            server port (required)
   --calls N           concurrent calls (default 100)

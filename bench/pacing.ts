@@ -4,7 +4,7 @@
  * the inter-arrival time of audio frames and the drift over the run. Reports the server's CPU
  * and RSS. Server on core 0, this process on core 1 where taskset exists.
  *
- *   npm run build && node dist/bench/pacing.js [--calls 100,500,1000] [--duration 60]
+ *   npm run build && node build/bench/pacing.js [--calls 100,500,1000] [--duration 60]
  *
  * The callers are muted (UUID only) so that the generator spends its time measuring arrivals.
  */
@@ -37,7 +37,7 @@ try {
   for (const calls of CALLS) {
     const port = await freePort();
     const server = await spawnServer({
-      argv: [process.execPath, 'dist/src/cli/main.js', 'play', wav, '--loop', '--then', 'silence', '--host', '127.0.0.1', '--port', String(port), '--quiet'],
+      argv: [process.execPath, 'dist/cli/main.js', 'play', wav, '--loop', '--then', 'silence', '--host', '127.0.0.1', '--port', String(port), '--quiet'],
       port,
       core: 0,
     });

@@ -2,14 +2,14 @@
  * Resampler quality per SpeexDSP quality level, with the same coherent tone analysis as the tests
  * but a denser sweep. Run after `npm run build`:
  *
- *   node dist/bench/resample-quality.js [quality ...]    (default: 3 4 5 6)
+ *   node build/bench/resample-quality.js [quality ...]    (default: 3 4 5 6)
  *
  * Columns: passband gain range over 100 Hz..3.4 kHz; the strongest alias (downsampling: input tones
  * 4.6 kHz..Nyquist whose alias lands at or below 3.4 kHz) or image (upsampling: images of tones
  * up to 3.4 kHz between 4.6 kHz and the output Nyquist), in dB relative to a -1 dBFS input tone.
  * Levels below about -98 dB are under half an LSB of the int16 output; -300 means exactly zero.
  */
-import { loadResampler, createResampler } from '../src/audio/resample.js';
+import { loadResampler, createResampler } from '#lib/audio/resample.js';
 import { measureResampling, concat16 } from '../test/audio-helpers.js';
 
 await loadResampler();

@@ -1,15 +1,15 @@
 /**
  * Resampling speed. Run after `npm run build`:
  *
- *   node dist/bench/resample.js [quality]
+ *   node build/bench/resample.js [quality]
  *
  * Prints times-real-time per rate pair (20 ms chunks, mono) and the per-call cost of the voice-bot
  * path: caller audio 8 kHz -> 16 kHz for speech-to-text, TTS audio 24 kHz -> 8 kHz back to Asterisk,
  * through `createConverter` (so including byte decoding/encoding), 50 frames per second each way.
  */
-import { loadResampler, resamplerBuild, createResampler, DEFAULT_RESAMPLER_QUALITY } from '../src/audio/resample.js';
-import { createConverter } from '../src/audio/convert.js';
-import { parseFormat, bytesPerFrame, type FormatSpec } from '../src/audio/format.js';
+import { loadResampler, resamplerBuild, createResampler, DEFAULT_RESAMPLER_QUALITY } from '#lib/audio/resample.js';
+import { createConverter } from '#lib/audio/convert.js';
+import { parseFormat, bytesPerFrame, type FormatSpec } from '#lib/audio/format.js';
 
 const SECONDS = 60;
 const quality = process.argv[2] === undefined ? DEFAULT_RESAMPLER_QUALITY : Number(process.argv[2]);

@@ -1,6 +1,6 @@
 /**
  * `npm run bench`: the echo comparison (floor vs target, same run). Arguments are passed
- * through, e.g. `npm run bench -- --quick --target "node dist/bench/floor-echo.js --port {port}"`.
+ * through, e.g. `npm run bench -- --quick --target "node build/bench/floor-echo.js --port {port}"`.
  */
 import { main } from './echo-compare.js';
 

@@ -6,11 +6,11 @@
  * grid instant (p50/p99/max), for N = 100, 1000, 5000 (or --calls a,b,c), alternating the two
  * strategies so machine noise hits both alike.
  *
- *   node dist/bench/scheduler.js [--calls 100,1000,5000] [--seconds 5] [--rounds 2]
+ *   node build/bench/scheduler.js [--calls 100,1000,5000] [--seconds 5] [--rounds 2]
  */
 import { parseArgs } from 'node:util';
-import { FrameScheduler, type Paced } from '../src/scheduler.js';
-import { systemClock } from '../src/clock.js';
+import { FrameScheduler, type Paced } from '#lib/scheduler.js';
+import { systemClock } from '#lib/clock.js';
 
 const { values } = parseArgs({
   options: {

@@ -4,7 +4,7 @@
  * (pacing measured), with the servers' RSS sampled over time. Reports loss, corruption, end
  * reasons, pacing and RSS. Stops by itself.
  *
- *   npm run build && node dist/bench/soak.js [--calls 500] [--minutes 30] [--out FILE]
+ *   npm run build && node build/bench/soak.js [--calls 500] [--minutes 30] [--out FILE]
  */
 import { parseArgs } from 'node:util';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
@@ -31,7 +31,7 @@ const dir = mkdtempSync(join(tmpdir(), 'audiosocket-soak-'));
 const wav = join(dir, 'prompt.wav');
 writeToneWav(wav, 523);
 const [echoPort, playPort] = [await freePort(), await freePort()];
-const cli = [process.execPath, 'dist/src/cli/main.js'];
+const cli = [process.execPath, 'dist/cli/main.js'];
 const echo = await spawnServer({ argv: [...cli, 'echo', '--port', String(echoPort), '--quiet'], port: echoPort });
 const play = await spawnServer({ argv: [...cli, 'play', wav, '--loop', '--then', 'silence', '--port', String(playPort), '--quiet'], port: playPort });
 const rss: Array<{ atS: number; echoMB: number; playMB: number }> = [];

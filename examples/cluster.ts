@@ -3,11 +3,11 @@
  * processes; each call lives in one worker from start to end. This is what
  * `audiosocket echo --workers N` does for the CLI commands.
  *
- *   npm run build && node dist/examples/cluster.js
+ *   npm run build && node build/examples/cluster.js
  */
 import cluster from 'node:cluster';
 import { availableParallelism } from 'node:os';
-import { createServer, type Call } from '../src/index.js';
+import { createServer, type Call } from 'audiosocket';
 
 /** The per-call logic: the same code runs in every worker. */
 function handler(call: Call): void {

@@ -1,11 +1,11 @@
 /**
  * Echo server: every caller hears themselves, with no added delay in steady state.
  *
- *   npm run build && node dist/examples/echo.js
- *   WS_PORT=8765 node dist/examples/echo.js   (chan_websocket calls too, same handler)
+ *   npm run build && node build/examples/echo.js
+ *   WS_PORT=8765 node build/examples/echo.js   (chan_websocket calls too, same handler)
  *   (in your code: import { createServer } from 'audiosocket')
  */
-import { createServer } from '../src/index.js';
+import { createServer } from 'audiosocket';
 
 const wsPort = process.env.WS_PORT;
 const server = createServer((call) => {

@@ -2,14 +2,14 @@
  * Plays a prompt to every caller, waits for one key, says which one, then hangs up.
  * The WAV can be any rate, mono or stereo: it is converted and paced for you.
  *
- *   npm run build && node dist/examples/prompt-player.js prompt.wav
+ *   npm run build && node build/examples/prompt-player.js prompt.wav
  */
 import { once } from 'node:events';
-import { createServer, type Call } from '../src/index.js';
+import { createServer, type Call } from 'audiosocket';
 
 const promptPath = process.argv[2];
 if (!promptPath) {
-  console.error('usage: node dist/examples/prompt-player.js PROMPT.wav');
+  console.error('usage: node build/examples/prompt-player.js PROMPT.wav');
   process.exit(2);
 }
 

@@ -2,9 +2,9 @@
  * Records what each caller says to `<uuid>.wav` at 16 kHz (the rate most speech-to-text engines
  * want), converted per call from whatever Asterisk sends.
  *
- *   npm run build && node dist/examples/record-to-wav.js
+ *   npm run build && node build/examples/record-to-wav.js
  */
-import { createServer, createWavWriter } from '../src/index.js';
+import { createServer, createWavWriter } from 'audiosocket';
 
 const server = createServer(
   async (call) => {

@@ -7,9 +7,9 @@
  * `utterance` (16 kHz slin) to STT and stream TTS audio into `call.play()` or
  * `call.createWriteStream()`; pass `call.signal` to every request so it stops on hangup.
  *
- *   npm run build && node dist/examples/voice-bot.js
+ *   npm run build && node build/examples/voice-bot.js
  */
-import { createServer, type Call } from '../src/index.js';
+import { createServer, type Call } from 'audiosocket';
 
 const SPEECH_DBFS = -35; // a 20 ms frame louder than this is speech
 const SPEECH_FRAMES = 3; // this many in a row start an utterance (60 ms)

@@ -29,8 +29,8 @@ import {
   type WebSocketViolationCode,
   type Call,
   type ServerOptions,
-} from '../src/index.js';
-import { connectWebSocket, type AsteriskWebSocketClient } from '../src/websocket/client.js';
+} from '#lib/index.js';
+import { connectWebSocket, type AsteriskWebSocketClient } from '#lib/websocket/client.js';
 import { until } from './fault-helpers.js';
 
 /** 20 ms frames of a non-silent signal at 8 kHz. */

@@ -1,7 +1,7 @@
 /** The shared bounded async queue behind the frame, call and write-stream iterators. */
 import { test, describe } from 'node:test';
 import assert from 'node:assert/strict';
-import { AsyncQueue } from '../src/async-queue.js';
+import { AsyncQueue } from '#lib/async-queue.js';
 
 describe('AsyncQueue', () => {
   test('delivers in order, waits for the next item, ends after what is queued', async () => {

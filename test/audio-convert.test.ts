@@ -1,12 +1,12 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { createConverter, type Converter } from '../src/audio/convert.js';
-import { loadResampler, createResampler } from '../src/audio/resample.js';
-import { parseFormat, bytesPerSample, type FormatSpec } from '../src/audio/format.js';
-import { ulawToSlin, slinToUlaw, slinToAlaw, alawToSlin } from '../src/audio/g711.js';
-import { stereoToMono, monoToStereo } from '../src/audio/mix.js';
-import { slinBytes, slinSamples } from '../src/audio/pcm.js';
-import { AudioSocketError, ErrorCodes } from '../src/errors.js';
+import { createConverter, type Converter } from '#lib/audio/convert.js';
+import { loadResampler, createResampler } from '#lib/audio/resample.js';
+import { parseFormat, bytesPerSample, type FormatSpec } from '#lib/audio/format.js';
+import { ulawToSlin, slinToUlaw, slinToAlaw, alawToSlin } from '#lib/audio/g711.js';
+import { stereoToMono, monoToStereo } from '#lib/audio/mix.js';
+import { slinBytes, slinSamples } from '#lib/audio/pcm.js';
+import { AudioSocketError, ErrorCodes } from '#lib/errors.js';
 import { tone, prng, concat16, goertzel, db } from './audio-helpers.js';
 
 const isCode = (code: string, message?: RegExp) => (e: unknown): boolean =>

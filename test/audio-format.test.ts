@@ -11,8 +11,8 @@ import {
   fillSilence,
   FORMAT_NAMES,
   type FormatSpec,
-} from '../src/audio/format.js';
-import { AudioSocketError, ErrorCodes } from '../src/errors.js';
+} from '#lib/audio/format.js';
+import { AudioSocketError, ErrorCodes } from '#lib/errors.js';
 
 function assertCode(fn: () => unknown, code: string, message?: RegExp): void {
   assert.throws(fn, (err: unknown) => {

@@ -15,8 +15,8 @@ import {
   decodeAlawSample,
   encodeAlawSample,
   g711Reference,
-} from '../src/audio/g711.js';
-import { AudioSocketError, ErrorCodes } from '../src/errors.js';
+} from '#lib/audio/g711.js';
+import { AudioSocketError, ErrorCodes } from '#lib/errors.js';
 
 const { mulaw, alaw } = alawmulaw;
 

@@ -3,7 +3,7 @@ import assert from 'node:assert/strict';
 import { readFile, readdir } from 'node:fs/promises';
 import { fileURLToPath } from 'node:url';
 import { dirname, join } from 'node:path';
-import * as audio from '../src/audio/index.js';
+import * as audio from '#lib/audio/index.js';
 
 test('index re-exports the public audio API', () => {
   for (const name of [
@@ -18,8 +18,8 @@ test('index re-exports the public audio API', () => {
 });
 
 test('the audio layer imports nothing from the network side', async () => {
-  // This test runs from dist/test; check the import specifiers of the emitted dist/src/audio/*.js.
-  const dir = join(dirname(fileURLToPath(import.meta.url)), '..', 'src', 'audio');
+  // This test runs from build/test; check the import specifiers of the emitted dist/audio/*.js.
+  const dir = join(dirname(fileURLToPath(import.meta.url)), '..', '..', 'dist', 'audio');
   const files = (await readdir(dir)).filter((f) => f.endsWith('.js'));
   assert.ok(files.length >= 8, `found only ${files.join(', ')}`);
   const allowed = /^(node:(os|fs\/promises)|@echogarden\/speex-resampler-wasm(\/simd)?|\.\.\/errors\.js|\.\/[a-z0-9-]+\.js)$/;

@@ -1,8 +1,8 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import fc from 'fast-check';
-import { stereoToMono, monoToStereo } from '../src/audio/mix.js';
-import { AudioSocketError, ErrorCodes } from '../src/errors.js';
+import { stereoToMono, monoToStereo } from '#lib/audio/mix.js';
+import { AudioSocketError, ErrorCodes } from '#lib/errors.js';
 
 const int16 = fc.integer({ min: -32768, max: 32767 });
 

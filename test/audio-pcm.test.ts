@@ -1,7 +1,7 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import fc from 'fast-check';
-import { readSlin, writeSlin, readSlinPortable, writeSlinPortable, slinSamples, slinBytes } from '../src/audio/pcm.js';
+import { readSlin, writeSlin, readSlinPortable, writeSlinPortable, slinSamples, slinBytes } from '#lib/audio/pcm.js';
 
 test('readSlin / writeSlin: little-endian at any alignment, same as the DataView path', () => {
   fc.assert(

@@ -9,8 +9,8 @@ import {
   createResampler,
   DEFAULT_RESAMPLER_QUALITY,
   type Resampler,
-} from '../src/audio/resample.js';
-import { AudioSocketError, ErrorCodes } from '../src/errors.js';
+} from '#lib/audio/resample.js';
+import { AudioSocketError, ErrorCodes } from '#lib/errors.js';
 import { tone, prng, concat16, measureResampling, ALIAS_TONES, goertzel, db } from './audio-helpers.js';
 
 function isCode(code: string, message?: RegExp) {
@@ -224,7 +224,7 @@ test('dispose is idempotent and later use throws', () => {
 
 test('resamplers dropped without dispose() are freed by the FinalizationRegistry', async () => {
   // Needs --expose-gc, so run in a child process. Each round leaks ~11 MB of WASM buffers unless finalized.
-  const moduleUrl = new URL('../src/audio/resample.js', import.meta.url).href;
+  const moduleUrl = new URL('../../dist/audio/resample.js', import.meta.url).href;
   const script = `
     const { loadResampler, createResampler } = await import(${JSON.stringify(moduleUrl)});
     await loadResampler();

@@ -3,13 +3,13 @@ import assert from 'node:assert/strict';
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { parseWav, decodeWav, encodeWav, readWavFile, createWavWriter, guessNonWav } from '../src/audio/wav.js';
-import { parseFormat, type FormatSpec } from '../src/audio/format.js';
-import { slinToUlaw } from '../src/audio/g711.js';
-import { slinBytes, slinSamples } from '../src/audio/pcm.js';
-import { createConverter } from '../src/audio/convert.js';
-import { loadResampler } from '../src/audio/resample.js';
-import { AudioSocketError, ErrorCodes } from '../src/errors.js';
+import { parseWav, decodeWav, encodeWav, readWavFile, createWavWriter, guessNonWav } from '#lib/audio/wav.js';
+import { parseFormat, type FormatSpec } from '#lib/audio/format.js';
+import { slinToUlaw } from '#lib/audio/g711.js';
+import { slinBytes, slinSamples } from '#lib/audio/pcm.js';
+import { createConverter } from '#lib/audio/convert.js';
+import { loadResampler } from '#lib/audio/resample.js';
+import { AudioSocketError, ErrorCodes } from '#lib/errors.js';
 import { prng, tone } from './audio-helpers.js';
 
 // ---- An independent WAV builder, so the parser is not only tested against our own writer. ----

@@ -16,8 +16,8 @@ import {
   type Call,
   type ServerOptions,
   type AsteriskClient,
-} from '../src/index.js';
-import { slinToUlaw } from '../src/audio/index.js';
+} from '#lib/index.js';
+import { slinToUlaw } from '#lib/audio/index.js';
 import { tone, goertzel } from './audio-helpers.js';
 import { until } from './helpers.js';
 

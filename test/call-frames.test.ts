@@ -6,7 +6,7 @@ import { test, describe } from 'node:test';
 import assert from 'node:assert/strict';
 import { once } from 'node:events';
 import type { TestContext } from 'node:test';
-import { createServer, connect, type AudioFrame, type Call, type ServerOptions } from '../src/index.js';
+import { createServer, connect, type AudioFrame, type Call, type ServerOptions } from '#lib/index.js';
 import { until } from './helpers.js';
 
 async function oneCall(t: TestContext, options: ServerOptions) {

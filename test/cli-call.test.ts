@@ -11,8 +11,8 @@ import { once } from 'node:events';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { connect, createServer, encodeMessage, encodeWav, type ServerOptions, type CallHandler } from '../src/index.js';
-import { slinToAlaw, slinToUlaw } from '../src/audio/index.js';
+import { connect, createServer, encodeMessage, encodeWav, type ServerOptions, type CallHandler } from '#lib/index.js';
+import { slinToAlaw, slinToUlaw } from '#lib/audio/index.js';
 import { runCli } from './helpers.js';
 import { until } from './fault-helpers.js';
 

@@ -9,8 +9,8 @@ import net from 'node:net';
 import { mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { connect, createServer, encodeMessage, encodeWav, type AudioFrame } from '../src/index.js';
-import { parseWav } from '../src/audio/index.js';
+import { connect, createServer, encodeMessage, encodeWav, type AudioFrame } from '#lib/index.js';
+import { parseWav } from '#lib/audio/index.js';
 import { MAIN, runCli, spawnCli, type Running } from './helpers.js';
 import { allZero, until } from './fault-helpers.js';
 

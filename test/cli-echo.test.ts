@@ -6,7 +6,7 @@ import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { once } from 'node:events';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { connect, encodeMessage, type AsteriskClient } from '../src/index.js';
+import { connect, encodeMessage, type AsteriskClient } from '#lib/index.js';
 import { MAIN, runCli, spawnCli, type Running } from './helpers.js';
 import { allZero, stamped, until } from './fault-helpers.js';
 

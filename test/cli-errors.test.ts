@@ -10,7 +10,7 @@ import { once } from 'node:events';
 import { chmod, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { encodeWav } from '../src/index.js';
+import { encodeWav } from '#lib/index.js';
 import { runCli, spawnCli } from './helpers.js';
 
 const dirs: string[] = [];

@@ -6,7 +6,7 @@ import assert from 'node:assert/strict';
 import net from 'node:net';
 import { once } from 'node:events';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { connect } from '../src/index.js';
+import { connect } from '#lib/index.js';
 import { spawnCli } from './helpers.js';
 import { until } from './fault-helpers.js';
 

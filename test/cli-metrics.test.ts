@@ -10,7 +10,7 @@ import { once } from 'node:events';
 import { spawn, spawnSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
-import { connect } from '../src/index.js';
+import { connect } from '#lib/index.js';
 import { spawnCli } from './helpers.js';
 import { until } from './fault-helpers.js';
 

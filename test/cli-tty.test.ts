@@ -7,7 +7,7 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { once } from 'node:events';
-import { connect } from '../src/index.js';
+import { connect } from '#lib/index.js';
 import { MAIN } from './helpers.js';
 import { until } from './fault-helpers.js';
 

@@ -8,8 +8,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import assert from 'node:assert/strict';
 import { once } from 'node:events';
-import { connectWebSocket } from '../src/websocket/client.js';
-import { createServer } from '../src/index.js';
+import { connectWebSocket } from '#lib/websocket/client.js';
+import { createServer } from '#lib/index.js';
 import { runCli, spawnCli } from './helpers.js';
 
 async function until(pred: () => boolean, what: string, ms = 10000): Promise<void> {

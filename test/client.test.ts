@@ -5,7 +5,7 @@ import { test, describe } from 'node:test';
 import assert from 'node:assert/strict';
 import net from 'node:net';
 import { once } from 'node:events';
-import { connect, encodeMessage, type AsteriskClient, type ClientViolation } from '../src/index.js';
+import { connect, encodeMessage, type AsteriskClient, type ClientViolation } from '#lib/index.js';
 import { until } from './helpers.js';
 
 /**

@@ -15,12 +15,11 @@ import {
   isAudioKind,
   sampleRateOfKind,
   type AudioKind,
-  type AudioSocketServer,
   type Call,
   type PlayResult,
   systemClock,
   type Clock,
-} from '../src/index.js';
+} from '#lib/index.js';
 import { rawCall, startServer, until, within, type RawCall } from './fault-helpers.js';
 
 /** Bytes of one frame of `frameMs` at an audio kind's rate. */

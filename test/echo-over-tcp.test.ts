@@ -16,7 +16,7 @@ import net from 'node:net';
 import { once } from 'node:events';
 import { randomUUID } from 'node:crypto';
 import { setTimeout as sleep, setImmediate as nextTurn } from 'node:timers/promises';
-import { createServer, systemClock, type AudioSocketServer, type CallEnd, type Clock } from '../src/index.js';
+import { createServer, systemClock, type AudioSocketServer, type CallEnd, type Clock } from '#lib/index.js';
 import { prng } from './audio-helpers.js';
 import { until, within } from './fault-helpers.js';
 

@@ -7,9 +7,9 @@ import { spawn } from 'node:child_process';
 import { once } from 'node:events';
 import { fileURLToPath } from 'node:url';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { connect } from '../src/index.js';
+import { connect } from '#lib/index.js';
 import { until } from './helpers.js';
-import { connectWebSocket } from '../src/websocket/client.js';
+import { connectWebSocket } from '#lib/websocket/client.js';
 
 const BOT = fileURLToPath(new URL('../examples/voice-bot.js', import.meta.url));
 const ECHO = fileURLToPath(new URL('../examples/echo.js', import.meta.url));

@@ -20,7 +20,7 @@ import {
   type Call,
   type CallHandler,
   type ServerOptions,
-} from '../src/index.js';
+} from '#lib/index.js';
 import { until as untilHolds } from './helpers.js';
 
 export const HANDLES = (): unknown[] => (process as unknown as { _getActiveHandles(): unknown[] })._getActiveHandles();

@@ -8,7 +8,6 @@ import assert from 'node:assert/strict';
 import net from 'node:net';
 import { once } from 'node:events';
 import { spawn } from 'node:child_process';
-import { fileURLToPath } from 'node:url';
 import { setTimeout as sleep } from 'node:timers/promises';
 import {
   connect,
@@ -18,7 +17,7 @@ import {
   type Call,
   type CallEnd,
   type HandshakeFailure,
-} from '../src/index.js';
+} from '#lib/index.js';
 import {
   EchoProbe,
   echoHandler,
@@ -34,7 +33,7 @@ import {
 } from './fault-helpers.js';
 import { spawnCli } from './helpers.js';
 
-const INDEX = new URL('../src/index.js', import.meta.url).href;
+const INDEX = new URL('../../dist/index.js', import.meta.url).href;
 
 /** Ends of every call of `server`, by UUID. */
 function recordEnds(server: AudioSocketServer): Map<string, CallEnd> {

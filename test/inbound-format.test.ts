@@ -5,7 +5,7 @@ import { test, describe } from 'node:test';
 import assert from 'node:assert/strict';
 import { once } from 'node:events';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { createServer, connect, InboundFormatMeter, type AudioFrame, type Call, type CallWarning } from '../src/index.js';
+import { createServer, connect, InboundFormatMeter, type AudioFrame, type Call, type CallWarning } from '#lib/index.js';
 import { until } from './helpers.js';
 
 async function sendFrames(port: number, frameBytes: number, fill: (i: number) => number, ms: number) {

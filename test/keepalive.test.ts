@@ -4,7 +4,7 @@
  */
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { encodeMessage, encodeUuidMessage } from '../src/index.js';
+import { encodeMessage, encodeUuidMessage } from '#lib/index.js';
 import { rawCall, startServer, until } from './fault-helpers.js';
 
 describe('keep-alive over TCP', () => {

@@ -5,10 +5,10 @@
 import { test, describe } from 'node:test';
 import assert from 'node:assert/strict';
 import { setImmediate as tick } from 'node:timers/promises';
-import { ManualClock, type Clock } from '../src/index.js';
-import { FrameScheduler } from '../src/scheduler.js';
-import { Outbound, type OutboundOptions } from '../src/outbound/outbound.js';
-import { DEFAULT_PACING, type PacingParameters } from '../src/outbound/pacer.js';
+import { ManualClock, type Clock } from '#lib/index.js';
+import { FrameScheduler } from '#lib/scheduler.js';
+import { Outbound, type OutboundOptions } from '#lib/outbound/outbound.js';
+import { DEFAULT_PACING, type PacingParameters } from '#lib/outbound/pacer.js';
 
 interface Sent {
   at: number;

@@ -5,7 +5,7 @@
 import { test, describe } from 'node:test';
 import assert from 'node:assert/strict';
 import fc from 'fast-check';
-import { DEFAULT_PACING, Pacer } from '../src/outbound/pacer.js';
+import { DEFAULT_PACING, Pacer } from '#lib/outbound/pacer.js';
 
 const F = 20;
 const pacer = (over: Partial<typeof DEFAULT_PACING> = {}): Pacer => new Pacer({ frameMs: F, ...DEFAULT_PACING, ...over });

@@ -6,7 +6,7 @@
 import { test, describe } from 'node:test';
 import assert from 'node:assert/strict';
 import fc from 'fast-check';
-import { AudioSocketError, encodeMessage, ErrorCodes, MessageParser } from '../src/index.js';
+import { AudioSocketError, encodeMessage, ErrorCodes, MessageParser } from '#lib/index.js';
 import { cut } from './helpers.js';
 
 type Msg = { kind: number; payload: Buffer };

@@ -8,7 +8,7 @@ import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { setTimeout as sleep } from 'node:timers/promises';
 import type { TestContext } from 'node:test';
-import { createServer, connect, systemClock, ErrorCodes, type Call, type AudioFrame, type Clock } from '../src/index.js';
+import { createServer, connect, systemClock, type Call, type AudioFrame, type Clock } from '#lib/index.js';
 import { until } from './helpers.js';
 
 function ramp(bytes: number): Buffer {

@@ -16,7 +16,7 @@ import {
   kindName,
   AudioSocketError,
   ErrorCodes,
-} from '../src/index.js';
+} from '#lib/index.js';
 import { cut } from './helpers.js';
 
 type Msg = { kind: number; payload: Buffer };

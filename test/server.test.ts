@@ -20,7 +20,7 @@ import {
   type HandshakeFailure,
   type ServerOptions,
   type AudioFrame,
-} from '../src/index.js';
+} from '#lib/index.js';
 
 // Whatever a test does, its servers and clients are closed after it.
 const toClose: Array<{ close(): Promise<unknown> }> = [];

@@ -7,8 +7,8 @@ import { test, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
 import { once } from 'node:events';
 import WebSocket from 'ws';
-import { createServer, ErrorCodes, type Call, type CallWarning, type ServerOptions } from '../src/index.js';
-import { connectWebSocket, type AsteriskWebSocketClient, type WebSocketConnectOptions } from '../src/websocket/client.js';
+import { createServer, ErrorCodes, type Call, type CallWarning, type ServerOptions } from '#lib/index.js';
+import { connectWebSocket, type AsteriskWebSocketClient, type WebSocketConnectOptions } from '#lib/websocket/client.js';
 
 async function until(pred: () => boolean, what: string, ms = 20000): Promise<void> {
   const t0 = performance.now();

@@ -4,9 +4,9 @@
 import { test, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
 import { once } from 'node:events';
-import { createServer, type Call, type CallHandler, type ServerOptions, type WebSocketCall } from '../src/index.js';
-import { connectWebSocket, type AsteriskWebSocketClient, type WebSocketConnectOptions } from '../src/websocket/client.js';
-import type { PlayResult } from '../src/outbound/queue.js';
+import { createServer, type Call, type CallHandler, type ServerOptions, type WebSocketCall } from '#lib/index.js';
+import { connectWebSocket, type AsteriskWebSocketClient, type WebSocketConnectOptions } from '#lib/websocket/client.js';
+import type { PlayResult } from '#lib/outbound/queue.js';
 
 async function until(pred: () => boolean, what: string, ms = 5000): Promise<void> {
   const t0 = performance.now();

@@ -4,10 +4,10 @@
  */
 import { test, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
-import { createServer, type Call, type CallWarning, type ServerOptions } from '../src/index.js';
-import { connectWebSocket, type AsteriskWebSocketClient, type WebSocketConnectOptions } from '../src/websocket/client.js';
-import type { WebSocketCall } from '../src/websocket/call.js';
-import type { MediaCommandName } from '../src/websocket/protocol.js';
+import { createServer, type Call, type CallWarning, type ServerOptions } from '#lib/index.js';
+import { connectWebSocket, type AsteriskWebSocketClient, type WebSocketConnectOptions } from '#lib/websocket/client.js';
+import type { WebSocketCall } from '#lib/websocket/call.js';
+import type { MediaCommandName } from '#lib/websocket/protocol.js';
 
 async function until(pred: () => boolean, what: string, ms = 20000): Promise<void> {
   const t0 = performance.now();

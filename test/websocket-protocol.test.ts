@@ -4,7 +4,7 @@
  */
 import { test, describe } from 'node:test';
 import assert from 'node:assert/strict';
-import { ErrorCodes, AudioSocketError } from '../src/index.js';
+import { ErrorCodes, AudioSocketError } from '#lib/index.js';
 import {
   COMMAND_NAMES,
   MAX_COMMAND_BYTES,
@@ -19,7 +19,7 @@ import {
   type ControlFormat,
   type EventInput,
   type MediaCommand,
-} from '../src/websocket/protocol.js';
+} from '#lib/websocket/protocol.js';
 
 function code(fn: () => unknown): string {
   try {

@@ -8,17 +8,17 @@ import assert from 'node:assert/strict';
 import http from 'node:http';
 import { once, type EventEmitter } from 'node:events';
 import WebSocket, { WebSocketServer } from 'ws';
-import { ErrorCodes } from '../src/index.js';
+import { ErrorCodes } from '#lib/index.js';
 import {
   createWebSocketMediaServer,
   connectIncoming,
   type MediaHandshakeFailure,
   type MediaServerOptions,
   type WebSocketMediaServer,
-} from '../src/websocket/server.js';
-import type { MediaConnection, MediaWarning } from '../src/websocket/connection.js';
-import { connectWebSocket, type AsteriskWebSocketClient, type WebSocketConnectOptions } from '../src/websocket/client.js';
-import { encodeEvent, type ControlFormat } from '../src/websocket/protocol.js';
+} from '#lib/websocket/server.js';
+import type { MediaConnection, MediaWarning } from '#lib/websocket/connection.js';
+import { connectWebSocket, type WebSocketConnectOptions } from '#lib/websocket/client.js';
+import { encodeEvent, type ControlFormat } from '#lib/websocket/protocol.js';
 
 const FORMATS: ControlFormat[] = ['json', 'plain-text'];
 

@@ -7,7 +7,7 @@
  */
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { systemClock, type Call, type Clock } from '../src/index.js';
+import { systemClock, type Call, type Clock } from '#lib/index.js';
 import { allZero, rawCall, startServer, until, within, type Cleanup } from './fault-helpers.js';
 
 const FRAME = 320; // 20 ms of slin at 8 kHz

@@ -199,5 +199,5 @@ export function slinToAlaw(slin: Uint8Array): Buffer {
   return slinToG711(ALAW_ENCODE, 'slinToAlaw', slin);
 }
 
-/** @internal reference (table-free) coders, exported for tests and bench/g711.ts */
+/** Reference (table-free) coders for tests and bench/g711.ts; not part of the package API (not re-exported). */
 export const g711Reference = { ulawEncodeRef, ulawDecodeRef, alawEncodeRef, alawDecodeRef } as const;

@@ -22,7 +22,7 @@ function checkRoom(what: string, have: number, need: number): void {
 
 /**
  * Portable (DataView) version of {@link readSlin}; used on big-endian hosts.
- * @internal exported for tests
+ * Exported for tests only; not part of the package API (src/audio/index.ts does not re-export it).
  */
 export function readSlinPortable(src: Uint8Array, dst: Int16Array, dstOffset: number, count: number): void {
   const view = new DataView(src.buffer, src.byteOffset, count * 2);
@@ -31,7 +31,7 @@ export function readSlinPortable(src: Uint8Array, dst: Int16Array, dstOffset: nu
 
 /**
  * Portable (DataView) version of {@link writeSlin}; used on big-endian hosts.
- * @internal exported for tests
+ * Exported for tests only; not part of the package API (src/audio/index.ts does not re-export it).
  */
 export function writeSlinPortable(src: Int16Array, dst: Uint8Array, dstOffset: number): void {
   const view = new DataView(dst.buffer, dst.byteOffset + dstOffset, src.length * 2);

@@ -117,7 +117,7 @@ export function resamplerReady(): boolean {
 }
 
 /** Which WASM build was loaded: `'simd'`, `'nonsimd'`, or `undefined` before {@link loadResampler} completes. */
-export function resamplerBuild(): Build | undefined {
+export function resamplerBuild(): 'simd' | 'nonsimd' | undefined {
   return wasmBuild;
 }
 
@@ -282,7 +282,7 @@ class SpeexResampler implements Resampler {
         n.lenPtr + 4,
       );
       if (err !== 0) throw speexError('process', err);
-      const c = n.mod.HEAPU32[lens]!;
+      const c = n.mod.HEAPU32[lens];
       const p = n.mod.HEAPU32[lens + 1]!;
       consumed += c;
       produced += p;

@@ -135,7 +135,7 @@ export function guessNonWav(bytes: Uint8Array): NonWavGuess | undefined {
   if (at(0, 'ID3')) return { kind: 'MP3', evidence: 'an ID3 tag', convert: ffmpeg };
   if (bytes.length >= 2 && bytes[0] === 0xff && (bytes[1]! & 0xe0) === 0xe0) {
     const layer = (bytes[1]! >> 1) & 3;
-    const sync = `${hex(bytes[0]!, 2)} ${hex(bytes[1]!, 2)}`;
+    const sync = `${hex(bytes[0], 2)} ${hex(bytes[1]!, 2)}`;
     if (layer === 0) return { kind: 'AAC', evidence: `an ADTS frame sync ${sync}`, convert: ffmpeg };
     return { kind: 'MP3', evidence: `an MPEG audio frame sync ${sync}`, convert: ffmpeg };
   }

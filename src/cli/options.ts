@@ -80,7 +80,7 @@ export function parseCommandLine<O extends OptionSpec>(
         : `unexpected argument ${extra}: this command takes ${positionals.name} only`,
     );
   }
-  return { values: parsed.values as Record<string, string | boolean | undefined>, positionals: parsed.positionals };
+  return { values: parsed.values, positionals: parsed.positionals };
 }
 
 export const serverOptionSpec = {

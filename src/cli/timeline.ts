@@ -52,8 +52,14 @@ export class CallTimeline {
     const [l, r] = this.#sides;
     if (final) {
       const diff = l.pendingBytes - r.pendingBytes;
-      if (diff > 0) r.pending.push(Buffer.alloc(diff)), (r.pendingBytes += diff);
-      if (diff < 0) l.pending.push(Buffer.alloc(-diff)), (l.pendingBytes -= diff);
+      if (diff > 0) {
+        r.pending.push(Buffer.alloc(diff));
+        r.pendingBytes += diff;
+      }
+      if (diff < 0) {
+        l.pending.push(Buffer.alloc(-diff));
+        l.pendingBytes -= diff;
+      }
     }
     const bytes = Math.min(l.pendingBytes, r.pendingBytes) & ~1;
     if (bytes === 0) return Buffer.alloc(0);

@@ -208,7 +208,7 @@ export class WebSocketCall extends EventEmitter<CallEvents> implements Call {
     this.signal = this.#abort.signal;
     this.closed = new Promise((resolve) => (this.#resolveClosed = resolve));
     this.#wire = start.audioFormat;
-    this.#kind = audioKindForRate(this.#wire.sampleRate) ?? (0x10 as AudioKind);
+    this.#kind = audioKindForRate(this.#wire.sampleRate) ?? (0x10);
     this.#slin = parseFormat({ encoding: 'slin', sampleRate: sampleRateOfKind(this.#kind)!, channels: 1 });
     this.#ptime = start.ptime > 0 ? start.ptime : 20;
     this.#frameBytes = Math.round((this.#slin.sampleRate * this.#ptime) / 1000) * 2;

@@ -727,7 +727,7 @@ export function connectWebSocket(options: WebSocketConnectOptions): Promise<Aste
         resolve(new AsteriskWebSocketClient(ws, options));
       } catch (err) {
         ws.terminate();
-        reject(err as Error);
+        reject(err);
       }
     };
     ws.once('error', onError);

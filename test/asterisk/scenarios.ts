@@ -8,7 +8,7 @@ import net, { type AddressInfo } from 'node:net';
 import { once } from 'node:events';
 import { fileURLToPath } from 'node:url';
 import { randomUUID } from 'node:crypto';
-import { createServer, type Call, type CallEnd, type ServerOptions, type AudioSocketServer } from '../../src/index.js';
+import { createServer, type Call, type CallEnd, type ServerOptions, type AudioSocketServer } from '#lib/index.js';
 import type { PrivateAsterisk } from './asterisk.js';
 import { FaultProxy, type Fault } from './faults.js';
 import { FarLeg, RtpLeg, type FarCall } from './legs.js';
@@ -53,7 +53,7 @@ export interface Scenario {
   run(ctx: Ctx): Promise<void>;
 }
 
-const MAIN = fileURLToPath(new URL('../../src/cli/main.js', import.meta.url));
+const MAIN = fileURLToPath(new URL('../../../dist/cli/main.js', import.meta.url));
 
 // ---------------------------------------------------------------------------------------------
 // helpers

@@ -10,7 +10,7 @@
 import { spawn } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
 import { fileURLToPath } from 'node:url';
-import { createServer, type WebSocketCall, type Call, type CallEnd, type ServerOptions, type AudioSocketServer } from '../../src/index.js';
+import { createServer, type WebSocketCall, type Call, type CallEnd, type ServerOptions, type AudioSocketServer } from '#lib/index.js';
 import { FarLeg, type FarCall } from './legs.js';
 import { gaps, isSilence, ms, pct, readTag, rms, taggedFrames, tone, toneFraction, ulawToSlinBuf } from './signals.js';
 import type { Ctx, Scenario } from './scenarios.js';
@@ -221,7 +221,7 @@ function maxIn10ms(times: number[]): number {
   return most;
 }
 
-const MAIN = fileURLToPath(new URL('../../src/cli/main.js', import.meta.url));
+const MAIN = fileURLToPath(new URL('../../../dist/cli/main.js', import.meta.url));
 
 // ---------------------------------------------------------------------------------------------
 

@@ -40,14 +40,14 @@ export async function inspectCommand(argv: string[]): Promise<void> {
     call.on('audio', (frame) => {
       const name = kindName(frame.kind);
       let sizes = s.kinds.get(name);
-      if (sizes === undefined) s.kinds.set(name, (sizes = new Map()));
+      if (sizes === undefined) s.kinds.set(name, (sizes = new Map<number, number>()));
       sizes.set(frame.payload.length, (sizes.get(frame.payload.length) ?? 0) + 1);
       s.intervals.arrival(performance.now());
     });
     call.on('message', (kind, payload) => {
       const name = kindName(kind);
       let sizes = s.kinds.get(name);
-      if (sizes === undefined) s.kinds.set(name, (sizes = new Map()));
+      if (sizes === undefined) s.kinds.set(name, (sizes = new Map<number, number>()));
       sizes.set(payload.length, (sizes.get(payload.length) ?? 0) + 1);
     });
     call.on('dtmf', (digit) => {
