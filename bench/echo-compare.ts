@@ -125,13 +125,20 @@ function runLoadgen(opts: CompareOptions, port: number, serverPid: number): Prom
   const outFile = join(mkdtempSync(join(tmpdir(), 'as-bench-')), 'load.json');
   const args = [
     LOADGEN_JS,
-    '--host', '127.0.0.1',
-    '--port', String(port),
-    '--calls', String(opts.calls),
-    '--duration', String(opts.durationS),
-    '--grace', String(opts.graceMs),
-    '--json', '--events',
-    '--out', outFile,
+    '--host',
+    '127.0.0.1',
+    '--port',
+    String(port),
+    '--calls',
+    String(opts.calls),
+    '--duration',
+    String(opts.durationS),
+    '--grace',
+    String(opts.graceMs),
+    '--json',
+    '--events',
+    '--out',
+    outFile,
   ];
   if (opts.rampS !== undefined) args.push('--ramp', String(opts.rampS));
   if (opts.mode === 'play') args.push('--mode', 'play', '--mute');
@@ -332,7 +339,10 @@ export async function compare(opts: CompareOptions): Promise<CompareResult> {
   const startedAt = new Date().toISOString();
   if (opts.pin) pinPid(process.pid, 1); // keep this orchestrator off the server's core
   // Pre-flight: both commands must start and listen, before any time is spent measuring.
-  for (const [which, cmd] of [['floor', opts.floor], ['target', opts.target]] as const) {
+  for (const [which, cmd] of [
+    ['floor', opts.floor],
+    ['target', opts.target],
+  ] as const) {
     const port = await freePort();
     const s = await spawnServer({ argv: substitute(cmd, port), port }).catch((err: unknown) => {
       throw new Error(`${which} does not start: ${err instanceof Error ? err.message : String(err)}`);
@@ -397,7 +407,10 @@ function formatRow(r: RunRecord): string {
     String(f.silence).padStart(8),
     r.loadgenCpuPercent.toFixed(1).padStart(9),
     r.load.sendLagMs.p99.toFixed(2).padStart(11),
-    r.coreBusyPercent.map((x) => x.toFixed(0)).join('/').padStart(12),
+    r.coreBusyPercent
+      .map((x) => x.toFixed(0))
+      .join('/')
+      .padStart(12),
   ].join(' ');
 }
 

@@ -188,7 +188,8 @@ function check(input: Buffer, cuts: number[], max: number): number {
       const len = (input[pos + 1]! << 8) | input[pos + 2]!;
       if (len !== payload.length) throw new Violation(`delivery #${delivered}: ${payload.length} bytes, header at ${pos} says ${len}`);
       if (len > max) throw new Violation(`delivery #${delivered}: ${len} bytes above maxPayload ${max}`);
-      if (!payload.equals(input.subarray(pos + 3, pos + 3 + len))) throw new Violation(`delivery #${delivered}: payload differs from input at ${pos + 3}`);
+      if (!payload.equals(input.subarray(pos + 3, pos + 3 + len)))
+        throw new Violation(`delivery #${delivered}: payload differs from input at ${pos + 3}`);
       pos += 3 + len;
     },
     { maxPayload: max },
@@ -208,7 +209,8 @@ function check(input: Buffer, cuts: number[], max: number): number {
       if (failed !== null) throw new Violation('push threw twice');
       failed = err;
       const len = (input[pos + 1]! << 8) | input[pos + 2]!;
-      if (pos + 3 > input.length || len <= max) throw new Violation(`PAYLOAD_TOO_LARGE but the header at ${pos} announces ${len} <= ${max}`);
+      if (pos + 3 > input.length || len <= max)
+        throw new Violation(`PAYLOAD_TOO_LARGE but the header at ${pos} announces ${len} <= ${max}`);
     }
     if (parser.messageCount !== delivered) throw new Violation(`messageCount ${parser.messageCount} != ${delivered} delivered`);
     if (parser.bufferedBytes > 3 + max) throw new Violation(`bufferedBytes ${parser.bufferedBytes} > 3 + ${max}`);
@@ -220,9 +222,11 @@ function check(input: Buffer, cuts: number[], max: number): number {
   }
   const rest = input.length - pos;
   // Would the next header be refused? Then the parser must have thrown.
-  if (rest >= 3 && ((input[pos + 1]! << 8) | input[pos + 2]!) > max) throw new Violation(`header at ${pos} above maxPayload was not refused`);
+  if (rest >= 3 && ((input[pos + 1]! << 8) | input[pos + 2]!) > max)
+    throw new Violation(`header at ${pos} above maxPayload was not refused`);
   if (rest > 0) {
-    if (!(end instanceof AudioSocketError) || end.code !== ErrorCodes.TRUNCATED) throw new Violation(`${rest} bytes left but end() returned ${String(end)}`);
+    if (!(end instanceof AudioSocketError) || end.code !== ErrorCodes.TRUNCATED)
+      throw new Violation(`${rest} bytes left but end() returned ${String(end)}`);
   } else if (end !== null) {
     throw new Violation(`stream ended on a boundary but end() returned ${end.code}`);
   }
@@ -296,7 +300,8 @@ async function fuzzServer(seed: number, seconds: number): Promise<ServerReport> 
       const out = new MessageParser((kind, payload) => {
         if (hungUp) failures.push(`server sent kind ${kind} after hangup`);
         else if (kind === 0) hungUp = true;
-        else if (!isAudioKind(kind) || payload.length === 0 || payload.length % 2 !== 0) failures.push(`server sent kind ${kind} with ${payload.length} bytes`);
+        else if (!isAudioKind(kind) || payload.length === 0 || payload.length % 2 !== 0)
+          failures.push(`server sent kind ${kind} with ${payload.length} bytes`);
       });
       socket.on('data', (c: Buffer) => {
         try {
@@ -318,7 +323,7 @@ async function fuzzServer(seed: number, seconds: number): Promise<ServerReport> 
       const { input } = makeInput(seed ^ 0xbeef, w * 1_000_000 + k);
       const body = Buffer.from(input);
       bytesSent += body.length;
-      for (let off = 0; off < body.length && !socket.destroyed; ) {
+      for (let off = 0; off < body.length && !socket.destroyed;) {
         const n = 1 + r.int(2048);
         socket.write(body.subarray(off, off + n));
         off += n;

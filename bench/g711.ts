@@ -15,7 +15,7 @@ function time(label: string, fn: () => void): void {
   const t0 = process.hrtime.bigint();
   for (let i = 0; i < reps; i++) fn();
   const ns = Number(process.hrtime.bigint() - t0) / reps / N;
-  console.log(`${label.padEnd(28)} ${ns.toFixed(2)} ns/sample  (${(ns * 160 / 1000).toFixed(2)} us per 20 ms frame)`);
+  console.log(`${label.padEnd(28)} ${ns.toFixed(2)} ns/sample  (${((ns * 160) / 1000).toFixed(2)} us per 20 ms frame)`);
 }
 
 time('u-law encode, table', () => encodeUlaw(samples, bytes));

@@ -26,7 +26,6 @@ const { values } = parseArgs({
 const CALLS = values.calls!.split(',').map(Number);
 const DURATION = Number(values.duration);
 
-
 const dir = mkdtempSync(join(tmpdir(), 'audiosocket-pacing-'));
 const wav = join(dir, 'tone.wav');
 writeToneWav(wav, 440);
@@ -37,7 +36,20 @@ try {
   for (const calls of CALLS) {
     const port = await freePort();
     const server = await spawnServer({
-      argv: [process.execPath, 'dist/cli/main.js', 'play', wav, '--loop', '--then', 'silence', '--host', '127.0.0.1', '--port', String(port), '--quiet'],
+      argv: [
+        process.execPath,
+        'dist/cli/main.js',
+        'play',
+        wav,
+        '--loop',
+        '--then',
+        'silence',
+        '--host',
+        '127.0.0.1',
+        '--port',
+        String(port),
+        '--quiet',
+      ],
       port,
       core: 0,
     });
@@ -55,14 +67,25 @@ try {
       },
     });
     await server.stop();
-    const cpu = s0 && s1 ? ((s1 as { cpuSec: number }).cpuSec - (s0 as { cpuSec: number }).cpuSec) / (((s1 as { t: number }).t - (s0 as { t: number }).t) / 1000) : NaN;
+    const cpu =
+      s0 && s1
+        ? ((s1 as { cpuSec: number }).cpuSec - (s0 as { cpuSec: number }).cpuSec) /
+          (((s1 as { t: number }).t - (s0 as { t: number }).t) / 1000)
+        : NaN;
     const p = result.play!;
     const line =
       `| ${calls} | ${p.interArrivalMs.p50.toFixed(2)} | ${p.interArrivalMs.p99.toFixed(2)} | ${p.interArrivalMs.max.toFixed(1)} | ` +
       `${p.driftMs.min.toFixed(1)} / ${p.driftMs.max.toFixed(1)} | ${(cpu * 100).toFixed(1)} % | ${(s1 as { rssMB: number } | null)?.rssMB ?? '?'} MB | ${result.loadgen.cpuPercentOfCore.toFixed(0)} % |`;
     console.log(line);
     rows.push(line);
-    results.push({ calls, durationS: DURATION, serverCpuPercent: cpu * 100, serverRssMB: (s1 as { rssMB: number } | null)?.rssMB, play: p, loadgen: result.loadgen });
+    results.push({
+      calls,
+      durationS: DURATION,
+      serverCpuPercent: cpu * 100,
+      serverRssMB: (s1 as { rssMB: number } | null)?.rssMB,
+      play: p,
+      loadgen: result.loadgen,
+    });
   }
 } finally {
   rmSync(dir, { recursive: true, force: true });

@@ -14,7 +14,14 @@ import { measureResampling, concat16 } from '../test/audio-helpers.js';
 
 await loadResampler();
 const qualities = process.argv.length > 2 ? process.argv.slice(2).map(Number) : [3, 4, 5, 6];
-const pairs = [[8000, 16000], [16000, 8000], [8000, 24000], [24000, 8000], [48000, 8000], [44100, 8000]] as const;
+const pairs = [
+  [8000, 16000],
+  [16000, 8000],
+  [8000, 24000],
+  [24000, 8000],
+  [48000, 8000],
+  [44100, 8000],
+] as const;
 
 console.log('quality  pair          passband dB        worst spur dB  (input Hz -> spur Hz)');
 for (const quality of qualities) {

@@ -20,7 +20,9 @@ function signal(rate: number, seconds: number): Int16Array {
   let seed = 1;
   for (let i = 0; i < n; i++) {
     seed = (seed * 1103515245 + 12345) >>> 0;
-    x[i] = Math.round(8000 * Math.sin((2 * Math.PI * 440 * i) / rate) + 4000 * Math.sin((2 * Math.PI * 2900 * i) / rate) + ((seed >>> 16) % 2000) - 1000);
+    x[i] = Math.round(
+      8000 * Math.sin((2 * Math.PI * 440 * i) / rate) + 4000 * Math.sin((2 * Math.PI * 2900 * i) / rate) + ((seed >>> 16) % 2000) - 1000,
+    );
   }
   return x;
 }
@@ -71,10 +73,19 @@ function benchConverter(from: FormatSpec, to: FormatSpec): number {
 }
 
 await loadResampler();
-console.log(`speex resampler, ${resamplerBuild()} build, quality ${quality}, ${SECONDS} s of audio per run, 20 ms chunks, Node ${process.version}`);
+console.log(
+  `speex resampler, ${resamplerBuild()} build, quality ${quality}, ${SECONDS} s of audio per run, 20 ms chunks, Node ${process.version}`,
+);
 console.log('');
 console.log('pair              x real time   us / 20 ms frame');
-for (const [a, b] of [[8000, 16000], [16000, 8000], [8000, 24000], [24000, 8000], [48000, 8000], [44100, 8000]] as const) {
+for (const [a, b] of [
+  [8000, 16000],
+  [16000, 8000],
+  [8000, 24000],
+  [24000, 8000],
+  [48000, 8000],
+  [44100, 8000],
+] as const) {
   const { xRealtime, usPerFrame } = benchPair(a, b);
   console.log(`${`${a / 1000}k -> ${b / 1000}k`.padEnd(16)} ${xRealtime.toFixed(0).padStart(11)} ${usPerFrame.toFixed(2).padStart(18)}`);
 }
@@ -97,5 +108,9 @@ for (const [label, from, to] of paths) {
 const slinCall = (cost[0]! + cost[1]!) * 50; // us of CPU per second of call
 const ulawCall = (cost[2]! + cost[3]!) * 50;
 console.log('');
-console.log(`per call, both directions, slin: ${slinCall.toFixed(0)} us CPU per second = ${(slinCall / 1e4).toFixed(3)} % of a core (~${Math.floor(1e6 / slinCall)} calls per core)`);
-console.log(`per call, both directions, ulaw: ${ulawCall.toFixed(0)} us CPU per second = ${(ulawCall / 1e4).toFixed(3)} % of a core (~${Math.floor(1e6 / ulawCall)} calls per core)`);
+console.log(
+  `per call, both directions, slin: ${slinCall.toFixed(0)} us CPU per second = ${(slinCall / 1e4).toFixed(3)} % of a core (~${Math.floor(1e6 / slinCall)} calls per core)`,
+);
+console.log(
+  `per call, both directions, ulaw: ${ulawCall.toFixed(0)} us CPU per second = ${(ulawCall / 1e4).toFixed(3)} % of a core (~${Math.floor(1e6 / ulawCall)} calls per core)`,
+);

@@ -78,14 +78,17 @@ async function runPerCall(n: number): Promise<Result> {
     let k = 0;
     const arm = (): void => {
       const due = t0 + k * FRAME_MS;
-      const t = setTimeout(() => {
-        timers.delete(t);
-        if (stop) return;
-        late.push(performance.now() - due);
-        slots += work() > 0 ? 1 : 0;
-        k = Math.max(k + 1, Math.ceil((performance.now() - t0) / FRAME_MS));
-        arm();
-      }, Math.max(0, due - performance.now()));
+      const t = setTimeout(
+        () => {
+          timers.delete(t);
+          if (stop) return;
+          late.push(performance.now() - due);
+          slots += work() > 0 ? 1 : 0;
+          k = Math.max(k + 1, Math.ceil((performance.now() - t0) / FRAME_MS));
+          arm();
+        },
+        Math.max(0, due - performance.now()),
+      );
       timers.add(t);
     };
     arm();
@@ -113,7 +116,11 @@ for (const n of CALLS) {
   }
   const cpuS = shared.reduce((a, x) => a + x.cpuMsPerCallSecond, 0) / ROUNDS;
   const cpuP = perCall.reduce((a, x) => a + x.cpuMsPerCallSecond, 0) / ROUNDS;
-  const merge = (rs: Result[]): Result => ({ cpuMsPerCallSecond: rs.reduce((a, x) => a + x.cpuMsPerCallSecond, 0) / rs.length, late: rs.flatMap((x) => x.late), slots: rs.reduce((a, x) => a + x.slots, 0) });
+  const merge = (rs: Result[]): Result => ({
+    cpuMsPerCallSecond: rs.reduce((a, x) => a + x.cpuMsPerCallSecond, 0) / rs.length,
+    late: rs.flatMap((x) => x.late),
+    slots: rs.reduce((a, x) => a + x.slots, 0),
+  });
   console.log(`N=${n}`);
   console.log(`  shared   ${summary(merge(shared))}`);
   console.log(`  per-call ${summary(merge(perCall))}`);

@@ -26,14 +26,16 @@ const CALLS = Number(values.calls);
 const SECONDS = Number(values.minutes) * 60;
 const SAMPLE_S = Number(values.sample);
 
-
 const dir = mkdtempSync(join(tmpdir(), 'audiosocket-soak-'));
 const wav = join(dir, 'prompt.wav');
 writeToneWav(wav, 523);
 const [echoPort, playPort] = [await freePort(), await freePort()];
 const cli = [process.execPath, 'dist/cli/main.js'];
 const echo = await spawnServer({ argv: [...cli, 'echo', '--port', String(echoPort), '--quiet'], port: echoPort });
-const play = await spawnServer({ argv: [...cli, 'play', wav, '--loop', '--then', 'silence', '--port', String(playPort), '--quiet'], port: playPort });
+const play = await spawnServer({
+  argv: [...cli, 'play', wav, '--loop', '--then', 'silence', '--port', String(playPort), '--quiet'],
+  port: playPort,
+});
 const rss: Array<{ atS: number; echoMB: number; playMB: number }> = [];
 const t0 = performance.now();
 const sampler = setInterval(() => {
@@ -71,9 +73,13 @@ const summary = {
 };
 const f = echoResult.frames;
 console.log(`\nsoak: ${CALLS} calls for ${SECONDS / 60} min (${half} echo, ${CALLS - half} play)`);
-console.log(`echo: ${f.sent} frames sent, ${f.verified} verified, ${f.lost} lost, ${f.corrupted} corrupted; rtt p50 ${echoResult.rttMs.p50} p99 ${echoResult.rttMs.p99} ms; closed by ${JSON.stringify(echoResult.calls.closedBy)}`);
+console.log(
+  `echo: ${f.sent} frames sent, ${f.verified} verified, ${f.lost} lost, ${f.corrupted} corrupted; rtt p50 ${echoResult.rttMs.p50} p99 ${echoResult.rttMs.p99} ms; closed by ${JSON.stringify(echoResult.calls.closedBy)}`,
+);
 const p = playResult.play!;
-console.log(`play: ${p.framesReceived} frames; gap p50 ${p.interArrivalMs.p50} p99 ${p.interArrivalMs.p99} max ${p.interArrivalMs.max} ms; drift ${p.driftMs.min}..${p.driftMs.max} ms; closed by ${JSON.stringify(playResult.calls.closedBy)}`);
+console.log(
+  `play: ${p.framesReceived} frames; gap p50 ${p.interArrivalMs.p50} p99 ${p.interArrivalMs.p99} max ${p.interArrivalMs.max} ms; drift ${p.driftMs.min}..${p.driftMs.max} ms; closed by ${JSON.stringify(playResult.calls.closedBy)}`,
+);
 console.log(`rss echo: ${rss.map((r) => r.echoMB).join(' ')} MB`);
 console.log(`rss play: ${rss.map((r) => r.playMB).join(' ')} MB`);
 console.log(summary.ok ? 'OK' : `PROBLEMS: ${summary.problems.join('; ')}`);

@@ -8,11 +8,14 @@
 import { createServer } from 'audiosocket';
 
 const wsPort = process.env.WS_PORT;
-const server = createServer((call) => {
-  console.log(`${call.transport} call ${call.uuid} from ${call.remoteAddress}`);
-  call.on('audio', (frame) => call.write(frame.payload, frame.kind));
-  call.on('end', (end) => console.log(`call ${call.uuid} ended: ${end.reason}`));
-}, wsPort === undefined ? {} : { websocket: { port: Number(wsPort) } });
+const server = createServer(
+  (call) => {
+    console.log(`${call.transport} call ${call.uuid} from ${call.remoteAddress}`);
+    call.on('audio', (frame) => call.write(frame.payload, frame.kind));
+    call.on('end', (end) => console.log(`call ${call.uuid} ended: ${end.reason}`));
+  },
+  wsPort === undefined ? {} : { websocket: { port: Number(wsPort) } },
+);
 
 const address = await server.listen({ host: '127.0.0.1', port: Number(process.env.PORT ?? 9092) });
 console.log(`listening on ${address.address}:${address.port}`);

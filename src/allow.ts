@@ -10,9 +10,7 @@ import { audioSocketError, ErrorCodes } from './errors.js';
  */
 export function createAllowList(entries: string | readonly string[]): net.BlockList {
   const list = new net.BlockList();
-  const items = (typeof entries === 'string' ? [entries] : entries)
-    .flatMap((e) => String(e).split(/[\s,]+/))
-    .filter((e) => e.length > 0);
+  const items = (typeof entries === 'string' ? [entries] : entries).flatMap((e) => String(e).split(/[\s,]+/)).filter((e) => e.length > 0);
   if (items.length === 0) {
     throw audioSocketError(ErrorCodes.INVALID_ARGUMENT, 'allow list is empty: nobody could connect');
   }

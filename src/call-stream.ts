@@ -12,7 +12,10 @@ import { readWavFile } from './audio/wav.js';
 import type { AudioFrame, Call, PlayOptions } from './call.js';
 import type { PlayResult } from './outbound/queue.js';
 
-export function createPlayStream(call: Call, options: PlayOptions & { highWaterMarkMs?: number } = {}): Writable & { interrupted?: PlayResult } {
+export function createPlayStream(
+  call: Call,
+  options: PlayOptions & { highWaterMarkMs?: number } = {},
+): Writable & { interrupted?: PlayResult } {
   const format = options.format === undefined ? (call.sendFormat ?? call.outboundFormat) : parseFormat(options.format);
   const bytesPerMs = (format.sampleRate * format.channels * (format.encoding === 'slin' ? 2 : 1)) / 1000;
   const hwm = Math.max(2, Math.round((options.highWaterMarkMs ?? 400) * bytesPerMs));

@@ -50,13 +50,7 @@ export interface AudioFrame {
  * - `socket-error`: another socket error (see `error.cause`).
  */
 export type EndReason =
-  | 'remote-hangup'
-  | 'local-hangup'
-  | 'protocol-error'
-  | 'handler-error'
-  | 'server-close'
-  | 'peer-not-reading'
-  | 'socket-error';
+  'remote-hangup' | 'local-hangup' | 'protocol-error' | 'handler-error' | 'server-close' | 'peer-not-reading' | 'socket-error';
 
 /** Counters of one call. */
 export interface CallStats extends OutboundStats {
@@ -179,7 +173,6 @@ export interface PlayFileOptions {
  * file path. Removed in the next release.
  */
 export type PlaySource = AudioSource | string;
-
 
 /**
  * One call, from either channel driver: AudioSocket ({@link AudioSocketCall}) or chan_websocket
@@ -349,13 +342,14 @@ export class AudioSocketCall extends EventEmitter<CallEvents> implements Call {
         send: (message, latenessMs) => this.#sendMessage(message, latenessMs),
         mark: (name, reached) => this.#emitSafe('mark', name, reached),
         drain: () => this.#emitSafe('drain'),
-        dropped: (droppedMs, queuedMs) => this.#emitSafe('warning', {
-          code: 'QUEUE_FULL',
-          droppedMs,
-          message:
-            `dropped ${droppedMs.toFixed(1)} ms of written audio: ${queuedMs.toFixed(0)} ms was already queued ` +
-            `(maxQueuedMs ${settings.maxQueuedMs}); when write() returns false, wait for 'drain' before writing more`,
-        }),
+        dropped: (droppedMs, queuedMs) =>
+          this.#emitSafe('warning', {
+            code: 'QUEUE_FULL',
+            droppedMs,
+            message:
+              `dropped ${droppedMs.toFixed(1)} ms of written audio: ${queuedMs.toFixed(0)} ms was already queued ` +
+              `(maxQueuedMs ${settings.maxQueuedMs}); when write() returns false, wait for 'drain' before writing more`,
+          }),
       },
     );
     this.#receive = settings.receive;
@@ -378,7 +372,6 @@ export class AudioSocketCall extends EventEmitter<CallEvents> implements Call {
     );
     this.#outbound.start();
   }
-
 
   /** The call's UUID, lower-case 8-4-4-4-12. Not necessarily unique: Asterisk never checks. */
   get uuid(): string {
@@ -463,7 +456,9 @@ export class AudioSocketCall extends EventEmitter<CallEvents> implements Call {
       return this.#outbound.write(payload, kind ?? this.#outbound.kind);
     }
     this.#writeConverter ??= createConverter(this.#send, this.#outboundFormat);
-    const converted = this.#writeConverter.push(payload instanceof Int16Array ? Buffer.from(payload.buffer, payload.byteOffset, payload.byteLength) : payload);
+    const converted = this.#writeConverter.push(
+      payload instanceof Int16Array ? Buffer.from(payload.buffer, payload.byteOffset, payload.byteLength) : payload,
+    );
     return converted.length === 0 || this.#outbound.write(converted, this.#outbound.kind);
   }
 
@@ -631,11 +626,13 @@ export class AudioSocketCall extends EventEmitter<CallEvents> implements Call {
         this.#s.droppedIn++;
         if (warned) return;
         warned = true;
-        this.#warn('ITERATOR_OVERFLOW', `audio iterator fell ${this.#settings.iteratorQueueFrames} frames behind; dropping the oldest frames`);
+        this.#warn(
+          'ITERATOR_OVERFLOW',
+          `audio iterator fell ${this.#settings.iteratorQueueFrames} frames behind; dropping the oldest frames`,
+        );
       },
     });
   }
-
 
   /** @internal See {@link Call._terminate}. */
   _terminate(reason: 'server-close' | 'handler-error', cause?: unknown): Promise<CallEnd> {
@@ -754,10 +751,7 @@ export class AudioSocketCall extends EventEmitter<CallEvents> implements Call {
       const now = this.#clock.now();
       if (this.#blockedSince === undefined) {
         this.#blockedSince = now;
-        this.#warn(
-          'PEER_NOT_READING',
-          `peer is not reading: ${socket.writableLength} bytes waiting; dropping outbound audio`,
-        );
+        this.#warn('PEER_NOT_READING', `peer is not reading: ${socket.writableLength} bytes waiting; dropping outbound audio`);
       } else if (this.#settings.peerNotReadingTimeout > 0 && now - this.#blockedSince > this.#settings.peerNotReadingTimeout) {
         this.#beginEnd(
           'peer-not-reading',

@@ -292,7 +292,9 @@ export function connect(options: ConnectOptions = {}): Promise<AsteriskClient> {
     const socket = net.connect({ host, port, noDelay: true });
     const timer = setTimeout(() => {
       socket.destroy();
-      reject(audioSocketError(ErrorCodes.CONNECT_TIMEOUT, `could not connect to ${host}:${port} within ${options.connectTimeout ?? 2000} ms`));
+      reject(
+        audioSocketError(ErrorCodes.CONNECT_TIMEOUT, `could not connect to ${host}:${port} within ${options.connectTimeout ?? 2000} ms`),
+      );
     }, options.connectTimeout ?? 2000);
     const onAbort = (): void => {
       clearTimeout(timer);

@@ -30,9 +30,11 @@ export type CallHandler = (call: Call) => unknown;
  * `server`. `path`: accept only this request path (default: any path and query).
  */
 export type WebSocketServeOptions = (
-  | { port: number; host?: string; server?: undefined }
-  | { server: import('node:http').Server; port?: undefined; host?: undefined }
-) & { path?: string } & Pick<MediaServerOptions, 'maxPayload' | 'authenticate' | 'highWaterMark' | 'maxBufferedBytes' | 'peerNotReadingTimeout'> &
+  { port: number; host?: string; server?: undefined } | { server: import('node:http').Server; port?: undefined; host?: undefined }
+) & { path?: string } & Pick<
+    MediaServerOptions,
+    'maxPayload' | 'authenticate' | 'highWaterMark' | 'maxBufferedBytes' | 'peerNotReadingTimeout'
+  > &
   WebSocketPacingOptions;
 
 export interface ServerOptions {
@@ -217,7 +219,6 @@ function timeout(name: string, value: number | undefined, fallback: number): num
   return ms;
 }
 
-
 const MAX_TIMER_MS = 2 ** 31 - 1;
 const FRAME_DURATIONS = [10, 20, 30, 40, 50, 60];
 
@@ -241,7 +242,10 @@ function resolvePacing(options: PacingOptions): CallSettings['pacing'] {
   }
   const catchUpRate = options.catchUpRate ?? DEFAULT_PACING.catchUpRate;
   if (typeof catchUpRate !== 'number' || !(catchUpRate >= 1) || !Number.isFinite(catchUpRate)) {
-    throw audioSocketError(ErrorCodes.INVALID_ARGUMENT, `pacing.catchUpRate must be a finite number of at least 1 (real time), got ${catchUpRate}`);
+    throw audioSocketError(
+      ErrorCodes.INVALID_ARGUMENT,
+      `pacing.catchUpRate must be a finite number of at least 1 (real time), got ${catchUpRate}`,
+    );
   }
   return {
     leadFrames,

@@ -212,7 +212,16 @@ test('subpath exports: audiosocket/audio and audiosocket/protocol resolve; the r
   const root = await load('audiosocket');
   const audio = await load('audiosocket/audio');
   const protocol = await load('audiosocket/protocol');
-  for (const name of ['ulawToSlin', 'slinToUlaw', 'createResampler', 'stereoToMono', 'parseWav', 'decodeWav', 'readSlin', 'createConverter']) {
+  for (const name of [
+    'ulawToSlin',
+    'slinToUlaw',
+    'createResampler',
+    'stereoToMono',
+    'parseWav',
+    'decodeWav',
+    'readSlin',
+    'createConverter',
+  ]) {
     assert.equal(typeof audio[name], 'function', `audiosocket/audio exports ${name}`);
   }
   for (const name of ['MessageParser', 'encodeMessage', 'formatUuid', 'parseEvent', 'encodeCommand', 'optimalFrameSizeOf']) {
@@ -221,7 +230,17 @@ test('subpath exports: audiosocket/audio and audiosocket/protocol resolve; the r
   for (const name of ['ulawToSlin', 'createResampler', 'stereoToMono', 'parseWav', 'readSlin', 'parseEvent', 'encodeCommand']) {
     assert.equal(root[name], undefined, `the root no longer exports ${name}`);
   }
-  for (const name of ['createServer', 'connect', 'AudioSocketError', 'ErrorCodes', 'WarningCodes', 'Kind', 'parseFormat', 'readWavFile', 'createConverter']) {
+  for (const name of [
+    'createServer',
+    'connect',
+    'AudioSocketError',
+    'ErrorCodes',
+    'WarningCodes',
+    'Kind',
+    'parseFormat',
+    'readWavFile',
+    'createConverter',
+  ]) {
     assert.notEqual(root[name], undefined, `the root exports ${name}`);
   }
   assert.equal(root.createConverter, audio.createConverter, 'one module instance behind both entry points');
@@ -239,7 +258,7 @@ async function rawServer(t: TestContext, onUuid: (socket: net.Socket) => void): 
   return (server.address() as net.AddressInfo).port;
 }
 
-test('strict: closing on a violation is the client\'s close, with the violation; a cut by the server is not', async (t) => {
+test("strict: closing on a violation is the client's close, with the violation; a cut by the server is not", async (t) => {
   // Answers the UUID with a DTMF message, which current Asterisk ends the call on.
   const dtmf = await rawServer(t, (s) => s.write(encodeMessage(0x03, Buffer.from('1'))));
   const strict = await connect({ port: dtmf, strict: true });
@@ -259,7 +278,10 @@ test('strict: closing on a violation is the client\'s close, with the violation;
   const info = await truncated.closed;
   assert.equal(info.by, 'server-close');
   assert.equal(info.violation, undefined);
-  assert.deepEqual(truncated.violations.map((v) => v.code), ['TRUNCATED']);
+  assert.deepEqual(
+    truncated.violations.map((v) => v.code),
+    ['TRUNCATED'],
+  );
 });
 
 test('a failed handler takes one route: reported once, the call ends with HANDLER and the error as cause', async (t) => {
@@ -294,7 +316,7 @@ test('a failed handler takes one route: reported once, the call ends with HANDLE
   }
 });
 
-test('a call\'s uuid and startTime are read-only', async (t) => {
+test("a call's uuid and startTime are read-only", async (t) => {
   const { call } = await audioSocketCall(t);
   assert.match(call.uuid, /^[0-9a-f]{8}-/);
   assert.ok(call.startTime.getTime() > 0);
@@ -302,13 +324,16 @@ test('a call\'s uuid and startTime are read-only', async (t) => {
   assert.throws(() => ((call as { startTime: Date }).startTime = new Date(0)), TypeError);
 });
 
-test('the handshake hands over mid-chunk: audio in the UUID\'s own chunk reaches the call, bytes counted', async (t) => {
+test("the handshake hands over mid-chunk: audio in the UUID's own chunk reaches the call, bytes counted", async (t) => {
   const frames: Buffer[] = [];
   let call: Call | undefined;
-  const server = createServer((c) => {
-    call = c;
-    c.on('audio', (f) => frames.push(Buffer.from(f.payload)));
-  }, { keepAlive: false });
+  const server = createServer(
+    (c) => {
+      call = c;
+      c.on('audio', (f) => frames.push(Buffer.from(f.payload)));
+    },
+    { keepAlive: false },
+  );
   const { port } = await server.listen({ host: '127.0.0.1', port: 0 });
   t.after(() => server.close());
   const uuid = '0123abcd-0000-4000-8000-000000000001';
@@ -331,6 +356,10 @@ test('listen() on a port in use rejects with SOCKET, the EADDRINUSE error as cau
   t.after(() => first.close());
   const second = createServer();
   t.after(() => second.close());
-  const err = await rejectsWith(second.listen({ host: '127.0.0.1', port }), ErrorCodes.SOCKET, new RegExp(`cannot listen on 127\\.0\\.0\\.1:${port}`));
+  const err = await rejectsWith(
+    second.listen({ host: '127.0.0.1', port }),
+    ErrorCodes.SOCKET,
+    new RegExp(`cannot listen on 127\\.0\\.0\\.1:${port}`),
+  );
   assert.equal((err.cause as NodeJS.ErrnoException).code, 'EADDRINUSE');
 });

@@ -9,8 +9,10 @@ import { slinBytes, slinSamples } from '#lib/audio/pcm.js';
 import { AudioSocketError, ErrorCodes } from '#lib/errors.js';
 import { tone, prng, concat16, goertzel, db } from './audio-helpers.js';
 
-const isCode = (code: string, message?: RegExp) => (e: unknown): boolean =>
-  e instanceof AudioSocketError && e.code === code && (message === undefined || message.test(e.message));
+const isCode =
+  (code: string, message?: RegExp) =>
+  (e: unknown): boolean =>
+    e instanceof AudioSocketError && e.code === code && (message === undefined || message.test(e.message));
 
 /** Copy into a fresh Buffer at an odd byteOffset, as network reads and pooled slices often are. */
 function unaligned(bytes: Uint8Array): Buffer {
@@ -24,7 +26,7 @@ function unaligned(bytes: Uint8Array): Buffer {
 /** Push `input` in chunks of sizes drawn from `sizes` (bytes), unaligned, then flush; concatenate. */
 function convertChunked(c: Converter, input: Uint8Array, sizes: () => number): Buffer {
   const parts: Buffer[] = [];
-  for (let i = 0; i < input.length; ) {
+  for (let i = 0; i < input.length;) {
     const n = Math.min(sizes(), input.length - i);
     parts.push(c.push(unaligned(input.subarray(i, i + n))));
     i += n;
@@ -133,7 +135,8 @@ test('resampling paths equal decode + resample + encode, with exact lengths afte
     const to = parseFormat(toSpec);
     const pcm = tone(from.sampleRate, 1000, 0.3, 20000);
     for (let i = 0; i < pcm.length; i++) pcm[i] = pcm[i]! + Math.round((rand() - 0.5) * 3000);
-    const input = from.encoding === 'slin' ? slinBytes(pcm) : from.encoding === 'ulaw' ? slinToUlaw(slinBytes(pcm)) : slinToAlaw(slinBytes(pcm));
+    const input =
+      from.encoding === 'slin' ? slinBytes(pcm) : from.encoding === 'ulaw' ? slinToUlaw(slinBytes(pcm)) : slinToAlaw(slinBytes(pcm));
     const decoded = from.encoding === 'slin' ? pcm : slinSamples(from.encoding === 'ulaw' ? ulawToSlin(input) : alawToSlin(input));
     const resampled = slinBytes(resampleOneShot(from.sampleRate, to.sampleRate, decoded));
     const expected = to.encoding === 'slin' ? resampled : to.encoding === 'ulaw' ? slinToUlaw(resampled) : slinToAlaw(resampled);
@@ -142,7 +145,11 @@ test('resampling paths equal decode + resample + encode, with exact lengths afte
     const got = convertChunked(c, input, () => 1 + Math.floor(rand() * 700));
     c.dispose();
     const frames = input.length / bytesPerSample(from);
-    assert.equal(got.length, Math.round((frames * to.sampleRate) / from.sampleRate) * bytesPerSample(to), `${String(fromSpec)} -> ${String(toSpec)}`);
+    assert.equal(
+      got.length,
+      Math.round((frames * to.sampleRate) / from.sampleRate) * bytesPerSample(to),
+      `${String(fromSpec)} -> ${String(toSpec)}`,
+    );
     assert.deepEqual(got, expected, `${String(fromSpec)} -> ${String(toSpec)}`);
   }
 });
@@ -156,7 +163,10 @@ test('stereo paths: mix down before resampling, duplicate after, stereo-to-stere
   assert.deepEqual(convertAll(stereo16, 'slin16', slinBytes(st16)), slinBytes(stereoToMono(st16)));
   assert.deepEqual(convertAll('slin16', stereo16, slinBytes(mono16)), slinBytes(monoToStereo(mono16)));
   assert.deepEqual(convertAll(stereo16, 'slin', slinBytes(st16)), slinBytes(resampleOneShot(16000, 8000, stereoToMono(st16))));
-  assert.deepEqual(convertAll('slin', stereo48, slinBytes(tone(8000, 300, 0.2, 9000))), slinBytes(monoToStereo(resampleOneShot(8000, 48000, tone(8000, 300, 0.2, 9000)))));
+  assert.deepEqual(
+    convertAll('slin', stereo48, slinBytes(tone(8000, 300, 0.2, 9000))),
+    slinBytes(monoToStereo(resampleOneShot(8000, 48000, tone(8000, 300, 0.2, 9000)))),
+  );
   const out = slinSamples(convertAll(stereo16, stereo48, slinBytes(st16)));
   assert.deepEqual(out, resampleOneShot(16000, 48000, st16, 2));
   assert.equal(out.length, 2 * 3 * (st16.length / 2));
@@ -170,7 +180,10 @@ test('stereo paths: mix down before resampling, duplicate after, stereo-to-stere
   const st8 = tone(8000, 400, 0.1, 20000, 2, 1200);
   const encoded = slinToUlaw(slinBytes(st8));
   const c = createConverter(stUlaw, 'slin');
-  assert.deepEqual(convertChunked(c, encoded, () => 1), slinBytes(stereoToMono(slinSamples(ulawToSlin(encoded)))));
+  assert.deepEqual(
+    convertChunked(c, encoded, () => 1),
+    slinBytes(stereoToMono(slinSamples(ulawToSlin(encoded)))),
+  );
 });
 
 test('round trip slin 8k -> 16k -> 8k and ulaw -> slin16 -> ulaw preserve the signal', () => {

@@ -137,7 +137,13 @@ test('Buffer conversions: little-endian output, unaligned input, odd length reje
   assert.deepEqual(slinToAlaw(unaligned), Buffer.from(alaw.encode(samples)));
   assert.deepEqual(ulawToSlin(ulawBytes.subarray(1)), slin.subarray(2));
 
-  assert.throws(() => slinToUlaw(new Uint8Array(3)), (e: unknown) => e instanceof AudioSocketError && e.code === ErrorCodes.INVALID_ARGUMENT && /even/.test(e.message));
-  assert.throws(() => slinToAlaw(new Uint8Array(5)), (e: unknown) => e instanceof AudioSocketError && e.code === ErrorCodes.INVALID_ARGUMENT);
+  assert.throws(
+    () => slinToUlaw(new Uint8Array(3)),
+    (e: unknown) => e instanceof AudioSocketError && e.code === ErrorCodes.INVALID_ARGUMENT && /even/.test(e.message),
+  );
+  assert.throws(
+    () => slinToAlaw(new Uint8Array(5)),
+    (e: unknown) => e instanceof AudioSocketError && e.code === ErrorCodes.INVALID_ARGUMENT,
+  );
   assert.equal(ulawToSlin(new Uint8Array(0)).length, 0);
 });

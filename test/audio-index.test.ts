@@ -7,10 +7,34 @@ import * as audio from '#lib/audio/index.js';
 
 test('index re-exports the public audio API', () => {
   for (const name of [
-    'parseFormat', 'formatName', 'sameFormat', 'bytesPerSample', 'bytesPerFrame', 'durationMs', 'silenceByte', 'fillSilence',
-    'decodeUlaw', 'encodeUlaw', 'decodeAlaw', 'encodeAlaw', 'ulawToSlin', 'alawToSlin', 'slinToUlaw', 'slinToAlaw',
-    'loadResampler', 'resamplerReady', 'createResampler', 'stereoToMono', 'monoToStereo', 'createConverter',
-    'parseWav', 'decodeWav', 'encodeWav', 'readWavFile', 'createWavWriter', 'WavWriter',
+    'parseFormat',
+    'formatName',
+    'sameFormat',
+    'bytesPerSample',
+    'bytesPerFrame',
+    'durationMs',
+    'silenceByte',
+    'fillSilence',
+    'decodeUlaw',
+    'encodeUlaw',
+    'decodeAlaw',
+    'encodeAlaw',
+    'ulawToSlin',
+    'alawToSlin',
+    'slinToUlaw',
+    'slinToAlaw',
+    'loadResampler',
+    'resamplerReady',
+    'createResampler',
+    'stereoToMono',
+    'monoToStereo',
+    'createConverter',
+    'parseWav',
+    'decodeWav',
+    'encodeWav',
+    'readWavFile',
+    'createWavWriter',
+    'WavWriter',
   ]) {
     assert.equal(typeof (audio as Record<string, unknown>)[name], 'function', name);
   }

@@ -28,7 +28,7 @@ function oneShot(inputRate: number, outputRate: number, input: Int16Array, chann
 
 function streamed(r: Resampler, input: Int16Array, sizes: () => number): Int16Array {
   const parts: Int16Array[] = [];
-  for (let i = 0; i < input.length; ) {
+  for (let i = 0; i < input.length;) {
     const n = Math.min(sizes() * r.channels, input.length - i);
     parts.push(r.process(input.subarray(i, i + n)));
     i += n;
@@ -66,7 +66,10 @@ test('option validation', () => {
   assert.throws(() => createResampler({ inputRate: 7000, outputRate: 8000 }), isCode(ErrorCodes.INVALID_ARGUMENT, /inputRate.*7000/));
   assert.throws(() => createResampler({ inputRate: 8000, outputRate: 8000.5 }), isCode(ErrorCodes.INVALID_ARGUMENT, /outputRate/));
   assert.throws(() => createResampler({ inputRate: 8000, outputRate: 16000, quality: 11 }), isCode(ErrorCodes.INVALID_ARGUMENT, /quality/));
-  assert.throws(() => createResampler({ inputRate: 8000, outputRate: 16000, channels: 3 as 1 }), isCode(ErrorCodes.INVALID_ARGUMENT, /channels/));
+  assert.throws(
+    () => createResampler({ inputRate: 8000, outputRate: 16000, channels: 3 as 1 }),
+    isCode(ErrorCodes.INVALID_ARGUMENT, /channels/),
+  );
   const r = createResampler({ inputRate: 8000, outputRate: 16000, channels: 2 });
   assert.equal(r.quality, DEFAULT_RESAMPLER_QUALITY);
   assert.throws(() => r.process(new Int16Array(3)), isCode(ErrorCodes.INVALID_ARGUMENT, /even/));
@@ -132,7 +135,14 @@ for (const [inRate, outRate] of [...PAIRS, [44100, 16000] as const, [16000, 4800
 }
 
 test('flush gives round(totalIn * out / in) frames for awkward lengths, then the resampler starts afresh', () => {
-  for (const [inRate, outRate] of [[8000, 16000], [44100, 8000], [48000, 8000], [8000, 24000], [16000, 8000], [44100, 48000]] as const) {
+  for (const [inRate, outRate] of [
+    [8000, 16000],
+    [44100, 8000],
+    [48000, 8000],
+    [8000, 24000],
+    [16000, 8000],
+    [44100, 48000],
+  ] as const) {
     const r = createResampler({ inputRate: inRate, outputRate: outRate });
     for (const frames of [0, 1, 2, 3, 5, 159, 160, 441, 882, 1001, 12345]) {
       const input = tone(inRate, 1000, frames / inRate, 10000);
@@ -189,8 +199,14 @@ test('stereo: each channel resampled exactly as its own mono stream', () => {
   const right = stereo.filter((_, i) => i % 2 === 1);
   const out = oneShot(48000, 16000, stereo, 2);
   assert.equal(out.length, 2 * expectedLength(left.length, 48000, 16000));
-  assert.deepEqual(out.filter((_, i) => i % 2 === 0), oneShot(48000, 16000, left));
-  assert.deepEqual(out.filter((_, i) => i % 2 === 1), oneShot(48000, 16000, right));
+  assert.deepEqual(
+    out.filter((_, i) => i % 2 === 0),
+    oneShot(48000, 16000, left),
+  );
+  assert.deepEqual(
+    out.filter((_, i) => i % 2 === 1),
+    oneShot(48000, 16000, right),
+  );
   // And the channels are really separate: the left output has no 2500 Hz component.
   const l = out.filter((_, i) => i % 2 === 0);
   const leak = db(goertzel(l, 2000, 4000, 16000, 2500) / 20000);

@@ -176,7 +176,9 @@ test('32- and 64-bit float: exact for x/32768, clamped, NaN -> 0; extensible flo
     samples.forEach((s, i) => put(s / 32768, i));
     [1.0, -1.0, 2.5, -7, Number.NaN].forEach((v, k) => put(v, samples.length + k));
     for (const ext of [false, true]) {
-      const fmt: FmtSpec = ext ? { tag: 0, extensibleSubTag: 3, channels: 1, rate: 24000, bits } : { tag: 3, channels: 1, rate: 24000, bits };
+      const fmt: FmtSpec = ext
+        ? { tag: 0, extensibleSubTag: 3, channels: 1, rate: 24000, bits }
+        : { tag: 3, channels: 1, rate: 24000, bits };
       const d = decodeWav(simpleWav(fmt, b));
       assert.equal(d.source.sampleFormat, bits === 32 ? 'f32' : 'f64');
       assert.equal(d.format, parseFormat('slin24'));
@@ -222,14 +224,21 @@ test('odd-sized chunks: the pad byte is honoured (and tolerated when a writer fo
   const unpadded = riff([chunk('odd!', Buffer.from([1, 2, 3]), { pad: false }), fmt, chunk('data', data)]);
   assert.deepEqual(parseWav(unpadded).data, data);
   // An odd-sized u-law data chunk followed by a pad byte and another chunk.
-  const ulaw = riff([chunk('fmt ', fmtBody({ tag: 7, channels: 1, rate: 8000, bits: 8 })), chunk('data', Buffer.from([1, 2, 3])), chunk('LIST', Buffer.alloc(4))]);
+  const ulaw = riff([
+    chunk('fmt ', fmtBody({ tag: 7, channels: 1, rate: 8000, bits: 8 })),
+    chunk('data', Buffer.from([1, 2, 3])),
+    chunk('LIST', Buffer.alloc(4)),
+  ]);
   assert.deepEqual([...parseWav(ulaw).data], [1, 2, 3]);
 });
 
 test('data size 0 or 0xFFFFFFFF (streaming writers) takes the rest of the file', () => {
   const data = slinBytes(samples.subarray(0, 50));
   for (const declared of [0, 0xffffffff]) {
-    const wav = riff([chunk('fmt ', fmtBody({ tag: 1, channels: 1, rate: 8000, bits: 16 })), chunk('data', data, { declaredSize: declared })]);
+    const wav = riff([
+      chunk('fmt ', fmtBody({ tag: 1, channels: 1, rate: 8000, bits: 16 })),
+      chunk('data', data, { declaredSize: declared }),
+    ]);
     wav.writeUInt32LE(declared, 4); // RIFF size is often a placeholder as well
     const p = parseWav(wav);
     assert.equal(p.sizeUnknown, true);
@@ -273,19 +282,43 @@ test('malformed files are rejected with WAV_MALFORMED and a precise message', ()
   const M = ErrorCodes.WAV_MALFORMED;
   const fmt16 = chunk('fmt ', fmtBody({ tag: 1, channels: 1, rate: 8000, bits: 16 }));
   const data = chunk('data', Buffer.alloc(8));
-  assertWavError(() => parseWav(Buffer.from('OggS\x00\x02\x00\x00\x00\x00\x00\x00\x00\x00', 'latin1')), M, /not a RIFF file: starts with 'OggS'/);
-  assertWavError(() => parseWav(Buffer.from([0xff, 0xfb, 0x90, 0x64, 0, 0, 0, 0, 0, 0, 0, 0])), M, /not a RIFF file: starts with bytes 0xFF 0xFB/);
+  assertWavError(
+    () => parseWav(Buffer.from('OggS\x00\x02\x00\x00\x00\x00\x00\x00\x00\x00', 'latin1')),
+    M,
+    /not a RIFF file: starts with 'OggS'/,
+  );
+  assertWavError(
+    () => parseWav(Buffer.from([0xff, 0xfb, 0x90, 0x64, 0, 0, 0, 0, 0, 0, 0, 0])),
+    M,
+    /not a RIFF file: starts with bytes 0xFF 0xFB/,
+  );
   assertWavError(() => parseWav(riff([fmt16, data], 'AVI ')), M, /form type is 'AVI ', expected 'WAVE'/);
   assertWavError(() => parseWav(Buffer.from('RIFF')), M, /4 bytes, too short/);
   assertWavError(() => parseWav(riff([data])), M, /no 'fmt ' chunk/);
   assertWavError(() => parseWav(riff([fmt16])), M, /no 'data' chunk/);
   assertWavError(() => parseWav(riff([chunk('LIST', Buffer.alloc(4))])), M, /no 'fmt ' chunk and no 'data' chunk/);
-  assertWavError(() => parseWav(riff([chunk('fmt ', fmtBody({ tag: 1, channels: 1, rate: 8000, bits: 16 }).subarray(0, 14)), data])), M, /'fmt ' chunk is 14 bytes, at least 16/);
+  assertWavError(
+    () => parseWav(riff([chunk('fmt ', fmtBody({ tag: 1, channels: 1, rate: 8000, bits: 16 }).subarray(0, 14)), data])),
+    M,
+    /'fmt ' chunk is 14 bytes, at least 16/,
+  );
   assertWavError(() => parseWav(riff([fmt16]).subarray(0, 30)), M, /'fmt ' chunk claims 16 bytes but only 10 remain/);
-  assertWavError(() => parseWav(riff([chunk('fmt ', fmtBody({ tag: 1, channels: 0, rate: 8000, bits: 16, blockAlign: 2 })), data])), M, /0 channels/);
+  assertWavError(
+    () => parseWav(riff([chunk('fmt ', fmtBody({ tag: 1, channels: 0, rate: 8000, bits: 16, blockAlign: 2 })), data])),
+    M,
+    /0 channels/,
+  );
   assertWavError(() => parseWav(riff([chunk('fmt ', fmtBody({ tag: 1, channels: 1, rate: 0, bits: 16 })), data])), M, /sample rate of 0/);
-  assertWavError(() => parseWav(riff([chunk('fmt ', fmtBody({ tag: 1, channels: 2, rate: 8000, bits: 16, blockAlign: 2 })), data])), M, /blockAlign is 2, but 2 channel\(s\) of 16-bit samples need 4/);
-  assertWavError(() => parseWav(riff([chunk('LIST', Buffer.alloc(4), { declaredSize: 1000 }), fmt16, data])), M, /chunk 'LIST' at offset 12 claims 1000 bytes but only 44 remain/);
+  assertWavError(
+    () => parseWav(riff([chunk('fmt ', fmtBody({ tag: 1, channels: 2, rate: 8000, bits: 16, blockAlign: 2 })), data])),
+    M,
+    /blockAlign is 2, but 2 channel\(s\) of 16-bit samples need 4/,
+  );
+  assertWavError(
+    () => parseWav(riff([chunk('LIST', Buffer.alloc(4), { declaredSize: 1000 }), fmt16, data])),
+    M,
+    /chunk 'LIST' at offset 12 claims 1000 bytes but only 44 remain/,
+  );
   const shortExt = fmtBody({ tag: 0, extensibleSubTag: 1, channels: 1, rate: 8000, bits: 16 }).subarray(0, 24);
   assertWavError(() => parseWav(riff([chunk('fmt ', shortExt), data])), M, /EXTENSIBLE 'fmt ' chunk is 24 bytes, 40 are needed/);
 });
@@ -294,23 +327,45 @@ test('unsupported files are rejected with WAV_UNSUPPORTED naming what was found'
   const U = ErrorCodes.WAV_UNSUPPORTED;
   const data = chunk('data', Buffer.alloc(12));
   const wav = (f: FmtSpec) => riff([chunk('fmt ', fmtBody(f)), data]);
-  assertWavError(() => parseWav(wav({ tag: 1, channels: 1, rate: 8000, bits: 12, blockAlign: 2 })), U, /12-bit PCM samples; supported: PCM 8\/16\/24\/32-bit/);
-  assertWavError(() => parseWav(wav({ tag: 0x55, channels: 1, rate: 8000, bits: 0, blockAlign: 1 })), U, /format tag 0x0055 \(MPEG Layer 3 \(MP3\)\)/);
+  assertWavError(
+    () => parseWav(wav({ tag: 1, channels: 1, rate: 8000, bits: 12, blockAlign: 2 })),
+    U,
+    /12-bit PCM samples; supported: PCM 8\/16\/24\/32-bit/,
+  );
+  assertWavError(
+    () => parseWav(wav({ tag: 0x55, channels: 1, rate: 8000, bits: 0, blockAlign: 1 })),
+    U,
+    /format tag 0x0055 \(MPEG Layer 3 \(MP3\)\)/,
+  );
   assertWavError(() => parseWav(wav({ tag: 0x11, channels: 1, rate: 8000, bits: 4, blockAlign: 256 })), U, /0x0011 \(IMA ADPCM\)/);
   assertWavError(() => parseWav(wav({ tag: 0x1234, channels: 1, rate: 8000, bits: 16 })), U, /format tag 0x1234/);
   assertWavError(() => parseWav(wav({ tag: 1, channels: 6, rate: 48000, bits: 16 })), U, /6 channels.*mono or stereo/);
   assertWavError(() => parseWav(wav({ tag: 1, channels: 1, rate: 4000, bits: 16 })), U, /sample rate 4000 Hz.*8000\.\.192000/);
   assertWavError(() => parseWav(wav({ tag: 3, channels: 1, rate: 8000, bits: 16 })), U, /16-bit IEEE float/);
   assertWavError(() => parseWav(wav({ tag: 7, channels: 1, rate: 8000, bits: 16 })), U, /16-bit u-law/);
-  assertWavError(() => parseWav(wav({ tag: 0, extensibleSubTag: 1, channels: 1, rate: 8000, bits: 16, guidTail: Array(14).fill(0) })), U, /unknown sub-format GUID 0100/);
-  assertWavError(() => parseWav(wav({ tag: 0, extensibleSubTag: 0x55, channels: 1, rate: 8000, bits: 16 })), U, /sub-format 0x0055 \(MPEG Layer 3/);
+  assertWavError(
+    () => parseWav(wav({ tag: 0, extensibleSubTag: 1, channels: 1, rate: 8000, bits: 16, guidTail: Array(14).fill(0) })),
+    U,
+    /unknown sub-format GUID 0100/,
+  );
+  assertWavError(
+    () => parseWav(wav({ tag: 0, extensibleSubTag: 0x55, channels: 1, rate: 8000, bits: 16 })),
+    U,
+    /sub-format 0x0055 \(MPEG Layer 3/,
+  );
   assertWavError(() => parseWav(riff([], 'WAVE', 'RF64')), U, /'RF64'/);
   assertWavError(() => parseWav(riff([], 'WAVE', 'RIFX')), U, /RIFX/);
 });
 
 test('encodeWav rejects partial frames', () => {
-  assert.throws(() => encodeWav('slin', Buffer.alloc(3)), (e: unknown) => e instanceof AudioSocketError && e.code === ErrorCodes.INVALID_ARGUMENT && /2-byte/.test(e.message));
-  assert.throws(() => encodeWav({ channels: 2 }, Buffer.alloc(6)), (e: unknown) => e instanceof AudioSocketError && e.code === ErrorCodes.INVALID_ARGUMENT);
+  assert.throws(
+    () => encodeWav('slin', Buffer.alloc(3)),
+    (e: unknown) => e instanceof AudioSocketError && e.code === ErrorCodes.INVALID_ARGUMENT && /2-byte/.test(e.message),
+  );
+  assert.throws(
+    () => encodeWav({ channels: 2 }, Buffer.alloc(6)),
+    (e: unknown) => e instanceof AudioSocketError && e.code === ErrorCodes.INVALID_ARGUMENT,
+  );
 });
 
 // ---- Files ----
@@ -395,8 +450,14 @@ test('guessNonWav names MP3 (ID3 and frame sync), AAC, Ogg, FLAC, AIFF, MP4 and 
   assert.equal(kind(Buffer.from('\x00\x00\x00\x20ftypM4A ', 'latin1')), 'MP4/M4A');
   assert.equal(kind(Buffer.from([0x10, 0x00, 0x20, 0x00])), 'raw audio or an unknown format');
   assert.equal(kind(Buffer.from('RIFF', 'latin1')), undefined);
-  assert.equal(guessNonWav(pad(Buffer.from('ID3', 'latin1')))!.convert('my prompt.mp3'), "ffmpeg -i 'my prompt.mp3' -ar 8000 -ac 1 -c:a pcm_s16le 'my prompt.wav'");
-  assert.match(guessNonWav(pad(Buffer.from('OggS', 'latin1')))!.convert('a.ogg'), /^ffmpeg -i a\.ogg .* a\.wav \(or sox a\.ogg -r 8000 -c 1 -b 16 a\.wav\)$/);
+  assert.equal(
+    guessNonWav(pad(Buffer.from('ID3', 'latin1')))!.convert('my prompt.mp3'),
+    "ffmpeg -i 'my prompt.mp3' -ar 8000 -ac 1 -c:a pcm_s16le 'my prompt.wav'",
+  );
+  assert.match(
+    guessNonWav(pad(Buffer.from('OggS', 'latin1')))!.convert('a.ogg'),
+    /^ffmpeg -i a\.ogg .* a\.wav \(or sox a\.ogg -r 8000 -c 1 -b 16 a\.wav\)$/,
+  );
   assert.match(guessNonWav(pad(Buffer.from([1, 2, 3, 4])))!.convert('p.sln'), /sox -t raw -r 8000 -e signed -b 16 -c 1 p\.sln p\.wav/);
 });
 
@@ -407,7 +468,10 @@ test('readWavFile of an MP3 says so and gives the ffmpeg command for that very p
     await writeFile(path, Buffer.concat([Buffer.from([0xff, 0xf3, 0x90, 0x64]), Buffer.alloc(400)]));
     await assert.rejects(readWavFile(path), (err: Error & { code?: string }) => {
       assert.equal(err.code, ErrorCodes.WAV_MALFORMED);
-      assert.match(err.message, /not a RIFF file: starts with bytes 0xFF 0xF3 0x90 0x64, expected 'RIFF'; this is an MP3 file \(an MPEG audio frame sync 0xFF 0xF3\)/);
+      assert.match(
+        err.message,
+        /not a RIFF file: starts with bytes 0xFF 0xF3 0x90 0x64, expected 'RIFF'; this is an MP3 file \(an MPEG audio frame sync 0xFF 0xF3\)/,
+      );
       assert.ok(err.message.endsWith(`convert it: ffmpeg -i ${path} -ar 8000 -ac 1 -c:a pcm_s16le ${join(dir, 'hello.wav')}`), err.message);
       return true;
     });

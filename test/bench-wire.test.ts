@@ -8,7 +8,6 @@ import { startFloorEcho } from '../bench/floor-echo.js';
 import { runLoad } from '../bench/loadgen.js';
 import { prng } from './audio-helpers.js';
 
-
 function sampleMessages(rand: () => number, n: number): Array<{ kind: number; payload: Buffer }> {
   const kinds = [0x00, 0x01, 0x03, 0x10, 0x12, 0x18, 0xff, 0x42];
   const out: Array<{ kind: number; payload: Buffer }> = [];
@@ -42,8 +41,7 @@ test('decoder: same messages out for any chunking (incl. 1-byte chunks)', () => 
     const mode = seed % 4; // 0: random sizes, 1: single bytes, 2: sizes 1..3, 3: whole stream
     let off = 0;
     while (off < stream.length) {
-      const size =
-        mode === 0 ? 1 + Math.floor(rand() * 900) : mode === 1 ? 1 : mode === 2 ? 1 + Math.floor(rand() * 3) : stream.length;
+      const size = mode === 0 ? 1 + Math.floor(rand() * 900) : mode === 1 ? 1 : mode === 2 ? 1 + Math.floor(rand() * 3) : stream.length;
       d.push(stream.subarray(off, off + size));
       off += size;
     }

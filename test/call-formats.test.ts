@@ -8,15 +8,7 @@ import { once } from 'node:events';
 import { mkdtemp, writeFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import {
-  createServer,
-  connect,
-  encodeWav,
-  type AudioFrame,
-  type Call,
-  type ServerOptions,
-  type AsteriskClient,
-} from '#lib/index.js';
+import { createServer, connect, encodeWav, type AudioFrame, type Call, type ServerOptions, type AsteriskClient } from '#lib/index.js';
 import { slinToUlaw } from '#lib/audio/index.js';
 import { tone, goertzel } from './audio-helpers.js';
 import { until } from './helpers.js';

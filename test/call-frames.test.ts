@@ -41,7 +41,11 @@ describe('call.frames()', () => {
     await until(() => call.stats.audioIn === 3000, { what: 'all 3000 frames in' });
     const got: number[] = [];
     for (let i = 0; i < 10; i++) got.push(((await it.next()).value as AudioFrame).payload.readUInt32LE(0));
-    assert.deepEqual(got, Array.from({ length: 10 }, (_, i) => 2990 + i), 'the newest frames are kept');
+    assert.deepEqual(
+      got,
+      Array.from({ length: 10 }, (_, i) => 2990 + i),
+      'the newest frames are kept',
+    );
     assert.equal(call.stats.droppedIn, 2990);
   });
 });

@@ -67,7 +67,10 @@ interface Summary {
 }
 
 function events(out: string): Summary[] {
-  return out.split('\n').filter(Boolean).map((l) => JSON.parse(l) as Summary);
+  return out
+    .split('\n')
+    .filter(Boolean)
+    .map((l) => JSON.parse(l) as Summary);
 }
 
 describe('a refused call is not a success', () => {
@@ -114,7 +117,10 @@ describe('a refused call is not a success', () => {
 });
 
 describe('call --format ulaw|alaw sends G.711 under 0x10, as a Dial without c() does', () => {
-  for (const [law, encode] of [['ulaw', slinToUlaw], ['alaw', slinToAlaw]] as const) {
+  for (const [law, encode] of [
+    ['ulaw', slinToUlaw],
+    ['alaw', slinToAlaw],
+  ] as const) {
     test(law, async (t) => {
       const audio = signal(25);
       const path = await wavFile('in.wav', audio);
@@ -129,7 +135,10 @@ describe('call --format ulaw|alaw sends G.711 under 0x10, as a Dial without c() 
       const r = await runCli(['call', `127.0.0.1:${port}`, '--play', path, '--format', law, '--duration', '1', '--json']);
       assert.equal(r.code, 0, r.out + r.err);
       assert.deepEqual([...kinds], [0x10]);
-      assert.ok(got.every((p) => p.length === 160), `160-byte frames: ${[...new Set(got.map((p) => p.length))].join(', ')}`);
+      assert.ok(
+        got.every((p) => p.length === 160),
+        `160-byte frames: ${[...new Set(got.map((p) => p.length))].join(', ')}`,
+      );
       assert.deepEqual(Buffer.concat(got), encode(audio), `the file's samples as ${law} bytes`);
       assert.equal(events(r.out).find((e) => e.event === 'summary')!.framesSent, 25);
     });
@@ -138,14 +147,20 @@ describe('call --format ulaw|alaw sends G.711 under 0x10, as a Dial without c() 
   test('an echo server told --inbound ulaw hears it as slin', async (t) => {
     // The library receives it as u-law and converts: the proof that the bytes are real G.711.
     const got: Buffer[] = [];
-    const { port } = await server(t, (call) => call.on('audio', (f) => got.push(Buffer.from(f.payload))), { inbound: 'ulaw', receive: 'slin' });
+    const { port } = await server(t, (call) => call.on('audio', (f) => got.push(Buffer.from(f.payload))), {
+      inbound: 'ulaw',
+      receive: 'slin',
+    });
     const r = await runCli(['call', `127.0.0.1:${port}`, '--tone', '1000', '--format', 'ulaw', '--duration', '0.5']);
     assert.equal(r.code, 0, r.out + r.err);
     const samples = Buffer.concat(got);
     let peak = 0;
     for (let i = 0; i + 1 < samples.length; i += 2) peak = Math.max(peak, Math.abs(samples.readInt16LE(i)));
     assert.ok(peak > 7000 && peak < 9000, `a tone of amplitude 8000 came through, peak ${peak}`);
-    assert.ok(got.every((p) => p.length === 320), 'decoded to 320-byte slin frames');
+    assert.ok(
+      got.every((p) => p.length === 320),
+      'decoded to 320-byte slin frames',
+    );
   });
 });
 
@@ -177,8 +192,20 @@ describe('what the summary counts', () => {
     const json = await runCli(['call', `127.0.0.1:${port}`, '--calls', '2', '--duration', '0.3', '--json']);
     assert.equal(json.code, 0, json.err);
     const all = events(json.out);
-    assert.deepEqual(all.filter((e) => e.event === 'summary').map((e) => e.call).sort(), [1, 2]);
-    assert.deepEqual(all.filter((e) => e.event === 'connected').map((e) => e.call).sort(), [1, 2]);
+    assert.deepEqual(
+      all
+        .filter((e) => e.event === 'summary')
+        .map((e) => e.call)
+        .sort(),
+      [1, 2],
+    );
+    assert.deepEqual(
+      all
+        .filter((e) => e.event === 'connected')
+        .map((e) => e.call)
+        .sort(),
+      [1, 2],
+    );
     const text = await runCli(['call', `127.0.0.1:${port}`, '--calls', '2', '--duration', '0.3']);
     assert.match(text.out, /^call 1 [0-9a-f-]{36} connected/m);
     assert.match(text.out, /^call 2 [0-9a-f-]{36}: sent/m);
@@ -197,12 +224,15 @@ describe('what the summary counts', () => {
     const summary = events(r.out).find((e) => e.event === 'summary')!;
     assert.equal(summary.framesSent, 60);
     // Every echoed frame is audio (a frame or two of slack for a keep-alive racing an echo).
-    assert.ok(Math.abs(summary.audioFramesReceived - 60) <= 2, `audio ${summary.audioFramesReceived} of 60 echoed, keep-alive ${summary.keepAliveFramesReceived}`);
+    assert.ok(
+      Math.abs(summary.audioFramesReceived - 60) <= 2,
+      `audio ${summary.audioFramesReceived} of 60 echoed, keep-alive ${summary.keepAliveFramesReceived}`,
+    );
     // After the file, until --duration, the server fills the line with keep-alive.
     assert.ok(summary.keepAliveFramesReceived >= 20, `keep-alive ${summary.keepAliveFramesReceived}`);
   });
 
-  test('DTMF timed after the file\'s end stretches the default duration instead of being dropped', async (t) => {
+  test("DTMF timed after the file's end stretches the default duration instead of being dropped", async (t) => {
     const digits: string[] = [];
     const { port } = await server(t, (call) => call.on('dtmf', (d) => digits.push(d)));
     const path = await wavFile('short.wav', signal(10));
@@ -220,8 +250,15 @@ describe('what the summary counts', () => {
     await writeFile(path, full.subarray(0, 44 + 320 * 10)); // 0.2 s present
     const r = await runCli(['call', `127.0.0.1:${port}`, '--play', path, '--json']);
     assert.equal(r.code, 0, r.err);
-    const warning = r.err.split('\n').filter(Boolean).map((l) => JSON.parse(l)).find((e) => e.event === 'warning');
-    assert.match(warning.message, /cut\.wav is truncated: its header declares 1\.00 s of audio but the file holds 0\.20 s; playing what is there/);
+    const warning = r.err
+      .split('\n')
+      .filter(Boolean)
+      .map((l) => JSON.parse(l))
+      .find((e) => e.event === 'warning');
+    assert.match(
+      warning.message,
+      /cut\.wav is truncated: its header declares 1\.00 s of audio but the file holds 0\.20 s; playing what is there/,
+    );
     assert.equal(events(r.out).find((e) => e.event === 'summary')!.framesSent, 10);
     const text = await runCli(['call', `127.0.0.1:${port}`, '--play', path, '--quiet']);
     assert.match(text.err, /^audiosocket: warning: .*cut\.wav is truncated/m);

@@ -75,7 +75,14 @@ describe('audiosocket record', () => {
     await until(() => rec.lines.some((l) => l.startsWith('saved ')), 5000, 'the recording to be saved');
     const files = (await readdir(dir)).sort();
     assert.equal(files.length, 2, files.join());
-    const wav = parseWav(await readFile(join(dir, files.find((f) => f.endsWith('.wav'))!)));
+    const wav = parseWav(
+      await readFile(
+        join(
+          dir,
+          files.find((f) => f.endsWith('.wav'))!,
+        ),
+      ),
+    );
     assert.equal(wav.format.channels, 2);
     assert.equal(wav.format.sampleRate, 8000);
     assert.equal(wav.sizeUnknown, false);
@@ -87,10 +94,21 @@ describe('audiosocket record', () => {
     const lag = right.indexOf(audio.subarray(0, 64));
     assert.ok(lag >= at && lag - at <= 3 * 320, `echo lag ${(lag - at) / 16} ms`);
     assert.deepEqual(right.subarray(lag, lag + audio.length - 640), audio.subarray(0, audio.length - 640), 'right channel is the echo');
-    const sidecar = JSON.parse(await readFile(join(dir, files.find((f) => f.endsWith('.json'))!), 'utf8'));
+    const sidecar = JSON.parse(
+      await readFile(
+        join(
+          dir,
+          files.find((f) => f.endsWith('.json'))!,
+        ),
+        'utf8',
+      ),
+    );
     assert.equal(sidecar.uuid, 'abcdef01-2345-4678-89ab-cdef01234567');
     assert.equal(sidecar.endReason, 'remote-hangup');
-    assert.deepEqual(sidecar.dtmf.map((d: { digit: string }) => d.digit), ['7']);
+    assert.deepEqual(
+      sidecar.dtmf.map((d: { digit: string }) => d.digit),
+      ['7'],
+    );
     assert.ok(sidecar.dtmf[0].atMs > 300 && sidecar.dtmf[0].atMs < 900);
     assert.ok(sidecar.durationMs > 900);
     assert.match(sidecar.peer, /^127\.0\.0\.1:\d+$/);
@@ -121,7 +139,15 @@ describe('audiosocket record', () => {
     const outWav = parseWav(await readFile(join(dir, outFile)));
     assert.ok(outWav.data.length >= 8 * 320, 'keep-alive silence recorded on the out side');
     assert.ok(outWav.data.every((b) => b === 0));
-    const sidecar = JSON.parse(await readFile(join(dir, files.find((f) => f.endsWith('.json'))!), 'utf8'));
+    const sidecar = JSON.parse(
+      await readFile(
+        join(
+          dir,
+          files.find((f) => f.endsWith('.json'))!,
+        ),
+        'utf8',
+      ),
+    );
     assert.equal(sidecar.endReason, 'server-close');
     const events = rec.lines.map((l) => JSON.parse(l) as { event: string });
     assert.ok(events.some((e) => e.event === 'recorded'));
@@ -145,7 +171,10 @@ describe('audiosocket play', () => {
       }),
     );
     const closes = await Promise.all(clients.map((c) => c.closed));
-    assert.deepEqual(closes.map((c) => c.by), ['server-hangup', 'server-hangup']);
+    assert.deepEqual(
+      closes.map((c) => c.by),
+      ['server-hangup', 'server-hangup'],
+    );
     for (let i = 0; i < 2; i++) {
       const all = Buffer.concat(got[i]!);
       const at = all.indexOf(audio.subarray(0, 64));
@@ -191,7 +220,10 @@ describe('audiosocket play', () => {
     child.stderr.on('data', (d: Buffer) => (err += d.toString()));
     await until(() => /listening on 127\.0\.0\.1:\d+/.test(out), 10_000, 'the listening line');
     assert.equal(err.split('\n').filter(Boolean).length, 1, err);
-    assert.match(err, /^audiosocket: warning: .*cut\.wav is truncated: its header declares 1\.00 s of audio but the file holds 0\.20 s; playing what is there/);
+    assert.match(
+      err,
+      /^audiosocket: warning: .*cut\.wav is truncated: its header declares 1\.00 s of audio but the file holds 0\.20 s; playing what is there/,
+    );
     const client = await connect({ port: Number(/listening on 127\.0\.0\.1:(\d+)/.exec(out)![1]) });
     let sound = 0;
     client.on('audio', (f) => (sound += allZero(f.payload) ? 0 : 1));
@@ -225,7 +257,11 @@ describe('audiosocket call (simulated Asterisk)', () => {
     server.on('call', (call) => call.on('dtmf', (d) => dtmf.push(d)));
     const r = await runCall([`127.0.0.1:${port}`, '--play', input, '--record', output, '--dtmf', '4@0.3,2@0.6', '--json']);
     assert.equal(r.code, 0, r.err);
-    const summary = r.out.split('\n').filter(Boolean).map((l) => JSON.parse(l)).find((e) => e.event === 'summary');
+    const summary = r.out
+      .split('\n')
+      .filter(Boolean)
+      .map((l) => JSON.parse(l))
+      .find((e) => e.event === 'summary');
     assert.equal(summary.framesSent, 50);
     assert.equal(summary.audioFramesReceived, 50);
     assert.equal(summary.endedBy, 'client');

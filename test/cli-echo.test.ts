@@ -64,7 +64,10 @@ describe('audiosocket echo (CLI process)', () => {
     client.sendDtmf('7');
     await client.close();
     await until(() => cli.lines.some((l) => l.startsWith('end  11111111-2222-4333-8444-555555555555')), 5000, 'the end line');
-    assert.ok(cli.lines.some((l) => l.startsWith('dtmf 11111111-2222-4333-8444-555555555555 7 at ')), 'the DTMF digit has its own line');
+    assert.ok(
+      cli.lines.some((l) => l.startsWith('dtmf 11111111-2222-4333-8444-555555555555 7 at ')),
+      'the DTMF digit has its own line',
+    );
     const line = cli.lines.find((l) => l.startsWith('end  11111111-2222-4333-8444-555555555555'));
     assert.ok(line, cli.lines.join('\n'));
     assert.match(line, /127\.0\.0\.1:\d+ \d+\.\ds in=2 out=\d+ dtmf=1 reason=remote-hangup/);
@@ -77,7 +80,10 @@ describe('audiosocket echo (CLI process)', () => {
     const [code] = await once(cli.child, 'exit');
     assert.equal(code, 0);
     for (const c of clients) assert.equal((await c.closed).by, 'server-hangup');
-    assert.ok(cli.lines.some((l) => l.includes('closing, hanging up 2 call(s)')), cli.lines.join('\n'));
+    assert.ok(
+      cli.lines.some((l) => l.includes('closing, hanging up 2 call(s)')),
+      cli.lines.join('\n'),
+    );
   });
 });
 
@@ -128,7 +134,12 @@ describe('audiosocket echo --workers 2', () => {
         await sleep(20);
       }
       await until(() => got.every((frames) => frames.length >= 10), 5000, 'every frame echoed');
-      got.forEach((frames, c) => assert.deepEqual(frames, Array.from({ length: 10 }, (_, seq) => stamped(0, c, seq))));
+      got.forEach((frames, c) =>
+        assert.deepEqual(
+          frames,
+          Array.from({ length: 10 }, (_, seq) => stamped(0, c, seq)),
+        ),
+      );
       await Promise.all(clients.map((c) => c.close()));
       await until(() => cli.lines.filter((l) => l.includes('"event":"callEnd"')).length >= 20, 5000, 'twenty end events');
       const events = cli.lines.map((l) => JSON.parse(l) as { event: string; pid?: number });

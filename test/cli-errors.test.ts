@@ -58,14 +58,17 @@ describe('server options (echo, record, play, inspect)', () => {
     await usageError(['inspect', '--allow', 'example.com'], /--allow: .*"example\.com" is not an IP address/);
   });
 
-  test('--frame-ms must be one of Asterisk\'s frame sizes', async () => {
+  test("--frame-ms must be one of Asterisk's frame sizes", async () => {
     await usageError(['echo', '--frame-ms', '25'], /--frame-ms must be one of 10, 20, 30, 40, 50, 60.*"25"/);
     await usageError(['record', '--frame-ms', 'abc'], /--frame-ms must be one of .*"abc"/);
   });
 
   test('--port -1, abc, 70000 and a missing value', async () => {
     for (const p of ['-1', 'abc', '70000', '1.5']) {
-      await usageError(['echo', '--port', p], new RegExp(`--port must be a whole number from 0 to 65535 \\(0 picks a free port\\), got "${p.replace('.', '\\.')}"`));
+      await usageError(
+        ['echo', '--port', p],
+        new RegExp(`--port must be a whole number from 0 to 65535 \\(0 picks a free port\\), got "${p.replace('.', '\\.')}"`),
+      );
     }
     await usageError(['echo', '--port'], /--port needs a value/);
     await usageError(['echo', '--port=-1'], /--port must be a whole number/);
@@ -77,7 +80,10 @@ describe('server options (echo, record, play, inspect)', () => {
     await usageError(['echo', '--json=yes'], /--json takes no value/);
     await usageError(['echo', 'extra'], /unexpected argument "extra": this command takes options only/);
     await usageError(['echo', '--inbound', 'gsm'], /--inbound must be slin, ulaw or alaw, got "gsm"/);
-    await usageError(['echo', '--format', 'ulaw'], /--format must be one of slin, .* \(a server always sends slin; for ulaw from Asterisk use --inbound ulaw\)/);
+    await usageError(
+      ['echo', '--format', 'ulaw'],
+      /--format must be one of slin, .* \(a server always sends slin; for ulaw from Asterisk use --inbound ulaw\)/,
+    );
     await usageError(['echo', '--max-calls', '0'], /--max-calls must be a whole number from 1 to/);
     await usageError(['echo', '--workers', 'lots'], /--workers must be a whole number from 1 to 256 \(or auto\)/);
     await usageError(['echo', '--workers', '2', '--metrics', '127.0.0.1:0'], /--metrics works with one worker only/);
@@ -94,7 +100,10 @@ describe('server options (echo, record, play, inspect)', () => {
 
   test('a metrics port in use stops the command before it listens (it does not run without metrics)', async (t) => {
     const busy = await witness(t);
-    const line = await usageError(['echo', '--port', '0', '--metrics', `127.0.0.1:${busy.port}`], /--metrics 127\.0\.0\.1:\d+: port \d+ is already in use.*pick another with --metrics/);
+    const line = await usageError(
+      ['echo', '--port', '0', '--metrics', `127.0.0.1:${busy.port}`],
+      /--metrics 127\.0\.0\.1:\d+: port \d+ is already in use.*pick another with --metrics/,
+    );
     assert.ok(line.includes(String(busy.port)));
   });
 
@@ -104,7 +113,10 @@ describe('server options (echo, record, play, inspect)', () => {
       first.child.kill('SIGKILL');
       if (first.child.exitCode === null) await once(first.child, 'exit');
     });
-    await usageError(['echo', '--port', String(first.port)], new RegExp(`cannot listen on 127\\.0\\.0\\.1:${first.port}: port ${first.port} is already in use .*pick another with --port`));
+    await usageError(
+      ['echo', '--port', String(first.port)],
+      new RegExp(`cannot listen on 127\\.0\\.0\\.1:${first.port}: port ${first.port} is already in use .*pick another with --port`),
+    );
   });
 
   test('unknown command', async () => {
@@ -118,7 +130,10 @@ describe('record --dir is checked before listening', () => {
     const file = join(dir, 'not-a-dir');
     await writeFile(file, 'x');
     await usageError(['record', '--port', '0', '--dir', file], /--dir .*not-a-dir: not a directory/);
-    await usageError(['record', '--port', '0', '--dir', join(dir, 'missing')], /--dir .*missing: no such directory; create it first \(mkdir -p .*missing\)/);
+    await usageError(
+      ['record', '--port', '0', '--dir', join(dir, 'missing')],
+      /--dir .*missing: no such directory; create it first \(mkdir -p .*missing\)/,
+    );
     // root writes through file modes, so as root use a place the kernel refuses (sysfs).
     let readOnly = '/sys';
     if (process.getuid?.() !== 0) {
@@ -126,25 +141,55 @@ describe('record --dir is checked before listening', () => {
       await (await import('node:fs/promises')).mkdir(readOnly);
       await chmod(readOnly, 0o555);
     }
-    await usageError(['record', '--port', '0', '--dir', readOnly], /--dir .*: cannot create files there \((permission denied|read-only file system)\); pick a writable directory/);
+    await usageError(
+      ['record', '--port', '0', '--dir', readOnly],
+      /--dir .*: cannot create files there \((permission denied|read-only file system)\); pick a writable directory/,
+    );
   });
 });
 
 describe('audio files that are not WAV are named, with the command that converts them', () => {
   const cases: Array<[string, Buffer, RegExp]> = [
-    ['id3.mp3', Buffer.concat([Buffer.from('ID3\x04\x00\x00\x00\x00\x00\x00', 'latin1'), Buffer.alloc(20)]), /an MP3 file \(an ID3 tag\).*ffmpeg -i \S*id3\.mp3 -ar 8000 -ac 1 -c:a pcm_s16le \S*id3\.wav/],
-    ['sync.mp3', Buffer.concat([Buffer.from([0xff, 0xf3, 0x90, 0x64]), Buffer.alloc(20)]), /an MP3 file \(an MPEG audio frame sync 0xFF 0xF3\).*ffmpeg -i \S*sync\.mp3 /],
-    ['sync2.mp3', Buffer.concat([Buffer.from([0xff, 0xfb, 0x90, 0x64]), Buffer.alloc(20)]), /an MP3 file \(an MPEG audio frame sync 0xFF 0xFB\)/],
-    ['voice.ogg', Buffer.concat([Buffer.from('OggS\x00\x02', 'latin1'), Buffer.alloc(20)]), /an Ogg \(Vorbis or Opus\) file.*ffmpeg -i \S*voice\.ogg .*\(or sox \S*voice\.ogg -r 8000 -c 1 -b 16 \S*voice\.wav\)/],
-    ['music.flac', Buffer.concat([Buffer.from('fLaC\x00\x00\x00\x22', 'latin1'), Buffer.alloc(20)]), /a FLAC file.*sox \S*music\.flac -r 8000 -c 1 -b 16 \S*music\.wav/],
-    ['prompt.sln', Buffer.from(Int16Array.from({ length: 400 }, (_, i) => (i * 97) % 3000).buffer), /maybe raw audio.*sox -t raw -r 8000 -e signed -b 16 -c 1 \S*prompt\.sln \S*prompt\.wav/],
+    [
+      'id3.mp3',
+      Buffer.concat([Buffer.from('ID3\x04\x00\x00\x00\x00\x00\x00', 'latin1'), Buffer.alloc(20)]),
+      /an MP3 file \(an ID3 tag\).*ffmpeg -i \S*id3\.mp3 -ar 8000 -ac 1 -c:a pcm_s16le \S*id3\.wav/,
+    ],
+    [
+      'sync.mp3',
+      Buffer.concat([Buffer.from([0xff, 0xf3, 0x90, 0x64]), Buffer.alloc(20)]),
+      /an MP3 file \(an MPEG audio frame sync 0xFF 0xF3\).*ffmpeg -i \S*sync\.mp3 /,
+    ],
+    [
+      'sync2.mp3',
+      Buffer.concat([Buffer.from([0xff, 0xfb, 0x90, 0x64]), Buffer.alloc(20)]),
+      /an MP3 file \(an MPEG audio frame sync 0xFF 0xFB\)/,
+    ],
+    [
+      'voice.ogg',
+      Buffer.concat([Buffer.from('OggS\x00\x02', 'latin1'), Buffer.alloc(20)]),
+      /an Ogg \(Vorbis or Opus\) file.*ffmpeg -i \S*voice\.ogg .*\(or sox \S*voice\.ogg -r 8000 -c 1 -b 16 \S*voice\.wav\)/,
+    ],
+    [
+      'music.flac',
+      Buffer.concat([Buffer.from('fLaC\x00\x00\x00\x22', 'latin1'), Buffer.alloc(20)]),
+      /a FLAC file.*sox \S*music\.flac -r 8000 -c 1 -b 16 \S*music\.wav/,
+    ],
+    [
+      'prompt.sln',
+      Buffer.from(Int16Array.from({ length: 400 }, (_, i) => (i * 97) % 3000).buffer),
+      /maybe raw audio.*sox -t raw -r 8000 -e signed -b 16 -c 1 \S*prompt\.sln \S*prompt\.wav/,
+    ],
   ];
   for (const [name, bytes, pattern] of cases) {
     test(`${name}: play FILE and call --play`, async () => {
       const dir = await tempDir();
       const path = join(dir, name);
       await writeFile(path, bytes);
-      await usageError(['play', path, '--port', '0'], new RegExp(`cannot play \\S*${name.replace('.', '\\.')}: .*not a RIFF file.*${pattern.source}`));
+      await usageError(
+        ['play', path, '--port', '0'],
+        new RegExp(`cannot play \\S*${name.replace('.', '\\.')}: .*not a RIFF file.*${pattern.source}`),
+      );
       await usageError(['call', '127.0.0.1:1', '--play', path], new RegExp(`--play: cannot play .*${pattern.source}`));
     });
   }
@@ -157,7 +202,10 @@ describe('audio files that are not WAV are named, with the command that converts
 describe('call: every option is checked before dialling', () => {
   test('a bad DTMF digit anywhere in the list: nothing is dialled, so no digit is sent', async (t) => {
     const server = await witness(t);
-    await usageError(['call', `127.0.0.1:${server.port}`, '--dtmf', '1@0.2,x@0.6'], /--dtmf: "x" \(in "x@0\.6"\) is not a DTMF digit; use 0-9 \* # A-D a-d X/);
+    await usageError(
+      ['call', `127.0.0.1:${server.port}`, '--dtmf', '1@0.2,x@0.6'],
+      /--dtmf: "x" \(in "x@0\.6"\) is not a DTMF digit; use 0-9 \* # A-D a-d X/,
+    );
     await usageError(['call', `127.0.0.1:${server.port}`, '--dtmf', '12e'], /--dtmf: "e" \(character 3\) is not a DTMF digit/);
     await usageError(['call', `127.0.0.1:${server.port}`, '--dtmf', '1@soon'], /--dtmf: the time in "1@soon" must be seconds/);
     assert.equal(server.connections(), 0, 'the server was never dialled');
@@ -165,12 +213,18 @@ describe('call: every option is checked before dialling', () => {
 
   test('a digit timed after --duration is an error, not silently dropped', async (t) => {
     const server = await witness(t);
-    await usageError(['call', `127.0.0.1:${server.port}`, '--duration', '2', '--dtmf', '1@0.5,#@2.5'], /--dtmf: #@2\.5 would come after the call ends at --duration 2; lengthen --duration or send the digits earlier/);
+    await usageError(
+      ['call', `127.0.0.1:${server.port}`, '--duration', '2', '--dtmf', '1@0.5,#@2.5'],
+      /--dtmf: #@2\.5 would come after the call ends at --duration 2; lengthen --duration or send the digits earlier/,
+    );
     assert.equal(server.connections(), 0);
   });
 
   test('call localhost names the HOST:PORT argument (there is no --target)', async () => {
-    const line = await usageError(['call', 'localhost'], /server address "localhost" has no port: write localhost:9092 \(the HOST:PORT argument\), or use --host localhost --port PORT/);
+    const line = await usageError(
+      ['call', 'localhost'],
+      /server address "localhost" has no port: write localhost:9092 \(the HOST:PORT argument\), or use --host localhost --port PORT/,
+    );
     assert.doesNotMatch(line, /--target/);
     await usageError(['call', 'localhost:abc'], /the HOST:PORT argument: port must be a whole number from 1 to 65535, got "abc"/);
     await usageError(['call', 'a:1', 'b:2'], /unexpected argument "b:2": this command takes one HOST:PORT only/);
@@ -191,7 +245,10 @@ describe('call: every option is checked before dialling', () => {
     await usageError(['call', '--duration', '-3'], /--duration must be a positive number of seconds/);
     await usageError(['call', '--calls', 'many'], /--calls must be a whole number from 1 to 100000/);
     await usageError(['call', '--uuid', 'abc'], /--uuid: not a UUID: "abc"; use the 8-4-4-4-12 hex form/);
-    await usageError(['call', '--record', join(dir, 'missing', 'out.wav')], /--record .*out\.wav: directory .*missing does not exist; create it first \(mkdir -p .*missing\)/);
+    await usageError(
+      ['call', '--record', join(dir, 'missing', 'out.wav')],
+      /--record .*out\.wav: directory .*missing does not exist; create it first \(mkdir -p .*missing\)/,
+    );
     await usageError(['call', '--record', dir], /--record .*: is a directory; give a file name/);
     const wav = join(dir, 'a.wav');
     await writeFile(wav, encodeWav('slin', Buffer.alloc(320)));

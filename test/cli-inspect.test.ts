@@ -27,7 +27,11 @@ test('inspect --json: u-law under 0x10 and a connection closed before the UUID a
     const bare = net.connect({ host: '127.0.0.1', port: cli.port });
     await once(bare, 'connect');
     bare.end();
-    await until(() => cli.lines.some((l) => l.includes('"event":"report"')) && cli.lines.some((l) => l.includes('"event":"handshakeFailed"')), 5000, 'the report and the handshake failure');
+    await until(
+      () => cli.lines.some((l) => l.includes('"event":"report"')) && cli.lines.some((l) => l.includes('"event":"handshakeFailed"')),
+      5000,
+      'the report and the handshake failure',
+    );
     const events = cli.lines.map((l) => JSON.parse(l) as Record<string, unknown>);
     const report = events.find((e) => e.event === 'report')!;
     assert.ok(report, cli.lines.join('\n'));
@@ -35,7 +39,10 @@ test('inspect --json: u-law under 0x10 and a connection closed before the UUID a
     assert.deepEqual(report.kinds, { '0x10 (slin)': { '160': 60 } });
     assert.match(report.format as string, /G\.711 ulaw/);
     assert.match((report.advice as string[])[0]!, /c\(slin\)/);
-    assert.deepEqual((report.dtmf as Array<{ digit: string }>).map((d) => d.digit), ['9']);
+    assert.deepEqual(
+      (report.dtmf as Array<{ digit: string }>).map((d) => d.digit),
+      ['9'],
+    );
     assert.equal(report.reason, 'remote-hangup');
     const p50 = (report.interArrival as { p50Ms: number }).p50Ms;
     assert.ok(p50 > 15 && p50 < 25, `p50 ${p50}`);

@@ -82,7 +82,16 @@ test('--metrics: naming, counters, histogram, build info; promtool finds nothing
   const text = await scrape();
   const all = families(text);
   assert.deepEqual(namingProblems(all), []);
-  for (const name of ['audiosocket_calls_total', 'audiosocket_handshake_failures_total', 'audiosocket_connections_rejected_total', 'audiosocket_calls_ended_total', 'audiosocket_received_bytes_total', 'audiosocket_sent_bytes_total', 'audiosocket_received_frames_total', 'audiosocket_sent_frames_total']) {
+  for (const name of [
+    'audiosocket_calls_total',
+    'audiosocket_handshake_failures_total',
+    'audiosocket_connections_rejected_total',
+    'audiosocket_calls_ended_total',
+    'audiosocket_received_bytes_total',
+    'audiosocket_sent_bytes_total',
+    'audiosocket_received_frames_total',
+    'audiosocket_sent_frames_total',
+  ]) {
     assert.equal(all.get(name)?.type, 'counter', name);
   }
   assert.equal(all.get('audiosocket_calls_active')?.type, 'gauge');
@@ -103,7 +112,10 @@ test('--metrics: naming, counters, histogram, build info; promtool finds nothing
   assert.ok(sentFrames >= 1, `sent frames ${sentFrames}`);
   assert.match(text, new RegExp(`^audiosocket_send_lateness_seconds_count ${sentFrames}$`, 'm'));
   const pkg = JSON.parse(readFileSync(fileURLToPath(new URL('../../package.json', import.meta.url)), 'utf8')) as { version: string };
-  assert.match(text, new RegExp(`^audiosocket_build_info\\{version="${pkg.version.replace(/\./g, '\\.')}",node_version="${process.version}"\\} 1$`, 'm'));
+  assert.match(
+    text,
+    new RegExp(`^audiosocket_build_info\\{version="${pkg.version.replace(/\./g, '\\.')}",node_version="${process.version}"\\} 1$`, 'm'),
+  );
   assert.match(text, /^process_cpu_seconds_total /m);
 
   const found = spawnSync('promtool', ['--version'], { stdio: 'ignore' });

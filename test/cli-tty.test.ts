@@ -15,7 +15,9 @@ const CLEAR = '\r\x1b[2K';
 const COLUMNS = 60;
 
 test('on a TTY, echo shows per-call and DTMF lines, each clearing the status line, which is cut to the width', async (t) => {
-  const child = spawn('script', ['-qc', `stty cols ${COLUMNS} rows 20; exec ${process.execPath} ${MAIN} echo --port 0`, '/dev/null'], { stdio: 'pipe' });
+  const child = spawn('script', ['-qc', `stty cols ${COLUMNS} rows 20; exec ${process.execPath} ${MAIN} echo --port 0`, '/dev/null'], {
+    stdio: 'pipe',
+  });
   let out = '';
   child.stdout.on('data', (d: Buffer) => (out += d.toString()));
   t.after(async () => {
@@ -44,14 +46,28 @@ test('on a TTY, echo shows per-call and DTMF lines, each clearing the status lin
   for (const line of [`call ${uuid} from`, `dtmf ${uuid} 7 at`, `end  ${uuid}`]) {
     const at = out.indexOf(line);
     assert.ok(at > 0, `${line} shown on a terminal:\n${JSON.stringify(out)}`);
-    assert.equal(out.slice(at - CLEAR.length, at), CLEAR, `${line} comes right after \\r\\e[2K: ${JSON.stringify(out.slice(Math.max(0, at - 80), at + 20))}`);
+    assert.equal(
+      out.slice(at - CLEAR.length, at),
+      CLEAR,
+      `${line} comes right after \\r\\e[2K: ${JSON.stringify(out.slice(Math.max(0, at - 80), at + 20))}`,
+    );
   }
   // The status line: present, counting, never wider than the pane.
-  const segments = out.split(CLEAR).map((s) => s.split(/\r|\n/)[0]!).filter((s) => s.startsWith('calls '));
+  const segments = out
+    .split(CLEAR)
+    .map((s) => s.split(/\r|\n/)[0]!)
+    .filter((s) => s.startsWith('calls '));
   assert.ok(segments.length >= 2, JSON.stringify(out));
-  for (const s of segments) assert.ok(s.length <= COLUMNS - 1, `status line of ${s.length} columns in a ${COLUMNS}-column pane: ${JSON.stringify(s)}`);
-  assert.ok(segments.some((s) => s.endsWith('…')), 'the status line was cut');
+  for (const s of segments)
+    assert.ok(s.length <= COLUMNS - 1, `status line of ${s.length} columns in a ${COLUMNS}-column pane: ${JSON.stringify(s)}`);
+  assert.ok(
+    segments.some((s) => s.endsWith('…')),
+    'the status line was cut',
+  );
   const rates = segments.map((l) => Number(/frames\/s in (\d+)/.exec(l)?.[1] ?? NaN));
-  assert.ok(rates.some((r) => r >= 35 && r <= 60), `frames/s in: ${rates.join(', ')}`);
+  assert.ok(
+    rates.some((r) => r >= 35 && r <= 60),
+    `frames/s in: ${rates.join(', ')}`,
+  );
   assert.ok(segments.some((s) => s.startsWith('calls 1 active')));
 });

@@ -31,7 +31,7 @@ test('echo --websocket serves chan_websocket calls on any path', async (t) => {
   const client = await connectWebSocket({ url: `ws://127.0.0.1:${port}/whatever?a=b`, format: 'slin16', controlFormat: 'json' });
   t.after(() => client.drop());
   const frame = Buffer.alloc(640);
-  for (let i = 0; i < 320; i++) frame.writeInt16LE((i * 97) % 20000 - 10000, i * 2);
+  for (let i = 0; i < 320; i++) frame.writeInt16LE(((i * 97) % 20000) - 10000, i * 2);
   for (let i = 0; i < 5; i++) client.sendAudio(frame);
   await until(() => client.stats.framesPlayed >= 5, 'echo');
   assert.ok(client.played.slice(0, 5).every((f) => f.equals(frame)));
@@ -84,7 +84,20 @@ test('call --websocket HOST:PORT: streams, sends DTMF, hears the echo, records i
   const dir = await mkdtemp(join(tmpdir(), 'as-callws-'));
   t.after(() => rm(dir, { recursive: true, force: true }));
   const wav = join(dir, 'echo.wav');
-  const r = await runCli(['call', '--websocket', `127.0.0.1:${port}`, '--format', 'slin16', '--duration', '1', '--dtmf', '4@0.2', '--record', wav, '--json']);
+  const r = await runCli([
+    'call',
+    '--websocket',
+    `127.0.0.1:${port}`,
+    '--format',
+    'slin16',
+    '--duration',
+    '1',
+    '--dtmf',
+    '4@0.2',
+    '--record',
+    wav,
+    '--json',
+  ]);
   assert.equal(r.code, 0, r.err);
   const [s] = summaries(r.out);
   assert.equal(s?.['transport'], 'websocket');
@@ -99,7 +112,18 @@ test('call --websocket HOST:PORT: streams, sends DTMF, hears the echo, records i
 
 test('call --websocket URL with --control-format json and ulaw', async (t) => {
   const { port, formats } = await wsServer(t);
-  const r = await runCli(['call', '--websocket', `ws://127.0.0.1:${port}/any/path?x=1`, '--control-format', 'json', '--format', 'ulaw', '--duration', '0.6', '-q']);
+  const r = await runCli([
+    'call',
+    '--websocket',
+    `ws://127.0.0.1:${port}/any/path?x=1`,
+    '--control-format',
+    'json',
+    '--format',
+    'ulaw',
+    '--duration',
+    '0.6',
+    '-q',
+  ]);
   assert.equal(r.code, 0, r.err);
   assert.deepEqual(formats, ['ulaw/json']);
   assert.match(r.err, /^1 call\(s\) in [\d.]+ s: 1 connected, 0 failed, 0 refused, 0 violation\(s\)$/m);

@@ -45,7 +45,14 @@ async function peer(t: { after(fn: () => unknown): void }): Promise<{ s: net.Soc
 }
 
 /** Writes `msg` in pieces of `size` bytes, piece i read by the client at time `at(i)`. */
-async function sendInPieces(s: net.Socket, client: AsteriskClient, clock: { set(ms: number): void }, msg: Buffer, size: number, at: (i: number) => number): Promise<void> {
+async function sendInPieces(
+  s: net.Socket,
+  client: AsteriskClient,
+  clock: { set(ms: number): void },
+  msg: Buffer,
+  size: number,
+  at: (i: number) => number,
+): Promise<void> {
   const base = client.stats.bytesIn;
   for (let i = 0; i * size < msg.length; i++) {
     clock.set(at(i));
@@ -66,7 +73,10 @@ describe('simulated Asterisk (connect)', () => {
     // The same message with one 6 ms gap is a violation (so the clock above was the one measured).
     await sendInPieces(s, client, clock, msg, 41, (i) => 2000 + i + (i >= 4 ? 5 : 0));
     const violations = client.violations as readonly ClientViolation[]; // (the assertion above narrowed the type)
-    assert.deepEqual(violations.map((v) => v.code), ['SPLIT_MESSAGE']);
+    assert.deepEqual(
+      violations.map((v) => v.code),
+      ['SPLIT_MESSAGE'],
+    );
     assert.match(violations[0]!.message, /6\.0 ms after the previous one/);
     assert.equal(client.connected, true);
   });

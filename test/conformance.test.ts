@@ -78,7 +78,9 @@ function checkOutput(raw: RawCall, sent: SentLog[], frameMs: number): { audioMs:
     userMs += durationMs(m.kind, m.length);
     const elapsed = m.at - user[0]!.at;
     if (userMs > elapsed + lead) {
-      assert.fail(`ahead of real time: ${userMs.toFixed(1)} ms of audio sent ${elapsed.toFixed(1)} ms after the first (frame ${frameMs} ms)`);
+      assert.fail(
+        `ahead of real time: ${userMs.toFixed(1)} ms of audio sent ${elapsed.toFixed(1)} ms after the first (frame ${frameMs} ms)`,
+      );
     }
   }
   for (let i = 0; i < sent.length; i++) {
@@ -121,7 +123,10 @@ const arbOp: fc.Arbitrary<Op> = fc.oneof(
     weight: 12,
     arbitrary: fc.record({
       t: fc.constant('write' as const),
-      kind: fc.oneof({ weight: 5, arbitrary: fc.integer({ min: 0x10, max: 0x18 }) }, { weight: 2, arbitrary: fc.integer({ min: -1, max: 256 }) }),
+      kind: fc.oneof(
+        { weight: 5, arbitrary: fc.integer({ min: 0x10, max: 0x18 }) },
+        { weight: 2, arbitrary: fc.integer({ min: -1, max: 256 }) },
+      ),
       len: arbLen,
       typed: fc.boolean(),
       repeat: fc.integer({ min: 1, max: 5 }), // an echo that fell behind writes several at once
@@ -251,7 +256,10 @@ async function runScenario(s: Scenario): Promise<void> {
             if (ended) {
               assert.ok(isCode(error, ErrorCodes.CALL_ENDED), `write after hangup throws CALL_ENDED, got ${String(error)}`);
             } else if (!valid) {
-              assert.ok(isCode(error, ErrorCodes.INVALID_MESSAGE), `write(${len} B, kind ${kind}) throws INVALID_MESSAGE, got ${String(error)}`);
+              assert.ok(
+                isCode(error, ErrorCodes.INVALID_MESSAGE),
+                `write(${len} B, kind ${kind}) throws INVALID_MESSAGE, got ${String(error)}`,
+              );
               const after = call.stats;
               assert.equal(after.messagesOut, before.messagesOut, 'a refused write sends nothing');
               assert.equal(after.bytesOut, before.bytesOut, 'a refused write sends nothing');
@@ -367,7 +375,7 @@ async function runScenario(s: Scenario): Promise<void> {
     // the byte stream of every audio payload, in order.
     const stream = Buffer.concat(payloads);
     const audio: Buffer[] = [];
-    for (let off = 0; off + 3 <= stream.length; ) {
+    for (let off = 0; off + 3 <= stream.length;) {
       const len = stream.readUInt16BE(off + 1);
       if (stream[off] !== 0) audio.push(stream.subarray(off + 3, off + 3 + len));
       off += 3 + len;
@@ -378,7 +386,11 @@ async function runScenario(s: Scenario): Promise<void> {
       const i = bytes.readUInt32LE(at + 2);
       if (accepted.includes(i)) seen.push(i);
     }
-    assert.deepEqual(seen, [...seen].sort((a, b) => a - b), 'writes are sent in order');
+    assert.deepEqual(
+      seen,
+      [...seen].sort((a, b) => a - b),
+      'writes are sent in order',
+    );
     assert.equal(new Set(seen).size, seen.length, 'no write is sent twice');
     if (!flushed && !ended && s.finale === 'end') {
       // Every stamped write that is missing was dropped (the hard cap), counted and reported.
@@ -414,9 +426,13 @@ const PAST_COUNTEREXAMPLES: Array<[Scenario]> = [
 ];
 
 describe('conformance: never send what kills a call', () => {
-  test('random user operations: only valid messages, nothing after hangup, no bursts, refusals are synchronous', { timeout: 60_000 }, async () => {
-    await fc.assert(fc.asyncProperty(arbScenario, runScenario), { numRuns: 50, endOnFailure: true, examples: PAST_COUNTEREXAMPLES });
-  });
+  test(
+    'random user operations: only valid messages, nothing after hangup, no bursts, refusals are synchronous',
+    { timeout: 60_000 },
+    async () => {
+      await fc.assert(fc.asyncProperty(arbScenario, runScenario), { numRuns: 50, endOnFailure: true, examples: PAST_COUNTEREXAMPLES });
+    },
+  );
 
   test('with several calls at once on one server, every call still gets only valid, paced output', { timeout: 20_000 }, async (t) => {
     const calls: Call[] = [];
@@ -455,26 +471,34 @@ describe('conformance: never send what kills a call', () => {
 });
 
 describe('conformance bugs (regressions)', () => {
-  test('write() with a non-integer kind (16.5) throws INVALID_MESSAGE and the call keeps sending keep-alive', { timeout: 20_000 }, async (t) => {
-    const calls: Call[] = [];
-    const { server, port } = await startServer((call) => void calls.push(call), {}, t);
-    const raw = await rawCall(port, {}, t);
-    await until(() => calls.length === 1, 2000, 'the call');
-    const call = calls[0]!;
-    await until(() => raw.messages.length >= 1, 5000, 'keep-alive to start');
-    let threw: unknown;
-    try {
-      call.write(Buffer.alloc(320, 1), 16.5 as AudioKind);
-    } catch (err) {
-      threw = err;
-    }
-    const n0 = raw.messages.length;
-    // A NaN outbound timeline stops keep-alive for good: eight more messages never come.
-    await until(() => raw.messages.length - n0 >= 8, 5000, 'eight messages after write(…, 16.5): keep-alive stopped (the outbound timeline became NaN)');
-    assert.ok(isCode(threw, ErrorCodes.INVALID_MESSAGE), `write(…, 16.5) should throw INVALID_MESSAGE, got ${String(threw)}`);
-    await call.hangup();
-    await server.close();
-  });
+  test(
+    'write() with a non-integer kind (16.5) throws INVALID_MESSAGE and the call keeps sending keep-alive',
+    { timeout: 20_000 },
+    async (t) => {
+      const calls: Call[] = [];
+      const { server, port } = await startServer((call) => void calls.push(call), {}, t);
+      const raw = await rawCall(port, {}, t);
+      await until(() => calls.length === 1, 2000, 'the call');
+      const call = calls[0]!;
+      await until(() => raw.messages.length >= 1, 5000, 'keep-alive to start');
+      let threw: unknown;
+      try {
+        call.write(Buffer.alloc(320, 1), 16.5 as AudioKind);
+      } catch (err) {
+        threw = err;
+      }
+      const n0 = raw.messages.length;
+      // A NaN outbound timeline stops keep-alive for good: eight more messages never come.
+      await until(
+        () => raw.messages.length - n0 >= 8,
+        5000,
+        'eight messages after write(…, 16.5): keep-alive stopped (the outbound timeline became NaN)',
+      );
+      assert.ok(isCode(threw, ErrorCodes.INVALID_MESSAGE), `write(…, 16.5) should throw INVALID_MESSAGE, got ${String(threw)}`);
+      await call.hangup();
+      await server.close();
+    },
+  );
 
   test('write(Int16Array) sends the samples as bytes (or is refused), not their low bytes', { timeout: 20_000 }, async (t) => {
     const calls: Call[] = [];
@@ -491,7 +515,10 @@ describe('conformance bugs (regressions)', () => {
       threw = err;
     }
     if (threw !== undefined) {
-      assert.ok(isCode(threw, ErrorCodes.INVALID_ARGUMENT) || isCode(threw, ErrorCodes.INVALID_MESSAGE), `refused with a typed error, got ${String(threw)}`);
+      assert.ok(
+        isCode(threw, ErrorCodes.INVALID_ARGUMENT) || isCode(threw, ErrorCodes.INVALID_MESSAGE),
+        `refused with a typed error, got ${String(threw)}`,
+      );
     } else {
       await until(() => raw.messages.length === 1, 2000, 'the message');
       const sent = Buffer.concat(payloads);

@@ -26,7 +26,17 @@ const SLACK_MS = 10;
 /** Echoes before this index may be separated by keep-alive silence (the echo is starting). */
 const START_FRAMES = 10;
 
-const RATE: Record<number, number> = { 0x10: 8000, 0x11: 12000, 0x12: 16000, 0x13: 24000, 0x14: 32000, 0x15: 44100, 0x16: 48000, 0x17: 96000, 0x18: 192000 };
+const RATE: Record<number, number> = {
+  0x10: 8000,
+  0x11: 12000,
+  0x12: 16000,
+  0x13: 24000,
+  0x14: 32000,
+  0x15: 44100,
+  0x16: 48000,
+  0x17: 96000,
+  0x18: 192000,
+};
 
 function durationMs(kind: number, length: number): number {
   return (length / 2 / RATE[kind]!) * 1000;
@@ -111,7 +121,7 @@ function plan(spec: CallSpec): Plan {
   const stream = Buffer.concat(messages);
   const writes: Write[] = [];
   let written = 0;
-  for (let k = 0; k < spec.frames; ) {
+  for (let k = 0; k < spec.frames;) {
     const [lo, hi] = spec.merge;
     const e = Math.min(spec.frames - 1, k + lo + Math.floor(rng() * (hi - lo + 1)) - 1);
     let end = ends[e]!;
@@ -233,12 +243,15 @@ async function runScenario(specs: CallSpec[]): Promise<Run[]> {
   // emit, which would shorten the apparent gap to the next send.
   let lastReading = 0;
   const clock: Clock = { ...systemClock, now: () => (lastReading = performance.now()) };
-  const server: AudioSocketServer = createServer((call) => {
-    const log: Run['served'] = [];
-    served.set(call.uuid, log);
-    call.on('sent', (kind, payload) => log.push({ kind, length: payload.length, at: lastReading }));
-    call.on('audio', (f) => call.write(f.payload, f.kind));
-  }, { clock });
+  const server: AudioSocketServer = createServer(
+    (call) => {
+      const log: Run['served'] = [];
+      served.set(call.uuid, log);
+      call.on('sent', (kind, payload) => log.push({ kind, length: payload.length, at: lastReading }));
+      call.on('audio', (f) => call.write(f.payload, f.kind));
+    },
+    { clock },
+  );
   server.on('callEnd', (call, end) => ends.set(call.uuid, end));
   const { port } = await server.listen({ host: '127.0.0.1', port: 0 });
   const sockets: net.Socket[] = [];
@@ -246,7 +259,16 @@ async function runScenario(specs: CallSpec[]): Promise<Run[]> {
     const runs = await Promise.all(
       specs.map(async (spec) => {
         await sleep(spec.offsetMs); // the input schedule under test, not synchronisation
-        const run: Run = { plan: plan(spec), uuid: randomUUID(), sentAt: [], received: [], served: [], violations: [], end: undefined, t0: 0 };
+        const run: Run = {
+          plan: plan(spec),
+          uuid: randomUUID(),
+          sentAt: [],
+          received: [],
+          served: [],
+          violations: [],
+          end: undefined,
+          t0: 0,
+        };
         const socket = net.connect({ host: '127.0.0.1', port });
         sockets.push(socket);
         socket.setNoDelay(true);
@@ -326,7 +348,10 @@ function windowed(run: Run): string[] {
       const span = r[j]!.at - r[i]!.at;
       const excess = ms - (1.25 * span + 3 * FRAME_MS + SLACK_MS);
       if (excess > worst.excess) {
-        worst = { excess, text: `call ${run.plan.spec.id}: ${ms.toFixed(1)} ms of audio within ${span.toFixed(1)} ms (messages ${i}-${j})` };
+        worst = {
+          excess,
+          text: `call ${run.plan.spec.id}: ${ms.toFixed(1)} ms of audio within ${span.toFixed(1)} ms (messages ${i}-${j})`,
+        };
       }
     }
   }
@@ -459,7 +484,6 @@ for (const scenario of SCENARIOS) {
     test('in any window, audio including silence <= 1.25 x window + 3 frames (+10 ms slack)', () => check(get, windowed));
     test('no keep-alive silence between echoes once the echo runs (except across a pause of the input)', () =>
       check(get, noSilenceInSteadyEcho));
-    test('the echo does not accumulate delay (median delay, last second vs first, under 3 frames)', () =>
-      check(get, noAccumulatedDelay));
+    test('the echo does not accumulate delay (median delay, last second vs first, under 3 frames)', () => check(get, noAccumulatedDelay));
   });
 }

@@ -24,7 +24,9 @@ test('voice-bot example: greets, stops talking when the caller speaks, answers a
     const client = await connect({ port });
     const heard: Array<{ t: number; loud: boolean }> = [];
     const t0 = performance.now();
-    client.on('audio', (f) => heard.push({ t: performance.now() - t0, loud: f.payload.some((b, i) => i % 2 === 1 && b !== 0 && b !== 0xff) }));
+    client.on('audio', (f) =>
+      heard.push({ t: performance.now() - t0, loud: f.payload.some((b, i) => i % 2 === 1 && b !== 0 && b !== 0xff) }),
+    );
     await until(() => heard.some((h) => h.loud), { what: 'the greeting' });
     // The caller talks over it: a loud 500 Hz tone for 300 ms (a whole number of periods per frame).
     const noise = Buffer.alloc(320);
@@ -43,7 +45,10 @@ test('voice-bot example: greets, stops talking when the caller speaks, answers a
       await sleep(20); // the caller's audio, in real time
     }
     const tQuiet = tSpeak + 300;
-    assert.ok(heard.some((h) => h.t > tQuiet + 700 && h.loud), 'bot answered after the pause');
+    assert.ok(
+      heard.some((h) => h.t > tQuiet + 700 && h.loud),
+      'bot answered after the pause',
+    );
     await client.close();
     await until(() => /heard \d+ ms, answering/.test(out), { what: 'the bot to log its answer' });
     assert.match(out, /barge-in, dropped \d+ ms/);

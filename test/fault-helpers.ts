@@ -272,9 +272,7 @@ export function watchServerOutput(socket: net.Socket, raw: Pick<RawCall, 'messag
 
 /** The server-side socket of a connection, found among the process's active handles. */
 export function serverSideSocket(port: number, client: net.Socket): net.Socket | undefined {
-  return HANDLES().find(
-    (h): h is net.Socket => h instanceof net.Socket && h.localPort === port && h.remotePort === client.localPort,
-  );
+  return HANDLES().find((h): h is net.Socket => h instanceof net.Socket && h.localPort === port && h.remotePort === client.localPort);
 }
 
 /** A real `gc()` even without --expose-gc (node --test does not pass it). */
@@ -305,7 +303,10 @@ export function resourceCounts(): Record<string, number> {
 }
 
 /** Listener counts of every event of an emitter. */
-export function listenerCounts(emitter: { eventNames(): Array<string | symbol>; listenerCount(e: string | symbol): number }): Record<string, number> {
+export function listenerCounts(emitter: {
+  eventNames(): Array<string | symbol>;
+  listenerCount(e: string | symbol): number;
+}): Record<string, number> {
   const out: Record<string, number> = {};
   for (const e of emitter.eventNames()) out[String(e)] = emitter.listenerCount(e);
   return out;

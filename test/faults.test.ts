@@ -9,15 +9,7 @@ import net from 'node:net';
 import { once } from 'node:events';
 import { spawn } from 'node:child_process';
 import { setTimeout as sleep } from 'node:timers/promises';
-import {
-  connect,
-  encodeMessage,
-  ErrorCodes,
-  type AudioSocketServer,
-  type Call,
-  type CallEnd,
-  type HandshakeFailure,
-} from '#lib/index.js';
+import { connect, encodeMessage, ErrorCodes, type AudioSocketServer, type Call, type CallEnd, type HandshakeFailure } from '#lib/index.js';
 import {
   EchoProbe,
   echoHandler,
@@ -68,73 +60,78 @@ async function runNode(code: string, timeoutMs = 10000): Promise<{ code: number 
 }
 
 describe('faults on one call never disturb the others', { concurrency: true }, () => {
-  test('a peer that stops reading during a long prompt: output is dropped and counted, buffers stay bounded, the call ends peer-not-reading', { timeout: 90_000 }, async (t) => {
-    const handler = (call: Call): void => {
-      if (!call.uuid.startsWith('b10cb10c')) return echoHandler(call);
-      // A long prompt streamed from a generator (so the test itself holds little memory).
-      const bytes = call.frameBytes * 5; // 100 ms per chunk
-      async function* prompt() {
-        for (let i = 0; i < 600 && call.connected; i++) yield Buffer.alloc(bytes, 0x11);
+  test(
+    'a peer that stops reading during a long prompt: output is dropped and counted, buffers stay bounded, the call ends peer-not-reading',
+    { timeout: 90_000 },
+    async (t) => {
+      const handler = (call: Call): void => {
+        if (!call.uuid.startsWith('b10cb10c')) return echoHandler(call);
+        // A long prompt streamed from a generator (so the test itself holds little memory).
+        const bytes = call.frameBytes * 5; // 100 ms per chunk
+        async function* prompt() {
+          for (let i = 0; i < 600 && call.connected; i++) yield Buffer.alloc(bytes, 0x11);
+        }
+        call.play(prompt()).catch(() => {});
+      };
+      // 0x18 (192 kHz) fills the loopback socket buffers fastest: 384 kB/s of real-time audio.
+      const options = { outboundKind: 0x18, maxBufferedMs: 100, peerNotReadingTimeout: 1000 } as const;
+      const { server, port } = await startServer(handler, options, t);
+      const ends = recordEnds(server);
+      const probe = await EchoProbe.start(port, 5, t);
+      await probe.advanced(3);
+
+      const raw = await rawCall(port, { uuid: uuidWith('b10cb10c') }, t);
+      raw.socket.pause(); // never reads again
+      const call = await callFor(server, raw.uuid);
+      const warnings: string[] = [];
+      call.on('warning', (w) => warnings.push(w.code));
+      const ss = serverSideSocket(port, raw.socket);
+      assert.ok(ss, 'found the server side of the connection');
+      const bound =
+        Math.max(2 * call.frameBytes, Math.round((options.maxBufferedMs / call.frameMs) * call.frameBytes)) + call.frameBytes + 3;
+
+      let maxWritable = 0;
+      const dropped: number[] = [];
+      let memAtBlock = 0;
+      let memMax = 0;
+      const mem = (): number => {
+        const m = process.memoryUsage();
+        return m.heapUsed + m.arrayBuffers;
+      };
+      const sampler = setInterval(() => {
+        maxWritable = Math.max(maxWritable, ss.writableLength);
+        const d = call.stats.droppedOut;
+        if (d > 0) {
+          if (dropped.length === 0) memAtBlock = mem();
+          memMax = Math.max(memMax, mem());
+          if (dropped.at(-1) !== d) dropped.push(d);
+        }
+      }, 10);
+      let end: CallEnd;
+      try {
+        end = await within(call.closed, 60_000, 'the call to end');
+      } finally {
+        clearInterval(sampler);
       }
-      call.play(prompt()).catch(() => {});
-    };
-    // 0x18 (192 kHz) fills the loopback socket buffers fastest: 384 kB/s of real-time audio.
-    const options = { outboundKind: 0x18, maxBufferedMs: 100, peerNotReadingTimeout: 1000 } as const;
-    const { server, port } = await startServer(handler, options, t);
-    const ends = recordEnds(server);
-    const probe = await EchoProbe.start(port, 5, t);
-    await probe.advanced(3);
+      t.diagnostic(
+        `blocked after ${end.stats.bytesOut} B sent; droppedOut ${end.stats.droppedOut}; writableLength max ${maxWritable} B (bound ${bound}); ` +
+          `heap+arrayBuffers +${((memMax - memAtBlock) / 1048576).toFixed(1)} MB while blocked`,
+      );
+      assert.equal(end.reason, 'peer-not-reading');
+      assert.equal(end.error?.code, ErrorCodes.PEER_NOT_READING);
+      assert.ok(end.stats.droppedOut > 0, 'drops are counted');
+      assert.ok(dropped.length >= 10, `droppedOut kept growing while blocked: ${dropped.slice(0, 5).join(',')}...`);
+      assert.ok(maxWritable <= bound, `server writableLength peaked at ${maxWritable} B, bound ${bound} B`);
+      assert.ok(memMax - memAtBlock < 32 * 1024 * 1024, `memory grew ${((memMax - memAtBlock) / 1048576).toFixed(1)} MB while blocked`);
+      assert.deepEqual(warnings, ['PEER_NOT_READING']);
+      assert.equal(ends.get(raw.uuid)?.reason, 'peer-not-reading');
 
-    const raw = await rawCall(port, { uuid: uuidWith('b10cb10c') }, t);
-    raw.socket.pause(); // never reads again
-    const call = await callFor(server, raw.uuid);
-    const warnings: string[] = [];
-    call.on('warning', (w) => warnings.push(w.code));
-    const ss = serverSideSocket(port, raw.socket);
-    assert.ok(ss, 'found the server side of the connection');
-    const bound = Math.max(2 * call.frameBytes, Math.round((options.maxBufferedMs / call.frameMs) * call.frameBytes)) + call.frameBytes + 3;
-
-    let maxWritable = 0;
-    const dropped: number[] = [];
-    let memAtBlock = 0;
-    let memMax = 0;
-    const mem = (): number => {
-      const m = process.memoryUsage();
-      return m.heapUsed + m.arrayBuffers;
-    };
-    const sampler = setInterval(() => {
-      maxWritable = Math.max(maxWritable, ss.writableLength);
-      const d = call.stats.droppedOut;
-      if (d > 0) {
-        if (dropped.length === 0) memAtBlock = mem();
-        memMax = Math.max(memMax, mem());
-        if (dropped.at(-1) !== d) dropped.push(d);
-      }
-    }, 10);
-    let end: CallEnd;
-    try {
-      end = await within(call.closed, 60_000, 'the call to end');
-    } finally {
-      clearInterval(sampler);
-    }
-    t.diagnostic(
-      `blocked after ${end.stats.bytesOut} B sent; droppedOut ${end.stats.droppedOut}; writableLength max ${maxWritable} B (bound ${bound}); ` +
-        `heap+arrayBuffers +${((memMax - memAtBlock) / 1048576).toFixed(1)} MB while blocked`,
-    );
-    assert.equal(end.reason, 'peer-not-reading');
-    assert.equal(end.error?.code, ErrorCodes.PEER_NOT_READING);
-    assert.ok(end.stats.droppedOut > 0, 'drops are counted');
-    assert.ok(dropped.length >= 10, `droppedOut kept growing while blocked: ${dropped.slice(0, 5).join(',')}...`);
-    assert.ok(maxWritable <= bound, `server writableLength peaked at ${maxWritable} B, bound ${bound} B`);
-    assert.ok(memMax - memAtBlock < 32 * 1024 * 1024, `memory grew ${((memMax - memAtBlock) / 1048576).toFixed(1)} MB while blocked`);
-    assert.deepEqual(warnings, ['PEER_NOT_READING']);
-    assert.equal(ends.get(raw.uuid)?.reason, 'peer-not-reading');
-
-    await probe.advanced(5);
-    await probe.finish();
-    raw.socket.destroy();
-    await server.close();
-  });
+      await probe.advanced(5);
+      await probe.finish();
+      raw.socket.destroy();
+      await server.close();
+    },
+  );
 
   test('RST in the middle of a message (header or payload) ends that call as remote-hangup', async (t) => {
     const { server, port } = await startServer(echoHandler, {}, t);
@@ -316,7 +313,11 @@ describe('faults on one call never disturb the others', { concurrency: true }, (
     call.on('message', (kind) => kindsSeen.add(kind));
 
     const big = Buffer.alloc(65535, 0x5a);
-    const unknown = [0x02, ...Array.from({ length: 12 }, (_, i) => 0x04 + i), ...Array.from({ length: 0xfe - 0x19 + 1 }, (_, i) => 0x19 + i)];
+    const unknown = [
+      0x02,
+      ...Array.from({ length: 12 }, (_, i) => 0x04 + i),
+      ...Array.from({ length: 0xfe - 0x19 + 1 }, (_, i) => 0x19 + i),
+    ];
     const parts = [encodeMessage(0x10, big), encodeMessage(0x10, big.subarray(0, 65534)), encodeMessage(0x42, big)];
     for (let i = 0; i < 1000; i++) parts.push(encodeMessage(unknown[i % unknown.length]!, Buffer.alloc((i * 37) % 301, i & 0xff)));
     const stream = Buffer.concat(parts);
@@ -365,7 +366,7 @@ describe('faults on one call never disturb the others', { concurrency: true }, (
 
     const bad = await Promise.all(['5e5e5e5e', 'ae5e5e5e', 'ee5e5e5e'].map((t) => connect({ port, uuid: uuidWith(t) })));
     const forever = await connect({ port, uuid: uuidWith('f0f0f0f0') });
-    for (const c of bad) assert.equal((await within(c.closed, 3000, 'a failing handler\'s call to end')).by, 'server-hangup');
+    for (const c of bad) assert.equal((await within(c.closed, 3000, "a failing handler's call to end")).by, 'server-hangup');
     for (const c of bad) {
       const end = ends.get(c.uuid);
       assert.equal(end?.reason, 'handler-error');
@@ -379,7 +380,7 @@ describe('faults on one call never disturb the others', { concurrency: true }, (
     await within(
       new Promise<void>((resolve) => forever.on('audio', (f) => !allZero(f.payload) && resolve())),
       2000,
-      'an echo on the never-returning handler\'s call',
+      "an echo on the never-returning handler's call",
     );
     await probe.advanced(5);
     await probe.finish(false);
@@ -439,7 +440,10 @@ describe('bugs found by fault injection (regressions)', { concurrency: true }, (
     raw.socket.write(encodeMessage(0x01, Buffer.alloc(16, 0x42)));
     await until(() => server.calls.size === 1, 3000, 'the call');
     await sleep(100); // deliberate negative window, as above, for the hangup timeout
-    assert.deepEqual(failures.map((f) => f.reason), []);
+    assert.deepEqual(
+      failures.map((f) => f.reason),
+      [],
+    );
     assert.equal(server.calls.size, 1);
     raw.socket.destroy();
     await server.close();
@@ -479,7 +483,10 @@ describe('bugs found by fault injection (regressions)', { concurrency: true }, (
     await until(() => calls[0]!.stats.audioIn === 60_001, 10_000, 'every frame read off the socket');
     const grown = (await mem()) - before;
     assert.equal(calls[0]!.stats.droppedIn, 60_000 - 50, 'the overflow is counted');
-    assert.ok(grown < 4 * 1048576, `memory grew ${(grown / 1048576).toFixed(1)} MB for a queue of 50 frames: dropped frames are still referenced`);
+    assert.ok(
+      grown < 4 * 1048576,
+      `memory grew ${(grown / 1048576).toFixed(1)} MB for a queue of 50 frames: dropped frames are still referenced`,
+    );
     await client.close();
     await server.close();
   });

@@ -37,7 +37,6 @@ export async function spawnCli(args: string[]): Promise<Running> {
   return { child, port, lines };
 }
 
-
 /** Runs the CLI to completion and returns its exit code and output. */
 export async function runCli(args: string[]): Promise<{ code: number; out: string; err: string }> {
   const child = spawn(process.execPath, [MAIN, ...args], { stdio: 'pipe' });

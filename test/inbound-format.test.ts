@@ -80,7 +80,10 @@ describe('odd-length inbound audio', () => {
     client.sendAudio(Buffer.alloc(320, 8));
     await until(() => echoed.length >= 2 && calls[0]?.stats.messagesIn === 3, { what: 'two echoes and three messages in' });
     assert.equal(client.connected, true);
-    assert.deepEqual(echoed.map((e) => e.length), [320, 320]);
+    assert.deepEqual(
+      echoed.map((e) => e.length),
+      [320, 320],
+    );
     assert.equal(calls[0]!.stats.oddAudioIn, 2);
     assert.equal(calls[0]!.stats.emptyAudioIn, 1);
   });
@@ -102,6 +105,9 @@ describe('odd-length inbound audio', () => {
     await until(() => call.stats.messagesIn === 2, { what: 'both messages in' });
     const samples = frames.flatMap((f) => Array.from({ length: f.payload.length / 2 }, (_, i) => f.payload.readInt16LE(i * 2)));
     assert.equal(samples.length, 160, 'the whole frame is delivered');
-    assert.ok(samples.every((x) => x === 1000), 'every sample intact');
+    assert.ok(
+      samples.every((x) => x === 1000),
+      'every sample intact',
+    );
   });
 });

@@ -21,7 +21,7 @@ describe('keep-alive over TCP', () => {
     assert.deepEqual(
       [...new Set(raw.messages.map((m) => `0x${m.kind.toString(16)}/${m.length}`))],
       ['0x12/640'],
-      'silence in the call\'s own kind and frame size only',
+      "silence in the call's own kind and frame size only",
     );
     assert.ok(raw.messages.every((m) => m.zero));
   });

@@ -75,7 +75,10 @@ function assertBounds(list: Sent[], lead: number, what: string, ahead = lead): v
   let total = 0;
   for (const s of list) {
     total += ms8k(s);
-    assert.ok(total <= s.at - t0 + ahead + 1e-6, `${what} ahead of the wall clock: ${total} ms sent ${s.at - t0} ms after the first message`);
+    assert.ok(
+      total <= s.at - t0 + ahead + 1e-6,
+      `${what} ahead of the wall clock: ${total} ms sent ${s.at - t0} ms after the first message`,
+    );
   }
   for (let i = 0; i < list.length; i++) {
     let sum = 0;
@@ -93,7 +96,11 @@ function assertBounds(list: Sent[], lead: number, what: string, ahead = lead): v
  */
 function assertPaced(sent: Sent[], from = 0): void {
   const list = sent.slice(from);
-  assertBounds(list.filter((s) => !isSilence(s)), 60, 'audio');
+  assertBounds(
+    list.filter((s) => !isSilence(s)),
+    60,
+    'audio',
+  );
   assertBounds(list, 60, 'all audio', 80);
 }
 
@@ -107,7 +114,10 @@ describe('Outbound: the three write patterns of a voice bot', () => {
     assert.equal(out.write(data, 0x10), false, 'over the 1 s high-water mark: slow down (but nothing is lost)');
     await run(clock, 2100);
     assert.deepEqual(Buffer.concat(sent.map((s) => s.payload)), data, 'all 2000 ms, byte for byte, in order');
-    assert.ok(sent.every((s) => s.payload.length === 320), 'exact 20 ms frames');
+    assert.ok(
+      sent.every((s) => s.payload.length === 320),
+      'exact 20 ms frames',
+    );
     assertPaced(sent);
     const span = sent.at(-1)!.at - sent[0]!.at;
     assert.ok(span >= 2000 - 60 && span <= 2000 - 40, `three frames at once, then one per 20 ms: last frame at ${span} ms`);
@@ -226,7 +236,10 @@ describe('Outbound: echo (audio written as it arrives)', () => {
       // Frames beyond the lead wait for a tick each: at most (per - 3) frames plus the tick's phase.
       assert.ok(Math.max(...delays) <= (per - 3) * 20 + 20, `delays up to ${Math.max(...delays)} ms`);
       assert.deepEqual(delays.slice(-per), delays.slice(per, 2 * per), 'the same in the last batch as in the second');
-      assert.ok(delays.slice(per).every((d, i) => (i % per < 3 ? d === 0 : true)), 'the first three of each batch leave at once');
+      assert.ok(
+        delays.slice(per).every((d, i) => (i % per < 3 ? d === 0 : true)),
+        'the first three of each batch leave at once',
+      );
       const a = sent.indexOf(echoed[0]!);
       assert.equal(sent.slice(a, sent.indexOf(echoed.at(-1)!)).filter(isSilence).length, 0);
       assertPaced(sent);
@@ -298,7 +311,7 @@ describe('Outbound: keep-alive', () => {
     assert.equal(quiet.sent.length, 0);
   });
 
-  test('uses the kind of the call\'s audio: the first inbound kind, never 0x10 on a slin16 call', () => {
+  test("uses the kind of the call's audio: the first inbound kind, never 0x10 on a slin16 call", () => {
     const clock = new ManualClock(0);
     const { out, sent } = setup({ keepAliveKind: undefined }, clock);
     out.start();
@@ -306,7 +319,10 @@ describe('Outbound: keep-alive', () => {
     out.noteInbound(0x12, 20, clock.now());
     clock.advance(500);
     assert.ok(sent.length >= 24);
-    assert.ok(sent.every((s) => s.kind === 0x12 && s.payload.length === 640), 'slin16 silence only');
+    assert.ok(
+      sent.every((s) => s.kind === 0x12 && s.payload.length === 640),
+      'slin16 silence only',
+    );
   });
 
   test('without inbound audio it falls back to the outbound kind after the grace period', () => {
@@ -354,7 +370,10 @@ describe('Outbound: keep-alive', () => {
     const silence = sent.slice(lastEcho + 1);
     assert.ok(silence.length > 0 && silence.every(isSilence));
     const first = silence[0]!.at - inputEnd;
-    assert.ok(first >= 200 && first <= 200 + 40 + 20, `keep-alive resumed ${first} ms after the input stopped (inputWaitMs 200 + grace 40)`);
+    assert.ok(
+      first >= 200 && first <= 200 + 40 + 20,
+      `keep-alive resumed ${first} ms after the input stopped (inputWaitMs 200 + grace 40)`,
+    );
     for (let i = 1; i < silence.length; i++) assert.equal(silence[i]!.at - silence[i - 1]!.at, 20);
   });
 
@@ -407,7 +426,10 @@ describe('Outbound: queue, flush, marks, plays', () => {
     assert.equal(await m2, true);
     assert.equal((await p).status, 'done');
     const t0 = sent[0]!.at;
-    assert.deepEqual(marks.map(([n]) => n), ['after-write', 'after-play']);
+    assert.deepEqual(
+      marks.map(([n]) => n),
+      ['after-write', 'after-play'],
+    );
     assert.ok(marks[0]![2] - t0 >= 80, `after-write fired at ${marks[0]![2] - t0} ms: its 80 ms had played`);
     assert.ok(marks[1]![2] - t0 >= 140 && marks[1]![2] - t0 <= 160, `after-play at ${marks[1]![2] - t0} ms`);
   });
@@ -440,7 +462,10 @@ describe('Outbound: queue, flush, marks, plays', () => {
     assert.ok(sent.slice(n).every(isSilence), 'nothing queued leaves after the flush');
     assert.equal((await p).status, 'interrupted');
     assert.equal(await m, false);
-    assert.deepEqual(marks.map(([name, reached]) => [name, reached]), [['after', false]]);
+    assert.deepEqual(
+      marks.map(([name, reached]) => [name, reached]),
+      [['after', false]],
+    );
     assert.equal(out.stats.queuedMs, 0);
   });
 
@@ -486,7 +511,10 @@ describe('Outbound: queue, flush, marks, plays', () => {
     await run(clock, 300);
     assert.equal((await done).status, 'done');
     assert.deepEqual(Buffer.concat(sent.map((s) => s.payload)), data);
-    assert.deepEqual(sent.map((s) => s.payload.length), [320, 320, 320, 320, 320, 100]);
+    assert.deepEqual(
+      sent.map((s) => s.payload.length),
+      [320, 320, 320, 320, 320, 100],
+    );
     assertPaced(sent);
   });
 
@@ -591,7 +619,15 @@ describe('Outbound: queue, flush, marks, plays', () => {
       { length: 50 },
       () =>
         new Outbound(
-          { kind: 0x10, keepAliveKind: 0x10, keepAlive: true, prefetchMs: 200, highWaterMarkMs: 1000, maxQueuedMs: 30000, pacing: { frameMs: 20, ...DEFAULT_PACING } },
+          {
+            kind: 0x10,
+            keepAliveKind: 0x10,
+            keepAlive: true,
+            prefetchMs: 200,
+            highWaterMarkMs: 1000,
+            maxQueuedMs: 30000,
+            pacing: { frameMs: 20, ...DEFAULT_PACING },
+          },
           scheduler,
           { send: () => {}, mark: () => {}, drain: () => {}, dropped: () => {} },
         ),

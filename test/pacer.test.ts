@@ -72,7 +72,7 @@ describe('Pacer', () => {
     const log: Array<[number, number]> = [];
     offer(p, F, 0, log);
     assert.equal(p.idle, false);
-    assert.equal(p.rest(30), false, 'dry for 10 ms: still the writer\'s lateness (grace is two frames)');
+    assert.equal(p.rest(30), false, "dry for 10 ms: still the writer's lateness (grace is two frames)");
     assert.equal(p.rest(60), true, 'dry for two frames: idle');
     // 4 s later a writer offers 1 s at once: it may not use the 4 s as credit.
     for (let i = 0; i < 50; i++) offer(p, F, 4000, log);

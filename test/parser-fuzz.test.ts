@@ -26,7 +26,6 @@ function reference(bytes: Buffer, max: number): { messages: Msg[]; consumed: num
   }
 }
 
-
 /** Copies each chunk into a larger ArrayBuffer at an odd offset and hands the parser a plain Uint8Array view. */
 function asViews(chunks: Buffer[]): Uint8Array[] {
   return chunks.map((c, i) => {
@@ -45,7 +44,8 @@ const arbMessage = fc.record({
   ),
 });
 
-type Mutation = { op: 'flip'; at: number; bit: number } | { op: 'insert'; at: number; bytes: Uint8Array } | { op: 'delete'; at: number; n: number };
+type Mutation =
+  { op: 'flip'; at: number; bit: number } | { op: 'insert'; at: number; bytes: Uint8Array } | { op: 'delete'; at: number; n: number };
 
 const arbMutation: fc.Arbitrary<Mutation> = fc.oneof(
   fc.record({ op: fc.constant('flip' as const), at: fc.nat(), bit: fc.integer({ min: 0, max: 7 }) }),
@@ -77,10 +77,13 @@ const arbMax = fc.oneof(fc.constant(65535), fc.constant(0), fc.integer({ min: 0,
  */
 function checkStream(input: Buffer, chunks: Uint8Array[], max: number): void {
   const got: Msg[] = [];
-  const parser = new MessageParser((kind, payload) => {
-    assert.ok(payload.length <= max, 'payload within maxPayload');
-    got.push({ kind, payload: Buffer.from(payload) });
-  }, { maxPayload: max });
+  const parser = new MessageParser(
+    (kind, payload) => {
+      assert.ok(payload.length <= max, 'payload within maxPayload');
+      got.push({ kind, payload: Buffer.from(payload) });
+    },
+    { maxPayload: max },
+  );
   let fed = 0;
   let failed: AudioSocketError | null = null;
   for (const chunk of chunks) {
@@ -149,31 +152,36 @@ describe('MessageParser fuzz (properties)', () => {
 
   test('valid streams truncated anywhere: whole messages before the cut, TRUNCATED at end() unless cut on a boundary', () => {
     fc.assert(
-      fc.property(fc.array(arbMessage, { minLength: 1, maxLength: 10 }), fc.nat(), fc.array(fc.nat(), { maxLength: 10 }), (msgs, at, points) => {
-        const encoded = msgs.map((m) => encodeMessage(m.kind, m.payload));
-        const whole = Buffer.concat(encoded);
-        const cutAt = at % (whole.length + 1);
-        const input = whole.subarray(0, cutAt);
-        checkStream(input, cut(input, points), 65535);
-        // The messages delivered are exactly those that ended before the cut.
-        let boundary = 0;
-        let complete = 0;
-        for (const e of encoded) {
-          if (boundary + e.length > cutAt) break;
-          boundary += e.length;
-          complete++;
-        }
-        const parser = new MessageParser(() => {});
-        parser.push(input);
-        assert.equal(parser.messageCount, complete);
-        const end = parser.end();
-        if (boundary === cutAt) assert.equal(end, null);
-        else {
-          assert.equal(end?.code, ErrorCodes.TRUNCATED);
-          const left = cutAt - boundary;
-          assert.match(end!.message, left < 3 ? new RegExp(`header \\(${left} of 3`) : new RegExp(`\\(${left - 3} of \\d+ bytes`));
-        }
-      }),
+      fc.property(
+        fc.array(arbMessage, { minLength: 1, maxLength: 10 }),
+        fc.nat(),
+        fc.array(fc.nat(), { maxLength: 10 }),
+        (msgs, at, points) => {
+          const encoded = msgs.map((m) => encodeMessage(m.kind, m.payload));
+          const whole = Buffer.concat(encoded);
+          const cutAt = at % (whole.length + 1);
+          const input = whole.subarray(0, cutAt);
+          checkStream(input, cut(input, points), 65535);
+          // The messages delivered are exactly those that ended before the cut.
+          let boundary = 0;
+          let complete = 0;
+          for (const e of encoded) {
+            if (boundary + e.length > cutAt) break;
+            boundary += e.length;
+            complete++;
+          }
+          const parser = new MessageParser(() => {});
+          parser.push(input);
+          assert.equal(parser.messageCount, complete);
+          const end = parser.end();
+          if (boundary === cutAt) assert.equal(end, null);
+          else {
+            assert.equal(end?.code, ErrorCodes.TRUNCATED);
+            const left = cutAt - boundary;
+            assert.match(end!.message, left < 3 ? new RegExp(`header \\(${left} of 3`) : new RegExp(`\\(${left - 3} of \\d+ bytes`));
+          }
+        },
+      ),
       { numRuns: 400 },
     );
   });
@@ -200,7 +208,10 @@ describe('MessageParser fuzz (properties)', () => {
         assert.equal(ok.messageCount, 1);
         const bad = new MessageParser(() => {}, { maxPayload: max });
         // Only the header is needed to refuse: the parser must not wait for (or buffer) the payload.
-        assert.throws(() => bad.push(Uint8Array.of(kind, (max + 1) >> 8, (max + 1) & 0xff)), (e: unknown) => e instanceof AudioSocketError && e.code === ErrorCodes.PAYLOAD_TOO_LARGE);
+        assert.throws(
+          () => bad.push(Uint8Array.of(kind, (max + 1) >> 8, (max + 1) & 0xff)),
+          (e: unknown) => e instanceof AudioSocketError && e.code === ErrorCodes.PAYLOAD_TOO_LARGE,
+        );
         assert.equal(bad.bufferedBytes, 0);
       }),
       { numRuns: 200 },
@@ -226,14 +237,17 @@ describe('MessageParser fuzz (properties)', () => {
               try {
                 parser.push(piece);
               } catch (err) {
-                assert.ok(err instanceof TypeError, 'the callback\'s own error propagates unchanged');
+                assert.ok(err instanceof TypeError, "the callback's own error propagates unchanged");
               }
             }
           }
           assert.equal(parser.messageCount, msgs.length);
           assert.equal(parser.midMessage, false);
           assert.equal(parser.error, null, 'a callback error is not a parser error');
-          assert.deepEqual(got.map((m) => [m.kind, m.payload.toString('hex')]), msgs.map((m) => [m.kind, Buffer.from(m.payload).toString('hex')]));
+          assert.deepEqual(
+            got.map((m) => [m.kind, m.payload.toString('hex')]),
+            msgs.map((m) => [m.kind, Buffer.from(m.payload).toString('hex')]),
+          );
         },
       ),
       { numRuns: 300 },

@@ -149,7 +149,10 @@ describe('paced playback over loopback (real time)', () => {
     await until(() => sentBeforeFlush >= 0 && sent.length >= sentBeforeFlush + 3, { what: 'three frames after the flush' });
     // From the flush on (server side), only keep-alive silence leaves.
     const after = sent.slice(sentBeforeFlush);
-    assert.ok(after.every((f) => f.every((b) => b === 0)), 'nothing of the prompt or the stream after the flush');
+    assert.ok(
+      after.every((f) => f.every((b) => b === 0)),
+      'nothing of the prompt or the stream after the flush',
+    );
   });
 
   test('mark then hangup: the mark fires after the prompt, the hangup follows', async (t) => {
@@ -168,6 +171,9 @@ describe('paced playback over loopback (real time)', () => {
     assert.equal((await client.closed).by, 'server-hangup');
     assert.equal(frames.length, 5);
     await new Promise(setImmediate); // warnings are emitted on a later tick
-    assert.deepEqual(failures.map((e) => e.message), []);
+    assert.deepEqual(
+      failures.map((e) => e.message),
+      [],
+    );
   });
 });

@@ -28,11 +28,12 @@ function collect(chunks: Uint8Array[], maxPayload?: number): { messages: Msg[]; 
   return { messages, parser };
 }
 
-
-const arbMessage = fc.record({
-  kind: fc.integer({ min: 0, max: 255 }),
-  payload: fc.uint8Array({ maxLength: 2000 }).map((a) => Buffer.from(a)),
-}).map((m): Msg => ({ kind: m.kind, payload: m.payload }));
+const arbMessage = fc
+  .record({
+    kind: fc.integer({ min: 0, max: 255 }),
+    payload: fc.uint8Array({ maxLength: 2000 }).map((a) => Buffer.from(a)),
+  })
+  .map((m): Msg => ({ kind: m.kind, payload: m.payload }));
 
 describe('MessageParser', () => {
   test('any sequence of messages, cut anywhere and coalesced, parses back identically', () => {
@@ -93,12 +94,15 @@ describe('MessageParser', () => {
     const seen: number[] = [];
     const parser = new MessageParser((k) => seen.push(k), { maxPayload: 1000 });
     const stream = Buffer.concat([encodeMessage(0x10, Buffer.alloc(10)), encodeMessage(0x10, Buffer.alloc(1001))]);
-    assert.throws(() => parser.push(stream), (err: unknown) => {
-      assert.ok(err instanceof AudioSocketError);
-      assert.equal(err.code, ErrorCodes.PAYLOAD_TOO_LARGE);
-      assert.match(err.message, /1001/);
-      return true;
-    });
+    assert.throws(
+      () => parser.push(stream),
+      (err: unknown) => {
+        assert.ok(err instanceof AudioSocketError);
+        assert.equal(err.code, ErrorCodes.PAYLOAD_TOO_LARGE);
+        assert.match(err.message, /1001/);
+        return true;
+      },
+    );
     assert.deepEqual(seen, [0x10]);
     parser.push(encodeMessage(0x10, Buffer.alloc(2)));
     assert.deepEqual(seen, [0x10], 'a failed parser ignores further input');
@@ -120,10 +124,13 @@ describe('MessageParser', () => {
     fc.assert(
       fc.property(fc.array(fc.uint8Array({ maxLength: 500 }), { maxLength: 20 }), fc.integer({ min: 0, max: 65535 }), (chunks, max) => {
         let delivered = 0;
-        const parser = new MessageParser((_k, p) => {
-          assert.ok(p.length <= max);
-          delivered++;
-        }, { maxPayload: max });
+        const parser = new MessageParser(
+          (_k, p) => {
+            assert.ok(p.length <= max);
+            delivered++;
+          },
+          { maxPayload: max },
+        );
         for (const c of chunks) {
           try {
             parser.push(c);

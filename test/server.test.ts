@@ -82,10 +82,10 @@ describe('server and calls over TCP', () => {
     client.sendRaw(encodeMessage(0x03, Buffer.from('12'))); // malformed DTMF: reported, not fatal
     client.sendAudio(Buffer.alloc(2, 1));
     await until(() => call.stats.messagesIn >= 34, { what: 'all 34 messages in' });
-    assert.deepEqual(frames.map((f) => [f.kind, f.sampleRate]), [
-      ...rates.map((r, i) => [0x10 + i, r]),
-      [0x10, 8000],
-    ]);
+    assert.deepEqual(
+      frames.map((f) => [f.kind, f.sampleRate]),
+      [...rates.map((r, i) => [0x10 + i, r]), [0x10, 8000]],
+    );
     assert.ok(frames.every((f, i) => i === 9 || f.payload.every((b) => b === f.kind)));
     assert.equal(digits.join(''), '0123456789*#ABCDabcdX');
     assert.deepEqual(others, [0x02, 0xff, 0x03]);
@@ -302,7 +302,10 @@ describe('server and calls over TCP', () => {
     assert.equal(e1.reason, 'local-hangup');
     assert.equal((await client.closed).by, 'server-hangup');
     assert.equal(client.violations.length, 0);
-    assert.throws(() => call.write(Buffer.alloc(320)), (e: unknown) => (e as { code: string }).code === ErrorCodes.CALL_ENDED);
+    assert.throws(
+      () => call.write(Buffer.alloc(320)),
+      (e: unknown) => (e as { code: string }).code === ErrorCodes.CALL_ENDED,
+    );
     assert.equal((await call.play(Buffer.alloc(320))).status, 'interrupted');
     await server.close();
   });
@@ -338,12 +341,15 @@ describe('server and calls over TCP', () => {
     assert.equal(server.calls.size, 0);
     for (const c of clients) assert.equal((await c.closed).by, 'server-hangup');
     assert.ok(pending.destroyed || (await once(pending, 'close')));
-    assert.deepEqual(ends.map((e) => e.reason), ['server-close', 'server-close', 'server-close']);
+    assert.deepEqual(
+      ends.map((e) => e.reason),
+      ['server-close', 'server-close', 'server-close'],
+    );
     await server.close(); // idempotent
     await assert.rejects(server.listen(), /closed/);
   });
 
-  test('calls as an async iterator and `for await` over a call\'s frames', async () => {
+  test("calls as an async iterator and `for await` over a call's frames", async () => {
     const { server, port } = await start();
     const seen: string[] = [];
     let reading = false;
@@ -452,7 +458,10 @@ describe('options, listen and close', () => {
     assert.throws(() => createServer({ handshakeTimeout: 2 ** 31 }), /handshakeTimeout must be at most/);
     assert.throws(() => createServer({ outboundKind: 22050 }), /outboundKind/);
     assert.throws(() => createServer({ inbound: 'opus' as never }), /inbound/);
-    assert.throws(() => createServer({ receive: 'mp3' as never }), (e: unknown) => (e as { code: string }).code === ErrorCodes.INVALID_FORMAT);
+    assert.throws(
+      () => createServer({ receive: 'mp3' as never }),
+      (e: unknown) => (e as { code: string }).code === ErrorCodes.INVALID_FORMAT,
+    );
   });
 
   test('44.1 kHz and above default to 10 ms frames: one message per TCP segment', async (t) => {

@@ -73,8 +73,14 @@ test('malformed JSON control messages: MALFORMED_CONTROL warnings with ERR_AUDIO
   const digit = once(bad.call, 'dtmf');
   bad.client.sendDtmf('7');
   assert.deepEqual(await digit, ['7']);
-  assert.deepEqual(warnings.map((w) => w.code), ['MALFORMED_CONTROL', 'MALFORMED_CONTROL', 'MALFORMED_CONTROL']);
-  assert.ok(warnings.every((w) => w.error?.code === ErrorCodes.PROTOCOL), JSON.stringify(warnings));
+  assert.deepEqual(
+    warnings.map((w) => w.code),
+    ['MALFORMED_CONTROL', 'MALFORMED_CONTROL', 'MALFORMED_CONTROL'],
+  );
+  assert.ok(
+    warnings.every((w) => w.error?.code === ErrorCodes.PROTOCOL),
+    JSON.stringify(warnings),
+  );
   assert.equal(errors.length, 0);
   assert.equal(bad.call.connected, true);
   await stillEchoes(bad.client);
@@ -100,14 +106,17 @@ test('valid JSON that is not a valid event: wrong shapes are MALFORMED_CONTROL, 
   const digit = once(bad.call, 'dtmf');
   bad.client.sendDtmf('1');
   await digit;
-  assert.deepEqual(warnings.map((w) => w.code), [
-    'MALFORMED_CONTROL',
-    'MALFORMED_CONTROL',
-    'MALFORMED_CONTROL',
-    'MALFORMED_CONTROL',
-    'MALFORMED_CONTROL',
-    'UNEXPECTED_EVENT', // once per unknown name; every one is counted
-  ]);
+  assert.deepEqual(
+    warnings.map((w) => w.code),
+    [
+      'MALFORMED_CONTROL',
+      'MALFORMED_CONTROL',
+      'MALFORMED_CONTROL',
+      'MALFORMED_CONTROL',
+      'MALFORMED_CONTROL',
+      'UNEXPECTED_EVENT', // once per unknown name; every one is counted
+    ],
+  );
   assert.ok(warnings.slice(0, 5).every((w) => w.error?.code === ErrorCodes.PROTOCOL));
   assert.match(warnings[5]!.message, /MEDIA_FROM_THE_FUTURE/);
   assert.equal(bad.call.stats.otherIn, 2);
@@ -125,7 +134,10 @@ test('odd-length slin audio: the last byte is dropped, counted and reported; an 
   bad.client.sendAudio(odd);
   await stillEchoes(bad.client);
   assert.equal(bad.call.stats.oddAudioIn, 2);
-  assert.deepEqual(warnings.map((w) => w.code), ['UNEXPECTED_MESSAGE']);
+  assert.deepEqual(
+    warnings.map((w) => w.code),
+    ['UNEXPECTED_MESSAGE'],
+  );
   assert.equal(errors.length, 0);
 });
 
@@ -141,7 +153,10 @@ for (const kind of ['binary', 'text'] as const) {
     const end = await ended;
     assert.equal(end.reason, 'protocol-error');
     assert.equal(end.error?.code, ErrorCodes.PAYLOAD_TOO_LARGE);
-    assert.deepEqual(errors.map((e) => (e as { code?: string }).code), [ErrorCodes.PAYLOAD_TOO_LARGE]);
+    assert.deepEqual(
+      errors.map((e) => (e as { code?: string }).code),
+      [ErrorCodes.PAYLOAD_TOO_LARGE],
+    );
     assert.equal((await bad.client.closed).code, 1009);
     // Exactly the limit is fine.
     await stillEchoes(other.client);

@@ -35,7 +35,11 @@ async function dialOne(t: TestContext, websocket: Partial<NonNullable<ServerOpti
   );
   await server.listen({ port: 0 });
   t.after(() => server.close());
-  const client: AsteriskWebSocketClient = await connectWebSocket({ url: `ws://127.0.0.1:${server.websocketAddress()!.port}/media`, format: 'slin16', ...o });
+  const client: AsteriskWebSocketClient = await connectWebSocket({
+    url: `ws://127.0.0.1:${server.websocketAddress()!.port}/media`,
+    format: 'slin16',
+    ...o,
+  });
   t.after(() => client.drop());
   const commands: MediaCommandName[] = [];
   client.on('command', (c) => commands.push(c.command));
@@ -56,7 +60,10 @@ test('old Asterisk (no MARK_MEDIA): the first unanswered mark switches the call 
   assert.ok(performance.now() - t0 >= 400, 'play() waited for the audio to play');
   assert.equal(await marked, true);
   assert.equal(call.completionMode, 'clock');
-  assert.deepEqual(warnings.map((w) => w.code), ['MARKS_UNSUPPORTED']);
+  assert.deepEqual(
+    warnings.map((w) => w.code),
+    ['MARKS_UNSUPPORTED'],
+  );
   // From now on: no more MARK_MEDIA (Asterisk would log each one), plays complete by the clock.
   const sentBefore = markViolations(client);
   assert.ok(sentBefore >= 1);
@@ -68,11 +75,18 @@ test('old Asterisk (no MARK_MEDIA): the first unanswered mark switches the call 
   await until(() => client.queueLength === 0, 'Asterisk queue empty');
   assert.ok(client.stats.framesPlayed >= 50, `${client.stats.framesPlayed} frames played`);
   assert.equal(markViolations(client), sentBefore);
-  assert.ok(client.violations.every((v) => v.code === 'UNKNOWN_COMMAND'), JSON.stringify(client.violations));
+  assert.ok(
+    client.violations.every((v) => v.code === 'UNKNOWN_COMMAND'),
+    JSON.stringify(client.violations),
+  );
 });
 
 test("completion: 'clock' never sends MARK_MEDIA; QUEUE_DRAINED settles the end; flush still cancels", async (t) => {
-  const { call, client, warnings, commands } = await dialOne(t, { completion: 'clock' }, { controlFormat: 'plain-text', noMarkMedia: true });
+  const { call, client, warnings, commands } = await dialOne(
+    t,
+    { completion: 'clock' },
+    { controlFormat: 'plain-text', noMarkMedia: true },
+  );
   assert.equal(call.completionMode, 'clock');
   const r = await call.play(tone(640 * 10));
   assert.equal(r.status, 'done');

@@ -77,7 +77,16 @@ describe('events from Asterisk', () => {
       { event: 'MEDIA_MARK_PROCESSED', channelId: 'c1', correlationId: '' },
       { event: 'MEDIA_BUFFERING_COMPLETED', channelId: 'c1', correlationId: 'b7' },
       { event: 'DTMF_END', channelId: 'c1', digit: '#' },
-      { event: 'STATUS', channelId: 'c1', queueLength: 12, xonLevel: 800, xoffLevel: 900, queueFull: false, bulkMedia: true, mediaPaused: false },
+      {
+        event: 'STATUS',
+        channelId: 'c1',
+        queueLength: 12,
+        xonLevel: 800,
+        xoffLevel: 900,
+        queueFull: false,
+        bulkMedia: true,
+        mediaPaused: false,
+      },
       { event: 'ERROR', channelId: 'c1', errorText: 'MARK_MEDIA not supported in passthrough mode' },
     ];
     for (const format of ['json', 'plain-text'] as ControlFormat[]) {
@@ -86,9 +95,11 @@ describe('events from Asterisk', () => {
         assert.equal(detectFormat(text), format);
         const back = parseEvent(text, format);
         // Plain text drops channel_id where Asterisk's format strings have none.
-        const expected = format === 'plain-text' && ['MEDIA_XOFF', 'MEDIA_XON', 'QUEUE_DRAINED', 'MEDIA_MARK_PROCESSED', 'MEDIA_BUFFERING_COMPLETED'].includes(e.event)
-          ? { ...e, channelId: undefined }
-          : e;
+        const expected =
+          format === 'plain-text' &&
+          ['MEDIA_XOFF', 'MEDIA_XON', 'QUEUE_DRAINED', 'MEDIA_MARK_PROCESSED', 'MEDIA_BUFFERING_COMPLETED'].includes(e.event)
+            ? { ...e, channelId: undefined }
+            : e;
         assert.deepEqual(back, expected, `${format}: ${text}`);
       }
     }
@@ -96,19 +107,26 @@ describe('events from Asterisk', () => {
 
   test('plain-text shapes exactly as chan_websocket prints them', () => {
     assert.equal(encodeEvent({ event: 'DTMF_END', channelId: 'x', digit: '5' }, 'plain-text'), 'DTMF_END digit:5 channel_id:x');
-    assert.equal(encodeEvent({ event: 'MEDIA_MARK_PROCESSED', channelId: 'x', correlationId: 'm1' }, 'plain-text'), 'MEDIA_MARK_PROCESSED m1');
+    assert.equal(
+      encodeEvent({ event: 'MEDIA_MARK_PROCESSED', channelId: 'x', correlationId: 'm1' }, 'plain-text'),
+      'MEDIA_MARK_PROCESSED m1',
+    );
     assert.equal(encodeEvent({ event: 'MEDIA_XOFF', channelId: 'x' }, 'plain-text'), 'MEDIA_XOFF');
     assert.equal(encodeEvent({ event: 'MEDIA_XOFF', channelId: 'x' }, 'json'), '{"event":"MEDIA_XOFF","channel_id":"x"}');
     // DTMF_END before channel_id existed (20.16/22.6): "DTMF_END digit:5"
     const old = parseEvent('DTMF_END digit:5');
     assert.deepEqual(old, { event: 'DTMF_END', channelId: undefined, digit: '5' });
     // error_text runs to the end of the line.
-    const err = parseEvent('ERROR channel_id:1.2 error_text:PAUSE_MEDIA not supported while media direction is \'in\'');
+    const err = parseEvent("ERROR channel_id:1.2 error_text:PAUSE_MEDIA not supported while media direction is 'in'");
     assert.equal(err.event === 'ERROR' && err.errorText, "PAUSE_MEDIA not supported while media direction is 'in'");
   });
 
   test('unknown events are typed UNKNOWN, not errors', () => {
-    assert.deepEqual(parseEvent('{"event":"NEW_THING","a":1}'), { event: 'UNKNOWN', name: 'NEW_THING', fields: { event: 'NEW_THING', a: 1 } });
+    assert.deepEqual(parseEvent('{"event":"NEW_THING","a":1}'), {
+      event: 'UNKNOWN',
+      name: 'NEW_THING',
+      fields: { event: 'NEW_THING', a: 1 },
+    });
     assert.deepEqual(parseEvent('NEW_THING a:1'), { event: 'UNKNOWN', name: 'NEW_THING', fields: { a: '1' } });
   });
 
@@ -127,11 +145,21 @@ describe('events from Asterisk', () => {
       'STATUS queue_length:1 xon_level:800 xoff_level:900 queue_full:maybe bulk_media:false media_paused:false',
       'MEDIA_START :x',
     ]) {
-      assert.equal(code(() => parseEvent(bad)), ErrorCodes.PROTOCOL, bad);
+      assert.equal(
+        code(() => parseEvent(bad)),
+        ErrorCodes.PROTOCOL,
+        bad,
+      );
     }
     // A message in the other format than the connection's.
-    assert.equal(code(() => parseEvent('MEDIA_XON', 'json')), ErrorCodes.PROTOCOL);
-    assert.equal(code(() => parseEvent('{"event":"MEDIA_XON"}', 'plain-text')), ErrorCodes.PROTOCOL);
+    assert.equal(
+      code(() => parseEvent('MEDIA_XON', 'json')),
+      ErrorCodes.PROTOCOL,
+    );
+    assert.equal(
+      code(() => parseEvent('{"event":"MEDIA_XON"}', 'plain-text')),
+      ErrorCodes.PROTOCOL,
+    );
   });
 });
 
@@ -168,15 +196,39 @@ describe('commands to Asterisk', () => {
   test('limits: 128 bytes, JSON-only SET_MEDIA_DIRECTION, ids Asterisk would alter', () => {
     const fits = 'x'.repeat(MAX_COMMAND_BYTES - '{"command":"MARK_MEDIA","correlation_id":""}'.length);
     assert.equal(Buffer.byteLength(encodeCommand({ command: 'MARK_MEDIA', correlationId: fits }, 'json')), MAX_COMMAND_BYTES);
-    assert.equal(code(() => encodeCommand({ command: 'MARK_MEDIA', correlationId: `${fits}x` }, 'json')), ErrorCodes.INVALID_MESSAGE);
+    assert.equal(
+      code(() => encodeCommand({ command: 'MARK_MEDIA', correlationId: `${fits}x` }, 'json')),
+      ErrorCodes.INVALID_MESSAGE,
+    );
     // Multi-byte characters count as bytes.
-    assert.equal(code(() => encodeCommand({ command: 'MARK_MEDIA', correlationId: 'é'.repeat(60) }, 'plain-text')), ErrorCodes.INVALID_MESSAGE);
-    assert.equal(code(() => encodeCommand({ command: 'SET_MEDIA_DIRECTION', direction: 'out' }, 'plain-text')), ErrorCodes.INVALID_MESSAGE);
-    assert.equal(code(() => encodeCommand({ command: 'SET_MEDIA_DIRECTION', direction: 'sideways' as 'in' }, 'json')), ErrorCodes.INVALID_ARGUMENT);
-    assert.equal(code(() => encodeCommand({ command: 'MARK_MEDIA', correlationId: ' padded' }, 'plain-text')), ErrorCodes.INVALID_ARGUMENT);
-    assert.equal(code(() => encodeCommand({ command: 'MARK_MEDIA', correlationId: 'a\nb' }, 'json')), ErrorCodes.INVALID_ARGUMENT);
-    assert.equal(code(() => encodeCommand({ command: 'mark_media' } as unknown as MediaCommand, 'json')), ErrorCodes.INVALID_ARGUMENT);
-    assert.equal(code(() => encodeCommand({ command: 'ANSWER' }, 'xml' as ControlFormat)), ErrorCodes.INVALID_ARGUMENT);
+    assert.equal(
+      code(() => encodeCommand({ command: 'MARK_MEDIA', correlationId: 'é'.repeat(60) }, 'plain-text')),
+      ErrorCodes.INVALID_MESSAGE,
+    );
+    assert.equal(
+      code(() => encodeCommand({ command: 'SET_MEDIA_DIRECTION', direction: 'out' }, 'plain-text')),
+      ErrorCodes.INVALID_MESSAGE,
+    );
+    assert.equal(
+      code(() => encodeCommand({ command: 'SET_MEDIA_DIRECTION', direction: 'sideways' as 'in' }, 'json')),
+      ErrorCodes.INVALID_ARGUMENT,
+    );
+    assert.equal(
+      code(() => encodeCommand({ command: 'MARK_MEDIA', correlationId: ' padded' }, 'plain-text')),
+      ErrorCodes.INVALID_ARGUMENT,
+    );
+    assert.equal(
+      code(() => encodeCommand({ command: 'MARK_MEDIA', correlationId: 'a\nb' }, 'json')),
+      ErrorCodes.INVALID_ARGUMENT,
+    );
+    assert.equal(
+      code(() => encodeCommand({ command: 'mark_media' } as unknown as MediaCommand, 'json')),
+      ErrorCodes.INVALID_ARGUMENT,
+    );
+    assert.equal(
+      code(() => encodeCommand({ command: 'ANSWER' }, 'xml' as ControlFormat)),
+      ErrorCodes.INVALID_ARGUMENT,
+    );
   });
 
   test('parseCommand refuses what Asterisk refuses, with its reasons', () => {

@@ -127,7 +127,13 @@ describe('chan_websocket transport', () => {
       conn.sendAudio(frames(2, 160));
       conn.markMedia('b');
       await until(conn, ['markProcessed'], () => marks.length === 2);
-      assert.deepEqual(client.marks.map((m) => [m.correlationId, m.framesPlayed]), [['a', 3], ['b', 5]]);
+      assert.deepEqual(
+        client.marks.map((m) => [m.correlationId, m.framesPlayed]),
+        [
+          ['a', 3],
+          ['b', 5],
+        ],
+      );
 
       // 200 frames (4 s) queued; flush once a few have played.
       conn.sendAudio(frames(200, 160));
@@ -192,7 +198,10 @@ describe('chan_websocket transport', () => {
     conn.continueMedia();
     conn.reportQueueDrained();
     await once(conn, 'queueDrained');
-    assert.deepEqual(client.marks.map((m) => [m.correlationId, m.framesPlayed]), [['m', 10]]);
+    assert.deepEqual(
+      client.marks.map((m) => [m.correlationId, m.framesPlayed]),
+      [['m', 10]],
+    );
     assert.equal(client.stats.framesPlayed, 10);
   });
 
@@ -226,7 +235,10 @@ describe('chan_websocket transport', () => {
     // Without buffering, Asterisk drops the tail of a message that is not a whole frame.
     conn.sendRaw(Buffer.alloc(700));
     await until(client, ['violation'], () => client.violations.length === 1);
-    assert.deepEqual(client.violations.map((v) => v.code), ["PARTIAL_FRAME"]);
+    assert.deepEqual(
+      client.violations.map((v) => v.code),
+      ['PARTIAL_FRAME'],
+    );
   });
 
   test('hangups: ours sends HANGUP and Asterisk closes with 1000; the caller hangs up with 1000', async (t) => {
@@ -271,7 +283,10 @@ describe('chan_websocket transport', () => {
     conn.sendAudio(frames(2, 160));
     await until(client, ['played'], () => client.stats.framesPlayed === 2);
     assert.ok(client.played.every((f) => f.length === 160));
-    assert.deepEqual(client.violations.map((v) => v.code), ['COMMAND_REFUSED']);
+    assert.deepEqual(
+      client.violations.map((v) => v.code),
+      ['COMMAND_REFUSED'],
+    );
   });
 
   test('legacy MEDIA_START without channel_id (20.16/22.6): id falls back to the connection id', async (t) => {
@@ -289,7 +304,9 @@ describe('chan_websocket transport', () => {
       conn.on('audio', (p) => conn.sendAudio(p));
     });
     const clients = await Promise.all(
-      Array.from({ length: 20 }, (_, i) => connectWebSocket({ url, controlFormat: i % 2 ? 'json' : 'plain-text', format: i % 3 ? 'slin16' : 'ulaw' })),
+      Array.from({ length: 20 }, (_, i) =>
+        connectWebSocket({ url, controlFormat: i % 2 ? 'json' : 'plain-text', format: i % 3 ? 'slin16' : 'ulaw' }),
+      ),
     );
     for (const c of clients) t.after(() => c.drop());
     await until(server, ['connection'], () => server.stats.activeConnections === 20);
@@ -364,11 +381,29 @@ describe('chan_websocket bad input: one connection fails, the server and other c
     conn.on('warning', (w) => warnings.push(w));
     client.sendText('{"event":"DTMF_END",');
     client.sendText('DTMF_END digit:1'); // plain text on a JSON channel
-    client.sendText(encodeEvent({ event: 'MEDIA_START', connectionId: 'x', channel: 'y', channelId: 'z', format: 'slin', audioFormat: undefined, optimalFrameSize: 320, ptime: 20, channelVariables: {} }, 'json'));
+    client.sendText(
+      encodeEvent(
+        {
+          event: 'MEDIA_START',
+          connectionId: 'x',
+          channel: 'y',
+          channelId: 'z',
+          format: 'slin',
+          audioFormat: undefined,
+          optimalFrameSize: 320,
+          ptime: 20,
+          channelVariables: {},
+        },
+        'json',
+      ),
+    );
     const digit = once(conn, 'dtmf');
     client.sendDtmf('4');
     assert.deepEqual(await digit, ['4']);
-    assert.deepEqual(warnings.map((w) => w.code), ['MALFORMED_CONTROL', 'MALFORMED_CONTROL', 'UNEXPECTED_EVENT']);
+    assert.deepEqual(
+      warnings.map((w) => w.code),
+      ['MALFORMED_CONTROL', 'MALFORMED_CONTROL', 'UNEXPECTED_EVENT'],
+    );
     assert.equal(warnings[0]?.error?.code, ErrorCodes.PROTOCOL);
     assert.equal(conn.connected, true);
   });
@@ -501,7 +536,22 @@ describe('chan_websocket bad input: one connection fails, the server and other c
     await once(fake, 'listening');
     fake.on('connection', (ws, req) => {
       const id = req.url?.split('/').pop() ?? '';
-      ws.send(encodeEvent({ event: 'MEDIA_START', connectionId: id, channel: 'WebSocket/INCOMING/0x1', channelId: '2.2', format: 'slin', audioFormat: undefined, optimalFrameSize: 320, ptime: 20, channelVariables: {} }, 'json'));
+      ws.send(
+        encodeEvent(
+          {
+            event: 'MEDIA_START',
+            connectionId: id,
+            channel: 'WebSocket/INCOMING/0x1',
+            channelId: '2.2',
+            format: 'slin',
+            audioFormat: undefined,
+            optimalFrameSize: 320,
+            ptime: 20,
+            channelVariables: {},
+          },
+          'json',
+        ),
+      );
       ws.send(Buffer.alloc(320, 5)); // right behind MEDIA_START, in the same TCP segment
       ws.on('message', (m) => ws.send(m)); // echo commands' presence
     });
@@ -549,7 +599,10 @@ describe('the simulated chan_websocket enforces what Asterisk enforces', () => {
     ws.send('{"command":"SET_MEDIA_DIRECTION","direction":"up"}');
     ws.send('{"command":"GET_STATUS"}');
     await until(client, ['violation'], () => client.violations.length === 5);
-    assert.deepEqual(client.violations.map((v) => v.code), ['BAD_JSON', 'TEXT_TOO_LONG', 'TEXT_EMPTY', 'UNKNOWN_COMMAND', 'COMMAND_REFUSED']);
+    assert.deepEqual(
+      client.violations.map((v) => v.code),
+      ['BAD_JSON', 'TEXT_TOO_LONG', 'TEXT_EMPTY', 'UNKNOWN_COMMAND', 'COMMAND_REFUSED'],
+    );
     await until(ws, ['message'], () => errors.length === 2);
     assert.deepEqual(errors, ['Unable to parse JSON command', "'up' is not a valid direction for SET_MEDIA_DIRECTION.\n"]);
   });
@@ -566,7 +619,10 @@ describe('the simulated chan_websocket enforces what Asterisk enforces', () => {
     assert.equal(info.by, 'error');
     assert.equal(info.code, 1009);
     assert.equal(info.error?.code, ErrorCodes.PAYLOAD_TOO_LARGE);
-    assert.deepEqual(client.violations.map((v) => v.code), ['PARTIAL_FRAME', 'MESSAGE_TOO_BIG']);
+    assert.deepEqual(
+      client.violations.map((v) => v.code),
+      ['PARTIAL_FRAME', 'MESSAGE_TOO_BIG'],
+    );
     assert.equal(client.stats.maxQueueLength, 102);
   });
 
@@ -577,7 +633,10 @@ describe('the simulated chan_websocket enforces what Asterisk enforces', () => {
     const warning = once(a.conn, 'warning');
     a.conn.markMedia('m');
     assert.match(((await warning) as [MediaWarning])[0].message, /MARK_MEDIA not supported while media direction is 'in'/);
-    assert.deepEqual(a.client.violations.map((v) => v.code), ['MEDIA_DIRECTION_IN', 'COMMAND_REFUSED']);
+    assert.deepEqual(
+      a.client.violations.map((v) => v.code),
+      ['MEDIA_DIRECTION_IN', 'COMMAND_REFUSED'],
+    );
     const b = await call(t, server, { url, mediaDirection: 'out' });
     let got = 0;
     b.conn.on('audio', () => got++);

@@ -57,7 +57,7 @@ async function botCall(t: Cleanup, bot: (call: Call) => Promise<void>) {
   await within(raw.closed, 5000, 'the socket to close');
   // What arrived: the non-silent audio payloads, in order.
   const stream = Buffer.concat(parserInput);
-  for (let off = 0; off + 3 <= stream.length; ) {
+  for (let off = 0; off + 3 <= stream.length;) {
     const len = stream.readUInt16BE(off + 1);
     const payload = stream.subarray(off + 3, off + 3 + len);
     if (stream[off] !== 0 && !allZero(payload)) received.push(payload);

@@ -23,24 +23,11 @@ export interface AudioFormat {
 }
 
 /** Asterisk's format names (all mono). */
-export type FormatName =
-  | 'slin'
-  | 'slin12'
-  | 'slin16'
-  | 'slin24'
-  | 'slin32'
-  | 'slin44'
-  | 'slin48'
-  | 'slin96'
-  | 'slin192'
-  | 'ulaw'
-  | 'alaw';
+export type FormatName = 'slin' | 'slin12' | 'slin16' | 'slin24' | 'slin32' | 'slin44' | 'slin48' | 'slin96' | 'slin192' | 'ulaw' | 'alaw';
 
 /** Anything {@link parseFormat} accepts: a name, a full format, or a partial one (defaults: slin, 8000 Hz, mono). */
 export type FormatSpec =
-  | FormatName
-  | AudioFormat
-  | { readonly encoding?: Encoding; readonly sampleRate?: number; readonly channels?: 1 | 2 };
+  FormatName | AudioFormat | { readonly encoding?: Encoding; readonly sampleRate?: number; readonly channels?: 1 | 2 };
 
 /** Lowest sample rate accepted anywhere in the audio layer. */
 export const MIN_SAMPLE_RATE = 8000;
@@ -104,10 +91,7 @@ export function parseFormat(spec: FormatSpec): AudioFormat {
   }
   const { encoding = 'slin', sampleRate = 8000, channels = 1 } = spec;
   if (!ENCODINGS.includes(encoding)) {
-    throw audioSocketError(
-      ErrorCodes.INVALID_FORMAT,
-      `unknown encoding ${describe(encoding)}; accepted: ${ENCODINGS.join(', ')}`,
-    );
+    throw audioSocketError(ErrorCodes.INVALID_FORMAT, `unknown encoding ${describe(encoding)}; accepted: ${ENCODINGS.join(', ')}`);
   }
   if (!Number.isInteger(sampleRate) || sampleRate < MIN_SAMPLE_RATE || sampleRate > MAX_SAMPLE_RATE) {
     throw audioSocketError(
@@ -116,10 +100,7 @@ export function parseFormat(spec: FormatSpec): AudioFormat {
     );
   }
   if (channels !== 1 && channels !== 2) {
-    throw audioSocketError(
-      ErrorCodes.INVALID_FORMAT,
-      `invalid channel count ${describe(channels)}; accepted: 1 (mono) or 2 (stereo)`,
-    );
+    throw audioSocketError(ErrorCodes.INVALID_FORMAT, `invalid channel count ${describe(channels)}; accepted: 1 (mono) or 2 (stereo)`);
   }
   // Hand back the shared named object when there is one, so identity comparisons stay cheap.
   for (const name of FORMAT_NAMES) {
@@ -166,10 +147,7 @@ export function bytesPerFrame(f: AudioFormat, frameMs: number): number {
   // Tolerate floating-point dust (e.g. 0.1 ms steps) but not genuinely fractional frames.
   const whole = Math.round(samples);
   if (Math.abs(samples - whole) > 1e-9 || whole === 0) {
-    throw audioSocketError(
-      ErrorCodes.INVALID_ARGUMENT,
-      `${frameMs} ms at ${f.sampleRate} Hz is ${samples} samples, not a whole number`,
-    );
+    throw audioSocketError(ErrorCodes.INVALID_ARGUMENT, `${frameMs} ms at ${f.sampleRate} Hz is ${samples} samples, not a whole number`);
   }
   return whole * bytesPerSample(f);
 }

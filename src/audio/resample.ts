@@ -147,7 +147,14 @@ function freeNative(n: NativeState): void {
 // Safety net for resamplers dropped without dispose(): WASM memory is invisible to the GC otherwise.
 const finalizer = new FinalizationRegistry<NativeState>(freeNative);
 
-const SPEEX_ERRORS = ['success', 'memory allocation failed', 'bad resampler state', 'invalid argument', 'input and output buffers overlap', 'overflow'];
+const SPEEX_ERRORS = [
+  'success',
+  'memory allocation failed',
+  'bad resampler state',
+  'invalid argument',
+  'input and output buffers overlap',
+  'overflow',
+];
 
 function speexError(op: string, code: number): Error {
   return audioSocketError(ErrorCodes.INVALID_ARGUMENT, `speex resampler ${op} failed: ${SPEEX_ERRORS[code] ?? `error ${code}`}`);
@@ -162,7 +169,10 @@ function checkInput(input: Int16Array, channels: number): void {
     throw audioSocketError(ErrorCodes.INVALID_ARGUMENT, 'resampler input must be an Int16Array');
   }
   if (input.length % channels !== 0) {
-    throw audioSocketError(ErrorCodes.INVALID_ARGUMENT, `stereo resampler input must hold whole frames (an even length), got ${input.length}`);
+    throw audioSocketError(
+      ErrorCodes.INVALID_ARGUMENT,
+      `stereo resampler input must hold whole frames (an even length), got ${input.length}`,
+    );
   }
 }
 

@@ -96,7 +96,10 @@ function malformed(message: string): Error {
 }
 
 function unsupported(message: string): Error {
-  return audioSocketError(ErrorCodes.WAV_UNSUPPORTED, `unsupported WAV: ${message}; supported: ${SUPPORTED}, mono or stereo, ${MIN_SAMPLE_RATE}..${MAX_SAMPLE_RATE} Hz`);
+  return audioSocketError(
+    ErrorCodes.WAV_UNSUPPORTED,
+    `unsupported WAV: ${message}; supported: ${SUPPORTED}, mono or stereo, ${MIN_SAMPLE_RATE}..${MAX_SAMPLE_RATE} Hz`,
+  );
 }
 
 /** What a file that is not a WAV most likely is, and how to turn it into one. */
@@ -261,7 +264,9 @@ export function parseWav(bytes: Uint8Array): ParsedWav {
   if (idIs(bytes, 0, 'RIFX')) throw unsupported("big-endian 'RIFX' container");
   if (!idIs(bytes, 0, 'RIFF')) {
     const guess = guessNonWav(bytes)!;
-    const what = guess.kind.startsWith('raw') ? `maybe ${guess.kind}` : `this is ${/^([AEIOU]|MP)/.test(guess.kind) ? 'an' : 'a'} ${guess.kind} file (${guess.evidence})`;
+    const what = guess.kind.startsWith('raw')
+      ? `maybe ${guess.kind}`
+      : `this is ${/^([AEIOU]|MP)/.test(guess.kind) ? 'an' : 'a'} ${guess.kind} file (${guess.evidence})`;
     throw malformed(`not a RIFF file: starts with ${showId(bytes, 0)}, expected 'RIFF'; ${what}; convert it: ${guess.convert('FILE')}`);
   }
   if (!idIs(bytes, 8, 'WAVE')) throw malformed(`RIFF form type is ${showId(bytes, 8)}, expected 'WAVE'`);
@@ -443,7 +448,10 @@ export function encodeWav(format: FormatSpec, data: Uint8Array): Buffer {
   const f = parseFormat(format);
   const block = bytesPerSample(f);
   if (data.length % block !== 0) {
-    throw audioSocketError(ErrorCodes.INVALID_ARGUMENT, `encodeWav: ${data.length} bytes is not a whole number of ${block}-byte sample frames`);
+    throw audioSocketError(
+      ErrorCodes.INVALID_ARGUMENT,
+      `encodeWav: ${data.length} bytes is not a whole number of ${block}-byte sample frames`,
+    );
   }
   if (data.length > MAX_DATA_BYTES) throw audioSocketError(ErrorCodes.INVALID_ARGUMENT, 'encodeWav: data exceeds the 4 GiB WAV limit');
   const { header } = buildHeader(f, data.length, data.length / block);
@@ -505,10 +513,14 @@ export class WavWriter {
    * later write and `close()`.
    */
   write(chunk: Uint8Array): Promise<void> {
-    if (this.closing !== undefined) return Promise.reject(audioSocketError(ErrorCodes.INVALID_ARGUMENT, `WavWriter for ${this.path} is closed`));
-    if (!(chunk instanceof Uint8Array)) return Promise.reject(audioSocketError(ErrorCodes.INVALID_ARGUMENT, 'WavWriter.write expects a Buffer or Uint8Array'));
+    if (this.closing !== undefined)
+      return Promise.reject(audioSocketError(ErrorCodes.INVALID_ARGUMENT, `WavWriter for ${this.path} is closed`));
+    if (!(chunk instanceof Uint8Array))
+      return Promise.reject(audioSocketError(ErrorCodes.INVALID_ARGUMENT, 'WavWriter.write expects a Buffer or Uint8Array'));
     if (this.dataBytes + chunk.length > MAX_DATA_BYTES) {
-      return Promise.reject(audioSocketError(ErrorCodes.INVALID_ARGUMENT, `WavWriter for ${this.path}: data would exceed the 4 GiB WAV limit`));
+      return Promise.reject(
+        audioSocketError(ErrorCodes.INVALID_ARGUMENT, `WavWriter for ${this.path}: data would exceed the 4 GiB WAV limit`),
+      );
     }
     const position = this.layout.header.length + this.dataBytes;
     this.dataBytes += chunk.length;

@@ -38,7 +38,11 @@ export async function runPrimary(name: string, args: CommonServerArgs, workers: 
       if (announced || ++ready < workers) return;
       announced = true;
       const shown = msg.family === 'IPv6' ? `[${msg.host}]:${msg.port}` : `${msg.host}:${msg.port}`;
-      output.event('listening', { command: name, host: msg.host, port: msg.port, workers }, `audiosocket ${name} listening on ${shown} (${workers} workers)`);
+      output.event(
+        'listening',
+        { command: name, host: msg.host, port: msg.port, workers },
+        `audiosocket ${name} listening on ${shown} (${workers} workers)`,
+      );
     });
     worker.on('exit', (code, signal) => {
       live.delete(worker);
@@ -48,7 +52,9 @@ export async function runPrimary(name: string, args: CommonServerArgs, workers: 
       if (!listening.has(worker) || restarts.length >= 5) {
         // It could not even start (port in use, bad option), or it keeps crashing: restarting
         // would loop forever. Stop everything and say so.
-        output.error(`worker ${worker.process.pid} exited (${signal ?? code}) ${listening.has(worker) ? 'too often' : 'before listening'}; stopping`);
+        output.error(
+          `worker ${worker.process.pid} exited (${signal ?? code}) ${listening.has(worker) ? 'too often' : 'before listening'}; stopping`,
+        );
         process.exitCode = 1;
         failure?.();
         return;

@@ -37,7 +37,9 @@ export async function loadWav(path: string, what: string, warn: (line: string) =
     wav = await readWavFile(path);
   } catch (err) {
     const e = err as NodeJS.ErrnoException;
-    throw new UsageError(`${what ? `${what}: ` : ''}cannot play ${path}: ${e.code && !e.code.startsWith('ERR_AUDIOSOCKET') ? why(e) : e.message}`);
+    throw new UsageError(
+      `${what ? `${what}: ` : ''}cannot play ${path}: ${e.code && !e.code.startsWith('ERR_AUDIOSOCKET') ? why(e) : e.message}`,
+    );
   }
   if (wav.truncated) {
     const bytesPerSecond = wav.source.sampleRate * wav.source.blockAlign;
@@ -80,7 +82,8 @@ export async function checkWritableFile(path: string, option: string): Promise<v
   const dir = dirname(resolve(path));
   const dst = await stat(dir).catch((err: NodeJS.ErrnoException) => err);
   if (dst instanceof Error) {
-    if (dst.code === 'ENOENT') throw new UsageError(`${option} ${path}: directory ${dir} does not exist; create it first (mkdir -p ${dir})`);
+    if (dst.code === 'ENOENT')
+      throw new UsageError(`${option} ${path}: directory ${dir} does not exist; create it first (mkdir -p ${dir})`);
     throw new UsageError(`${option} ${path}: ${why(dst)}`);
   }
   if (!dst.isDirectory()) throw new UsageError(`${option} ${path}: ${dir} is not a directory`);

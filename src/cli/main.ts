@@ -13,7 +13,7 @@ import { version } from './version.js';
 import { AudioSocketError, ErrorCodes } from '../errors.js';
 
 const commands: Record<string, { run: (argv: string[]) => Promise<void>; help: string; summary: string }> = {
-  echo: { run: echoCommand, help: echoHelp, summary: 'echo every call\'s audio back (the default server)' },
+  echo: { run: echoCommand, help: echoHelp, summary: "echo every call's audio back (the default server)" },
   record: { run: recordCommand, help: recordHelp, summary: 'record every call to WAV (stereo or per direction) with a JSON sidecar' },
   play: { run: playCommand, help: playHelp, summary: 'play a WAV file to every caller, paced in real time' },
   inspect: { run: inspectCommand, help: inspectHelp, summary: 'show what Asterisk sends and diagnose common mistakes' },

@@ -35,7 +35,18 @@ export async function createMetricsRegistry(server: AudioSocketServer): Promise<
   for (const name of ['nodejs_active_handles_total', 'nodejs_active_requests_total', 'nodejs_active_resources_total']) {
     registry.removeSingleMetric(name);
   }
-  const ended = { framesIn: 0, framesOut: 0, bytesIn: 0, bytesOut: 0, droppedIn: 0, droppedOut: 0, lateSlots: 0, droppedSlots: 0, droppedWrites: 0, delayedWrites: 0 };
+  const ended = {
+    framesIn: 0,
+    framesOut: 0,
+    bytesIn: 0,
+    bytesOut: 0,
+    droppedIn: 0,
+    droppedOut: 0,
+    lateSlots: 0,
+    droppedSlots: 0,
+    droppedWrites: 0,
+    delayedWrites: 0,
+  };
   const live = (pick: (c: Call['stats']) => number): number => {
     let sum = 0;
     for (const call of server.calls) sum += pick(call.stats);
@@ -50,7 +61,12 @@ export async function createMetricsRegistry(server: AudioSocketServer): Promise<
   }).set({ version: version(), node_version: process.version }, 1);
 
   const calls = new client.Counter({ name: 'audiosocket_calls_total', help: 'Calls accepted (UUID received) since start', registers });
-  const endReasons = new client.Counter({ name: 'audiosocket_calls_ended_total', help: 'Calls ended, by reason', labelNames: ['reason'], registers });
+  const endReasons = new client.Counter({
+    name: 'audiosocket_calls_ended_total',
+    help: 'Calls ended, by reason',
+    labelNames: ['reason'],
+    registers,
+  });
   const handshakeFailures = new client.Counter({
     name: 'audiosocket_handshake_failures_total',
     help: 'Connections that ended before a call started (no UUID), by reason',
@@ -100,21 +116,56 @@ export async function createMetricsRegistry(server: AudioSocketServer): Promise<
     duration.observe(end.durationMs / 1000);
   });
 
-  new client.Gauge({ name: 'audiosocket_calls_active', help: 'Calls in progress', registers, collect() { this.set(server.calls.size); } });
+  new client.Gauge({
+    name: 'audiosocket_calls_active',
+    help: 'Calls in progress',
+    registers,
+    collect() {
+      this.set(server.calls.size);
+    },
+  });
   const counter = (name: string, help: string, key: keyof typeof ended, pick: (c: Call['stats']) => number): void => {
     // Monotonic: ended calls' totals plus live calls' running counts.
-    new client.Counter({ name, help, registers, collect() { this.reset(); this.inc(ended[key] + live(pick)); } });
+    new client.Counter({
+      name,
+      help,
+      registers,
+      collect() {
+        this.reset();
+        this.inc(ended[key] + live(pick));
+      },
+    });
   };
   counter('audiosocket_received_frames_total', 'Audio messages received', 'framesIn', (s) => s.audioIn);
   counter('audiosocket_sent_frames_total', 'Audio messages sent', 'framesOut', (s) => s.framesSent);
   counter('audiosocket_received_bytes_total', 'Bytes received, headers included', 'bytesIn', (s) => s.bytesIn);
   counter('audiosocket_sent_bytes_total', 'Bytes sent, headers included', 'bytesOut', (s) => s.bytesOut);
-  counter('audiosocket_received_frames_dropped_total', 'Received frames dropped because a slow consumer fell behind', 'droppedIn', (s) => s.droppedIn);
-  counter('audiosocket_sent_messages_dropped_total', 'Outbound messages dropped because the peer was not reading', 'droppedOut', (s) => s.droppedOut);
+  counter(
+    'audiosocket_received_frames_dropped_total',
+    'Received frames dropped because a slow consumer fell behind',
+    'droppedIn',
+    (s) => s.droppedIn,
+  );
+  counter(
+    'audiosocket_sent_messages_dropped_total',
+    'Outbound messages dropped because the peer was not reading',
+    'droppedOut',
+    (s) => s.droppedOut,
+  );
   counter('audiosocket_late_slots_total', 'Outbound frames sent more than half a frame late', 'lateSlots', (s) => s.lateSlots);
   counter('audiosocket_dropped_slots_total', 'Outbound slots skipped after event-loop stalls', 'droppedSlots', (s) => s.droppedSlots);
-  counter('audiosocket_dropped_writes_total', 'Immediate writes dropped (queue over maxQueuedMs, or a play held the slots)', 'droppedWrites', (s) => s.droppedWrites);
-  counter('audiosocket_delayed_writes_total', 'Immediate writes that waited for real time or the burst guard', 'delayedWrites', (s) => s.delayedWrites);
+  counter(
+    'audiosocket_dropped_writes_total',
+    'Immediate writes dropped (queue over maxQueuedMs, or a play held the slots)',
+    'droppedWrites',
+    (s) => s.droppedWrites,
+  );
+  counter(
+    'audiosocket_delayed_writes_total',
+    'Immediate writes that waited for real time or the burst guard',
+    'delayedWrites',
+    (s) => s.delayedWrites,
+  );
   return registry;
 }
 

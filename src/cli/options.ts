@@ -62,8 +62,7 @@ export function parseCommandLine<O extends OptionSpec>(
       const bare = name.replace(/^-+/, '');
       const known = Object.keys(options);
       const best = known.map((k) => [k, distance(bare, k)] as const).sort((x, y) => x[1] - y[1])[0];
-      const hint =
-        best && (best[1] <= 2 || best[0].startsWith(bare) || bare.startsWith(best[0])) ? `; did you mean --${best[0]}?` : '';
+      const hint = best && (best[1] <= 2 || best[0].startsWith(bare) || bare.startsWith(best[0])) ? `; did you mean --${best[0]}?` : '';
       throw new UsageError(`unknown option ${name}${hint}`);
     }
     if (e.code === 'ERR_PARSE_ARGS_INVALID_OPTION_VALUE') {
@@ -73,7 +72,10 @@ export function parseCommandLine<O extends OptionSpec>(
     throw new UsageError(e.message);
   }
   if (parsed.positionals.length > positionals.allowed) {
-    const extra = parsed.positionals.slice(positionals.allowed).map((p) => JSON.stringify(p)).join(' ');
+    const extra = parsed.positionals
+      .slice(positionals.allowed)
+      .map((p) => JSON.stringify(p))
+      .join(' ');
     throw new UsageError(
       positionals.allowed === 0
         ? `unexpected argument ${extra}: this command takes options only`
@@ -200,7 +202,8 @@ export function parseServerArgs<E extends OptionSpec>(
     server.allow = v.allow;
   }
   if (typeof v.inbound === 'string') {
-    if (!['slin', 'ulaw', 'alaw'].includes(v.inbound)) throw new UsageError(`--inbound must be slin, ulaw or alaw, got ${JSON.stringify(v.inbound)}`);
+    if (!['slin', 'ulaw', 'alaw'].includes(v.inbound))
+      throw new UsageError(`--inbound must be slin, ulaw or alaw, got ${JSON.stringify(v.inbound)}`);
     server.inbound = v.inbound as 'slin' | 'ulaw' | 'alaw';
   }
   if (typeof v.format === 'string') {
@@ -208,7 +211,9 @@ export function parseServerArgs<E extends OptionSpec>(
     if (rate === undefined) {
       throw new UsageError(
         `--format must be one of ${Object.keys(SLIN_FORMATS).join(', ')}, got ${JSON.stringify(v.format)}` +
-          (v.format === 'ulaw' || v.format === 'alaw' ? ` (a server always sends slin; for ${v.format} from Asterisk use --inbound ${v.format})` : ''),
+          (v.format === 'ulaw' || v.format === 'alaw'
+            ? ` (a server always sends slin; for ${v.format} from Asterisk use --inbound ${v.format})`
+            : ''),
       );
     }
     server.outboundKind = rate;
@@ -217,7 +222,9 @@ export function parseServerArgs<E extends OptionSpec>(
     const text = v['frame-ms'] as string;
     const ms = Number(text);
     if (!/^\d+$/.test(text) || !FRAME_DURATIONS.includes(ms)) {
-      throw new UsageError(`--frame-ms must be one of ${FRAME_DURATIONS.join(', ')} (Asterisk's slin frame sizes), got ${JSON.stringify(text)}`);
+      throw new UsageError(
+        `--frame-ms must be one of ${FRAME_DURATIONS.join(', ')} (Asterisk's slin frame sizes), got ${JSON.stringify(text)}`,
+      );
     }
     server.frameMs = ms;
   }
@@ -227,12 +234,14 @@ export function parseServerArgs<E extends OptionSpec>(
     const ws = parseHostPort('websocket', v.websocket, true, common.host, 8765);
     server.websocket = { host: ws.host, port: ws.port };
     if (typeof v['websocket-path'] === 'string') {
-      if (!v['websocket-path'].startsWith('/')) throw new UsageError(`--websocket-path must start with /, got ${JSON.stringify(v['websocket-path'])}`);
+      if (!v['websocket-path'].startsWith('/'))
+        throw new UsageError(`--websocket-path must start with /, got ${JSON.stringify(v['websocket-path'])}`);
       server.websocket.path = v['websocket-path'];
     }
     if (common.workers > 1) throw new UsageError('--websocket works with one worker only; drop --workers or --websocket');
   } else if (typeof v['websocket-path'] === 'string') throw new UsageError('--websocket-path needs --websocket [HOST:]PORT');
-  if (common.workers > 1 && common.metrics) throw new UsageError('--metrics works with one worker only (each worker has its own counters); drop --workers or --metrics');
+  if (common.workers > 1 && common.metrics)
+    throw new UsageError('--metrics works with one worker only (each worker has its own counters); drop --workers or --metrics');
   return { common, values: v, positionals: parsed.positionals };
 }
 
@@ -240,7 +249,13 @@ export function parseServerArgs<E extends OptionSpec>(
  * Parses `HOST:PORT`, `[v6]:PORT` or `PORT` given to option `--name`, or to an argument when
  * `name` is a phrase such as "the HOST:PORT argument".
  */
-export function parseHostPort(name: string, text: string, allowZero = false, defaultHost = '127.0.0.1', examplePort = 9092): { host: string; port: number } {
+export function parseHostPort(
+  name: string,
+  text: string,
+  allowZero = false,
+  defaultHost = '127.0.0.1',
+  examplePort = 9092,
+): { host: string; port: number } {
   const label = name.includes(' ') ? name : `--${name}`;
   const m = /^(?:\[([^\]]+)\]|([^:]*)):([^:]*)$/.exec(text) ?? /^()()(\d+)$/.exec(text);
   if (!m) {

@@ -86,7 +86,12 @@ function listenProblem(err: NodeJS.ErrnoException, port: number, option: string)
   }
 }
 
-export async function runServer(name: string, args: CommonServerArgs, handler: CallHandler, options: RunOptions = {}): Promise<RunningServer> {
+export async function runServer(
+  name: string,
+  args: CommonServerArgs,
+  handler: CallHandler,
+  options: RunOptions = {},
+): Promise<RunningServer> {
   const output = options.output ?? createOutput(args);
   if (args.workers > 1 && !isWorker) {
     // The primary only supervises; the workers run this same command and serve the calls.
@@ -127,8 +132,7 @@ export async function runServer(name: string, args: CommonServerArgs, handler: C
     });
   }
   server.on('handshakeFailed', (f) => {
-    const hint =
-      f.reason === 'closed-before-uuid' ? ' (normal if a Dial was abandoned; for AudioSocket() put Answer() before it)' : '';
+    const hint = f.reason === 'closed-before-uuid' ? ' (normal if a Dial was abandoned; for AudioSocket() put Answer() before it)' : '';
     output.event(
       'handshakeFailed',
       { ...f, error: f.error?.message },
@@ -142,7 +146,9 @@ export async function runServer(name: string, args: CommonServerArgs, handler: C
     output.error(`call ${call.uuid}: ${(err as Error)?.message ?? String(err)}`, { uuid: call.uuid });
   });
   server.on('call', (call) =>
-    call.on('warning', (w) => output.event('warning', { uuid: call.uuid, code: w.code, message: w.message }, `warn ${call.uuid} ${w.message}`)),
+    call.on('warning', (w) =>
+      output.event('warning', { uuid: call.uuid, code: w.code, message: w.message }, `warn ${call.uuid} ${w.message}`),
+    ),
   );
 
   // Metrics first: a metrics port in use stops the command before it takes any call.
@@ -151,7 +157,9 @@ export async function runServer(name: string, args: CommonServerArgs, handler: C
     try {
       metrics = await serveMetrics(server, args.metrics.host, args.metrics.port);
     } catch (err) {
-      throw new UsageError(`--metrics ${args.metrics.host}:${args.metrics.port}: ${listenProblem(err as NodeJS.ErrnoException, args.metrics.port, '--metrics HOST:PORT')}`);
+      throw new UsageError(
+        `--metrics ${args.metrics.host}:${args.metrics.port}: ${listenProblem(err as NodeJS.ErrnoException, args.metrics.port, '--metrics HOST:PORT')}`,
+      );
     }
   }
   let address;
@@ -160,7 +168,9 @@ export async function runServer(name: string, args: CommonServerArgs, handler: C
   } catch (err) {
     await metrics?.close();
     const cause = err instanceof AudioSocketError && err.cause instanceof Error ? err.cause : err;
-    throw new UsageError(`cannot listen on ${args.host}:${args.port}: ${listenProblem(cause as NodeJS.ErrnoException, args.port, '--port')}`);
+    throw new UsageError(
+      `cannot listen on ${args.host}:${args.port}: ${listenProblem(cause as NodeJS.ErrnoException, args.port, '--port')}`,
+    );
   }
   const shown = address.family === 'IPv6' ? `[${address.address}]:${address.port}` : `${address.address}:${address.port}`;
   if (isWorker) {
@@ -170,7 +180,11 @@ export async function runServer(name: string, args: CommonServerArgs, handler: C
     output.event('listening', { command: name, host: address.address, port: address.port }, `audiosocket ${name} listening on ${shown}`);
     const ws = server.websocketAddress();
     if (ws !== null) {
-      output.event('listening', { command: name, transport: 'websocket', host: ws.address, port: ws.port }, `audiosocket ${name} listening for chan_websocket on ws://${ws.address}:${ws.port}`);
+      output.event(
+        'listening',
+        { command: name, transport: 'websocket', host: ws.address, port: ws.port },
+        `audiosocket ${name} listening for chan_websocket on ws://${ws.address}:${ws.port}`,
+      );
     }
   }
   if (metrics) {

@@ -89,7 +89,10 @@ const EPS = 1e-6;
 function toBuffer(audio: Uint8Array | Int16Array): Buffer {
   if (Buffer.isBuffer(audio)) return audio;
   if (audio instanceof Int16Array || audio instanceof Uint8Array) return Buffer.from(audio.buffer, audio.byteOffset, audio.byteLength);
-  throw audioSocketError(ErrorCodes.INVALID_ARGUMENT, `audio must be a Buffer, Uint8Array or Int16Array, got ${Object.prototype.toString.call(audio)}`);
+  throw audioSocketError(
+    ErrorCodes.INVALID_ARGUMENT,
+    `audio must be a Buffer, Uint8Array or Int16Array, got ${Object.prototype.toString.call(audio)}`,
+  );
 }
 
 export class Outbound implements Paced {

@@ -21,11 +21,7 @@ export interface ByteConverter {
 }
 
 /** Anything `play()` takes: bytes in the play's format, in one piece or streamed. */
-export type AudioSource =
-  | Uint8Array
-  | Int16Array
-  | AsyncIterable<Uint8Array | Int16Array | string>
-  | Iterable<Uint8Array | Int16Array>;
+export type AudioSource = Uint8Array | Int16Array | AsyncIterable<Uint8Array | Int16Array | string> | Iterable<Uint8Array | Int16Array>;
 
 /** How a play ended. `interrupted` is not an error: it is what barge-in, abort and hangup do. */
 export interface PlayResult {
@@ -584,4 +580,3 @@ export class OutboundQueue {
     }
   }
 }
-

@@ -34,10 +34,7 @@ export function encodeMessage(kind: number, payload: Uint8Array = Buffer.alloc(0
     throw audioSocketError(ErrorCodes.INVALID_ARGUMENT, `kind must be a byte 0..255, got ${kind}`);
   }
   if (payload.length > MAX_PAYLOAD) {
-    throw audioSocketError(
-      ErrorCodes.INVALID_MESSAGE,
-      `payload of ${payload.length} bytes exceeds the protocol maximum of ${MAX_PAYLOAD}`,
-    );
+    throw audioSocketError(ErrorCodes.INVALID_MESSAGE, `payload of ${payload.length} bytes exceeds the protocol maximum of ${MAX_PAYLOAD}`);
   }
   const out = Buffer.allocUnsafe(HEADER_SIZE + payload.length);
   writeHeader(out, 0, kind, payload.length);
@@ -97,10 +94,7 @@ export const DTMF_DIGITS = '0123456789*#ABCDabcdX';
 /** Encodes a DTMF message as Asterisk sends it (one ASCII byte). */
 export function encodeDtmfMessage(digit: string): Buffer {
   if (digit.length !== 1 || !DTMF_DIGITS.includes(digit)) {
-    throw audioSocketError(
-      ErrorCodes.INVALID_ARGUMENT,
-      `not a DTMF digit: ${JSON.stringify(digit)} (expected one of ${DTMF_DIGITS})`,
-    );
+    throw audioSocketError(ErrorCodes.INVALID_ARGUMENT, `not a DTMF digit: ${JSON.stringify(digit)} (expected one of ${DTMF_DIGITS})`);
   }
   return encodeMessage(Kind.DTMF, Buffer.from(digit, 'latin1'));
 }

@@ -6,16 +6,7 @@
  * @module
  */
 
-export {
-  Kind,
-  type AudioKind,
-  isAudioKind,
-  sampleRateOfKind,
-  audioKindForRate,
-  kindName,
-  MAX_PAYLOAD,
-  HEADER_SIZE,
-} from './kinds.js';
+export { Kind, type AudioKind, isAudioKind, sampleRateOfKind, audioKindForRate, kindName, MAX_PAYLOAD, HEADER_SIZE } from './kinds.js';
 export { MessageParser, type MessageCallback, type ParserOptions } from './parser.js';
 export {
   encodeAudio,

@@ -100,7 +100,10 @@ function endReasonOf(error: AudioSocketError): EndReason {
 function toBuffer(a: Uint8Array | Int16Array): Buffer {
   if (Buffer.isBuffer(a)) return a;
   if (a instanceof Int16Array || a instanceof Uint8Array) return Buffer.from(a.buffer, a.byteOffset, a.byteLength);
-  throw audioSocketError(ErrorCodes.INVALID_ARGUMENT, `audio must be a Buffer, Uint8Array or Int16Array, got ${Object.prototype.toString.call(a)}`);
+  throw audioSocketError(
+    ErrorCodes.INVALID_ARGUMENT,
+    `audio must be a Buffer, Uint8Array or Int16Array, got ${Object.prototype.toString.call(a)}`,
+  );
 }
 
 /**
@@ -194,7 +197,10 @@ export class WebSocketCall extends EventEmitter<CallEvents> implements Call {
     super();
     const start = conn.start;
     if (start.audioFormat === undefined) {
-      throw audioSocketError(ErrorCodes.INVALID_FORMAT, `chan_websocket format ${start.format} is not supported (slin at any rate, ulaw or alaw; dial with c(slin16) or similar)`);
+      throw audioSocketError(
+        ErrorCodes.INVALID_FORMAT,
+        `chan_websocket format ${start.format} is not supported (slin at any rate, ulaw or alaw; dial with c(slin16) or similar)`,
+      );
     }
     this.#conn = conn;
     this.#settings = settings;
@@ -208,7 +214,7 @@ export class WebSocketCall extends EventEmitter<CallEvents> implements Call {
     this.signal = this.#abort.signal;
     this.closed = new Promise((resolve) => (this.#resolveClosed = resolve));
     this.#wire = start.audioFormat;
-    this.#kind = audioKindForRate(this.#wire.sampleRate) ?? (0x10);
+    this.#kind = audioKindForRate(this.#wire.sampleRate) ?? 0x10;
     this.#slin = parseFormat({ encoding: 'slin', sampleRate: sampleRateOfKind(this.#kind)!, channels: 1 });
     this.#ptime = start.ptime > 0 ? start.ptime : 20;
     this.#frameBytes = Math.round((this.#slin.sampleRate * this.#ptime) / 1000) * 2;
@@ -257,7 +263,10 @@ export class WebSocketCall extends EventEmitter<CallEvents> implements Call {
       if (e.event === 'UNKNOWN') this.#s.otherIn++;
     });
     conn.on('warning', (w: MediaWarning) =>
-      this.#emitSafe('warning', w.error === undefined ? { code: w.code, message: w.message } : { code: w.code, message: w.message, error: w.error }),
+      this.#emitSafe(
+        'warning',
+        w.error === undefined ? { code: w.code, message: w.message } : { code: w.code, message: w.message, error: w.error },
+      ),
     );
     conn.on('error', (error) => {
       if (this.#state === 'open') {
@@ -357,7 +366,8 @@ export class WebSocketCall extends EventEmitter<CallEvents> implements Call {
     let bytes = toBuffer(payload);
     if (kind !== undefined) {
       if (!isAudioKind(kind)) throw audioSocketError(ErrorCodes.INVALID_MESSAGE, `not an audio kind: ${kind}`);
-      if ((bytes.length & 1) === 1) throw audioSocketError(ErrorCodes.INVALID_MESSAGE, `slin audio must be whole samples, got ${bytes.length} bytes`);
+      if ((bytes.length & 1) === 1)
+        throw audioSocketError(ErrorCodes.INVALID_MESSAGE, `slin audio must be whole samples, got ${bytes.length} bytes`);
       if (kind !== this.#kind) {
         let conv = this.#kindConverters.get(kind);
         if (conv === undefined) {
@@ -538,11 +548,13 @@ export class WebSocketCall extends EventEmitter<CallEvents> implements Call {
         this.#s.droppedIn++;
         if (warned) return;
         warned = true;
-        this.#emitSafe('warning', { code: 'ITERATOR_OVERFLOW', message: `audio iterator fell ${limit} frames behind; dropping the oldest frames` });
+        this.#emitSafe('warning', {
+          code: 'ITERATOR_OVERFLOW',
+          message: `audio iterator fell ${limit} frames behind; dropping the oldest frames`,
+        });
       },
     });
   }
-
 
   /** @internal */
   _terminate(reason: 'server-close' | 'handler-error', cause?: unknown): Promise<CallEnd> {
@@ -559,7 +571,10 @@ export class WebSocketCall extends EventEmitter<CallEvents> implements Call {
       // Keep whole samples, as the AudioSocket call does, so nothing downstream is shifted by a byte.
       this.#s.oddAudioIn++;
       if (this.#s.oddAudioIn === 1) {
-        this.#emitSafe('warning', { code: 'UNEXPECTED_MESSAGE', message: `odd-length slin audio (${payload.length} bytes): the last byte is dropped (counted in stats.oddAudioIn)` });
+        this.#emitSafe('warning', {
+          code: 'UNEXPECTED_MESSAGE',
+          message: `odd-length slin audio (${payload.length} bytes): the last byte is dropped (counted in stats.oddAudioIn)`,
+        });
       }
       payload = payload.subarray(0, payload.length - 1);
     }
@@ -610,19 +625,22 @@ export class WebSocketCall extends EventEmitter<CallEvents> implements Call {
     const first = this.#marks.values().next().value;
     if (first === undefined) return;
     const at = first.dueAt + (this.#completion === 'probe' ? this.#markTimeoutMs : 0);
-    this.#clockTimer = setTimeout(() => {
-      this.#clockTimer = undefined;
-      if (this.#state !== 'open') return;
-      if (this.#completion === 'probe' && this.#marks.size > 0) {
-        this.#completion = 'clock';
-        this.#emitSafe('warning', {
-          code: 'MARKS_UNSUPPORTED',
-          message: `MARK_MEDIA was not answered within ${this.#markTimeoutMs} ms of its playout (Asterisk before 20.18/22.8/23.2?); plays and marks now complete by our clock estimate`,
-        });
+    this.#clockTimer = setTimeout(
+      () => {
+        this.#clockTimer = undefined;
         if (this.#state !== 'open') return;
-      }
-      if (this.#completion === 'clock') this.#settleByClock(false);
-    }, Math.max(1, at - performance.now()));
+        if (this.#completion === 'probe' && this.#marks.size > 0) {
+          this.#completion = 'clock';
+          this.#emitSafe('warning', {
+            code: 'MARKS_UNSUPPORTED',
+            message: `MARK_MEDIA was not answered within ${this.#markTimeoutMs} ms of its playout (Asterisk before 20.18/22.8/23.2?); plays and marks now complete by our clock estimate`,
+          });
+          if (this.#state !== 'open') return;
+        }
+        if (this.#completion === 'clock') this.#settleByClock(false);
+      },
+      Math.max(1, at - performance.now()),
+    );
   }
 
   /** Settles the marks our clock says have played (all of them after QUEUE_DRAINED). */
@@ -719,10 +737,13 @@ export class WebSocketCall extends EventEmitter<CallEvents> implements Call {
 
   #wakeIn(ms: number): void {
     if (this.#wakeTimer !== undefined) return;
-    this.#wakeTimer = setTimeout(() => {
-      this.#wakeTimer = undefined;
-      this.#pump();
-    }, Math.max(1, ms));
+    this.#wakeTimer = setTimeout(
+      () => {
+        this.#wakeTimer = undefined;
+        this.#pump();
+      },
+      Math.max(1, ms),
+    );
   }
 
   #idle(): boolean {

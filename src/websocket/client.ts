@@ -238,7 +238,10 @@ export class AsteriskWebSocketClient extends EventEmitter<WebSocketClientEvents>
     this.#legacy = o.legacyStart === true;
     this.#noMarkMedia = o.noMarkMedia === true;
     if (this.#noMarkMedia && this.controlFormat === 'json') {
-      throw audioSocketError(ErrorCodes.INVALID_ARGUMENT, 'noMarkMedia imitates Asterisk before 20.18/22.8/23.2, which has no JSON control format');
+      throw audioSocketError(
+        ErrorCodes.INVALID_ARGUMENT,
+        'noMarkMedia imitates Asterisk before 20.18/22.8/23.2, which has no JSON control format',
+      );
     }
     this.#leftover = Buffer.alloc(size);
     this.closed = new Promise((resolve) => (this.#resolveClosed = resolve));

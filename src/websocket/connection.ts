@@ -425,7 +425,9 @@ export class MediaConnection extends EventEmitter<MediaConnectionEvents> {
 
   /** STOP_MEDIA_BUFFERING: Asterisk queues its partial frame, then answers MEDIA_BUFFERING_COMPLETED when it is played. */
   stopMediaBuffering(correlationId?: string): void {
-    this.sendCommand(correlationId === undefined ? { command: 'STOP_MEDIA_BUFFERING' } : { command: 'STOP_MEDIA_BUFFERING', correlationId });
+    this.sendCommand(
+      correlationId === undefined ? { command: 'STOP_MEDIA_BUFFERING' } : { command: 'STOP_MEDIA_BUFFERING', correlationId },
+    );
   }
 
   /**
@@ -541,7 +543,10 @@ export class MediaConnection extends EventEmitter<MediaConnectionEvents> {
       const idle = performance.now() - this.#lastProgress;
       if (idle >= limit) {
         this.#fail(
-          audioSocketError(ErrorCodes.PEER_NOT_READING, `the peer has not read for ${Math.round(idle)} ms (${this.#ws.bufferedAmount} bytes waiting)`),
+          audioSocketError(
+            ErrorCodes.PEER_NOT_READING,
+            `the peer has not read for ${Math.round(idle)} ms (${this.#ws.bufferedAmount} bytes waiting)`,
+          ),
           true,
         );
         return;
@@ -641,7 +646,9 @@ export class MediaConnection extends EventEmitter<MediaConnectionEvents> {
     try {
       (this.emit as (n: K, ...a: MediaConnectionEvents[K]) => boolean)(name, ...args);
     } catch (err) {
-      this.#fail(audioSocketError(ErrorCodes.HANDLER, `a '${String(name)}' listener threw: ${(err as Error)?.message ?? String(err)}`, err));
+      this.#fail(
+        audioSocketError(ErrorCodes.HANDLER, `a '${String(name)}' listener threw: ${(err as Error)?.message ?? String(err)}`, err),
+      );
     }
   }
 

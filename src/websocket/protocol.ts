@@ -432,7 +432,10 @@ export function encodeCommand(cmd: MediaCommand, format: ControlFormat): string 
   let text: string;
   if (cmd.command === 'SET_MEDIA_DIRECTION') {
     if (!DIRECTIONS.includes(cmd.direction)) {
-      throw audioSocketError(ErrorCodes.INVALID_ARGUMENT, `direction must be one of ${DIRECTIONS.join(', ')}, got ${quote(String(cmd.direction))}`);
+      throw audioSocketError(
+        ErrorCodes.INVALID_ARGUMENT,
+        `direction must be one of ${DIRECTIONS.join(', ')}, got ${quote(String(cmd.direction))}`,
+      );
     }
     if (format !== 'json') {
       throw audioSocketError(ErrorCodes.INVALID_MESSAGE, 'SET_MEDIA_DIRECTION exists only in the JSON control format');
@@ -441,7 +444,8 @@ export function encodeCommand(cmd: MediaCommand, format: ControlFormat): string 
   } else if (cmd.command === 'MARK_MEDIA' || cmd.command === 'STOP_MEDIA_BUFFERING') {
     checkCorrelationId(cmd.correlationId, format, cmd.command);
     const id = cmd.correlationId;
-    if (format === 'json') text = JSON.stringify(id === undefined ? { command: cmd.command } : { command: cmd.command, correlation_id: id });
+    if (format === 'json')
+      text = JSON.stringify(id === undefined ? { command: cmd.command } : { command: cmd.command, correlation_id: id });
     else text = id === undefined || id === '' ? cmd.command : `${cmd.command} ${id}`;
   } else {
     text = format === 'json' ? JSON.stringify({ command: cmd.command }) : cmd.command;
@@ -483,7 +487,12 @@ export function parseCommand(payload: Buffer | string, format: ControlFormat): P
   const length = typeof payload === 'string' ? Buffer.byteLength(payload) : payload.length;
   if (length === 0) return { ok: false, reason: 'empty', name: undefined, message: 'text message has 0 length' };
   if (length > MAX_COMMAND_BYTES) {
-    return { ok: false, reason: 'too-long', name: undefined, message: `text message of length ${length} exceeds maximum length of ${MAX_COMMAND_BYTES}` };
+    return {
+      ok: false,
+      reason: 'too-long',
+      name: undefined,
+      message: `text message of length ${length} exceeds maximum length of ${MAX_COMMAND_BYTES}`,
+    };
   }
   const text = (typeof payload === 'string' ? payload : payload.toString('utf8')).trim();
   let name: string | undefined;
@@ -498,7 +507,12 @@ export function parseCommand(payload: Buffer | string, format: ControlFormat): P
     }
     if (typeof value !== 'object' || value === null || Array.isArray(value)) {
       // ast_json_load_buf accepts only objects and arrays at the top level; neither has a command.
-      return { ok: false, reason: Array.isArray(value) ? 'unknown' : 'bad-json', name: undefined, message: Array.isArray(value) ? '(null) command unknown' : 'Unable to parse JSON command' };
+      return {
+        ok: false,
+        reason: Array.isArray(value) ? 'unknown' : 'bad-json',
+        name: undefined,
+        message: Array.isArray(value) ? '(null) command unknown' : 'Unable to parse JSON command',
+      };
     }
     json = value as Record<string, unknown>;
     name = typeof json['command'] === 'string' ? json['command'] : undefined;
@@ -524,7 +538,8 @@ export function parseCommand(payload: Buffer | string, format: ControlFormat): P
     case 'SET_MEDIA_DIRECTION': {
       if (!json) return { ok: false, reason: 'json-only', name, message: `${name} only supports JSON format.\n` };
       const direction = json['direction'];
-      if (typeof direction !== 'string') return { ok: false, reason: 'bad-direction', name, message: `${name} requires a 'direction' parameter.\n` };
+      if (typeof direction !== 'string')
+        return { ok: false, reason: 'bad-direction', name, message: `${name} requires a 'direction' parameter.\n` };
       if (!(DIRECTIONS as readonly string[]).includes(direction)) {
         return { ok: false, reason: 'bad-direction', name, message: `'${direction}' is not a valid direction for ${name}.\n` };
       }

@@ -79,7 +79,8 @@ export interface MediaHandshakeFailure {
    * - `timeout`: no MEDIA_START within `handshakeTimeout` (closed with 1002).
    * - `protocol-error`: binary data, another event or a malformed message before MEDIA_START (closed with 1002).
    */
-  reason: 'subprotocol' | 'path' | 'unauthorized' | 'max-connections' | 'server-closing' | 'closed-before-start' | 'timeout' | 'protocol-error';
+  reason:
+    'subprotocol' | 'path' | 'unauthorized' | 'max-connections' | 'server-closing' | 'closed-before-start' | 'timeout' | 'protocol-error';
   remoteAddress: string;
   remotePort: number;
   url: string;
@@ -126,7 +127,10 @@ function rejectUpgrade(socket: Duplex, status: number, message: string): void {
 function offeredProtocols(req: IncomingMessage): string[] {
   const h = req.headers['sec-websocket-protocol'];
   if (h === undefined) return [];
-  return (Array.isArray(h) ? h.join(',') : h).split(',').map((p) => p.trim()).filter((p) => p.length > 0);
+  return (Array.isArray(h) ? h.join(',') : h)
+    .split(',')
+    .map((p) => p.trim())
+    .filter((p) => p.length > 0);
 }
 
 function peerOf(req: IncomingMessage): MediaPeer {
@@ -168,7 +172,10 @@ export function awaitMediaStart(ws: WebSocket, timeoutMs: number, onOutcome: (o:
     const fail = (reason: 'timeout' | 'protocol-error', error: AudioSocketError): void => done({ ok: false, reason, error });
     const onMessage = (data: WebSocket.RawData, isBinary: boolean): void => {
       if (isBinary) {
-        fail('protocol-error', audioSocketError(ErrorCodes.PROTOCOL, `binary message (${rawToBuffer(data).length} bytes) before MEDIA_START`));
+        fail(
+          'protocol-error',
+          audioSocketError(ErrorCodes.PROTOCOL, `binary message (${rawToBuffer(data).length} bytes) before MEDIA_START`),
+        );
         return;
       }
       const text = rawToBuffer(data).toString('utf8');

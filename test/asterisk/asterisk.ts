@@ -6,7 +6,21 @@
  * Not a test file: `npm test` never loads it. Used by `npm run test:asterisk` (see main.ts).
  */
 import { spawn, execFile, type ChildProcess } from 'node:child_process';
-import { closeSync, existsSync, fstatSync, mkdtempSync, mkdirSync, openSync, readSync, rmSync, symlinkSync, writeFileSync, readFileSync, readdirSync, readlinkSync } from 'node:fs';
+import {
+  closeSync,
+  existsSync,
+  fstatSync,
+  mkdtempSync,
+  mkdirSync,
+  openSync,
+  readSync,
+  rmSync,
+  symlinkSync,
+  writeFileSync,
+  readFileSync,
+  readdirSync,
+  readlinkSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { once } from 'node:events';
@@ -165,7 +179,11 @@ export class PrivateAsterisk {
     this.prefix = path.dirname(path.dirname(this.bin));
     this.modDir = process.env.ASTERISK_MODDIR ?? path.join(this.prefix, 'lib/asterisk/modules');
     this.docDir = process.env.ASTERISK_DOCDIR ?? path.join(this.prefix, 'var/lib/asterisk/documentation');
-    for (const [what, p] of [['ASTERISK_BIN', this.bin], ['module directory (ASTERISK_MODDIR)', this.modDir], ['documentation directory (ASTERISK_DOCDIR)', this.docDir]] as const) {
+    for (const [what, p] of [
+      ['ASTERISK_BIN', this.bin],
+      ['module directory (ASTERISK_MODDIR)', this.modDir],
+      ['documentation directory (ASTERISK_DOCDIR)', this.docDir],
+    ] as const) {
       if (!existsSync(p)) throw new Error(`${what} not found: ${p}`);
     }
     // Short path: the control socket lives in it and unix socket paths are limited to 107 bytes.
@@ -214,14 +232,8 @@ documentation_language = en_US
     );
     const ws = this.options.websocket;
     const modules = [...CORE_MODULES, ...(ws ? WEBSOCKET_MODULES : []), ...(this.options.modules ?? [])];
-    w(
-      'modules.conf',
-      `[modules]\nautoload = no\n${modules.map((m) => `load = ${m}`).join('\n')}\n`,
-    );
-    w(
-      'logger.conf',
-      `[general]\ndateformat = %F %T.%3q\n\n[logfiles]\nmessages.log => notice,warning,error\nconsole => error\n`,
-    );
+    w('modules.conf', `[modules]\nautoload = no\n${modules.map((m) => `load = ${m}`).join('\n')}\n`);
+    w('logger.conf', `[general]\ndateformat = %F %T.%3q\n\n[logfiles]\nmessages.log => notice,warning,error\nconsole => error\n`);
     w('extensions.conf', DIALPLAN + (this.options.dialplan ?? ''));
     // RTP only for UnicastRTP legs towards 127.0.0.1 (chan_rtp binds to the local address that reaches
     // the destination); no ICE/STUN.
@@ -234,9 +246,17 @@ documentation_language = en_US
     w('manager.conf', `[general]\nenabled = no\n`);
     for (const empty of ['features.conf', 'udptl.conf', 'ccss.conf']) w(empty, '[general]\n');
     w('acl.conf', '');
-    w('indications.conf', `[general]\ncountry = us\n\n[us]\ndescription = United States\ndial = 350+440\nring = 440+480/2000,0/4000\nbusy = 480+620/500,0/500\ncongestion = 480+620/250,0/250\n`);
+    w(
+      'indications.conf',
+      `[general]\ncountry = us\n\n[us]\ndescription = United States\ndial = 350+440\nring = 440+480/2000,0/4000\nbusy = 480+620/500,0/500\ncongestion = 480+620/250,0/250\n`,
+    );
     if (ws) {
-      w('websocket_client.conf', Object.entries(ws.clients ?? {}).map(([n, o]) => renderWebsocketClient(n, o)).join('\n'));
+      w(
+        'websocket_client.conf',
+        Object.entries(ws.clients ?? {})
+          .map(([n, o]) => renderWebsocketClient(n, o))
+          .join('\n'),
+      );
       // sorcery reads the one object of type global from the [global] section (chan_websocket.c load_config)
       w('chan_websocket.conf', `[global]\ntype = global\ncontrol_message_format = ${ws.controlFormat ?? 'json'}\n`);
     }
@@ -247,7 +267,12 @@ documentation_language = en_US
     if (!this.options.websocket) throw new Error('start the harness with { websocket: {} } to use chan_websocket');
     this.options.websocket.clients = { ...this.options.websocket.clients, [name]: o };
     const file = path.join(this.dir, 'etc', 'websocket_client.conf');
-    writeFileSync(file, Object.entries(this.options.websocket.clients).map(([n, c]) => renderWebsocketClient(n, c)).join('\n'));
+    writeFileSync(
+      file,
+      Object.entries(this.options.websocket.clients)
+        .map(([n, c]) => renderWebsocketClient(n, c))
+        .join('\n'),
+    );
     await this.rx('module reload res_websocket_client.so');
   }
 
@@ -272,8 +297,10 @@ documentation_language = en_US
     const deadline = performance.now() + timeoutMs;
     const ctl = path.join(this.dir, 'run', 'asterisk.ctl');
     for (;;) {
-      if (exitCode !== undefined) throw new Error(`Asterisk exited (${exitCode}) during start:\n${this.console.slice(-30).join('\n')}\n${this.#logTail()}`);
-      if (performance.now() > deadline) throw new Error(`Asterisk not booted after ${timeoutMs} ms:\n${this.console.slice(-30).join('\n')}`);
+      if (exitCode !== undefined)
+        throw new Error(`Asterisk exited (${exitCode}) during start:\n${this.console.slice(-30).join('\n')}\n${this.#logTail()}`);
+      if (performance.now() > deadline)
+        throw new Error(`Asterisk not booted after ${timeoutMs} ms:\n${this.console.slice(-30).join('\n')}`);
       if (existsSync(ctl)) {
         const r = await this.rx('core waitfullybooted', 15000).catch(() => undefined);
         if (r !== undefined && /fully booted/i.test(r)) break;
@@ -449,8 +476,6 @@ documentation_language = en_US
 
   /** `asterisk -V` */
   version(): Promise<string> {
-    return new Promise((resolve, reject) =>
-      execFile(this.bin, ['-V'], (err, stdout) => (err ? reject(err) : resolve(stdout.trim()))),
-    );
+    return new Promise((resolve, reject) => execFile(this.bin, ['-V'], (err, stdout) => (err ? reject(err) : resolve(stdout.trim()))));
   }
 }

@@ -119,7 +119,10 @@ export class FarLeg {
   #waiters = new Set<() => void>();
   port = 0;
 
-  constructor(readonly kind = 0x10, readonly frameBytes = 320) {
+  constructor(
+    readonly kind = 0x10,
+    readonly frameBytes = 320,
+  ) {
     this.#server = net.createServer((socket) => {
       const call = new FarCall(socket, this.kind, this.frameBytes);
       this.calls.push(call);
@@ -209,7 +212,9 @@ export class RtpLeg {
     if (this.remote) return this.remote;
     await Promise.race([
       new Promise<void>((r) => this.#remoteWaiters.push(r)),
-      new Promise<void>((_, rej) => setTimeout(() => rej(new Error(`RTP leg: nothing from Asterisk within ${timeoutMs} ms`)), timeoutMs).unref()),
+      new Promise<void>((_, rej) =>
+        setTimeout(() => rej(new Error(`RTP leg: nothing from Asterisk within ${timeoutMs} ms`)), timeoutMs).unref(),
+      ),
     ]);
     return this.remote!;
   }

@@ -28,7 +28,9 @@ const arg = (name: string): string | undefined => {
   const i = args.indexOf(name);
   return i >= 0 ? args[i + 1] : undefined;
 };
-const only = arg('--only')?.split(',').map((s) => s.trim().toLowerCase());
+const only = arg('--only')
+  ?.split(',')
+  .map((s) => s.trim().toLowerCase());
 const oneFault = arg('--fault') as Fault | undefined;
 if (oneFault !== undefined && !FAULTS.includes(oneFault)) {
   process.stderr.write(`test:asterisk: --fault must be one of ${FAULTS.join(', ')}\n`);
@@ -106,7 +108,10 @@ async function runScenario(s: Scenario, fault: Fault | undefined): Promise<{ ok:
   }
   if (ast.running) await quiesce(ast);
   if (error !== undefined && (process.env.AST_LOG || !fault)) {
-    const lines = ast.log.slice(logFrom).filter((l) => !/TEST /.test(l.text)).slice(-12);
+    const lines = ast.log
+      .slice(logFrom)
+      .filter((l) => !/TEST /.test(l.text))
+      .slice(-12);
     if (lines.length) error += `\n     Asterisk log:\n${lines.map((l) => `       ${l.text}`).join('\n')}`;
   }
   return { ok: error === undefined, error, metrics, ms: performance.now() - t0 };
@@ -146,7 +151,9 @@ async function main(): Promise<number> {
       const r = await runScenario(s, f);
       if (!r.ok) caught++;
       cells.push(`${f}: ${r.ok ? 'passed (not detected)' : 'FAILED'}`);
-      process.stdout.write(`${r.ok ? 'passed' : 'FAILED'} ${s.name} [${f}] (${(r.ms / 1000).toFixed(1)} s)${r.error ? `\n     error: ${r.error}` : ''}\n`);
+      process.stdout.write(
+        `${r.ok ? 'passed' : 'FAILED'} ${s.name} [${f}] (${(r.ms / 1000).toFixed(1)} s)${r.error ? `\n     error: ${r.error}` : ''}\n`,
+      );
     }
     if (caught === 0) undetected++;
     rows.push(`${s.name}: ${cells.join(', ')}`);

@@ -143,7 +143,10 @@ function matchEcho(fc: FarCall, frames: Buffer[], callId: number): EchoResult {
     const sentAt = fc.sentAt[tag.index];
     if (sentAt !== undefined) rtts.push(f.at - sentAt);
   }
-  const firstMissing = frames.map((_, i) => i).filter((i) => !seen.has(i)).slice(0, 5);
+  const firstMissing = frames
+    .map((_, i) => i)
+    .filter((i) => !seen.has(i))
+    .slice(0, 5);
   return { sent: frames.length, returned: seen.size, corrupt, duplicates, outOfOrder, rtts, gaps: gaps(arrivals), firstMissing };
 }
 
@@ -290,7 +293,8 @@ async function rtpAppCall(ctx: Ctx, handler: (call: Call) => Promise<void>): Pro
 export const scenarios: Scenario[] = [
   {
     name: 'isolation',
-    checks: 'the private Asterisk listens on nothing (TCP LISTEN / bound UDP sockets of its pid, from /proc) and has AudioSocket and chan_websocket loaded',
+    checks:
+      'the private Asterisk listens on nothing (TCP LISTEN / bound UDP sockets of its pid, from /proc) and has AudioSocket and chan_websocket loaded',
     noServer: true,
     async run(ctx) {
       const sockets = ctx.ast.listeningSockets();
@@ -305,7 +309,8 @@ export const scenarios: Scenario[] = [
   },
   {
     name: 'chan_websocket harness',
-    checks: 'a websocket_client.conf section added at run time (for the chan_websocket scenarios to come): WebSocket/<section>/c(slin16) makes Asterisk open a WebSocket upgrade with subprotocol media',
+    checks:
+      'a websocket_client.conf section added at run time (for the chan_websocket scenarios to come): WebSocket/<section>/c(slin16) makes Asterisk open a WebSocket upgrade with subprotocol media',
     noServer: true,
     async run(ctx) {
       const requests: string[] = [];
@@ -334,7 +339,8 @@ export const scenarios: Scenario[] = [
   },
   {
     name: 'app echo',
-    checks: 'Local pair: AudioSocket() to an echo server, the other half AudioSocket() to the far leg; 100 tagged 20 ms frames come back bit-exact, in order, with round trip',
+    checks:
+      'Local pair: AudioSocket() to an echo server, the other half AudioSocket() to the far leg; 100 tagged 20 ms frames come back bit-exact, in order, with round trip',
     async run(ctx) {
       const { result, call } = await localEcho(ctx, 'app');
       echoMetrics(ctx, result);
@@ -353,7 +359,8 @@ export const scenarios: Scenario[] = [
   },
   {
     name: 'Dial c(slin16)',
-    checks: 'an originated AudioSocket/…/c(slin16) far leg dials the server with c(slin16): kind 0x12 with 640 B both ways, echoed bit-exact',
+    checks:
+      'an originated AudioSocket/…/c(slin16) far leg dials the server with c(slin16): kind 0x12 with 640 B both ways, echoed bit-exact',
     async run(ctx) {
       const kinds = new Map<string, number>();
       const sut = await serverUnderTest(ctx, async (call) => {
@@ -372,7 +379,11 @@ export const scenarios: Scenario[] = [
       const fc = await far.call(farUuid);
       await fc.play(frames);
       const lastSent = fc.sentAt.at(-1) ?? performance.now();
-      await until(() => matchEcho(fc, frames, 2).returned === 100 || performance.now() > lastSent + 500 || fc.closedAt !== undefined, 5000, 'echo');
+      await until(
+        () => matchEcho(fc, frames, 2).returned === 100 || performance.now() > lastSent + 500 || fc.closedAt !== undefined,
+        5000,
+        'echo',
+      );
       const r = matchEcho(fc, frames, 2);
       fc.hangup();
       echoMetrics(ctx, r);
@@ -387,7 +398,8 @@ export const scenarios: Scenario[] = [
   },
   {
     name: "Dial c(ulaw), inbound: 'ulaw'",
-    checks: "Dial with c(ulaw): 0x10 carries 160 B of u-law; with inbound 'ulaw' the server hears the far leg's 1 kHz tone and its slin echo is heard back",
+    checks:
+      "Dial with c(ulaw): 0x10 carries 160 B of u-law; with inbound 'ulaw' the server hears the far leg's 1 kHz tone and its slin echo is heard back",
     async run(ctx) {
       const heard: Buffer[] = [];
       const formats = new Set<string>();
@@ -444,12 +456,16 @@ export const scenarios: Scenario[] = [
       check(formats.size === 1 && formats.has('slin/8000/320B'), `server frames: ${[...formats].join(', ')} (want slin/8000/320B)`);
       check(wireBytes > 162 && wireBytes < 164, `${wireBytes.toFixed(1)} bytes per message on the wire (want 163: 160 B of u-law)`);
       check(backAfter < 60, `the echoed tone came back ${ms(backAfter)} after it was sent (want < 60 ms)`);
-      check(span > 1900 && span < 2100 && maxIn10ms <= 3, `the echoed tone arrived over ${ms(span)}, up to ${maxIn10ms} frames within 10 ms (want real time)`);
+      check(
+        span > 1900 && span < 2100 && maxIn10ms <= 3,
+        `the echoed tone arrived over ${ms(span)}, up to ${maxIn10ms} frames within 10 ms (want real time)`,
+      );
     },
   },
   {
     name: 'UUID, app and Dial',
-    checks: "an upper-case UUID given to AudioSocket() and to Dial(AudioSocket/…) arrives first, as 16 bytes, reported lower-case; the Dial channel is named AudioSocket/127.0.0.1:PORT-uuid; both calls last until the caller hangs up",
+    checks:
+      'an upper-case UUID given to AudioSocket() and to Dial(AudioSocket/…) arrives first, as 16 bytes, reported lower-case; the Dial channel is named AudioSocket/127.0.0.1:PORT-uuid; both calls last until the caller hangs up',
     async run(ctx) {
       const sut = await serverUnderTest(ctx, () => undefined);
       const a = randomUuidUpper();
@@ -470,98 +486,101 @@ export const scenarios: Scenario[] = [
       const ed = await sut.ended(cd, 5000);
       ctx.metrics['closed after originate'] = `${ms(ea.at - originatedAt)} / ${ms(ed.at - originatedAt)}`;
       for (const e of [ea, ed]) {
-        check(e.end.reason === 'remote-hangup' && e.at - originatedAt > 950, `call ended ${e.end.reason} ${ms(e.at - originatedAt)} after the originate (caller hangs up after 1 s)`);
+        check(
+          e.end.reason === 'remote-hangup' && e.at - originatedAt > 950,
+          `call ended ${e.end.reason} ${ms(e.at - originatedAt)} after the originate (caller hangs up after 1 s)`,
+        );
       }
     },
   },
-  ...(['app', 'dial'] as const).map(
-    (mode): Scenario => ({
-      name: `DTMF through ${mode === 'app' ? 'the app' : 'Dial'}`,
-      checks: `SendDTMF(0123456789*#ABCD) on the caller half reaches the server as one 0x03 per digit, in order${mode === 'dial' ? ', through the bridge' : ''}`,
-      async run(ctx) {
-        const digits: Array<{ d: string; at: number }> = [];
-        const sut = await serverUnderTest(ctx, (call) => call.on('dtmf', (d) => digits.push({ d, at: performance.now() })));
-        const uuid = randomUuidUpper();
-        const exten = mode === 'app' ? `${sut.port}*${hex32(uuid)}@as-app` : `${sut.port}*${hex32(uuid)}*slin@as-dial`;
-        await ctx.ast.originate(`Local/${exten} extension s@src-dtmf`);
-        const call = await sut.call(uuid);
-        const want = '0123456789*#ABCD';
-        await until(() => digits.length >= want.length || sut.ends.has(call), 10000, 'digits');
-        await sut.ended(call, 5000).catch(() => undefined);
-        const got = digits.map((x) => x.d).join('');
-        const iv = gaps(digits.map((x) => x.at));
-        ctx.metrics['digits'] = got;
-        ctx.metrics['interval p50'] = ms(pct(iv, 50));
-        ctx.metrics['dtmf msgs'] = call.stats.dtmfIn;
-        check(got === want, `digits ${JSON.stringify(got)} (want ${want})`);
-        check(call.stats.dtmfIn === want.length, `${call.stats.dtmfIn} DTMF messages for ${want.length} digits`);
-      },
-    }),
-  ),
-  ...(['app', 'dial'] as const).map(
-    (mode): Scenario => ({
-      name: `server hangup (${mode === 'app' ? 'app' : 'Dial'})`,
-      checks:
-        mode === 'app'
-          ? 'the server hangs up after 0.5 s: 00 00 00 makes AudioSocket() return 0, the dialplan continues (logged), Asterisk closes at once'
-          : 'the server hangs up after 0.5 s: the AudioSocket channel hangs up, Dial returns (g), Asterisk closes at once',
-      async run(ctx) {
-        let hangupAt = 0;
-        const sut = await serverUnderTest(ctx, async (call) => {
-          await new Promise((r) => setTimeout(r, 500));
-          hangupAt = performance.now();
-          await call.hangup();
-        });
-        const uuid = randomUuidUpper();
-        const from = ctx.ast.log.length;
-        const exten = mode === 'app' ? `${sut.port}*${hex32(uuid)}@as-app` : `${sut.port}*${hex32(uuid)}*slin@as-dial`;
-        await ctx.ast.originate(`Local/${exten} application Wait 5`);
-        const call = await sut.call(uuid);
-        const { end, at } = await sut.ended(call, 5000);
-        const returned = await ctx.ast
-          .waitForLog(new RegExp(`TEST ${mode === 'app' ? 'app' : 'dial'}-return ${uuid}`, 'i'), 2000, from)
-          .catch(() => undefined);
-        const errors = ctx.ast.logMatching(/Failed to (receive|read)|Invalid message|other than hangup/, from);
-        ctx.metrics['reason'] = end.reason;
-        ctx.metrics['hangup -> closed'] = ms(at - hangupAt);
-        ctx.metrics['dialplan continued'] = returned !== undefined;
-        if (returned) ctx.metrics['log'] = returned.text.replace(/^.*TEST /, '');
-        check(end.reason === 'local-hangup', `end reason ${end.reason} (${end.error?.message ?? ''})`);
-        check(hangupAt > 0 && at - hangupAt < 200, `Asterisk closed ${ms(at - hangupAt)} after the hangup message`);
-        check(returned !== undefined, `the dialplan did not continue after ${mode === 'app' ? 'AudioSocket()' : 'Dial()'} (no "${mode}-return" log line)`);
-        check(errors.length === 0, `Asterisk logged: ${errors.map((e) => e.text).join(' | ')}`);
-      },
-    }),
-  ),
-  ...(['app', 'dial'] as const).map(
-    (mode): Scenario => ({
-      name: `Asterisk hangs up (${mode === 'app' ? 'app' : 'Dial'})`,
-      checks: 'the caller hangs up after 1.5 s: the server sees EOF (no 00 00 00 from Asterisk) and ends the call as remote-hangup',
-      async run(ctx) {
-        const sut = await serverUnderTest(ctx, () => undefined);
-        const tap = await new FaultProxy(sut.port, 'tap').listen();
-        ctx.defer(() => tap.close());
-        const uuid = randomUuidUpper();
-        const exten = mode === 'app' ? `${tap.port}*${hex32(uuid)}@as-app` : `${tap.port}*${hex32(uuid)}*slin@as-dial`;
-        const originatedAt = performance.now();
-        await ctx.ast.originate(`Local/${exten} application Wait 1.5`);
-        const call = await sut.call(uuid);
-        const { end, at } = await sut.ended(call, 5000);
-        const seen = await until(() => tap.fromAsterisk.find((c) => c.end !== undefined), 2000, 'Asterisk side closed');
-        const kinds = [...new Set(seen.kinds)].map((k) => `0x${k.toString(16).padStart(2, '0')}`);
-        ctx.metrics['reason'] = end.reason;
-        ctx.metrics['duration'] = ms(end.durationMs);
-        ctx.metrics['originate -> closed'] = ms(at - originatedAt);
-        ctx.metrics['kinds from Asterisk'] = kinds.join(',');
-        ctx.metrics['closed by'] = seen.end === 'fin' ? 'FIN' : 'RST';
-        check(end.reason === 'remote-hangup', `end reason ${end.reason}`);
-        check(!seen.kinds.includes(0x00), 'Asterisk sent a hangup message');
-        // measured from the originate: with the app, Answer() waits up to 500 ms for the caller's
-        // first frame before the dialplan goes on to AudioSocket(), so the UUID comes late
-        check(at - originatedAt > 1450 && at - originatedAt < 2500, `call closed ${ms(at - originatedAt)} after the originate (caller hangs up after 1.5 s)`);
-      },
-    }),
-  ),
+  ...(['app', 'dial'] as const).map((mode): Scenario => ({
+    name: `DTMF through ${mode === 'app' ? 'the app' : 'Dial'}`,
+    checks: `SendDTMF(0123456789*#ABCD) on the caller half reaches the server as one 0x03 per digit, in order${mode === 'dial' ? ', through the bridge' : ''}`,
+    async run(ctx) {
+      const digits: Array<{ d: string; at: number }> = [];
+      const sut = await serverUnderTest(ctx, (call) => call.on('dtmf', (d) => digits.push({ d, at: performance.now() })));
+      const uuid = randomUuidUpper();
+      const exten = mode === 'app' ? `${sut.port}*${hex32(uuid)}@as-app` : `${sut.port}*${hex32(uuid)}*slin@as-dial`;
+      await ctx.ast.originate(`Local/${exten} extension s@src-dtmf`);
+      const call = await sut.call(uuid);
+      const want = '0123456789*#ABCD';
+      await until(() => digits.length >= want.length || sut.ends.has(call), 10000, 'digits');
+      await sut.ended(call, 5000).catch(() => undefined);
+      const got = digits.map((x) => x.d).join('');
+      const iv = gaps(digits.map((x) => x.at));
+      ctx.metrics['digits'] = got;
+      ctx.metrics['interval p50'] = ms(pct(iv, 50));
+      ctx.metrics['dtmf msgs'] = call.stats.dtmfIn;
+      check(got === want, `digits ${JSON.stringify(got)} (want ${want})`);
+      check(call.stats.dtmfIn === want.length, `${call.stats.dtmfIn} DTMF messages for ${want.length} digits`);
+    },
+  })),
+  ...(['app', 'dial'] as const).map((mode): Scenario => ({
+    name: `server hangup (${mode === 'app' ? 'app' : 'Dial'})`,
+    checks:
+      mode === 'app'
+        ? 'the server hangs up after 0.5 s: 00 00 00 makes AudioSocket() return 0, the dialplan continues (logged), Asterisk closes at once'
+        : 'the server hangs up after 0.5 s: the AudioSocket channel hangs up, Dial returns (g), Asterisk closes at once',
+    async run(ctx) {
+      let hangupAt = 0;
+      const sut = await serverUnderTest(ctx, async (call) => {
+        await new Promise((r) => setTimeout(r, 500));
+        hangupAt = performance.now();
+        await call.hangup();
+      });
+      const uuid = randomUuidUpper();
+      const from = ctx.ast.log.length;
+      const exten = mode === 'app' ? `${sut.port}*${hex32(uuid)}@as-app` : `${sut.port}*${hex32(uuid)}*slin@as-dial`;
+      await ctx.ast.originate(`Local/${exten} application Wait 5`);
+      const call = await sut.call(uuid);
+      const { end, at } = await sut.ended(call, 5000);
+      const returned = await ctx.ast
+        .waitForLog(new RegExp(`TEST ${mode === 'app' ? 'app' : 'dial'}-return ${uuid}`, 'i'), 2000, from)
+        .catch(() => undefined);
+      const errors = ctx.ast.logMatching(/Failed to (receive|read)|Invalid message|other than hangup/, from);
+      ctx.metrics['reason'] = end.reason;
+      ctx.metrics['hangup -> closed'] = ms(at - hangupAt);
+      ctx.metrics['dialplan continued'] = returned !== undefined;
+      if (returned) ctx.metrics['log'] = returned.text.replace(/^.*TEST /, '');
+      check(end.reason === 'local-hangup', `end reason ${end.reason} (${end.error?.message ?? ''})`);
+      check(hangupAt > 0 && at - hangupAt < 200, `Asterisk closed ${ms(at - hangupAt)} after the hangup message`);
+      check(
+        returned !== undefined,
+        `the dialplan did not continue after ${mode === 'app' ? 'AudioSocket()' : 'Dial()'} (no "${mode}-return" log line)`,
+      );
+      check(errors.length === 0, `Asterisk logged: ${errors.map((e) => e.text).join(' | ')}`);
+    },
+  })),
+  ...(['app', 'dial'] as const).map((mode): Scenario => ({
+    name: `Asterisk hangs up (${mode === 'app' ? 'app' : 'Dial'})`,
+    checks: 'the caller hangs up after 1.5 s: the server sees EOF (no 00 00 00 from Asterisk) and ends the call as remote-hangup',
+    async run(ctx) {
+      const sut = await serverUnderTest(ctx, () => undefined);
+      const tap = await new FaultProxy(sut.port, 'tap').listen();
+      ctx.defer(() => tap.close());
+      const uuid = randomUuidUpper();
+      const exten = mode === 'app' ? `${tap.port}*${hex32(uuid)}@as-app` : `${tap.port}*${hex32(uuid)}*slin@as-dial`;
+      const originatedAt = performance.now();
+      await ctx.ast.originate(`Local/${exten} application Wait 1.5`);
+      const call = await sut.call(uuid);
+      const { end, at } = await sut.ended(call, 5000);
+      const seen = await until(() => tap.fromAsterisk.find((c) => c.end !== undefined), 2000, 'Asterisk side closed');
+      const kinds = [...new Set(seen.kinds)].map((k) => `0x${k.toString(16).padStart(2, '0')}`);
+      ctx.metrics['reason'] = end.reason;
+      ctx.metrics['duration'] = ms(end.durationMs);
+      ctx.metrics['originate -> closed'] = ms(at - originatedAt);
+      ctx.metrics['kinds from Asterisk'] = kinds.join(',');
+      ctx.metrics['closed by'] = seen.end === 'fin' ? 'FIN' : 'RST';
+      check(end.reason === 'remote-hangup', `end reason ${end.reason}`);
+      check(!seen.kinds.includes(0x00), 'Asterisk sent a hangup message');
+      // measured from the originate: with the app, Answer() waits up to 500 ms for the caller's
+      // first frame before the dialplan goes on to AudioSocket(), so the UUID comes late
+      check(
+        at - originatedAt > 1450 && at - originatedAt < 2500,
+        `call closed ${ms(at - originatedAt)} after the originate (caller hangs up after 1.5 s)`,
+      );
+    },
+  })),
   {
     name: '20 concurrent calls',
     checks: '20 app-echo calls at once, each with its own tone and tag: every frame comes back bit-exact to its own call (no cross-talk)',
@@ -620,13 +639,15 @@ export const scenarios: Scenario[] = [
       const s = rtpToneStats(rtp, 1000);
       toneMetrics(ctx, s);
       ctx.metrics['write() returned'] = String(accepted);
-      ctx.metrics['droppedWrites/delayedWrites/droppedSlots'] = `${call.stats.droppedWrites}/${call.stats.delayedWrites}/${call.stats.droppedSlots}`;
+      ctx.metrics['droppedWrites/delayedWrites/droppedSlots'] =
+        `${call.stats.droppedWrites}/${call.stats.delayedWrites}/${call.stats.droppedSlots}`;
       checkRealTime(s, 'write()');
     },
   },
   {
     name: 'inspect: Dial without c() from a u-law phone',
-    checks: '`audiosocket inspect` behind Dial(AudioSocket/…) without c(), called from a u-law RTP leg: reports 0x10 with 160 B frames, G.711 u-law, and the c(slin) fix',
+    checks:
+      '`audiosocket inspect` behind Dial(AudioSocket/…) without c(), called from a u-law RTP leg: reports 0x10 with 160 B frames, G.711 u-law, and the c(slin) fix',
     async run(ctx) {
       const child = spawn(process.execPath, [MAIN, 'inspect', '--host', '127.0.0.1', '--port', '0', '--json'], { stdio: 'pipe' });
       ctx.defer(() => child.exitCode === null && child.kill('SIGKILL'));
@@ -668,14 +689,18 @@ export const scenarios: Scenario[] = [
       ctx.metrics['inter-arrival p50'] = ms((report.interArrival as { p50Ms: number }).p50Ms);
       check(report.uuid === uuid.toLowerCase(), `uuid ${String(report.uuid)}`);
       const sizes = kinds['0x10 (slin)'] ?? {};
-      check(Object.keys(kinds).length === 1 && Object.keys(sizes).join() === '160' && sizes['160']! >= 95, `kinds ${JSON.stringify(kinds)} (want ~100 x 160 B under 0x10)`);
+      check(
+        Object.keys(kinds).length === 1 && Object.keys(sizes).join() === '160' && sizes['160']! >= 95,
+        `kinds ${JSON.stringify(kinds)} (want ~100 x 160 B under 0x10)`,
+      );
       check(/G\.711 ulaw/.test(String(report.format)), `format ${String(report.format)}`);
       check(/c\(slin\)/.test((report.advice as string[])[0] ?? ''), `advice ${JSON.stringify(report.advice)}`);
     },
   },
   {
     name: 'app 2 s timeout vs keep-alive',
-    checks: 'nobody sends audio for 4 s: with keep-alive the call lasts until the caller hangs up; control: with keepAlive false Asterisk hangs up after ~2 s ("Reached timeout")',
+    checks:
+      'nobody sends audio for 4 s: with keep-alive the call lasts until the caller hangs up; control: with keepAlive false Asterisk hangs up after ~2 s ("Reached timeout")',
     async run(ctx) {
       const on = await serverUnderTest(ctx, () => undefined);
       const off = await serverUnderTest(ctx, () => undefined, { keepAlive: false });
@@ -690,10 +715,14 @@ export const scenarios: Scenario[] = [
       const e1 = await on.ended(c1, 8000);
       const e2 = await off.ended(c2, 8000);
       const timeouts = ctx.ast.logMatching(/Reached timeout after 2000 ms/, from);
-      ctx.metrics['keep-alive call'] = `${ms(e1.end.durationMs)} ${e1.end.reason} (${ms(e1.at - originatedAt)} after the originate), ${c1.stats.silenceFrames} silence frames`;
+      ctx.metrics['keep-alive call'] =
+        `${ms(e1.end.durationMs)} ${e1.end.reason} (${ms(e1.at - originatedAt)} after the originate), ${c1.stats.silenceFrames} silence frames`;
       ctx.metrics['control (no keep-alive)'] = `${ms(e2.end.durationMs)} ${e2.end.reason}`;
       ctx.metrics['"Reached timeout" lines'] = timeouts.length;
-      check(e1.end.reason === 'remote-hangup' && e1.at - originatedAt > 3950, `keep-alive call ended ${e1.end.reason} ${ms(e1.at - originatedAt)} after the originate (caller hangs up at 4 s)`);
+      check(
+        e1.end.reason === 'remote-hangup' && e1.at - originatedAt > 3950,
+        `keep-alive call ended ${e1.end.reason} ${ms(e1.at - originatedAt)} after the originate (caller hangs up at 4 s)`,
+      );
       check(e2.end.durationMs > 1800 && e2.end.durationMs < 3000, `control call lasted ${ms(e2.end.durationMs)} (Asterisk's timer: 2 s)`);
       check(timeouts.length === 1, `${timeouts.length} "Reached timeout" lines (want 1: the control call only)`);
     },

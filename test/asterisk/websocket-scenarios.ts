@@ -97,7 +97,9 @@ async function farLeg(ctx: Ctx, kind: number, frameBytes: number): Promise<FarLe
 async function wsCall(ctx: Ctx, sut: WsSut, far: FarLeg, codec: string, opts = ''): Promise<{ call: Call; fc: FarCall; tag: string }> {
   const tag = newTag();
   const farUuid = randomUUID();
-  await ctx.ast.originate(`AudioSocket/127.0.0.1:${far.port}/${farUuid}/c(${codec}) extension ${sut.port}*${codec}*${tag}${opts ? `*${opts}` : ''}@ws-dial`);
+  await ctx.ast.originate(
+    `AudioSocket/127.0.0.1:${far.port}/${farUuid}/c(${codec}) extension ${sut.port}*${codec}*${tag}${opts ? `*${opts}` : ''}@ws-dial`,
+  );
   const call = await sut.call(tag);
   const fc = await far.call(farUuid);
   return { call, fc, tag };
@@ -143,7 +145,10 @@ function matchFrames(fc: FarCall, frames: Buffer[]): Match {
     disorder,
     rtts,
     gaps: gaps(arrivals),
-    firstMissing: frames.map((_, i) => i).filter((i) => !seen.has(i)).slice(0, 5),
+    firstMissing: frames
+      .map((_, i) => i)
+      .filter((i) => !seen.has(i))
+      .slice(0, 5),
   };
 }
 
@@ -172,7 +177,11 @@ function checkMatch(r: Match, what: string): void {
 async function playAndCollect(fc: FarCall, frames: Buffer[]): Promise<Match> {
   await fc.play(frames);
   const lastSent = fc.sentAt.at(-1) ?? performance.now();
-  await until(() => matchFrames(fc, frames).returned === frames.length || performance.now() > lastSent + 500 || fc.closedAt !== undefined, 5000, 'echo');
+  await until(
+    () => matchFrames(fc, frames).returned === frames.length || performance.now() > lastSent + 500 || fc.closedAt !== undefined,
+    5000,
+    'echo',
+  );
   return matchFrames(fc, frames);
 }
 
@@ -207,9 +216,7 @@ function linToUlawSafe(sample: number): number {
 
 /** Tone frames (of `hz`) seen at the far leg, with their arrival times. slin at `rate`. */
 function toneArrivals(fc: FarCall, hz: number, rate: number, after = 0): number[] {
-  return fc.frames
-    .filter((f) => f.at >= after && rms(f.payload) > 1000 && toneFraction(f.payload, hz, rate) > 0.8)
-    .map((f) => f.at);
+  return fc.frames.filter((f) => f.at >= after && rms(f.payload) > 1000 && toneFraction(f.payload, hz, rate) > 0.8).map((f) => f.at);
 }
 
 function maxIn10ms(times: number[]): number {
@@ -272,7 +279,11 @@ export const websocketScenarios: Scenario[] = [
       const ulaw = ulawFrames(100);
       await fc.play(ulaw.map((u) => ulawToSlinBuf(u)));
       const lastSent = fc.sentAt.at(-1) ?? performance.now();
-      await until(() => matchFrames(fc, ulaw).returned === ulaw.length || performance.now() > lastSent + 500 || fc.closedAt !== undefined, 5000, 'echo');
+      await until(
+        () => matchFrames(fc, ulaw).returned === ulaw.length || performance.now() > lastSent + 500 || fc.closedAt !== undefined,
+        5000,
+        'echo',
+      );
       const r = matchFrames(fc, ulaw);
       fc.hangup();
       matchMetrics(ctx, r);
@@ -280,9 +291,15 @@ export const websocketScenarios: Scenario[] = [
       ctx.metrics['handler got'] = [...formats].join(' ');
       const wireIn = call.stats.bytesIn / Math.max(1, call.stats.audioIn);
       ctx.metrics['wire bytes/msg in'] = wireIn.toFixed(1);
-      check(call.mediaStart!.format === 'ulaw' && call.mediaStart!.optimalFrameSize === 160, `MEDIA_START ${JSON.stringify(call.mediaStart)}`);
+      check(
+        call.mediaStart!.format === 'ulaw' && call.mediaStart!.optimalFrameSize === 160,
+        `MEDIA_START ${JSON.stringify(call.mediaStart)}`,
+      );
       check(wireIn === 160, `${wireIn.toFixed(1)} bytes per audio message from Asterisk (want 160: 20 ms of u-law)`);
-      check(formats.size === 1 && formats.has('slin/8000/320B'), `the handler got ${[...formats].join(', ')} (want slin/8000/320B, decoded u-law)`);
+      check(
+        formats.size === 1 && formats.has('slin/8000/320B'),
+        `the handler got ${[...formats].join(', ')} (want slin/8000/320B, decoded u-law)`,
+      );
       checkMatch(r, 'ulaw echo');
     },
   },
@@ -304,60 +321,70 @@ export const websocketScenarios: Scenario[] = [
       check(got === want, `digits ${JSON.stringify(got)} (want ${want})`);
     },
   },
-  ...(['json', 'plain-text'] as const).map(
-    (format): Scenario => ({
-      name: `ws play() and mark() complete when played (${format})`,
-      checks: `control format ${format}: play() of a 2 s tone resolves when the caller has heard the last of it (MEDIA_MARK_PROCESSED), not when it was sent; a mark() after it resolves true; the tone arrives whole, at 20 ms, with no burst; we stay at most leadMs (1 s) ahead of playout`,
-      transport: 'websocket',
-      async run(ctx) {
-        let playedAt = 0;
-        let markedAt = 0;
-        let marked: boolean | undefined;
-        let sentAt = 0;
-        let sentMs = -1;
-        const sut = await wsServerUnderTest(ctx, async (call) => {
-          const start = performance.now();
-          const p = call.play(tone(1000, 2000, 16000));
-          const m = call.mark('after-tone');
-          // everything is handed to Asterisk's buffer at once (it holds ~1000 frames)
-          await until(() => call.stats.framesSent >= 100, 5000, 'frames handed over', 5);
-          sentAt = performance.now() - start;
-          sentMs = (await p).sentMs;
-          playedAt = performance.now();
-          marked = await m;
-          markedAt = performance.now();
-        });
-        const far = await farLeg(ctx, 0x12, 640);
-        const { call, fc } = await wsCall(ctx, sut, far, 'slin16', format === 'json' ? '' : 'f(plain-text)');
-        await until(() => markedAt > 0 || sut.ends.has(call), 8000, 'play() and mark()');
-        await until(() => performance.now() > markedAt + 200, 1000, 'tail');
-        fc.hangup();
-        const tones = toneArrivals(fc, 1000, 16000);
-        const last = tones.at(-1) ?? NaN;
-        const g = gaps(tones);
-        ctx.metrics['control format'] = (call as { controlFormat?: string }).controlFormat ?? '?';
-        ctx.metrics['tone at far leg'] = `${tones.length * 20} ms over ${ms(last - tones[0]!)}`;
-        ctx.metrics['handed over after'] = ms(sentAt);
-        ctx.metrics['play() resolved after last tone frame'] = ms(playedAt - last);
-        ctx.metrics['mark() resolved after last tone frame'] = ms(markedAt - last);
-        ctx.metrics['gap p50/p99'] = `${ms(pct(g, 50))} / ${ms(pct(g, 99))}`;
-        ctx.metrics['sentMs'] = sentMs;
-        check((call as { controlFormat?: string }).controlFormat === format, `control format ${(call as { controlFormat?: string }).controlFormat}`);
-        check(tones.length >= 99 && tones.length <= 101, `${tones.length * 20} ms of the 2000 ms tone reached the far leg`);
-        // the default leadMs (1000): at most 1 s of audio in Asterisk's buffer ahead of playout
-        check(sentAt > 900 && sentAt < 1300, `the 2 s tone was handed over ${ms(sentAt)} after play() (want ~1000 ms: leadMs 1000 ahead of playout)`);
-        check(pct(g, 50) > 17 && pct(g, 50) < 23 && maxIn10ms(tones) <= 3, `tone arrives ${ms(pct(g, 50))} apart, up to ${maxIn10ms(tones)} frames within 10 ms`);
-        check(playedAt > last - 30, `play() resolved ${ms(last - playedAt)} before the last tone frame reached the caller`);
-        check(playedAt < last + 150, `play() resolved ${ms(playedAt - last)} after the last tone frame reached the caller (want < 150 ms)`);
-        check(marked === true && markedAt >= playedAt && markedAt < last + 150, `mark() resolved ${String(marked)} ${ms(markedAt - last)} after the last tone frame`);
-        check(sentMs === 2000, `play() reports ${sentMs} ms sent (want 2000)`);
-      },
-    }),
-  ),
+  ...(['json', 'plain-text'] as const).map((format): Scenario => ({
+    name: `ws play() and mark() complete when played (${format})`,
+    checks: `control format ${format}: play() of a 2 s tone resolves when the caller has heard the last of it (MEDIA_MARK_PROCESSED), not when it was sent; a mark() after it resolves true; the tone arrives whole, at 20 ms, with no burst; we stay at most leadMs (1 s) ahead of playout`,
+    transport: 'websocket',
+    async run(ctx) {
+      let playedAt = 0;
+      let markedAt = 0;
+      let marked: boolean | undefined;
+      let sentAt = 0;
+      let sentMs = -1;
+      const sut = await wsServerUnderTest(ctx, async (call) => {
+        const start = performance.now();
+        const p = call.play(tone(1000, 2000, 16000));
+        const m = call.mark('after-tone');
+        // everything is handed to Asterisk's buffer at once (it holds ~1000 frames)
+        await until(() => call.stats.framesSent >= 100, 5000, 'frames handed over', 5);
+        sentAt = performance.now() - start;
+        sentMs = (await p).sentMs;
+        playedAt = performance.now();
+        marked = await m;
+        markedAt = performance.now();
+      });
+      const far = await farLeg(ctx, 0x12, 640);
+      const { call, fc } = await wsCall(ctx, sut, far, 'slin16', format === 'json' ? '' : 'f(plain-text)');
+      await until(() => markedAt > 0 || sut.ends.has(call), 8000, 'play() and mark()');
+      await until(() => performance.now() > markedAt + 200, 1000, 'tail');
+      fc.hangup();
+      const tones = toneArrivals(fc, 1000, 16000);
+      const last = tones.at(-1) ?? NaN;
+      const g = gaps(tones);
+      ctx.metrics['control format'] = (call as { controlFormat?: string }).controlFormat ?? '?';
+      ctx.metrics['tone at far leg'] = `${tones.length * 20} ms over ${ms(last - tones[0]!)}`;
+      ctx.metrics['handed over after'] = ms(sentAt);
+      ctx.metrics['play() resolved after last tone frame'] = ms(playedAt - last);
+      ctx.metrics['mark() resolved after last tone frame'] = ms(markedAt - last);
+      ctx.metrics['gap p50/p99'] = `${ms(pct(g, 50))} / ${ms(pct(g, 99))}`;
+      ctx.metrics['sentMs'] = sentMs;
+      check(
+        (call as { controlFormat?: string }).controlFormat === format,
+        `control format ${(call as { controlFormat?: string }).controlFormat}`,
+      );
+      check(tones.length >= 99 && tones.length <= 101, `${tones.length * 20} ms of the 2000 ms tone reached the far leg`);
+      // the default leadMs (1000): at most 1 s of audio in Asterisk's buffer ahead of playout
+      check(
+        sentAt > 900 && sentAt < 1300,
+        `the 2 s tone was handed over ${ms(sentAt)} after play() (want ~1000 ms: leadMs 1000 ahead of playout)`,
+      );
+      check(
+        pct(g, 50) > 17 && pct(g, 50) < 23 && maxIn10ms(tones) <= 3,
+        `tone arrives ${ms(pct(g, 50))} apart, up to ${maxIn10ms(tones)} frames within 10 ms`,
+      );
+      check(playedAt > last - 30, `play() resolved ${ms(last - playedAt)} before the last tone frame reached the caller`);
+      check(playedAt < last + 150, `play() resolved ${ms(playedAt - last)} after the last tone frame reached the caller (want < 150 ms)`);
+      check(
+        marked === true && markedAt >= playedAt && markedAt < last + 150,
+        `mark() resolved ${String(marked)} ${ms(markedAt - last)} after the last tone frame`,
+      );
+      check(sentMs === 2000, `play() reports ${sentMs} ms sent (want 2000)`);
+    },
+  })),
   {
     name: 'ws flush',
     checks:
-      'flush() 1 s into a 4 s prompt: FLUSH_MEDIA empties Asterisk\'s buffer, the caller hears no more of it within 100 ms, and play() reports sentMs = what the caller heard (±60 ms)',
+      "flush() 1 s into a 4 s prompt: FLUSH_MEDIA empties Asterisk's buffer, the caller hears no more of it within 100 ms, and play() reports sentMs = what the caller heard (±60 ms)",
     transport: 'websocket',
     async run(ctx) {
       let flushAt = 0;
@@ -389,7 +416,8 @@ export const websocketScenarios: Scenario[] = [
   },
   {
     name: 'ws server hangup',
-    checks: 'the server hangs up after 0.5 s: Asterisk hangs up the WebSocket channel and closes at once, Dial returns (g) and the dialplan continues',
+    checks:
+      'the server hangs up after 0.5 s: Asterisk hangs up the WebSocket channel and closes at once, Dial returns (g) and the dialplan continues',
     transport: 'websocket',
     async run(ctx) {
       let hangupAt = 0;
@@ -429,15 +457,21 @@ export const websocketScenarios: Scenario[] = [
       ctx.metrics['error'] = end.error?.code ?? 'none';
       check(end.reason === 'remote-hangup', `end reason ${end.reason} (${end.error?.message ?? ''})`);
       check(end.error === undefined, `the call ended with an error: ${end.error?.message}`);
-      check(at - originatedAt > 1450 && at - originatedAt < 2500, `call closed ${ms(at - originatedAt)} after the originate (caller hangs up after 1.5 s)`);
+      check(
+        at - originatedAt > 1450 && at - originatedAt < 2500,
+        `call closed ${ms(at - originatedAt)} after the originate (caller hangs up after 1.5 s)`,
+      );
     },
   },
   {
     name: 'ws CLI echo --websocket',
-    checks: '`audiosocket echo --websocket 127.0.0.1:0 --json` serves a chan_websocket slin16 call: 100 tagged frames come back bit-exact, and the CLI reports the call and its end',
+    checks:
+      '`audiosocket echo --websocket 127.0.0.1:0 --json` serves a chan_websocket slin16 call: 100 tagged frames come back bit-exact, and the CLI reports the call and its end',
     transport: 'websocket',
     async run(ctx) {
-      const child = spawn(process.execPath, [MAIN, 'echo', '--host', '127.0.0.1', '--port', '0', '--websocket', '127.0.0.1:0', '--json'], { stdio: 'pipe' });
+      const child = spawn(process.execPath, [MAIN, 'echo', '--host', '127.0.0.1', '--port', '0', '--websocket', '127.0.0.1:0', '--json'], {
+        stdio: 'pipe',
+      });
       ctx.defer(() => child.exitCode === null && child.kill('SIGKILL'));
       const lines: string[] = [];
       let buf = '';
@@ -457,7 +491,11 @@ export const websocketScenarios: Scenario[] = [
             return [];
           }
         });
-      const listening = await until(() => events().find((e) => e.event === 'listening' && e.transport === 'websocket'), 10000, 'echo listening for chan_websocket');
+      const listening = await until(
+        () => events().find((e) => e.event === 'listening' && e.transport === 'websocket'),
+        10000,
+        'echo listening for chan_websocket',
+      );
       const port = Number(listening.port);
       await ctx.ast.addWebsocketClient(`ws${port}`, { uri: `ws://127.0.0.1:${port}/media` });
       const far = await farLeg(ctx, 0x12, 640);
@@ -477,7 +515,8 @@ export const websocketScenarios: Scenario[] = [
   },
   {
     name: 'ws 20 concurrent calls',
-    checks: '20 slin16 echo calls over chan_websocket at once, each with its own tag and tone: every frame comes back bit-exact to its own call',
+    checks:
+      '20 slin16 echo calls over chan_websocket at once, each with its own tag and tone: every frame comes back bit-exact to its own call',
     transport: 'websocket',
     async run(ctx) {
       const sut = await wsServerUnderTest(ctx, echo);

@@ -25,10 +25,14 @@ export function parseWebSocketTarget(
   o: { host?: string; path?: string; controlFormat?: string; positional?: string; port?: string; strict: boolean },
 ): WebSocketTarget {
   if (o.positional !== undefined) {
-    throw new UsageError(`both a HOST:PORT argument (${JSON.stringify(o.positional)}) and --websocket given; give the address to --websocket only`);
+    throw new UsageError(
+      `both a HOST:PORT argument (${JSON.stringify(o.positional)}) and --websocket given; give the address to --websocket only`,
+    );
   }
-  if (o.port !== undefined) throw new UsageError('--port is the AudioSocket port; with --websocket give the port there: --websocket HOST:PORT');
-  if (o.strict) throw new UsageError('--strict is for AudioSocket calls; the chan_websocket summary always lists what Asterisk would drop or refuse');
+  if (o.port !== undefined)
+    throw new UsageError('--port is the AudioSocket port; with --websocket give the port there: --websocket HOST:PORT');
+  if (o.strict)
+    throw new UsageError('--strict is for AudioSocket calls; the chan_websocket summary always lists what Asterisk would drop or refuse');
   const controlFormat = o.controlFormat ?? 'plain-text';
   if (controlFormat !== 'plain-text' && controlFormat !== 'json') {
     throw new UsageError(`--control-format must be plain-text or json, got ${JSON.stringify(controlFormat)}`);
@@ -41,7 +45,8 @@ export function parseWebSocketTarget(
     } catch {
       throw new UsageError(`--websocket: not a valid URL: ${JSON.stringify(text)}; write ws://HOST:PORT/PATH`);
     }
-    if (url.port === '') throw new UsageError(`--websocket: the URL ${JSON.stringify(text)} has no port; write ws://${url.hostname}:8765${url.pathname}`);
+    if (url.port === '')
+      throw new UsageError(`--websocket: the URL ${JSON.stringify(text)} has no port; write ws://${url.hostname}:8765${url.pathname}`);
     return { url: url.href, controlFormat };
   }
   if (/^[a-z][\w+.-]*:\/\//i.test(text)) throw new UsageError(`--websocket: only ws:// and wss:// URLs, got ${JSON.stringify(text)}`);
@@ -83,7 +88,13 @@ export async function callWebSocket(o: {
 }): Promise<number> {
   const { output, audio, frameBytes, digits } = o;
   const url = o.target.url;
-  const legs: Leg[] = Array.from({ length: o.calls }, (_, i) => ({ number: i + 1, offset: 0, framesSent: 0, arrivals: new IntervalStats(), nextDigit: 0 }));
+  const legs: Leg[] = Array.from({ length: o.calls }, (_, i) => ({
+    number: i + 1,
+    offset: 0,
+    framesSent: 0,
+    arrivals: new IntervalStats(),
+    nextDigit: 0,
+  }));
   const recordPath = (n: number): string => (o.calls === 1 ? o.record! : o.record!.replace(/(\.wav)?$/i, (ext) => `-${n}${ext || '.wav'}`));
   // What the app plays is in the channel's format; recordings are slin.
   const g711 = o.sendFormat.encoding !== 'slin';
@@ -108,7 +119,11 @@ export async function callWebSocket(o: {
           }
           client.on('played', () => leg.arrivals.arrival(performance.now()));
           client.on('violation', (viol) =>
-            output.event('violation', { call: leg.number, channelId: client.channelId, ...viol }, `call ${leg.number}: ${viol.code}: ${viol.message}`),
+            output.event(
+              'violation',
+              { call: leg.number, channelId: client.channelId, ...viol },
+              `call ${leg.number}: ${viol.code}: ${viol.message}`,
+            ),
           );
           void client.closed.then((c) => (leg.close = c));
           output.event(
@@ -182,10 +197,10 @@ export async function callWebSocket(o: {
   let failed = 0;
   let refused = 0;
   const byText: Record<string, string> = {
-    'client': 'us (the caller hung up)',
+    client: 'us (the caller hung up)',
     'app-hangup': 'the server (HANGUP command)',
     'app-close': 'the server (closed the WebSocket)',
-    'error': 'a protocol or socket error',
+    error: 'a protocol or socket error',
   };
   for (const leg of legs) {
     const client = leg.client;

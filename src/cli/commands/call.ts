@@ -107,7 +107,8 @@ function parseDtmf(text: string): Digit[] {
 /** `"1.5"` -> 1500; a positive number of seconds or a usage error. */
 function seconds(name: string, text: string): number {
   const n = Number(text);
-  if (!/^\d*\.?\d+$/.test(text) || !(n > 0)) throw new UsageError(`--${name} must be a positive number of seconds such as 2.5, got ${JSON.stringify(text)}`);
+  if (!/^\d*\.?\d+$/.test(text) || !(n > 0))
+    throw new UsageError(`--${name} must be a positive number of seconds such as 2.5, got ${JSON.stringify(text)}`);
   return n * 1000;
 }
 
@@ -212,7 +213,8 @@ export async function callCommand(argv: string[]): Promise<void> {
   const formatName = v.format as string;
   const g711 = formatName === 'ulaw' || formatName === 'alaw' ? formatName : undefined;
   const rate = g711 ? 8000 : SLIN_FORMATS[formatName];
-  if (rate === undefined) throw new UsageError(`--format must be one of ${Object.keys(SLIN_FORMATS).join(', ')}, ulaw, alaw; got ${JSON.stringify(formatName)}`);
+  if (rate === undefined)
+    throw new UsageError(`--format must be one of ${Object.keys(SLIN_FORMATS).join(', ')}, ulaw, alaw; got ${JSON.stringify(formatName)}`);
   // G.711 travels under 0x10, mislabelled as slin, exactly as the channel driver sends it without c().
   const kind = audioKindForRate(rate) as AudioKind;
   const calls = parseIntOption('calls', v.calls as string, 1, 100000)!;
@@ -225,7 +227,9 @@ export async function callCommand(argv: string[]): Promise<void> {
   if (v.tone !== undefined) {
     hz = Number(v.tone);
     if (!/^\d*\.?\d+$/.test(v.tone as string) || !(hz > 0 && hz < rate / 2)) {
-      throw new UsageError(`--tone must be a frequency in Hz between 0 and ${rate / 2} (half of ${rate} Hz), got ${JSON.stringify(v.tone)}`);
+      throw new UsageError(
+        `--tone must be a frequency in Hz between 0 and ${rate / 2} (half of ${rate} Hz), got ${JSON.stringify(v.tone)}`,
+      );
     }
   }
   const explicitDuration = v.duration !== undefined ? seconds('duration', v.duration as string) : undefined;
@@ -258,8 +262,7 @@ export async function callCommand(argv: string[]): Promise<void> {
   } else {
     audio = await convert({ encoding: 'slin', sampleRate: rate, channels: 1 }, makeTone(rate, hz, 1)); // looped
   }
-  const durationMs =
-    explicitDuration ?? Math.max(sourceSeconds !== undefined ? sourceSeconds * 1000 + 1000 : 5000, lastDigitMs + 1000);
+  const durationMs = explicitDuration ?? Math.max(sourceSeconds !== undefined ? sourceSeconds * 1000 + 1000 : 5000, lastDigitMs + 1000);
   const frameMs = 20;
   const frameBytes = Math.round((rate * frameMs) / 1000) * bytesPerSample;
   const strict = v.strict === true;
@@ -413,12 +416,12 @@ export async function callCommand(argv: string[]): Promise<void> {
           : `the server closed the connection before sending any audio (refused: not in its --allow list, or shutting down${leg.close?.error ? `; ${leg.close.error.message}` : ''})`;
     }
     const byText: Record<string, string> = {
-      'client': 'us (the caller hung up)',
+      client: 'us (the caller hung up)',
       'client-strict': `us, --strict: closed on ${leg.strictClose} as Asterisk would`,
       'server-hangup': 'the server (hangup message)',
       'server-close': 'the server (closed without a hangup message)',
-      'error': `a socket error${leg.error ? `: ${leg.error}` : leg.close?.error ? `: ${leg.close.error.message}` : ''}`,
-      'unknown': 'unknown',
+      error: `a socket error${leg.error ? `: ${leg.error}` : leg.close?.error ? `: ${leg.close.error.message}` : ''}`,
+      unknown: 'unknown',
     };
     const t = leg.arrivals.summary();
     output.event(
@@ -442,7 +445,8 @@ export async function callCommand(argv: string[]): Promise<void> {
         (v2 ? `; ${v2} violation(s)` : ''),
     );
     if (leg.refused) output.error(`call ${leg.number}: ${leg.refused}`, { call: leg.number });
-    else if (!leg.error && received === 0) output.warn(`call ${leg.number}: the server sent no audio at all (is its keep-alive off?)`, { call: leg.number });
+    else if (!leg.error && received === 0)
+      output.warn(`call ${leg.number}: the server sent no audio at all (is its keep-alive off?)`, { call: leg.number });
   }
   if (calls > 1 || v.quiet) {
     process.stderr.write(

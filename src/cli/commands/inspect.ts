@@ -34,35 +34,40 @@ export async function inspectCommand(argv: string[]): Promise<void> {
   }
   const seen = new WeakMap<Call, Seen>();
   const output = createOutput(common);
-  const running = await runServer('inspect', common, (call) => {
-    const s: Seen = { kinds: new Map(), intervals: new IntervalStats(), digits: [], warnings: [], start: performance.now() };
-    seen.set(call, s);
-    call.on('audio', (frame) => {
-      const name = kindName(frame.kind);
-      let sizes = s.kinds.get(name);
-      if (sizes === undefined) s.kinds.set(name, (sizes = new Map<number, number>()));
-      sizes.set(frame.payload.length, (sizes.get(frame.payload.length) ?? 0) + 1);
-      s.intervals.arrival(performance.now());
-    });
-    call.on('message', (kind, payload) => {
-      const name = kindName(kind);
-      let sizes = s.kinds.get(name);
-      if (sizes === undefined) s.kinds.set(name, (sizes = new Map<number, number>()));
-      sizes.set(payload.length, (sizes.get(payload.length) ?? 0) + 1);
-    });
-    call.on('dtmf', (digit) => {
-      const atMs = Math.round(performance.now() - s.start);
-      s.digits.push({ digit, atMs });
-      output.event('dtmf', { uuid: call.uuid, digit, atMs }, `dtmf ${call.uuid} ${digit} at ${(atMs / 1000).toFixed(2)}s`);
-    });
-    call.on('warning', (w) => s.warnings.push(w.message));
-    call.on('end', (end) => report(call, end));
-    output.event(
-      'call',
-      { uuid: call.uuid, peer: `${call.remoteAddress}:${call.remotePort}` },
-      `call ${call.uuid} from ${call.remoteAddress}:${call.remotePort}`,
-    );
-  }, { callLines: false, output });
+  const running = await runServer(
+    'inspect',
+    common,
+    (call) => {
+      const s: Seen = { kinds: new Map(), intervals: new IntervalStats(), digits: [], warnings: [], start: performance.now() };
+      seen.set(call, s);
+      call.on('audio', (frame) => {
+        const name = kindName(frame.kind);
+        let sizes = s.kinds.get(name);
+        if (sizes === undefined) s.kinds.set(name, (sizes = new Map<number, number>()));
+        sizes.set(frame.payload.length, (sizes.get(frame.payload.length) ?? 0) + 1);
+        s.intervals.arrival(performance.now());
+      });
+      call.on('message', (kind, payload) => {
+        const name = kindName(kind);
+        let sizes = s.kinds.get(name);
+        if (sizes === undefined) s.kinds.set(name, (sizes = new Map<number, number>()));
+        sizes.set(payload.length, (sizes.get(payload.length) ?? 0) + 1);
+      });
+      call.on('dtmf', (digit) => {
+        const atMs = Math.round(performance.now() - s.start);
+        s.digits.push({ digit, atMs });
+        output.event('dtmf', { uuid: call.uuid, digit, atMs }, `dtmf ${call.uuid} ${digit} at ${(atMs / 1000).toFixed(2)}s`);
+      });
+      call.on('warning', (w) => s.warnings.push(w.message));
+      call.on('end', (end) => report(call, end));
+      output.event(
+        'call',
+        { uuid: call.uuid, peer: `${call.remoteAddress}:${call.remotePort}` },
+        `call ${call.uuid} from ${call.remoteAddress}:${call.remotePort}`,
+      );
+    },
+    { callLines: false, output },
+  );
 
   function report(call: Call, end: CallEnd): void {
     const s = seen.get(call)!;
@@ -85,7 +90,9 @@ export async function inspectCommand(argv: string[]): Promise<void> {
       );
     }
     if (end.stats.audioIn === 0 && end.durationMs > 2500) {
-      advice.push('No audio arrived: is the caller sending media (hold, NAT)? The AudioSocket() app hangs up after 2 s of silence both ways.');
+      advice.push(
+        'No audio arrived: is the caller sending media (hold, NAT)? The AudioSocket() app hangs up after 2 s of silence both ways.',
+      );
     }
     const t = s.intervals.summary();
     const fields = {
@@ -109,7 +116,12 @@ export async function inspectCommand(argv: string[]): Promise<void> {
       `  messages    in=${end.stats.messagesIn} out=${end.stats.messagesOut}`,
       `  kinds       ${
         Object.entries(kinds)
-          .map(([k, sizes]) => `${k}: ${Object.entries(sizes).map(([size, n]) => `${n}x${size}B`).join(', ')}`)
+          .map(
+            ([k, sizes]) =>
+              `${k}: ${Object.entries(sizes)
+                .map(([size, n]) => `${n}x${size}B`)
+                .join(', ')}`,
+          )
           .join('; ') || 'none'
       }`,
       `  format      ${format}`,

@@ -21,17 +21,22 @@ The error names the format and gives the ffmpeg/sox command that converts it.
 ${serverOptionsHelp}`;
 
 export async function playCommand(argv: string[]): Promise<void> {
-  const { common, values, positionals } = parseServerArgs(argv, {
-    loop: { type: 'boolean', default: false },
-    then: { type: 'string', default: 'hangup' },
-    'barge-in-dtmf': { type: 'boolean', default: false },
-  }, { allowed: 1, name: 'one FILE' });
+  const { common, values, positionals } = parseServerArgs(
+    argv,
+    {
+      loop: { type: 'boolean', default: false },
+      then: { type: 'string', default: 'hangup' },
+      'barge-in-dtmf': { type: 'boolean', default: false },
+    },
+    { allowed: 1, name: 'one FILE' },
+  );
   if (common.help) {
     process.stdout.write(`${playHelp}\n`);
     return;
   }
   const then = values.then as string;
-  if (!['hangup', 'silence', 'echo'].includes(then)) throw new UsageError(`--then must be hangup, silence or echo, got ${JSON.stringify(then)}`);
+  if (!['hangup', 'silence', 'echo'].includes(then))
+    throw new UsageError(`--then must be hangup, silence or echo, got ${JSON.stringify(then)}`);
   if (positionals.length !== 1) throw new UsageError('no FILE given: audiosocket play FILE.wav [options]');
   const path = positionals[0]!;
   // A bad file is a usage problem: say so before listening.

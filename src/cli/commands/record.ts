@@ -5,7 +5,18 @@
  */
 import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { createConverter, createWavWriter, kindName, sameFormat, sampleRateOfKind, type AudioFormat, type Call, type CallEnd, type Converter, type WavWriter } from '../../index.js';
+import {
+  createConverter,
+  createWavWriter,
+  kindName,
+  sameFormat,
+  sampleRateOfKind,
+  type AudioFormat,
+  type Call,
+  type CallEnd,
+  type Converter,
+  type WavWriter,
+} from '../../index.js';
 import { parseIntOption, parseServerArgs, serverOptionsHelp, UsageError } from '../options.js';
 import { peer, runServer } from '../run-server.js';
 import { CallTimeline } from '../timeline.js';
@@ -39,8 +50,9 @@ export async function recordCommand(argv: string[]): Promise<void> {
     return;
   }
   const respond = values.respond as string;
-  if (respond !== 'silence' && respond !== 'echo') throw new UsageError(`--respond must be silence or echo, got ${JSON.stringify(respond)}`);
-  const rate = parseIntOption('rate', values.rate as string, 8000, 192000, 'the recording\'s sample rate in Hz')!;
+  if (respond !== 'silence' && respond !== 'echo')
+    throw new UsageError(`--respond must be silence or echo, got ${JSON.stringify(respond)}`);
+  const rate = parseIntOption('rate', values.rate as string, 8000, 192000, "the recording's sample rate in Hz")!;
   const split = values.split === true;
   // Checked before listening: a missing or read-only directory would otherwise fail every call.
   const dir = await checkWritableDir(values.dir as string, '--dir');
@@ -122,7 +134,12 @@ export async function recordCommand(argv: string[]): Promise<void> {
             inboundSampleRate: call.inboundSampleRate ?? null,
             inboundGuess: call.inboundFormatGuess?.verdict ?? null,
             outbound: kindName(call.outboundKind),
-            recording: { encoding: 'slin', sampleRate: rate, channels: split ? 1 : 2, layout: split ? 'one file per direction' : 'left: caller, right: sent' },
+            recording: {
+              encoding: 'slin',
+              sampleRate: rate,
+              channels: split ? 1 : 2,
+              layout: split ? 'one file per direction' : 'left: caller, right: sent',
+            },
           },
           files,
           recordingError: failed?.message,
