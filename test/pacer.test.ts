@@ -111,4 +111,41 @@ describe('Pacer', () => {
     assert.equal(p.dueBy(20), true);
     assert.equal(p.startAt(25), 25);
   });
+
+  test('a timer pass that runs late sends what an on-time pass would: lead measured from its slot, not from the late clock', () => {
+    // A play whose timeline sits 7 ms off the timer grid (started between ticks), in steady state.
+    const p = pacer();
+    let t = 7;
+    while (p.admits(F, t)) p.commit(F, t); // the start: the lead
+    const passes: number[] = [];
+    for (let slot = 20; slot <= 2000; slot += F) {
+      const now = slot + (slot % 100 === 0 ? 16 : 0); // every fifth pass runs 16 ms late
+      let sent = 0;
+      while (p.admits(F, now, now, false, slot)) {
+        p.commit(F, now);
+        sent++;
+      }
+      passes.push(sent);
+    }
+    // the first pass finds the start burst still ahead of it
+    assert.ok(
+      passes.slice(1).every((n) => n === 1),
+      `frames per pass: ${passes.join(',')}`,
+    );
+    // the same passes measured from the late clock send two frames back to back at late passes
+    const q = pacer();
+    t = 7;
+    while (q.admits(F, t)) q.commit(F, t);
+    let pairs = 0;
+    for (let slot = 20; slot <= 2000; slot += F) {
+      const now = slot + (slot % 100 === 0 ? 16 : 0);
+      let sent = 0;
+      while (q.admits(F, now)) {
+        q.commit(F, now);
+        sent++;
+      }
+      if (sent > 1) pairs++;
+    }
+    assert.ok(pairs > 0, 'the control (horizon = now) should show the pairs this guards against');
+  });
 });

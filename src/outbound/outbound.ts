@@ -330,6 +330,9 @@ export class Outbound implements Paced {
     try {
       const queue = this.#queue;
       const pacer = this.#pacer;
+      // A timer pass admits up to its slot plus the lead: a pass that runs late (a busy tick)
+      // must not turn its lateness into an extra frame sent back to back with the due one.
+      const horizon = gridTime === undefined ? now : Math.min(now, gridTime);
       while (!this.#closed) {
         const marks = queue.takeLeadingMarks();
         for (const m of marks) this.#schedule(m);
@@ -343,7 +346,7 @@ export class Outbound implements Paced {
           this.#stats.underruns++;
         }
         const ms = durationMs(kind, bytes);
-        if (!pacer.admits(ms, now)) break;
+        if (!pacer.admits(ms, now, now, false, horizon)) break;
         const frame = queue.take()!;
         this.#emit(frame.message, kind, ms, now, now, false);
         sent = true;

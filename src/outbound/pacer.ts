@@ -119,10 +119,14 @@ export class Pacer {
     return this.#silenceTail ? Math.max(this.#end - this.frameMs, anchor) : Math.max(this.#end, anchor);
   }
 
-  /** Whether a message of `durationMs` may leave at `now` (`silence`: keep-alive, see the module comment). */
-  admits(durationMs: number, now: number, anchor: number = now, silence = false): boolean {
+  /**
+   * Whether a message of `durationMs` may leave at `now` (`silence`: keep-alive, see the module
+   * comment). The lead is measured from `horizon`: the wall clock, or for a timer pass the slot it
+   * stands for, so that a pass that runs late sends what an on-time pass would, not one frame more.
+   */
+  admits(durationMs: number, now: number, anchor: number = now, silence = false, horizon: number = now): boolean {
     const start = silence ? Math.max(this.#end, anchor) : this.startAt(now, anchor);
-    if (start + durationMs > now + this.leadMs + EPS) return false;
+    if (start + durationMs > horizon + this.leadMs + EPS) return false;
     const rate = this.catchUpRate;
     return Math.max(this.#paidAt, now) + durationMs / rate <= now + this.leadMs / rate + EPS;
   }
