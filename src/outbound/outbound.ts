@@ -330,9 +330,11 @@ export class Outbound implements Paced {
     try {
       const queue = this.#queue;
       const pacer = this.#pacer;
-      // A timer pass admits up to its slot plus the lead: a pass that runs late (a busy tick)
-      // must not turn its lateness into an extra frame sent back to back with the due one.
-      const horizon = gridTime === undefined ? now : Math.min(now, gridTime);
+      // The lead is measured from the timer's grid: the slot a pass stands for, or between
+      // passes the latest slot passed. A pass that runs late (a busy tick) must not turn its
+      // lateness into an extra frame back to back with the due one, and audio that starts
+      // between passes must not open a hole before the next pass (docs/pacing.md).
+      const horizon = gridTime === undefined ? this.#lastSlot(now) : Math.min(now, gridTime);
       while (!this.#closed) {
         const marks = queue.takeLeadingMarks();
         for (const m of marks) this.#schedule(m);
@@ -358,6 +360,14 @@ export class Outbound implements Paced {
     this.#checkDrain();
     if (sent || this.#dueHead < this.#due.length) this.#settleDue(now);
     return sent;
+  }
+
+  /** The latest instant of the timer's grid at or before `now` (`now` itself before the timer runs). */
+  #lastSlot(now: number): number {
+    const period = this.#scheduler.period;
+    if (period === 0) return now;
+    const next = this.#scheduler.nextGridTime(now);
+    return next - now < EPS ? now : next - period;
   }
 
   #emit(message: Buffer, kind: AudioKind, ms: number, now: number, anchor: number, silence: boolean): void {
