@@ -3,7 +3,6 @@
  * Asterisk, asserts on what actually arrives (at the server under test and at the far leg) and
  * returns what it measured.
  */
-import { spawn } from 'node:child_process';
 import net, { type AddressInfo } from 'node:net';
 import { once } from 'node:events';
 import { fileURLToPath } from 'node:url';
@@ -27,7 +26,7 @@ import {
   toneFraction,
   ulawToSlinBuf,
 } from './signals.js';
-import { check, until } from './util.js';
+import { check, spawnJsonLines, until } from './util.js';
 
 export type Metrics = Record<string, string | number | boolean>;
 
@@ -649,26 +648,8 @@ export const scenarios: Scenario[] = [
     checks:
       '`audiosocket inspect` behind Dial(AudioSocket/…) without c(), called from a u-law RTP leg: reports 0x10 with 160 B frames, G.711 u-law, and the c(slin) fix',
     async run(ctx) {
-      const child = spawn(process.execPath, [MAIN, 'inspect', '--host', '127.0.0.1', '--port', '0', '--json'], { stdio: 'pipe' });
+      const { child, lines, events } = spawnJsonLines(MAIN, ['inspect', '--host', '127.0.0.1', '--port', '0', '--json']);
       ctx.defer(() => child.exitCode === null && child.kill('SIGKILL'));
-      const lines: string[] = [];
-      let buf = '';
-      child.stdout.on('data', (d: Buffer) => {
-        buf += d.toString();
-        let i;
-        while ((i = buf.indexOf('\n')) >= 0) {
-          lines.push(buf.slice(0, i));
-          buf = buf.slice(i + 1);
-        }
-      });
-      const events = (): Array<Record<string, unknown>> =>
-        lines.flatMap((l) => {
-          try {
-            return [JSON.parse(l) as Record<string, unknown>];
-          } catch {
-            return [];
-          }
-        });
       const listening = await until(() => events().find((e) => e.event === 'listening'), 10000, 'inspect listening');
       const port = await ctx.expose(Number(listening.port));
       const rtp = await rtpLeg(ctx);

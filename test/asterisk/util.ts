@@ -1,4 +1,32 @@
 /** Small helpers of the Asterisk suite that must not depend on the library under test. */
+import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
+
+/** Runs `node script ...args` and collects its stdout lines; `events()` parses the JSON ones (the CLI's `--json`). */
+export function spawnJsonLines(
+  script: string,
+  args: string[],
+): { child: ChildProcessWithoutNullStreams; lines: string[]; events: () => Array<Record<string, unknown>> } {
+  const child = spawn(process.execPath, [script, ...args], { stdio: 'pipe' });
+  const lines: string[] = [];
+  let buf = '';
+  child.stdout.on('data', (d: Buffer) => {
+    buf += d.toString();
+    let i;
+    while ((i = buf.indexOf('\n')) >= 0) {
+      lines.push(buf.slice(0, i));
+      buf = buf.slice(i + 1);
+    }
+  });
+  const events = (): Array<Record<string, unknown>> =>
+    lines.flatMap((l) => {
+      try {
+        return [JSON.parse(l) as Record<string, unknown>];
+      } catch {
+        return [];
+      }
+    });
+  return { child, lines, events };
+}
 
 export function formatUuidBytes(b: Buffer): string {
   const h = b.toString('hex');

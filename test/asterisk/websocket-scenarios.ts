@@ -7,14 +7,13 @@
  * How a call is found: the dialplan dials with `v(tag=TAG)`, so the request URL carries
  * `?tag=TAG` and the scenario can pick its call out of the server's calls. Every server gets its own `websocket_client.conf` section, `ws<PORT>`.
  */
-import { spawn } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
 import { fileURLToPath } from 'node:url';
 import { createServer, type WebSocketCall, type Call, type CallEnd, type ServerOptions, type AudioSocketServer } from '#lib/index.js';
 import { FarLeg, type FarCall } from './legs.js';
 import { gaps, isSilence, ms, pct, readTag, rms, taggedFrames, tone, toneFraction, ulawToSlinBuf } from './signals.js';
 import type { Ctx, Scenario } from './scenarios.js';
-import { check, until } from './util.js';
+import { check, spawnJsonLines, until } from './util.js';
 
 /**
  * Dialplan for the scenarios below. EXTEN = PORT*CODEC*TAG[*OPTS]: Dial(WebSocket/wsPORT/c(CODEC)v(tag=TAG)OPTS).
@@ -469,28 +468,17 @@ export const websocketScenarios: Scenario[] = [
       '`audiosocket echo --websocket 127.0.0.1:0 --json` serves a chan_websocket slin16 call: 100 tagged frames come back bit-exact, and the CLI reports the call and its end',
     transport: 'websocket',
     async run(ctx) {
-      const child = spawn(process.execPath, [MAIN, 'echo', '--host', '127.0.0.1', '--port', '0', '--websocket', '127.0.0.1:0', '--json'], {
-        stdio: 'pipe',
-      });
+      const { child, lines, events } = spawnJsonLines(MAIN, [
+        'echo',
+        '--host',
+        '127.0.0.1',
+        '--port',
+        '0',
+        '--websocket',
+        '127.0.0.1:0',
+        '--json',
+      ]);
       ctx.defer(() => child.exitCode === null && child.kill('SIGKILL'));
-      const lines: string[] = [];
-      let buf = '';
-      child.stdout.on('data', (d: Buffer) => {
-        buf += d.toString();
-        let i;
-        while ((i = buf.indexOf('\n')) >= 0) {
-          lines.push(buf.slice(0, i));
-          buf = buf.slice(i + 1);
-        }
-      });
-      const events = (): Array<Record<string, unknown>> =>
-        lines.flatMap((l) => {
-          try {
-            return [JSON.parse(l) as Record<string, unknown>];
-          } catch {
-            return [];
-          }
-        });
       const listening = await until(
         () => events().find((e) => e.event === 'listening' && e.transport === 'websocket'),
         10000,
