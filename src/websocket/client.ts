@@ -10,7 +10,7 @@
  */
 import { EventEmitter } from 'node:events';
 import WebSocket from 'ws';
-import { audioSocketError, ErrorCodes, type AudioSocketError } from '../errors.js';
+import { audioSocketError, ErrorCodes, type AudioSocketError, type WebSocketViolationCode } from '../errors.js';
 import { rawToBuffer, wsError } from './connection.js';
 import {
   encodeEvent,
@@ -69,28 +69,8 @@ export interface WebSocketConnectOptions {
 
 /** Something the app sent that a real Asterisk would drop, ignore, refuse or log. */
 export interface WebSocketViolation {
-  /**
-   * - `PARTIAL_FRAME`: bytes at the end of a binary message that are not a whole frame, outside
-   *   START_MEDIA_BUFFERING: Asterisk drops them.
-   * - `QUEUE_FULL`: a binary message arrived with 1000 frames queued: Asterisk drops it whole.
-   * - `MESSAGE_TOO_BIG`: more than Asterisk's 65535-byte frame buffer: it closes with 1009 and hangs up.
-   * - `MEDIA_DIRECTION_IN`: audio sent while the media direction is `in`: dropped.
-   * - `TEXT_EMPTY`, `TEXT_TOO_LONG` (over 128 bytes), `UNKNOWN_COMMAND`: ignored with a log warning.
-   * - `BAD_JSON`: answered with ERROR "Unable to parse JSON command".
-   * - `COMMAND_REFUSED`: answered with ERROR (passthrough mode, media direction, JSON-only, bad direction).
-   * - `BAD_OPCODE`: a frame type Asterisk does not support.
-   */
-  code:
-    | 'PARTIAL_FRAME'
-    | 'QUEUE_FULL'
-    | 'MESSAGE_TOO_BIG'
-    | 'MEDIA_DIRECTION_IN'
-    | 'TEXT_EMPTY'
-    | 'TEXT_TOO_LONG'
-    | 'UNKNOWN_COMMAND'
-    | 'BAD_JSON'
-    | 'COMMAND_REFUSED'
-    | 'BAD_OPCODE';
+  /** What a real Asterisk would do with it is documented with each code in `WarningCodes`. */
+  code: WebSocketViolationCode;
   message: string;
 }
 

@@ -172,16 +172,19 @@ function checkMatch(r: Match, what: string): void {
   check(g50 > 17 && g50 < 23, `${what}: frames arrive ${ms(g50)} apart at p50 (want 20 ms)`);
 }
 
-/** Plays `frames` from the far leg and waits until they are back (or 500 ms after the last was sent). */
-async function playAndCollect(fc: FarCall, frames: Buffer[]): Promise<Match> {
+/**
+ * Plays `frames` from the far leg and waits until `expected` (by default the frames themselves)
+ * is back, or 500 ms after the last was sent.
+ */
+async function playAndCollect(fc: FarCall, frames: Buffer[], expected: Buffer[] = frames): Promise<Match> {
   await fc.play(frames);
   const lastSent = fc.sentAt.at(-1) ?? performance.now();
   await until(
-    () => matchFrames(fc, frames).returned === frames.length || performance.now() > lastSent + 500 || fc.closedAt !== undefined,
+    () => matchFrames(fc, expected).returned === expected.length || performance.now() > lastSent + 500 || fc.closedAt !== undefined,
     5000,
     'echo',
   );
-  return matchFrames(fc, frames);
+  return matchFrames(fc, expected);
 }
 
 /** 100 distinct u-law frames of a 440 Hz tone: bytes 0-1 number the frame (values that survive a u-law -> slin -> u-law round trip). */
@@ -276,14 +279,11 @@ export const websocketScenarios: Scenario[] = [
       const far = await farLeg(ctx, 0x10, 320);
       const { call, fc } = await wsCall(ctx, sut, far, 'ulaw');
       const ulaw = ulawFrames(100);
-      await fc.play(ulaw.map((u) => ulawToSlinBuf(u)));
-      const lastSent = fc.sentAt.at(-1) ?? performance.now();
-      await until(
-        () => matchFrames(fc, ulaw).returned === ulaw.length || performance.now() > lastSent + 500 || fc.closedAt !== undefined,
-        5000,
-        'echo',
+      const r = await playAndCollect(
+        fc,
+        ulaw.map((u) => ulawToSlinBuf(u)),
+        ulaw,
       );
-      const r = matchFrames(fc, ulaw);
       fc.hangup();
       matchMetrics(ctx, r);
       ctx.metrics['MEDIA_START'] = `${call.mediaStart!.format} ${call.mediaStart!.optimalFrameSize} B`;
