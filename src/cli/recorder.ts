@@ -2,6 +2,7 @@
  * Records a stream of slin chunks to a WAV file opened on the first chunk (whose rate it takes),
  * writing in batches every 200 ms rather than once per frame.
  */
+import type { Output } from './output.js';
 import { createWavWriter, type WavWriter } from '../index.js';
 
 export class LazyWavRecorder {
@@ -57,4 +58,22 @@ export class LazyWavRecorder {
     if (this.error) throw this.error;
     return true;
   }
+}
+
+/**
+ * Finalises every leg's recording (a leg without one gives `false`); a recording that fails is
+ * reported on `output` and gives `false`, so one bad file does not hide the others.
+ */
+export function finishRecordings(
+  legs: ReadonlyArray<{ number: number; recorder?: LazyWavRecorder | undefined }>,
+  output: Pick<Output, 'error'>,
+): Promise<boolean[]> {
+  return Promise.all(
+    legs.map((leg) =>
+      (leg.recorder?.close() ?? Promise.resolve(false)).catch((err: Error) => {
+        output.error(`call ${leg.number}: recording to ${leg.recorder!.path} failed: ${err.message}`, { call: leg.number });
+        return false;
+      }),
+    ),
+  );
 }

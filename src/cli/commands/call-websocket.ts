@@ -8,7 +8,7 @@ import { connectWebSocket, type AsteriskWebSocketClient, type WebSocketClientClo
 import { parseHostPort, UsageError } from '../options.js';
 import type { Output } from '../output.js';
 import { IntervalStats } from '../stats.js';
-import { LazyWavRecorder } from '../recorder.js';
+import { finishRecordings, LazyWavRecorder } from '../recorder.js';
 
 /** Where to call and in which control format. */
 export interface WebSocketTarget {
@@ -183,14 +183,7 @@ export async function callWebSocket(o: {
   // eslint-disable-next-line @typescript-eslint/await-thenable
   const closes = await Promise.all(legs.map((leg) => (leg.client?.connected ? leg.client.hangup() : leg.client?.closed)));
   legs.forEach((leg, i) => (leg.close = closes[i] ?? leg.close));
-  const recorded = await Promise.all(
-    legs.map((leg) =>
-      (leg.recorder?.close() ?? Promise.resolve(false)).catch((err: Error) => {
-        output.error(`call ${leg.number}: recording to ${leg.recorder!.path} failed: ${err.message}`, { call: leg.number });
-        return false;
-      }),
-    ),
-  );
+  const recorded = await finishRecordings(legs, output);
   const elapsed = (performance.now() - t0) / 1000;
 
   let violations = 0;

@@ -21,7 +21,7 @@ import {
 import { parseCommandLine, parseHostPort, parseIntOption, parsePortOption, SLIN_FORMATS, UsageError } from '../options.js';
 import { createOutput } from '../output.js';
 import { IntervalStats } from '../stats.js';
-import { LazyWavRecorder } from '../recorder.js';
+import { finishRecordings, LazyWavRecorder } from '../recorder.js';
 import { checkWritableFile, loadWav } from '../files.js';
 import { callWebSocket, parseWebSocketTarget } from './call-websocket.js';
 
@@ -385,14 +385,7 @@ export async function callCommand(argv: string[]): Promise<void> {
   // eslint-disable-next-line @typescript-eslint/await-thenable
   const closes = await Promise.all(legs.map((leg) => (leg.client?.connected ? leg.client.close() : leg.client?.closed)));
   legs.forEach((leg, i) => (leg.close = closes[i] ?? leg.close));
-  const recorded = await Promise.all(
-    legs.map((leg) =>
-      (leg.recorder?.close() ?? Promise.resolve(false)).catch((err: Error) => {
-        output.error(`call ${leg.number}: recording to ${leg.recorder!.path} failed: ${err.message}`, { call: leg.number });
-        return false;
-      }),
-    ),
-  );
+  const recorded = await finishRecordings(legs, output);
   const elapsed = (performance.now() - t0) / 1000;
 
   let violations = 0;
