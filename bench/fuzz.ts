@@ -255,7 +255,7 @@ async function fuzzServer(seed: number, seconds: number): Promise<ServerReport> 
   const server = createServer(
     (call: Call) => {
       call.on('audio', (f) => {
-        if (f.payload.length > 0 && f.payload.length % 2 === 0 && f.payload.length <= 7680) call.write(f.payload, f.kind);
+        if (f.payload.length > 0 && f.payload.length % 2 === 0 && f.payload.length <= 7680) call.write(f.payload, f.format);
       });
     },
     { handshakeTimeout: 200, hangupTimeout: 500, maxCalls: 400 },

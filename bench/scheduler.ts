@@ -9,7 +9,7 @@
  *   node build/bench/scheduler.js [--calls 100,1000,5000] [--seconds 5] [--rounds 2]
  */
 import { parseArgs } from 'node:util';
-import { FrameScheduler, type Paced } from '#lib/scheduler.js';
+import { FrameScheduler, type Paced } from '#lib/outbound/scheduler.js';
 import { systemClock } from '#lib/clock.js';
 
 const { values } = parseArgs({

@@ -11,7 +11,7 @@ import { createServer, type Call } from 'audiosocket';
 
 /** The per-call logic: the same code runs in every worker. */
 function handler(call: Call): void {
-  call.on('audio', (frame) => call.write(frame.payload, frame.kind));
+  call.on('audio', (frame) => call.write(frame.payload, frame.format));
 }
 
 const WORKERS = Number(process.env.WORKERS ?? availableParallelism());

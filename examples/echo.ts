@@ -11,7 +11,7 @@ const wsPort = process.env.WS_PORT;
 const server = createServer(
   (call) => {
     console.log(`${call.transport} call ${call.uuid} from ${call.remoteAddress}`);
-    call.on('audio', (frame) => call.write(frame.payload, frame.kind));
+    call.on('audio', (frame) => call.write(frame.payload, frame.format));
     call.on('end', (end) => console.log(`call ${call.uuid} ended: ${end.reason}`));
   },
   wsPort === undefined ? {} : { websocket: { port: Number(wsPort) } },

@@ -7,7 +7,7 @@
  * ```ts
  * import { createServer } from 'audiosocket';
  * const server = createServer((call) => {
- *   call.on('audio', (frame) => call.write(frame.payload, frame.kind)); // echo
+ *   call.on('audio', (frame) => call.write(frame.payload, frame.format)); // echo
  *   call.on('dtmf', (digit) => console.log(call.uuid, 'pressed', digit));
  * });
  * await server.listen({ host: '127.0.0.1', port: 9092 });
@@ -28,23 +28,24 @@ export {
   type HandshakeFailure,
   type ConnectionRejection,
   type WebSocketServeOptions,
-} from './server.js';
-export {
-  AudioSocketCall,
   type Call,
-  type AudioFrame,
-  type CallEnd,
-  type CallEvents,
-  type CallStats,
-  type CallWarning,
-  type EndReason,
-  type PlayOptions,
-  type PlayFileOptions,
-  type PlaySource,
-} from './call.js';
+} from './server.js';
+export type {
+  CallBase,
+  AudioFrame,
+  SentFrame,
+  CallEnd,
+  CallEvents,
+  CallStats,
+  CallWarning,
+  EndReason,
+  PlayOptions,
+  PlayFileOptions,
+  WriteStreamOptions,
+} from './call/types.js';
+export { AudioSocketCall, type AudioSocketFrame, type AudioSocketCallStats } from './audiosocket/call.js';
 export type { PlayResult, AudioSource } from './outbound/queue.js';
-export type { OutboundStats } from './outbound/outbound.js';
-export { InboundFormatMeter, type InboundFormatGuess } from './detect.js';
+export { InboundFormatMeter, type InboundFormatGuess } from './audiosocket/detect.js';
 
 // Simulated Asterisk
 export {
@@ -55,7 +56,7 @@ export {
   type ClientEvents,
   type ClientStats,
   type ClientViolation,
-} from './client.js';
+} from './audiosocket/client.js';
 
 // The AudioSocket codec: message kinds (the `kind` of write() and of audio frames), parser and
 // encoders. Also in 'audiosocket/protocol', with chan_websocket's protocol core.
@@ -104,7 +105,8 @@ export {
 } from './errors.js';
 
 // WebSocket (chan_websocket): the Call API over it, transport, simulated Asterisk and protocol core.
-export { WebSocketCall, type WebSocketPacingOptions } from './websocket/call.js';
+export { WebSocketCall, type WebSocketCallStats } from './websocket/call.js';
+export type { BufferedOutboundOptions } from './outbound/buffered.js';
 export {
   WebSocketMediaServer,
   createWebSocketMediaServer,
@@ -137,4 +139,4 @@ export {
   type PlayedMark,
 } from './websocket/client.js';
 // chan_websocket's protocol core (events, commands, frame sizes): 'audiosocket/protocol'.
-export type { ControlFormat, MediaDirection, MediaStart, MediaStatus } from './websocket/protocol.js';
+export type { ControlFormat, MediaDirection, MediaStart, MediaStatus } from './protocol/websocket.js';

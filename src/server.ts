@@ -4,21 +4,31 @@
  */
 import { EventEmitter } from 'node:events';
 import net, { type AddressInfo, type Socket } from 'node:net';
-import { AudioSocketCall, type Call, type CallEnd, type CallHooks, type CallSettings } from './call.js';
+import { AudioSocketCall, type AudioSocketCallSettings as CallSettings } from './audiosocket/call.js';
+import type { CallHooks } from './call/core.js';
+import type { CallEnd } from './call/types.js';
+import type { BufferedOutboundOptions } from './outbound/buffered.js';
 import { WebSocketMediaServer, type MediaHandshakeFailure, type MediaServerOptions } from './websocket/server.js';
-import { WebSocketCall, type WebSocketPacingOptions } from './websocket/call.js';
+import { WebSocketCall } from './websocket/call.js';
 import type { MediaConnection } from './websocket/connection.js';
 import { systemClock, type Clock } from './clock.js';
 import { abortedError, AudioSocketError, audioSocketError, ErrorCodes } from './errors.js';
 import { HANGUP_MESSAGE } from './protocol/encoder.js';
 import { audioKindForRate, isAudioKind, MAX_PAYLOAD, type AudioKind } from './protocol/kinds.js';
-import { FrameScheduler } from './scheduler.js';
-import { Handshake } from './handshake.js';
+import { FrameScheduler } from './outbound/scheduler.js';
+import { Handshake } from './audiosocket/handshake.js';
 import { AsyncQueue } from './async-queue.js';
 import { DEFAULT_PACING } from './outbound/pacer.js';
 import { createAllowList } from './allow.js';
 import { parseFormat, type FormatSpec } from './audio/format.js';
 import { loadResampler } from './audio/resample.js';
+
+/**
+ * One call, from either channel driver. `call.transport` narrows it: `'audiosocket'` is an
+ * {@link AudioSocketCall}, `'websocket'` a {@link WebSocketCall}. A handler written against
+ * what both have (the {@link CallBase} members) serves both.
+ */
+export type Call = AudioSocketCall | WebSocketCall;
 
 /** Called once per call, when its UUID has arrived. May be async; a throw or rejection ends that call only. */
 export type CallHandler = (call: Call) => unknown;
@@ -35,7 +45,7 @@ export type WebSocketServeOptions = (
     MediaServerOptions,
     'maxPayload' | 'authenticate' | 'highWaterMark' | 'maxBufferedBytes' | 'peerNotReadingTimeout'
   > &
-  WebSocketPacingOptions;
+  BufferedOutboundOptions;
 
 export interface ServerOptions {
   /** Also serve chan_websocket calls, with the same handler and the same {@link Call} API. */
@@ -299,7 +309,7 @@ export function resolveCallSettings(options: ServerOptions): CallSettings {
  *
  * ```ts
  * const server = createServer(async (call) => {
- *   for await (const frame of call) call.write(frame.payload, frame.kind); // echo
+ *   for await (const frame of call) call.write(frame.payload, frame.format); // echo
  * });
  * await server.listen({ port: 9092 });
  * ```
@@ -337,13 +347,12 @@ export class AudioSocketServer extends EventEmitter<ServerEvents> {
     this.#scheduler = new FrameScheduler(options.clock ?? systemClock);
     this.#scheduler.onError = (error) => this.#report(error, undefined);
     this.#hooks = {
-      ready: (call) => this.#onReady(call),
       closed: (call, end) => {
-        this.#calls.delete(call);
-        this.#emitSafe('callEnd', call, end);
+        this.#calls.delete(call as Call);
+        this.#emitSafe('callEnd', call as Call, end);
         this.#maybeClosed();
       },
-      listenerError: (error, call) => this.#report(error, call),
+      listenerError: (error, call) => this.#report(error, call as Call),
     };
     this.#ws = options.websocket === undefined ? undefined : this.#createWebSocket(options.websocket);
     this.#net = net.createServer({ pauseOnConnect: true, noDelay: true }, (socket) => this.#onConnection(socket));
@@ -367,7 +376,7 @@ export class AudioSocketServer extends EventEmitter<ServerEvents> {
 
   #createWebSocket(o: WebSocketServeOptions): WebSocketMediaServer {
     const { port: _p, host: _h, leadMs, markEveryFrames, statusTimeoutMs, completion, markTimeoutMs, ...rest } = o;
-    const pacing: WebSocketPacingOptions = {};
+    const pacing: BufferedOutboundOptions = {};
     if (leadMs !== undefined) pacing.leadMs = leadMs;
     if (markEveryFrames !== undefined) pacing.markEveryFrames = markEveryFrames;
     if (statusTimeoutMs !== undefined) pacing.statusTimeoutMs = statusTimeoutMs;
@@ -380,13 +389,13 @@ export class AudioSocketServer extends EventEmitter<ServerEvents> {
     const ws = new WebSocketMediaServer((conn: MediaConnection) => {
       let call: WebSocketCall;
       try {
-        call = new WebSocketCall(conn, this.#settings, this.#hooks, pacing);
+        call = new WebSocketCall(conn, this.#settings, this.#scheduler.clock, this.#hooks, pacing);
       } catch (error) {
         void conn.close(1003, 'unsupported format');
         this.#report(error, undefined);
         return;
       }
-      call._start();
+      this.#onReady(call);
     }, media);
     ws.on('handshakeFailed', (f) => {
       this.#stats.handshakeFailures++;

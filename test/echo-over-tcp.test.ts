@@ -4,7 +4,7 @@
  * (2-4 frames per write, or one by one), cut at random byte offsets (a header or payload
  * straddles two writes), sometimes split again into separate socket writes, with random jitter
  * and pauses of 60-100 ms followed by catch-up. The server is the library's, with the simplest echo handler
- * (`call.write(f.payload, f.kind)`).
+ * (`call.write(f.payload, f.format)`).
  *
  * Each scenario runs once (in `before`); every test then checks one property of what came back.
  * The client parses the server's bytes with its own parser, not the library's. No timing targets
@@ -16,7 +16,7 @@ import net from 'node:net';
 import { once } from 'node:events';
 import { randomUUID } from 'node:crypto';
 import { setTimeout as sleep, setImmediate as nextTurn } from 'node:timers/promises';
-import { createServer, systemClock, type AudioSocketServer, type CallEnd, type Clock } from '#lib/index.js';
+import { audioKindForRate, createServer, systemClock, type AudioSocketServer, type CallEnd, type Clock } from '#lib/index.js';
 import { prng } from './audio-helpers.js';
 import { until, within } from './fault-helpers.js';
 
@@ -247,8 +247,10 @@ async function runScenario(specs: CallSpec[]): Promise<Run[]> {
     (call) => {
       const log: Run['served'] = [];
       served.set(call.uuid, log);
-      call.on('sent', (kind, payload) => log.push({ kind, length: payload.length, at: lastReading }));
-      call.on('audio', (f) => call.write(f.payload, f.kind));
+      call.on('sent', ({ payload, format }) =>
+        log.push({ kind: audioKindForRate(format.sampleRate)!, length: payload.length, at: lastReading }),
+      );
+      call.on('audio', (f) => call.write(f.payload, f.format));
     },
     { clock },
   );

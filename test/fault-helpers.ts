@@ -56,7 +56,7 @@ export function allZero(b: Uint8Array): boolean {
 /** The echo the fault tests run on every call: whole-sample audio up to 120 ms at 32 kHz goes back unchanged. */
 export function echoHandler(call: Call): void {
   call.on('audio', (f) => {
-    if (f.payload.length > 0 && f.payload.length % 2 === 0 && f.payload.length <= 7680) call.write(f.payload, f.kind);
+    if (f.payload.length > 0 && f.payload.length % 2 === 0 && f.payload.length <= 7680) call.write(f.payload, f.format);
   });
 }
 

@@ -4,6 +4,8 @@
 import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
 import { once } from 'node:events';
 import { fileURLToPath } from 'node:url';
+import assert from 'node:assert/strict';
+import type { AudioSocketCall, Call } from '#lib/index.js';
 
 export const MAIN = fileURLToPath(new URL('../../dist/cli/main.js', import.meta.url));
 
@@ -117,3 +119,9 @@ export function collect(s: NodeJS.ReadableStream): Buffer[] {
 
 /** Total length of collected chunks. */
 export const total = (chunks: readonly Uint8Array[]): number => chunks.reduce((n, c) => n + c.length, 0);
+
+/** The call as an AudioSocket call (narrowed by its `transport`; fails the test otherwise). */
+export function audioSocketCall(call: Call): AudioSocketCall {
+  assert.ok(call.transport === 'audiosocket', `expected an AudioSocket call, got ${call.transport}`);
+  return call;
+}

@@ -6,12 +6,12 @@ import assert from 'node:assert/strict';
 import { once } from 'node:events';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { createServer, connect, InboundFormatMeter, type AudioFrame, type Call, type CallWarning } from '#lib/index.js';
-import { until } from './helpers.js';
+import { audioSocketCall, until } from './helpers.js';
 
 async function sendFrames(port: number, frameBytes: number, fill: (i: number) => number, ms: number) {
   const server = createServer({ keepAlive: false });
   const { port: p } = await server.listen({ port });
-  const callP = once(server, 'call').then(([c]) => c as Call);
+  const callP = once(server, 'call').then(([c]) => audioSocketCall(c as Call));
   const client = await connect({ port: p });
   const call = await callP;
   const warnings: CallWarning[] = [];
@@ -66,7 +66,7 @@ test('the meter tells a-law from u-law by byte values and needs a full second', 
 
 describe('odd-length inbound audio', () => {
   test('odd-length slin (a 1-byte CNG frame from an old channel driver) keeps whole samples; the echo survives', async (t) => {
-    const server = createServer((call) => call.on('audio', (f) => call.write(f.payload, f.kind)), { keepAlive: false });
+    const server = createServer((call) => call.on('audio', (f) => call.write(f.payload, f.format)), { keepAlive: false });
     t.after(() => server.close());
     const { port } = await server.listen({ port: 0 });
     const calls: Call[] = [];

@@ -6,8 +6,9 @@ import { test, describe } from 'node:test';
 import assert from 'node:assert/strict';
 import { setImmediate as tick } from 'node:timers/promises';
 import { ManualClock, type Clock } from '#lib/index.js';
-import { FrameScheduler } from '#lib/scheduler.js';
-import { Outbound, type OutboundOptions } from '#lib/outbound/outbound.js';
+import { FrameScheduler } from '#lib/outbound/scheduler.js';
+import { formatOfKind, PacedOutbound, type OutboundOptions } from '#lib/outbound/paced.js';
+import type { OutboundEvents } from '#lib/outbound/policy.js';
 import { DEFAULT_PACING, type PacingParameters } from '#lib/outbound/pacer.js';
 
 interface Sent {
@@ -15,6 +16,15 @@ interface Sent {
   kind: number;
   payload: Buffer;
 }
+
+const quietEvents: OutboundEvents = {
+  sentWanted: () => false,
+  sent: () => {},
+  mark: () => {},
+  drain: () => {},
+  dropped: () => {},
+  warning: () => {},
+};
 
 type Setup = Partial<Omit<OutboundOptions, 'pacing'>> & { pacing?: Partial<PacingParameters> };
 
@@ -25,7 +35,7 @@ function setup(options: Setup = {}, clock: Clock = new ManualClock(1000)) {
   const drains: number[] = [];
   const drops: number[] = [];
   const { pacing, ...rest } = options;
-  const out = new Outbound(
+  const out = new PacedOutbound(
     {
       kind: 0x10,
       keepAliveKind: 0x10,
@@ -38,11 +48,12 @@ function setup(options: Setup = {}, clock: Clock = new ManualClock(1000)) {
     },
     scheduler,
     {
-      send: (m) => sent.push({ at: clock.now(), kind: m[0]!, payload: Buffer.from(m.subarray(3)) }),
+      ...quietEvents,
       mark: (name, reached) => marks.push([name, reached, clock.now()]),
       drain: () => drains.push(clock.now()),
       dropped: (ms) => drops.push(ms),
     },
+    (m) => sent.push({ at: clock.now(), kind: m[0]!, payload: Buffer.from(m.subarray(3)) }) > 0,
   );
   return { clock, scheduler, out, sent, marks, drains, drops };
 }
@@ -111,7 +122,7 @@ describe('Outbound: the three write patterns of a voice bot', () => {
     out.start();
     clock.advance(7);
     const data = pattern(2000 * 16);
-    assert.equal(out.write(data, 0x10), false, 'over the 1 s high-water mark: slow down (but nothing is lost)');
+    assert.equal(out.write(data, formatOfKind(0x10)), false, 'over the 1 s high-water mark: slow down (but nothing is lost)');
     await run(clock, 2100);
     assert.deepEqual(Buffer.concat(sent.map((s) => s.payload)), data, 'all 2000 ms, byte for byte, in order');
     assert.ok(
@@ -134,7 +145,7 @@ describe('Outbound: the three write patterns of a voice bot', () => {
     const data = pattern(6000 * 16, 5);
     let falses = 0;
     for (let i = 0; i < 60; i++) {
-      if (!out.write(data.subarray(i * 1600, (i + 1) * 1600), 0x10)) falses++;
+      if (!out.write(data.subarray(i * 1600, (i + 1) * 1600), formatOfKind(0x10))) falses++;
       await run(clock, 50);
     }
     await run(clock, 3200);
@@ -154,7 +165,7 @@ describe('Outbound: the three write patterns of a voice bot', () => {
     assert.ok(before >= 199 && sent.every(isSilence), 'keep-alive during the quiet');
     const data = pattern(1000 * 16, 9);
     const at = clock.now();
-    out.write(data, 0x10);
+    out.write(data, formatOfKind(0x10));
     await run(clock, 1200);
     const user = sent.slice(before);
     assert.deepEqual(Buffer.concat(user.filter((s) => !isSilence(s)).map((s) => s.payload)), data);
@@ -187,7 +198,7 @@ describe('Outbound: echo (audio written as it arrives)', () => {
         frame[319] = 1;
         written.push({ at: clock.now(), seq });
         s.out.noteInbound(0x10, 20, clock.now()); // what the call reports for each received frame
-        s.out.write(frame, 0x10);
+        s.out.write(frame, formatOfKind(0x10));
       }
     }
     clock.advance(200);
@@ -347,7 +358,7 @@ describe('Outbound: keep-alive', () => {
       }
     };
     caller(100);
-    out.write(Buffer.alloc(640, 7), 0x12);
+    out.write(Buffer.alloc(640, 7), formatOfKind(0x12));
     caller(500);
     const i = sent.findIndex((s) => s.payload[0] === 7);
     const after = sent.slice(i + 1);
@@ -361,7 +372,7 @@ describe('Outbound: keep-alive', () => {
     out.start();
     for (let k = 0; k < 10; k++) {
       out.noteInbound(0x10, 20, clock.now());
-      out.write(Buffer.alloc(320, 5), 0x10); // an echo
+      out.write(Buffer.alloc(320, 5), formatOfKind(0x10)); // an echo
       clock.advance(20);
     }
     const lastEcho = sent.findLastIndex((s) => !isSilence(s));
@@ -412,11 +423,11 @@ describe('Outbound: queue, flush, marks, plays', () => {
     const clock = new ManualClock(0);
     const { out, sent, marks } = setup({ keepAlive: false }, clock);
     out.start();
-    out.write(Buffer.alloc(320 * 4, 1), 0x10);
+    out.write(Buffer.alloc(320 * 4, 1), formatOfKind(0x10));
     const m1 = out.mark('after-write');
     const p = out.play(Buffer.alloc(320 * 3, 2), undefined);
     const m2 = out.mark('after-play');
-    out.write(Buffer.alloc(320 * 2, 3), 0x10);
+    out.write(Buffer.alloc(320 * 2, 3), formatOfKind(0x10));
     await run(clock, 400);
     assert.deepEqual(
       sent.map((s) => s.payload[0]),
@@ -451,7 +462,7 @@ describe('Outbound: queue, flush, marks, plays', () => {
     const { out, sent, marks } = setup({}, clock);
     out.start();
     await run(clock, 40);
-    out.write(Buffer.alloc(320 * 50, 1), 0x10);
+    out.write(Buffer.alloc(320 * 50, 1), formatOfKind(0x10));
     const m = out.mark('after');
     const p = out.play(Buffer.alloc(320 * 10, 2), undefined);
     await run(clock, 100);
@@ -473,7 +484,7 @@ describe('Outbound: queue, flush, marks, plays', () => {
     const clock = new ManualClock(0);
     const { out, sent, drops } = setup({ keepAlive: false, maxQueuedMs: 500 }, clock);
     out.start();
-    assert.equal(out.write(Buffer.alloc(16 * 800, 1), 0x10), false);
+    assert.equal(out.write(Buffer.alloc(16 * 800, 1), formatOfKind(0x10)), false);
     assert.equal(drops.length, 1);
     assert.ok(Math.abs(drops[0]! - (800 - 500)) < 1e-6, `dropped ${drops[0]} ms`);
     assert.equal(out.stats.droppedWrites, 1);
@@ -485,7 +496,7 @@ describe('Outbound: queue, flush, marks, plays', () => {
     const clock = new ManualClock(0);
     const { out } = setup({ keepAlive: false }, clock);
     out.start();
-    out.write(Buffer.alloc(16 * 1000), 0x10);
+    out.write(Buffer.alloc(16 * 1000), formatOfKind(0x10));
     await run(clock, 200);
     out.close();
     const { unsentMs } = out.stats;
@@ -618,7 +629,7 @@ describe('Outbound: queue, flush, marks, plays', () => {
     const members = Array.from(
       { length: 50 },
       () =>
-        new Outbound(
+        new PacedOutbound(
           {
             kind: 0x10,
             keepAliveKind: 0x10,
@@ -629,7 +640,8 @@ describe('Outbound: queue, flush, marks, plays', () => {
             pacing: { frameMs: 20, ...DEFAULT_PACING },
           },
           scheduler,
-          { send: () => {}, mark: () => {}, drain: () => {}, dropped: () => {} },
+          quietEvents,
+          () => true,
         ),
     );
     for (const m of members) m.start();

@@ -31,7 +31,7 @@ async function setup(t: TestContext, options = {}) {
   const call = await callP;
   const sentAt: number[] = [];
   const sent: Buffer[] = [];
-  call.on('sent', (_kind, payload) => {
+  call.on('sent', ({ payload }) => {
     sentAt.push(lastReading);
     sent.push(Buffer.from(payload));
   });

@@ -83,13 +83,13 @@ describe('server and calls over TCP', () => {
     client.sendAudio(Buffer.alloc(2, 1));
     await until(() => call.stats.messagesIn >= 34, { what: 'all 34 messages in' });
     assert.deepEqual(
-      frames.map((f) => [f.kind, f.sampleRate]),
+      frames.map((f) => ['kind' in f ? f.kind : -1, f.sampleRate]),
       [...rates.map((r, i) => [0x10 + i, r]), [0x10, 8000]],
     );
-    assert.ok(frames.every((f, i) => i === 9 || f.payload.every((b) => b === f.kind)));
+    assert.ok(frames.every((f, i) => i === 9 || f.payload.every((b) => 'kind' in f && b === f.kind)));
     assert.equal(digits.join(''), '0123456789*#ABCDabcdX');
     assert.deepEqual(others, [0x02, 0xff, 0x03]);
-    assert.equal(call.inboundKind, 0x10);
+    assert.equal(call.transport === 'audiosocket' && call.inboundKind, 0x10);
     assert.equal(call.stats.audioIn, 10);
     assert.equal(call.stats.dtmfIn, 21);
     assert.equal(call.stats.otherIn, 3);
@@ -194,7 +194,7 @@ describe('server and calls over TCP', () => {
   });
 
   test('maxCalls: a connection beyond it gets a hangup message and the others carry on', async () => {
-    const { server, port } = await start((call) => call.on('audio', (f) => call.write(f.payload, f.kind)), { maxCalls: 2 });
+    const { server, port } = await start((call) => call.on('audio', (f) => call.write(f.payload, f.format)), { maxCalls: 2 });
     const a = await dial({ port });
     const b = await dial({ port });
     await until(() => server.calls.size === 2, { what: 'two calls' });
@@ -262,7 +262,7 @@ describe('server and calls over TCP', () => {
           throw new Error('listener boom');
         });
       }
-      call.on('audio', (f) => call.write(f.payload, f.kind));
+      call.on('audio', (f) => call.write(f.payload, f.format));
     });
     server.on('handlerError', (err) => errors.push(err));
     const ends: CallEnd[] = [];
@@ -397,7 +397,7 @@ describe('server and calls over TCP', () => {
   });
 
   test('payloads above maxPayload end that call with PAYLOAD_TOO_LARGE; other calls are untouched', async () => {
-    const { server, port } = await start((call) => call.on('audio', (f) => call.write(f.payload, f.kind)), { maxPayload: 1000 });
+    const { server, port } = await start((call) => call.on('audio', (f) => call.write(f.payload, f.format)), { maxPayload: 1000 });
     const good = await dial({ port });
     const bad = await dial({ port });
     await until(() => server.calls.size === 2, { what: 'two calls' });
@@ -414,7 +414,7 @@ describe('server and calls over TCP', () => {
   });
 
   test('1000 sequential calls leave no sockets, listeners or calls behind', async () => {
-    const { server, port } = await start((call) => call.on('audio', (f) => call.write(f.payload, f.kind)));
+    const { server, port } = await start((call) => call.on('audio', (f) => call.write(f.payload, f.format)));
     const frame = Buffer.alloc(320, 1);
     const handlesBefore = (process as unknown as { _getActiveHandles(): unknown[] })._getActiveHandles().length;
     for (let i = 0; i < 1000; i++) {

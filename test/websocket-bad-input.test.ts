@@ -30,7 +30,7 @@ async function serve(t: TestContext, websocket: Partial<NonNullable<ServerOption
   const server = createServer(
     (call) => {
       calls.set(call.uuid, call);
-      call.on('audio', (f) => call.write(f.payload, f.kind));
+      call.on('audio', (f) => call.write(f.payload, f.format));
       onCall?.(call);
     },
     { websocket: { port: 0, ...websocket } as ServerOptions['websocket'] },

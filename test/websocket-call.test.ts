@@ -45,7 +45,7 @@ for (const [format, controlFormat] of [
     let seen: Call | undefined;
     const { dial } = await serve(t, (call) => {
       seen = call;
-      call.on('audio', (frame) => call.write(frame.payload, frame.kind));
+      call.on('audio', (frame) => call.write(frame.payload, frame.format));
     });
     const client = await dial({ format, controlFormat, channelId: 'chan-1' });
     const frameBytes = format === 'slin16' ? 640 : format === 'slin' ? 320 : 160;
@@ -127,7 +127,7 @@ test('chan_websocket: hangups both ways', async (t) => {
 });
 
 test('chan_websocket: 20 concurrent echo calls beside AudioSocket on one server', async (t) => {
-  const { dial, server } = await serve(t, (call) => call.on('audio', (f) => call.write(f.payload, f.kind)));
+  const { dial, server } = await serve(t, (call) => call.on('audio', (f) => call.write(f.payload, f.format)));
   const clients = await Promise.all(
     Array.from({ length: 20 }, (_, i) => dial({ format: i % 2 ? 'slin16' : 'ulaw', controlFormat: i % 3 ? 'json' : 'plain-text' })),
   );
@@ -140,7 +140,7 @@ test('chan_websocket: 20 concurrent echo calls beside AudioSocket on one server'
 
 test('chan_websocket bad input: wrong subprotocol and binary before MEDIA_START fail that connection only', async (t) => {
   const failures: string[] = [];
-  const { server, url, dial } = await serve(t, (call) => call.on('audio', (f) => call.write(f.payload, f.kind)));
+  const { server, url, dial } = await serve(t, (call) => call.on('audio', (f) => call.write(f.payload, f.format)));
   server.on('websocketHandshakeFailed', (f) => failures.push(`${f.reason}:${f.error?.code ?? ''}`));
   const good = await dial({ format: 'slin16' });
   await assert.rejects(connectWebSocket({ url, subprotocols: ['other'] }));

@@ -7,7 +7,7 @@ import assert from 'node:assert/strict';
 import { createServer, type Call, type CallWarning, type ServerOptions } from '#lib/index.js';
 import { connectWebSocket, type AsteriskWebSocketClient, type WebSocketConnectOptions } from '#lib/websocket/client.js';
 import type { WebSocketCall } from '#lib/websocket/call.js';
-import type { MediaCommandName } from '#lib/websocket/protocol.js';
+import type { MediaCommandName } from '#lib/protocol/websocket.js';
 
 async function until(pred: () => boolean, what: string, ms = 20000): Promise<void> {
   const t0 = performance.now();

@@ -19,7 +19,7 @@ import {
   type ControlFormat,
   type EventInput,
   type MediaCommand,
-} from '#lib/websocket/protocol.js';
+} from '#lib/protocol/websocket.js';
 
 function code(fn: () => unknown): string {
   try {

@@ -18,7 +18,7 @@ import {
 } from '#lib/websocket/server.js';
 import type { MediaConnection, MediaWarning } from '#lib/websocket/connection.js';
 import { connectWebSocket, type WebSocketConnectOptions } from '#lib/websocket/client.js';
-import { encodeEvent, type ControlFormat } from '#lib/websocket/protocol.js';
+import { encodeEvent, type ControlFormat } from '#lib/protocol/websocket.js';
 
 const FORMATS: ControlFormat[] = ['json', 'plain-text'];
 

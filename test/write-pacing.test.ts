@@ -38,7 +38,7 @@ async function botCall(t: Cleanup, bot: (call: Call) => Promise<void>) {
   const clock: Clock = { ...systemClock, now: () => (lastReading = performance.now()) };
   const { server, port } = await startServer(
     (call) => {
-      call.on('sent', (_kind, payload) => {
+      call.on('sent', ({ payload }) => {
         if (!allZero(payload)) sent.push({ at: lastReading, payload: Buffer.from(payload) });
       });
       done = bot(call);

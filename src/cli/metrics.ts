@@ -11,6 +11,7 @@ import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { AudioSocketServer, Call, CallEnd } from '../index.js';
 import { version } from './version.js';
+import { droppedSlotsOf, lateSlotsOf } from './stats.js';
 
 export interface MetricsEndpoint {
   address: AddressInfo;
@@ -96,7 +97,7 @@ export async function createMetricsRegistry(server: AudioSocketServer): Promise<
   for (const reason of ['not-allowed', 'max-calls', 'server-closing']) rejected.inc({ reason }, 0);
   server.on('call', (call: Call) => {
     calls.inc();
-    call.on('sent', (_kind, _payload, latenessMs) => lateness.observe(latenessMs / 1000));
+    call.on('sent', (frame) => lateness.observe(frame.latenessMs / 1000));
   });
   server.on('handshakeFailed', (f) => handshakeFailures.inc({ reason: f.reason }));
   server.on('connectionRejected', (r) => rejected.inc({ reason: r.reason }));
@@ -108,8 +109,8 @@ export async function createMetricsRegistry(server: AudioSocketServer): Promise<
     ended.bytesOut += s.bytesOut;
     ended.droppedIn += s.droppedIn;
     ended.droppedOut += s.droppedOut;
-    ended.lateSlots += s.lateSlots;
-    ended.droppedSlots += s.droppedSlots;
+    ended.lateSlots += lateSlotsOf(s);
+    ended.droppedSlots += droppedSlotsOf(s);
     ended.droppedWrites += s.droppedWrites;
     ended.delayedWrites += s.delayedWrites;
     endReasons.inc({ reason: end.reason });
@@ -152,8 +153,8 @@ export async function createMetricsRegistry(server: AudioSocketServer): Promise<
     'droppedOut',
     (s) => s.droppedOut,
   );
-  counter('audiosocket_late_slots_total', 'Outbound frames sent more than half a frame late', 'lateSlots', (s) => s.lateSlots);
-  counter('audiosocket_dropped_slots_total', 'Outbound slots skipped after event-loop stalls', 'droppedSlots', (s) => s.droppedSlots);
+  counter('audiosocket_late_slots_total', 'Outbound frames sent more than half a frame late', 'lateSlots', (s) => lateSlotsOf(s));
+  counter('audiosocket_dropped_slots_total', 'Outbound slots skipped after event-loop stalls', 'droppedSlots', (s) => droppedSlotsOf(s));
   counter(
     'audiosocket_dropped_writes_total',
     'Immediate writes dropped (queue over maxQueuedMs, or a play held the slots)',

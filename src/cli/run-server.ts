@@ -8,6 +8,7 @@ import { serveMetrics, type MetricsEndpoint } from './metrics.js';
 import { UsageError, type CommonServerArgs } from './options.js';
 import { createOutput, type Output } from './output.js';
 import { isWorker, runPrimary, type ListeningMessage } from './cluster.js';
+import { lateSlotsOf } from './stats.js';
 
 export interface RunningServer {
   server: AudioSocketServer;
@@ -37,7 +38,7 @@ function startStatusLine(server: AudioSocketServer, output: Output): () => void 
       in: ended.in + end.stats.audioIn,
       out: ended.out + end.stats.framesSent,
       drops: ended.drops + end.stats.droppedIn + end.stats.droppedOut,
-      late: ended.late + end.stats.lateSlots,
+      late: ended.late + lateSlotsOf(end.stats),
     };
   });
   let last = { in: 0, out: 0, t: performance.now() };
@@ -51,7 +52,7 @@ function startStatusLine(server: AudioSocketServer, output: Output): () => void 
       framesIn += s.audioIn;
       framesOut += s.framesSent;
       drops += s.droppedIn + s.droppedOut;
-      late += s.lateSlots;
+      late += lateSlotsOf(s);
     }
     const now = performance.now();
     const dt = (now - last.t) / 1000;
@@ -124,7 +125,7 @@ export async function runServer(
           dtmf: s.dtmfIn,
           droppedIn: s.droppedIn,
           droppedOut: s.droppedOut,
-          lateSlots: s.lateSlots,
+          lateSlots: lateSlotsOf(s),
         },
         `end  ${call.uuid} ${peer(call)} ${(end.durationMs / 1000).toFixed(1)}s in=${s.messagesIn} out=${s.messagesOut}` +
           `${s.dtmfIn ? ` dtmf=${s.dtmfIn}` : ''} reason=${end.reason}${end.error ? ` (${end.error.message})` : ''}`,

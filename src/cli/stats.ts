@@ -49,3 +49,13 @@ export class IntervalStats {
     return { count: this.#count, meanMs: r(this.mean), p50Ms: r(this.percentile(50)), p99Ms: r(this.percentile(99)), maxMs: r(this.max) };
   }
 }
+
+/** Paced frames that left late: AudioSocket's pacer counts them; chan_websocket leaves timing to Asterisk (0). */
+export function lateSlotsOf(stats: object): number {
+  return 'lateSlots' in stats ? (stats.lateSlots as number) : 0;
+}
+
+/** Slots forgiven after event-loop stalls (AudioSocket's pacer; 0 on chan_websocket). */
+export function droppedSlotsOf(stats: object): number {
+  return 'droppedSlots' in stats ? (stats.droppedSlots as number) : 0;
+}

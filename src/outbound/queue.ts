@@ -6,12 +6,13 @@
  * Written bytes go straight into the byte FIFO (behind any play still being read). Played
  * sources are read ahead by `prefetchMs` (streams) or in one piece (buffers), converted, and
  * appended with odd bytes carried over so samples stay whole. Frames are cut from the head:
- * up to one frame of the head's kind, across entries of the same kind, never across a mark or
- * a change of kind.
+ * up to one frame of the head's format, across entries of the same format, never across a mark
+ * or a change of format. Format-neutral: the transport's outbound policy decides what a frame
+ * becomes on the wire.
  */
 import { audioSocketError, ErrorCodes } from '../errors.js';
-import type { AudioKind } from '../protocol/kinds.js';
-import { durationMs, frameBytes, messageFor } from './frames.js';
+import type { AudioFormat } from '../audio/format.js';
+import { durationMs, frameBytes, sampleBytes } from './frames.js';
 
 /** A streaming byte converter (see the audio module); `flush` drains its internal delay. */
 export interface ByteConverter {
@@ -49,7 +50,7 @@ export interface Completion {
 
 interface PlayItem extends Completion {
   readonly type: 'play';
-  readonly kind: AudioKind;
+  readonly format: AudioFormat;
   source: AudioSource;
   convert: ByteConverter | undefined;
   settle: (result: PlayResult) => void;
@@ -79,7 +80,7 @@ interface MarkItem extends Completion {
 
 interface WriteItem {
   readonly type: 'write';
-  readonly kind: AudioKind;
+  readonly format: AudioFormat;
   readonly bytes: Buffer;
 }
 
@@ -93,15 +94,21 @@ type Entry = PlayItem | MarkItem | WriteItem;
 interface Segment {
   bytes: Buffer | null;
   offset: number;
-  kind: AudioKind;
+  format: AudioFormat;
   owner: PlayItem | MarkItem | null;
 }
 
 /** One frame cut from the head of the queue. */
 export interface Frame {
-  /** Header and payload, ready for one socket write. */
-  message: Buffer;
-  kind: AudioKind;
+  /** The frame's bytes, in `format`. */
+  payload: Buffer;
+  format: AudioFormat;
+  /**
+   * The queue copied this frame together and left `headroom` writable bytes before `payload` in
+   * its memory (a transport's header fits there without a second copy). 0: `payload` is a view
+   * of the bytes as written.
+   */
+  headroom: number;
   durationMs: number;
   /** Plays whose last byte is in this frame and marks right after it: done once it has played. */
   completed: Completion[];
@@ -129,6 +136,8 @@ function toBuffer(chunk: Uint8Array | Int16Array | string): Buffer {
 }
 
 const EMPTY: Completion[] = [];
+/** The format field of a marker segment, which holds no audio. */
+const MARKER_FORMAT: AudioFormat = Object.freeze({ encoding: 'slin', sampleRate: 8000, channels: 1 });
 
 export class OutboundQueue {
   readonly #frameMs: number;
@@ -156,7 +165,7 @@ export class OutboundQueue {
   get queuedMs(): number {
     let ms = this.#fifoMs + this.#pendingMs;
     for (const e of this.#pending) {
-      if (e.type === 'play' && !e.exhausted && ArrayBuffer.isView(e.source)) ms += durationMs(e.kind, e.source.byteLength);
+      if (e.type === 'play' && !e.exhausted && ArrayBuffer.isView(e.source)) ms += durationMs(e.format, e.source.byteLength);
     }
     return ms;
   }
@@ -177,22 +186,22 @@ export class OutboundQueue {
   }
 
   /** Queues written audio (whole samples, validated by the caller) behind everything queued. */
-  write(bytes: Buffer, kind: AudioKind): void {
+  write(bytes: Buffer, format: AudioFormat): void {
     if (this.#pending.length > 0) {
-      this.#pending.push({ type: 'write', kind, bytes });
-      this.#pendingMs += durationMs(kind, bytes.length);
+      this.#pending.push({ type: 'write', format, bytes });
+      this.#pendingMs += durationMs(format, bytes.length);
       return;
     }
-    this.#fifo.push({ bytes, offset: 0, kind, owner: null });
-    this.#fifoMs += durationMs(kind, bytes.length);
+    this.#fifo.push({ bytes, offset: 0, format, owner: null });
+    this.#fifoMs += durationMs(format, bytes.length);
   }
 
-  /** Queues a source for playback at `kind`, converted by `convert` on the way. */
-  play(source: AudioSource, convert: ByteConverter | undefined, kind: AudioKind, signal?: AbortSignal): Promise<PlayResult> {
+  /** Queues a source for playback in `format`, converted to it by `convert` on the way. */
+  play(source: AudioSource, convert: ByteConverter | undefined, format: AudioFormat, signal?: AbortSignal): Promise<PlayResult> {
     return new Promise<PlayResult>((resolve, reject) => {
       const item: PlayItem = {
         type: 'play',
-        kind,
+        format,
         source,
         convert,
         settle: resolve,
@@ -237,7 +246,7 @@ export class OutboundQueue {
         cancel: () => this.#fireMark(mark, false),
       };
       if (this.#pending.length > 0) this.#pending.push(mark);
-      else this.#fifo.push({ bytes: null, offset: 0, kind: 0x10, owner: mark });
+      else this.#fifo.push({ bytes: null, offset: 0, format: MARKER_FORMAT, owner: mark });
     });
   }
 
@@ -252,13 +261,13 @@ export class OutboundQueue {
     return out ?? EMPTY;
   }
 
-  /** Kind of the audio at the head (meaningful when {@link peek} is not 0). */
-  get headKind(): AudioKind {
-    return this.#head < this.#fifo.length ? this.#fifo[this.#head]!.kind : 0x10;
+  /** Format of the audio at the head (meaningful when {@link peek} is not 0). */
+  get headFormat(): AudioFormat {
+    return this.#head < this.#fifo.length ? this.#fifo[this.#head]!.format : MARKER_FORMAT;
   }
 
   /**
-   * The next frame's size in bytes, of {@link headKind} (0: no audio at the head). Call
+   * The next frame's size in bytes, in {@link headFormat} (0: no audio at the head). Call
    * {@link takeLeadingMarks} first: a mark at the head hides the bytes behind it.
    */
   peek(): number {
@@ -266,43 +275,44 @@ export class OutboundQueue {
     if (this.#head >= fifo.length) return 0;
     const first = fifo[this.#head]!;
     if (first.bytes === null) return 0;
-    const kind = first.kind;
-    const size = frameBytes(kind, this.#frameMs);
+    const format = first.format;
+    const size = frameBytes(format, this.#frameMs);
     let n = 0;
     for (let i = this.#head; i < fifo.length && n < size; i++) {
       const seg = fifo[i]!;
-      if (seg.bytes === null || seg.kind !== kind) break;
+      if (seg.bytes === null || seg.format !== format) break;
       n += seg.bytes.length - seg.offset;
     }
     return Math.min(n, size);
   }
 
   /** Cuts the next frame (see {@link peek}); `null` when there are no bytes at the head. */
-  take(): Frame | null {
+  take(headroom = 0): Frame | null {
     const n = this.peek();
     if (n === 0) return null;
-    const kind = this.headKind;
+    const format = this.headFormat;
     const fifo = this.#fifo;
     let seg = fifo[this.#head]!;
-    let message: Buffer;
+    let payload: Buffer;
+    let room = 0;
     let touched: PlayItem | null = null;
     let touched2: PlayItem[] | null = null;
     if (seg.bytes!.length - seg.offset >= n) {
-      // The frame lies in one entry: reuse its bytes when they are preceded by the header.
+      // The frame lies in one entry: a view, no copy.
       const bytes = seg.bytes!;
-      message = messageFor(kind, seg.offset === 0 && bytes.length === n ? bytes : bytes.subarray(seg.offset, seg.offset + n));
+      payload = seg.offset === 0 && bytes.length === n ? bytes : bytes.subarray(seg.offset, seg.offset + n);
       touched = seg.owner as PlayItem | null;
       this.#consume(seg, n);
     } else {
-      message = Buffer.allocUnsafe(3 + n);
-      message[0] = kind;
-      message[1] = n >>> 8;
-      message[2] = n & 0xff;
+      // Across entries: one copy, with room for the transport's header in front of it.
+      const memory = Buffer.allocUnsafe(headroom + n);
+      payload = memory.subarray(headroom);
+      room = headroom;
       let filled = 0;
       while (filled < n) {
         seg = fifo[this.#head]!;
         const k = Math.min(n - filled, seg.bytes!.length - seg.offset);
-        seg.bytes!.copy(message, 3 + filled, seg.offset, seg.offset + k);
+        seg.bytes!.copy(payload, filled, seg.offset, seg.offset + k);
         filled += k;
         const owner = seg.owner as PlayItem | null;
         this.#consume(seg, k);
@@ -312,7 +322,8 @@ export class OutboundQueue {
         }
       }
     }
-    this.#fifoMs -= durationMs(kind, n);
+    const ms = durationMs(format, n);
+    this.#fifoMs -= ms;
     if (this.#fifoMs < 1e-9) this.#fifoMs = 0;
     let completed: Completion[] | undefined;
     const count = (p: PlayItem): void => {
@@ -330,7 +341,7 @@ export class OutboundQueue {
     }
     this.#compact();
     this.#wakePump();
-    return { message, kind, durationMs: durationMs(kind, n), completed: completed ?? EMPTY };
+    return { payload, format, headroom: room, durationMs: ms, completed: completed ?? EMPTY };
   }
 
   #consume(seg: Segment, n: number): void {
@@ -417,7 +428,7 @@ export class OutboundQueue {
       }
     }
     item.finished = true;
-    const sentMs = durationMs(item.kind, item.sentBytes);
+    const sentMs = durationMs(item.format, item.sentBytes);
     item.settle(
       reason === undefined
         ? { status: 'done', framesSent: item.framesSent, sentMs }
@@ -441,7 +452,7 @@ export class OutboundQueue {
     for (let i = this.#head; i < this.#fifo.length; i++) {
       const seg = this.#fifo[i]!;
       if (seg.owner === item) {
-        if (seg.bytes !== null) this.#fifoMs -= durationMs(seg.kind, seg.bytes.length - seg.offset);
+        if (seg.bytes !== null) this.#fifoMs -= durationMs(seg.format, seg.bytes.length - seg.offset);
       } else kept.push(seg);
     }
     if (this.#fifoMs < 1e-9) this.#fifoMs = 0;
@@ -461,13 +472,13 @@ export class OutboundQueue {
       bytes = joined;
       item.heldByte = -1;
     }
-    if (bytes.length % 2 === 1) {
+    if (sampleBytes(item.format) === 2 && bytes.length % 2 === 1) {
       item.heldByte = bytes[bytes.length - 1]!;
       bytes = bytes.subarray(0, bytes.length - 1);
     }
     if (bytes.length === 0) return;
-    this.#fifo.push({ bytes, offset: 0, kind: item.kind, owner: item });
-    this.#fifoMs += durationMs(item.kind, bytes.length);
+    this.#fifo.push({ bytes, offset: 0, format: item.format, owner: item });
+    this.#fifoMs += durationMs(item.format, bytes.length);
     item.queuedBytes += bytes.length;
   }
 
@@ -499,12 +510,12 @@ export class OutboundQueue {
       if (entry.type !== 'play') {
         this.#pending.shift();
         if (entry.type === 'mark') {
-          this.#fifo.push({ bytes: null, offset: 0, kind: 0x10, owner: entry });
+          this.#fifo.push({ bytes: null, offset: 0, format: MARKER_FORMAT, owner: entry });
         } else {
-          this.#pendingMs -= durationMs(entry.kind, entry.bytes.length);
+          this.#pendingMs -= durationMs(entry.format, entry.bytes.length);
           if (this.#pendingMs < 1e-9) this.#pendingMs = 0;
-          this.#fifo.push({ bytes: entry.bytes, offset: 0, kind: entry.kind, owner: null });
-          this.#fifoMs += durationMs(entry.kind, entry.bytes.length);
+          this.#fifo.push({ bytes: entry.bytes, offset: 0, format: entry.format, owner: null });
+          this.#fifoMs += durationMs(entry.format, entry.bytes.length);
         }
         this.#onReady();
         continue;
@@ -576,7 +587,7 @@ export class OutboundQueue {
     if (item.queuedBytes === 0) {
       // Everything was sent before the source said it had ended: done once that has played.
       item.finished = true;
-      this.#fifo.push({ bytes: null, offset: 0, kind: item.kind, owner: item });
+      this.#fifo.push({ bytes: null, offset: 0, format: item.format, owner: item });
     }
   }
 }

@@ -98,3 +98,42 @@ export function encodeDtmfMessage(digit: string): Buffer {
   }
   return encodeMessage(Kind.DTMF, Buffer.from(digit, 'latin1'));
 }
+
+const silenceCache = new Map<number, Buffer>();
+
+/** A shared, never-mutated message of `bytes` bytes of silence of `kind` (slin: zeros). */
+export function silenceMessage(kind: AudioKind, bytes: number): Buffer {
+  const key = kind * 1_000_000 + bytes;
+  let msg = silenceCache.get(key);
+  if (msg === undefined) {
+    msg = Buffer.alloc(HEADER_SIZE + bytes);
+    writeHeader(msg, 0, kind, bytes);
+    silenceCache.set(key, msg);
+  }
+  return msg;
+}
+
+/**
+ * The message for `payload` of `kind`: header and payload in one buffer. When the three bytes
+ * before `payload` in its memory already are that header (audio received from Asterisk and
+ * written straight back), they are reused with no copy; when `headroom` says those bytes are
+ * ours to write (a frame the outbound queue copied together), the header is written there.
+ */
+export function messageFor(kind: AudioKind, payload: Buffer, headroom = 0): Buffer {
+  const n = payload.length;
+  const off = payload.byteOffset;
+  if (off >= HEADER_SIZE) {
+    const mem = new Uint8Array(payload.buffer, off - HEADER_SIZE, HEADER_SIZE);
+    if (headroom >= HEADER_SIZE) {
+      writeHeader(mem, 0, kind, n);
+      return Buffer.from(payload.buffer, off - HEADER_SIZE, n + HEADER_SIZE);
+    }
+    if (mem[0] === kind && mem[1] === n >>> 8 && mem[2] === (n & 0xff)) {
+      return Buffer.from(payload.buffer, off - HEADER_SIZE, n + HEADER_SIZE);
+    }
+  }
+  const message = Buffer.allocUnsafe(HEADER_SIZE + n);
+  writeHeader(message, 0, kind, n);
+  payload.copy(message, HEADER_SIZE);
+  return message;
+}

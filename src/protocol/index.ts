@@ -46,4 +46,4 @@ export {
   type MediaCommand,
   type MediaCommandName,
   type ParsedCommand,
-} from '../websocket/protocol.js';
+} from './websocket.js';

@@ -27,7 +27,7 @@ import {
   type MediaCommand,
   type MediaDirection,
   type MediaStatus,
-} from './protocol.js';
+} from '../protocol/websocket.js';
 
 /** Options of {@link connectWebSocket}. */
 export interface WebSocketConnectOptions {

@@ -24,7 +24,7 @@ import {
   type MediaDirection,
   type MediaStart,
   type MediaStatus,
-} from './protocol.js';
+} from '../protocol/websocket.js';
 
 /** Options of a {@link MediaConnection} (set through the server or {@link connectIncoming}). */
 export interface MediaConnectionOptions {

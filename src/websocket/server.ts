@@ -23,7 +23,7 @@ import {
   type MediaConnectionOptions,
   type MediaPeer,
 } from './connection.js';
-import { detectFormat, MEDIA_SUBPROTOCOL, parseEvent, type ControlFormat, type MediaStart } from './protocol.js';
+import { detectFormat, MEDIA_SUBPROTOCOL, parseEvent, type ControlFormat, type MediaStart } from '../protocol/websocket.js';
 
 /** Called once per call, when MEDIA_START has arrived. A throw or rejection ends that call only. */
 export type MediaHandler = (connection: MediaConnection) => unknown;

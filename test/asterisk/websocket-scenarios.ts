@@ -38,22 +38,22 @@ interface WsSut {
   calls: Call[];
   ends: Map<Call, { end: CallEnd; at: number }>;
   /** the server's call whose MEDIA_START carries WSTAG = tag */
-  call(tag: string, timeoutMs?: number): Promise<Call>;
+  call(tag: string, timeoutMs?: number): Promise<WebSocketCall>;
   ended(call: Call, timeoutMs: number): Promise<{ end: CallEnd; at: number }>;
 }
 
-const tagOf = (call: Call): string | null => new URLSearchParams((call as WebSocketCall).url?.split('?')[1] ?? '').get('tag');
+const tagOf = (call: WebSocketCall): string | null => new URLSearchParams(call.url.split('?')[1] ?? '').get('tag');
 
 let tags = 0;
 const newTag = (): string => `t${process.pid}x${++tags}`;
 
 /** The server under test, serving chan_websocket on its own port, and the websocket_client.conf section that dials it. */
 async function wsServerUnderTest(ctx: Ctx, handler: (call: Call) => unknown, options: ServerOptions = {}): Promise<WsSut> {
-  const calls: Call[] = [];
+  const calls: WebSocketCall[] = [];
   const ends = new Map<Call, { end: CallEnd; at: number }>();
   const server = createServer(
     (call) => {
-      calls.push(call);
+      if (call.transport === 'websocket') calls.push(call);
       call.on('end', (end) => ends.set(call, { end, at: performance.now() }));
       return handler(call);
     },
@@ -71,7 +71,7 @@ async function wsServerUnderTest(ctx: Ctx, handler: (call: Call) => unknown, opt
     ends,
     call: (tag, timeoutMs = 5000) =>
       until(() => calls.find((c) => tagOf(c) === tag), timeoutMs, `server call with WSTAG ${tag}`).catch((e: Error) => {
-        const seen = calls.map((c) => `${(c as WebSocketCall).url} ${JSON.stringify(c.mediaStart)}`);
+        const seen = calls.map((c) => `${c.url} ${JSON.stringify(c.mediaStart)}`);
         throw new Error(`${e.message}; the server has ${calls.length} calls${seen.length ? `: ${seen.join('; ')}` : ''}`);
       }),
     ended: (call, timeoutMs) => until(() => ends.get(call), timeoutMs, `end of call ${call.uuid}`),
@@ -80,7 +80,7 @@ async function wsServerUnderTest(ctx: Ctx, handler: (call: Call) => unknown, opt
 
 /** An echo written for AudioSocket, unchanged. */
 const echo = async (call: Call): Promise<void> => {
-  for await (const frame of call) call.write(frame.payload, frame.kind);
+  for await (const frame of call) call.write(frame.payload, frame.format);
 };
 
 async function farLeg(ctx: Ctx, kind: number, frameBytes: number): Promise<FarLeg> {
@@ -93,7 +93,13 @@ async function farLeg(ctx: Ctx, kind: number, frameBytes: number): Promise<FarLe
  * One call: an AudioSocket channel to the far leg (c(CODEC)), answered into ws-dial, which dials
  * the server under test over chan_websocket with the same codec.
  */
-async function wsCall(ctx: Ctx, sut: WsSut, far: FarLeg, codec: string, opts = ''): Promise<{ call: Call; fc: FarCall; tag: string }> {
+async function wsCall(
+  ctx: Ctx,
+  sut: WsSut,
+  far: FarLeg,
+  codec: string,
+  opts = '',
+): Promise<{ call: WebSocketCall; fc: FarCall; tag: string }> {
   const tag = newTag();
   const farUuid = randomUUID();
   await ctx.ast.originate(
@@ -248,7 +254,7 @@ export const websocketScenarios: Scenario[] = [
       const r = await playAndCollect(fc, frames);
       fc.hangup();
       matchMetrics(ctx, r);
-      const ms0 = call.mediaStart!;
+      const ms0 = call.mediaStart;
       ctx.metrics['MEDIA_START'] = `${ms0.format} ${ms0.optimalFrameSize} B ${ms0.ptime} ms`;
       ctx.metrics['uuid'] = call.uuid;
       ctx.metrics['url'] = (call as WebSocketCall).url;
@@ -270,7 +276,7 @@ export const websocketScenarios: Scenario[] = [
       const sut = await wsServerUnderTest(ctx, async (call) => {
         for await (const f of call) {
           formats.add(`${f.format.encoding}/${f.sampleRate}/${f.payload.length}B`);
-          call.write(f.payload, f.kind);
+          call.write(f.payload, f.format);
         }
       });
       // The far leg is AudioSocket/…/c(ulaw): it reads our 0x10 messages as slin and writes u-law
@@ -286,12 +292,12 @@ export const websocketScenarios: Scenario[] = [
       );
       fc.hangup();
       matchMetrics(ctx, r);
-      ctx.metrics['MEDIA_START'] = `${call.mediaStart!.format} ${call.mediaStart!.optimalFrameSize} B`;
+      ctx.metrics['MEDIA_START'] = `${call.mediaStart.format} ${call.mediaStart.optimalFrameSize} B`;
       ctx.metrics['handler got'] = [...formats].join(' ');
       const wireIn = call.stats.bytesIn / Math.max(1, call.stats.audioIn);
       ctx.metrics['wire bytes/msg in'] = wireIn.toFixed(1);
       check(
-        call.mediaStart!.format === 'ulaw' && call.mediaStart!.optimalFrameSize === 160,
+        call.mediaStart.format === 'ulaw' && call.mediaStart.optimalFrameSize === 160,
         `MEDIA_START ${JSON.stringify(call.mediaStart)}`,
       );
       check(wireIn === 160, `${wireIn.toFixed(1)} bytes per audio message from Asterisk (want 160: 20 ms of u-law)`);

@@ -19,11 +19,8 @@ export async function echoCommand(argv: string[]): Promise<void> {
     process.stdout.write(`${echoHelp}\n`);
     return;
   }
-  // With --inbound ulaw|alaw the caller's audio is G.711, which a server cannot send back
-  // (0x10 from a server is always slin): receive it as slin and echo that.
-  if (common.server.inbound !== undefined && common.server.inbound !== 'slin') common.server.receive = 'slin';
   const running = await runServer('echo', common, (call) => {
-    call.on('audio', (frame) => call.write(frame.payload, frame.kind));
+    call.on('audio', (frame) => call.write(frame.payload, frame.format));
   });
   await running.done;
 }

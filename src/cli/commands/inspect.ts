@@ -2,7 +2,7 @@
  * `audiosocket inspect`: a field diagnostic. Answers every call with silence and reports what
  * Asterisk really sends, and the classic mistakes with their fixes.
  */
-import { kindName, type Call, type CallEnd } from '../../index.js';
+import { formatName, kindName, type Call, type CallEnd } from '../../index.js';
 import { parseServerArgs, serverOptionsHelp } from '../options.js';
 import { runServer } from '../run-server.js';
 import { createOutput } from '../output.js';
@@ -41,7 +41,7 @@ export async function inspectCommand(argv: string[]): Promise<void> {
       const s: Seen = { kinds: new Map(), intervals: new IntervalStats(), digits: [], warnings: [], start: performance.now() };
       seen.set(call, s);
       call.on('audio', (frame) => {
-        const name = kindName(frame.kind);
+        const name = 'kind' in frame ? kindName(frame.kind) : formatName(frame.format);
         let sizes = s.kinds.get(name);
         if (sizes === undefined) s.kinds.set(name, (sizes = new Map<number, number>()));
         sizes.set(frame.payload.length, (sizes.get(frame.payload.length) ?? 0) + 1);
@@ -72,12 +72,15 @@ export async function inspectCommand(argv: string[]): Promise<void> {
   function report(call: Call, end: CallEnd): void {
     const s = seen.get(call)!;
     const kinds = Object.fromEntries([...s.kinds].map(([k, sizes]) => [k, Object.fromEntries(sizes)]));
-    const guess = call.inboundFormatGuess;
+    const guess = call.transport === 'audiosocket' ? call.inboundFormatGuess : undefined;
+    const inbound = call.transport === 'audiosocket' ? call.inboundKind : undefined;
     const format =
       guess === undefined
-        ? call.inboundKind === undefined
+        ? call.inboundFormat === undefined
           ? 'no audio received'
-          : `${kindName(call.inboundKind)} (not enough audio to measure)`
+          : inbound !== undefined
+            ? `${kindName(inbound)} (not enough audio to measure)`
+            : `${formatName(call.inboundFormat)} (chan_websocket ${call.transport === 'websocket' ? call.mediaStart.format : ''})`
         : guess.verdict === 'g711'
           ? `G.711 ${guess.law} labelled as 0x10 (${guess.bytesPerSecond} B/s)`
           : guess.verdict === 'slin'

@@ -59,7 +59,7 @@ export async function playCommand(argv: string[]): Promise<void> {
     await call.play(source, { format: wav.format, signal: stop.signal });
     if (!call.connected) return;
     if (then === 'hangup') await call.end();
-    else if (then === 'echo') call.on('audio', (frame) => call.write(frame.payload, frame.kind));
+    else if (then === 'echo') call.on('audio', (frame) => call.write(frame.payload, frame.format));
     // silence: keep-alive fills the line until the caller hangs up
   });
   await running.done;

@@ -10,7 +10,7 @@ import {
   createWavWriter,
   kindName,
   sameFormat,
-  sampleRateOfKind,
+  formatName,
   type AudioFormat,
   type Call,
   type CallEnd,
@@ -77,10 +77,11 @@ export async function recordCommand(argv: string[]): Promise<void> {
         call.on('audio', (frame) => call.write(frame.payload));
       }
       call.on('audio', (frame) => timeline.push(0, frame.payload, performance.now()));
-      call.on('sent', (kind, payload) => {
-        const from: AudioFormat = { encoding: 'slin', sampleRate: sampleRateOfKind(kind)!, channels: 1 };
+      call.on('sent', ({ payload, format: from, atMs }) => {
+        // Placed where the caller hears it: the frame's instant on the call's timeline.
+        const endMs = t0 + atMs + (payload.length / (from.sampleRate * (from.encoding === 'slin' ? 2 : 1))) * 1000;
         if (sameFormat(from, recFormat)) {
-          timeline.push(1, Buffer.from(payload), performance.now());
+          timeline.push(1, Buffer.from(payload), endMs);
           return;
         }
         if (outFrom === undefined || !sameFormat(outFrom, from)) {
@@ -88,7 +89,7 @@ export async function recordCommand(argv: string[]): Promise<void> {
           outConverter = createConverter(from, recFormat);
           outFrom = from;
         }
-        timeline.push(1, outConverter!.push(payload), performance.now());
+        timeline.push(1, outConverter!.push(payload), endMs);
       });
       call.on('dtmf', (digit) => digits.push({ digit, atMs: Math.round(performance.now() - t0) }));
       // Listeners are attached before the first await so no early frame is missed.
@@ -130,10 +131,17 @@ export async function recordCommand(argv: string[]): Promise<void> {
           error: end.error?.message,
           dtmf: digits,
           format: {
-            inbound: call.inboundKind === undefined ? null : kindName(call.inboundKind),
+            inbound:
+              call.transport === 'audiosocket'
+                ? call.inboundKind === undefined
+                  ? null
+                  : kindName(call.inboundKind)
+                : call.inboundFormat === undefined
+                  ? null
+                  : formatName(call.inboundFormat),
             inboundSampleRate: call.inboundSampleRate ?? null,
-            inboundGuess: call.inboundFormatGuess?.verdict ?? null,
-            outbound: kindName(call.outboundKind),
+            inboundGuess: call.transport === 'audiosocket' ? (call.inboundFormatGuess?.verdict ?? null) : null,
+            outbound: call.transport === 'audiosocket' ? kindName(call.outboundKind) : formatName(call.outboundFormat),
             recording: {
               encoding: 'slin',
               sampleRate: rate,

@@ -7,12 +7,12 @@
  * payloads cannot make us hold 64 KiB per connection.
  */
 import type { Socket } from 'node:net';
-import { AudioSocketError, audioSocketError, ErrorCodes } from './errors.js';
-import { HANGUP_MESSAGE } from './protocol/encoder.js';
-import { Kind, kindName } from './protocol/kinds.js';
-import { MessageParser, type MessageCallback } from './protocol/parser.js';
-import { formatUuid } from './protocol/uuid.js';
-import type { Clock, TimerHandle } from './clock.js';
+import { AudioSocketError, audioSocketError, ErrorCodes } from '../errors.js';
+import { HANGUP_MESSAGE } from '../protocol/encoder.js';
+import { Kind, kindName } from '../protocol/kinds.js';
+import { MessageParser, type MessageCallback } from '../protocol/parser.js';
+import { formatUuid } from '../protocol/uuid.js';
+import type { Clock, TimerHandle } from '../clock.js';
 
 /** Why a connection never became a call. */
 export type HandshakeFailureReason = 'closed-before-uuid' | 'timeout' | 'protocol-error';

@@ -4,18 +4,15 @@
  * received frames ({@link Call.frames}) and the play source of a WAV file.
  */
 import { Writable } from 'node:stream';
-import { AsyncQueue } from './async-queue.js';
-import { AudioSocketError, audioSocketError, ErrorCodes } from './errors.js';
-import { createConverter } from './audio/convert.js';
-import { parseFormat, sameFormat, type AudioFormat } from './audio/format.js';
-import { readWavFile } from './audio/wav.js';
-import type { AudioFrame, Call, PlayOptions } from './call.js';
-import type { PlayResult } from './outbound/queue.js';
+import { AsyncQueue } from '../async-queue.js';
+import { AudioSocketError, audioSocketError, ErrorCodes } from '../errors.js';
+import { createConverter } from '../audio/convert.js';
+import { parseFormat, sameFormat, type AudioFormat } from '../audio/format.js';
+import { readWavFile } from '../audio/wav.js';
+import type { AudioFrame, CallBase, WriteStreamOptions } from './types.js';
+import type { PlayResult } from '../outbound/queue.js';
 
-export function createPlayStream(
-  call: Call,
-  options: PlayOptions & { highWaterMarkMs?: number } = {},
-): Writable & { interrupted?: PlayResult } {
+export function createPlayStream(call: CallBase, options: WriteStreamOptions = {}): Writable & { interrupted?: PlayResult } {
   const format = options.format === undefined ? (call.sendFormat ?? call.outboundFormat) : parseFormat(options.format);
   const bytesPerMs = (format.sampleRate * format.channels * (format.encoding === 'slin' ? 2 : 1)) / 1000;
   const hwm = Math.max(2, Math.round((options.highWaterMarkMs ?? 400) * bytesPerMs));
@@ -70,14 +67,14 @@ export function createPlayStream(
  * `limit` frames the oldest are dropped and `onDrop` is told (the call counts and warns).
  * `ended`: the call is already ending, so the iteration ends at once.
  */
-export function receivedFrames(
-  call: Call,
+export function receivedFrames<F extends AudioFrame>(
+  call: CallBase<F>,
   opts: { limit: number; ended: boolean; onDrop: () => void; signal?: AbortSignal | undefined },
-): AsyncIterable<AudioFrame> {
+): AsyncIterable<F> {
   return {
-    [Symbol.asyncIterator]: (): AsyncIterator<AudioFrame> => {
-      const queue = new AsyncQueue<AudioFrame>({ limit: opts.limit, onDrop: opts.onDrop });
-      const onAudio = (frame: AudioFrame): void => queue.push(frame);
+    [Symbol.asyncIterator]: (): AsyncIterator<F> => {
+      const queue = new AsyncQueue<F>({ limit: opts.limit, onDrop: opts.onDrop });
+      const onAudio = (frame: F): void => queue.push(frame);
       const finish = (): void => queue.end();
       const detach = (): void => {
         call.off('audio', onAudio);

@@ -1,6 +1,8 @@
 /**
- * The outbound side of one call: the {@link OutboundQueue} (what waits to be sent) drained
+ * AudioSocket's outbound policy: the {@link OutboundQueue} (what waits to be sent) drained
  * through the {@link Pacer} (when it may leave) on the server's shared {@link FrameScheduler}.
+ * Asterisk's AudioSocket plays each message the moment it arrives (no jitter buffer), so
+ * everything this call sends is paced here.
  *
  * Audio leaves from two places, under the same pacer: at once when it is queued (so an echo
  * adds no delay), and at each tick of the shared timer (everything that had to wait).
@@ -8,21 +10,22 @@
  * one frame of silence, of the kind of the call's audio. Plays and marks complete when their
  * audio has played (the wall clock has passed its end on the timeline), not when it was sent.
  *
- * I/O-free: messages leave through `send`, time comes from the scheduler's clock.
+ * I/O-free: messages leave through `wire`, time comes from the scheduler's clock.
  */
 import { audioSocketError, ErrorCodes } from '../errors.js';
-import { assertServerAudio } from '../protocol/encoder.js';
-import type { AudioKind } from '../protocol/kinds.js';
-import type { FrameScheduler, Paced } from '../scheduler.js';
-import { bytesPerMs, durationMs, frameBytes, messageFor, silenceMessage } from './frames.js';
+import { assertServerAudio, messageFor, silenceMessage } from '../protocol/encoder.js';
+import { audioKindForRate, HEADER_SIZE, sampleRateOfKind, type AudioKind } from '../protocol/kinds.js';
+import { parseFormat, type AudioFormat } from '../audio/format.js';
+import type { FrameScheduler, Paced } from './scheduler.js';
+import { durationMs, frameBytes } from './frames.js';
 import { Pacer, type PacingParameters } from './pacer.js';
-import { OutboundQueue, type AudioSource, type ByteConverter, type Completion, type InterruptReason, type PlayResult } from './queue.js';
+import { OutboundQueue, type AudioSource, type ByteConverter, type Completion, type PlayResult } from './queue.js';
+import type { OutboundCounters, OutboundEvents, OutboundPolicy } from './policy.js';
+import { WriteGate } from './write-gate.js';
 
-/** Outbound counters of a call. */
-export interface OutboundStats {
-  /** Audio messages sent, keep-alive silence included. */
-  framesSent: number;
-  /** Keep-alive silence frames sent. */
+/** Counters of paced output (AudioSocket), beside those every call has. */
+export interface PacedStats extends OutboundCounters {
+  /** Keep-alive silence frames sent (counted in `framesSent` too). */
   silenceFrames: number;
   /** Messages that left more than half a frame after their place on the timeline. */
   lateSlots: number;
@@ -30,18 +33,8 @@ export interface OutboundStats {
   caughtUpFrames: number;
   /** Frames' worth of lateness beyond `maxLatenessMs`, forgiven instead of made up (audio later, not lost). */
   droppedSlots: number;
-  /** Writes of which some audio was dropped: more than `maxQueuedMs` was queued. */
-  droppedWrites: number;
-  /** Milliseconds of written audio dropped for that reason. */
-  droppedMs: number;
-  /** Writes that could not leave at once and waited for the pacer. */
-  delayedWrites: number;
   /** Slots that came due while a streamed play had less than a frame ready. */
   underruns: number;
-  /** Milliseconds of audio waiting to be sent. */
-  queuedMs: number;
-  /** Milliseconds of audio still queued when the call ended (never sent). */
-  unsentMs: number;
 }
 
 /** Options of {@link Outbound}. */
@@ -65,19 +58,11 @@ export interface OutboundOptions {
   maxQueuedMs: number;
 }
 
-/** What the outbound side tells its call. */
-export interface OutboundEvents {
-  /**
-   * A message to write to the socket, whole. `latenessMs`: how long after its place on the
-   * call's timeline it leaves (0 when on time or early; see the pacer's `commit`).
-   */
-  send(message: Buffer, latenessMs: number): void;
-  mark(name: string, reached: boolean): void;
-  /** Queued audio fell back under the high-water mark after a write returned `false`. */
-  drain(): void;
-  /** Written audio was dropped: more than `maxQueuedMs` was queued. */
-  dropped(droppedMs: number, queuedMs: number): void;
-}
+/**
+ * Writes one whole message to the socket; returns whether it was written (a peer that does
+ * not read gets its output dropped by the transport).
+ */
+export type WireWriter = (message: Buffer) => boolean;
 
 interface Due {
   at: number;
@@ -86,21 +71,26 @@ interface Due {
 
 const EPS = 1e-6;
 
-function toBuffer(audio: Uint8Array | Int16Array): Buffer {
-  if (Buffer.isBuffer(audio)) return audio;
-  if (audio instanceof Int16Array || audio instanceof Uint8Array) return Buffer.from(audio.buffer, audio.byteOffset, audio.byteLength);
-  throw audioSocketError(
-    ErrorCodes.INVALID_ARGUMENT,
-    `audio must be a Buffer, Uint8Array or Int16Array, got ${Object.prototype.toString.call(audio)}`,
-  );
+/** The slin format of an AudioSocket audio kind (shared objects: compared by identity). */
+export function formatOfKind(kind: AudioKind): AudioFormat {
+  return parseFormat({ encoding: 'slin', sampleRate: sampleRateOfKind(kind)!, channels: 1 });
 }
 
-export class Outbound implements Paced {
+/** The AudioSocket kind that carries `format` as it is, if any (slin mono at one of the kinds' rates). */
+export function kindOfFormat(format: AudioFormat): AudioKind | undefined {
+  return format.encoding === 'slin' && format.channels === 1 ? audioKindForRate(format.sampleRate) : undefined;
+}
+
+export class PacedOutbound implements Paced, OutboundPolicy<PacedStats> {
   readonly frameMs: number;
   readonly #kind: AudioKind;
   readonly #opts: OutboundOptions;
   readonly #scheduler: FrameScheduler;
   readonly #events: OutboundEvents;
+  readonly #wire: WireWriter;
+  readonly #gate: WriteGate;
+  readonly format: AudioFormat;
+  readonly frameBytes: number;
   readonly #pacer: Pacer;
   readonly #queue: OutboundQueue;
   /** Completions of audio already sent, in timeline order: settled once the clock passes `at`. */
@@ -113,7 +103,6 @@ export class Outbound implements Paced {
   /** When the last received audio message ends: until then its successor is not late. */
   #inputUntil = -Infinity;
   #startedAt = Infinity;
-  #needDrain = false;
   #draining = false;
   #drainWaiters: Array<() => void> = [];
   #closed = false;
@@ -123,14 +112,13 @@ export class Outbound implements Paced {
     silenceFrames: 0,
     lateSlots: 0,
     caughtUpFrames: 0,
-    droppedWrites: 0,
-    droppedMs: 0,
     delayedWrites: 0,
     underruns: 0,
+    flushedMs: 0,
     unsentMs: 0,
   };
 
-  constructor(options: OutboundOptions, scheduler: FrameScheduler, events: OutboundEvents) {
+  constructor(options: OutboundOptions, scheduler: FrameScheduler, events: OutboundEvents, wire: WireWriter) {
     const frameMs = options.pacing.frameMs;
     if (!Number.isInteger(frameMs) || frameMs < 10 || frameMs > 60 || frameMs % 10 !== 0) {
       throw audioSocketError(ErrorCodes.INVALID_ARGUMENT, `frameMs must be 10, 20, 30, 40, 50 or 60, got ${frameMs}`);
@@ -140,6 +128,15 @@ export class Outbound implements Paced {
     this.#opts = options;
     this.#scheduler = scheduler;
     this.#events = events;
+    this.#wire = wire;
+    this.format = formatOfKind(options.kind);
+    this.frameBytes = frameBytes(this.format, frameMs);
+    this.#gate = new WriteGate({
+      highWaterMarkMs: options.highWaterMarkMs,
+      maxQueuedMs: options.maxQueuedMs,
+      dropped: (ms, queued) => events.dropped(ms, queued),
+      drain: () => events.drain(),
+    });
     this.#pacer = new Pacer(options.pacing);
     this.#queue = new OutboundQueue({
       frameMs,
@@ -154,17 +151,19 @@ export class Outbound implements Paced {
     return this.#kind;
   }
 
-  /** Bytes per frame of {@link kind}. */
-  get frameBytes(): number {
-    return frameBytes(this.#kind, this.frameMs);
-  }
-
-  get stats(): OutboundStats {
+  get stats(): PacedStats {
     return {
       ...this.#stats,
+      droppedWrites: this.#gate.droppedWrites,
+      droppedMs: this.#gate.droppedMs,
       droppedSlots: Math.round(this.#pacer.forgottenMs / this.frameMs),
       queuedMs: this.#queue.queuedMs,
     };
+  }
+
+  /** slin mono at one of the AudioSocket kinds' rates goes out as that kind, unconverted. */
+  accepts(format: AudioFormat): boolean {
+    return kindOfFormat(format) !== undefined;
   }
 
   /** Milliseconds of audio waiting to be sent. */
@@ -200,37 +199,26 @@ export class Outbound implements Paced {
    * `false` once the queue holds `highWaterMarkMs` or more (the audio is still queued: wait for
    * `drain`), or when some of it was dropped because `maxQueuedMs` was reached.
    */
-  write(audio: Uint8Array | Int16Array, kind: AudioKind): boolean {
+  write(payload: Buffer, format: AudioFormat): boolean {
     if (this.#closed) throw audioSocketError(ErrorCodes.CALL_ENDED, 'cannot write: the call has ended');
-    let payload = toBuffer(audio); // an Int16Array is its bytes, not its values truncated
+    const kind = kindOfFormat(format);
+    if (kind === undefined) throw audioSocketError(ErrorCodes.INVALID_MESSAGE, 'AudioSocket carries slin mono only');
     assertServerAudio(kind, payload.length);
     const now = this.#scheduler.clock.now();
-    const ms = durationMs(kind, payload.length);
-    if (this.#queue.empty && payload.length <= frameBytes(kind, this.frameMs) && this.#pacer.admits(ms, now)) {
+    const ms = durationMs(format, payload.length);
+    if (this.#queue.empty && payload.length <= frameBytes(format, this.frameMs) && this.#pacer.admits(ms, now)) {
       // The common case of an echo: nothing waits, the message may leave now.
-      this.#emit(messageFor(kind, payload), kind, ms, now, now, false);
+      this.#emit(messageFor(kind, payload), payload, format, ms, now, now, false);
       this.#settleDue(now);
       return true;
     }
-    let dropped = false;
-    const room = this.#opts.maxQueuedMs - this.#queue.queuedMs;
-    if (ms > room + EPS) {
-      const keep = Math.max(0, Math.floor((room * bytesPerMs(kind)) / 2) * 2);
-      const droppedMs = durationMs(kind, payload.length - keep);
-      payload = payload.subarray(0, keep);
-      dropped = true;
-      this.#stats.droppedWrites++;
-      this.#stats.droppedMs += droppedMs;
-      this.#events.dropped(droppedMs, this.#queue.queuedMs);
-    }
-    if (payload.length > 0) {
-      this.#queue.write(payload, kind);
+    const admitted = this.#gate.admit(payload, format, this.#queue.queuedMs);
+    if (admitted.length > 0) {
+      this.#queue.write(admitted, format);
       this.#pump(now, undefined);
       if (!this.#queue.empty) this.#stats.delayedWrites++;
     }
-    const below = this.#queue.queuedMs < this.#opts.highWaterMarkMs;
-    if (!below || dropped) this.#needDrain = true;
-    return below && !dropped;
+    return this.#gate.result(this.#queue.queuedMs, admitted !== payload);
   }
 
   /** Queues a source for paced playback; see {@link PlayResult}. */
@@ -239,7 +227,7 @@ export class Outbound implements Paced {
       convert?.dispose?.();
       return Promise.reject(audioSocketError(ErrorCodes.CALL_ENDED, 'cannot play: the call has ended'));
     }
-    return this.#queue.play(source, convert, this.#kind, signal);
+    return this.#queue.play(source, convert, this.format, signal);
   }
 
   /** Queues a mark: resolves `true` once everything queued before it has played, `false` if flushed. */
@@ -250,9 +238,10 @@ export class Outbound implements Paced {
   }
 
   /** Drops everything queued; plays settle `interrupted` with `reason`, marks resolve `false`. Returns ms dropped. */
-  flush(reason: InterruptReason = 'flush'): number {
+  flush(): number {
     if (this.#closed) return 0;
-    const { droppedMs, completions } = this.#queue.flush(reason);
+    const { droppedMs, completions } = this.#queue.flush('flush');
+    this.#stats.flushedMs += droppedMs;
     for (const c of completions) this.#schedule(c);
     const now = this.#scheduler.clock.now();
     this.#settleDue(now);
@@ -314,7 +303,9 @@ export class Outbound implements Paced {
     const F = this.frameMs;
     if (!this.#pacer.admits(F, now, gridTime, true)) return;
     this.#stats.silenceFrames++;
-    this.#emit(silenceMessage(kind, F), kind, F, now, gridTime, true);
+    const format = formatOfKind(kind);
+    const message = silenceMessage(kind, frameBytes(format, F));
+    this.#emit(message, message.subarray(HEADER_SIZE), format, F, now, gridTime, true);
   }
 
   /**
@@ -340,17 +331,17 @@ export class Outbound implements Paced {
         for (const m of marks) this.#schedule(m);
         const bytes = queue.peek();
         if (bytes === 0) break;
-        const kind = queue.headKind;
-        if (bytes < frameBytes(kind, this.frameMs) && queue.moreMayCome) {
+        const format = queue.headFormat;
+        if (bytes < frameBytes(format, this.frameMs) && queue.moreMayCome) {
           // A frame of a play still being read leaves short only at a tick whose slot is due:
           // a source slower than real time plays what it has instead of leaving a gap.
           if (gridTime === undefined || !pacer.dueBy(now)) break;
           this.#stats.underruns++;
         }
-        const ms = durationMs(kind, bytes);
+        const ms = durationMs(format, bytes);
         if (!pacer.admits(ms, now, now, false, horizon)) break;
-        const frame = queue.take()!;
-        this.#emit(frame.message, kind, ms, now, now, false);
+        const frame = queue.take(HEADER_SIZE)!;
+        this.#emit(messageFor(kindOfFormat(format)!, frame.payload, frame.headroom), frame.payload, format, ms, now, now, false);
         sent = true;
         for (const c of frame.completed) this.#schedule(c);
       }
@@ -370,16 +361,20 @@ export class Outbound implements Paced {
     return next - now < EPS ? now : next - period;
   }
 
-  #emit(message: Buffer, kind: AudioKind, ms: number, now: number, anchor: number, silence: boolean): void {
+  #emit(message: Buffer, payload: Buffer, format: AudioFormat, ms: number, now: number, anchor: number, silence: boolean): void {
     const lateness = this.#pacer.commit(ms, now, anchor, silence);
     if (!silence) {
       this.#userEnd = this.#pacer.end;
-      this.#lastKind = kind;
+      this.#lastKind = message[0] as AudioKind;
       if (lateness > this.frameMs / 2) this.#stats.lateSlots++;
       if (lateness > this.frameMs) this.#stats.caughtUpFrames++;
     }
+    if (!this.#wire(message)) return;
     this.#stats.framesSent++;
-    this.#events.send(message, lateness > 0 ? lateness : 0);
+    if (this.#events.sentWanted()) {
+      const late = lateness > 0 ? lateness : 0;
+      this.#events.sent(payload, format, now - late, late, silence);
+    }
   }
 
   /** Completes `c` once the user's audio sent so far has played. */
@@ -408,9 +403,6 @@ export class Outbound implements Paced {
   }
 
   #checkDrain(): void {
-    if (this.#needDrain && this.#queue.queuedMs < this.#opts.highWaterMarkMs) {
-      this.#needDrain = false;
-      this.#events.drain();
-    }
+    this.#gate.check(this.#queue.queuedMs);
   }
 }

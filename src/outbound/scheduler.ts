@@ -6,7 +6,7 @@
  * common divisor of the frame durations of the registered members; with everyone at 20 ms that
  * is one wake-up per 20 ms for the whole server instead of one timer per call.
  */
-import type { Clock } from './clock.js';
+import type { Clock } from '../clock.js';
 
 /** Something paced by the scheduler (a call's outbound side). */
 export interface Paced {

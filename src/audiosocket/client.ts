@@ -6,12 +6,12 @@
 import { EventEmitter } from 'node:events';
 import net, { type Socket } from 'node:net';
 import { randomUUID } from 'node:crypto';
-import type { AudioFrame } from './call.js';
-import { abortedError, audioSocketError, ErrorCodes, type AudioSocketError, type ClientViolationCode } from './errors.js';
-import { encodeDtmfMessage, encodeMessage, encodeUuidMessage } from './protocol/encoder.js';
-import { isAudioKind, Kind, kindName, sampleRateOfKind, type AudioKind } from './protocol/kinds.js';
-import { MessageParser } from './protocol/parser.js';
-import { parseFormat } from './audio/format.js';
+import type { AudioSocketFrame as AudioFrame } from './call.js';
+import { abortedError, audioSocketError, ErrorCodes, type AudioSocketError, type ClientViolationCode } from '../errors.js';
+import { encodeDtmfMessage, encodeMessage, encodeUuidMessage } from '../protocol/encoder.js';
+import { isAudioKind, Kind, kindName, sampleRateOfKind, type AudioKind } from '../protocol/kinds.js';
+import { MessageParser } from '../protocol/parser.js';
+import { parseFormat } from '../audio/format.js';
 
 /** Options of {@link connect}. */
 export interface ConnectOptions {

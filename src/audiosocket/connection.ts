@@ -1,0 +1,166 @@
+/**
+ * One AudioSocket call on the wire, after its UUID: the socket, the parser, and the send-buffer
+ * policy. Transport only: it turns bytes into messages and messages into single socket writes;
+ * what they mean is the call's business (`./call.ts`).
+ *
+ * The socket is read continuously whatever the application does: Asterisk drops the call when
+ * its own writes block (docs/protocol.md#backpressure). Every message leaves in one socket write
+ * (a message split more than 5 ms apart ends the call). A peer that stops reading gets its
+ * output dropped beyond `maxBufferedMs`, counted, and after `peerNotReadingTimeout` the call ends.
+ */
+import type { Socket } from 'node:net';
+import { AudioSocketError, audioSocketError, ErrorCodes } from '../errors.js';
+import type { Clock, TimerHandle } from '../clock.js';
+import { HANGUP_MESSAGE } from '../protocol/encoder.js';
+import type { MessageParser } from '../protocol/parser.js';
+import type { ParserHandover } from './handshake.js';
+
+/** What the connection tells its call. */
+export interface AudioSocketConnectionEvents {
+  message(kind: number, payload: Buffer): void;
+  /** The stream broke the protocol (a payload too large, a message cut by the close). */
+  protocolError(error: AudioSocketError): void;
+  /** A listener run from the parser callback threw: the rest of the chunk is unparsed. */
+  listenerError(error: unknown): void;
+  /** The peer's output is being dropped (first time only until it reads again). */
+  blocked(bufferedBytes: number): void;
+  /** The peer read nothing for `peerNotReadingTimeout`. */
+  notReading(error: AudioSocketError): void;
+  /** The peer closed its side (FIN) or reset the connection. */
+  remoteEnd(): void;
+  socketError(error: AudioSocketError): void;
+  /** The socket is closed. */
+  close(): void;
+}
+
+/** @internal */
+export interface AudioSocketConnectionSettings {
+  /** Output bytes allowed in Node's send buffer before messages are dropped. */
+  maxBufferedBytes: number;
+  peerNotReadingTimeout: number;
+  hangupTimeout: number;
+}
+
+const RESET_CODES = new Set(['ECONNRESET', 'EPIPE', 'ECONNABORTED']);
+
+export class AudioSocketConnection {
+  readonly remoteAddress: string;
+  readonly remotePort: number;
+  readonly #socket: Socket;
+  readonly #parser: MessageParser;
+  readonly #clock: Clock;
+  readonly #settings: AudioSocketConnectionSettings;
+  readonly #events: AudioSocketConnectionEvents;
+  #blockedSince: number | undefined;
+  #hangupTimer: TimerHandle | undefined;
+  #ended = false;
+  bytesIn: number;
+  messagesOut = 0;
+  bytesOut = 0;
+  droppedOut = 0;
+
+  constructor(
+    socket: Socket,
+    handover: ParserHandover,
+    clock: Clock,
+    settings: AudioSocketConnectionSettings,
+    events: AudioSocketConnectionEvents,
+  ) {
+    this.#socket = socket;
+    this.#parser = handover.parser;
+    this.#clock = clock;
+    this.#settings = settings;
+    this.#events = events;
+    this.remoteAddress = socket.remoteAddress ?? '';
+    this.remotePort = socket.remotePort ?? 0;
+    this.bytesIn = handover.bytesIn;
+    socket.on('data', (chunk: Buffer) => this.#onData(chunk));
+    socket.on('end', () => this.#onEof());
+    socket.on('error', (err: NodeJS.ErrnoException) => this.#onSocketError(err));
+    socket.on('close', () => {
+      if (this.#hangupTimer !== undefined) this.#clock.clearTimer(this.#hangupTimer);
+      this.#hangupTimer = undefined;
+      events.close();
+    });
+    handover.attach(
+      (kind, payload) => events.message(kind, payload),
+      (err) => this.#onParseFailure(err),
+    );
+  }
+
+  /**
+   * Writes one whole message. Returns `false` when it was dropped: the peer has not read what
+   * we sent (over `maxBufferedBytes` waiting), or the connection is going away.
+   */
+  write(message: Buffer): boolean {
+    const socket = this.#socket;
+    if (this.#ended || socket.destroyed) return false;
+    if (socket.writableLength > this.#settings.maxBufferedBytes) {
+      this.droppedOut++;
+      const now = this.#clock.now();
+      if (this.#blockedSince === undefined) {
+        this.#blockedSince = now;
+        this.#events.blocked(socket.writableLength);
+      } else if (this.#settings.peerNotReadingTimeout > 0 && now - this.#blockedSince > this.#settings.peerNotReadingTimeout) {
+        this.#events.notReading(
+          audioSocketError(
+            ErrorCodes.PEER_NOT_READING,
+            `peer read nothing for ${Math.round(now - this.#blockedSince)} ms; ${this.droppedOut} messages dropped`,
+          ),
+        );
+      }
+      return false;
+    }
+    this.#blockedSince = undefined;
+    this.messagesOut++;
+    this.bytesOut += message.length;
+    socket.write(message);
+    return true;
+  }
+
+  /**
+   * Ends the connection: with `sayHangup`, the hangup message `00 00 00` and a half-close, then
+   * at most `hangupTimeout` for the peer to close; else at once.
+   */
+  end(sayHangup: boolean): void {
+    if (this.#ended) return;
+    this.#ended = true;
+    const socket = this.#socket;
+    if (sayHangup && socket.writable) {
+      this.messagesOut++;
+      this.bytesOut += HANGUP_MESSAGE.length;
+      socket.end(HANGUP_MESSAGE);
+      const ms = this.#settings.hangupTimeout;
+      if (ms !== Infinity) this.#hangupTimer = this.#clock.setTimer(() => socket.destroy(), ms);
+    } else {
+      socket.destroy();
+    }
+  }
+
+  #onData(chunk: Buffer): void {
+    this.bytesIn += chunk.length;
+    try {
+      this.#parser.push(chunk);
+    } catch (err) {
+      this.#onParseFailure(err);
+    }
+  }
+
+  #onParseFailure(err: unknown): void {
+    if (err instanceof AudioSocketError && err === this.#parser.error) this.#events.protocolError(err);
+    else this.#events.listenerError(err);
+  }
+
+  #onEof(): void {
+    const truncated = this.#parser.end();
+    if (truncated && !this.#ended) this.#events.protocolError(truncated);
+    else this.#events.remoteEnd();
+  }
+
+  #onSocketError(err: NodeJS.ErrnoException): void {
+    // Asterisk closes with RST when our audio is still unread in its buffer: a normal hangup.
+    if (err.code !== undefined && RESET_CODES.has(err.code)) this.#events.remoteEnd();
+    else this.#events.socketError(audioSocketError(ErrorCodes.SOCKET, `socket error: ${err.message}`, err));
+    this.#socket.destroy();
+  }
+}

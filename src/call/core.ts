@@ -1,0 +1,466 @@
+/**
+ * The one implementation of the call contract ({@link CallBase}): lifecycle and its single
+ * close path, events, iteration, formats and conversion, plays, marks, flush, streams, and
+ * `end`/`hangup`/dispose. A transport subclasses it and supplies only its connection (what it
+ * receives, how it hangs up) and its outbound policy (how what is queued leaves):
+ * `src/audiosocket/call.ts` and `src/websocket/call.ts`.
+ *
+ * The close path, one for every reason: {@link CallCore._beginEnd} (state `ending`: the
+ * outbound policy stops, the transport is told to hang up or close, `signal` aborts), then the
+ * transport reports its connection closed, {@link CallCore._closed} (state `closed`: `end`
+ * fires once, `closed` resolves, the server forgets the call).
+ */
+import { EventEmitter } from 'node:events';
+import type { Writable } from 'node:stream';
+import { AudioSocketError, audioSocketError, ErrorCodes, handlerError, type CallWarningCode } from '../errors.js';
+import { createConverter, type Converter } from '../audio/convert.js';
+import { parseFormat, sameFormat, type AudioFormat, type FormatSpec } from '../audio/format.js';
+import type { Clock } from '../clock.js';
+import type { OutboundCounters, OutboundEvents, OutboundPolicy } from '../outbound/policy.js';
+import type { AudioSource, ByteConverter, PlayResult } from '../outbound/queue.js';
+import { createPlayStream, receivedFrames, rejectAsSourceError, wavPlaySource } from './streams.js';
+import type {
+  AudioFrame,
+  CallBase,
+  CallEnd,
+  CallEvents,
+  CallStats,
+  CallWarning,
+  EndReason,
+  PlayFileOptions,
+  PlayOptions,
+  WriteStreamOptions,
+} from './types.js';
+
+/** What a call tells its server. */
+export interface CallHooks {
+  closed(call: object, end: CallEnd): void;
+  listenerError(error: unknown, call: object): void;
+}
+
+/** What the core needs of the server's settings. */
+export interface CoreSettings {
+  receive: AudioFormat | undefined;
+  send: AudioFormat | undefined;
+  iteratorQueueFrames: number;
+}
+
+/** How a transport builds a call on the core. */
+export interface CallInit {
+  uuid: string;
+  remoteAddress: string;
+  remotePort: number;
+  clock: Clock;
+  settings: CoreSettings;
+  hooks: CallHooks;
+}
+
+/** Counters of received audio and messages, kept by the core for every transport. */
+interface InboundCounters {
+  messagesIn: number;
+  audioIn: number;
+  emptyAudioIn: number;
+  oddAudioIn: number;
+  dtmfIn: number;
+  otherIn: number;
+  droppedIn: number;
+}
+
+type State = 'open' | 'ending' | 'closed';
+
+/** What a play queued after the call ended resolves with: a hangup is not an error for a prompt. */
+function hungUpPlay(): Promise<PlayResult> {
+  return Promise.resolve({ status: 'interrupted', reason: 'hangup', framesSent: 0, sentMs: 0 });
+}
+
+/** An Int16Array is its bytes, not its values truncated. */
+export function audioBytes(audio: Uint8Array | Int16Array): Buffer {
+  if (Buffer.isBuffer(audio)) return audio;
+  if (audio instanceof Int16Array || audio instanceof Uint8Array) return Buffer.from(audio.buffer, audio.byteOffset, audio.byteLength);
+  throw audioSocketError(
+    ErrorCodes.INVALID_ARGUMENT,
+    `audio must be a Buffer, Uint8Array or Int16Array, got ${Object.prototype.toString.call(audio)}`,
+  );
+}
+
+/** The base of both transports' calls (not constructed by users); see the module comment. */
+export abstract class CallCore<F extends AudioFrame = AudioFrame, S extends CallStats = CallStats>
+  extends EventEmitter<CallEvents<F>>
+  implements CallBase<F, S>
+{
+  abstract readonly transport: 'audiosocket' | 'websocket';
+  readonly remoteAddress: string;
+  readonly remotePort: number;
+  readonly signal: AbortSignal;
+  readonly closed: Promise<CallEnd>;
+
+  readonly #uuid: string;
+  readonly #startTime = new Date();
+  protected readonly _clock: Clock;
+  protected readonly _startedAt: number;
+  protected readonly _in: InboundCounters = {
+    messagesIn: 0,
+    audioIn: 0,
+    emptyAudioIn: 0,
+    oddAudioIn: 0,
+    dtmfIn: 0,
+    otherIn: 0,
+    droppedIn: 0,
+  };
+  protected _inboundFormat: AudioFormat | undefined;
+  readonly #settings: CoreSettings;
+  readonly #hooks: CallHooks;
+  readonly #abort = new AbortController();
+  #resolveClosed!: (end: CallEnd) => void;
+  #state: State = 'open';
+  #endReason: EndReason | undefined;
+  #endError: AudioSocketError | undefined;
+  #outbound!: OutboundPolicy;
+  #receive: AudioFormat | undefined;
+  #send: AudioFormat | undefined;
+  /** Converts received audio to the receive format; keyed by the wire format it was made for. */
+  #inConverter: Converter | undefined;
+  #inConverterFrom: AudioFormat | undefined;
+  /** Converts written audio to the outbound format, one per source format. */
+  #writeConverters = new Map<AudioFormat, Converter>();
+
+  constructor(init: CallInit) {
+    super();
+    this.#uuid = init.uuid;
+    this.remoteAddress = init.remoteAddress;
+    this.remotePort = init.remotePort;
+    this._clock = init.clock;
+    this._startedAt = init.clock.now();
+    this.#settings = init.settings;
+    this.#hooks = init.hooks;
+    this.#receive = init.settings.receive;
+    this.#send = init.settings.send;
+    this.signal = this.#abort.signal;
+    this.closed = new Promise((resolve) => (this.#resolveClosed = resolve));
+  }
+
+  /** Attaches the transport's outbound policy, built on the events the core hands it. */
+  protected _attachOutbound<P extends OutboundPolicy>(build: (events: OutboundEvents) => P): P {
+    const events: OutboundEvents = {
+      sentWanted: () => this.listenerCount('sent') > 0,
+      sent: (payload, format, at, latenessMs, silence) =>
+        this._emitSafe('sent', { payload, format, atMs: at - this._startedAt, latenessMs, silence }),
+      mark: (name, reached) => this._emitSafe('mark', name, reached),
+      drain: () => this._emitSafe('drain'),
+      dropped: (droppedMs, queuedMs) =>
+        this._emitSafe('warning', {
+          code: 'QUEUE_FULL',
+          droppedMs,
+          message:
+            `dropped ${droppedMs.toFixed(1)} ms of written audio: ${queuedMs.toFixed(0)} ms was already queued ` +
+            `(maxQueuedMs); when write() returns false, wait for 'drain' before writing more`,
+        }),
+      warning: (code, message) => this._warn(code, message),
+    };
+    const policy = build(events);
+    this.#outbound = policy;
+    return policy;
+  }
+
+  /** The call's id (see {@link CallBase.uuid}); read-only. */
+  get uuid(): string {
+    return this.#uuid;
+  }
+
+  /** When the call started (wall clock). */
+  get startTime(): Date {
+    return this.#startTime;
+  }
+
+  get connected(): boolean {
+    return this.#state === 'open';
+  }
+
+  /** True once the call has started ending. */
+  protected get _ending(): boolean {
+    return this.#state !== 'open';
+  }
+
+  get inboundFormat(): AudioFormat | undefined {
+    return this._inboundFormat;
+  }
+
+  get inboundSampleRate(): number | undefined {
+    return this._inboundFormat?.sampleRate;
+  }
+
+  get frameMs(): number {
+    return this.#outbound.frameMs;
+  }
+
+  get frameBytes(): number {
+    return this.#outbound.frameBytes;
+  }
+
+  get outboundFormat(): AudioFormat {
+    return this.#outbound.format;
+  }
+
+  get endReason(): EndReason | undefined {
+    return this.#endReason;
+  }
+
+  get receiveFormat(): AudioFormat | undefined {
+    return this.#receive;
+  }
+
+  get sendFormat(): AudioFormat | undefined {
+    return this.#send;
+  }
+
+  abstract get stats(): S;
+
+  /** The counters every transport has; the transport adds its own and what it measures itself. */
+  protected _commonStats(out: {
+    messagesIn: number;
+    messagesOut: number;
+    bytesIn: number;
+    bytesOut: number;
+    droppedOut: number;
+  }): CallStats {
+    const o: OutboundCounters = this.#outbound.stats;
+    return {
+      ...this._in,
+      messagesIn: this._in.messagesIn,
+      bytesIn: out.bytesIn,
+      messagesOut: out.messagesOut,
+      bytesOut: out.bytesOut,
+      droppedOut: out.droppedOut,
+      framesSent: o.framesSent,
+      droppedWrites: o.droppedWrites,
+      droppedMs: o.droppedMs,
+      delayedWrites: o.delayedWrites,
+      queuedMs: o.queuedMs,
+      flushedMs: o.flushedMs,
+      unsentMs: o.unsentMs,
+    };
+  }
+
+  write(payload: Uint8Array | Int16Array, format?: FormatSpec): boolean {
+    if (this.#state !== 'open') throw audioSocketError(ErrorCodes.CALL_ENDED, `cannot write: the call has ended (${this.#endReason})`);
+    const bytes = audioBytes(payload);
+    const policy = this.#outbound;
+    if (format !== undefined) {
+      const from = parseFormat(format);
+      return policy.accepts(from) ? policy.write(bytes, from) : this.#writeConverted(bytes, from);
+    }
+    const from = this.#send;
+    if (from === undefined || from === policy.format) return policy.write(bytes, policy.format);
+    return this.#writeConverted(bytes, from);
+  }
+
+  #writeConverted(bytes: Buffer, from: AudioFormat): boolean {
+    let converter = this.#writeConverters.get(from);
+    if (converter === undefined) {
+      converter = createConverter(from, this.#outbound.format);
+      this.#writeConverters.set(from, converter);
+    }
+    const converted = converter.push(bytes);
+    return converted.length === 0 || this.#outbound.write(audioBytes(converted), this.#outbound.format);
+  }
+
+  receiveAs(format: FormatSpec | null): this {
+    const next = format === null ? undefined : parseFormat(format);
+    this.#inConverter?.dispose();
+    this.#inConverter = this.#inConverterFrom = undefined;
+    this.#receive = next;
+    return this;
+  }
+
+  sendAs(format: FormatSpec | null): this {
+    this.#send = format === null ? undefined : parseFormat(format);
+    return this;
+  }
+
+  play(source: AudioSource, options: PlayOptions = {}): Promise<PlayResult> {
+    if (this.#state !== 'open') return hungUpPlay();
+    let convert: ByteConverter | undefined;
+    try {
+      const from = options.format === undefined ? this.#send : parseFormat(options.format);
+      if (from !== undefined && !sameFormat(from, this.#outbound.format)) convert = createConverter(from, this.#outbound.format);
+    } catch (err) {
+      return Promise.reject(err);
+    }
+    return this.#outbound.play(source, convert, options.signal).catch(rejectAsSourceError);
+  }
+
+  playFile(path: string, options: PlayFileOptions = {}): Promise<PlayResult> {
+    if (this.#state !== 'open') return hungUpPlay();
+    return this.#outbound.play(wavPlaySource(path, this.#outbound.format), undefined, options.signal).catch(rejectAsSourceError);
+  }
+
+  createWriteStream(options: WriteStreamOptions = {}): Writable & { interrupted?: PlayResult } {
+    return createPlayStream(this, options);
+  }
+
+  mark(name: string): Promise<boolean> {
+    if (this.#state !== 'open') return Promise.resolve(false);
+    return this.#outbound.mark(name);
+  }
+
+  flush(): number {
+    if (this.#state !== 'open') return 0;
+    return this.#outbound.flush();
+  }
+
+  drained(): Promise<void> {
+    return this.#outbound.drained();
+  }
+
+  async end(): Promise<CallEnd> {
+    if (this.#state === 'open') await this.#outbound.drained();
+    return this.hangup();
+  }
+
+  hangup(): Promise<CallEnd> {
+    this._beginEnd('local-hangup', undefined, true);
+    return this.closed;
+  }
+
+  async [Symbol.asyncDispose](): Promise<void> {
+    await this.hangup();
+  }
+
+  [Symbol.asyncIterator](): AsyncIterator<F> {
+    return this.frames()[Symbol.asyncIterator]();
+  }
+
+  frames(options: { signal?: AbortSignal } = {}): AsyncIterable<F> {
+    let warned = false;
+    const limit = this.#settings.iteratorQueueFrames;
+    return receivedFrames<F>(this, {
+      limit,
+      ended: this.#state !== 'open',
+      signal: options.signal,
+      onDrop: () => {
+        this._in.droppedIn++;
+        if (warned) return;
+        warned = true;
+        this._warn('ITERATOR_OVERFLOW', `audio iterator fell ${limit} frames behind; dropping the oldest frames`);
+      },
+    });
+  }
+
+  /**
+   * @internal Ends the call for the server: `server-close`, or `handler-error` when the handler
+   * failed with `cause` (reported and ended the way a throwing listener is).
+   */
+  _terminate(reason: 'server-close' | 'handler-error', cause?: unknown): Promise<CallEnd> {
+    if (reason === 'handler-error') this._listenerFailed(cause);
+    else this._beginEnd(reason, undefined, true);
+    return this.closed;
+  }
+
+  /**
+   * Received audio in `wire` format. Odd-length slin loses its last byte (whole samples, as
+   * Asterisk itself keeps them), empty audio is counted and skipped; the frame is built only
+   * when someone listens, converted when a receive format is set.
+   */
+  protected _audioIn(wire: AudioFormat, payload: Buffer): void {
+    if (this.#state !== 'open') return;
+    const counters = this._in;
+    counters.messagesIn++;
+    if (wire.encoding === 'slin' && (payload.length & 1) === 1) {
+      if (counters.oddAudioIn++ === 0) {
+        this._warn(
+          'UNEXPECTED_MESSAGE',
+          `odd-length slin audio (${payload.length} bytes): the last byte is dropped (counted in stats.oddAudioIn)`,
+        );
+      }
+      payload = payload.subarray(0, payload.length - 1);
+    }
+    if (payload.length === 0) {
+      counters.emptyAudioIn++;
+      return;
+    }
+    counters.audioIn++;
+    this._inboundFormat = wire;
+    this._onAudio(wire, payload);
+    if (this.listenerCount('audio') === 0) return;
+    const target = this.#receive;
+    if (target === undefined || target === wire) {
+      this._emitSafe('audio', this._frame(wire, payload, wire));
+      return;
+    }
+    if (this.#inConverterFrom !== wire) {
+      // A new wire format mid-call (rare) restarts the conversion from it.
+      this.#inConverter?.dispose();
+      this.#inConverter = createConverter(wire, target);
+      this.#inConverterFrom = wire;
+    }
+    const converted = this.#inConverter!.push(payload);
+    if (converted.length === 0) return;
+    this._emitSafe('audio', this._frame(target, audioBytes(converted), wire));
+  }
+
+  /** A hook for the transport, per received audio message (before any listener runs). */
+  protected _onAudio(_wire: AudioFormat, _payload: Buffer): void {}
+
+  /** The transport's frame for `payload` in `format`, received as `wire`. */
+  protected abstract _frame(format: AudioFormat, payload: Buffer, wire: AudioFormat): F;
+
+  protected _dtmfIn(digit: string): void {
+    if (this.#state !== 'open') return;
+    this._in.messagesIn++;
+    this._in.dtmfIn++;
+    this._emitSafe('dtmf', digit);
+  }
+
+  protected _warn(code: CallWarningCode, message: string, extra: Partial<CallWarning> = {}): void {
+    this._emitSafe('warning', { ...extra, code, message });
+  }
+
+  protected _emitSafe<K extends keyof CallEvents<F>>(event: K, ...args: CallEvents<F>[K]): void {
+    try {
+      (this.emit as (e: K, ...a: CallEvents<F>[K]) => boolean)(event, ...args);
+    } catch (err) {
+      this._listenerFailed(err);
+    }
+  }
+
+  /** A user's listener or handler failed: report it and end this call (and only this call). */
+  protected _listenerFailed(err: unknown): void {
+    this.#hooks.listenerError(err, this);
+    this._beginEnd('handler-error', handlerError(err), true);
+  }
+
+  /**
+   * Starts ending, once: the outbound policy stops (what was queued counts as unsent), the
+   * transport hangs up (`sayHangup`: tell the peer; else just close), `error` fires if someone
+   * listens, `signal` aborts. The transport calls {@link _closed} when its connection is gone.
+   */
+  protected _beginEnd(reason: EndReason, error: AudioSocketError | undefined, sayHangup: boolean): void {
+    if (this.#state !== 'open') return;
+    this.#state = 'ending';
+    this.#endReason = reason;
+    this.#endError = error;
+    this.#outbound.close();
+    this._closeTransport(reason, sayHangup);
+    if (error !== undefined && this.listenerCount('error') > 0) this._emitSafe('error', error);
+    this.#abort.abort(error ?? audioSocketError(ErrorCodes.CALL_ENDED, `call ended: ${reason}`));
+  }
+
+  /** Hangs up (`sayHangup`) or closes the transport's connection; it reports back with {@link _closed}. */
+  protected abstract _closeTransport(reason: EndReason, sayHangup: boolean): void;
+
+  /** The connection is gone: the call is over. Idempotent. */
+  protected _closed(): void {
+    if (this.#state === 'open') this._beginEnd('remote-hangup', undefined, false);
+    if (this.#state === 'closed') return;
+    this.#state = 'closed';
+    this.#inConverter?.dispose();
+    for (const c of this.#writeConverters.values()) c.dispose();
+    this.#inConverter = undefined;
+    this.#writeConverters.clear();
+    const end: CallEnd = { reason: this.#endReason!, durationMs: this._clock.now() - this._startedAt, stats: this.stats };
+    if (this.#endError !== undefined) end.error = this.#endError;
+    this.#resolveClosed(end);
+    this._emitSafe('end', end);
+    this.#hooks.closed(this, end);
+  }
+}

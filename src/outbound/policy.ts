@@ -1,0 +1,63 @@
+/**
+ * The seam between a call and its transport's outbound side. The call core hands every
+ * write, play, mark, flush and drain to an {@link OutboundPolicy}; each transport has one:
+ * - {@link PacedOutbound} (AudioSocket): Asterisk plays what arrives when it arrives, so we pace
+ *   against our clock and settle completions by it.
+ * - {@link BufferedOutbound} (chan_websocket): Asterisk buffers and re-times what we send, so we
+ *   keep its buffer fed within a lead and settle completions by its MARK_MEDIA answers.
+ * Both queue in one format-neutral {@link OutboundQueue} and admit writes through one
+ * {@link WriteGate}.
+ */
+import type { AudioFormat } from '../audio/format.js';
+import type { CallWarningCode } from '../errors.js';
+import type { AudioSource, ByteConverter, PlayResult } from './queue.js';
+
+/** What a policy tells the call that owns it. */
+export interface OutboundEvents {
+  /** Whether anyone listens to `sent` (a policy skips the bookkeeping when nobody does). */
+  sentWanted(): boolean;
+  /**
+   * A frame reaches the caller about now: `at` is its place on the call's clock, `latenessMs`
+   * how much later than that it is reported.
+   */
+  sent(payload: Buffer, format: AudioFormat, at: number, latenessMs: number, silence: boolean): void;
+  mark(name: string, reached: boolean): void;
+  /** Queued audio fell back under the high-water mark after a write returned `false`. */
+  drain(): void;
+  /** Written audio was dropped: more than `maxQueuedMs` was queued. */
+  dropped(droppedMs: number, queuedMs: number): void;
+  warning(code: CallWarningCode, message: string): void;
+}
+
+/** Counters every policy keeps (see `CallStats` for their meaning). */
+export interface OutboundCounters {
+  framesSent: number;
+  droppedWrites: number;
+  droppedMs: number;
+  delayedWrites: number;
+  queuedMs: number;
+  flushedMs: number;
+  unsentMs: number;
+}
+
+export interface OutboundPolicy<S extends OutboundCounters = OutboundCounters> {
+  /** slin at the rate the call sends: the format user audio is converted to unless {@link accepts} takes it as it is. */
+  readonly format: AudioFormat;
+  readonly frameMs: number;
+  /** Bytes of one frame of {@link format}. */
+  readonly frameBytes: number;
+  readonly queuedMs: number;
+  readonly stats: S;
+  /** Whether audio in `format` can be queued as it is (no conversion). */
+  accepts(format: AudioFormat): boolean;
+  /** Queues audio in an accepted format; `false` means slow down (or some was dropped beyond `maxQueuedMs`). */
+  write(bytes: Buffer, format: AudioFormat): boolean;
+  /** Queues a source, converted by `convert` to {@link format}. */
+  play(source: AudioSource, convert: ByteConverter | undefined, signal?: AbortSignal): Promise<PlayResult>;
+  mark(name: string): Promise<boolean>;
+  /** Drops what is queued (and what was sent but has not played, where it can); returns the ms dropped. */
+  flush(): number;
+  drained(): Promise<void>;
+  /** Stops for good; what was queued counts as unsent, plays settle `interrupted` by hangup. */
+  close(): void;
+}

@@ -1,0 +1,64 @@
+/**
+ * Admission of written audio, the same on every transport: Node's backpressure convention
+ * (`false` from a write means "slow down", the audio is kept; `drain` says when to go on) up to
+ * `highWaterMarkMs`, and a hard bound, `maxQueuedMs`, beyond which written audio is dropped,
+ * counted and reported (never silently).
+ */
+import type { AudioFormat } from '../audio/format.js';
+import { durationMs, sampleBytes } from './frames.js';
+
+export interface WriteGateOptions {
+  /** Queued audio (ms) from which a write returns `false`. */
+  highWaterMarkMs: number;
+  /** Most audio (ms) queued; written audio beyond it is dropped. */
+  maxQueuedMs: number;
+  /** Called with what was dropped and what was queued. */
+  dropped(droppedMs: number, queuedMs: number): void;
+  /** Called when the queue is back under the high-water mark after a `false`. */
+  drain(): void;
+}
+
+const EPS = 1e-6;
+
+export class WriteGate {
+  readonly highWaterMarkMs: number;
+  readonly #opts: WriteGateOptions;
+  #needDrain = false;
+  droppedWrites = 0;
+  droppedMs = 0;
+
+  constructor(options: WriteGateOptions) {
+    this.highWaterMarkMs = options.highWaterMarkMs;
+    this.#opts = options;
+  }
+
+  /** The part of `bytes` that fits under `maxQueuedMs` (all of it, or a prefix of whole samples); the rest is counted and reported. */
+  admit(bytes: Buffer, format: AudioFormat, queuedMs: number): Buffer {
+    const ms = durationMs(format, bytes.length);
+    const room = this.#opts.maxQueuedMs - queuedMs;
+    if (ms <= room + EPS) return bytes;
+    const unit = sampleBytes(format) * format.channels;
+    const keep = Math.max(0, Math.floor((room * bytes.length) / ms / unit) * unit);
+    const droppedMs = durationMs(format, bytes.length - keep);
+    this.droppedWrites++;
+    this.droppedMs += droppedMs;
+    this.#needDrain = true;
+    this.#opts.dropped(droppedMs, queuedMs);
+    return bytes.subarray(0, keep);
+  }
+
+  /** The return value of a write that left `queuedMs` queued (`dropped`: {@link admit} cut it). */
+  result(queuedMs: number, dropped: boolean): boolean {
+    const below = queuedMs < this.highWaterMarkMs;
+    if (!below) this.#needDrain = true;
+    return below && !dropped;
+  }
+
+  /** Emits `drain` once the queue is back under the high-water mark after a `false`. */
+  check(queuedMs: number): void {
+    if (this.#needDrain && queuedMs < this.highWaterMarkMs) {
+      this.#needDrain = false;
+      this.#opts.drain();
+    }
+  }
+}
