@@ -1,0 +1,129 @@
+/**
+ * One call, two transports: the behaviours the call contract promises mean the same on
+ * AudioSocket and chan_websocket, over real sockets with the simulated Asterisks.
+ */
+import { test, type TestContext } from 'node:test';
+import assert from 'node:assert/strict';
+import { connect, createServer, type Call, type CallHandler, type SentFrame, type ServerOptions } from '#lib/index.js';
+import { connectWebSocket, type AsteriskWebSocketClient, type WebSocketConnectOptions } from '#lib/websocket/client.js';
+import { until } from './helpers.js';
+
+async function serve(t: TestContext, handler: CallHandler, options: ServerOptions = {}) {
+  const server = createServer(handler, { ...options, websocket: { port: 0, ...(options.websocket ?? {}) } as ServerOptions['websocket'] });
+  const { port } = await server.listen({ port: 0 });
+  t.after(() => server.close());
+  const url = `ws://127.0.0.1:${server.websocketAddress()!.port}/media`;
+  const dial = async (o: Partial<WebSocketConnectOptions> = {}): Promise<AsteriskWebSocketClient> => {
+    const c = await connectWebSocket({ url, ...o });
+    t.after(() => c.drop());
+    return c;
+  };
+  return { server, port, dial };
+}
+
+/** A 440 Hz tone of `ms` at `rate`, slin. */
+function tone(ms: number, rate = 8000): Buffer {
+  const n = Math.round((rate * ms) / 1000);
+  const b = Buffer.alloc(n * 2);
+  for (let i = 0; i < n; i++) b.writeInt16LE(Math.round(6000 * Math.sin((2 * Math.PI * 440 * i) / rate)), i * 2);
+  return b;
+}
+
+test('chan_websocket echo of u-law gives back the same bytes (no decode and re-encode), 0x7F included', async (t) => {
+  const { dial } = await serve(t, (call) => call.on('audio', (f) => call.write(f.payload, f.format)));
+  const client = await dial({ format: 'ulaw' });
+  const frames = Array.from({ length: 20 }, (_, k) =>
+    Buffer.from(Array.from({ length: 160 }, (_, i) => ((i + k) % 2 === 0 ? 0x7f : (i * 7 + k) & 0xff))),
+  );
+  for (const f of frames) client.sendAudio(f);
+  await until(() => client.stats.framesPlayed >= 20, { what: '20 echoed frames played' });
+  assert.deepEqual(Buffer.concat(client.played.slice(0, 20)), Buffer.concat(frames));
+});
+
+test('AudioSocket and chan_websocket stats have the same common fields, and no transport-foreign field', async (t) => {
+  const calls: Call[] = [];
+  const { port, dial } = await serve(t, (call) => {
+    calls.push(call);
+    call.on('audio', (f) => call.write(f.payload, f.format));
+  });
+  const as = await connect({ port });
+  t.after(() => as.close());
+  const ws = await dial({ format: 'slin' });
+  for (let i = 0; i < 5; i++) {
+    as.sendAudio(tone(20));
+    ws.sendAudio(tone(20));
+  }
+  await until(() => calls.length === 2 && calls.every((c) => c.stats.audioIn === 5), { what: 'five frames on each call' });
+  const a = calls.find((c) => c.transport === 'audiosocket')!;
+  const w = calls.find((c) => c.transport === 'websocket')!;
+  const common = ['messagesIn', 'bytesIn', 'audioIn', 'framesSent', 'queuedMs', 'flushedMs', 'droppedMs', 'unsentMs', 'droppedOut'];
+  for (const key of common) {
+    assert.ok(key in a.stats, `AudioSocket stats has ${key}`);
+    assert.ok(key in w.stats, `chan_websocket stats has ${key}`);
+  }
+  for (const key of ['silenceFrames', 'lateSlots', 'droppedSlots', 'caughtUpFrames', 'underruns']) {
+    assert.ok(key in a.stats, `AudioSocket stats has ${key}`);
+    assert.ok(!(key in w.stats), `chan_websocket stats has no pacer field ${key}`);
+  }
+  assert.equal(a.stats.audioIn, w.stats.audioIn);
+  assert.equal(w.stats.bytesIn, 5 * 320, 'chan_websocket bytesIn counts the audio payloads');
+});
+
+test('chan_websocket sent events follow playout: their instants are a frame apart, not the instant of the burst to Asterisk', async (t) => {
+  const sent: SentFrame[] = [];
+  let played: Promise<unknown> | undefined;
+  const { dial } = await serve(t, (call) => {
+    call.on('sent', (f) => sent.push(f));
+    played = call.play(tone(1000));
+  });
+  const client = await dial({ format: 'slin' });
+  await until(() => played !== undefined, { what: 'the play' });
+  await played;
+  assert.equal(sent.length, 50);
+  // Everything was handed to Asterisk at once (the lead is 1 s); the caller hears it frame by
+  // frame. The instants come from the playout estimate, re-anchored on Asterisk's mark answers,
+  // so they are in order and span the prompt, give or take the estimate's error.
+  for (let i = 1; i < sent.length; i++) {
+    assert.ok(sent[i]!.atMs >= sent[i - 1]!.atMs, `frame ${i} at ${sent[i]!.atMs} before ${sent[i - 1]!.atMs}`);
+  }
+  const span = sent[49]!.atMs - sent[0]!.atMs;
+  assert.ok(span >= 49 * 20 - 60, `the 50 frames span ${span} ms of playout`);
+  assert.ok(client.stats.framesPlayed >= 50);
+  assert.deepEqual(Buffer.concat(sent.map((f) => f.payload)), Buffer.concat(client.played.slice(0, 50)));
+});
+
+for (const transport of ['audiosocket', 'websocket'] as const) {
+  test(`flush() on ${transport}: what it drops plus what the caller heard is the whole prompt`, async (t) => {
+    let call: Call | undefined;
+    const { port, dial } = await serve(t, (c) => void (call = c));
+    const heard: Buffer[] = [];
+    if (transport === 'audiosocket') {
+      const client = await connect({ port });
+      t.after(() => client.close());
+      client.on('audio', (f) => heard.push(f.payload));
+    } else {
+      const client = await dial({ format: 'slin' });
+      client.on('played', (f) => heard.push(f));
+    }
+    await until(() => call !== undefined, { what: 'the call' });
+    const prompt = tone(3000);
+    const result = call!.play(prompt);
+    const audible = (): number => heard.filter((f) => f.some((b) => b !== 0)).length;
+    await until(() => audible() >= 10, { what: 'ten frames of the prompt heard' });
+    const dropped = call!.flush();
+    const r = await result;
+    assert.equal(r.status, 'interrupted');
+    assert.ok(dropped > 0 && dropped <= 3000 - 100, `flush() returned ${dropped} ms`);
+    // Give what was already on its way time to arrive (AudioSocket: at most the pacer's lead).
+    await until(() => call!.stats.queuedMs === 0, { what: 'an empty queue' });
+    const flushed = call!.stats.flushedMs;
+    if (transport === 'websocket') {
+      // Exact once Asterisk has answered GET_STATUS: played + dropped in Asterisk + dropped here = the prompt.
+      const playedMs = audible() * 20;
+      assert.ok(Math.abs(playedMs + flushed - 3000) <= 20, `heard ${playedMs} ms + flushed ${flushed} ms`);
+      assert.ok(Math.abs(r.sentMs - playedMs) <= 20, `play result says ${r.sentMs} ms heard; the caller heard ${playedMs} ms`);
+    } else {
+      assert.ok(flushed >= dropped - 1e-6 && flushed <= 3000, `flushed ${flushed} ms`);
+    }
+  });
+}
