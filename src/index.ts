@@ -106,7 +106,7 @@ export {
 
 // WebSocket (chan_websocket): the Call API over it, transport, simulated Asterisk and protocol core.
 export { WebSocketCall, type WebSocketCallStats } from './websocket/call.js';
-export type { BufferedOutboundOptions } from './outbound/buffered.js';
+export type { BufferedOutboundOptions, CompletionMode } from './outbound/buffered.js';
 export {
   WebSocketMediaServer,
   createWebSocketMediaServer,

@@ -31,7 +31,7 @@ import {
   type ServerOptions,
 } from '#lib/index.js';
 import { connectWebSocket, type AsteriskWebSocketClient } from '#lib/websocket/client.js';
-import { until } from './fault-helpers.js';
+import { until } from './helpers.js';
 
 /** 20 ms frames of a non-silent signal at 8 kHz. */
 function signal(frames: number): Buffer {
@@ -54,7 +54,7 @@ async function audioSocketCall(t: TestContext, options: ServerOptions = {}): Pro
   t.after(() => server.close());
   const client = await connect({ port });
   t.after(() => client.close());
-  await until(() => call !== undefined, 5000, 'the call');
+  await until(() => call !== undefined, 'the call');
   return { call: call!, client };
 }
 
@@ -66,7 +66,7 @@ async function webSocketCall(t: TestContext): Promise<{ call: Call; client: Aste
   t.after(() => server.close());
   const client = await connectWebSocket({ url: `ws://127.0.0.1:${server.websocketAddress()!.port}/media`, format: 'slin' });
   t.after(() => client.drop());
-  await until(() => call !== undefined, 5000, 'the call');
+  await until(() => call !== undefined, 'the call');
   return { call: call!, client };
 }
 
@@ -80,14 +80,14 @@ test('playFile() plays a WAV file on both transports; play(path) and clear() are
   const got: Buffer[] = [];
   a.client.on('audio', (f) => got.push(Buffer.from(f.payload)));
   assert.equal((await a.call.playFile(path)).status, 'done');
-  await until(() => got.length >= 5, 5000, 'five frames');
+  await until(() => got.length >= 5, 'five frames');
   assert.deepEqual(Buffer.concat(got), audio);
 
   const w = await webSocketCall(t);
   const played = await w.call.playFile(path);
   assert.equal(played.status, 'done');
   assert.equal(played.framesSent, 5);
-  await until(() => w.client.played.length >= 5, 5000, 'five frames played');
+  await until(() => w.client.played.length >= 5, 'five frames played');
   assert.deepEqual(Buffer.concat(w.client.played.slice(0, 5)), audio);
 });
 
@@ -108,7 +108,7 @@ test('await using: a Call hangs up and waits for its end; the simulated clients 
   {
     await using client = await connect({ port });
     closed = client.closed;
-    await until(() => serverCall !== undefined, 5000, 'the call');
+    await until(() => serverCall !== undefined, 'the call');
   }
   assert.equal(((await closed) as { by: string }).by, 'client', 'disposed: the client closed and the close has happened');
   assert.equal((await serverCall!.closed).reason, 'remote-hangup');
@@ -201,7 +201,7 @@ test('one code vocabulary: warnings and violations are WarningCodes, named like 
   const codes: WarningCode[] = [];
   call.on('warning', (w) => codes.push(w.code));
   call.write(Buffer.alloc(320 * 20));
-  await until(() => codes.length > 0, 5000, 'a warning');
+  await until(() => codes.length > 0, 'a warning');
   assert.equal(codes[0], WarningCodes.QUEUE_FULL);
 });
 
@@ -266,7 +266,7 @@ test("strict: closing on a violation is the client's close, with the violation; 
 
   // Without strict the violation is reported and the call goes on until the server closes.
   const lenient = await connect({ port: dtmf });
-  await until(() => lenient.violations.length > 0, 5000, 'the violation');
+  await until(() => lenient.violations.length > 0, 'the violation');
   assert.equal(lenient.connected, true);
   assert.equal((await lenient.close()).violation, undefined);
 
@@ -305,7 +305,7 @@ test('a failed handler takes one route: reported once, the call ends with HANDLE
       const client = await connect({ port: server.address()!.port });
       t.after(() => client.close());
     }
-    await until(() => ended.length === 1, 5000, 'the call to end');
+    await until(() => ended.length === 1, 'the call to end');
     const end = await ended[0]!.closed;
     assert.equal(end.reason, 'handler-error');
     assert.equal(end.error?.code, ErrorCodes.HANDLER);
@@ -341,7 +341,7 @@ test("the handshake hands over mid-chunk: audio in the UUID's own chunk reaches 
   t.after(() => socket.destroy());
   await once(socket, 'connect');
   socket.write(chunk);
-  await until(() => frames.length === 2, 5000, 'both frames');
+  await until(() => frames.length === 2, 'both frames');
   assert.equal(call!.uuid, uuid);
   assert.deepEqual(frames, [signal(1), signal(1)]);
   assert.equal(call!.stats.bytesIn, chunk.length);

@@ -56,7 +56,7 @@ describe('per-call audio conversion', () => {
     const { server, client, call } = await oneCall({ receive: 'slin16' });
     const frames = collect(call);
     sendAll(client, bytes(tone(8000, 1000, 1.2, 8000)));
-    await until(() => call.stats.audioIn === 60, { what: '60 frames in' });
+    await until(() => call.stats.audioIn === 60, '60 frames in');
     assert.ok(frames.length >= 55);
     assert.deepEqual(frames[0]!.format, { encoding: 'slin', sampleRate: 16000, channels: 1 });
     assert.equal(frames[0]!.sampleRate, 16000);
@@ -78,7 +78,7 @@ describe('per-call audio conversion', () => {
     const pcm = tone(8000, 700, 1, 10000);
     const ulaw = slinToUlaw(bytes(pcm));
     for (let off = 0; off < ulaw.length; off += 160) client.sendAudio(ulaw.subarray(off, off + 160));
-    await until(() => call.stats.audioIn === 50, { what: '50 frames in' });
+    await until(() => call.stats.audioIn === 50, '50 frames in');
     assert.equal(frames.length, 50);
     assert.equal(frames[0]!.payload.length, 320);
     const x = samples(Buffer.concat(frames.map((f) => f.payload)));
@@ -92,7 +92,7 @@ describe('per-call audio conversion', () => {
     const { server, client, call } = await oneCall({ inbound: 'ulaw' });
     const frames = collect(call);
     client.sendAudio(Buffer.alloc(160, 0xff));
-    await until(() => frames.length >= 1, { what: 'the frame' });
+    await until(() => frames.length >= 1, 'the frame');
     assert.deepEqual(frames[0]!.format, { encoding: 'ulaw', sampleRate: 8000, channels: 1 });
     assert.equal(frames[0]!.payload.length, 160);
     await client.close();
@@ -103,7 +103,7 @@ describe('per-call audio conversion', () => {
     const { server, client, call } = await oneCall({ send: 'slin24' });
     const got = collectClient(client);
     const result = await call.play(bytes(tone(24000, 440, 1, 12000)));
-    await until(() => got.length >= 50, { what: '50 frames' });
+    await until(() => got.length >= 50, '50 frames');
     assert.equal(result.status, 'done');
     assert.equal(got.length, 50, '1 s of audio = 50 frames of 20 ms');
     assert.ok(got.every((f) => f.length === 320));
@@ -117,11 +117,11 @@ describe('per-call audio conversion', () => {
     const { server, client, call } = await oneCall({});
     const got = collectClient(client);
     await call.play(bytes(tone(48000, 1000, 0.2, 9000)), { format: 'slin48' });
-    await until(() => got.length >= 10, { what: '10 frames' });
+    await until(() => got.length >= 10, '10 frames');
     assert.equal(got.length, 10);
     call.sendAs('slin16');
     call.write(bytes(tone(16000, 1000, 0.02, 9000)));
-    await until(() => got.length >= 11, { what: 'the written frame' });
+    await until(() => got.length >= 11, 'the written frame');
     assert.ok(got.length >= 11);
     assert.equal(call.sendFormat?.sampleRate, 16000);
     await client.close();
@@ -137,7 +137,7 @@ describe('per-call audio conversion', () => {
       const { server, client, call } = await oneCall({});
       const got = collectClient(client);
       const result = await call.playFile(path);
-      await until(() => got.length >= 25, { what: '25 frames' });
+      await until(() => got.length >= 25, '25 frames');
       assert.equal(result.status, 'done');
       assert.equal(got.length, 25);
       const x = samples(Buffer.concat(got));
@@ -160,7 +160,7 @@ describe('per-call audio conversion', () => {
     servers.push(a);
     const b = await connect({ port });
     servers.push(b);
-    await until(() => calls.length === 2, { what: 'two calls' });
+    await until(() => calls.length === 2, 'two calls');
     const [ca, cb] = calls[0]!.uuid === a.uuid ? [calls[0]!, calls[1]!] : [calls[1]!, calls[0]!];
     const fa = collect(ca);
     const fb = collect(cb);
@@ -171,7 +171,7 @@ describe('per-call audio conversion', () => {
       a.sendAudio(ta.subarray(off, off + 320));
       b.sendAudio(tb.subarray(off, off + 320));
     }
-    await until(() => ca.stats.audioIn === 60 && cb.stats.audioIn === 60, { what: '60 frames in on each call' });
+    await until(() => ca.stats.audioIn === 60 && cb.stats.audioIn === 60, '60 frames in on each call');
     const xa = samples(Buffer.concat(fa.map((f) => f.payload)));
     const xb = samples(Buffer.concat(fb.map((f) => f.payload)));
     assert.ok(goertzel(xa, 1600, 16000, 16000, 600) > 8800);

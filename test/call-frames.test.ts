@@ -38,7 +38,7 @@ describe('call.frames()', () => {
       f.writeUInt32LE(i, 0);
       client.sendAudio(f);
     }
-    await until(() => call.stats.audioIn === 3000, { what: 'all 3000 frames in' });
+    await until(() => call.stats.audioIn === 3000, 'all 3000 frames in');
     const got: number[] = [];
     for (let i = 0; i < 10; i++) got.push(((await it.next()).value as AudioFrame).payload.readUInt32LE(0));
     assert.deepEqual(

@@ -13,8 +13,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { connect, createServer, encodeMessage, encodeWav, type ServerOptions, type CallHandler } from '#lib/index.js';
 import { slinToAlaw, slinToUlaw } from '#lib/audio/index.js';
-import { runCli } from './helpers.js';
-import { until } from './fault-helpers.js';
+import { runCli, until } from './helpers.js';
 
 const dirs: string[] = [];
 after(() => Promise.all(dirs.map((d) => rm(d, { recursive: true, force: true }))));
@@ -88,7 +87,7 @@ describe('a refused call is not a success', () => {
     const { port, server: s } = await server(t, echo, { maxCalls: 1 });
     const holder = await connect({ port });
     t.after(() => holder.close());
-    await until(() => s.calls.size === 1, 5000, 'the first call to take the only slot');
+    await until(() => s.calls.size === 1, 'the first call to take the only slot');
     const r = await runCli(['call', `127.0.0.1:${port}`, '--duration', '3']);
     assert.equal(r.code, 1, r.out + r.err);
     assert.match(r.out, /ended by the server \(hangup message\)/);

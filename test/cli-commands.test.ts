@@ -11,8 +11,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { connect, createServer, encodeMessage, encodeWav, type AudioFrame } from '#lib/index.js';
 import { parseWav } from '#lib/audio/index.js';
-import { MAIN, runCli, spawnCli, type Running } from './helpers.js';
-import { allZero, until } from './fault-helpers.js';
+import { MAIN, runCli, spawnCli, type Running, until } from './helpers.js';
+import { allZero } from './fault-helpers.js';
 
 const dirs: string[] = [];
 const children: Running[] = [];
@@ -67,12 +67,12 @@ describe('audiosocket record', () => {
     client.on('audio', (f) => (echoed += allZero(f.payload) ? 0 : 1));
     const streaming = client.stream(audio);
     // The digit goes out after 25 of the 50 frames (the UUID is message 1).
-    await until(() => client.stats.messagesOut >= 26, 5000, 'half of the audio sent');
+    await until(() => client.stats.messagesOut >= 26, 'half of the audio sent');
     client.sendDtmf('7');
     await streaming;
-    await until(() => echoed >= 50, 5000, 'every frame echoed');
+    await until(() => echoed >= 50, 'every frame echoed');
     await client.close();
-    await until(() => rec.lines.some((l) => l.startsWith('saved ')), 5000, 'the recording to be saved');
+    await until(() => rec.lines.some((l) => l.startsWith('saved ')), 'the recording to be saved');
     const files = (await readdir(dir)).sort();
     assert.equal(files.length, 2, files.join());
     const wav = parseWav(
@@ -125,7 +125,7 @@ describe('audiosocket record', () => {
     client.on('audio', () => received++);
     for (let off = 0; off < audio.length; off += 320) client.sendAudio(audio.subarray(off, off + 320));
     // Keep-alive has filled ten slots, so the call is live and its out side has audio.
-    await until(() => received >= 10, 5000, 'ten keep-alive frames');
+    await until(() => received >= 10, 'ten keep-alive frames');
     assert.equal(await stop(rec), 0);
     assert.equal((await client.closed).by, 'server-hangup');
     const files = (await readdir(dir)).sort();
@@ -194,13 +194,13 @@ describe('audiosocket play', () => {
     const client = await connect({ port: play.port });
     const got: Buffer[] = [];
     client.on('audio', (f) => got.push(Buffer.from(f.payload)));
-    await until(() => got.filter((f) => !allZero(f)).length >= 5, 5000, 'the file to play');
+    await until(() => got.filter((f) => !allZero(f)).length >= 5, 'the file to play');
     client.sendDtmf('1');
     // Echo takes over once the play has stopped: send a marker each frame until it comes back.
     const marker = Buffer.alloc(320, 0x5a);
     const timer = setInterval(() => client.sendAudio(marker), 20);
     try {
-      await until(() => got.some((f) => f.equals(marker)), 5000, 'the marker echoed after barge-in');
+      await until(() => got.some((f) => f.equals(marker)), 'the marker echoed after barge-in');
     } finally {
       clearInterval(timer);
     }
@@ -218,7 +218,7 @@ describe('audiosocket play', () => {
     let err = '';
     child.stdout.on('data', (d: Buffer) => (out += d.toString()));
     child.stderr.on('data', (d: Buffer) => (err += d.toString()));
-    await until(() => /listening on 127\.0\.0\.1:\d+/.test(out), 10_000, 'the listening line');
+    await until(() => /listening on 127\.0\.0\.1:\d+/.test(out), 'the listening line');
     assert.equal(err.split('\n').filter(Boolean).length, 1, err);
     assert.match(
       err,

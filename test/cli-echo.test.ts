@@ -7,8 +7,8 @@ import { spawn } from 'node:child_process';
 import { once } from 'node:events';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { connect, encodeMessage, type AsteriskClient } from '#lib/index.js';
-import { MAIN, runCli, spawnCli, type Running } from './helpers.js';
-import { allZero, stamped, until } from './fault-helpers.js';
+import { MAIN, runCli, spawnCli, type Running, until } from './helpers.js';
+import { allZero, stamped } from './fault-helpers.js';
 
 describe('audiosocket echo (CLI process)', () => {
   let cli: Running;
@@ -49,7 +49,7 @@ describe('audiosocket echo (CLI process)', () => {
         client.sendRaw(msg.subarray(b));
       });
     }
-    await until(() => received.every((r) => r.length >= FRAMES), 10_000, 'every frame echoed on every call');
+    await until(() => received.every((r) => r.length >= FRAMES), 'every frame echoed on every call');
     for (let c = 0; c < CALLS; c++) {
       assert.equal(received[c]!.length, FRAMES, `call ${c} got ${received[c]!.length} echoes`);
       received[c]!.forEach((p, seq) => assert.deepEqual(p, stamped(0, c, seq), `call ${c} frame ${seq}`));
@@ -63,7 +63,7 @@ describe('audiosocket echo (CLI process)', () => {
     client.sendAudio(Buffer.alloc(320, 1));
     client.sendDtmf('7');
     await client.close();
-    await until(() => cli.lines.some((l) => l.startsWith('end  11111111-2222-4333-8444-555555555555')), 5000, 'the end line');
+    await until(() => cli.lines.some((l) => l.startsWith('end  11111111-2222-4333-8444-555555555555')), 'the end line');
     assert.ok(
       cli.lines.some((l) => l.startsWith('dtmf 11111111-2222-4333-8444-555555555555 7 at ')),
       'the DTMF digit has its own line',
@@ -75,7 +75,7 @@ describe('audiosocket echo (CLI process)', () => {
 
   test('SIGTERM hangs up live calls with the hangup message and exits 0', async () => {
     const clients = await Promise.all([connect({ port: cli.port }), connect({ port: cli.port })]);
-    await until(() => clients.every((c) => cli.lines.some((l) => l.startsWith(`call ${c.uuid} from`))), 5000, 'both calls to start');
+    await until(() => clients.every((c) => cli.lines.some((l) => l.startsWith(`call ${c.uuid} from`))), 'both calls to start');
     cli.child.kill('SIGTERM');
     const [code] = await once(cli.child, 'exit');
     assert.equal(code, 0);
@@ -133,7 +133,7 @@ describe('audiosocket echo --workers 2', () => {
         clients.forEach((client, c) => client.sendAudio(stamped(0, c, seq)));
         await sleep(20);
       }
-      await until(() => got.every((frames) => frames.length >= 10), 5000, 'every frame echoed');
+      await until(() => got.every((frames) => frames.length >= 10), 'every frame echoed');
       got.forEach((frames, c) =>
         assert.deepEqual(
           frames,
@@ -141,7 +141,7 @@ describe('audiosocket echo --workers 2', () => {
         ),
       );
       await Promise.all(clients.map((c) => c.close()));
-      await until(() => cli.lines.filter((l) => l.includes('"event":"callEnd"')).length >= 20, 5000, 'twenty end events');
+      await until(() => cli.lines.filter((l) => l.includes('"event":"callEnd"')).length >= 20, 'twenty end events');
       const events = cli.lines.map((l) => JSON.parse(l) as { event: string; pid?: number });
       const pids = new Set(events.filter((e) => e.event === 'call').map((e) => e.pid));
       assert.equal(pids.size, 2, 'calls were served by both workers');

@@ -7,8 +7,7 @@ import net from 'node:net';
 import { once } from 'node:events';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { connect } from '#lib/index.js';
-import { spawnCli } from './helpers.js';
-import { until } from './fault-helpers.js';
+import { spawnCli, until } from './helpers.js';
 
 test('inspect --json: u-law under 0x10 and a connection closed before the UUID are diagnosed with their fixes', async () => {
   const cli = await spawnCli(['inspect', '--host', '127.0.0.1', '--port', '0', '--json']);
@@ -29,7 +28,6 @@ test('inspect --json: u-law under 0x10 and a connection closed before the UUID a
     bare.end();
     await until(
       () => cli.lines.some((l) => l.includes('"event":"report"')) && cli.lines.some((l) => l.includes('"event":"handshakeFailed"')),
-      5000,
       'the report and the handshake failure',
     );
     const events = cli.lines.map((l) => JSON.parse(l) as Record<string, unknown>);

@@ -11,8 +11,7 @@ import { spawn, spawnSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { connect } from '#lib/index.js';
-import { spawnCli } from './helpers.js';
-import { until } from './fault-helpers.js';
+import { spawnCli, until } from './helpers.js';
 
 interface Family {
   name: string;
@@ -62,22 +61,22 @@ test('--metrics: naming, counters, histogram, build info; promtool finds nothing
       await once(echo.child, 'exit');
     }
   });
-  await until(() => echo.lines.some((l) => l.includes('/metrics')), 10_000, 'the metrics line');
+  await until(() => echo.lines.some((l) => l.includes('/metrics')), 'the metrics line');
   const metricsPort = Number(/:(\d+)\/metrics/.exec(echo.lines.find((l) => l.includes('/metrics'))!)![1]);
   const scrape = async (): Promise<string> => (await fetch(`http://127.0.0.1:${metricsPort}/metrics`)).text();
 
   // One call, one connection rejected by --max-calls while it lasts, then one that closes before its UUID.
   const call = await connect({ port: echo.port });
   for (let i = 0; i < 10; i++) call.sendAudio(Buffer.alloc(320, 1));
-  await until(() => echo.lines.some((l) => l.startsWith(`call ${call.uuid}`)), 5000, 'the call line');
+  await until(() => echo.lines.some((l) => l.startsWith(`call ${call.uuid}`)), 'the call line');
   const rejected = await connect({ port: echo.port });
   await rejected.closed;
   await call.close();
-  await until(() => echo.lines.some((l) => l.startsWith(`end  ${call.uuid}`)), 5000, 'the end line');
+  await until(() => echo.lines.some((l) => l.startsWith(`end  ${call.uuid}`)), 'the end line');
   const bare = net.connect({ host: '127.0.0.1', port: echo.port });
   await once(bare, 'connect');
   bare.end();
-  await until(() => echo.lines.some((l) => l.includes('closed-before-uuid')), 5000, 'the handshake failure line');
+  await until(() => echo.lines.some((l) => l.includes('closed-before-uuid')), 'the handshake failure line');
 
   const text = await scrape();
   const all = families(text);

@@ -8,8 +8,7 @@ import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { once } from 'node:events';
 import { connect } from '#lib/index.js';
-import { MAIN } from './helpers.js';
-import { until } from './fault-helpers.js';
+import { MAIN, until } from './helpers.js';
 
 const CLEAR = '\r\x1b[2K';
 const COLUMNS = 60;
@@ -26,21 +25,21 @@ test('on a TTY, echo shows per-call and DTMF lines, each clearing the status lin
       await once(child, 'exit');
     }
   });
-  await until(() => /listening on 127\.0\.0\.1:(\d+)/.test(out), 10_000, 'the listening line');
+  await until(() => /listening on 127\.0\.0\.1:(\d+)/.test(out), 'the listening line');
   const port = Number(/listening on 127\.0\.0\.1:(\d+)/.exec(out)![1]);
   const uuid = '0123abcd-1111-4222-8333-444455556666';
   const client = await connect({ port, uuid });
   const streaming = client.stream(Buffer.alloc(320 * 125, 1)); // 2.5 s of audio in real time
-  await until(() => out.includes('frames/s in'), 5000, 'a status line');
+  await until(() => out.includes('frames/s in'), 'a status line');
   client.sendDtmf('7');
-  await until(() => out.includes(`dtmf ${uuid} 7`), 5000, 'the DTMF line');
+  await until(() => out.includes(`dtmf ${uuid} 7`), 'the DTMF line');
   // Let a status line be drawn after the DTMF line, so it must have been cleared before.
   const statusLines = (): number => out.split(CLEAR).filter((s) => s.startsWith('calls ')).length;
   const before = statusLines();
-  await until(() => statusLines() > before, 5000, 'a status line after the DTMF line');
+  await until(() => statusLines() > before, 'a status line after the DTMF line');
   await streaming;
   await client.close();
-  await until(() => out.includes(`end  ${uuid}`), 5000, 'the end line');
+  await until(() => out.includes(`end  ${uuid}`), 'the end line');
 
   // Every event line starts right after an erase: never glued to the status line.
   for (const line of [`call ${uuid} from`, `dtmf ${uuid} 7 at`, `end  ${uuid}`]) {

@@ -10,15 +10,7 @@ import assert from 'node:assert/strict';
 import { once } from 'node:events';
 import { connectWebSocket } from '#lib/websocket/client.js';
 import { createServer } from '#lib/index.js';
-import { runCli, spawnCli } from './helpers.js';
-
-async function until(pred: () => boolean, what: string, ms = 10000): Promise<void> {
-  const t0 = performance.now();
-  while (!pred()) {
-    if (performance.now() - t0 > ms) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 10));
-  }
-}
+import { runCli, spawnCli, until } from './helpers.js';
 
 test('echo --websocket serves chan_websocket calls on any path', async (t) => {
   const cli = await spawnCli(['echo', '--port', '0', '--websocket', '127.0.0.1:0']);

@@ -58,7 +58,7 @@ async function sendInPieces(
     clock.set(at(i));
     s.write(msg.subarray(i * size, (i + 1) * size));
     const want = base + Math.min(msg.length, (i + 1) * size);
-    await until(() => client.stats.bytesIn >= want, { what: `the client to read piece ${i}` });
+    await until(() => client.stats.bytesIn >= want, `the client to read piece ${i}`);
   }
 }
 

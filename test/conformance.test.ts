@@ -20,8 +20,8 @@ import {
   systemClock,
   type Clock,
 } from '#lib/index.js';
-import { rawCall, startServer, until, within, type RawCall } from './fault-helpers.js';
-import { audioSocketCall } from './helpers.js';
+import { rawCall, startServer, within, type RawCall } from './fault-helpers.js';
+import { audioSocketCall, until } from './helpers.js';
 import { audioKindForRate } from '#lib/index.js';
 
 /** Bytes of one frame of `frameMs` at an audio kind's rate. */
@@ -226,7 +226,7 @@ async function runScenario(s: Scenario): Promise<void> {
   const payloads: Buffer[] = [];
   raw.socket.on('data', (chunk: Buffer) => payloads.push(chunk));
   try {
-    await until(() => calls.length === 1, 2000, 'the call');
+    await until(() => calls.length === 1, 'the call');
     const call = audioSocketCall(calls[0]!);
     const plays: Array<Promise<PlayResult | 'rejected'>> = [];
     const marks: Array<Promise<boolean>> = [];
@@ -450,7 +450,7 @@ describe('conformance: never send what kills a call', () => {
       t,
     );
     const raws = await Promise.all(Array.from({ length: 8 }, () => rawCall(port, {}, t)));
-    await until(() => calls.length === 8, 2000, 'eight calls');
+    await until(() => calls.length === 8, 'eight calls');
     // Every call echoes-like writes and plays at once, for 600 ms.
     const stop = performance.now() + 600;
     let i = 0;
@@ -482,9 +482,9 @@ describe('conformance bugs (regressions)', () => {
       const calls: Call[] = [];
       const { server, port } = await startServer((call) => void calls.push(call), {}, t);
       const raw = await rawCall(port, {}, t);
-      await until(() => calls.length === 1, 2000, 'the call');
+      await until(() => calls.length === 1, 'the call');
       const call = audioSocketCall(calls[0]!);
-      await until(() => raw.messages.length >= 1, 5000, 'keep-alive to start');
+      await until(() => raw.messages.length >= 1, 'keep-alive to start');
       let threw: unknown;
       try {
         call.write(Buffer.alloc(320, 1), 16.5 as AudioKind);
@@ -495,7 +495,6 @@ describe('conformance bugs (regressions)', () => {
       // A NaN outbound timeline stops keep-alive for good: eight more messages never come.
       await until(
         () => raw.messages.length - n0 >= 8,
-        5000,
         'eight messages after write(…, 16.5): keep-alive stopped (the outbound timeline became NaN)',
       );
       assert.ok(isCode(threw, ErrorCodes.INVALID_MESSAGE), `write(…, 16.5) should throw INVALID_MESSAGE, got ${String(threw)}`);
@@ -510,7 +509,7 @@ describe('conformance bugs (regressions)', () => {
     const raw = await rawCall(port, {}, t);
     const payloads: Buffer[] = [];
     raw.socket.on('data', (chunk: Buffer) => payloads.push(chunk));
-    await until(() => calls.length === 1, 2000, 'the call');
+    await until(() => calls.length === 1, 'the call');
     const samples = new Int16Array(160).fill(1000); // 20 ms of slin, as play() accepts it
     let threw: unknown;
     try {
@@ -524,7 +523,7 @@ describe('conformance bugs (regressions)', () => {
         `refused with a typed error, got ${String(threw)}`,
       );
     } else {
-      await until(() => raw.messages.length === 1, 2000, 'the message');
+      await until(() => raw.messages.length === 1, 'the message');
       const sent = Buffer.concat(payloads);
       assert.equal(sent.readUInt16BE(1), 320, `sent ${sent.readUInt16BE(1)} bytes for 160 samples`);
       assert.ok(sent.subarray(3).equals(Buffer.from(samples.buffer)), 'the samples, little-endian');
@@ -545,7 +544,7 @@ describe('conformance bugs (regressions)', () => {
       t,
     );
     const raw = await rawCall(port, {}, t);
-    await until(() => calls.length === 1, 2000, 'the call');
+    await until(() => calls.length === 1, 'the call');
     const call = calls[0]!;
     let threw: unknown;
     try {

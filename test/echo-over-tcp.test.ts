@@ -18,7 +18,8 @@ import { randomUUID } from 'node:crypto';
 import { setTimeout as sleep, setImmediate as nextTurn } from 'node:timers/promises';
 import { audioKindForRate, createServer, systemClock, type AudioSocketServer, type CallEnd, type Clock } from '#lib/index.js';
 import { prng } from './audio-helpers.js';
-import { until, within } from './fault-helpers.js';
+import { within } from './fault-helpers.js';
+import { until } from './helpers.js';
 
 const FRAME_MS = 20;
 /** Timing slack for in-process delivery and timer lateness (same as the conformance test). */
@@ -281,13 +282,13 @@ async function runScenario(specs: CallSpec[]): Promise<Run[]> {
         run.t0 = performance.now() + FRAME_MS;
         await drive(socket, run, run.t0);
         const n = spec.frames;
-        await until(() => echoes(run).length >= n, 3000, `call ${spec.id}: the last echoes (${echoes(run).length}/${n})`).catch(() => {});
+        await until(() => echoes(run).length >= n, `call ${spec.id}: the last echoes (${echoes(run).length}/${n})`, 3000).catch(() => {});
         // Deliberate negative window: a duplicate echo would arrive within it (the lead is 3 frames).
         await sleep(150);
         const closed = once(socket, 'close');
         socket.end();
         await within(closed, 5000, `call ${spec.id}: the server to close`);
-        await until(() => ends.has(run.uuid), 2000, `call ${spec.id}: callEnd`).catch(() => {});
+        await until(() => ends.has(run.uuid), `call ${spec.id}: callEnd`, 2000).catch(() => {});
         run.end = ends.get(run.uuid);
         run.served = served.get(run.uuid) ?? [];
         return run;

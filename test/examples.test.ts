@@ -19,7 +19,7 @@ test('voice-bot example: greets, stops talking when the caller speaks, answers a
   try {
     let out = '';
     child.stdout.on('data', (d: Buffer) => (out += d.toString()));
-    await until(() => /listening on 127\.0\.0\.1:(\d+)/.test(out), { what: 'the bot to listen' });
+    await until(() => /listening on 127\.0\.0\.1:(\d+)/.test(out), 'the bot to listen');
     const port = Number(/listening on 127\.0\.0\.1:(\d+)/.exec(out)![1]);
     const client = await connect({ port });
     const heard: Array<{ t: number; loud: boolean }> = [];
@@ -27,7 +27,7 @@ test('voice-bot example: greets, stops talking when the caller speaks, answers a
     client.on('audio', (f) =>
       heard.push({ t: performance.now() - t0, loud: f.payload.some((b, i) => i % 2 === 1 && b !== 0 && b !== 0xff) }),
     );
-    await until(() => heard.some((h) => h.loud), { what: 'the greeting' });
+    await until(() => heard.some((h) => h.loud), 'the greeting');
     // The caller talks over it: a loud 500 Hz tone for 300 ms (a whole number of periods per frame).
     const noise = Buffer.alloc(320);
     for (let i = 0; i < 160; i++) noise.writeInt16LE(Math.round(12000 * Math.sin((2 * Math.PI * 500 * i) / 8000)), i * 2);
@@ -50,7 +50,7 @@ test('voice-bot example: greets, stops talking when the caller speaks, answers a
       'bot answered after the pause',
     );
     await client.close();
-    await until(() => /heard \d+ ms, answering/.test(out), { what: 'the bot to log its answer' });
+    await until(() => /heard \d+ ms, answering/.test(out), 'the bot to log its answer');
     assert.match(out, /barge-in, dropped \d+ ms/);
     assert.match(out, /heard \d+ ms, answering/);
   } finally {
@@ -68,11 +68,11 @@ test('echo example serves chan_websocket calls with the same handler (WS_PORT)',
   let out = '';
   child.stdout.on('data', (d: Buffer) => (out += d.toString()));
   const re = /chan_websocket listening on ws:\/\/[^:]+:(\d+)/;
-  await until(() => re.test(out), { what: 'the example to listen' });
+  await until(() => re.test(out), 'the example to listen');
   const client = await connectWebSocket({ url: `ws://127.0.0.1:${re.exec(out)![1]}/media`, format: 'ulaw' });
   t.after(() => client.drop());
   for (let i = 0; i < 5; i++) client.sendAudio(Buffer.alloc(160, 0x33));
-  await until(() => client.stats.framesPlayed >= 5, { what: 'five frames played' });
+  await until(() => client.stats.framesPlayed >= 5, 'five frames played');
   assert.equal(client.violations.length, 0);
   assert.match(out, /websocket call /);
 });

@@ -21,7 +21,7 @@ import {
   type CallHandler,
   type ServerOptions,
 } from '#lib/index.js';
-import { until as untilHolds } from './helpers.js';
+import { until } from './helpers.js';
 
 export const HANDLES = (): unknown[] => (process as unknown as { _getActiveHandles(): unknown[] })._getActiveHandles();
 
@@ -58,11 +58,6 @@ export function echoHandler(call: Call): void {
   call.on('audio', (f) => {
     if (f.payload.length > 0 && f.payload.length % 2 === 0 && f.payload.length <= 7680) call.write(f.payload, f.format);
   });
-}
-
-/** Waits for `predicate` to hold (bounded poll); fails with `what` after `timeoutMs`. */
-export async function until(predicate: () => boolean, timeoutMs: number, what: string): Promise<void> {
-  await untilHolds(predicate, { timeoutMs, what });
 }
 
 /** Resolves with the promise's value or fails after `ms`. */
@@ -174,7 +169,7 @@ export class EchoProbe {
   /** Asserts that every client is still connected and gets at least `min` more exact echoes. */
   async advanced(min = 5, timeoutMs = 5000): Promise<void> {
     const base = this.counts();
-    await until(() => this.got.every((g, i) => g.length >= base[i]! + min), timeoutMs, `every probe call to echo ${min} more frames`);
+    await until(() => this.got.every((g, i) => g.length >= base[i]! + min), `every probe call to echo ${min} more frames`, timeoutMs);
     this.#checkPrefix();
     this.clients.forEach((c, i) => assert.ok(c.connected, `probe client ${i} still connected`));
   }
@@ -183,7 +178,7 @@ export class EchoProbe {
   async finish(close = true): Promise<void> {
     clearInterval(this.#timer);
     this.#timer = undefined;
-    await until(() => this.got.every((g, i) => g.length >= this.sent[i]!.length), 5000, 'the last echoes');
+    await until(() => this.got.every((g, i) => g.length >= this.sent[i]!.length), 'the last echoes', 5000);
     this.#checkPrefix();
     this.clients.forEach((c, i) => {
       assert.equal(this.got[i]!.length, this.sent[i]!.length, `probe client ${i}: every frame echoed`);
@@ -389,5 +384,5 @@ export async function runCycles(server: AudioSocketServer, port: number, count: 
 
 /** Waits until the server holds no call or handshake. */
 export async function serverIdle(server: AudioSocketServer): Promise<void> {
-  await until(() => server.calls.size === 0 && server.stats.pendingHandshakes === 0, 5000, 'the server to be idle');
+  await until(() => server.calls.size === 0 && server.stats.pendingHandshakes === 0, 'the server to be idle');
 }

@@ -17,13 +17,12 @@ import {
   serverSideSocket,
   stamped,
   startServer,
-  until,
   uuidWith,
   within,
   allZero,
   getGc,
 } from './fault-helpers.js';
-import { spawnCli } from './helpers.js';
+import { spawnCli, until } from './helpers.js';
 
 const INDEX = new URL('../../dist/index.js', import.meta.url).href;
 
@@ -42,7 +41,7 @@ function recordFailures(server: AudioSocketServer): HandshakeFailure[] {
 
 async function callFor(server: AudioSocketServer, uuid: string): Promise<Call> {
   let found: Call | undefined;
-  await until(() => (found = [...server.calls].find((c) => c.uuid === uuid)) !== undefined, 3000, `call ${uuid}`);
+  await until(() => (found = [...server.calls].find((c) => c.uuid === uuid)) !== undefined, `call ${uuid}`);
   return found!;
 }
 
@@ -142,7 +141,7 @@ describe('faults on one call never disturb the others', { concurrency: true }, (
       const raw = await rawCall(port, {}, t);
       const call = await callFor(server, raw.uuid);
       raw.socket.write(encodeMessage(0x10, stamped(99, 0, cutAt)).subarray(0, cutAt));
-      await until(() => call.stats.bytesIn >= 16 + 3 + cutAt, 3000, 'the partial message to be read');
+      await until(() => call.stats.bytesIn >= 16 + 3 + cutAt, 'the partial message to be read');
       await sleep(30); // deliberate negative window: a timeout on partial messages would end the call within it
       assert.ok(call.connected, 'a partial message alone does not end the call');
       raw.socket.resetAndDestroy();
@@ -164,7 +163,7 @@ describe('faults on one call never disturb the others', { concurrency: true }, (
     const raw = await rawCall(port, {}, t);
     const call = await callFor(server, raw.uuid);
     raw.socket.write(encodeMessage(0x10, stamped(98, 0, 0)));
-    await until(() => raw.messages.some((m) => !m.zero), 2000, 'the first echo');
+    await until(() => raw.messages.some((m) => !m.zero), 'the first echo');
     raw.socket.end(encodeMessage(0x10, stamped(98, 0, 1)).subarray(0, 3 + 150));
     const end = await within(call.closed, 3000, 'the truncated call to end');
     assert.equal(end.reason, 'protocol-error');
@@ -196,7 +195,7 @@ describe('faults on one call never disturb the others', { concurrency: true }, (
     await sleep(20);
     reset.socket.resetAndDestroy();
     await within(Promise.all([empty.closed, partial.closed, reset.closed]), 3000, 'the three sockets to close');
-    await until(() => failures.length === 3, 3000, 'three handshake failures');
+    await until(() => failures.length === 3, 'three handshake failures');
 
     const byPort = new Map(failures.map((f) => [f.remotePort, f]));
     assert.equal(byPort.get(empty.localPort)?.reason, 'closed-before-uuid');
@@ -221,7 +220,7 @@ describe('faults on one call never disturb the others', { concurrency: true }, (
     const call = await callFor(server, raw.uuid);
     raw.socket.write(encodeMessage(0x10, stamped(97, 0, 0)));
     // Input that stops is late input for up to inputWaitMs (200 ms); then keep-alive fills the slots.
-    await until(() => raw.messages.filter((m) => m.zero).length >= 30, 5000, 'keep-alive silence to flow to the silent peer');
+    await until(() => raw.messages.filter((m) => m.zero).length >= 30, 'keep-alive silence to flow to the silent peer');
     assert.equal(call.connected, true, 'a silent call is not a stalled handshake (handshakeTimeout is 200 ms)');
     assert.ok(server.calls.has(call));
     assert.equal(raw.messages.filter((m) => !m.zero).length, 1, 'its one frame was echoed');
@@ -263,7 +262,7 @@ describe('faults on one call never disturb the others', { concurrency: true }, (
     // Wave 1: 100 idle connections fit under maxCalls; a new legitimate call still gets through.
     const wave1 = await flood(100);
     const closed1 = Promise.all(wave1.map((s) => once(s, 'close')));
-    await until(() => server.stats.pendingHandshakes === 100, 2000, '100 pending handshakes');
+    await until(() => server.stats.pendingHandshakes === 100, '100 pending handshakes');
     const legit = await connect({ port });
     legit.sendAudio(stamped(96, 0, 0));
     await within(
@@ -328,7 +327,7 @@ describe('faults on one call never disturb the others', { concurrency: true }, (
       off += n;
       if (i % 16 === 0) await sleep(1);
     }
-    await until(() => call.stats.messagesIn === 1003, 5000, 'all 1003 messages');
+    await until(() => call.stats.messagesIn === 1003, 'all 1003 messages');
     assert.equal(call.connected, true);
     assert.equal(call.stats.audioIn, 2);
     assert.equal(call.stats.otherIn, 1001);
@@ -337,7 +336,7 @@ describe('faults on one call never disturb the others', { concurrency: true }, (
 
     // The call still works.
     raw.socket.write(encodeMessage(0x10, stamped(95, 0, 0)));
-    await until(() => raw.messages.some((m) => !m.zero && m.length === 320), 2000, 'an echo after the abuse');
+    await until(() => raw.messages.some((m) => !m.zero && m.length === 320), 'an echo after the abuse');
     assert.deepEqual(raw.violations, []);
     await probe.advanced(5);
     await probe.finish();
@@ -372,7 +371,7 @@ describe('faults on one call never disturb the others', { concurrency: true }, (
       assert.equal(end?.reason, 'handler-error');
       assert.equal(end?.error?.code, ErrorCodes.HANDLER);
     }
-    await until(() => errors.length === 3, 2000, 'three handlerError events');
+    await until(() => errors.length === 3, 'three handlerError events');
     assert.deepEqual(errors.map((e) => (e instanceof Error ? e.message : String(e))).sort(), ['async reject', 'sync throw', 'undefined']);
 
     // The never-returning handler's call still works.
@@ -395,20 +394,28 @@ describe('bugs found by fault injection (regressions)', { concurrency: true }, (
   test('a caller hanging up during createWriteStream playback (no error listener) does not crash the process', async () => {
     const r = await runNode(`
       import { createServer, connect } from ${JSON.stringify(INDEX)};
+      let ended;
+      const end = new Promise((resolve) => (ended = resolve));
       const server = createServer((call) => {
         const ws = call.createWriteStream();
         ws.write(Buffer.alloc(16000, 1)); // 1 s of audio; the user forgot ws.on('error')
+        call.on('end', (e) => ended({ reason: e.reason, unsentMs: e.stats.unsentMs }));
       });
       const { port } = await server.listen({ port: 0 });
       const client = await connect({ port });
-      await new Promise((r) => setTimeout(r, 200));
+      // The prompt is playing: its first frame reached the caller.
+      await new Promise((resolve) => client.on('audio', (f) => f.payload.some((b) => b !== 0) && resolve()));
       await client.close(); // the caller hangs up mid-prompt
-      await new Promise((r) => setTimeout(r, 200));
+      const e = await end;
       await server.close();
-      console.log('survived');
+      console.log('survived', JSON.stringify(e));
     `);
     assert.equal(r.code, 0, `process exited with ${r.code}: ${r.stderr.split('\n').slice(0, 6).join('\n')}`);
-    assert.match(r.stdout, /survived/);
+    const m = /survived (.*)/.exec(r.stdout);
+    assert.ok(m, r.stdout);
+    const e = JSON.parse(m[1]!) as { reason: string; unsentMs: number };
+    assert.equal(e.reason, 'remote-hangup');
+    assert.ok(e.unsentMs > 0, `the prompt was still playing when the caller hung up (${e.unsentMs} ms unsent)`);
   });
 
   test('an invalid frameMs is refused by createServer, not by the first connection (which crashes the process)', async () => {
@@ -438,7 +445,7 @@ describe('bugs found by fault injection (regressions)', { concurrency: true }, (
     const raw = await rawCall(port, { sendUuid: false }, t);
     await sleep(100); // deliberate negative window: a timeout of 1 ms (Infinity misread) would fire within it
     raw.socket.write(encodeMessage(0x01, Buffer.alloc(16, 0x42)));
-    await until(() => server.calls.size === 1, 3000, 'the call');
+    await until(() => server.calls.size === 1, 'the call');
     await sleep(100); // deliberate negative window, as above, for the hangup timeout
     assert.deepEqual(
       failures.map((f) => f.reason),
@@ -471,16 +478,16 @@ describe('bugs found by fault injection (regressions)', { concurrency: true }, (
     const { server, port } = await startServer(handler, { iteratorQueueFrames: 50, keepAlive: false }, t);
     const client = await connect({ port });
     t.after(() => client.reset());
-    await until(() => calls.length === 1, 2000, 'the call');
+    await until(() => calls.length === 1, 'the call');
     client.sendAudio(stamped(92, 0, 0));
-    await until(() => calls[0]!.stats.audioIn === 1, 3000, 'the first frame');
+    await until(() => calls[0]!.stats.audioIn === 1, 'the first frame');
     const before = await mem();
     const frame = encodeMessage(0x10, stamped(92, 0, 1));
     for (let i = 0; i < 60_000; i++) {
       client.sendRaw(frame); // 60,000 x 20 ms = 20 minutes of audio, 19 MB
       if (i % 2000 === 0) await sleep(1);
     }
-    await until(() => calls[0]!.stats.audioIn === 60_001, 10_000, 'every frame read off the socket');
+    await until(() => calls[0]!.stats.audioIn === 60_001, 'every frame read off the socket');
     const grown = (await mem()) - before;
     assert.equal(calls[0]!.stats.droppedIn, 60_000 - 50, 'the overflow is counted');
     assert.ok(
@@ -502,7 +509,7 @@ describe('bugs found by fault injection (regressions)', { concurrency: true }, (
     const client = await connect({ port });
     for (const b of [0x00, 0x0a, 0x5a, 0xff]) client.sendRaw(encodeMessage(0x03, Buffer.from([b])));
     client.sendDtmf('5');
-    await until(() => digits.length + others.length === 5, 2000, 'five messages');
+    await until(() => digits.length + others.length === 5, 'five messages');
     assert.deepEqual(digits, ['5'], 'only real digits (0-9 * # A-D a-d X) reach dtmf listeners');
     assert.deepEqual(others, [0x03, 0x03, 0x03, 0x03]);
     await client.close();

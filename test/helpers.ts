@@ -66,18 +66,13 @@ export function cut(bytes: Buffer, points: number[]): Buffer[] {
 /** The real clock, kept even if a test replaces performance.now. */
 const monotonic = performance.now.bind(performance);
 
-export interface UntilOptions {
-  /** Give up after this long; generous, because the suite must pass on a loaded machine. */
-  timeoutMs?: number;
-  /** What is awaited, for the failure message. */
-  what: string;
-}
-
 /**
  * Waits until `predicate` holds, checking it every few milliseconds (a bounded poll, not a
- * sleep: it returns as soon as the condition is true). Rejects naming `what` after `timeoutMs`.
+ * sleep: it returns as soon as the condition is true). Rejects naming `what` after `timeoutMs`,
+ * which is generous: it bounds a failure, it is not a timing check, and the suite must pass on
+ * a loaded machine.
  */
-export async function until(predicate: () => boolean, { timeoutMs = 10_000, what }: UntilOptions): Promise<void> {
+export async function until(predicate: () => boolean, what: string, timeoutMs = 20_000): Promise<void> {
   if (predicate()) return;
   const t0 = monotonic();
   await new Promise<void>((resolve, reject) => {
@@ -95,6 +90,29 @@ export async function until(predicate: () => boolean, { timeoutMs = 10_000, what
     };
     setTimeout(check, 2);
   });
+}
+
+/** Resolves once `predicate()` holds, re-checking whenever `emitter` emits one of `events` (no polling). */
+export function untilEmitted(emitter: NodeJS.EventEmitter, events: string[], predicate: () => boolean): Promise<void> {
+  if (predicate()) return Promise.resolve();
+  return new Promise((resolve) => {
+    const check = (): void => {
+      if (!predicate()) return;
+      for (const e of events) emitter.off(e, check);
+      resolve();
+    };
+    for (const e of events) emitter.on(e, check);
+  });
+}
+
+/**
+ * A distinctive slin test signal of `bytes` bytes (a sine whose pitch depends on `seed`), so a
+ * test can tell its audio from silence and from another call's.
+ */
+export function signal(bytes: number, seed = 1): Buffer {
+  const b = Buffer.alloc(bytes);
+  for (let i = 0; i < bytes >> 1; i++) b.writeInt16LE(Math.round(8000 * Math.sin((i * seed) / 7)), i * 2);
+  return b;
 }
 
 /** `events.once` with a deadline: resolves with the event's arguments or rejects naming the event. */

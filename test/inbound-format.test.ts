@@ -78,7 +78,7 @@ describe('odd-length inbound audio', () => {
     client.sendAudio(Buffer.from([0x42])); // CNG noise level byte
     client.sendAudio(Buffer.alloc(321, 7));
     client.sendAudio(Buffer.alloc(320, 8));
-    await until(() => echoed.length >= 2 && calls[0]?.stats.messagesIn === 3, { what: 'two echoes and three messages in' });
+    await until(() => echoed.length >= 2 && calls[0]?.stats.messagesIn === 3, 'two echoes and three messages in');
     assert.equal(client.connected, true);
     assert.deepEqual(
       echoed.map((e) => e.length),
@@ -102,7 +102,7 @@ describe('odd-length inbound audio', () => {
     for (let i = 0; i < 160; i++) constant.writeInt16LE(1000, i * 2);
     client.sendAudio(Buffer.from([1]));
     client.sendAudio(constant);
-    await until(() => call.stats.messagesIn === 2, { what: 'both messages in' });
+    await until(() => call.stats.messagesIn === 2, 'both messages in');
     const samples = frames.flatMap((f) => Array.from({ length: f.payload.length / 2 }, (_, i) => f.payload.readInt16LE(i * 2)));
     assert.equal(samples.length, 160, 'the whole frame is delivered');
     assert.ok(

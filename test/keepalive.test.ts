@@ -5,7 +5,8 @@
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { encodeMessage, encodeUuidMessage } from '#lib/index.js';
-import { rawCall, startServer, until } from './fault-helpers.js';
+import { rawCall, startServer } from './fault-helpers.js';
+import { until } from './helpers.js';
 
 describe('keep-alive over TCP', () => {
   test('a c(slin16) call gets only 0x12 silence, never 0x10, from the UUID on', async (t) => {
@@ -15,7 +16,7 @@ describe('keep-alive over TCP', () => {
     raw.socket.write(Buffer.concat([encodeUuidMessage(raw.uuid), encodeMessage(0x12, Buffer.alloc(640, 1))]));
     const timer = setInterval(() => raw.socket.write(encodeMessage(0x12, Buffer.alloc(640, 1))), 20);
     t.after(() => clearInterval(timer));
-    await until(() => raw.messages.length >= 10, 3000, 'ten keep-alive frames');
+    await until(() => raw.messages.length >= 10, 'ten keep-alive frames');
     clearInterval(timer);
     assert.deepEqual(raw.violations, []);
     assert.deepEqual(
@@ -29,14 +30,14 @@ describe('keep-alive over TCP', () => {
   test('with an explicit outboundKind, silence uses it from the first slot, before any audio arrives', async (t) => {
     const { port } = await startServer(() => {}, { outboundKind: 0x12 }, t);
     const raw = await rawCall(port, {}, t);
-    await until(() => raw.messages.length >= 5, 3000, 'five keep-alive frames');
+    await until(() => raw.messages.length >= 5, 'five keep-alive frames');
     assert.ok(raw.messages.every((m) => m.kind === 0x12 && m.length === 640 && m.zero));
   });
 
   test('without any audio from Asterisk, silence starts in the default kind after the grace period', async (t) => {
     const { port } = await startServer(() => {}, {}, t);
     const raw = await rawCall(port, {}, t);
-    await until(() => raw.messages.length >= 5, 3000, 'five keep-alive frames');
+    await until(() => raw.messages.length >= 5, 'five keep-alive frames');
     assert.ok(raw.messages.every((m) => m.kind === 0x10 && m.length === 320 && m.zero));
   });
 });

@@ -51,7 +51,7 @@ describe('paced playback over loopback (real time)', () => {
     const t0 = performance.now();
     const result = await call.play(audio);
     const elapsed = performance.now() - t0;
-    await until(() => frames.length >= 250, { what: '250 frames at the client' });
+    await until(() => frames.length >= 250, '250 frames at the client');
     assert.equal(result.status, 'done');
     assert.equal(result.framesSent, 250);
     assert.equal(frames.length, 250);
@@ -84,7 +84,7 @@ describe('paced playback over loopback (real time)', () => {
       }
     }
     const result = await call.play(Readable.from(tts()));
-    await until(() => frames.length >= 50, { what: '50 frames at the client' });
+    await until(() => frames.length >= 50, '50 frames at the client');
     assert.equal(result.status, 'done');
     assert.equal(frames.length, 50);
     assert.deepEqual(Buffer.concat(frames), audio);
@@ -111,7 +111,7 @@ describe('paced playback over loopback (real time)', () => {
     const t0 = performance.now();
     await pipeline(source, stream);
     const elapsed = performance.now() - t0;
-    await until(() => frames.length >= 50, { what: '50 frames at the client' });
+    await until(() => frames.length >= 50, '50 frames at the client');
     assert.ok(falseSeen > 0, 'write() returned false at least once');
     assert.ok(maxBuffered <= 1600 + 1000, `buffered ${maxBuffered} bytes`);
     assert.ok(elapsed >= 900, `finished after ${elapsed.toFixed(0)} ms: after the audio was sent`);
@@ -137,7 +137,7 @@ describe('paced playback over loopback (real time)', () => {
       call.flush();
       sentBeforeFlush = sent.length;
     });
-    await until(() => sent.filter((f) => f[0] === 0x11).length >= 5, { what: 'the prompt to be playing' });
+    await until(() => sent.filter((f) => f[0] === 0x11).length >= 5, 'the prompt to be playing');
     client.sendDtmf('#');
     const r = await prompt;
     assert.equal(r.status, 'interrupted');
@@ -146,7 +146,7 @@ describe('paced playback over loopback (real time)', () => {
     assert.equal((result as { reason: string }).reason, 'flush');
     await piped; // barge-in is not an error: the pipeline completes
     assert.equal((stream as { interrupted?: unknown }).interrupted, result);
-    await until(() => sentBeforeFlush >= 0 && sent.length >= sentBeforeFlush + 3, { what: 'three frames after the flush' });
+    await until(() => sentBeforeFlush >= 0 && sent.length >= sentBeforeFlush + 3, 'three frames after the flush');
     // From the flush on (server side), only keep-alive silence leaves.
     const after = sent.slice(sentBeforeFlush);
     assert.ok(

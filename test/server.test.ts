@@ -81,7 +81,7 @@ describe('server and calls over TCP', () => {
     client.sendRaw(encodeMessage(0xff, Buffer.from([1])));
     client.sendRaw(encodeMessage(0x03, Buffer.from('12'))); // malformed DTMF: reported, not fatal
     client.sendAudio(Buffer.alloc(2, 1));
-    await until(() => call.stats.messagesIn >= 34, { what: 'all 34 messages in' });
+    await until(() => call.stats.messagesIn >= 34, 'all 34 messages in');
     assert.deepEqual(
       frames.map((f) => ['kind' in f ? f.kind : -1, f.sampleRate]),
       [...rates.map((r, i) => [0x10 + i, r]), [0x10, 8000]],
@@ -115,7 +115,7 @@ describe('server and calls over TCP', () => {
     sock.write(stream.subarray(400, half));
     await nextTurn();
     sock.write(stream.subarray(half));
-    await until(() => got.length >= payloads.length, { what: `${payloads.length} frames` });
+    await until(() => got.length >= payloads.length, `${payloads.length} frames`);
     assert.deepEqual(got, payloads);
     sock.destroy();
     await server.close();
@@ -197,7 +197,7 @@ describe('server and calls over TCP', () => {
     const { server, port } = await start((call) => call.on('audio', (f) => call.write(f.payload, f.format)), { maxCalls: 2 });
     const a = await dial({ port });
     const b = await dial({ port });
-    await until(() => server.calls.size === 2, { what: 'two calls' });
+    await until(() => server.calls.size === 2, 'two calls');
     const rejected = once(server, 'connectionRejected');
     const c = await dial({ port });
     const [info] = await rejected;
@@ -272,7 +272,7 @@ describe('server and calls over TCP', () => {
     const c2 = await dial({ port });
     const c3 = await dial({ port });
     const c4 = await dial({ port });
-    await until(() => n === 4, { what: 'four handlers to have run' });
+    await until(() => n === 4, 'four handlers to have run');
     c3.sendDtmf('1');
     assert.equal((await c1.closed).by, 'server-hangup');
     assert.equal((await c2.closed).by, 'server-hangup');
@@ -281,7 +281,7 @@ describe('server and calls over TCP', () => {
     c4.sendAudio(Buffer.alloc(320, 4));
     assert.equal(((await echoed)[0] as AudioFrame).payload[0], 4);
     await c4.close();
-    await until(() => errors.length >= 3, { what: 'three handler errors' });
+    await until(() => errors.length >= 3, 'three handler errors');
     assert.deepEqual(
       errors.map((e) => (e as Error).message),
       ['sync boom', 'async boom', 'listener boom'],
@@ -333,7 +333,7 @@ describe('server and calls over TCP', () => {
     const clients = await Promise.all([dial({ port }), dial({ port }), dial({ port })]);
     const pending = await rawSocket(port);
     toClose.push({ close: async () => void pending.destroy() });
-    await until(() => server.calls.size === 3 && server.stats.pendingHandshakes === 1, { what: 'three calls and one pending handshake' });
+    await until(() => server.calls.size === 3 && server.stats.pendingHandshakes === 1, 'three calls and one pending handshake');
     assert.equal(server.calls.size, 3);
     const ends: CallEnd[] = [];
     server.on('callEnd', (_c, e) => ends.push(e));
@@ -364,12 +364,12 @@ describe('server and calls over TCP', () => {
       }
     })();
     const client = await dial({ port, uuid: UUID });
-    await until(() => reading, { what: 'the loop to read the call' });
+    await until(() => reading, 'the loop to read the call');
     client.sendAudio(Buffer.alloc(320));
     client.sendAudio(Buffer.alloc(160));
-    await until(() => server.calls.size === 1 && [...server.calls][0]!.stats.audioIn === 2, { what: 'both frames in' });
+    await until(() => server.calls.size === 1 && [...server.calls][0]!.stats.audioIn === 2, 'both frames in');
     await client.close();
-    await until(() => server.calls.size === 0, { what: 'the call to end' });
+    await until(() => server.calls.size === 0, 'the call to end');
     await server.close();
     await loop;
     assert.deepEqual(seen, [`${UUID.toLowerCase()}:480`]);
@@ -385,7 +385,7 @@ describe('server and calls over TCP', () => {
     call.on('warning', (w) => warnings.push(w.code));
     const frame = Buffer.alloc(320, 1);
     for (let i = 0; i < 2000; i++) client.sendAudio(frame);
-    await until(() => call.stats.audioIn === 2000, { what: '2000 frames in' });
+    await until(() => call.stats.audioIn === 2000, '2000 frames in');
     assert.equal(call.stats.audioIn, 2000, 'everything was read off the socket');
     assert.equal(call.stats.droppedIn, 1950);
     assert.deepEqual(warnings, ['ITERATOR_OVERFLOW']);
@@ -400,7 +400,7 @@ describe('server and calls over TCP', () => {
     const { server, port } = await start((call) => call.on('audio', (f) => call.write(f.payload, f.format)), { maxPayload: 1000 });
     const good = await dial({ port });
     const bad = await dial({ port });
-    await until(() => server.calls.size === 2, { what: 'two calls' });
+    await until(() => server.calls.size === 2, 'two calls');
     const ended = once(server, 'callEnd');
     bad.sendRaw(encodeMessage(0x10, Buffer.alloc(2000)));
     const [, end] = (await ended) as [Call, CallEnd];
@@ -429,7 +429,7 @@ describe('server and calls over TCP', () => {
         await c.closed;
       }
     }
-    await until(() => server.calls.size === 0, { what: 'every call to end' });
+    await until(() => server.calls.size === 0, 'every call to end');
     assert.equal(server.calls.size, 0);
     assert.equal(server.stats.totalCalls, 1000);
     assert.equal(server.listenerCount('call'), 0);
@@ -445,7 +445,7 @@ test('await using: the server is closed when the scope ends', async () => {
     await using server = createServer({ keepAlive: false });
     port = (await server.listen({ port: 0 })).port;
     const client = await dial({ port });
-    await until(() => server.calls.size === 1, { what: 'the call' });
+    await until(() => server.calls.size === 1, 'the call');
     assert.equal(server.calls.size, 1);
     void client.closed;
   }
@@ -516,7 +516,7 @@ describe('options, listen and close', () => {
     await once(s, 'connect');
     const got: Buffer[] = [];
     s.on('data', (d: Buffer) => got.push(d));
-    await until(() => server.stats.pendingHandshakes === 1, { what: 'the server to hold the pending handshake' });
+    await until(() => server.stats.pendingHandshakes === 1, 'the server to hold the pending handshake');
     const closing = server.close();
     await once(s, 'end');
     s.end();

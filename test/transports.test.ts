@@ -6,7 +6,7 @@ import { test, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
 import { connect, createServer, type Call, type CallHandler, type SentFrame, type ServerOptions } from '#lib/index.js';
 import { connectWebSocket, type AsteriskWebSocketClient, type WebSocketConnectOptions } from '#lib/websocket/client.js';
-import { until } from './helpers.js';
+import { signal, until } from './helpers.js';
 
 async function serve(t: TestContext, handler: CallHandler, options: ServerOptions = {}) {
   const server = createServer(handler, { ...options, websocket: { port: 0, ...(options.websocket ?? {}) } as ServerOptions['websocket'] });
@@ -21,14 +21,6 @@ async function serve(t: TestContext, handler: CallHandler, options: ServerOption
   return { server, port, dial };
 }
 
-/** A 440 Hz tone of `ms` at `rate`, slin. */
-function tone(ms: number, rate = 8000): Buffer {
-  const n = Math.round((rate * ms) / 1000);
-  const b = Buffer.alloc(n * 2);
-  for (let i = 0; i < n; i++) b.writeInt16LE(Math.round(6000 * Math.sin((2 * Math.PI * 440 * i) / rate)), i * 2);
-  return b;
-}
-
 test('chan_websocket echo of u-law gives back the same bytes (no decode and re-encode), 0x7F included', async (t) => {
   const { dial } = await serve(t, (call) => call.on('audio', (f) => call.write(f.payload, f.format)));
   const client = await dial({ format: 'ulaw' });
@@ -36,7 +28,7 @@ test('chan_websocket echo of u-law gives back the same bytes (no decode and re-e
     Buffer.from(Array.from({ length: 160 }, (_, i) => ((i + k) % 2 === 0 ? 0x7f : (i * 7 + k) & 0xff))),
   );
   for (const f of frames) client.sendAudio(f);
-  await until(() => client.stats.framesPlayed >= 20, { what: '20 echoed frames played' });
+  await until(() => client.stats.framesPlayed >= 20, '20 echoed frames played');
   assert.deepEqual(Buffer.concat(client.played.slice(0, 20)), Buffer.concat(frames));
 });
 
@@ -50,10 +42,10 @@ test('AudioSocket and chan_websocket stats have the same common fields, and no t
   t.after(() => as.close());
   const ws = await dial({ format: 'slin' });
   for (let i = 0; i < 5; i++) {
-    as.sendAudio(tone(20));
-    ws.sendAudio(tone(20));
+    as.sendAudio(signal(320));
+    ws.sendAudio(signal(320));
   }
-  await until(() => calls.length === 2 && calls.every((c) => c.stats.audioIn === 5), { what: 'five frames on each call' });
+  await until(() => calls.length === 2 && calls.every((c) => c.stats.audioIn === 5), 'five frames on each call');
   const a = calls.find((c) => c.transport === 'audiosocket')!;
   const w = calls.find((c) => c.transport === 'websocket')!;
   const common = ['messagesIn', 'bytesIn', 'audioIn', 'framesSent', 'queuedMs', 'flushedMs', 'droppedMs', 'unsentMs', 'droppedOut'];
@@ -74,10 +66,10 @@ test('chan_websocket sent events follow playout: their instants are a frame apar
   let played: Promise<unknown> | undefined;
   const { dial } = await serve(t, (call) => {
     call.on('sent', (f) => sent.push(f));
-    played = call.play(tone(1000));
+    played = call.play(signal(16000));
   });
   const client = await dial({ format: 'slin' });
-  await until(() => played !== undefined, { what: 'the play' });
+  await until(() => played !== undefined, 'the play');
   await played;
   assert.equal(sent.length, 50);
   // Everything was handed to Asterisk at once (the lead is 1 s); the caller hears it frame by
@@ -105,17 +97,17 @@ for (const transport of ['audiosocket', 'websocket'] as const) {
       const client = await dial({ format: 'slin' });
       client.on('played', (f) => heard.push(f));
     }
-    await until(() => call !== undefined, { what: 'the call' });
-    const prompt = tone(3000);
+    await until(() => call !== undefined, 'the call');
+    const prompt = signal(48000);
     const result = call!.play(prompt);
     const audible = (): number => heard.filter((f) => f.some((b) => b !== 0)).length;
-    await until(() => audible() >= 10, { what: 'ten frames of the prompt heard' });
+    await until(() => audible() >= 10, 'ten frames of the prompt heard');
     const dropped = call!.flush();
     const r = await result;
     assert.equal(r.status, 'interrupted');
     assert.ok(dropped > 0 && dropped <= 3000 - 100, `flush() returned ${dropped} ms`);
     // Give what was already on its way time to arrive (AudioSocket: at most the pacer's lead).
-    await until(() => call!.stats.queuedMs === 0, { what: 'an empty queue' });
+    await until(() => call!.stats.queuedMs === 0, 'an empty queue');
     const flushed = call!.stats.flushedMs;
     if (transport === 'websocket') {
       // Exact once Asterisk has answered GET_STATUS: played + dropped in Asterisk + dropped here = the prompt.

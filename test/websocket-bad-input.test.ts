@@ -9,20 +9,7 @@ import { once } from 'node:events';
 import WebSocket from 'ws';
 import { createServer, ErrorCodes, type Call, type CallWarning, type ServerOptions } from '#lib/index.js';
 import { connectWebSocket, type AsteriskWebSocketClient, type WebSocketConnectOptions } from '#lib/websocket/client.js';
-
-async function until(pred: () => boolean, what: string, ms = 20000): Promise<void> {
-  const t0 = performance.now();
-  while (!pred()) {
-    if (performance.now() - t0 > ms) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 5));
-  }
-}
-
-function tone(bytes: number, seed = 1): Buffer {
-  const b = Buffer.alloc(bytes);
-  for (let i = 0; i < bytes / 2; i++) b.writeInt16LE(Math.round(8000 * Math.sin((i * seed) / 7)), i * 2);
-  return b;
-}
+import { signal, until } from './helpers.js';
 
 /** An echo server; `onCall` sees every call first (keyed by its channel id). */
 async function serve(t: TestContext, websocket: Partial<NonNullable<ServerOptions['websocket']>> = {}, onCall?: (call: Call) => void) {
@@ -50,7 +37,7 @@ async function serve(t: TestContext, websocket: Partial<NonNullable<ServerOption
 /** The other call on the server still echoes: 5 frames in, 5 more frames played. */
 async function stillEchoes(client: AsteriskWebSocketClient): Promise<void> {
   const before = client.stats.framesPlayed;
-  for (let i = 0; i < 5; i++) client.sendAudio(tone(640, i + 1));
+  for (let i = 0; i < 5; i++) client.sendAudio(signal(640, i + 1));
   await until(() => client.stats.framesPlayed >= before + 5, 'the other call echoes');
 }
 
@@ -129,7 +116,7 @@ test('odd-length slin audio: the last byte is dropped, counted and reported; an 
   const { dial } = await serve(t);
   const bad = await dial({ format: 'slin16' });
   const { warnings, errors } = collect(bad.call);
-  const odd = Buffer.concat([tone(640), Buffer.from([1])]);
+  const odd = Buffer.concat([signal(640), Buffer.from([1])]);
   bad.client.sendAudio(odd);
   bad.client.sendAudio(odd);
   await stillEchoes(bad.client);

@@ -7,14 +7,7 @@ import { once } from 'node:events';
 import { createServer, type Call, type CallHandler, type ServerOptions, type WebSocketCall } from '#lib/index.js';
 import { connectWebSocket, type AsteriskWebSocketClient, type WebSocketConnectOptions } from '#lib/websocket/client.js';
 import type { PlayResult } from '#lib/outbound/queue.js';
-
-async function until(pred: () => boolean, what: string, ms = 5000): Promise<void> {
-  const t0 = performance.now();
-  while (!pred()) {
-    if (performance.now() - t0 > ms) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 5));
-  }
-}
+import { signal, until } from './helpers.js';
 
 async function serve(t: TestContext, handler: CallHandler, options: ServerOptions = {}) {
   const server = createServer(handler, { ...options, websocket: { port: 0, ...(options.websocket ?? {}) } as ServerOptions['websocket'] });
@@ -27,12 +20,6 @@ async function serve(t: TestContext, handler: CallHandler, options: ServerOption
     return c;
   };
   return { server, url, dial };
-}
-
-function tone(bytes: number, seed = 1): Buffer {
-  const b = Buffer.alloc(bytes);
-  for (let i = 0; i < bytes / 2; i++) b.writeInt16LE(Math.round(8000 * Math.sin((i * seed) / 7)), i * 2);
-  return b;
 }
 
 for (const [format, controlFormat] of [
@@ -49,7 +36,7 @@ for (const [format, controlFormat] of [
     });
     const client = await dial({ format, controlFormat, channelId: 'chan-1' });
     const frameBytes = format === 'slin16' ? 640 : format === 'slin' ? 320 : 160;
-    const frame = format === 'ulaw' || format === 'alaw' ? Buffer.alloc(frameBytes, 0x55) : tone(frameBytes);
+    const frame = format === 'ulaw' || format === 'alaw' ? Buffer.alloc(frameBytes, 0x55) : signal(frameBytes);
     for (let i = 0; i < 10; i++) client.sendAudio(frame);
     await until(() => client.stats.framesPlayed >= 10, 'echo played');
     assert.equal(seen!.transport, 'websocket');
@@ -76,7 +63,7 @@ test('chan_websocket: DTMF, mark and play() resolve when Asterisk has played the
   await until(() => digits.length === 2, 'digits');
   assert.deepEqual(digits, ['5', '#']);
   const t0 = performance.now();
-  const played = call.play(tone(640 * 25)); // 500 ms
+  const played = call.play(signal(640 * 25)); // 500 ms
   const marked = call.mark('after');
   const r = await played;
   const elapsed = performance.now() - t0;
@@ -92,7 +79,7 @@ test('chan_websocket: flush drops queued audio, settles marks, sentMs is what wa
   const { dial } = await serve(t, (c) => (call = c), { websocket: { port: 0, leadMs: 400 } });
   const client = await dial({ format: 'slin16', controlFormat: 'plain-text' });
   await until(() => call !== undefined, 'call');
-  const played = call.play(tone(640 * 150)); // 3 s
+  const played = call.play(signal(640 * 150)); // 3 s
   const marked = call.mark('end');
   await until(() => client.stats.framesPlayed >= 20, '20 frames played');
   assert.ok(client.stats.maxQueueLength <= 25, `Asterisk queue reached ${client.stats.maxQueueLength}`);
@@ -108,7 +95,7 @@ test('chan_websocket: flush drops queued audio, settles marks, sentMs is what wa
   const after = client.stats.framesPlayed;
   assert.ok(after - heardBefore <= 3, `${after - heardBefore} frames played after the flush`);
   // The call goes on.
-  assert.equal((await call.play(tone(640 * 5))).status, 'done');
+  assert.equal((await call.play(signal(640 * 5))).status, 'done');
 });
 
 test('chan_websocket: hangups both ways', async (t) => {
@@ -131,7 +118,7 @@ test('chan_websocket: 20 concurrent echo calls beside AudioSocket on one server'
   const clients = await Promise.all(
     Array.from({ length: 20 }, (_, i) => dial({ format: i % 2 ? 'slin16' : 'ulaw', controlFormat: i % 3 ? 'json' : 'plain-text' })),
   );
-  for (const [i, c] of clients.entries()) for (let k = 0; k < 5; k++) c.sendAudio(i % 2 ? tone(640, i) : Buffer.alloc(160, 0x2a));
+  for (const [i, c] of clients.entries()) for (let k = 0; k < 5; k++) c.sendAudio(i % 2 ? signal(640, i) : Buffer.alloc(160, 0x2a));
   await until(() => clients.every((c) => c.stats.framesPlayed >= 5), 'every echo');
   assert.equal(server.calls.size, 20);
   assert.ok(clients.every((c) => c.violations.length === 0));
@@ -153,7 +140,7 @@ test('chan_websocket bad input: wrong subprotocol and binary before MEDIA_START 
   raw.send(Buffer.alloc(320));
   await until(() => failures.length === 2, 'protocol failure');
   assert.match(failures[1]!, /^protocol-error:ERR_AUDIOSOCKET_PROTOCOL/);
-  good.sendAudio(tone(640));
+  good.sendAudio(signal(640));
   await until(() => good.stats.framesPlayed >= 1, 'the good call goes on');
 });
 

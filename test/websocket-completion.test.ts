@@ -8,20 +8,7 @@ import { createServer, type Call, type CallWarning, type ServerOptions } from '#
 import { connectWebSocket, type AsteriskWebSocketClient, type WebSocketConnectOptions } from '#lib/websocket/client.js';
 import type { WebSocketCall } from '#lib/websocket/call.js';
 import type { MediaCommandName } from '#lib/protocol/websocket.js';
-
-async function until(pred: () => boolean, what: string, ms = 20000): Promise<void> {
-  const t0 = performance.now();
-  while (!pred()) {
-    if (performance.now() - t0 > ms) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 5));
-  }
-}
-
-function tone(bytes: number): Buffer {
-  const b = Buffer.alloc(bytes);
-  for (let i = 0; i < bytes / 2; i++) b.writeInt16LE(Math.round(8000 * Math.sin(i / 7)), i * 2);
-  return b;
-}
+import { signal, until } from './helpers.js';
 
 async function dialOne(t: TestContext, websocket: Partial<NonNullable<ServerOptions['websocket']>>, o: Partial<WebSocketConnectOptions>) {
   let call: WebSocketCall | undefined;
@@ -51,9 +38,9 @@ const markViolations = (c: AsteriskWebSocketClient): number => c.violations.filt
 
 test('old Asterisk (no MARK_MEDIA): the first unanswered mark switches the call to clock completion; play() and mark() resolve', async (t) => {
   const { call, client, warnings } = await dialOne(t, { markTimeoutMs: 300 }, { controlFormat: 'plain-text', noMarkMedia: true });
-  assert.equal(call.completionMode, 'marks');
+  assert.equal(call.completionMode, 'probing', 'no MARK_MEDIA answered yet');
   const t0 = performance.now();
-  const first = call.play(tone(640 * 25)); // 500 ms
+  const first = call.play(signal(640 * 25)); // 500 ms
   const marked = call.mark('after');
   const r = await first;
   assert.equal(r.status, 'done');
@@ -68,7 +55,7 @@ test('old Asterisk (no MARK_MEDIA): the first unanswered mark switches the call 
   const sentBefore = markViolations(client);
   assert.ok(sentBefore >= 1);
   const t1 = performance.now();
-  const second = await call.play(tone(640 * 25));
+  const second = await call.play(signal(640 * 25));
   assert.equal(second.status, 'done');
   assert.ok(performance.now() - t1 >= 400, `the second play() resolved after ${(performance.now() - t1).toFixed(0)} ms`);
   await call.drained();
@@ -88,14 +75,14 @@ test("completion: 'clock' never sends MARK_MEDIA; QUEUE_DRAINED settles the end;
     { controlFormat: 'plain-text', noMarkMedia: true },
   );
   assert.equal(call.completionMode, 'clock');
-  const r = await call.play(tone(640 * 10));
+  const r = await call.play(signal(640 * 10));
   assert.equal(r.status, 'done');
   assert.equal(await call.mark('m'), true);
   await call.drained();
   assert.ok(commands.includes('REPORT_QUEUE_DRAINED'));
   assert.ok(!commands.includes('MARK_MEDIA'));
   assert.equal(client.violations.length, 0, JSON.stringify(client.violations));
-  const long = call.play(tone(640 * 150)); // 3 s
+  const long = call.play(signal(640 * 150)); // 3 s
   const end = call.mark('end');
   await until(() => client.stats.framesPlayed >= 20, 'some played');
   call.flush();
@@ -107,7 +94,8 @@ test("completion: 'clock' never sends MARK_MEDIA; QUEUE_DRAINED settles the end;
 test('a current Asterisk answers marks: the call stays on MARK_MEDIA, no warning', async (t) => {
   for (const controlFormat of ['plain-text', 'json'] as const) {
     const { call, client, warnings } = await dialOne(t, { markTimeoutMs: 300 }, { controlFormat });
-    const r = await call.play(tone(640 * 25));
+    assert.equal(call.completionMode, 'probing');
+    const r = await call.play(signal(640 * 25));
     assert.equal(r.status, 'done');
     assert.ok(client.stats.framesPlayed >= 25);
     // The first progress mark was answered long before play() resolved: the probe is over for good.

@@ -6,7 +6,7 @@
 import { test, describe, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
 import http from 'node:http';
-import { once, type EventEmitter } from 'node:events';
+import { once } from 'node:events';
 import WebSocket, { WebSocketServer } from 'ws';
 import { ErrorCodes } from '#lib/index.js';
 import {
@@ -19,21 +19,9 @@ import {
 import type { MediaConnection, MediaWarning } from '#lib/websocket/connection.js';
 import { connectWebSocket, type WebSocketConnectOptions } from '#lib/websocket/client.js';
 import { encodeEvent, type ControlFormat } from '#lib/protocol/websocket.js';
+import { untilEmitted } from './helpers.js';
 
 const FORMATS: ControlFormat[] = ['json', 'plain-text'];
-
-/** Resolves once `predicate()` holds, re-checking whenever `emitter` emits one of `events`. */
-function until(emitter: EventEmitter, events: string[], predicate: () => boolean): Promise<void> {
-  if (predicate()) return Promise.resolve();
-  return new Promise((resolve) => {
-    const check = (): void => {
-      if (!predicate()) return;
-      for (const e of events) emitter.off(e, check);
-      resolve();
-    };
-    for (const e of events) emitter.on(e, check);
-  });
-}
 
 async function startServer(t: TestContext, options: MediaServerOptions = {}, handler?: (c: MediaConnection) => unknown) {
   const server = createWebSocketMediaServer(handler, options);
@@ -98,7 +86,7 @@ describe('chan_websocket transport', () => {
       const caller = frames(10, 640, 7);
       assert.equal(await client.stream(caller), 10);
       for (const d of '12#*AD') client.sendDtmf(d);
-      await until(conn, ['dtmf'], () => digits.length === 6);
+      await untilEmitted(conn, ['dtmf'], () => digits.length === 6);
       assert.equal(digits.join(''), '12#*AD');
       assert.deepEqual(Buffer.concat(inbound), caller);
       assert.ok(inbound.every((p) => p.length === 640));
@@ -126,7 +114,7 @@ describe('chan_websocket transport', () => {
       conn.markMedia('a');
       conn.sendAudio(frames(2, 160));
       conn.markMedia('b');
-      await until(conn, ['markProcessed'], () => marks.length === 2);
+      await untilEmitted(conn, ['markProcessed'], () => marks.length === 2);
       assert.deepEqual(
         client.marks.map((m) => [m.correlationId, m.framesPlayed]),
         [
@@ -138,10 +126,10 @@ describe('chan_websocket transport', () => {
       // 200 frames (4 s) queued; flush once a few have played.
       conn.sendAudio(frames(200, 160));
       conn.markMedia('lost');
-      await until(client, ['played'], () => client.stats.framesPlayed >= 8);
+      await untilEmitted(client, ['played'], () => client.stats.framesPlayed >= 8);
       conn.flushMedia();
       conn.markMedia('after');
-      await until(conn, ['markProcessed'], () => marks.includes('after'));
+      await untilEmitted(conn, ['markProcessed'], () => marks.includes('after'));
       assert.deepEqual(marks, ['a', 'b', 'after']);
       const played = client.stats.framesPlayed;
       assert.ok(played < 5 + 200, `played ${played}: the flush dropped the queue`);
@@ -168,7 +156,7 @@ describe('chan_websocket transport', () => {
     assert.equal(conn.xoff, true);
     assert.equal(conn.writable, false);
     assert.equal(conn.sendAudio(burst.subarray(0, 320)), false);
-    await until(client, ['violation'], () => client.violations.length === 6);
+    await untilEmitted(client, ['violation'], () => client.violations.length === 6);
     assert.ok(client.violations.every((v) => v.code === 'QUEUE_FULL'));
     assert.equal(client.stats.maxQueueLength, 1000);
     assert.equal((await conn.getStatus()).queueFull, true);
@@ -234,7 +222,7 @@ describe('chan_websocket transport', () => {
 
     // Without buffering, Asterisk drops the tail of a message that is not a whole frame.
     conn.sendRaw(Buffer.alloc(700));
-    await until(client, ['violation'], () => client.violations.length === 1);
+    await untilEmitted(client, ['violation'], () => client.violations.length === 1);
     assert.deepEqual(
       client.violations.map((v) => v.code),
       ['PARTIAL_FRAME'],
@@ -281,7 +269,7 @@ describe('chan_websocket transport', () => {
     assert.match(w.message, /MARK_MEDIA not supported in passthrough mode/);
     // Passthrough plays each message as one frame; we send whole frames, one per message.
     conn.sendAudio(frames(2, 160));
-    await until(client, ['played'], () => client.stats.framesPlayed === 2);
+    await untilEmitted(client, ['played'], () => client.stats.framesPlayed === 2);
     assert.ok(client.played.every((f) => f.length === 160));
     assert.deepEqual(
       client.violations.map((v) => v.code),
@@ -309,18 +297,18 @@ describe('chan_websocket transport', () => {
       ),
     );
     for (const c of clients) t.after(() => c.drop());
-    await until(server, ['connection'], () => server.stats.activeConnections === 20);
+    await untilEmitted(server, ['connection'], () => server.stats.activeConnections === 20);
     await Promise.all(
       clients.map(async (c, i) => {
         const audio = frames(15, c.optimalFrameSize, i * 10);
         await c.stream(audio);
-        await until(c, ['played'], () => c.stats.framesPlayed === 15);
+        await untilEmitted(c, ['played'], () => c.stats.framesPlayed === 15);
         assert.deepEqual(c.playedAudio(), audio, `call ${i}`);
         assert.deepEqual(c.violations, []);
       }),
     );
     await Promise.all(clients.map((c) => c.hangup()));
-    await until(server, ['connectionClose'], () => server.stats.activeConnections === 0);
+    await untilEmitted(server, ['connectionClose'], () => server.stats.activeConnections === 0);
   });
 });
 
@@ -598,12 +586,12 @@ describe('the simulated chan_websocket enforces what Asterisk enforces', () => {
     ws.send('{"command":"flush_media"}');
     ws.send('{"command":"SET_MEDIA_DIRECTION","direction":"up"}');
     ws.send('{"command":"GET_STATUS"}');
-    await until(client, ['violation'], () => client.violations.length === 5);
+    await untilEmitted(client, ['violation'], () => client.violations.length === 5);
     assert.deepEqual(
       client.violations.map((v) => v.code),
       ['BAD_JSON', 'TEXT_TOO_LONG', 'TEXT_EMPTY', 'UNKNOWN_COMMAND', 'COMMAND_REFUSED'],
     );
-    await until(ws, ['message'], () => errors.length === 2);
+    await untilEmitted(ws, ['message'], () => errors.length === 2);
     assert.deepEqual(errors, ['Unable to parse JSON command', "'up' is not a valid direction for SET_MEDIA_DIRECTION.\n"]);
   });
 

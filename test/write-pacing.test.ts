@@ -8,7 +8,8 @@
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { systemClock, type Call, type Clock } from '#lib/index.js';
-import { allZero, rawCall, startServer, until, within, type Cleanup } from './fault-helpers.js';
+import { allZero, rawCall, startServer, within, type Cleanup } from './fault-helpers.js';
+import { until } from './helpers.js';
 
 const FRAME = 320; // 20 ms of slin at 8 kHz
 const LEAD_MS = 60; // three frames
@@ -50,7 +51,7 @@ async function botCall(t: Cleanup, bot: (call: Call) => Promise<void>) {
   const received: Buffer[] = [];
   const parserInput: Buffer[] = [];
   raw.socket.on('data', (chunk: Buffer) => parserInput.push(chunk));
-  await until(() => done !== undefined, 2000, 'the call');
+  await until(() => done !== undefined, 'the call');
   await within(done, 20_000, 'the bot to finish');
   const call = [...server.calls][0]!;
   await within(call.hangup(), 5000, 'hangup');

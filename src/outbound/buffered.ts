@@ -65,12 +65,18 @@ export interface BufferedOutboundOptions {
   markTimeoutMs?: number;
 }
 
+/** See {@link BufferedStats.completion}. */
+export type CompletionMode = 'probing' | 'marks' | 'clock';
+
 /** Counters of buffered output (chan_websocket), beside those every call has. */
 export interface BufferedStats extends OutboundCounters {
   /** MARK_MEDIA commands sent. */
   marksSent: number;
-  /** How plays and marks complete now: by MARK_MEDIA answers, or by the playout estimate. */
-  completion: 'marks' | 'clock';
+  /**
+   * How plays and marks complete now: `probing` (MARK_MEDIA sent, Asterisk has not answered one
+   * yet), `marks` (by Asterisk's MARK_MEDIA answers) or `clock` (by the playout estimate).
+   */
+  completion: CompletionMode;
 }
 
 interface MarkEntry {
@@ -113,8 +119,7 @@ export class BufferedOutbound implements OutboundPolicy<BufferedStats> {
   readonly #markEvery: number;
   readonly #statusTimeoutMs: number;
   readonly #markTimeoutMs: number;
-  /** `probe`: MARK_MEDIA sent, no answer seen yet; `marks`: Asterisk answers them; `clock`: it does not. */
-  #completion: 'probe' | 'marks' | 'clock';
+  #completion: CompletionMode;
   #framesOut = 0;
   #sinceMark = 0;
   #markSeq = 0;
@@ -145,7 +150,7 @@ export class BufferedOutbound implements OutboundPolicy<BufferedStats> {
     this.#markEvery = Math.max(1, Math.round(settings.markEveryFrames ?? 10));
     this.#statusTimeoutMs = settings.statusTimeoutMs ?? 1000;
     this.#markTimeoutMs = Math.max(0, settings.markTimeoutMs ?? 2000);
-    this.#completion = settings.completion === 'clock' ? 'clock' : 'probe';
+    this.#completion = settings.completion === 'clock' ? 'clock' : 'probing';
     this.#anchorAt = clock.now();
     if (settings.wire.encoding !== 'slin') this.#encoder = createConverter(this.format, settings.wire);
     this.#gate = new WriteGate({
@@ -172,7 +177,7 @@ export class BufferedOutbound implements OutboundPolicy<BufferedStats> {
       droppedWrites: this.#gate.droppedWrites,
       droppedMs: this.#gate.droppedMs,
       queuedMs: this.#queue.queuedMs,
-      completion: this.#completion === 'clock' ? 'clock' : 'marks',
+      completion: this.#completion,
     };
   }
 
@@ -293,7 +298,7 @@ export class BufferedOutbound implements OutboundPolicy<BufferedStats> {
   markProcessed(id: string): void {
     const entry = this.#marks.get(id);
     if (entry === undefined || this.#closed) return; // a mark of a flush, or not ours
-    if (this.#completion === 'probe') {
+    if (this.#completion === 'probing') {
       this.#completion = 'marks';
       this.#cancelTimer('clock');
     }
@@ -346,12 +351,12 @@ export class BufferedOutbound implements OutboundPolicy<BufferedStats> {
     if (this.#clockTimer !== undefined) return;
     const first = this.#marks.values().next().value;
     if (first === undefined) return;
-    const at = first.dueAt + (this.#completion === 'probe' ? this.#markTimeoutMs : 0);
+    const at = first.dueAt + (this.#completion === 'probing' ? this.#markTimeoutMs : 0);
     this.#clockTimer = this.#clock.setTimer(
       () => {
         this.#clockTimer = undefined;
         if (this.#closed) return;
-        if (this.#completion === 'probe' && this.#marks.size > 0) {
+        if (this.#completion === 'probing' && this.#marks.size > 0) {
           this.#completion = 'clock';
           this.#events.warning(
             'MARKS_UNSUPPORTED',

@@ -10,7 +10,7 @@ import type { AudioFormat } from '../audio/format.js';
 import { CallCore, type CallHooks, type CoreSettings } from '../call/core.js';
 import type { AudioFrame, CallStats, EndReason } from '../call/types.js';
 import { audioSocketError, ErrorCodes, type AudioSocketError } from '../errors.js';
-import { BufferedOutbound, type BufferedOutboundOptions, type BufferedStats } from '../outbound/buffered.js';
+import { BufferedOutbound, type BufferedOutboundOptions, type BufferedStats, type CompletionMode } from '../outbound/buffered.js';
 import type { Clock } from '../clock.js';
 import type { MediaStart } from '../protocol/websocket.js';
 import type { MediaClose, MediaConnection, MediaWarning } from './connection.js';
@@ -153,8 +153,12 @@ export class WebSocketCall extends CallCore<AudioFrame, WebSocketCallStats> {
     };
   }
 
-  /** How plays and marks complete on this call now: by MARK_MEDIA answers, or by the playout estimate (see `completion`). */
-  get completionMode(): 'marks' | 'clock' {
+  /**
+   * How plays and marks complete on this call now: `probing` until Asterisk answers the first
+   * MARK_MEDIA, then `marks`; `clock` (by the playout estimate) when configured so or when
+   * Asterisk never answers (see the `completion` option).
+   */
+  get completionMode(): CompletionMode {
     return this.#outbound.stats.completion;
   }
 
