@@ -1,13 +1,12 @@
 /**
- * `--metrics`: Prometheus naming (checked in code, and by `promtool check metrics` when it is
- * installed: Debian's `prometheus` package), real counters for calls, handshake failures and
+ * `--metrics`: Prometheus naming (the rules `promtool check metrics` applies, checked in code so
+ * the suite needs no Prometheus install), real counters for calls, handshake failures and
  * rejections, the call-duration histogram and the build-info gauge.
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import net from 'node:net';
 import { once } from 'node:events';
-import { spawn, spawnSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { connect } from '#lib/index.js';
@@ -53,7 +52,7 @@ function namingProblems(all: Map<string, Family>): string[] {
   return problems;
 }
 
-test('--metrics: naming, counters, histogram, build info; promtool finds nothing', async (t) => {
+test('--metrics: naming, counters, histogram, build info', async (t) => {
   const echo = await spawnCli(['echo', '--port', '0', '--max-calls', '1', '--metrics', '127.0.0.1:0']);
   t.after(async () => {
     if (echo.child.exitCode === null) {
@@ -116,18 +115,4 @@ test('--metrics: naming, counters, histogram, build info; promtool finds nothing
     new RegExp(`^audiosocket_build_info\\{version="${pkg.version.replace(/\./g, '\\.')}",node_version="${process.version}"\\} 1$`, 'm'),
   );
   assert.match(text, /^process_cpu_seconds_total /m);
-
-  const found = spawnSync('promtool', ['--version'], { stdio: 'ignore' });
-  if (found.error) {
-    t.skip('promtool is not installed (apt-get install prometheus); the naming rules were checked in code above');
-    return;
-  }
-  const check = spawn('promtool', ['check', 'metrics'], { stdio: 'pipe' });
-  let report = '';
-  check.stdout.on('data', (d: Buffer) => (report += d.toString()));
-  check.stderr.on('data', (d: Buffer) => (report += d.toString()));
-  check.stdin.end(text);
-  const [code] = await once(check, 'exit');
-  assert.equal(report.trim(), '', `promtool check metrics:\n${report}`);
-  assert.equal(code, 0);
 });
