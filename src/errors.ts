@@ -69,7 +69,11 @@ export const WarningCodes = {
   // A call's `warning` event (both transports).
   /** An async iterator over received audio fell behind; its oldest frames were dropped (`stats.droppedIn`). */
   ITERATOR_OVERFLOW: 'ITERATOR_OVERFLOW',
-  /** AudioSocket: the socket's send buffer is full; outbound audio is being dropped (`stats.droppedOut`). */
+  /**
+   * The peer does not read: our send buffer is over its bound (AudioSocket `maxBufferedMs`,
+   * chan_websocket `maxBufferedBytes`) and outbound audio is being dropped (`stats.droppedOut`).
+   * After `peerNotReadingTimeout` the call ends with `ERR_AUDIOSOCKET_PEER_NOT_READING`.
+   */
   PEER_NOT_READING: 'PEER_NOT_READING',
   /**
    * A queue was full and audio was dropped whole. On a call: written audio beyond `maxQueuedMs`
@@ -86,8 +90,6 @@ export const WarningCodes = {
   UNEXPECTED_EVENT: 'UNEXPECTED_EVENT',
   /** chan_websocket: Asterisk answered a command with an ERROR event. */
   REMOTE_ERROR: 'REMOTE_ERROR',
-  /** chan_websocket: audio dropped because the WebSocket's send buffer was full. */
-  OUTPUT_DROPPED: 'OUTPUT_DROPPED',
   /** chan_websocket: Asterisk never answered MARK_MEDIA (before 20.18/22.8); plays and marks now complete by our clock. */
   MARKS_UNSUPPORTED: 'MARKS_UNSUPPORTED',
 
@@ -140,7 +142,6 @@ export type CallWarningCode = Extract<
   | 'MALFORMED_CONTROL'
   | 'UNEXPECTED_EVENT'
   | 'REMOTE_ERROR'
-  | 'OUTPUT_DROPPED'
   | 'MARKS_UNSUPPORTED'
 >;
 

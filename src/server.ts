@@ -41,10 +41,7 @@ export type CallHandler = (call: Call) => unknown;
  */
 export type WebSocketServeOptions = (
   { port: number; host?: string; server?: undefined } | { server: import('node:http').Server; port?: undefined; host?: undefined }
-) & { path?: string } & Pick<
-    MediaServerOptions,
-    'maxPayload' | 'authenticate' | 'highWaterMark' | 'maxBufferedBytes' | 'peerNotReadingTimeout'
-  > &
+) & { path?: string } & Pick<MediaServerOptions, 'maxPayload' | 'authenticate' | 'highWaterMark' | 'maxBufferedBytes'> &
   BufferedOutboundOptions;
 
 export interface ServerOptions {
@@ -109,7 +106,11 @@ export interface ServerOptions {
   hangupTimeout?: number;
   /** Most ms of audio allowed in the socket's send buffer; beyond it outbound audio is dropped and counted. Default 1000. */
   maxBufferedMs?: number;
-  /** End the call (`peer-not-reading`) after output has been blocked this long, ms. Default 10000; 0 disables. */
+  /**
+   * End the call (`peer-not-reading`) when the peer has not read our output for this long, ms:
+   * on AudioSocket the send buffer stayed over `maxBufferedMs`, on chan_websocket no queued send
+   * completed. Default 10000; 0 (or Infinity) disables.
+   */
   peerNotReadingTimeout?: number;
   /** Frames an async iterator may fall behind before the oldest are dropped. Default 500 (10 s at 20 ms). */
   iteratorQueueFrames?: number;
@@ -382,7 +383,11 @@ export class AudioSocketServer extends EventEmitter<ServerEvents> {
     if (statusTimeoutMs !== undefined) pacing.statusTimeoutMs = statusTimeoutMs;
     if (completion !== undefined) pacing.completion = completion;
     if (markTimeoutMs !== undefined) pacing.markTimeoutMs = markTimeoutMs;
-    const media: MediaServerOptions = { ...rest };
+    const media: MediaServerOptions = {
+      ...rest,
+      peerNotReadingTimeout: this.#settings.peerNotReadingTimeout,
+      clock: this.#scheduler.clock,
+    };
     if (this.#settings.hangupTimeout !== Infinity) media.hangupTimeout = this.#settings.hangupTimeout;
     if (this.#settings.handshakeTimeout !== Infinity) media.handshakeTimeout = this.#settings.handshakeTimeout;
     if (this.#options.maxCalls !== undefined) media.maxConnections = this.#options.maxCalls;

@@ -12,7 +12,12 @@ import { connectWebSocket, type AsteriskWebSocketClient, type WebSocketConnectOp
 import { signal, until } from './helpers.js';
 
 /** An echo server; `onCall` sees every call first (keyed by its channel id). */
-async function serve(t: TestContext, websocket: Partial<NonNullable<ServerOptions['websocket']>> = {}, onCall?: (call: Call) => void) {
+async function serve(
+  t: TestContext,
+  websocket: Partial<NonNullable<ServerOptions['websocket']>> = {},
+  onCall?: (call: Call) => void,
+  options: Omit<ServerOptions, 'websocket'> = {},
+) {
   const calls = new Map<string, Call>();
   const server = createServer(
     (call) => {
@@ -20,7 +25,7 @@ async function serve(t: TestContext, websocket: Partial<NonNullable<ServerOption
       call.on('audio', (f) => call.write(f.payload, f.format));
       onCall?.(call);
     },
-    { websocket: { port: 0, ...websocket } as ServerOptions['websocket'] },
+    { ...options, websocket: { port: 0, ...websocket } as ServerOptions['websocket'] },
   );
   await server.listen({ port: 0 });
   t.after(() => server.close());
@@ -169,10 +174,18 @@ test('the default maxPayload is 262144 bytes', async (t) => {
 });
 
 test('a peer that never reads: that call ends with ERR_AUDIOSOCKET_PEER_NOT_READING; another goes on', async (t) => {
-  const { dial, url, calls } = await serve(t, { peerNotReadingTimeout: 300, leadMs: 15000 }, (call) => {
-    // 15 s of slin192 (5.8 MB) goes to Asterisk's buffer at once: more than the kernel holds.
-    if (call.uuid === 'stuck') void call.play(Buffer.alloc(192000 * 2 * 15));
-  });
+  const warnings: string[] = [];
+  const { dial, url, calls } = await serve(
+    t,
+    { leadMs: 15000 },
+    (call) => {
+      // 15 s of slin192 (5.8 MB) goes to Asterisk's buffer at once: more than the kernel holds.
+      if (call.uuid !== 'stuck') return;
+      call.on('warning', (w) => warnings.push(w.code));
+      void call.play(Buffer.alloc(192000 * 2 * 15));
+    },
+    { peerNotReadingTimeout: 300 }, // the server's option, for both transports
+  );
   const other = await dial();
   const ws = new WebSocket(url, ['media']);
   t.after(() => ws.terminate());
@@ -184,5 +197,10 @@ test('a peer that never reads: that call ends with ERR_AUDIOSOCKET_PEER_NOT_READ
   const end = await stuck.closed;
   assert.equal(end.reason, 'peer-not-reading');
   assert.equal(end.error?.code, ErrorCodes.PEER_NOT_READING);
+  // The buffered policy stops at the socket's high-water mark, so nothing was dropped: what was
+  // never sent is reported as unsent when the call ends.
+  assert.deepEqual(warnings, []);
+  assert.equal(end.stats.droppedOut, 0);
+  assert.ok(end.stats.unsentMs > 0, `${end.stats.unsentMs} ms unsent`);
   await stillEchoes(other.client);
 });

@@ -14,6 +14,7 @@ import type { IncomingMessage } from 'node:http';
 import WebSocket, { type RawData } from 'ws';
 import { AudioSocketError, audioSocketError, ErrorCodes } from '../errors.js';
 import { silenceByte } from '../audio/format.js';
+import { systemClock, type Clock, type TimerHandle } from '../clock.js';
 import {
   encodeCommand,
   maxMessagePayload,
@@ -35,10 +36,15 @@ export interface MediaConnectionOptions {
   highWaterMark?: number;
   /** Audio beyond this many buffered bytes is dropped and counted (a peer that never reads). Default 4 MiB. */
   maxBufferedBytes?: number;
-  /** End the connection (`ERR_AUDIOSOCKET_PEER_NOT_READING`) when buffered output has not moved for this long, ms. Default 10000; 0 disables. */
+  /**
+   * End the connection (`ERR_AUDIOSOCKET_PEER_NOT_READING`) when no queued send has completed
+   * for this long, ms. Default 10000; 0 (or Infinity) disables.
+   */
   peerNotReadingTimeout?: number;
   /** After HANGUP or close(), ms to wait for the close handshake before destroying the socket. Default 2000. */
   hangupTimeout?: number;
+  /** Clock of the peer-not-reading and hangup timers. Default: the system clock. */
+  clock?: Clock;
 }
 
 /** How a connection ended. */
@@ -65,9 +71,9 @@ export interface MediaWarning {
    * - `UNEXPECTED_EVENT`: a valid event that makes no sense now (a second MEDIA_START), or an
    *   event name this library does not know (once per name).
    * - `REMOTE_ERROR`: Asterisk answered a command with an ERROR event.
-   * - `OUTPUT_DROPPED`: audio dropped because `maxBufferedBytes` was reached.
+   * - `PEER_NOT_READING`: audio dropped because `maxBufferedBytes` was reached (the peer does not read).
    */
-  code: 'MALFORMED_CONTROL' | 'UNEXPECTED_EVENT' | 'REMOTE_ERROR' | 'OUTPUT_DROPPED';
+  code: 'MALFORMED_CONTROL' | 'UNEXPECTED_EVENT' | 'REMOTE_ERROR' | 'PEER_NOT_READING';
   message: string;
   error?: AudioSocketError;
 }
@@ -153,6 +159,7 @@ export function resolveConnectionOptions(o: MediaConnectionOptions = {}): Requir
     maxBufferedBytes: nonNegative('maxBufferedBytes', o.maxBufferedBytes, DEFAULTS.maxBufferedBytes),
     peerNotReadingTimeout: nonNegative('peerNotReadingTimeout', o.peerNotReadingTimeout, DEFAULTS.peerNotReadingTimeout),
     hangupTimeout: nonNegative('hangupTimeout', o.hangupTimeout, DEFAULTS.hangupTimeout),
+    clock: o.clock ?? systemClock,
   };
 }
 
@@ -202,8 +209,8 @@ export class MediaConnection extends EventEmitter<MediaConnectionEvents> {
   #error: AudioSocketError | undefined;
   #errorCloseCode: number | undefined;
   #closeInfo: MediaClose | undefined;
-  #killTimer: NodeJS.Timeout | undefined;
-  #watchdog: NodeJS.Timeout | undefined;
+  #killTimer: TimerHandle | undefined;
+  #watchdog: TimerHandle | undefined;
   #outstanding = 0;
   #lastProgress = 0;
   #pending: Buffer = Buffer.alloc(0);
@@ -505,17 +512,17 @@ export class MediaConnection extends EventEmitter<MediaConnectionEvents> {
       this.#stats.droppedBytesOut += frame.length;
       if (!this.#droppedWarned) {
         this.#droppedWarned = true;
-        this.#warn('OUTPUT_DROPPED', `more than ${this.#opts.maxBufferedBytes} bytes wait for the peer; audio is being dropped`);
+        this.#warn('PEER_NOT_READING', `peer is not reading: more than ${this.#opts.maxBufferedBytes} bytes wait; dropping outbound audio`);
       }
       return;
     }
     this.#stats.framesOut++;
     this.#stats.audioBytesOut += frame.length;
-    if (this.#outstanding === 0) this.#lastProgress = performance.now();
+    if (this.#outstanding === 0) this.#lastProgress = this.#opts.clock.now();
     this.#outstanding++;
     this.#ws.send(frame, { binary: true }, () => {
       this.#outstanding--;
-      this.#lastProgress = performance.now();
+      this.#lastProgress = this.#opts.clock.now();
       this.#maybeDrain();
     });
     this.#armWatchdog();
@@ -536,11 +543,11 @@ export class MediaConnection extends EventEmitter<MediaConnectionEvents> {
 
   #armWatchdog(): void {
     const limit = this.#opts.peerNotReadingTimeout;
-    if (limit === 0 || this.#watchdog !== undefined) return;
+    if (limit === 0 || limit === Infinity || this.#watchdog !== undefined) return;
     const check = (): void => {
       this.#watchdog = undefined;
       if (!this.connected || this.#outstanding === 0) return;
-      const idle = performance.now() - this.#lastProgress;
+      const idle = this.#opts.clock.now() - this.#lastProgress;
       if (idle >= limit) {
         this.#fail(
           audioSocketError(
@@ -551,17 +558,22 @@ export class MediaConnection extends EventEmitter<MediaConnectionEvents> {
         );
         return;
       }
-      this.#watchdog = setTimeout(check, Math.max(10, limit - idle));
-      this.#watchdog.unref?.();
+      this.#watchdog = this.#opts.clock.setTimer(check, Math.max(10, limit - idle));
     };
-    this.#watchdog = setTimeout(check, limit);
-    this.#watchdog.unref?.();
+    this.#watchdog = this.#opts.clock.setTimer(check, limit);
+  }
+
+  #clearTimers(watchdogToo: boolean): void {
+    if (this.#killTimer !== undefined) this.#opts.clock.clearTimer(this.#killTimer);
+    this.#killTimer = undefined;
+    if (!watchdogToo) return;
+    if (this.#watchdog !== undefined) this.#opts.clock.clearTimer(this.#watchdog);
+    this.#watchdog = undefined;
   }
 
   #armKill(fn: () => void): void {
-    clearTimeout(this.#killTimer);
-    this.#killTimer = setTimeout(fn, this.#opts.hangupTimeout);
-    this.#killTimer.unref?.();
+    this.#clearTimers(false);
+    this.#killTimer = this.#opts.clock.setTimer(fn, this.#opts.hangupTimeout);
   }
 
   #release(): void {
@@ -677,9 +689,7 @@ export class MediaConnection extends EventEmitter<MediaConnectionEvents> {
   #onClose(code: number, reason: string): void {
     if (this.#closeInfo) return;
     this.#release();
-    clearTimeout(this.#killTimer);
-    clearTimeout(this.#watchdog);
-    this.#watchdog = undefined;
+    this.#clearTimers(true);
     // After a fatal error, the code is the one we closed with (the peer's answer is often never read).
     const info: MediaClose = {
       by: this.#error ? 'error' : this.#localClose ? 'local' : 'remote',
