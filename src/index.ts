@@ -26,6 +26,7 @@ export {
   type ServerStats,
   type PacingOptions,
   type HandshakeFailure,
+  type AudioSocketHandshakeFailure,
   type ConnectionRejection,
   type WebSocketServeOptions,
   type Call,

@@ -159,8 +159,9 @@ export interface ListenOptions {
   signal?: AbortSignal;
 }
 
-/** A connection that closed without becoming a call. */
-export interface HandshakeFailure {
+/** An AudioSocket connection that closed without becoming a call. */
+export interface AudioSocketHandshakeFailure {
+  transport: 'audiosocket';
   /**
    * - `closed-before-uuid`: normal for Asterisk when the app's channel is not answered or a Dial is abandoned.
    * - `timeout`: no UUID within `handshakeTimeout`.
@@ -171,6 +172,12 @@ export interface HandshakeFailure {
   remotePort: number;
   error?: AudioSocketError;
 }
+
+/**
+ * A connection that did not become a call, on either listener; `transport` narrows it. A
+ * chan_websocket failure has the request's `url` and the reasons of {@link MediaHandshakeFailure}.
+ */
+export type HandshakeFailure = AudioSocketHandshakeFailure | ({ transport: 'websocket' } & MediaHandshakeFailure);
 
 /** A connection turned away before any byte was read. */
 export interface ConnectionRejection {
@@ -186,9 +193,8 @@ export interface ServerEvents {
   call: [call: Call];
   /** A call ended and its socket closed. */
   callEnd: [call: Call, end: CallEnd];
+  /** A connection that did not become a call: no UUID (AudioSocket), no MEDIA_START or a refused upgrade (chan_websocket). */
   handshakeFailed: [failure: HandshakeFailure];
-  /** A chan_websocket connection that did not become a call (wrong subprotocol, binary data before MEDIA_START, ...). */
-  websocketHandshakeFailed: [failure: MediaHandshakeFailure];
   connectionRejected: [rejection: ConnectionRejection];
   /**
    * A call handler or call listener threw or rejected; that call was ended with `handler-error`.
@@ -404,7 +410,7 @@ export class AudioSocketServer extends EventEmitter<ServerEvents> {
     }, media);
     ws.on('handshakeFailed', (f) => {
       this.#stats.handshakeFailures++;
-      this.#emitSafe('websocketHandshakeFailed', f);
+      this.#emitSafe('handshakeFailed', { transport: 'websocket', ...f });
     });
     ws.on('error', (err) => {
       if (this.listenerCount('error') > 0) this.emit('error', err);
@@ -572,7 +578,7 @@ export class AudioSocketServer extends EventEmitter<ServerEvents> {
       failed: (reason, error) => {
         this.#pending.delete(handshake);
         this.#stats.handshakeFailures++;
-        const failure: HandshakeFailure = { reason, remoteAddress, remotePort };
+        const failure: AudioSocketHandshakeFailure = { transport: 'audiosocket', reason, remoteAddress, remotePort };
         if (error !== undefined) failure.error = error;
         this.#emitSafe('handshakeFailed', failure);
         this.#maybeClosed();

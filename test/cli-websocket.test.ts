@@ -28,6 +28,9 @@ test('echo --websocket serves chan_websocket calls on any path', async (t) => {
   await until(() => client.stats.framesPlayed >= 5, 'echo');
   assert.ok(client.played.slice(0, 5).every((f) => f.equals(frame)));
   assert.equal(client.violations.length, 0);
+  // A connection that does not become a call is logged, as on AudioSocket.
+  await assert.rejects(connectWebSocket({ url: `ws://127.0.0.1:${port}/x`, subprotocols: ['other'] }));
+  await until(() => cli.lines.some((l) => /no call from chan_websocket \/x .*: subprotocol/.test(l)), 'the handshake failure line');
 });
 
 test('--websocket usage errors', async () => {

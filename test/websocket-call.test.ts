@@ -128,18 +128,18 @@ test('chan_websocket: 20 concurrent echo calls beside AudioSocket on one server'
 test('chan_websocket bad input: wrong subprotocol and binary before MEDIA_START fail that connection only', async (t) => {
   const failures: string[] = [];
   const { server, url, dial } = await serve(t, (call) => call.on('audio', (f) => call.write(f.payload, f.format)));
-  server.on('websocketHandshakeFailed', (f) => failures.push(`${f.reason}:${f.error?.code ?? ''}`));
+  server.on('handshakeFailed', (f) => failures.push(`${f.transport}:${f.reason}:${f.error?.code ?? ''}`));
   const good = await dial({ format: 'slin16' });
   await assert.rejects(connectWebSocket({ url, subprotocols: ['other'] }));
   await until(() => failures.length === 1, 'subprotocol failure');
-  assert.match(failures[0]!, /^subprotocol:ERR_AUDIOSOCKET_SUBPROTOCOL/);
+  assert.match(failures[0]!, /^websocket:subprotocol:ERR_AUDIOSOCKET_SUBPROTOCOL/);
   const { default: WebSocket } = await import('ws');
   const raw = new WebSocket(url, 'media');
   t.after(() => raw.terminate());
   await once(raw, 'open');
   raw.send(Buffer.alloc(320));
   await until(() => failures.length === 2, 'protocol failure');
-  assert.match(failures[1]!, /^protocol-error:ERR_AUDIOSOCKET_PROTOCOL/);
+  assert.match(failures[1]!, /^websocket:protocol-error:ERR_AUDIOSOCKET_PROTOCOL/);
   good.sendAudio(signal(640));
   await until(() => good.stats.framesPlayed >= 1, 'the good call goes on');
 });

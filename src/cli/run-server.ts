@@ -134,10 +134,11 @@ export async function runServer(
   }
   server.on('handshakeFailed', (f) => {
     const hint = f.reason === 'closed-before-uuid' ? ' (normal if a Dial was abandoned; for AudioSocket() put Answer() before it)' : '';
+    const what = f.transport === 'websocket' ? `chan_websocket ${f.url} ` : '';
     output.event(
       'handshakeFailed',
       { ...f, error: f.error?.message },
-      `no call from ${f.remoteAddress}:${f.remotePort}: ${f.reason}${hint}${f.error ? `: ${f.error.message}` : ''}`,
+      `no call from ${what}${f.remoteAddress}:${f.remotePort}: ${f.reason}${hint}${f.error ? `: ${f.error.message}` : ''}`,
     );
   });
   server.on('connectionRejected', (r) => {
