@@ -351,7 +351,7 @@ async function fuzzServer(seed: number, seconds: number): Promise<ServerReport> 
     if (p.violations.length > 0) failures.push(`probe ${i}: ${p.violations[0]!.message}`);
   });
   const probeEchoes = got.reduce((a, g) => a + g.length, 0);
-  await Promise.all(probes.map((p) => p.close()));
+  await Promise.all(probes.map((p) => p.hangup()));
   await server.close();
   if (server.calls.size !== 0 || server.stats.pendingHandshakes !== 0) failures.push('connections left after close()');
   process.off('uncaughtException', onUncaught);

@@ -122,13 +122,17 @@ export interface ServerOptions {
 }
 
 /**
- * Parameters of the pacing model (see `docs/pacing.md`); each has one meaning. Together they
- * bound what the caller receives: never more than `leadFrames` frames ahead of the wall clock,
- * and in any window at most `catchUpRate` times the window plus the lead.
+ * Parameters of the pacing model of AudioSocket calls (see `docs/pacing.md`); each has one
+ * meaning. Together they bound what the caller receives: never more than `leadMs` ahead of the
+ * wall clock, and in any window at most `catchUpRate` times the window plus the lead.
  */
 export interface PacingOptions {
-  /** Most audio, in frames, sent ahead of the wall clock (the frame due now included). Default 3. */
-  leadFrames?: number;
+  /**
+   * Most audio (ms) sent ahead of the wall clock, the frame due now included; whole frames
+   * (rounded down, at least one). Default three frames: 60 ms at 20 ms frames, 30 ms at 10 ms.
+   * (chan_websocket's lead, `websocket.leadMs`, is the same measure for Asterisk's buffer.)
+   */
+  leadMs?: number;
   /** Fastest output, as a multiple of real time, while making up lateness. Default 1.25. */
   catchUpRate?: number;
   /**
@@ -252,10 +256,14 @@ function resolveOutboundKind(value: number | undefined): AudioKind {
   return kind;
 }
 
-function resolvePacing(options: PacingOptions): CallSettings['pacing'] {
-  const leadFrames = nonNegative('pacing.leadFrames', options.leadFrames, DEFAULT_PACING.leadFrames);
+function resolvePacing(options: PacingOptions, frameMs: number): CallSettings['pacing'] {
+  const leadMs = nonNegative('pacing.leadMs', options.leadMs, DEFAULT_PACING.leadFrames * frameMs, false);
+  const leadFrames = Math.floor(leadMs / frameMs + 1e-9);
   if (leadFrames < 1) {
-    throw audioSocketError(ErrorCodes.INVALID_ARGUMENT, `pacing.leadFrames must be at least 1 (the frame due now), got ${leadFrames}`);
+    throw audioSocketError(
+      ErrorCodes.INVALID_ARGUMENT,
+      `pacing.leadMs must be at least one frame (${frameMs} ms, the frame due now), got ${leadMs}`,
+    );
   }
   const catchUpRate = options.catchUpRate ?? DEFAULT_PACING.catchUpRate;
   if (typeof catchUpRate !== 'number' || !(catchUpRate >= 1) || !Number.isFinite(catchUpRate)) {
@@ -298,7 +306,7 @@ export function resolveCallSettings(options: ServerOptions): CallSettings {
     outboundKind,
     keepAliveKind: options.outboundKind === undefined ? undefined : outboundKind,
     keepAlive: options.keepAlive ?? true,
-    pacing: resolvePacing(options.pacing ?? {}),
+    pacing: resolvePacing(options.pacing ?? {}, frameMs),
     writeHighWaterMarkMs: nonNegative('writeHighWaterMarkMs', options.writeHighWaterMarkMs, 1000, false),
     maxQueuedMs: nonNegative('maxQueuedMs', options.maxQueuedMs, 30000, false),
     prefetchMs: nonNegative('prefetchMs', options.prefetchMs, 200, false),

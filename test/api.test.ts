@@ -53,7 +53,7 @@ async function audioSocketCall(t: TestContext, options: ServerOptions = {}): Pro
   const { port } = await server.listen({ host: '127.0.0.1', port: 0 });
   t.after(() => server.close());
   const client = await connect({ port });
-  t.after(() => client.close());
+  t.after(() => client.hangup());
   await until(() => call !== undefined, 'the call');
   return { call: call!, client };
 }
@@ -268,7 +268,7 @@ test("strict: closing on a violation is the client's close, with the violation; 
   const lenient = await connect({ port: dtmf });
   await until(() => lenient.violations.length > 0, 'the violation');
   assert.equal(lenient.connected, true);
-  assert.equal((await lenient.close()).violation, undefined);
+  assert.equal((await lenient.hangup()).violation, undefined);
 
   // The server closes in the middle of a message: under strict too, that is the server's close.
   const cut = await rawServer(t, (s) => s.end(encodeMessage(0x10, Buffer.alloc(320)).subarray(0, 100)));
@@ -303,7 +303,7 @@ test('a failed handler takes one route: reported once, the call ends with HANDLE
       t.after(() => client.drop());
     } else {
       const client = await connect({ port: server.address()!.port });
-      t.after(() => client.close());
+      t.after(() => client.hangup());
     }
     await until(() => ended.length === 1, 'the call to end');
     const end = await ended[0]!.closed;

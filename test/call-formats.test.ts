@@ -19,9 +19,9 @@ const samples = (b: Buffer): Int16Array => {
   return new Int16Array(copy.buffer, copy.byteOffset, copy.length / 2);
 };
 
-const servers: Array<{ close(): Promise<unknown> }> = [];
+const servers: AsyncDisposable[] = [];
 // A failed assertion must not leave a server or client open and the test process hanging.
-after(() => Promise.all(servers.map((s) => s.close().catch(() => {}))));
+after(() => Promise.all(servers.map((s) => Promise.resolve(s[Symbol.asyncDispose]()).catch(() => {}))));
 
 async function oneCall(options: ServerOptions) {
   const server = createServer({ keepAlive: false, ...options });
@@ -66,7 +66,7 @@ describe('per-call audio conversion', () => {
     const at1k = goertzel(x, 1600, 16000, 16000, 1000);
     assert.ok(Math.abs(at1k - 8000) < 100, `1 kHz amplitude ${at1k}`);
     assert.ok(goertzel(x, 1600, 16000, 16000, 7000) < 2, 'no image at 7 kHz');
-    await client.close();
+    await client.hangup();
     await server.close();
   });
 
@@ -84,7 +84,7 @@ describe('per-call audio conversion', () => {
     const x = samples(Buffer.concat(frames.map((f) => f.payload)));
     assert.ok(Math.abs(goertzel(x, 0, 8000, 8000, 700) - 10000) < 150);
     assert.deepEqual(warnings, []);
-    await client.close();
+    await client.hangup();
     await server.close();
   });
 
@@ -95,7 +95,7 @@ describe('per-call audio conversion', () => {
     await until(() => frames.length >= 1, 'the frame');
     assert.deepEqual(frames[0]!.format, { encoding: 'ulaw', sampleRate: 8000, channels: 1 });
     assert.equal(frames[0]!.payload.length, 160);
-    await client.close();
+    await client.hangup();
     await server.close();
   });
 
@@ -109,7 +109,7 @@ describe('per-call audio conversion', () => {
     assert.ok(got.every((f) => f.length === 320));
     const x = samples(Buffer.concat(got));
     assert.ok(Math.abs(goertzel(x, 0, 8000, 8000, 440) - 12000) < 300);
-    await client.close();
+    await client.hangup();
     await server.close();
   });
 
@@ -124,7 +124,7 @@ describe('per-call audio conversion', () => {
     await until(() => got.length >= 11, 'the written frame');
     assert.ok(got.length >= 11);
     assert.equal(call.sendFormat?.sampleRate, 16000);
-    await client.close();
+    await client.hangup();
     await server.close();
   });
 
@@ -143,7 +143,7 @@ describe('per-call audio conversion', () => {
       const x = samples(Buffer.concat(got));
       assert.ok(Math.abs(goertzel(x, 0, 4000, 8000, 500) - 10000) < 300);
       await assert.rejects(call.playFile(join(dir, 'missing.wav')), /ENOENT|no such file/);
-      await client.close();
+      await client.hangup();
       await server.close();
     } finally {
       await rm(dir, { recursive: true, force: true });
@@ -178,8 +178,8 @@ describe('per-call audio conversion', () => {
     assert.ok(goertzel(xa, 1600, 16000, 16000, 1500) < 2, 'no trace of the other call');
     assert.ok(goertzel(xb, 1600, 16000, 16000, 1500) > 8800);
     assert.ok(goertzel(xb, 1600, 16000, 16000, 600) < 2, 'no trace of the other call');
-    await a.close();
-    await b.close();
+    await a.hangup();
+    await b.hangup();
     await server.close();
   });
 });

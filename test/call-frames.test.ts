@@ -15,7 +15,7 @@ async function oneCall(t: TestContext, options: ServerOptions) {
   const { port } = await server.listen({ port: 0 });
   const callP = once(server, 'call');
   const client = await connect({ port });
-  t.after(() => client.close());
+  t.after(() => client.hangup());
   const [call] = (await callP) as [Call];
   return { client, call };
 }

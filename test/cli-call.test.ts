@@ -86,7 +86,7 @@ describe('a refused call is not a success', () => {
   test('--max-calls reached: the hangup before any audio is exit 1, and says why', async (t) => {
     const { port, server: s } = await server(t, echo, { maxCalls: 1 });
     const holder = await connect({ port });
-    t.after(() => holder.close());
+    t.after(() => holder.hangup());
     await until(() => s.calls.size === 1, 'the first call to take the only slot');
     const r = await runCli(['call', `127.0.0.1:${port}`, '--duration', '3']);
     assert.equal(r.code, 1, r.out + r.err);

@@ -71,7 +71,7 @@ describe('audiosocket record', () => {
     client.sendDtmf('7');
     await streaming;
     await until(() => echoed >= 50, 'every frame echoed');
-    await client.close();
+    await client.hangup();
     await until(() => rec.lines.some((l) => l.startsWith('saved ')), 'the recording to be saved');
     const files = (await readdir(dir)).sort();
     assert.equal(files.length, 2, files.join());
@@ -204,7 +204,7 @@ describe('audiosocket play', () => {
     } finally {
       clearInterval(timer);
     }
-    await client.close();
+    await client.hangup();
     await stop(play);
   });
 

@@ -55,14 +55,14 @@ describe('audiosocket echo (CLI process)', () => {
       received[c]!.forEach((p, seq) => assert.deepEqual(p, stamped(0, c, seq), `call ${c} frame ${seq}`));
       assert.deepEqual(clients[c]!.violations, []);
     }
-    await Promise.all(clients.map((c) => c.close()));
+    await Promise.all(clients.map((c) => c.hangup()));
   });
 
   test('prints one line per call with uuid, peer, duration, counts and end reason', async () => {
     const client = await connect({ port: cli.port, uuid: '11111111-2222-4333-8444-555555555555' });
     client.sendAudio(Buffer.alloc(320, 1));
     client.sendDtmf('7');
-    await client.close();
+    await client.hangup();
     await until(() => cli.lines.some((l) => l.startsWith('end  11111111-2222-4333-8444-555555555555')), 'the end line');
     assert.ok(
       cli.lines.some((l) => l.startsWith('dtmf 11111111-2222-4333-8444-555555555555 7 at ')),
@@ -140,7 +140,7 @@ describe('audiosocket echo --workers 2', () => {
           Array.from({ length: 10 }, (_, seq) => stamped(0, c, seq)),
         ),
       );
-      await Promise.all(clients.map((c) => c.close()));
+      await Promise.all(clients.map((c) => c.hangup()));
       await until(() => cli.lines.filter((l) => l.includes('"event":"callEnd"')).length >= 20, 'twenty end events');
       const events = cli.lines.map((l) => JSON.parse(l) as { event: string; pid?: number });
       const pids = new Set(events.filter((e) => e.event === 'call').map((e) => e.pid));

@@ -22,7 +22,7 @@ test('inspect --json: u-law under 0x10 and a connection closed before the UUID a
       const wait = t0 + (k + 1) * 20 - performance.now();
       if (wait > 0) await sleep(wait);
     }
-    await client.close();
+    await client.hangup();
     const bare = net.connect({ host: '127.0.0.1', port: cli.port });
     await once(bare, 'connect');
     bare.end();

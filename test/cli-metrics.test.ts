@@ -70,7 +70,7 @@ test('--metrics: naming, counters, histogram, build info', async (t) => {
   await until(() => echo.lines.some((l) => l.startsWith(`call ${call.uuid}`)), 'the call line');
   const rejected = await connect({ port: echo.port });
   await rejected.closed;
-  await call.close();
+  await call.hangup();
   await until(() => echo.lines.some((l) => l.startsWith(`end  ${call.uuid}`)), 'the end line');
   const bare = net.connect({ host: '127.0.0.1', port: echo.port });
   await once(bare, 'connect');

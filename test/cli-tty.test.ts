@@ -38,7 +38,7 @@ test('on a TTY, echo shows per-call and DTMF lines, each clearing the status lin
   const before = statusLines();
   await until(() => statusLines() > before, 'a status line after the DTMF line');
   await streaming;
-  await client.close();
+  await client.hangup();
   await until(() => out.includes(`end  ${uuid}`), 'the end line');
 
   // Every event line starts right after an erase: never glued to the status line.

@@ -36,7 +36,7 @@ async function peer(t: { after(fn: () => unknown): void }): Promise<{ s: net.Soc
   await new Promise<void>((r) => server.listen(0, '127.0.0.1', () => r()));
   const client = await connect({ port: (server.address() as net.AddressInfo).port });
   t.after(async () => {
-    await client.close();
+    await client.hangup();
     serverSide?.destroy();
     await new Promise((r) => server.close(r));
   });

@@ -49,7 +49,7 @@ test('voice-bot example: greets, stops talking when the caller speaks, answers a
       heard.some((h) => h.t > tQuiet + 700 && h.loud),
       'bot answered after the pause',
     );
-    await client.close();
+    await client.hangup();
     await until(() => /heard \d+ ms, answering/.test(out), 'the bot to log its answer');
     assert.match(out, /barge-in, dropped \d+ ms/);
     assert.match(out, /heard \d+ ms, answering/);

@@ -186,7 +186,7 @@ export class EchoProbe {
       assert.deepEqual(c.violations, [], `probe client ${i}: nothing a real Asterisk would refuse`);
       assert.ok(c.connected, `probe client ${i} still connected`);
     });
-    if (close) await Promise.all(this.clients.map((c) => c.close()));
+    if (close) await Promise.all(this.clients.map((c) => c.hangup()));
   }
 
   stop(): void {
@@ -343,7 +343,7 @@ export async function callCycle(server: AudioSocketServer, port: number, i: numb
   const how = i % 6;
   if (how === 4) {
     const c = await connect({ port, sendUuid: false });
-    await c.close();
+    await c.hangup();
     return;
   }
   const prefix = ['a', '0', 'd', 'c', '', 'b'][how]!;
@@ -364,7 +364,7 @@ export async function callCycle(server: AudioSocketServer, port: number, i: numb
   } else if (how === 2) {
     await c.reset();
   } else {
-    await c.close();
+    await c.hangup();
   }
 }
 

@@ -270,7 +270,7 @@ describe('faults on one call never disturb the others', { concurrency: true }, (
       2000,
       'an echo on a call made during the flood',
     );
-    await legit.close();
+    await legit.hangup();
     await probe.advanced(5);
     await within(closed1, 5000, 'the first wave to be closed');
     assert.equal(failures.length, 100);
@@ -297,7 +297,7 @@ describe('faults on one call never disturb the others', { concurrency: true }, (
       2000,
       'an echo after the flood',
     );
-    await after.close();
+    await after.hangup();
     await probe.finish();
     await server.close();
   });
@@ -405,7 +405,7 @@ describe('bugs found by fault injection (regressions)', { concurrency: true }, (
       const client = await connect({ port });
       // The prompt is playing: its first frame reached the caller.
       await new Promise((resolve) => client.on('audio', (f) => f.payload.some((b) => b !== 0) && resolve()));
-      await client.close(); // the caller hangs up mid-prompt
+      await client.hangup(); // the caller hangs up mid-prompt
       const e = await end;
       await server.close();
       console.log('survived', JSON.stringify(e));
@@ -431,7 +431,7 @@ describe('bugs found by fault injection (regressions)', { concurrency: true }, (
       const { port } = await server.listen({ port: 0 });
       const client = await connect({ port });
       await new Promise((r) => setTimeout(r, 200));
-      await client.close();
+      await client.hangup();
       await server.close();
       console.log('survived');
     `);
@@ -494,7 +494,7 @@ describe('bugs found by fault injection (regressions)', { concurrency: true }, (
       grown < 4 * 1048576,
       `memory grew ${(grown / 1048576).toFixed(1)} MB for a queue of 50 frames: dropped frames are still referenced`,
     );
-    await client.close();
+    await client.hangup();
     await server.close();
   });
 
@@ -512,7 +512,7 @@ describe('bugs found by fault injection (regressions)', { concurrency: true }, (
     await until(() => digits.length + others.length === 5, 'five messages');
     assert.deepEqual(digits, ['5'], 'only real digits (0-9 * # A-D a-d X) reach dtmf listeners');
     assert.deepEqual(others, [0x03, 0x03, 0x03, 0x03]);
-    await client.close();
+    await client.hangup();
     await server.close();
   });
 
@@ -531,7 +531,7 @@ describe('bugs found by fault injection (regressions)', { concurrency: true }, (
         'an echo or the end of the call',
       );
       assert.equal(echoed, true, `the call ended (${(await Promise.race([client.closed, sleep(0)]))?.by ?? 'open'}) instead of echoing`);
-      await client.close();
+      await client.hangup();
     } finally {
       cli.child.kill('SIGKILL');
       await once(cli.child, 'exit');

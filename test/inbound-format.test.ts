@@ -26,7 +26,7 @@ async function sendFrames(port: number, frameBytes: number, fill: (i: number) =>
       if (wait > 0) await sleep(wait); // the channel driver's 20 ms schedule, not synchronisation
     }
   } finally {
-    await client.close();
+    await client.hangup();
     await server.close();
   }
   return { call, warnings };
@@ -72,7 +72,7 @@ describe('odd-length inbound audio', () => {
     const calls: Call[] = [];
     server.on('call', (c) => calls.push(c));
     const client = await connect({ port });
-    t.after(() => client.close());
+    t.after(() => client.hangup());
     const echoed: Buffer[] = [];
     client.on('audio', (f) => echoed.push(Buffer.from(f.payload)));
     client.sendAudio(Buffer.from([0x42])); // CNG noise level byte
@@ -94,7 +94,7 @@ describe('odd-length inbound audio', () => {
     const { port } = await server.listen({ port: 0 });
     const callP = once(server, 'call');
     const client = await connect({ port });
-    t.after(() => client.close());
+    t.after(() => client.hangup());
     const [call] = (await callP) as [Call];
     const frames: AudioFrame[] = [];
     call.on('audio', (f) => frames.push({ ...f, payload: Buffer.from(f.payload) }));

@@ -27,7 +27,7 @@ async function setup(t: TestContext, options = {}) {
   const { port } = await server.listen({ port: 0 });
   const callP = once(server, 'call').then(([c]) => c as Call);
   const client = await connect({ port });
-  t.after(() => client.close());
+  t.after(() => client.hangup());
   const call = await callP;
   const sentAt: number[] = [];
   const sent: Buffer[] = [];

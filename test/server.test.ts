@@ -23,8 +23,8 @@ import {
 } from '#lib/index.js';
 
 // Whatever a test does, its servers and clients are closed after it.
-const toClose: Array<{ close(): Promise<unknown> }> = [];
-afterEach(() => Promise.all(toClose.splice(0).map((x) => x.close().catch(() => {}))));
+const toClose: AsyncDisposable[] = [];
+afterEach(() => Promise.all(toClose.splice(0).map((x) => Promise.resolve(x[Symbol.asyncDispose]()).catch(() => {}))));
 
 /** connect(), closed after the test. */
 async function dial(options: Parameters<typeof connect>[0]) {
@@ -94,7 +94,7 @@ describe('server and calls over TCP', () => {
     assert.equal(call.stats.dtmfIn, 21);
     assert.equal(call.stats.otherIn, 3);
     assert.equal(call.connected, true, 'unknown kinds never end the call');
-    await client.close();
+    await client.hangup();
     await server.close();
   });
 
@@ -128,7 +128,7 @@ describe('server and calls over TCP', () => {
       const client = await dial({ port });
       const call = await callP;
       const ended = once(call, 'end');
-      if (how === 'close') await client.close();
+      if (how === 'close') await client.hangup();
       else await client.reset();
       const [end] = (await ended) as [CallEnd];
       assert.equal(end.reason, 'remote-hangup', how);
@@ -208,8 +208,8 @@ describe('server and calls over TCP', () => {
     a.sendAudio(Buffer.alloc(320, 3));
     const [frame] = (await echoed) as [AudioFrame];
     assert.equal(frame.payload[0], 3);
-    await a.close();
-    await b.close();
+    await a.hangup();
+    await b.hangup();
     await server.close();
   });
 
@@ -229,7 +229,7 @@ describe('server and calls over TCP', () => {
     const callP = nextCall(ok.server);
     const allowed = await dial({ port: ok.port });
     assert.ok(await callP);
-    await allowed.close();
+    await allowed.hangup();
     await ok.server.close();
     assert.throws(() => createServer({ allow: 'not-an-ip' }), /not an IP address/);
   });
@@ -243,7 +243,7 @@ describe('server and calls over TCP', () => {
     const client = await dial({ host: '::1', port });
     const call = await callP;
     assert.equal(call.remoteAddress, '::1');
-    await client.close();
+    await client.hangup();
     await server.close();
   });
 
@@ -280,7 +280,7 @@ describe('server and calls over TCP', () => {
     const echoed = once(c4, 'audio');
     c4.sendAudio(Buffer.alloc(320, 4));
     assert.equal(((await echoed)[0] as AudioFrame).payload[0], 4);
-    await c4.close();
+    await c4.hangup();
     await until(() => errors.length >= 3, 'three handler errors');
     assert.deepEqual(
       errors.map((e) => (e as Error).message),
@@ -332,7 +332,7 @@ describe('server and calls over TCP', () => {
     const { server, port } = await start();
     const clients = await Promise.all([dial({ port }), dial({ port }), dial({ port })]);
     const pending = await rawSocket(port);
-    toClose.push({ close: async () => void pending.destroy() });
+    toClose.push({ [Symbol.asyncDispose]: async () => void pending.destroy() });
     await until(() => server.calls.size === 3 && server.stats.pendingHandshakes === 1, 'three calls and one pending handshake');
     assert.equal(server.calls.size, 3);
     const ends: CallEnd[] = [];
@@ -368,7 +368,7 @@ describe('server and calls over TCP', () => {
     client.sendAudio(Buffer.alloc(320));
     client.sendAudio(Buffer.alloc(160));
     await until(() => server.calls.size === 1 && [...server.calls][0]!.stats.audioIn === 2, 'both frames in');
-    await client.close();
+    await client.hangup();
     await until(() => server.calls.size === 0, 'the call to end');
     await server.close();
     await loop;
@@ -392,7 +392,7 @@ describe('server and calls over TCP', () => {
     const first = await it.next();
     assert.equal(first.done, false);
     await it.return!();
-    await client.close();
+    await client.hangup();
     await server.close();
   });
 
@@ -409,7 +409,7 @@ describe('server and calls over TCP', () => {
     const echoed = once(good, 'audio');
     good.sendAudio(Buffer.alloc(320, 7));
     assert.equal(((await echoed)[0] as AudioFrame).payload[0], 7);
-    await good.close();
+    await good.hangup();
     await server.close();
   });
 
@@ -422,7 +422,7 @@ describe('server and calls over TCP', () => {
       const echoed = once(c, 'audio');
       c.sendAudio(frame);
       await echoed;
-      if (i % 2 === 0) await c.close();
+      if (i % 2 === 0) await c.hangup();
       else {
         const calls = [...server.calls];
         await calls[0]!.hangup();
@@ -457,6 +457,8 @@ describe('options, listen and close', () => {
     assert.throws(() => createServer({ frameMs: 25 }), /frameMs must be one of 10, 20, 30, 40, 50, 60/);
     assert.throws(() => createServer({ handshakeTimeout: 2 ** 31 }), /handshakeTimeout must be at most/);
     assert.throws(() => createServer({ outboundKind: 22050 }), /outboundKind/);
+    assert.throws(() => createServer({ pacing: { leadMs: 10 } }), /pacing.leadMs must be at least one frame \(20 ms/);
+    assert.doesNotThrow(() => createServer({ frameMs: 10, pacing: { leadMs: 10 } }));
     assert.throws(() => createServer({ inbound: 'opus' as never }), /inbound/);
     assert.throws(
       () => createServer({ receive: 'mp3' as never }),
@@ -470,7 +472,7 @@ describe('options, listen and close', () => {
     const { port } = await server.listen({ port: 0 });
     const callP = nextCall(server);
     const client = await dial({ port });
-    t.after(() => client.close());
+    t.after(() => client.hangup());
     const call = await callP;
     assert.equal(call.frameMs, 10);
     assert.equal(call.frameBytes, 960);
@@ -531,7 +533,7 @@ describe('options, listen and close', () => {
     const order: string[] = [];
     const callP = nextCall(server);
     const client = await dial({ port });
-    t.after(() => client.close());
+    t.after(() => client.hangup());
     const call = await callP;
     call.on('end', () => order.push('end'));
     server.on('callEnd', () => order.push('callEnd'));

@@ -39,7 +39,7 @@ test('AudioSocket and chan_websocket stats have the same common fields, and no t
     call.on('audio', (f) => call.write(f.payload, f.format));
   });
   const as = await connect({ port });
-  t.after(() => as.close());
+  t.after(() => as.hangup());
   const ws = await dial({ format: 'slin' });
   for (let i = 0; i < 5; i++) {
     as.sendAudio(signal(320));
@@ -91,7 +91,7 @@ for (const transport of ['audiosocket', 'websocket'] as const) {
     const heard: Buffer[] = [];
     if (transport === 'audiosocket') {
       const client = await connect({ port });
-      t.after(() => client.close());
+      t.after(() => client.hangup());
       client.on('audio', (f) => heard.push(f.payload));
     } else {
       const client = await dial({ format: 'slin' });

@@ -189,8 +189,8 @@ export class AsteriskClient extends EventEmitter<ClientEvents> {
     return sent;
   }
 
-  /** Closes like Asterisk does when the caller hangs up (FIN, no message). Resolves when closed. */
-  close(): Promise<ClientClose> {
+  /** The caller hangs up: closes like Asterisk does (FIN, no message). Resolves when closed. */
+  hangup(): Promise<ClientClose> {
     this.#closedByUs = !this.#gotHangup;
     this.#socket.end();
     const timer = setTimeout(() => this.#socket.destroy(), 2000);
@@ -198,9 +198,9 @@ export class AsteriskClient extends EventEmitter<ClientEvents> {
     return this.closed;
   }
 
-  /** Closes (see {@link close}) and waits until closed: `await using client = await connect(...)`. */
+  /** Hangs up (see {@link hangup}) and waits until closed: `await using client = await connect(...)`. */
   async [Symbol.asyncDispose](): Promise<void> {
-    await this.close();
+    await this.hangup();
   }
 
   /** Closes with a TCP reset (what Asterisk's close looks like when our audio is unread). */

@@ -383,7 +383,7 @@ export async function callCommand(argv: string[]): Promise<void> {
   // Hang up the calls still up (like a caller hanging up), then finalise recordings.
   // Legs that never connected contribute undefined, which Promise.all passes through.
   // eslint-disable-next-line @typescript-eslint/await-thenable
-  const closes = await Promise.all(legs.map((leg) => (leg.client?.connected ? leg.client.close() : leg.client?.closed)));
+  const closes = await Promise.all(legs.map((leg) => (leg.client?.connected ? leg.client.hangup() : leg.client?.closed)));
   legs.forEach((leg, i) => (leg.close = closes[i] ?? leg.close));
   const recorded = await finishRecordings(legs, output);
   const elapsed = (performance.now() - t0) / 1000;
