@@ -3,22 +3,10 @@
  * `audiosocket` command line: a thin client of the public API.
  */
 import cluster from 'node:cluster';
-import { echoCommand, echoHelp } from './commands/echo.js';
-import { inspectCommand, inspectHelp } from './commands/inspect.js';
-import { recordCommand, recordHelp } from './commands/record.js';
-import { playCommand, playHelp } from './commands/play.js';
-import { callCommand, callHelp } from './commands/call.js';
+import { commands } from './commands/index.js';
 import { UsageError } from './options.js';
 import { version } from './version.js';
 import { AudioSocketError, ErrorCodes } from '../errors.js';
-
-const commands: Record<string, { run: (argv: string[]) => Promise<void>; help: string; summary: string }> = {
-  echo: { run: echoCommand, help: echoHelp, summary: "echo every call's audio back (the default server)" },
-  record: { run: recordCommand, help: recordHelp, summary: 'record every call to WAV (stereo or per direction) with a JSON sidecar' },
-  play: { run: playCommand, help: playHelp, summary: 'play a WAV file to every caller, paced in real time' },
-  inspect: { run: inspectCommand, help: inspectHelp, summary: 'show what Asterisk sends and diagnose common mistakes' },
-  call: { run: callCommand, help: callHelp, summary: 'simulated Asterisk: call a server, stream audio, send DTMF, record' },
-};
 
 function usage(): string {
   const lines = Object.entries(commands).map(([name, c]) => `  ${name.padEnd(10)} ${c.summary}`);

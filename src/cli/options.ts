@@ -16,7 +16,8 @@ export class UsageError extends Error {
   }
 }
 
-type OptionSpec = NonNullable<ParseArgsConfig['options']>;
+/** Options as `parseArgs` takes them. */
+export type OptionSpec = NonNullable<ParseArgsConfig['options']>;
 
 /** Levenshtein distance, for "did you mean". */
 function distance(a: string, b: string): number {
@@ -85,41 +86,108 @@ export function parseCommandLine<O extends OptionSpec>(
   return { values: parsed.values, positionals: parsed.positionals };
 }
 
-export const serverOptionSpec = {
-  host: { type: 'string', default: '127.0.0.1' },
-  port: { type: 'string', default: '9092' },
-  allow: { type: 'string' },
-  'max-calls': { type: 'string' },
-  'frame-ms': { type: 'string' },
-  'no-keepalive': { type: 'boolean', default: false },
-  inbound: { type: 'string' },
-  format: { type: 'string' },
-  metrics: { type: 'string' },
-  websocket: { type: 'string' },
-  'websocket-path': { type: 'string' },
-  workers: { type: 'string', default: '1' },
-  json: { type: 'boolean', default: false },
-  quiet: { type: 'boolean', short: 'q', default: false },
-  help: { type: 'boolean', short: 'h', default: false },
-} as const satisfies OptionSpec;
+/** One command-line option: what `parseArgs` needs, plus its entry in `--help`. */
+export interface OptionDef {
+  type: 'string' | 'boolean';
+  short?: string;
+  default?: string | boolean;
+  /** What the value is called in the help: `HOST` in `--host HOST`. */
+  value?: string;
+  /** The help text, one string per line as printed. */
+  help: readonly string[];
+}
+
+/** A command's options: the one table both its parser and its `--help` are made from. */
+export type OptionTable = Readonly<Record<string, OptionDef>>;
+
+/** The `parseArgs` options of a table. */
+export function parserOptions(table: OptionTable): OptionSpec {
+  return Object.fromEntries(Object.entries(table).map(([name, { help: _help, value: _value, ...spec }]) => [name, spec]));
+}
+
+/** Where option descriptions start in `--help`. */
+const HELP_COLUMN = 25;
+
+/** A table as `--help` lines: the option, then its text at column 25 (on the next line when the option is too long). */
+export function optionsHelp(table: OptionTable): string {
+  const indent = ' '.repeat(HELP_COLUMN);
+  const lines: string[] = [];
+  for (const [name, o] of Object.entries(table)) {
+    const label = `${o.short ? `-${o.short}, ` : ''}--${name}${o.value ? ` ${o.value}` : ''}`;
+    const [first = '', ...rest] = o.help;
+    if (label.length <= HELP_COLUMN - 4) lines.push(`  ${label.padEnd(HELP_COLUMN - 2)}${first}`);
+    else lines.push(`  ${label}`, `${indent}${first}`);
+    for (const line of rest) lines.push(`${indent}${line}`);
+  }
+  return lines.join('\n');
+}
+
+/** The options every server command takes (echo, record, play, inspect). */
+export const serverOptions = {
+  host: {
+    type: 'string',
+    default: '127.0.0.1',
+    value: 'HOST',
+    help: ['address to listen on (default 127.0.0.1; use 0.0.0.0 or :: only behind a firewall)'],
+  },
+  port: { type: 'string', default: '9092', value: 'PORT', help: ['port to listen on, 0-65535 (default 9092; 0 picks a free port)'] },
+  allow: {
+    type: 'string',
+    value: 'LIST',
+    help: ['addresses/CIDRs allowed to connect, comma-separated, e.g. 10.0.0.0/8,::1', '(default: everyone)'],
+  },
+  'max-calls': { type: 'string', value: 'N', help: ['most concurrent calls; more get a hangup (default: unlimited)'] },
+  'frame-ms': {
+    type: 'string',
+    value: 'MS',
+    help: ['outbound frame duration: 10, 20, 30, 40, 50 or 60 (default 20; 10 from slin44 up)'],
+  },
+  'no-keepalive': { type: 'boolean', default: false, help: ['do not send silence when there is nothing to send'] },
+  inbound: {
+    type: 'string',
+    value: 'ENC',
+    help: ['what kind 0x10 really carries: slin (default), ulaw or alaw', '(a channel driver dialled with c(ulaw)/c(alaw) or without c())'],
+  },
+  format: {
+    type: 'string',
+    value: 'NAME',
+    help: [
+      'what we send to Asterisk: slin (default, every version), or slin12..slin192',
+      '(Asterisk 20.17/21.12/22.7/23.1 and later only; see docs/protocol.md#kinds)',
+    ],
+  },
+  metrics: { type: 'string', value: 'HOST:PORT', help: ['serve Prometheus metrics at http://HOST:PORT/metrics (one worker only)'] },
+  websocket: {
+    type: 'string',
+    value: '[HOST:]PORT',
+    help: [
+      "also serve Asterisk's chan_websocket (Dial(WebSocket/...), ARI externalMedia) on",
+      'this second port (HOST: default --host; one worker only; see docs/websocket.md).',
+      'Its calls use the format of their MEDIA_START: --inbound, --format, --frame-ms',
+      'and --no-keepalive are for AudioSocket only, and so is --allow',
+    ],
+  },
+  'websocket-path': {
+    type: 'string',
+    value: 'PATH',
+    help: [
+      'accept chan_websocket only at this request path, e.g. /media (must start',
+      'with /; other paths get HTTP 404; default: any path)',
+    ],
+  },
+  workers: { type: 'string', default: '1', value: 'N|auto', help: ['run N processes sharing the port (auto: one per core; default 1)'] },
+  json: { type: 'boolean', default: false, help: ['one JSON object per event on stdout'] },
+  quiet: { type: 'boolean', short: 'q', default: false, help: ['only the listening line and errors'] },
+  help: { type: 'boolean', short: 'h', default: false, help: ['this help'] },
+} as const satisfies OptionTable;
+
+/** The option table of a server command: its own options, then {@link serverOptions}. */
+export function withServerOptions<E extends OptionTable>(own: E): E & typeof serverOptions {
+  return { ...own, ...serverOptions };
+}
 
 export const serverOptionsHelp = `Options:
-  --host HOST          address to listen on (default 127.0.0.1; use 0.0.0.0 or :: only behind a firewall)
-  --port PORT          port to listen on, 0-65535 (default 9092; 0 picks a free port)
-  --allow LIST         addresses/CIDRs allowed to connect, comma-separated, e.g. 10.0.0.0/8,::1
-                       (default: everyone)
-  --max-calls N        most concurrent calls; more get a hangup (default: unlimited)
-  --frame-ms MS        outbound frame duration: 10, 20, 30, 40, 50 or 60 (default 20; 10 from slin44 up)
-  --no-keepalive       do not send silence when there is nothing to send
-  --inbound ENC        what kind 0x10 really carries: slin (default), ulaw or alaw
-                       (a channel driver dialled with c(ulaw)/c(alaw) or without c())
-  --format NAME        what we send to Asterisk: slin (default, every version), or slin12..slin192
-                       (Asterisk 20.17/21.12/22.7/23.1 and later only; see docs/protocol.md#kinds)
-  --metrics HOST:PORT  serve Prometheus metrics at http://HOST:PORT/metrics (one worker only)
-  --workers N|auto     run N processes sharing the port (auto: one per core; default 1)
-  --json               one JSON object per event on stdout
-  -q, --quiet          only the listening line and errors
-  -h, --help           this help
+${optionsHelp(serverOptions)}
 
 Exit status: 0 after a clean shutdown (SIGINT/SIGTERM), 1 on a runtime failure, 2 on a usage
 mistake (bad option, unreadable file, port in use).`;
@@ -165,15 +233,16 @@ export interface CommonServerArgs {
 }
 
 /**
- * Parses argv for a server command; `extra` adds command-specific options, `positionals` says
- * how many arguments it takes. Every server option is checked here, before anything listens.
+ * Parses argv for a server command; `options` is its table ({@link withServerOptions}),
+ * `positionals` says how many arguments it takes. Every server option is checked here, before
+ * anything listens.
  */
-export function parseServerArgs<E extends OptionSpec>(
+export function parseServerArgs(
   argv: string[],
-  extra: E,
+  options: OptionTable & typeof serverOptions,
   positionals: { allowed: number; name: string } = { allowed: 0, name: '' },
 ): { common: CommonServerArgs; values: Record<string, string | boolean | undefined>; positionals: string[] } {
-  const parsed = parseCommandLine(argv, { ...serverOptionSpec, ...extra }, positionals);
+  const parsed = parseCommandLine(argv, parserOptions(options), positionals);
   const v = parsed.values;
   const help = v.help === true;
   const server: ServerOptions = { keepAlive: !v['no-keepalive'] };

@@ -1,8 +1,11 @@
 /**
  * `audiosocket echo`: sends every audio message back unchanged (same kind, same payload).
  */
-import { parseServerArgs, serverOptionsHelp } from '../options.js';
+import { parseServerArgs, serverOptions, serverOptionsHelp } from '../options.js';
 import { runServer } from '../run-server.js';
+
+/** What `echo` takes: the server options. */
+export const echoOptions = serverOptions;
 
 export const echoHelp = `Usage: audiosocket echo [options]
 
@@ -14,7 +17,7 @@ terminal a status line below them shows active calls, frames per second, drops a
 ${serverOptionsHelp}`;
 
 export async function echoCommand(argv: string[]): Promise<void> {
-  const { common } = parseServerArgs(argv, {});
+  const { common } = parseServerArgs(argv, echoOptions);
   if (common.help) {
     process.stdout.write(`${echoHelp}\n`);
     return;

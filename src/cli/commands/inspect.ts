@@ -3,10 +3,13 @@
  * Asterisk really sends, and the classic mistakes with their fixes.
  */
 import { formatName, kindName, type Call, type CallEnd } from '../../index.js';
-import { parseServerArgs, serverOptionsHelp } from '../options.js';
+import { parseServerArgs, serverOptions, serverOptionsHelp } from '../options.js';
 import { runServer } from '../run-server.js';
 import { createOutput } from '../output.js';
 import { IntervalStats } from '../stats.js';
+
+/** What `inspect` takes: the server options. */
+export const inspectOptions = serverOptions;
 
 export const inspectHelp = `Usage: audiosocket inspect [options]
 
@@ -27,7 +30,7 @@ interface Seen {
 }
 
 export async function inspectCommand(argv: string[]): Promise<void> {
-  const { common } = parseServerArgs(argv, {});
+  const { common } = parseServerArgs(argv, inspectOptions);
   if (common.help) {
     process.stdout.write(`${inspectHelp}\n`);
     return;

@@ -3,10 +3,24 @@
  * call's format; then hangup, silence or echo.
  */
 import type { Call } from '../../index.js';
-import { parseServerArgs, serverOptionsHelp, UsageError } from '../options.js';
+import { optionsHelp, parseServerArgs, serverOptionsHelp, UsageError, withServerOptions, type OptionTable } from '../options.js';
 import { runServer } from '../run-server.js';
 import { loadWav } from '../files.js';
 import { createOutput } from '../output.js';
+
+const ownOptions = {
+  loop: { type: 'boolean', default: false, help: ['repeat the file until the caller hangs up (or presses a key, see below)'] },
+  then: {
+    type: 'string',
+    default: 'hangup',
+    value: 'ACTION',
+    help: ['after the file: hangup (default), silence (stay on the line) or echo'],
+  },
+  'barge-in-dtmf': { type: 'boolean', default: false, help: ['a key press stops the file at once and moves on to --then'] },
+} as const satisfies OptionTable;
+
+/** What `play` takes: its own options, then the server options. */
+export const playOptions = withServerOptions(ownOptions);
 
 export const playHelp = `Usage: audiosocket play FILE [--loop] [--then hangup|silence|echo] [--barge-in-dtmf] [options]
 
@@ -14,22 +28,12 @@ Every caller hears FILE (a WAV: PCM 8/16/24/32-bit, float, u-law or a-law, mono 
 rate), converted to the call's format and paced in real time. Not a WAV (MP3, Ogg, FLAC, raw)?
 The error names the format and gives the ffmpeg/sox command that converts it.
 
-  --loop                 repeat the file until the caller hangs up (or presses a key, see below)
-  --then ACTION          after the file: hangup (default), silence (stay on the line) or echo
-  --barge-in-dtmf        a key press stops the file at once and moves on to --then
+${optionsHelp(ownOptions)}
 
 ${serverOptionsHelp}`;
 
 export async function playCommand(argv: string[]): Promise<void> {
-  const { common, values, positionals } = parseServerArgs(
-    argv,
-    {
-      loop: { type: 'boolean', default: false },
-      then: { type: 'string', default: 'hangup' },
-      'barge-in-dtmf': { type: 'boolean', default: false },
-    },
-    { allowed: 1, name: 'one FILE' },
-  );
+  const { common, values, positionals } = parseServerArgs(argv, playOptions, { allowed: 1, name: 'one FILE' });
   if (common.help) {
     process.stdout.write(`${playHelp}\n`);
     return;

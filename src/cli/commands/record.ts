@@ -17,10 +17,33 @@ import {
   type Converter,
   type WavWriter,
 } from '../../index.js';
-import { parseIntOption, parseServerArgs, serverOptionsHelp, UsageError } from '../options.js';
+import {
+  optionsHelp,
+  parseIntOption,
+  parseServerArgs,
+  serverOptionsHelp,
+  UsageError,
+  withServerOptions,
+  type OptionTable,
+} from '../options.js';
 import { peer, runServer } from '../run-server.js';
 import { CallTimeline } from '../timeline.js';
 import { checkWritableDir } from '../files.js';
+
+const ownOptions = {
+  dir: {
+    type: 'string',
+    default: '.',
+    value: 'DIR',
+    help: ['where to write; must exist and be writable (default: current directory)'],
+  },
+  split: { type: 'boolean', default: false, help: ['one file per direction instead of one stereo file'] },
+  respond: { type: 'string', default: 'silence', value: 'MODE', help: ['what callers hear: silence (default) or echo'] },
+  rate: { type: 'string', default: '8000', value: 'HZ', help: ['sample rate of the recording (default 8000)'] },
+} as const satisfies OptionTable;
+
+/** What `record` takes: its own options, then the server options. */
+export const recordOptions = withServerOptions(ownOptions);
 
 export const recordHelp = `Usage: audiosocket record [--dir DIR] [--split] [--respond silence|echo] [--rate HZ] [options]
 
@@ -29,22 +52,14 @@ sent), or with --split two mono files <start>_<uuid>.in.wav and .out.wav, plus <
 (uuid, peer, start, end, duration, end reason, DTMF digits with their times, formats).
 Files are valid even when a call ends abruptly.
 
-  --dir DIR              where to write; must exist and be writable (default: current directory)
-  --split                one file per direction instead of one stereo file
-  --respond MODE         what callers hear: silence (default) or echo
-  --rate HZ              sample rate of the recording (default 8000)
+${optionsHelp(ownOptions)}
 
 ${serverOptionsHelp}`;
 
 const FLUSH_MS = 200;
 
 export async function recordCommand(argv: string[]): Promise<void> {
-  const { common, values } = parseServerArgs(argv, {
-    dir: { type: 'string', default: '.' },
-    split: { type: 'boolean', default: false },
-    respond: { type: 'string', default: 'silence' },
-    rate: { type: 'string', default: '8000' },
-  });
+  const { common, values } = parseServerArgs(argv, recordOptions);
   if (common.help) {
     process.stdout.write(`${recordHelp}\n`);
     return;
