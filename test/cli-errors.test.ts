@@ -94,7 +94,7 @@ describe('server options (echo, record, play, inspect)', () => {
   });
 
   test('--metrics: not HOST:PORT, a port out of range', async () => {
-    await usageError(['echo', '--metrics', 'localhost'], /--metrics must be HOST:PORT .*got "localhost"; write localhost:9464/);
+    await usageError(['echo', '--metrics', 'localhost'], /--metrics must be \[HOST:\]PORT .*got "localhost"; write localhost:9464/);
     await usageError(['echo', '--metrics', '127.0.0.1:70000'], /--metrics: port must be a whole number from 0 to 65535, got "70000"/);
   });
 

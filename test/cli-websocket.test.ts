@@ -142,7 +142,7 @@ test('call --websocket: exit 1 when refused, ended before audio, or nothing list
 
 test('call --websocket usage errors: one line, see --help, exit 2', async () => {
   for (const [args, pattern] of [
-    [['call', '--websocket', 'nope'], /--websocket must be HOST:PORT/],
+    [['call', '--websocket', 'nope'], /--websocket must be \[HOST:\]PORT/],
     [['call', '--websocket', 'http://127.0.0.1:8765/media'], /only ws:\/\/ and wss:\/\//],
     [['call', '--websocket', 'ws://127.0.0.1/media'], /has no port/],
     [['call', '--websocket', 'ws://127.0.0.1:8765/media', '--websocket-path', '/x'], /put the path in the URL/],

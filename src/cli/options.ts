@@ -329,7 +329,9 @@ export function parseHostPort(
   const m = /^(?:\[([^\]]+)\]|([^:]*)):([^:]*)$/.exec(text) ?? /^()()(\d+)$/.exec(text);
   if (!m) {
     const hint = /^[\w.-]+$/.test(text) ? `; write ${text}:${examplePort} (host and port)` : '';
-    throw new UsageError(`${label} must be HOST:PORT (e.g. 127.0.0.1:${examplePort}), got ${JSON.stringify(text)}${hint}`);
+    throw new UsageError(
+      `${label} must be [HOST:]PORT (e.g. 127.0.0.1:${examplePort} or ${examplePort}), got ${JSON.stringify(text)}${hint}`,
+    );
   }
   const portText = m[3]!;
   const port = Number(portText);
