@@ -32,8 +32,6 @@ export const ErrorCodes = {
   SOCKET: 'ERR_AUDIOSOCKET_SOCKET',
   /** A connection attempt ({@link connect}) got no answer within `connectTimeout`. */
   CONNECT_TIMEOUT: 'ERR_AUDIOSOCKET_CONNECT_TIMEOUT',
-  /** The operation was aborted by its `signal`; the signal's reason is `cause`. */
-  ABORTED: 'ERR_AUDIOSOCKET_ABORTED',
   /** A play source (stream or iterator) threw or emitted an error; the original is `cause`. */
   SOURCE: 'ERR_AUDIOSOCKET_SOURCE',
   /** A file to play does not exist; the file system's error is `cause`. */
@@ -189,11 +187,24 @@ export class AudioSocketError extends Error {
   }
 }
 
-/** The error of an operation aborted by `signal`: `ABORTED`, naming the reason, which is the `cause`. */
-export function abortedError(what: string, signal: AbortSignal): AudioSocketError {
+/**
+ * What an operation aborted by its `signal` rejects with, the way Node core does (`events.once`,
+ * `timers/promises`, `fs.promises`): name `AbortError`, code `ABORT_ERR`, the signal's reason as
+ * `cause`. Check `err.name === 'AbortError'` as with Node's own.
+ */
+export class AbortError extends Error {
+  override readonly name = 'AbortError';
+  readonly code = 'ABORT_ERR';
+  constructor(message = 'The operation was aborted', options?: { cause?: unknown }) {
+    super(message, options);
+  }
+}
+
+/** The AbortError of an operation (`what`) aborted by `signal`, naming the reason. */
+export function abortedError(what: string, signal: AbortSignal): AbortError {
   const reason: unknown = signal.reason;
   const why = reason instanceof Error ? reason.message : String(reason);
-  return audioSocketError(ErrorCodes.ABORTED, `${what} was aborted: ${why}`, reason);
+  return new AbortError(`${what} was aborted: ${why}`, { cause: reason });
 }
 
 /** The error a call ends with when the user's handler or a listener failed with `cause`. */

@@ -95,6 +95,7 @@ export { ManualClock, systemClock, type Clock, type TimerHandle } from './clock.
 
 // Errors
 export {
+  AbortError,
   AudioSocketError,
   ErrorCodes,
   WarningCodes,

@@ -11,6 +11,7 @@ import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import {
+  AbortError,
   AudioSocketError,
   connect,
   createServer,
@@ -162,7 +163,7 @@ test('every rejection is an AudioSocketError with its cause: missing file, unrea
   }
 });
 
-test('connect(): a timeout is CONNECT_TIMEOUT, an abort is ABORTED with the reason as cause', async () => {
+test('connect(): a timeout is CONNECT_TIMEOUT; an abort rejects like Node core: AbortError, the reason as cause', async () => {
   // 192.0.2.0/24 (TEST-NET-1) is never routed: the SYN goes unanswered (or fails at once where
   // there is no route, which is SOCKET: both are AudioSocketErrors with a cause).
   const err = await connect({ host: '192.0.2.1', port: 9, connectTimeout: 50 }).then(
@@ -174,10 +175,25 @@ test('connect(): a timeout is CONNECT_TIMEOUT, an abort is ABORTED with the reas
   else assert.equal(err.code, ErrorCodes.CONNECT_TIMEOUT);
 
   const reason = new Error('user gave up');
-  await rejectsWith(connect({ port: 9, signal: AbortSignal.abort(reason) }), ErrorCodes.ABORTED, /aborted: user gave up/);
+  const isAbort = (e: unknown): boolean => {
+    assert.ok(e instanceof AbortError);
+    assert.equal(e.name, 'AbortError');
+    assert.equal(e.code, 'ABORT_ERR');
+    assert.equal(e.cause, reason);
+    assert.match(e.message, /aborted: user gave up/);
+    return true;
+  };
+  await assert.rejects(connect({ port: 9, signal: AbortSignal.abort(reason) }), isAbort);
   const server = createServer();
-  await rejectsWith(server.listen({ port: 0, signal: AbortSignal.abort(reason) }), ErrorCodes.ABORTED, /aborted: user gave up/);
+  await assert.rejects(server.listen({ port: 0, signal: AbortSignal.abort(reason) }), isAbort);
   await server.close();
+  // The same shape as Node's own AbortError.
+  const node = await import('node:timers/promises')
+    .then((t) => t.setTimeout(1, undefined, { signal: AbortSignal.abort(reason) }))
+    .catch((e: unknown) => e);
+  assert.equal((node as Error).name, 'AbortError');
+  assert.equal((node as { code: string }).code, 'ABORT_ERR');
+  assert.equal((node as Error).cause, reason);
 });
 
 /** Compiles only when `A` and `B` are the same type. */

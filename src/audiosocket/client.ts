@@ -7,7 +7,7 @@ import { EventEmitter } from 'node:events';
 import net, { type Socket } from 'node:net';
 import { randomUUID } from 'node:crypto';
 import type { AudioSocketFrame as AudioFrame } from './call.js';
-import { abortedError, audioSocketError, ErrorCodes, type AudioSocketError, type ClientViolationCode } from '../errors.js';
+import { abortedError, audioSocketError, ErrorCodes, type AbortError, type AudioSocketError, type ClientViolationCode } from '../errors.js';
 import { encodeDtmfMessage, encodeMessage, encodeUuidMessage } from '../protocol/encoder.js';
 import { isAudioKind, Kind, kindName, sampleRateOfKind, type AudioKind } from '../protocol/kinds.js';
 import { MessageParser } from '../protocol/parser.js';
@@ -284,7 +284,7 @@ export function connect(options: ConnectOptions = {}): Promise<AsteriskClient> {
   const uuid = options.uuid ?? randomUUID();
   const uuidMessage = options.sendUuid === false ? null : encodeUuidMessage(uuid);
   return new Promise((resolve, reject) => {
-    const aborted = (): AudioSocketError => abortedError(`connecting to ${host}:${port}`, options.signal!);
+    const aborted = (): AbortError => abortedError(`connecting to ${host}:${port}`, options.signal!);
     if (options.signal?.aborted) {
       reject(aborted());
       return;
