@@ -56,15 +56,7 @@ export interface CallInit {
 }
 
 /** Counters of received audio and messages, kept by the core for every transport. */
-interface InboundCounters {
-  messagesIn: number;
-  audioIn: number;
-  emptyAudioIn: number;
-  oddAudioIn: number;
-  dtmfIn: number;
-  otherIn: number;
-  droppedIn: number;
-}
+type InboundCounters = Pick<CallStats, 'messagesIn' | 'audioIn' | 'emptyAudioIn' | 'oddAudioIn' | 'dtmfIn' | 'otherIn' | 'droppedIn'>;
 
 type State = 'open' | 'ending' | 'closed';
 
