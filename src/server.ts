@@ -1,6 +1,9 @@
 /**
- * The AudioSocket server: a thin `net` wrapper that admits connections (allow-list, maxCalls),
- * turns each into a {@link Call} once its UUID arrives, and shuts down gracefully.
+ * The server: one handler for both of Asterisk's drivers. An AudioSocket listener (a thin `net`
+ * wrapper that admits connections by allow-list and maxCalls and turns each into a call once its
+ * UUID arrives) and, with `websocket`, a chan_websocket listener (calls once MEDIA_START arrives).
+ * Options are resolved and checked here, once; both kinds of call share the clock, the handler
+ * and the graceful shutdown.
  */
 import { EventEmitter } from 'node:events';
 import net, { type AddressInfo, type Socket } from 'node:net';

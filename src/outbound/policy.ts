@@ -10,7 +10,6 @@
  */
 import type { AudioFormat } from '../audio/format.js';
 import type { CallWarningCode } from '../errors.js';
-import type { CallStats } from '../call/types.js';
 import type { AudioSource, ByteConverter, PlayResult } from './queue.js';
 
 /** What a policy tells the call that owns it. */
@@ -30,11 +29,20 @@ export interface OutboundEvents {
   warning(code: CallWarningCode, message: string): void;
 }
 
-/** Counters every policy keeps (their meaning: `CallStats`). */
-export type OutboundCounters = Pick<
-  CallStats,
-  'framesSent' | 'droppedWrites' | 'droppedMs' | 'delayedWrites' | 'queuedMs' | 'flushedMs' | 'unsentMs'
->;
+/**
+ * Counters every policy keeps; their meaning is documented once, on `CallStats`
+ * (`src/call/types.ts`), which the call assembles from these. (Not a `Pick` of it: the outbound
+ * layer sits below the call and does not import it.)
+ */
+export interface OutboundCounters {
+  framesSent: number;
+  droppedWrites: number;
+  droppedMs: number;
+  delayedWrites: number;
+  queuedMs: number;
+  flushedMs: number;
+  unsentMs: number;
+}
 
 export interface OutboundPolicy<S extends OutboundCounters = OutboundCounters> {
   /** slin at the rate the call sends: the format user audio is converted to unless {@link accepts} takes it as it is. */
