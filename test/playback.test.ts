@@ -57,17 +57,18 @@ describe('paced playback over loopback (real time)', () => {
     assert.equal(frames.length, 250);
     assert.deepEqual(Buffer.concat(frames), audio);
     // On the pacer's clock, frame k leaves no earlier than first + 20 (k - 2) (three frames of
-    // lead): strict. Lateness is the timer's, so the bound on one frame is loose (the machine may
-    // be loaded), but lateness must not accumulate: a pacer that drifts by even 1 ms a frame is
-    // 200 ms late by the last second.
+    // lead): strict, whatever the load.
     const first = sentAt[0]!;
     const early = sentAt.map((at, k) => first + 20 * (k - 2) - at);
     const late = sentAt.map((at, k) => at - (first + 20 * k));
     assert.ok(Math.max(...early) <= 1e-6, `a frame left ${Math.max(...early).toFixed(1)} ms before its lead allows`);
-    assert.ok(Math.max(...late) < 100, `worst lateness ${Math.max(...late).toFixed(1)} ms`);
+    assert.ok(elapsed > 4900, `play took ${elapsed.toFixed(0)} ms: it resolved before the audio played`);
+    // Lateness depends on how busy the machine is: reported, not asserted (drift is asserted
+    // under a ManualClock in outbound.test.ts; timing targets live in bench/).
     const lastSecond = late.slice(-50).sort((a, b) => a - b);
-    assert.ok(lastSecond[25]! < 10, `median lateness in the last second ${lastSecond[25]!.toFixed(1)} ms: drift`);
-    assert.ok(elapsed > 4900 && elapsed < 6000, `play took ${elapsed.toFixed(0)} ms`);
+    t.diagnostic(
+      `worst lateness ${Math.max(...late).toFixed(1)} ms; median in the last second ${lastSecond[25]!.toFixed(1)} ms; play took ${elapsed.toFixed(0)} ms`,
+    );
   });
 
   test('streamed TTS-like chunks (Readable, odd sizes, irregular timing) join seamlessly', async (t) => {
