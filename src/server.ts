@@ -22,7 +22,7 @@ import { FrameScheduler } from './outbound/scheduler.js';
 import { Handshake } from './audiosocket/handshake.js';
 import { AsyncQueue } from './async-queue.js';
 import { DEFAULT_PACING } from './outbound/pacer.js';
-import { createAllowList } from './allow.js';
+import { Admission, type RefusalReason } from './admission.js';
 import { parseFormat, type FormatSpec } from './audio/format.js';
 import { loadResampler } from './audio/resample.js';
 
@@ -39,12 +39,18 @@ export type CallHandler = (call: Call) => unknown;
 /** Server options. Every field is optional. */
 /**
  * Serve chan_websocket calls too (Asterisk's WebSocket channel driver, or ARI externalMedia with
- * `transport=websocket`): on its own `port` (and `host`), or on the upgrades of an existing HTTP
- * `server`. `path`: accept only this request path (default: any path and query).
+ * `transport=websocket`): on its own `port` (and `host`), or on the upgrades of an existing HTTP(S)
+ * `server`. `path`: accept only this request path (default: any path and query). `credentials`:
+ * require HTTP Basic credentials (`username`/`password` in `websocket_client.conf`); `tls`: serve
+ * `wss://` with this certificate and key. The server's `allow` and `maxCalls` apply to both
+ * listeners.
  */
 export type WebSocketServeOptions = (
   { port: number; host?: string; server?: undefined } | { server: import('node:http').Server; port?: undefined; host?: undefined }
-) & { path?: string } & Pick<MediaServerOptions, 'maxPayload' | 'authenticate' | 'highWaterMark' | 'maxBufferedBytes'> &
+) & { path?: string } & Pick<
+    MediaServerOptions,
+    'maxPayload' | 'credentials' | 'authenticate' | 'tls' | 'highWaterMark' | 'maxBufferedBytes'
+  > &
   BufferedOutboundOptions;
 
 export interface ServerOptions {
@@ -54,9 +60,16 @@ export interface ServerOptions {
   host?: string;
   /** Default port for {@link AudioSocketServer.listen}. Default 9092. */
   port?: number;
-  /** Most connections (calls and pending handshakes) at once; beyond it a connection gets a hangup. Default unlimited. */
+  /**
+   * Most calls at once, over both listeners; beyond it an AudioSocket connection gets a hangup
+   * message and a chan_websocket upgrade HTTP 503. A connection that has not sent its UUID (or
+   * upgraded) yet holds no slot. Default unlimited.
+   */
   maxCalls?: number;
-  /** Addresses and CIDR ranges allowed to connect (IPv4 and IPv6), checked before any byte is read. Default: everyone. */
+  /**
+   * Addresses and CIDR ranges allowed to connect (IPv4 and IPv6), on both listeners, checked
+   * before any byte is read (chan_websocket: HTTP 403). Default: everyone.
+   */
   allow?: string | readonly string[];
   /** Milliseconds to wait for the UUID before closing the connection. Default 5000; 0 disables. */
   handshakeTimeout?: number;
@@ -186,11 +199,20 @@ export interface AudioSocketHandshakeFailure {
  */
 export type HandshakeFailure = AudioSocketHandshakeFailure | ({ transport: 'websocket' } & MediaHandshakeFailure);
 
-/** A connection turned away before any byte was read. */
+/**
+ * A connection turned away by admission (`src/admission.ts`), the same rules on both listeners:
+ * - `not-allowed`: outside `allow` (AudioSocket: closed before any byte is read; chan_websocket: HTTP 403);
+ * - `unauthorized`: chan_websocket only, wrong or missing `websocket.credentials` (HTTP 401);
+ * - `max-calls`: `maxCalls` calls are up (AudioSocket: a hangup message; chan_websocket: HTTP 503);
+ * - `server-closing`: `close()` has begun (a hangup message; HTTP 503).
+ */
 export interface ConnectionRejection {
-  reason: 'not-allowed' | 'max-calls' | 'server-closing';
+  transport: 'audiosocket' | 'websocket';
+  reason: RefusalReason;
   remoteAddress: string;
   remotePort: number;
+  /** chan_websocket: the request path and query. */
+  url?: string;
 }
 
 /** Events of an {@link AudioSocketServer}. */
@@ -338,8 +360,7 @@ export class AudioSocketServer extends EventEmitter<ServerEvents> {
   readonly #handler: CallHandler | undefined;
   readonly #net: net.Server;
   readonly #scheduler: FrameScheduler;
-  readonly #allow: net.BlockList | undefined;
-  readonly #maxCalls: number;
+  readonly #admission: Admission;
   readonly #pending = new Set<Handshake>();
   readonly #calls = new Set<Call>();
   readonly #rejecting = new Set<Socket>();
@@ -360,13 +381,13 @@ export class AudioSocketServer extends EventEmitter<ServerEvents> {
     this.#handler = handler;
     this.#options = options;
     this.#settings = resolveCallSettings(options);
-    this.#maxCalls = nonNegative('maxCalls', options.maxCalls, Infinity);
-    this.#allow = options.allow === undefined ? undefined : createAllowList(options.allow);
+    this.#admission = new Admission({ allow: options.allow, maxCalls: nonNegative('maxCalls', options.maxCalls, Infinity) });
     this.#scheduler = new FrameScheduler(options.clock ?? systemClock);
     this.#scheduler.onError = (error) => this.#report(error, undefined);
     this.#hooks = {
       closed: (call, end) => {
         this.#calls.delete(call as Call);
+        if ((call as Call).transport === 'audiosocket') this.#admission.release(); // the WebSocket listener releases its own
         this.#emitSafe('callEnd', call as Call, end);
         this.#maybeClosed();
       },
@@ -387,6 +408,16 @@ export class AudioSocketServer extends EventEmitter<ServerEvents> {
     return this.#calls;
   }
 
+  /**
+   * Replaces the certificate and key of the chan_websocket `tls` listener (e.g. on SIGHUP, after a
+   * renewal); new connections use them, calls that are up keep theirs.
+   */
+  setSecureContext(options: import('node:tls').SecureContextOptions): void {
+    if (this.#ws === undefined)
+      throw audioSocketError(ErrorCodes.INVALID_ARGUMENT, 'setSecureContext() needs the websocket option with tls');
+    this.#ws.setSecureContext(options);
+  }
+
   /** The chan_websocket listener's address, once listening on its own port. */
   websocketAddress(): AddressInfo | null {
     return this.#wsAddress;
@@ -404,10 +435,10 @@ export class AudioSocketServer extends EventEmitter<ServerEvents> {
       ...rest,
       peerNotReadingTimeout: this.#settings.peerNotReadingTimeout,
       clock: this.#scheduler.clock,
+      admission: this.#admission,
     };
     if (this.#settings.hangupTimeout !== Infinity) media.hangupTimeout = this.#settings.hangupTimeout;
     if (this.#settings.handshakeTimeout !== Infinity) media.handshakeTimeout = this.#settings.handshakeTimeout;
-    if (this.#options.maxCalls !== undefined) media.maxConnections = this.#options.maxCalls;
     const ws = new WebSocketMediaServer((conn: MediaConnection) => {
       let call: WebSocketCall;
       try {
@@ -419,6 +450,10 @@ export class AudioSocketServer extends EventEmitter<ServerEvents> {
       }
       this.#onReady(call);
     }, media);
+    ws.on('connectionRejected', (r) => {
+      this.#stats.rejected++;
+      this.#emitSafe('connectionRejected', { transport: 'websocket', ...r });
+    });
     ws.on('handshakeFailed', (f) => {
       this.#stats.handshakeFailures++;
       this.#emitSafe('handshakeFailed', { transport: 'websocket', ...f });
@@ -510,6 +545,7 @@ export class AudioSocketServer extends EventEmitter<ServerEvents> {
    */
   close(): Promise<void> {
     if (this.#closing) return this.#closing;
+    this.#admission.closing = true;
     this.#closing = new Promise<void>((resolve) => {
       const finish = (): void => {
         this.#listening = false;
@@ -562,23 +598,30 @@ export class AudioSocketServer extends EventEmitter<ServerEvents> {
   #onConnection(socket: Socket): void {
     const remoteAddress = socket.remoteAddress ?? '';
     const remotePort = socket.remotePort ?? 0;
-    let reason: ConnectionRejection['reason'] | undefined;
-    if (this.#closing) reason = 'server-closing';
-    else if (this.#allow !== undefined && !allowed(this.#allow, remoteAddress)) reason = 'not-allowed';
-    else if (this.#pending.size + this.#calls.size >= this.#maxCalls) reason = 'max-calls';
-    if (reason !== undefined) {
+    const turnAway = (reason: RefusalReason): void => {
       this.#stats.rejected++;
       this.#reject(socket, reason !== 'not-allowed');
-      this.#emitSafe('connectionRejected', { reason, remoteAddress, remotePort });
+      this.#emitSafe('connectionRejected', { transport: 'audiosocket', reason, remoteAddress, remotePort });
+    };
+    const reason = this.#admission.screen(remoteAddress);
+    if (reason !== undefined) {
+      turnAway(reason);
       return;
     }
     const handshake: Handshake = new Handshake(socket, this.#settings, this.#scheduler.clock, {
       uuid: (uuid, handover) => {
         this.#pending.delete(handshake);
+        // The slot is taken now, not at connect: a peer that never sends its UUID holds none.
+        if (!this.#admission.reserve()) {
+          turnAway(this.#admission.closing ? 'server-closing' : 'max-calls');
+          this.#maybeClosed();
+          return;
+        }
         let call: AudioSocketCall;
         try {
           call = new AudioSocketCall(socket, uuid, handover, this.#settings, this.#scheduler, this.#hooks);
         } catch (error) {
+          this.#admission.release();
           socket.destroy();
           this.#report(error, undefined);
           this.#maybeClosed();
@@ -681,12 +724,6 @@ export class AudioSocketServer extends EventEmitter<ServerEvents> {
     if (this.#net.listening) this.#net.close(() => finish());
     else finish();
   }
-}
-
-function allowed(list: net.BlockList, address: string): boolean {
-  // A dual-stack listener reports IPv4 peers as ::ffff:a.b.c.d.
-  const v4 = address.startsWith('::ffff:') && address.includes('.') ? address.slice(7) : address;
-  return net.isIPv4(v4) ? list.check(v4, 'ipv4') : list.check(v4, 'ipv6');
 }
 
 /** Creates an AudioSocket server. `handler` is called with each call once its UUID has arrived. */

@@ -19,7 +19,7 @@ import {
 import type { MediaConnection, MediaWarning } from '#lib/websocket/connection.js';
 import { connectWebSocket, type WebSocketConnectOptions } from '#lib/websocket/client.js';
 import { encodeEvent, type ControlFormat } from '#lib/protocol/websocket.js';
-import { untilEmitted } from './helpers.js';
+import { until, untilEmitted } from './helpers.js';
 
 const FORMATS: ControlFormat[] = ['json', 'plain-text'];
 
@@ -494,17 +494,33 @@ describe('chan_websocket bad input: one connection fails, the server and other c
     assert.equal(c.conn.connected, true);
   });
 
-  test('authenticate (Basic auth from websocket_client.conf) gives 401; maxConnections gives 503', async (t) => {
+  test('admission: allow gives 403, credentials (Basic, as Asterisk sends them) 401, maxConnections 503; refusals hold no slot', async (t) => {
     const good = `Basic ${Buffer.from('media:secret').toString('base64')}`;
-    const { server, url } = await startServer(t, { authenticate: (req) => req.headers.authorization === good, maxConnections: 1 });
-    const denied = nextFailure(server);
+    const bad = `Basic ${Buffer.from('media:secreT').toString('base64')}`;
+    const { server, url } = await startServer(t, { credentials: { username: 'media', password: 'secret' }, maxConnections: 1 });
+    const rejections: string[] = [];
+    server.on('connectionRejected', (r) => rejections.push(r.reason));
     await assert.rejects(connectWebSocket({ url }), { message: /401/ });
-    assert.equal((await denied).reason, 'unauthorized');
+    await assert.rejects(connectWebSocket({ url, headers: { authorization: bad } }), { message: /401/ });
+    assert.deepEqual(rejections, ['unauthorized', 'unauthorized']);
+    assert.equal(server.stats.rejected, 2);
+    assert.equal(server.stats.handshakeFailures, 0, 'a refusal is not a handshake failure');
+    // The refused upgrades held no slot: the one slot is free for a good one.
     const first = await call(t, server, { url, headers: { authorization: good } });
-    const full = nextFailure(server);
     await assert.rejects(connectWebSocket({ url, headers: { authorization: good } }), { message: /503/ });
-    assert.equal((await full).reason, 'max-connections');
+    assert.deepEqual(rejections.at(-1), 'max-calls');
     assert.equal(first.conn.connected, true);
+    // The slot comes back when the call ends.
+    await first.client.hangup();
+    await until(() => server.connections.size === 0, 'the first call to end');
+    const second = await call(t, server, { url, headers: { authorization: good } });
+    assert.equal(second.conn.connected, true);
+
+    const only10 = await startServer(t, { allow: '10.0.0.0/8' });
+    const refused: string[] = [];
+    only10.server.on('connectionRejected', (r) => refused.push(`${r.reason} ${r.remoteAddress}`));
+    await assert.rejects(connectWebSocket({ url: only10.url }), { message: /403/ });
+    assert.deepEqual(refused, ['not-allowed 127.0.0.1']);
   });
 
   test('server close hangs up live calls with HANGUP and waits for them', async (t) => {

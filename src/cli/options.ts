@@ -5,7 +5,7 @@
  */
 import { availableParallelism } from 'node:os';
 import { parseArgs, type ParseArgsConfig } from 'node:util';
-import { createAllowList } from '../allow.js';
+import { createAllowList } from '../admission.js';
 import type { ServerOptions } from '../index.js';
 
 /** Bad command-line usage; main prints it on one line, points at `--help` and exits 2. */

@@ -61,8 +61,18 @@ export interface WebSocketConnectOptions {
   mediaDirection?: MediaDirection;
   /** Override optimal_frame_size (only for codecs outside Asterisk's built-in table). */
   optimalFrameSize?: number;
-  /** Extra request headers (e.g. `authorization`). */
+  /** Extra request headers. */
   headers?: Record<string, string>;
+  /**
+   * `username` and `password` of `websocket_client.conf`: sent as HTTP Basic credentials with the
+   * upgrade request, as Asterisk does (`res/res_http_websocket.c`).
+   */
+  username?: string;
+  password?: string;
+  /** For a `wss://` URL: the CA certificates to trust (`ca_list_file`). Default: Node's bundle. */
+  ca?: string | Buffer | Array<string | Buffer>;
+  /** For a `wss://` URL: check the server's certificate (`verify_server_cert`). Default true. */
+  verifyServerCert?: boolean;
   /** Give up connecting after this many ms (Asterisk's `connection_timeout`, default 500 there). Default 2000. */
   connectTimeout?: number;
 }
@@ -688,12 +698,18 @@ export function connectWebSocket(options: WebSocketConnectOptions): Promise<Aste
   const timeout = options.connectTimeout ?? 2000;
   const protocols = options.subprotocols ?? [MEDIA_SUBPROTOCOL];
   return new Promise((resolve, reject) => {
+    const headers = { ...options.headers };
+    if (options.username !== undefined || options.password !== undefined) {
+      headers.authorization = `Basic ${Buffer.from(`${options.username ?? ''}:${options.password ?? ''}`).toString('base64')}`;
+    }
     const ws = new WebSocket(options.url, protocols, {
       perMessageDeflate: false,
       handshakeTimeout: timeout,
       // What Asterisk reads in one frame from a server (unmasked): 65535 bytes with a 4-byte header.
       maxPayload: maxMessagePayload(false),
-      ...(options.headers ? { headers: options.headers } : {}),
+      headers,
+      ...(options.ca !== undefined ? { ca: options.ca } : {}),
+      ...(options.verifyServerCert === false ? { rejectUnauthorized: false } : {}),
     });
     const onError = (err: Error): void => {
       ws.off('open', onOpen);

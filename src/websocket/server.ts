@@ -8,12 +8,16 @@
  * Also {@link connectIncoming} for `Dial(WebSocket/INCOMING)`, where the app connects to Asterisk.
  * @module
  */
+import { createHash, timingSafeEqual } from 'node:crypto';
 import { EventEmitter } from 'node:events';
 import http, { type IncomingMessage } from 'node:http';
+import https from 'node:https';
+import type { SecureContextOptions, TlsOptions } from 'node:tls';
 import type { AddressInfo, Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import WebSocket, { WebSocketServer } from 'ws';
 import { AudioSocketError, audioSocketError, ErrorCodes } from '../errors.js';
+import { Admission, type RefusalReason } from '../admission.js';
 import {
   MediaConnection,
   rawToBuffer,
@@ -48,13 +52,32 @@ export interface MediaServerOptions extends MediaConnectionOptions {
   handshakeTimeout?: number;
   /** Largest message accepted from Asterisk, bytes (ws `maxPayload`); a larger one ends that connection. Default 262144. */
   maxPayload?: number;
-  /** Most connections (calls and pending handshakes) at once; beyond it upgrades get HTTP 503. Default unlimited. */
-  maxConnections?: number;
   /**
-   * Checks a request before the upgrade (e.g. the Basic `authorization` header Asterisk sends when
-   * `username`/`password` are set in `websocket_client.conf`). False: HTTP 401.
+   * Most calls at once (connections upgraded or live); beyond it upgrades get HTTP 503. A request
+   * that has not passed `credentials`/`authenticate` holds no slot. Default unlimited.
+   */
+  maxConnections?: number;
+  /** Addresses and CIDR ranges allowed to connect (IPv4 and IPv6); others get HTTP 403 before anything else is read. Default: everyone. */
+  allow?: string | readonly string[];
+  /**
+   * HTTP Basic credentials every upgrade must carry, as Asterisk sends them when `username` and
+   * `password` are set in `websocket_client.conf` (`res/res_http_websocket.c` sends them with the
+   * first request). Compared in constant time; wrong or missing: HTTP 401.
+   */
+  credentials?: { username: string; password: string };
+  /**
+   * Checks a request before the upgrade, after `credentials` (any other scheme: a token in the
+   * URL, a header). False or a throw: HTTP 401.
    */
   authenticate?: (request: IncomingMessage) => boolean;
+  /**
+   * Serve `wss://`: the certificate and key (and any other option of `https.createServer`) of the
+   * HTTPS server {@link WebSocketMediaServer.listen} starts. A plain `ws://` request to it fails
+   * its TLS handshake. Replace them while running with {@link WebSocketMediaServer.setSecureContext}.
+   */
+  tls?: SecureContextOptions & TlsOptions;
+  /** @internal The admission shared with an AudioSocket listener (`createServer`'s `websocket`). */
+  admission?: Admission;
 }
 
 /** Options of {@link WebSocketMediaServer.listen}. */
@@ -71,20 +94,32 @@ export interface MediaHandshakeFailure {
    * Before the upgrade (answered with an HTTP error):
    * - `subprotocol` (400): the request did not offer `media`.
    * - `path` (404): another path than the configured one.
-   * - `unauthorized` (401): `authenticate` said no.
-   * - `max-connections` (503), `server-closing` (503).
+   * (Refusals by admission, 401, 403 and 503, are `connectionRejected` events.)
    *
    * After the upgrade (WebSocket closed):
    * - `closed-before-start`: the peer closed before MEDIA_START.
    * - `timeout`: no MEDIA_START within `handshakeTimeout` (closed with 1002).
    * - `protocol-error`: binary data, another event or a malformed message before MEDIA_START (closed with 1002).
    */
-  reason:
-    'subprotocol' | 'path' | 'unauthorized' | 'max-connections' | 'server-closing' | 'closed-before-start' | 'timeout' | 'protocol-error';
+  reason: 'subprotocol' | 'path' | 'closed-before-start' | 'timeout' | 'protocol-error';
   remoteAddress: string;
   remotePort: number;
   url: string;
   error?: AudioSocketError;
+}
+
+/** A request turned away before it became a WebSocket. */
+export interface MediaRejection {
+  /**
+   * - `not-allowed` (403): outside `allow`.
+   * - `unauthorized` (401): wrong or missing `credentials`, or `authenticate` said no.
+   * - `max-calls` (503): every call slot is taken (`maxConnections`, or the server's `maxCalls`).
+   * - `server-closing` (503).
+   */
+  reason: RefusalReason;
+  remoteAddress: string;
+  remotePort: number;
+  url: string;
 }
 
 /** Events of a {@link WebSocketMediaServer}. */
@@ -95,6 +130,8 @@ export interface MediaServerEvents {
   /** A call's WebSocket closed. */
   connectionClose: [connection: MediaConnection, info: MediaClose];
   handshakeFailed: [failure: MediaHandshakeFailure];
+  /** An upgrade refused by admission (allow-list, credentials, call slots, closing). */
+  connectionRejected: [rejection: MediaRejection];
   /** The handler threw or rejected; that connection was closed with 1011. Without a listener: `process.emitWarning`. */
   handlerError: [error: unknown, connection: MediaConnection];
   /** A server-level error (e.g. the port is in use). */
@@ -108,19 +145,49 @@ export interface MediaServerStats {
   pendingHandshakes: number;
   totalConnections: number;
   handshakeFailures: number;
+  /** Upgrades refused by admission. */
+  rejected: number;
 }
 
-const STATUS_TEXT: Record<number, string> = { 400: 'Bad Request', 401: 'Unauthorized', 404: 'Not Found', 503: 'Service Unavailable' };
+const STATUS_TEXT: Record<number, string> = {
+  400: 'Bad Request',
+  401: 'Unauthorized',
+  403: 'Forbidden',
+  404: 'Not Found',
+  503: 'Service Unavailable',
+};
+
+const REFUSAL_STATUS: Record<RefusalReason, number> = { 'not-allowed': 403, unauthorized: 401, 'max-calls': 503, 'server-closing': 503 };
 
 function rejectUpgrade(socket: Duplex, status: number, message: string): void {
   if (socket.writable) {
     const body = `${message}\n`;
+    const challenge = status === 401 ? 'WWW-Authenticate: Basic realm="audiosocket", charset="UTF-8"\r\n' : '';
     socket.end(
-      `HTTP/1.1 ${status} ${STATUS_TEXT[status] ?? 'Error'}\r\nConnection: close\r\nContent-Type: text/plain\r\n` +
+      `HTTP/1.1 ${status} ${STATUS_TEXT[status] ?? 'Error'}\r\nConnection: close\r\n${challenge}Content-Type: text/plain\r\n` +
         `Content-Length: ${Buffer.byteLength(body)}\r\n\r\n${body}`,
     );
   }
   socket.destroy();
+}
+
+/** SHA-256 of a string: equal-length inputs for `timingSafeEqual`, whatever the lengths given. */
+const digest = (text: string): Buffer => createHash('sha256').update(text, 'utf8').digest();
+
+/**
+ * Checks the request's `Authorization: Basic` header against `username:password` in constant
+ * time (the compared digests have one length, and both parts are always compared).
+ */
+export function basicAuthMatches(request: IncomingMessage, expected: { username: string; password: string }): boolean {
+  const header = request.headers.authorization ?? '';
+  const m = /^Basic\s+([A-Za-z0-9+/=]+)\s*$/i.exec(header);
+  const given = m ? Buffer.from(m[1]!, 'base64').toString('utf8') : '';
+  const colon = given.indexOf(':');
+  const user = colon < 0 ? given : given.slice(0, colon);
+  const pass = colon < 0 ? '' : given.slice(colon + 1);
+  const userOk = timingSafeEqual(digest(user), digest(expected.username));
+  const passOk = timingSafeEqual(digest(pass), digest(expected.password));
+  return m !== null && colon >= 0 && userOk && passOk;
 }
 
 /** The subprotocols a request offers (`Sec-WebSocket-Protocol`, comma separated). */
@@ -225,16 +292,16 @@ export class WebSocketMediaServer extends EventEmitter<MediaServerEvents> {
   readonly #options: MediaServerOptions;
   readonly #connOptions: ReturnType<typeof resolveConnectionOptions>;
   readonly #handshakeTimeout: number;
-  readonly #maxConnections: number;
+  readonly #admission: Admission;
   readonly #path: string | undefined;
-  #http: http.Server | undefined;
+  #http: http.Server | https.Server | undefined;
   #attached: http.Server | undefined;
   readonly #onUpgrade = (req: IncomingMessage, socket: Duplex, head: Buffer): void => this.#upgrade(req, socket, head, true);
   readonly #live = new Set<MediaConnection>();
   readonly #pending = new Set<WebSocket>();
   #closing = false;
   #closePromise: Promise<void> | undefined;
-  #stats = { totalConnections: 0, handshakeFailures: 0 };
+  #stats = { totalConnections: 0, handshakeFailures: 0, rejected: 0 };
 
   constructor(handler?: MediaHandler, options: MediaServerOptions = {}) {
     super();
@@ -242,7 +309,9 @@ export class WebSocketMediaServer extends EventEmitter<MediaServerEvents> {
     this.#options = options;
     this.#connOptions = resolveConnectionOptions(options);
     this.#handshakeTimeout = checkCount('handshakeTimeout', options.handshakeTimeout, 5000);
-    this.#maxConnections = checkCount('maxConnections', options.maxConnections, Infinity);
+    this.#admission =
+      options.admission ??
+      new Admission({ allow: options.allow, maxCalls: checkCount('maxConnections', options.maxConnections, Infinity) });
     const maxPayload = checkCount('maxPayload', options.maxPayload, 262144);
     if (options.path !== undefined && (typeof options.path !== 'string' || !options.path.startsWith('/'))) {
       throw audioSocketError(ErrorCodes.INVALID_ARGUMENT, `path must start with '/', got ${JSON.stringify(options.path)}`);
@@ -269,6 +338,7 @@ export class WebSocketMediaServer extends EventEmitter<MediaServerEvents> {
       pendingHandshakes: this.#pending.size,
       totalConnections: this.#stats.totalConnections,
       handshakeFailures: this.#stats.handshakeFailures,
+      rejected: this.#stats.rejected,
     };
   }
 
@@ -289,12 +359,14 @@ export class WebSocketMediaServer extends EventEmitter<MediaServerEvents> {
     if (this.#http || this.#attached) throw audioSocketError(ErrorCodes.INVALID_ARGUMENT, 'the server is already listening or attached');
     const host = options.host ?? this.#options.host ?? '127.0.0.1';
     const port = options.port ?? this.#options.port ?? 8765;
-    const server = http.createServer((_req, res) => {
+    const answer = (_req: IncomingMessage, res: http.ServerResponse): void => {
       res.writeHead(426, { 'Content-Type': 'text/plain', Upgrade: 'websocket', Connection: 'Upgrade' });
       res.end('chan_websocket media server: WebSocket upgrade with subprotocol "media" required\n');
-    });
+    };
+    const server = this.#options.tls ? https.createServer(this.#options.tls, answer) : http.createServer(answer);
     this.#http = server;
     server.on('upgrade', this.#onUpgrade);
+    this.#cutSlowRequests(server);
     await new Promise<void>((resolve, reject) => {
       const onError = (err: Error): void => {
         this.#http = undefined;
@@ -316,19 +388,53 @@ export class WebSocketMediaServer extends EventEmitter<MediaServerEvents> {
     return address;
   }
 
+  /** Replaces the TLS certificate and key of a `tls` listener (e.g. on SIGHUP); new connections use them. */
+  setSecureContext(options: SecureContextOptions): void {
+    if (!(this.#http instanceof https.Server)) {
+      throw audioSocketError(ErrorCodes.INVALID_ARGUMENT, 'setSecureContext() needs a listener started with the tls option');
+    }
+    this.#http.setSecureContext(options);
+  }
+
+  /**
+   * A connection to our own listener that has not upgraded within `handshakeTimeout` (sends
+   * nothing, or its headers a byte at a time) is cut: it holds no call slot, and Node's own
+   * request timeouts are checked only every 30 s. Oversized headers get Node's 431.
+   */
+  #cutSlowRequests(server: http.Server | https.Server): void {
+    const ms = this.#handshakeTimeout;
+    if (ms === 0 || ms === Infinity) return;
+    const clock = this.#connOptions.clock;
+    server.on(this.#options.tls ? 'secureConnection' : 'connection', (socket: Socket) => {
+      const timer = clock.setTimer(() => socket.destroy(), ms);
+      const done = (): void => clock.clearTimer(timer);
+      socket.once('close', done);
+      this.#upgrading.set(socket, done);
+    });
+  }
+
+  readonly #upgrading = new WeakMap<Duplex, () => void>();
+
   /**
    * Handles one HTTP upgrade (for `noServer` use: call it from your server's `upgrade` event).
-   * Checks path, subprotocol, `authenticate` and `maxConnections`, then upgrades.
+   * Checks path, admission (allow-list, closing), subprotocol, credentials, then takes a call
+   * slot, and upgrades.
    */
   handleUpgrade(req: IncomingMessage, socket: Duplex, head: Buffer): void {
     this.#upgrade(req, socket, head, false);
   }
 
   #upgrade(req: IncomingMessage, socket: Duplex, head: Buffer, fromEvent: boolean): void {
+    this.#upgrading.get(socket)?.();
     const peer = peerOf(req);
     const refuse = (reason: MediaHandshakeFailure['reason'], status: number, message: string, error?: AudioSocketError): void => {
       this.#failed({ reason, remoteAddress: peer.remoteAddress, remotePort: peer.remotePort, url: peer.url, ...(error ? { error } : {}) });
       rejectUpgrade(socket, status, message);
+    };
+    const turnAway = (reason: RefusalReason, message: string): void => {
+      this.#stats.rejected++;
+      this.emit('connectionRejected', { reason, remoteAddress: peer.remoteAddress, remotePort: peer.remotePort, url: peer.url });
+      rejectUpgrade(socket, REFUSAL_STATUS[reason], message);
     };
     if (this.#path !== undefined) {
       const pathname = new URL(peer.url, 'http://localhost').pathname;
@@ -339,8 +445,9 @@ export class WebSocketMediaServer extends EventEmitter<MediaServerEvents> {
         return;
       }
     }
-    if (this.#closing) {
-      refuse('server-closing', 503, 'server closing');
+    const refusal = this.#closing ? 'server-closing' : this.#admission.screen(peer.remoteAddress);
+    if (refusal !== undefined) {
+      turnAway(refusal, refusal === 'not-allowed' ? 'not allowed' : refusal === 'max-calls' ? 'too many calls' : 'server closing');
       return;
     }
     if (!offeredProtocols(req).includes(MEDIA_SUBPROTOCOL)) {
@@ -355,24 +462,27 @@ export class WebSocketMediaServer extends EventEmitter<MediaServerEvents> {
       );
       return;
     }
-    if (this.#options.authenticate) {
-      let ok = false;
-      try {
-        ok = this.#options.authenticate(req) === true;
-      } catch {
-        ok = false;
-      }
-      if (!ok) {
-        refuse('unauthorized', 401, 'unauthorized');
-        return;
-      }
+    if (!this.#authorized(req)) {
+      turnAway('unauthorized', 'unauthorized');
+      return;
     }
-    if (this.#live.size + this.#pending.size >= this.#maxConnections) {
-      refuse('max-connections', 503, 'too many connections');
+    if (!this.#admission.reserve()) {
+      turnAway('max-calls', 'too many calls');
       return;
     }
     (socket as Socket).setNoDelay?.(true);
     this.#wss.handleUpgrade(req, socket, head, (ws) => this.#accept(ws, peer));
+  }
+
+  #authorized(req: IncomingMessage): boolean {
+    const { credentials, authenticate } = this.#options;
+    if (credentials !== undefined && !basicAuthMatches(req, credentials)) return false;
+    if (authenticate === undefined) return true;
+    try {
+      return authenticate(req) === true;
+    } catch {
+      return false;
+    }
   }
 
   #accept(ws: WebSocket, peer: MediaPeer): void {
@@ -383,6 +493,7 @@ export class WebSocketMediaServer extends EventEmitter<MediaServerEvents> {
   #started(ws: WebSocket, peer: MediaPeer, outcome: StartOutcome): void {
     this.#pending.delete(ws);
     if (!outcome.ok) {
+      this.#admission.release();
       this.#failed({
         reason: outcome.reason,
         remoteAddress: peer.remoteAddress,
@@ -402,6 +513,7 @@ export class WebSocketMediaServer extends EventEmitter<MediaServerEvents> {
     this.#stats.totalConnections++;
     void conn.closed.then((info) => {
       this.#live.delete(conn);
+      this.#admission.release();
       this.emit('connectionClose', conn, info);
       this.#checkClosed();
     });
