@@ -98,8 +98,8 @@ test('--metrics: naming, counters, histogram, build info', async (t) => {
   assert.match(text, /^audiosocket_calls_total 1$/m);
   assert.match(text, /^audiosocket_calls_active 0$/m);
   assert.match(text, /^audiosocket_handshake_failures_total\{reason="closed-before-uuid"\} 1$/m);
-  assert.match(text, /^audiosocket_connections_rejected_total\{reason="max-calls"\} 1$/m);
-  assert.match(text, /^audiosocket_connections_rejected_total\{reason="not-allowed"\} 0$/m);
+  assert.match(text, /^audiosocket_connections_rejected_total\{transport="audiosocket",reason="max-calls"\} 1$/m);
+  assert.match(text, /^audiosocket_connections_rejected_total\{transport="audiosocket",reason="not-allowed"\} 0$/m);
   assert.match(text, /^audiosocket_calls_ended_total\{reason="remote-hangup"\} 1$/m);
   assert.match(text, /^audiosocket_received_frames_total 10$/m);
   assert.match(text, /^audiosocket_call_duration_seconds_count 1$/m);

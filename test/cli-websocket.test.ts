@@ -3,7 +3,8 @@
  * (the simulated chan_websocket channel), and their usage errors.
  */
 import { test, type TestContext } from 'node:test';
-import { mkdtemp, rm, stat } from 'node:fs/promises';
+import { copyFile, mkdtemp, readFile, rm, stat } from 'node:fs/promises';
+import { fileURLToPath } from 'node:url';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import assert from 'node:assert/strict';
@@ -33,13 +34,66 @@ test('echo --websocket serves chan_websocket calls on any path', async (t) => {
   await until(() => cli.lines.some((l) => /no call from chan_websocket \/x .*: subprotocol/.test(l)), 'the handshake failure line');
 });
 
+const fixture = (name: string): string => fileURLToPath(new URL(`../../test/fixtures/tls/${name}`, import.meta.url));
+
+test('echo --websocket with credentials from AUDIOSOCKET_WEBSOCKET_AUTH, TLS, SIGHUP reload and --allow on both listeners', async (t) => {
+  const dir = await mkdtemp(join(tmpdir(), 'as-tls-'));
+  t.after(() => rm(dir, { recursive: true, force: true }));
+  const cert = join(dir, 'cert.pem');
+  const key = join(dir, 'key.pem');
+  await copyFile(fixture('cert.pem'), cert);
+  await copyFile(fixture('key.pem'), key);
+  const cli = await spawnCli(
+    ['echo', '--port', '0', '--websocket', '127.0.0.1:0', '--websocket-tls-cert', cert, '--websocket-tls-key', key, '--allow', '127.0.0.1'],
+    { AUDIOSOCKET_WEBSOCKET_AUTH: 'asterisk:pa:ss' },
+  );
+  t.after(async () => {
+    cli.child.kill('SIGINT');
+    if (cli.child.exitCode === null) await once(cli.child, 'exit');
+  });
+  const re = /chan_websocket on wss:\/\/127\.0\.0\.1:(\d+) \(credentials required\)/;
+  await until(() => cli.lines.some((l) => re.test(l)), 'the wss listening line');
+  const url = `wss://127.0.0.1:${re.exec(cli.lines.find((l) => re.test(l))!)![1]}/media`;
+  assert.ok(!cli.lines.join('\n').includes('pa:ss'), 'the password is never printed');
+  const ca = await readFile(fixture('cert.pem'));
+  await assert.rejects(connectWebSocket({ url, ca, username: 'asterisk', password: 'nope' }), { message: /401/ });
+  await until(() => cli.lines.some((l) => /rejected chan_websocket 127\.0\.0\.1:\d+: unauthorized/.test(l)), 'the refusal line');
+  const client = await connectWebSocket({ url, ca, username: 'asterisk', password: 'pa:ss', format: 'slin16' });
+  t.after(() => client.drop());
+  client.sendAudio(Buffer.alloc(640, 3));
+  await until(() => client.stats.framesPlayed >= 1, 'the echo over wss');
+  // A renewed certificate: SIGHUP makes new connections get it.
+  await copyFile(fixture('cert2.pem'), cert);
+  await copyFile(fixture('key2.pem'), key);
+  cli.child.kill('SIGHUP');
+  await until(() => cli.lines.some((l) => l.startsWith('SIGHUP: reloaded')), 'the reload line');
+  const renewed = await connectWebSocket({ url, ca: await readFile(fixture('cert2.pem')), username: 'asterisk', password: 'pa:ss' });
+  t.after(() => renewed.drop());
+  assert.equal(renewed.connected, true);
+});
+
 test('--websocket usage errors', async () => {
   for (const [args, pattern] of [
     [['echo', '--websocket', 'nope'], /--websocket/],
     [['record', '--websocket-path', '/media'], /--websocket-path needs --websocket/],
     [['echo', '--websocket', '8765', '--websocket-path', 'media'], /--websocket-path must start with \//],
+    [['echo', '--websocket-tls-cert', 'c.pem', '--websocket-tls-key', 'k.pem'], /--websocket-tls-cert needs --websocket/],
+    [['echo', '--websocket', '8765', '--websocket-tls-cert', 'c.pem'], /--websocket-tls-cert needs --websocket-tls-key too/],
+    [
+      ['echo', '--websocket', '8765', '--websocket-tls-cert', '/nonexistent.pem', '--websocket-tls-key', 'k.pem'],
+      /--websocket-tls-cert \/nonexistent\.pem: cannot read it \(ENOENT\)/,
+    ],
+    [
+      ['play', 'x.wav', '--websocket', '8765', '--websocket-auth-file', '/nonexistent'],
+      /--websocket-auth-file \/nonexistent: cannot read it/,
+    ],
+    [['echo', '--websocket', '8765', '--env-bad-auth'], /AUDIOSOCKET_WEBSOCKET_AUTH must hold user:password/],
   ] as const) {
-    const r = await runCli([...args]);
+    const bad = (args as readonly string[]).includes('--env-bad-auth');
+    const r = await runCli(
+      args.filter((a) => a !== '--env-bad-auth'),
+      bad ? { AUDIOSOCKET_WEBSOCKET_AUTH: 'no-colon' } : {},
+    );
     assert.equal(r.code, 2, r.err);
     const lines = r.err.split('\n').filter((l) => l.length > 0);
     assert.equal(lines.length, 2, r.err);

@@ -16,8 +16,8 @@ export interface Running {
 }
 
 /** Spawns the CLI and waits for its "listening" line; port 0 lets the OS pick. */
-export async function spawnCli(args: string[]): Promise<Running> {
-  const child = spawn(process.execPath, [MAIN, ...args], { stdio: 'pipe' });
+export async function spawnCli(args: string[], env: NodeJS.ProcessEnv = {}): Promise<Running> {
+  const child = spawn(process.execPath, [MAIN, ...args], { stdio: 'pipe', env: { ...process.env, ...env } });
   const lines: string[] = [];
   let buf = '';
   let stderr = '';
@@ -40,8 +40,8 @@ export async function spawnCli(args: string[]): Promise<Running> {
 }
 
 /** Runs the CLI to completion and returns its exit code and output. */
-export async function runCli(args: string[]): Promise<{ code: number; out: string; err: string }> {
-  const child = spawn(process.execPath, [MAIN, ...args], { stdio: 'pipe' });
+export async function runCli(args: string[], env: NodeJS.ProcessEnv = {}): Promise<{ code: number; out: string; err: string }> {
+  const child = spawn(process.execPath, [MAIN, ...args], { stdio: 'pipe', env: { ...process.env, ...env } });
   let out = '';
   let err = '';
   child.stdout.on('data', (d: Buffer) => (out += d.toString()));

@@ -76,8 +76,8 @@ export async function createMetricsRegistry(server: AudioSocketServer): Promise<
   });
   const rejected = new client.Counter({
     name: 'audiosocket_connections_rejected_total',
-    help: 'Connections refused (allow list, max calls, server closing), by reason',
-    labelNames: ['reason'],
+    help: 'Connections refused by admission (allow list, credentials, max calls, server closing), by listener and reason',
+    labelNames: ['transport', 'reason'],
     registers,
   });
   const duration = new client.Histogram({
@@ -94,13 +94,13 @@ export async function createMetricsRegistry(server: AudioSocketServer): Promise<
   });
   // Known label values start at 0, so rate() works from the first scrape.
   for (const reason of ['closed-before-uuid', 'timeout', 'protocol-error']) handshakeFailures.inc({ reason }, 0);
-  for (const reason of ['not-allowed', 'max-calls', 'server-closing']) rejected.inc({ reason }, 0);
+  for (const reason of ['not-allowed', 'max-calls', 'server-closing']) rejected.inc({ transport: 'audiosocket', reason }, 0);
   server.on('call', (call: Call) => {
     calls.inc();
     call.on('sent', (frame) => lateness.observe(frame.latenessMs / 1000));
   });
   server.on('handshakeFailed', (f) => handshakeFailures.inc({ reason: f.reason }));
-  server.on('connectionRejected', (r) => rejected.inc({ reason: r.reason }));
+  server.on('connectionRejected', (r) => rejected.inc({ transport: r.transport, reason: r.reason }));
   server.on('callEnd', (_call: Call, end: CallEnd) => {
     const s = end.stats;
     ended.framesIn += s.audioIn;

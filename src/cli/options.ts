@@ -3,6 +3,8 @@
  * act on. Every mistake becomes a {@link UsageError}: one line saying what is wrong and how to fix
  * it; `main` adds `see 'audiosocket <cmd> --help'` and exits with status 2.
  */
+import { readFileSync } from 'node:fs';
+import { createSecureContext } from 'node:tls';
 import { availableParallelism } from 'node:os';
 import { parseArgs, type ParseArgsConfig } from 'node:util';
 import { createAllowList } from '../admission.js';
@@ -134,9 +136,13 @@ export const serverOptions = {
   allow: {
     type: 'string',
     value: 'LIST',
-    help: ['addresses/CIDRs allowed to connect, comma-separated, e.g. 10.0.0.0/8,::1', '(default: everyone)'],
+    help: ['addresses/CIDRs allowed to connect, comma-separated, e.g. 10.0.0.0/8,::1', '(both listeners; default: everyone)'],
   },
-  'max-calls': { type: 'string', value: 'N', help: ['most concurrent calls; more get a hangup (default: unlimited)'] },
+  'max-calls': {
+    type: 'string',
+    value: 'N',
+    help: ['most concurrent calls, both listeners together; more get a hangup', '(chan_websocket: HTTP 503; default: unlimited)'],
+  },
   'frame-ms': {
     type: 'string',
     value: 'MS',
@@ -164,9 +170,28 @@ export const serverOptions = {
       "also serve Asterisk's chan_websocket (Dial(WebSocket/...), ARI externalMedia) on",
       'this second port (HOST: default --host; one worker only; see docs/websocket.md).',
       'Its calls use the format of their MEDIA_START: --inbound, --format, --frame-ms',
-      'and --no-keepalive are for AudioSocket only, and so is --allow',
+      'and --no-keepalive are for AudioSocket only; --allow and --max-calls apply to both.',
+      'Credentials: set AUDIOSOCKET_WEBSOCKET_AUTH=user:password (or --websocket-auth-file)',
+      'and the same username/password in websocket_client.conf',
     ],
   },
+  'websocket-auth-file': {
+    type: 'string',
+    value: 'FILE',
+    help: [
+      'require the HTTP Basic credentials in FILE (one line, user:password) on',
+      'chan_websocket (instead of AUDIOSOCKET_WEBSOCKET_AUTH); others get HTTP 401',
+    ],
+  },
+  'websocket-tls-cert': {
+    type: 'string',
+    value: 'FILE',
+    help: [
+      'serve chan_websocket over TLS (wss://) with this PEM certificate (chain);',
+      'needs --websocket-tls-key; SIGHUP reloads both files',
+    ],
+  },
+  'websocket-tls-key': { type: 'string', value: 'FILE', help: ['the PEM private key of --websocket-tls-cert'] },
   'websocket-path': {
     type: 'string',
     value: 'PATH',
@@ -230,6 +255,8 @@ export interface CommonServerArgs {
   quiet: boolean;
   help: boolean;
   server: ServerOptions;
+  /** The files of --websocket-tls-cert/--websocket-tls-key, re-read on SIGHUP. */
+  tlsFiles: { cert: string; key: string } | undefined;
 }
 
 /**
@@ -255,6 +282,7 @@ export function parseServerArgs(
     quiet: v.quiet === true,
     help,
     server,
+    tlsFiles: undefined,
   };
   // --help wins over everything else on the line.
   if (help) return { common, values: v, positionals: parsed.positionals };
@@ -308,10 +336,70 @@ export function parseServerArgs(
       server.websocket.path = v['websocket-path'];
     }
     if (common.workers > 1) throw new UsageError('--websocket works with one worker only; drop --workers or --websocket');
-  } else if (typeof v['websocket-path'] === 'string') throw new UsageError('--websocket-path needs --websocket [HOST:]PORT');
+    const credentials = websocketCredentials(v['websocket-auth-file'] as string | undefined);
+    if (credentials !== undefined) server.websocket.credentials = credentials;
+    const cert = v['websocket-tls-cert'] as string | undefined;
+    const key = v['websocket-tls-key'] as string | undefined;
+    if ((cert === undefined) !== (key === undefined)) {
+      throw new UsageError(
+        `${cert === undefined ? '--websocket-tls-key' : '--websocket-tls-cert'} needs ${cert === undefined ? '--websocket-tls-cert' : '--websocket-tls-key'} too`,
+      );
+    }
+    if (cert !== undefined && key !== undefined) {
+      common.tlsFiles = { cert, key };
+      server.websocket.tls = readTlsFiles(common.tlsFiles);
+    }
+  } else {
+    for (const o of ['websocket-path', 'websocket-auth-file', 'websocket-tls-cert', 'websocket-tls-key']) {
+      if (typeof v[o] === 'string') throw new UsageError(`--${o} needs --websocket [HOST:]PORT`);
+    }
+  }
   if (common.workers > 1 && common.metrics)
     throw new UsageError('--metrics works with one worker only (each worker has its own counters); drop --workers or --metrics');
   return { common, values: v, positionals: parsed.positionals };
+}
+
+/**
+ * chan_websocket credentials: from `file` (one line, `user:password`), else from the
+ * environment's `AUDIOSOCKET_WEBSOCKET_AUTH`, never from the command line (where `ps` shows it).
+ */
+function websocketCredentials(file: string | undefined): { username: string; password: string } | undefined {
+  let text: string | undefined;
+  let where: string;
+  if (file !== undefined) {
+    where = `--websocket-auth-file ${file}`;
+    try {
+      text = readFileSync(file, 'utf8').split(/\r?\n/)[0];
+    } catch (err) {
+      throw new UsageError(`${where}: cannot read it (${(err as NodeJS.ErrnoException).code ?? (err as Error).message})`);
+    }
+  } else {
+    where = 'AUDIOSOCKET_WEBSOCKET_AUTH';
+    text = process.env.AUDIOSOCKET_WEBSOCKET_AUTH;
+    if (text === undefined || text === '') return undefined;
+  }
+  const colon = text?.indexOf(':') ?? -1;
+  if (text === undefined || colon <= 0)
+    throw new UsageError(`${where} must hold user:password (the username and password of websocket_client.conf)`);
+  return { username: text.slice(0, colon), password: text.slice(colon + 1) };
+}
+
+/** Reads the certificate and key files; a usage error names the one that cannot be read. */
+export function readTlsFiles(files: { cert: string; key: string }): { cert: Buffer; key: Buffer } {
+  const read = (option: string, path: string): Buffer => {
+    try {
+      return readFileSync(path);
+    } catch (err) {
+      throw new UsageError(`--${option} ${path}: cannot read it (${(err as NodeJS.ErrnoException).code ?? (err as Error).message})`);
+    }
+  };
+  const tls = { cert: read('websocket-tls-cert', files.cert), key: read('websocket-tls-key', files.key) };
+  try {
+    createSecureContext(tls);
+  } catch (err) {
+    throw new UsageError(`--websocket-tls-cert/--websocket-tls-key: not a usable PEM certificate and key (${(err as Error).message})`);
+  }
+  return tls;
 }
 
 /**

@@ -5,7 +5,7 @@
  */
 import { AudioSocketError, createServer, type AudioSocketServer, type Call, type CallEnd, type CallHandler } from '../index.js';
 import { serveMetrics, type MetricsEndpoint } from './metrics.js';
-import { UsageError, type CommonServerArgs } from './options.js';
+import { readTlsFiles, UsageError, type CommonServerArgs } from './options.js';
 import { createOutput, type Output } from './output.js';
 import { isWorker, runPrimary, type ListeningMessage } from './cluster.js';
 import { lateSlotsOf } from './stats.js';
@@ -142,7 +142,8 @@ export async function runServer(
     );
   });
   server.on('connectionRejected', (r) => {
-    output.event('connectionRejected', { ...r }, `rejected ${r.remoteAddress}:${r.remotePort}: ${r.reason}`);
+    const what = r.transport === 'websocket' ? 'chan_websocket ' : '';
+    output.event('connectionRejected', { ...r }, `rejected ${what}${r.remoteAddress}:${r.remotePort}: ${r.reason}`);
   });
   server.on('handlerError', (err, call) => {
     output.error(`call ${call.uuid}: ${(err as Error)?.message ?? String(err)}`, { uuid: call.uuid });
@@ -185,7 +186,8 @@ export async function runServer(
       output.event(
         'listening',
         { command: name, transport: 'websocket', host: ws.address, port: ws.port },
-        `audiosocket ${name} listening for chan_websocket on ws://${ws.address}:${ws.port}`,
+        `audiosocket ${name} listening for chan_websocket on ${args.tlsFiles ? 'wss' : 'ws'}://${ws.family === 'IPv6' ? `[${ws.address}]` : ws.address}:${ws.port}${args.server.websocket?.path ?? ''}` +
+          (args.server.websocket?.credentials ? ' (credentials required)' : ''),
       );
     }
   }
@@ -214,9 +216,22 @@ export async function runServer(
         output.event('closed', { totalCalls: server.stats.totalCalls }, `closed after ${server.stats.totalCalls} call(s)`);
         process.off('SIGINT', stop);
         process.off('SIGTERM', stop);
+        process.off('SIGHUP', reload);
         resolve();
       })();
     };
+    // SIGHUP: a renewed certificate (certbot and friends) is served to new connections.
+    const tlsFiles = args.tlsFiles;
+    const reload = (): void => {
+      if (tlsFiles === undefined) return;
+      try {
+        server.setSecureContext(readTlsFiles(tlsFiles));
+        output.event('tlsReloaded', { cert: tlsFiles.cert }, `SIGHUP: reloaded ${tlsFiles.cert} and its key`);
+      } catch (err) {
+        output.error(`SIGHUP: kept the old certificate: ${(err as Error).message}`);
+      }
+    };
+    if (tlsFiles !== undefined) process.on('SIGHUP', reload);
     // A worker takes orders from its primary (SIGTERM); the terminal's Ctrl-C reaches the whole
     // process group, and the primary turns it into one SIGTERM per worker.
     if (isWorker) process.on('SIGINT', () => {});
