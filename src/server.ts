@@ -9,7 +9,7 @@ import { EventEmitter } from 'node:events';
 import net, { type AddressInfo, type Socket } from 'node:net';
 import { AudioSocketCall, type AudioSocketCallSettings as CallSettings } from './audiosocket/call.js';
 import type { CallHooks } from './call/core.js';
-import type { CallEnd } from './call/types.js';
+import type { CallEnd, CallWarning } from './call/types.js';
 import type { BufferedOutboundOptions } from './outbound/buffered.js';
 import { WebSocketMediaServer, type MediaHandshakeFailure, type MediaServerOptions } from './websocket/server.js';
 import { WebSocketCall } from './websocket/call.js';
@@ -226,6 +226,11 @@ export interface ServerEvents {
   handshakeFailed: [failure: HandshakeFailure];
   connectionRejected: [rejection: ConnectionRejection];
   /**
+   * A warning of any call (the same as the call's `warning` event). With a listener here, or on
+   * the call, nothing else happens; with none, each code is a process warning once per call.
+   */
+  callWarning: [call: Call, warning: CallWarning];
+  /**
    * A call handler or call listener threw or rejected; that call was ended with `handler-error`.
    * Without a listener the error is reported with `process.emitWarning`.
    */
@@ -392,6 +397,7 @@ export class AudioSocketServer extends EventEmitter<ServerEvents> {
         this.#maybeClosed();
       },
       listenerError: (error, call) => this.#report(error, call as Call),
+      warning: (call, warning, heard) => this.#callWarning(call as Call, warning, heard),
     };
     this.#ws = options.websocket === undefined ? undefined : this.#createWebSocket(options.websocket);
     this.#net = net.createServer({ pauseOnConnect: true, noDelay: true }, (socket) => this.#onConnection(socket));
@@ -707,6 +713,29 @@ export class AudioSocketServer extends EventEmitter<ServerEvents> {
       code: ErrorCodes.HANDLER,
     });
   }
+
+  /**
+   * A call's warning goes to the server's `callWarning` listeners. When neither the call nor the
+   * server listens, it is a process warning, once per call and code: a wrong codec or a full
+   * queue must not pass in silence just because nobody subscribed.
+   */
+  #callWarning(call: Call, warning: CallWarning, heard: boolean): void {
+    if (this.listenerCount('callWarning') > 0) {
+      this.#emitSafe('callWarning', call, warning);
+      return;
+    }
+    if (heard) return;
+    let said = this.#warned.get(call);
+    if (said === undefined) this.#warned.set(call, (said = new Set()));
+    if (said.has(warning.code)) return;
+    said.add(warning.code);
+    process.emitWarning(
+      `call ${call.uuid}: ${warning.message} (listen for 'warning' on the call or 'callWarning' on the server to handle it)`,
+      { type: 'AudioSocketWarning', code: warning.code },
+    );
+  }
+
+  readonly #warned = new WeakMap<Call, Set<string>>();
 
   #emitSafe<K extends keyof ServerEvents>(event: K, ...args: ServerEvents[K]): void {
     try {

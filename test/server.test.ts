@@ -452,6 +452,39 @@ test('await using: the server is closed when the scope ends', async () => {
   await assert.rejects(connect({ port, connectTimeout: 500 }), /ECONNREFUSED|could not connect/);
 });
 
+describe('warnings nobody listens for', () => {
+  test('are process warnings, once per call and code; a warning listener on the call or the server takes over', async () => {
+    const seen: Error[] = [];
+    const onWarning = (w: Error): void => {
+      if (w.name === 'AudioSocketWarning') seen.push(w);
+    };
+    process.on('warning', onWarning);
+    try {
+      const { server, port } = await start();
+      const odd = Buffer.from([0x10, 0x00, 0x03, 1, 2, 3]); // odd-length slin: a call warning
+      const a = await dial({ port });
+      await until(() => server.calls.size === 1, 'the call');
+      a.sendRaw(odd);
+      a.sendRaw(odd);
+      await until(() => seen.length === 1, 'a process warning');
+      assert.equal((seen[0] as Error & { code?: string }).code, 'UNEXPECTED_MESSAGE');
+      assert.match(seen[0]!.message, new RegExp(`call ${a.uuid}: odd-length`));
+      // A listener on the server: no process warning, the server's event instead.
+      const heard: string[] = [];
+      server.on('callWarning', (call, w) => heard.push(`${call.uuid} ${w.code}`));
+      const b = await dial({ port });
+      await until(() => server.calls.size === 2, 'the second call');
+      b.sendRaw(odd);
+      await until(() => heard.length === 1, 'the callWarning event');
+      assert.deepEqual(heard, [`${b.uuid} UNEXPECTED_MESSAGE`]);
+      await nextTurn();
+      assert.equal(seen.length, 1, 'no process warning when the server listens');
+    } finally {
+      process.off('warning', onWarning);
+    }
+  });
+});
+
 describe('options, listen and close', () => {
   test('bad options fail at createServer, never on the first connection', () => {
     assert.throws(() => createServer({ frameMs: 25 }), /frameMs must be one of 10, 20, 30, 40, 50, 60/);

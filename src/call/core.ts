@@ -36,6 +36,8 @@ import type {
 export interface CallHooks {
   closed(call: object, end: CallEnd): void;
   listenerError(error: unknown, call: object): void;
+  /** Every warning of the call; `heard`: the call had a `warning` listener. */
+  warning(call: object, warning: CallWarning, heard: boolean): void;
 }
 
 /** What the core needs of the server's settings. */
@@ -404,7 +406,10 @@ export abstract class CallCore<F extends AudioFrame = AudioFrame, S extends Call
   }
 
   protected _warn(code: CallWarningCode, message: string, extra: Partial<CallWarning> = {}): void {
-    this._emitSafe('warning', { ...extra, code, message });
+    const warning: CallWarning = { ...extra, code, message };
+    const heard = this.listenerCount('warning') > 0;
+    this._emitSafe('warning', warning);
+    this.#hooks.warning(this, warning, heard);
   }
 
   protected _emitSafe<K extends keyof CallEvents<F>>(event: K, ...args: CallEvents<F>[K]): void {
