@@ -493,6 +493,11 @@ export class AudioSocketServer extends EventEmitter<ServerEvents> {
     if (this.#closing) return Promise.reject(audioSocketError(ErrorCodes.SERVER_CLOSED, 'the server is closed'));
     const host = options.host ?? this.#options.host ?? '127.0.0.1';
     const port = options.port ?? this.#options.port ?? 9092;
+    if (typeof port !== 'number' || !Number.isInteger(port) || port < 0 || port > 65535) {
+      return Promise.reject(
+        audioSocketError(ErrorCodes.INVALID_ARGUMENT, `port must be a whole number from 0 to 65535, got ${String(port)}`),
+      );
+    }
     const signal = options.signal;
     if (signal?.aborted) return Promise.reject(abortedError('listen()', signal));
     // The resampler (WebAssembly) loads once per process, so conversions can start synchronously
@@ -512,9 +517,10 @@ export class AudioSocketServer extends EventEmitter<ServerEvents> {
             this.#wsAddress = await this.#ws.listen({ host: wsOpts.host ?? host, port: wsOpts.port });
           } catch (err) {
             await this.close();
-            if (err instanceof AudioSocketError) throw err;
+            // The system error (EADDRINUSE, ...) as the cause, whichever layer wrapped it.
+            const cause = err instanceof AudioSocketError && err.cause instanceof Error ? err.cause : err;
             const at = `${wsOpts.host ?? host}:${wsOpts.port}`;
-            throw audioSocketError(ErrorCodes.SOCKET, `cannot listen for chan_websocket on ${at}: ${(err as Error).message}`, err);
+            throw audioSocketError(ErrorCodes.SOCKET, `cannot listen for chan_websocket on ${at}: ${(cause as Error).message}`, cause);
           }
         }
         return address;

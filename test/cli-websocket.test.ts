@@ -9,6 +9,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import assert from 'node:assert/strict';
 import { once } from 'node:events';
+import net from 'node:net';
 import { connectWebSocket } from '#lib/websocket/client.js';
 import { createServer } from '#lib/index.js';
 import { runCli, spawnCli, until } from './helpers.js';
@@ -72,11 +73,28 @@ test('echo --websocket with credentials from AUDIOSOCKET_WEBSOCKET_AUTH, TLS, SI
   assert.equal(renewed.connected, true);
 });
 
+test('a --websocket port in use is blamed on --websocket, not --port', async (t) => {
+  const busy = net.createServer();
+  busy.listen(0, '127.0.0.1');
+  await once(busy, 'listening');
+  t.after(() => busy.close());
+  const taken = (busy.address() as net.AddressInfo).port;
+  const r = await runCli(['echo', '--port', '0', '--websocket', String(taken)]);
+  assert.equal(r.code, 2, r.err);
+  assert.match(
+    r.err.split('\n')[0]!,
+    new RegExp(
+      `cannot listen for chan_websocket on 127\\.0\\.0\\.1:${taken}: port ${taken} is already in use .*pick another with --websocket`,
+    ),
+  );
+});
+
 test('--websocket usage errors', async () => {
   for (const [args, pattern] of [
     [['echo', '--websocket', 'nope'], /--websocket/],
     [['record', '--websocket-path', '/media'], /--websocket-path needs --websocket/],
     [['echo', '--websocket', '8765', '--websocket-path', 'media'], /--websocket-path must start with \//],
+    [['echo', '--websocket', '9092'], /--websocket 9092 is the AudioSocket port too \(--port 9092\); give chan_websocket its own port/],
     [['echo', '--websocket-tls-cert', 'c.pem', '--websocket-tls-key', 'k.pem'], /--websocket-tls-cert needs --websocket/],
     [['echo', '--websocket', '8765', '--websocket-tls-cert', 'c.pem'], /--websocket-tls-cert needs --websocket-tls-key too/],
     [

@@ -9,6 +9,7 @@ import net from 'node:net';
 import { once } from 'node:events';
 import { setImmediate as nextTurn } from 'node:timers/promises';
 import {
+  AudioSocketError,
   createServer,
   connect,
   encodeMessage,
@@ -486,6 +487,19 @@ describe('warnings nobody listens for', () => {
 });
 
 describe('options, listen and close', () => {
+  test('listen() with a bad port rejects with an AudioSocketError, like every other error', async () => {
+    const server = createServer();
+    toClose.push(server);
+    for (const port of [70000, -1, 1.5]) {
+      await assert.rejects(server.listen({ port }), (e: unknown) => {
+        assert.ok(e instanceof AudioSocketError);
+        assert.equal(e.code, ErrorCodes.INVALID_ARGUMENT);
+        assert.match(e.message, /port must be a whole number from 0 to 65535/);
+        return true;
+      });
+    }
+  });
+
   test('bad options fail at createServer, never on the first connection', () => {
     assert.throws(() => createServer({ frameMs: 25 }), /frameMs must be one of 10, 20, 30, 40, 50, 60/);
     assert.throws(() => createServer({ handshakeTimeout: 2 ** 31 }), /handshakeTimeout must be at most/);

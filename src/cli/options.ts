@@ -329,6 +329,11 @@ export function parseServerArgs(
   common.workers = v.workers === 'auto' ? availableParallelism() : parseIntOption('workers', v.workers as string, 1, 256, 'or auto')!;
   if (typeof v.websocket === 'string') {
     const ws = parseHostPort('websocket', v.websocket, true, common.host, 8765);
+    if (ws.port !== 0 && ws.port === common.port) {
+      throw new UsageError(
+        `--websocket ${v.websocket} is the AudioSocket port too (--port ${common.port}); give chan_websocket its own port, e.g. --websocket 8765`,
+      );
+    }
     server.websocket = { host: ws.host, port: ws.port };
     if (typeof v['websocket-path'] === 'string') {
       if (!v['websocket-path'].startsWith('/'))

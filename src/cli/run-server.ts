@@ -171,6 +171,12 @@ export async function runServer(
   } catch (err) {
     await metrics?.close();
     const cause = err instanceof AudioSocketError && err.cause instanceof Error ? err.cause : err;
+    const ws = args.server.websocket;
+    if (ws?.port !== undefined && err instanceof Error && err.message.startsWith('cannot listen for chan_websocket')) {
+      throw new UsageError(
+        `cannot listen for chan_websocket on ${ws.host ?? args.host}:${ws.port}: ${listenProblem(cause as NodeJS.ErrnoException, ws.port, '--websocket')}`,
+      );
+    }
     throw new UsageError(
       `cannot listen on ${args.host}:${args.port}: ${listenProblem(cause as NodeJS.ErrnoException, args.port, '--port')}`,
     );
