@@ -99,7 +99,7 @@ describe('a refused call is not a success', () => {
     const r = await runCli(['call', `127.0.0.1:${port}`, '--duration', '3', '--quiet']);
     assert.equal(r.code, 1, r.out + r.err);
     assert.match(r.err, /before sending any audio/);
-    assert.match(r.err, /1 call\(s\) in [\d.]+ s: 0 connected, 0 failed, 1 refused/);
+    assert.match(r.out, /1 call\(s\) in [\d.]+ s: 0 connected, 0 failed, 1 refused/);
   });
 
   test('a server that hangs up after its prompt is a clean call, ended by the server', async (t) => {

@@ -145,6 +145,11 @@ describe('record --dir is checked before listening', () => {
       ['record', '--port', '0', '--dir', readOnly],
       /--dir .*: cannot create files there \((permission denied|read-only file system)\); pick a writable directory/,
     );
+    // A directory whose file system takes no files at all.
+    await usageError(
+      ['record', '--port', '0', '--dir', '/proc'],
+      /--dir \/proc: cannot create files there \(its file system takes no new files\)/,
+    );
   });
 });
 
@@ -174,6 +179,11 @@ describe('audio files that are not WAV are named, with the command that converts
       'music.flac',
       Buffer.concat([Buffer.from('fLaC\x00\x00\x00\x22', 'latin1'), Buffer.alloc(20)]),
       /a FLAC file.*sox \S*music\.flac -r 8000 -c 1 -b 16 \S*music\.wav/,
+    ],
+    [
+      'README.md',
+      Buffer.from('# My bot\n\nA prompt that I meant to play.\n'.repeat(4)),
+      /this is a text file, not audio .*give a WAV file/,
     ],
     [
       'prompt.sln',
@@ -228,6 +238,22 @@ describe('call: every option is checked before dialling', () => {
     assert.doesNotMatch(line, /--target/);
     await usageError(['call', 'localhost:abc'], /the HOST:PORT argument: port must be a whole number from 1 to 65535, got "abc"/);
     await usageError(['call', 'a:1', 'b:2'], /unexpected argument "b:2": this command takes one HOST:PORT only/);
+  });
+
+  test('nothing listening: one line that says so, with the hint; -q prints its summary on stdout', async () => {
+    const free = net.createServer();
+    free.listen(0, '127.0.0.1');
+    await once(free, 'listening');
+    const port = (free.address() as net.AddressInfo).port;
+    await new Promise((r) => free.close(r));
+    const r = await runCli(['call', `127.0.0.1:${port}`]);
+    assert.equal(r.code, 1);
+    assert.equal(r.out, '', 'no summary of a call that never connected');
+    const lines = r.err.split('\n').filter((l) => l.length > 0);
+    assert.equal(lines.length, 1, r.err);
+    assert.match(lines[0]!, new RegExp(`ECONNREFUSED.*is a server listening there\\? \\(try: audiosocket echo --port ${port}\\)`));
+    const q = await runCli(['call', '-q', `127.0.0.1:${port}`]);
+    assert.match(q.out, /^1 call\(s\) in [\d.]+ s: 0 connected, 1 failed, 0 refused, 0 violation\(s\)\n$/);
   });
 
   test('--port -1, abc, 70000, 0', async () => {

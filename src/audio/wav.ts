@@ -125,6 +125,18 @@ function quote(path: string): string {
 const ffmpeg = (path: string): string => `ffmpeg -i ${quote(path)} -ar 8000 -ac 1 -c:a pcm_s16le ${quote(wavName(path))}`;
 const sox = (path: string): string => `sox ${quote(path)} -r 8000 -c 1 -b 16 ${quote(wavName(path))}`;
 
+/** Printable UTF-8/ASCII text (and whitespace) throughout the first 512 bytes: no audio looks like that. */
+function looksLikeText(bytes: Uint8Array): boolean {
+  const n = Math.min(bytes.length, 512);
+  if (n < 4) return false;
+  for (let i = 0; i < n; i++) {
+    const b = bytes[i]!;
+    if (b < 0x20 && b !== 0x09 && b !== 0x0a && b !== 0x0d) return false;
+    if (b === 0x7f) return false;
+  }
+  return true;
+}
+
 /**
  * Recognises common audio files that are not WAV from their first bytes: MP3 (an ID3 tag or an
  * MPEG audio frame sync 0xFFEx/0xFFFx), AAC (ADTS), Ogg (Vorbis, Opus), FLAC, AIFF, AU, MP4/M4A,
@@ -149,6 +161,13 @@ export function guessNonWav(bytes: Uint8Array): NonWavGuess | undefined {
   if (at(4, 'ftyp')) return { kind: 'MP4/M4A', evidence: "an 'ftyp' box", convert: ffmpeg };
   if (at(0, '#!AMR')) return { kind: 'AMR', evidence: "the '#!AMR' signature", convert: ffmpeg };
   if (at(0, 'caff')) return { kind: 'Core Audio (CAF)', evidence: "the 'caff' signature", convert: ffmpeg };
+  if (looksLikeText(bytes)) {
+    return {
+      kind: 'a text file, not audio',
+      evidence: 'only printable text in its first bytes',
+      convert: () => 'give a WAV file (or an MP3, Ogg, FLAC ... converted with ffmpeg or sox)',
+    };
+  }
   return {
     kind: 'raw audio or an unknown format',
     evidence: 'no RIFF header',
@@ -264,6 +283,9 @@ export function parseWav(bytes: Uint8Array): ParsedWav {
   if (idIs(bytes, 0, 'RIFX')) throw unsupported("big-endian 'RIFX' container");
   if (!idIs(bytes, 0, 'RIFF')) {
     const guess = guessNonWav(bytes)!;
+    if (guess.kind.startsWith('a text file')) {
+      throw malformed(`not a RIFF file: this is ${guess.kind} (${guess.evidence}); ${guess.convert('FILE')}`);
+    }
     const what = guess.kind.startsWith('raw')
       ? `maybe ${guess.kind}`
       : `this is ${/^([AEIOU]|MP)/.test(guess.kind) ? 'an' : 'a'} ${guess.kind} file (${guess.evidence})`;

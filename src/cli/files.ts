@@ -69,7 +69,10 @@ export async function checkWritableDir(dir: string, option: string): Promise<str
   try {
     await writeFile(probe, '', { flag: 'wx' });
   } catch (err) {
-    throw new UsageError(`${option} ${dir}: cannot create files there (${why(err as NodeJS.ErrnoException)}); pick a writable directory`);
+    const e = err as NodeJS.ErrnoException;
+    // The directory exists, so ENOENT here means its file system takes no new files (/proc, /sys).
+    const reason = e.code === 'ENOENT' ? 'its file system takes no new files' : why(e);
+    throw new UsageError(`${option} ${dir}: cannot create files there (${reason}); pick a writable directory`);
   }
   await rm(probe, { force: true });
   return abs;

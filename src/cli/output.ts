@@ -10,6 +10,7 @@ import cluster from 'node:cluster';
 
 export interface Output {
   /** An event: a line of text, or a JSON object with `event` and the fields. */
+  /** An event: `text` for people (stdout; '' prints nothing), `fields` for --json. */
   event(name: string, fields: Record<string, unknown>, text: string): void;
   /** Something went wrong; always printed, on stderr. */
   error(text: string, fields?: Record<string, unknown>): void;
@@ -70,8 +71,8 @@ export function createOutput(options: OutputOptions): Output {
     event(name, fields, text) {
       if (options.json) {
         process.stdout.write(`${JSON.stringify({ time: new Date().toISOString(), event: name, ...origin, ...fields })}\n`);
-      } else if (!options.quiet || name === 'listening' || name === 'closed') {
-        write(process.stdout, text);
+      } else if (text !== '' && (!options.quiet || name === 'listening' || name === 'closed')) {
+        write(process.stdout, text); // '' : an event for --json only
       }
     },
     error: (text, fields) => diagnostic('error', text, fields),

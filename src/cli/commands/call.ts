@@ -334,7 +334,14 @@ export async function callCommand(argv: string[]): Promise<void> {
           output.event('connected', { call: leg.number, uuid: leg.uuid }, `call ${leg.number} ${leg.uuid} connected to ${host}:${port}`);
         } catch (err) {
           leg.error = (err as Error).message;
-          output.error(`call ${leg.number}: ${leg.error}`, { call: leg.number });
+          const cause = (err as Error & { cause?: NodeJS.ErrnoException }).cause?.code;
+          const hint =
+            cause === 'ECONNREFUSED'
+              ? `; is a server listening there? (try: audiosocket echo --port ${port})`
+              : cause === 'ENOTFOUND' || cause === 'EAI_AGAIN'
+                ? '; unknown host name, use an IP address such as 127.0.0.1'
+                : '';
+          output.error(`call ${leg.number}: ${leg.error}${hint}`, { call: leg.number });
         }
       }),
     );
@@ -435,18 +442,23 @@ export async function callCommand(argv: string[]): Promise<void> {
         error: leg.error,
         record: recorded[leg.number - 1] ? recordPath(leg.number) : undefined,
       },
-      `call ${leg.number} ${leg.uuid}: sent ${leg.framesSent} frames, received ${leg.audioIn} audio + ${leg.keepAliveIn} keep-alive; ` +
-        `inter-arrival p50 ${t.p50Ms} p99 ${t.p99Ms} max ${t.maxMs} ms; ended by ${byText[by]}` +
-        (v2 ? `; ${v2} violation(s)` : ''),
+      // A call that never connected has said why already, in one line.
+      leg.client === undefined
+        ? ''
+        : `call ${leg.number} ${leg.uuid}: sent ${leg.framesSent} frames, received ${leg.audioIn} audio + ${leg.keepAliveIn} keep-alive; ` +
+            `inter-arrival p50 ${t.p50Ms} p99 ${t.p99Ms} max ${t.maxMs} ms; ended by ${byText[by]}` +
+            (v2 ? `; ${v2} violation(s)` : ''),
     );
     if (leg.refused) output.error(`call ${leg.number}: ${leg.refused}`, { call: leg.number });
     else if (!leg.error && received === 0)
       output.warn(`call ${leg.number}: the server sent no audio at all (is its keep-alive off?)`, { call: leg.number });
   }
   if (calls > 1 || v.quiet) {
-    process.stderr.write(
-      `${calls} call(s) in ${elapsed.toFixed(1)} s: ${calls - failed - refused} connected, ${failed} failed, ${refused} refused, ${violations} violation(s)\n`,
-    );
+    // The result of the run: on stdout, so `x=$(audiosocket call -q ...)` gets it.
+    const totals = { calls, seconds: Number(elapsed.toFixed(1)), connected: calls - failed - refused, failed, refused, violations };
+    const line = `${calls} call(s) in ${elapsed.toFixed(1)} s: ${totals.connected} connected, ${failed} failed, ${refused} refused, ${violations} violation(s)`;
+    if (v.json === true) output.event('totals', totals, line);
+    else process.stdout.write(`${line}\n`);
   }
   process.exitCode = failed > 0 || refused > 0 ? 1 : violations > 0 ? 3 : 0;
 }
