@@ -35,6 +35,8 @@ export class FarCall {
   #slot = 0;
   #t0 = 0;
   #buf: Buffer = Buffer.alloc(0);
+  /** until then the clock's slots pass without a message (see quiet()) */
+  #quietUntil = 0;
   #onUuid: (() => void) | undefined;
   readonly ready: Promise<void>;
 
@@ -75,28 +77,34 @@ export class FarCall {
     }
   }
 
-  /** From the UUID on: one message per 20 ms on an absolute clock, queued audio first, else silence. */
+  /**
+   * From the UUID on: one message per 20 ms on an absolute clock, queued audio first, else
+   * silence; nothing while quiet(). A late timer sends the slots it missed back to back.
+   */
   #startClock(): void {
     this.#t0 = performance.now();
     const tick = (): void => {
       if (this.socket.destroyed || !this.socket.writable) return;
-      const next = this.#queue.shift();
-      const payload = next ?? Buffer.alloc(this.frameBytes);
-      const header = Buffer.from([this.kind, payload.length >> 8, payload.length & 0xff]);
-      this.socket.write(Buffer.concat([header, payload]));
-      if (next) {
-        this.sentAt.push(performance.now());
-        for (const w of [...this.#queueWaiters]) {
-          if (this.sentAt.length >= w.until) {
-            this.#queueWaiters.splice(this.#queueWaiters.indexOf(w), 1);
-            w.resolve();
-          }
-        }
-      }
+      if (performance.now() >= this.#quietUntil) this.#send();
       this.#slot++;
       this.#timer = setTimeout(tick, Math.max(0, this.#t0 + this.#slot * 20 - performance.now()));
     };
     tick();
+  }
+
+  #send(): void {
+    const next = this.#queue.shift();
+    const payload = next ?? Buffer.alloc(this.frameBytes);
+    const header = Buffer.from([this.kind, payload.length >> 8, payload.length & 0xff]);
+    this.socket.write(Buffer.concat([header, payload]));
+    if (!next) return;
+    this.sentAt.push(performance.now());
+    for (const w of [...this.#queueWaiters]) {
+      if (this.sentAt.length >= w.until) {
+        this.#queueWaiters.splice(this.#queueWaiters.indexOf(w), 1);
+        w.resolve();
+      }
+    }
   }
 
   /** Queues frames (sent one per 20 ms slot); resolves once all were written, or the call closed. */
@@ -105,6 +113,18 @@ export class FarCall {
     this.#queued += frames.length;
     const until = this.#queued;
     return Promise.race([new Promise<void>((resolve) => this.#queueWaiters.push({ until, resolve })), this.closed]);
+  }
+
+  /**
+   * Sends nothing for `ms` (the slots of the 20 ms clock pass empty), then goes on as before;
+   * resolves when the time is up, or the call closed. A receiver that plays what it queued on
+   * its own timer (chan_websocket) gets the time to empty its queue: frames that piled up there
+   * (e.g. silence sent back to back by this clock catching up after a stall of the test's event
+   * loop) would otherwise delay every frame played after them.
+   */
+  quiet(ms: number): Promise<void> {
+    this.#quietUntil = Math.max(this.#quietUntil, performance.now() + ms);
+    return Promise.race([new Promise<void>((resolve) => setTimeout(resolve, ms)), this.closed]);
   }
 
   hangup(): void {
