@@ -4,8 +4,9 @@
  * the far end of the bridge an AudioSocket channel (or a Local pair) that records what the caller
  * would hear.
  *
- * How a call is found: the dialplan dials with `v(tag=TAG)`, so the request URL carries
- * `?tag=TAG` and the scenario can pick its call out of the server's calls. Every server gets its own `websocket_client.conf` section, `ws<PORT>`.
+ * How a call is found: the dialplan sets `__WSTAG=TAG` on the caller, which Dial passes on to the
+ * WebSocket channel, and MEDIA_START (JSON) lists it in `channel_variables`. Every server gets its
+ * own `websocket_client.conf` section, `ws<PORT>`.
  */
 import { randomUUID } from 'node:crypto';
 import { fileURLToPath } from 'node:url';
@@ -16,9 +17,10 @@ import type { Ctx, Scenario } from './scenarios.js';
 import { check, spawnJsonLines, until } from './util.js';
 
 /**
- * Dialplan for the scenarios below. EXTEN = PORT*CODEC*TAG[*OPTS]: Dial(WebSocket/wsPORT/c(CODEC)v(tag=TAG)OPTS).
- * The tag travels as a URI parameter (`v()`), which works in both control formats: the plain-text
- * MEDIA_START has no channel variables.
+ * Dialplan for the scenarios below. EXTEN = PORT*CODEC*TAG[*OPTS]: Set(__WSTAG=TAG), then
+ * Dial(WebSocket/wsPORT/c(CODEC)v(tag=TAG)OPTS). The tag also travels as a URI parameter (`v()`)
+ * because the plain-text MEDIA_START has no channel variables; see tagOf() for why the channel
+ * variable comes first.
  */
 export const WEBSOCKET_DIALPLAN = `
 [ws-dial]
@@ -42,7 +44,15 @@ interface WsSut {
   ended(call: Call, timeoutMs: number): Promise<{ end: CallEnd; at: number }>;
 }
 
-const tagOf = (call: WebSocketCall): string | null => new URLSearchParams(call.url.split('?')[1] ?? '').get('tag');
+/**
+ * The call's tag: the channel variable WSTAG when MEDIA_START has channel variables (JSON), else
+ * the URL's `tag` (plain text). The URL is not reliable with calls dialled at the same moment
+ * through the same websocket_client.conf section: chan_websocket stores the `v()` parameters on
+ * that shared client object (`ast_websocket_client_add_uri_params()` in `webchan_call()`) just
+ * before it connects, so one call can connect with another call's parameters.
+ */
+const tagOf = (call: WebSocketCall): string | null =>
+  call.mediaStart.channelVariables['__WSTAG'] ?? new URLSearchParams(call.url.split('?')[1] ?? '').get('tag');
 
 let tags = 0;
 const newTag = (): string => `t${process.pid}x${++tags}`;
