@@ -172,34 +172,39 @@ function checkEcho(r: EchoResult, what: string, minReturned = r.sent - 1): void 
 
 /**
  * A Local pair: the ;2 half runs `dialplan` (as-app or as-dial towards the server under test), the
- * ;1 half runs AudioSocket() towards the far leg. The far leg sends `frames` once both calls are up.
+ * ;1 half runs AudioSocket() towards the far leg. Resolves once both calls are up.
  */
-async function localEcho(
-  ctx: Ctx,
-  mode: 'app' | 'dial',
-  opts: { frames?: Buffer[]; callId?: number; sut?: Sut; far?: FarLeg } = {},
-): Promise<{ sut: Sut; far: FarLeg; call: Call; fc: FarCall; uuid: string; result: EchoResult }> {
-  const sut = opts.sut ?? (await serverUnderTest(ctx, echo));
-  const far = opts.far ?? (await farLeg(ctx));
-  const callId = opts.callId ?? 1;
-  const frames = opts.frames ?? taggedFrames(callId, 100, 440);
+async function localCall(ctx: Ctx, mode: 'app' | 'dial', sut: Sut, far: FarLeg): Promise<{ call: Call; fc: FarCall; uuid: string }> {
   const uuid = randomUuidUpper();
   const farUuid = randomUUID();
   const exten = mode === 'app' ? `${sut.port}*${hex32(uuid)}@as-app` : `${sut.port}*${hex32(uuid)}*slin@as-dial`;
   await ctx.ast.originate(`Local/${exten} application AudioSocket ${farUuid},127.0.0.1:${far.port}`);
   const call = await sut.call(uuid);
   const fc = await far.call(farUuid);
+  return { call, fc, uuid };
+}
+
+/** The far leg plays `frames`; the echo is complete once every frame is back, or 500 ms after the last was sent. */
+async function collectEcho(fc: FarCall, frames: Buffer[], callId: number): Promise<EchoResult> {
   await fc.play(frames);
   const lastSent = fc.sentAt.at(-1) ?? performance.now();
-  // the echo is complete once every frame is back, or 500 ms after the last was sent
   await until(
     () => matchEcho(fc, frames, callId).returned === frames.length || performance.now() > lastSent + 500 || fc.closedAt !== undefined,
     5000,
     'echo',
   );
-  const result = matchEcho(fc, frames, callId);
+  return matchEcho(fc, frames, callId);
+}
+
+/** One Local-pair echo call: 100 tagged frames from the far leg, matched as they come back. */
+async function localEcho(ctx: Ctx, mode: 'app' | 'dial'): Promise<{ call: Call; result: EchoResult }> {
+  const sut = await serverUnderTest(ctx, echo);
+  const far = await farLeg(ctx);
+  const frames = taggedFrames(1, 100, 440);
+  const { call, fc } = await localCall(ctx, mode, sut, far);
+  const result = await collectEcho(fc, frames, 1);
   fc.hangup();
-  return { sut, far, call, fc, uuid, result };
+  return { call, result };
 }
 
 async function quiesce(ast: PrivateAsterisk): Promise<void> {
@@ -376,14 +381,7 @@ export const scenarios: Scenario[] = [
       await ctx.ast.originate(`AudioSocket/127.0.0.1:${far.port}/${farUuid}/c(slin16) extension ${sut.port}*${hex32(uuid)}*slin16@as-dial`);
       const call = await sut.call(uuid);
       const fc = await far.call(farUuid);
-      await fc.play(frames);
-      const lastSent = fc.sentAt.at(-1) ?? performance.now();
-      await until(
-        () => matchEcho(fc, frames, 2).returned === 100 || performance.now() > lastSent + 500 || fc.closedAt !== undefined,
-        5000,
-        'echo',
-      );
-      const r = matchEcho(fc, frames, 2);
+      const r = await collectEcho(fc, frames, 2);
       fc.hangup();
       echoMetrics(ctx, r);
       const farKinds = new Set(fc.frames.map((f) => `0x${f.kind.toString(16)}/${f.payload.length}B`));
@@ -587,14 +585,13 @@ export const scenarios: Scenario[] = [
       const sut = await serverUnderTest(ctx, echo);
       const far = await farLeg(ctx);
       const n = 20;
-      const results = await Promise.all(
-        Array.from({ length: n }, (_, k) =>
-          localEcho(ctx, 'app', { sut, far, callId: 100 + k, frames: taggedFrames(100 + k, 100, 300 + 40 * k) }),
-        ),
-      );
-      const all = results.map((r) => r.result);
+      // the audio is made before the calls start, and played once all of them are up
+      const frameSets = Array.from({ length: n }, (_, k) => taggedFrames(100 + k, 100, 300 + 40 * k));
+      const legs = await Promise.all(Array.from({ length: n }, () => localCall(ctx, 'app', sut, far)));
+      const all = await Promise.all(legs.map(({ fc }, k) => collectEcho(fc, frameSets[k]!, 100 + k)));
+      for (const { fc } of legs) fc.hangup();
       // how many calls were streaming at the same moment
-      const windows = results.map((r) => [r.fc.sentAt[0] ?? 0, r.fc.sentAt.at(-1) ?? 0] as const);
+      const windows = legs.map(({ fc }) => [fc.sentAt[0] ?? 0, fc.sentAt.at(-1) ?? 0] as const);
       const overlap = Math.max(...windows.map(([start]) => windows.filter(([a, b]) => a <= start && start <= b).length));
       ctx.metrics['streaming at once'] = overlap;
       const rtts = all.flatMap((r) => r.rtts);
