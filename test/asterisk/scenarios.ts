@@ -26,7 +26,7 @@ import {
   toneFraction,
   ulawToSlinBuf,
 } from './signals.js';
-import { check, spawnJsonLines, until } from './util.js';
+import { check, eventLoopDelay, spawnJsonLines, until } from './util.js';
 
 export type Metrics = Record<string, string | number | boolean>;
 
@@ -39,6 +39,19 @@ export interface Ctx {
   /** cleanup, run in reverse order after the scenario */
   defer(fn: () => unknown): void;
   metrics: Metrics;
+  /**
+   * A real-clock figure (a latency, a gap, a duration): printed with the metrics, and listed as
+   * "outside the typical range" when it is, but never a failure. How fast things happen depends
+   * on how busy the machine is; what happens (bit-exact frames, order, counts, end reasons, the
+   * order of events) is what the scenarios assert.
+   */
+  timing(label: string, value: number, typical: Typical, unit?: string): void;
+}
+
+/** The range a timing figure falls in on an idle machine (docs/testing-with-asterisk.md, section 7). */
+export interface Typical {
+  min?: number;
+  max?: number;
 }
 
 export interface Scenario {
@@ -149,25 +162,22 @@ function matchEcho(fc: FarCall, frames: Buffer[], callId: number): EchoResult {
   return { sent: frames.length, returned: seen.size, corrupt, duplicates, outOfOrder, rtts, gaps: gaps(arrivals), firstMissing };
 }
 
-function echoMetrics(ctx: Ctx, r: EchoResult, prefix = ''): void {
-  ctx.metrics[`${prefix}bit-exact`] = `${r.returned}/${r.sent}`;
-  ctx.metrics[`${prefix}corrupt`] = r.corrupt;
-  ctx.metrics[`${prefix}rtt p50`] = ms(pct(r.rtts, 50));
-  ctx.metrics[`${prefix}rtt p99`] = ms(pct(r.rtts, 99));
-  ctx.metrics[`${prefix}rtt max`] = ms(Math.max(...r.rtts));
-  ctx.metrics[`${prefix}gaps p50/p99`] = `${ms(pct(r.gaps, 50))} / ${ms(pct(r.gaps, 99))}`;
+/** What came back, and how fast (the round trip and the gaps are timing: reported, not asserted). */
+function echoMetrics(ctx: Ctx, r: EchoResult): void {
+  ctx.metrics['bit-exact'] = `${r.returned}/${r.sent}`;
+  ctx.metrics['corrupt'] = r.corrupt;
+  ctx.timing('rtt p50', pct(r.rtts, 50), { max: 25 });
+  ctx.timing('rtt p99', pct(r.rtts, 99), { max: 80 });
+  ctx.timing('rtt max', r.rtts.length ? Math.max(...r.rtts) : NaN, {});
+  ctx.timing('gap p50', pct(r.gaps, 50), { min: 17, max: 23 });
+  ctx.timing('gap p99', pct(r.gaps, 99), {});
 }
 
+/** The echo is correct: every frame back bit-exact (at most one missing), once, in order. */
 function checkEcho(r: EchoResult, what: string, minReturned = r.sent - 1): void {
   check(r.corrupt === 0, `${what}: ${r.corrupt} frames came back different from any frame sent (not bit-exact)`);
   check(r.duplicates === 0 && r.outOfOrder === 0, `${what}: ${r.duplicates} duplicated, ${r.outOfOrder} out of order`);
   check(r.returned >= minReturned, `${what}: only ${r.returned}/${r.sent} frames came back (first missing: ${r.firstMissing.join(',')})`);
-  const p50 = pct(r.rtts, 50);
-  const p99 = pct(r.rtts, 99);
-  check(p50 < 25, `${what}: echo round trip p50 ${ms(p50)} (want < 25 ms)`);
-  check(p99 < 80, `${what}: echo round trip p99 ${ms(p99)} (want < 80 ms)`);
-  const g50 = pct(r.gaps, 50);
-  check(g50 > 17 && g50 < 23, `${what}: echoed frames arrive ${ms(g50)} apart at p50 (want 20 ms)`);
 }
 
 /**
@@ -257,22 +267,20 @@ function rtpToneStats(rtp: RtpLeg, hz: number): ToneStats {
   };
 }
 
+/** How much of the tone arrived, and how evenly (real time: the span, the gaps, bursts; reported). */
 function toneMetrics(ctx: Ctx, s: ToneStats): void {
   ctx.metrics['tone at far leg'] = `${s.tonePackets * 20} ms (${s.tonePackets} packets)`;
-  ctx.metrics['over'] = ms(s.spanMs);
-  ctx.metrics['gap p50'] = ms(s.gapP50);
-  ctx.metrics['gap p99'] = ms(s.gapP99);
+  ctx.timing('over', s.spanMs, { min: 1900, max: 2100 });
+  ctx.timing('gap p50', s.gapP50, { min: 17, max: 23 });
+  ctx.timing('gap p99', s.gapP99, { max: 40 });
   ctx.metrics['gap min/max'] = `${ms(s.gapMin)} / ${ms(s.gapMax)}`;
-  ctx.metrics['most packets in 10 ms'] = s.maxIn10ms;
+  ctx.timing('most packets in 10 ms', s.maxIn10ms, { max: 3 }, '');
   ctx.metrics['rtp seq gaps'] = s.seqGaps;
 }
 
-function checkRealTime(s: ToneStats, what: string): void {
+/** All of the 2 s tone reached the phone, nothing more. */
+function checkWholeTone(s: ToneStats, what: string): void {
   check(s.tonePackets >= 99 && s.tonePackets <= 101, `${what}: ${s.tonePackets * 20} ms of the 2000 ms tone reached the far leg`);
-  check(s.spanMs > 1900 && s.spanMs < 2100, `${what}: the tone took ${ms(s.spanMs)} to arrive (real time: ~1980 ms)`);
-  check(s.gapP50 > 17 && s.gapP50 < 23, `${what}: inter-arrival p50 ${ms(s.gapP50)} (want 20 ms)`);
-  check(s.gapP99 < 40, `${what}: inter-arrival p99 ${ms(s.gapP99)} (want < 40 ms)`);
-  check(s.maxIn10ms <= 3, `${what}: ${s.maxIn10ms} packets within 10 ms (a burst)`);
 }
 
 /** One RTP-leg call through the app; `handler` is the server's; ends with the server's hangup. */
@@ -344,7 +352,7 @@ export const scenarios: Scenario[] = [
   {
     name: 'app echo',
     checks:
-      'Local pair: AudioSocket() to an echo server, the other half AudioSocket() to the far leg; 100 tagged 20 ms frames come back bit-exact, in order, with round trip',
+      'Local pair: AudioSocket() to an echo server, the other half AudioSocket() to the far leg; 100 tagged 20 ms frames come back bit-exact, in order (round trip reported)',
     async run(ctx) {
       const { result, call } = await localEcho(ctx, 'app');
       echoMetrics(ctx, result);
@@ -444,19 +452,15 @@ export const scenarios: Scenario[] = [
       ctx.metrics['tone at server'] = `${serverTone * 20} ms`;
       ctx.metrics['server frames = G.711(sent)'] = `${g711Exact}/${serverTone}`;
       ctx.metrics['tone back at far leg'] = `${farTone * 20} ms`;
-      ctx.metrics['echo back after'] = ms(backAfter);
-      ctx.metrics['echoed tone over'] = ms(span);
+      ctx.timing('echo back after', backAfter, { max: 60 });
+      ctx.timing('echoed tone over', span, { min: 1900, max: 2100 });
+      ctx.timing('most frames in 10 ms', maxIn10ms, { max: 3 }, '');
       check(call.transport === 'audiosocket' && call.inboundKind === 0x10, `inbound ${call.inboundFormat?.sampleRate}`);
       check(serverTone >= 98, `server heard ${serverTone * 20} ms of the 2000 ms tone (u-law decoded)`);
       check(g711Exact >= 98, `only ${g711Exact} server frames equal the G.711 coding of the tone sent (bit-exact u-law path)`);
       check(farTone >= 97, `far leg heard ${farTone * 20} ms of the echoed tone`);
       check(formats.size === 1 && formats.has('slin/8000/320B'), `server frames: ${[...formats].join(', ')} (want slin/8000/320B)`);
       check(wireBytes > 162 && wireBytes < 164, `${wireBytes.toFixed(1)} bytes per message on the wire (want 163: 160 B of u-law)`);
-      check(backAfter < 60, `the echoed tone came back ${ms(backAfter)} after it was sent (want < 60 ms)`);
-      check(
-        span > 1900 && span < 2100 && maxIn10ms <= 3,
-        `the echoed tone arrived over ${ms(span)}, up to ${maxIn10ms} frames within 10 ms (want real time)`,
-      );
     },
   },
   {
@@ -536,11 +540,11 @@ export const scenarios: Scenario[] = [
         .catch(() => undefined);
       const errors = ctx.ast.logMatching(/Failed to (receive|read)|Invalid message|other than hangup/, from);
       ctx.metrics['reason'] = end.reason;
-      ctx.metrics['hangup -> closed'] = ms(at - hangupAt);
+      ctx.timing('hangup -> closed', at - hangupAt, { max: 200 });
       ctx.metrics['dialplan continued'] = returned !== undefined;
       if (returned) ctx.metrics['log'] = returned.text.replace(/^.*TEST /, '');
       check(end.reason === 'local-hangup', `end reason ${end.reason} (${end.error?.message ?? ''})`);
-      check(hangupAt > 0 && at - hangupAt < 200, `Asterisk closed ${ms(at - hangupAt)} after the hangup message`);
+      check(hangupAt > 0 && at >= hangupAt, `the call ended ${ms(hangupAt - at)} before the server hung up`);
       check(
         returned !== undefined,
         `the dialplan did not continue after ${mode === 'app' ? 'AudioSocket()' : 'Dial()'} (no "${mode}-return" log line)`,
@@ -565,17 +569,15 @@ export const scenarios: Scenario[] = [
       const kinds = [...new Set(seen.kinds)].map((k) => `0x${k.toString(16).padStart(2, '0')}`);
       ctx.metrics['reason'] = end.reason;
       ctx.metrics['duration'] = ms(end.durationMs);
-      ctx.metrics['originate -> closed'] = ms(at - originatedAt);
+      // measured from the originate: with the app, Answer() waits up to 500 ms for the caller's
+      // first frame before the dialplan goes on to AudioSocket(), so the UUID comes late
+      ctx.timing('originate -> closed', at - originatedAt, { min: 1450, max: 2500 });
       ctx.metrics['kinds from Asterisk'] = kinds.join(',');
       ctx.metrics['closed by'] = seen.end === 'fin' ? 'FIN' : 'RST';
       check(end.reason === 'remote-hangup', `end reason ${end.reason}`);
       check(!seen.kinds.includes(0x00), 'Asterisk sent a hangup message');
-      // measured from the originate: with the app, Answer() waits up to 500 ms for the caller's
-      // first frame before the dialplan goes on to AudioSocket(), so the UUID comes late
-      check(
-        at - originatedAt > 1450 && at - originatedAt < 2500,
-        `call closed ${ms(at - originatedAt)} after the originate (caller hangs up after 1.5 s)`,
-      );
+      // the call lasted until the caller hung up (a load can delay the end, never bring it forward)
+      check(at - originatedAt > 1450, `call closed ${ms(at - originatedAt)} after the originate (caller hangs up after 1.5 s)`);
     },
   })),
   {
@@ -587,6 +589,7 @@ export const scenarios: Scenario[] = [
       const n = 20;
       // the audio is made before the calls start, and played once all of them are up
       const frameSets = Array.from({ length: n }, (_, k) => taggedFrames(100 + k, 100, 300 + 40 * k));
+      const loop = eventLoopDelay();
       const legs = await Promise.all(Array.from({ length: n }, () => localCall(ctx, 'app', sut, far)));
       const all = await Promise.all(legs.map(({ fc }, k) => collectEcho(fc, frameSets[k]!, 100 + k)));
       for (const { fc } of legs) fc.hangup();
@@ -598,17 +601,18 @@ export const scenarios: Scenario[] = [
       const exact = all.reduce((s, r) => s + r.returned, 0);
       ctx.metrics['bit-exact'] = `${exact}/${n * 100}`;
       ctx.metrics['corrupt or cross-talk'] = all.reduce((s, r) => s + r.corrupt, 0);
-      ctx.metrics['rtt p50'] = ms(pct(rtts, 50));
-      ctx.metrics['rtt p99'] = ms(pct(rtts, 99));
-      ctx.metrics['rtt max'] = ms(Math.max(...rtts));
+      ctx.timing('rtt p50', pct(rtts, 50), { max: 25 });
+      ctx.timing('rtt p99', pct(rtts, 99), { max: 80 });
+      ctx.timing('rtt max', rtts.length ? Math.max(...rtts) : NaN, {});
       ctx.metrics['worst call'] = `${Math.min(...all.map((r) => r.returned))}/100`;
+      ctx.timing('test event loop delay max', loop.stop().max, { max: 50 });
       all.forEach((r, k) => checkEcho(r, `call ${k + 1}/${n}`));
       check(overlap === n, `only ${overlap} of the ${n} calls were streaming at the same time`);
     },
   },
   {
     name: 'paced play() to the RTP leg',
-    checks: 'the server play()s a 2 s 1 kHz tone; the phone leg (UnicastRTP u-law) gets all of it, over ~2 s, one packet per 20 ms',
+    checks: 'the server play()s a 2 s 1 kHz tone; the phone leg (UnicastRTP u-law) gets all of it (how evenly: reported)',
     async run(ctx) {
       let playMs = 0;
       const { rtp } = await rtpAppCall(ctx, async (call) => {
@@ -618,12 +622,12 @@ export const scenarios: Scenario[] = [
       const s = rtpToneStats(rtp, 1000);
       toneMetrics(ctx, s);
       ctx.metrics['play() sentMs'] = playMs;
-      checkRealTime(s, 'play()');
+      checkWholeTone(s, 'play()');
     },
   },
   {
     name: 'single 2 s write() to the RTP leg',
-    checks: 'the server hands a 2 s tone to one call.write(); the phone leg gets all of it, in real time (like play())',
+    checks: 'the server hands a 2 s tone to one call.write(); the phone leg gets all of it, like play() (how evenly: reported)',
     async run(ctx) {
       let accepted: boolean | undefined;
       const { rtp, call } = await rtpAppCall(ctx, async (call) => {
@@ -637,7 +641,7 @@ export const scenarios: Scenario[] = [
       ctx.metrics['write() returned'] = String(accepted);
       ctx.metrics['droppedWrites/delayedWrites/droppedSlots'] =
         `${call.stats.droppedWrites}/${call.stats.delayedWrites}/${call.transport === 'audiosocket' ? call.stats.droppedSlots : '-'}`;
-      checkRealTime(s, 'write()');
+      checkWholeTone(s, 'write()');
     },
   },
   {
@@ -695,13 +699,19 @@ export const scenarios: Scenario[] = [
       const timeouts = ctx.ast.logMatching(/Reached timeout after 2000 ms/, from);
       ctx.metrics['keep-alive call'] =
         `${ms(e1.end.durationMs)} ${e1.end.reason} (${ms(e1.at - originatedAt)} after the originate), ${c1.transport === 'audiosocket' ? c1.stats.silenceFrames : 0} silence frames`;
-      ctx.metrics['control (no keep-alive)'] = `${ms(e2.end.durationMs)} ${e2.end.reason}`;
+      ctx.metrics['control (no keep-alive)'] = e2.end.reason;
+      ctx.timing('control lasted', e2.end.durationMs, { min: 1800, max: 3000 });
       ctx.metrics['"Reached timeout" lines'] = timeouts.length;
       check(
         e1.end.reason === 'remote-hangup' && e1.at - originatedAt > 3950,
         `keep-alive call ended ${e1.end.reason} ${ms(e1.at - originatedAt)} after the originate (caller hangs up at 4 s)`,
       );
-      check(e2.end.durationMs > 1800 && e2.end.durationMs < 3000, `control call lasted ${ms(e2.end.durationMs)} (Asterisk's timer: 2 s)`);
+      // Asterisk's 2 s timer ended the control call: not before 2 s, and before the caller's hangup
+      // ended the keep-alive call (the one "Reached timeout" line below is the control call's)
+      check(
+        e2.end.durationMs > 1800 && e2.at < e1.at,
+        `control call lasted ${ms(e2.end.durationMs)}, ended ${ms(e2.at - e1.at)} after the keep-alive call (Asterisk's timer: 2 s)`,
+      );
       check(timeouts.length === 1, `${timeouts.length} "Reached timeout" lines (want 1: the control call only)`);
     },
   },

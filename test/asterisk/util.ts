@@ -1,5 +1,6 @@
 /** Small helpers of the Asterisk suite that must not depend on the library under test. */
 import { spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
+import { monitorEventLoopDelay } from 'node:perf_hooks';
 
 /** Runs `node script ...args` and collects its stdout lines; `events()` parses the JSON ones (the CLI's `--json`). */
 export function spawnJsonLines(
@@ -42,6 +43,22 @@ export async function until<T>(predicate: () => T | undefined | false, timeoutMs
     if (performance.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}`);
     await new Promise((r) => setTimeout(r, everyMs));
   }
+}
+
+/**
+ * Measures how late this process's event loop runs from now until `stop()` (max and p99, in ms).
+ * The far legs and the server under test share it: a stall delays what they send and when they
+ * see what arrives.
+ */
+export function eventLoopDelay(): { stop(): { max: number; p99: number } } {
+  const h = monitorEventLoopDelay({ resolution: 10 });
+  h.enable();
+  return {
+    stop() {
+      h.disable();
+      return { max: h.max / 1e6, p99: h.percentile(99) / 1e6 };
+    },
+  };
 }
 
 export class AssertionFailure extends Error {}

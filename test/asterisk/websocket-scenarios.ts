@@ -14,7 +14,7 @@ import { createServer, type WebSocketCall, type Call, type CallEnd, type ServerO
 import { FarLeg, type FarCall } from './legs.js';
 import { gaps, isSilence, ms, pct, readTag, rms, taggedFrames, tone, toneFraction, ulawToSlinBuf } from './signals.js';
 import type { Ctx, Scenario } from './scenarios.js';
-import { check, spawnJsonLines, until } from './util.js';
+import { check, eventLoopDelay, spawnJsonLines, until } from './util.js';
 
 /**
  * Dialplan for the scenarios below. EXTEN = PORT*CODEC*TAG[*OPTS]: Set(__WSTAG=TAG), then
@@ -184,25 +184,25 @@ class FrameMatcher {
   }
 }
 
-function matchMetrics(ctx: Ctx, r: Match, prefix = ''): void {
-  ctx.metrics[`${prefix}bit-exact`] = `${r.returned}/${r.sent}`;
-  ctx.metrics[`${prefix}corrupt`] = r.corrupt;
-  ctx.metrics[`${prefix}rtt p50/p99`] = `${ms(pct(r.rtts, 50))} / ${ms(pct(r.rtts, 99))}`;
-  ctx.metrics[`${prefix}gaps p50/p99`] = `${ms(pct(r.gaps, 50))} / ${ms(pct(r.gaps, 99))}`;
+/**
+ * What came back, and how fast. chan_websocket queues what we send and plays it on its own 20 ms
+ * timer, so a frame waits for the next tick (0-20 ms) plus any frames standing in the queue before
+ * it. Timing: reported, not asserted.
+ */
+function matchMetrics(ctx: Ctx, r: Match): void {
+  ctx.metrics['bit-exact'] = `${r.returned}/${r.sent}`;
+  ctx.metrics['corrupt'] = r.corrupt;
+  ctx.timing('rtt p50', pct(r.rtts, 50), { max: 45 });
+  ctx.timing('rtt p99', pct(r.rtts, 99), { max: 65 });
+  ctx.timing('gap p50', pct(r.gaps, 50), { min: 17, max: 23 });
+  ctx.timing('gap p99', pct(r.gaps, 99), {});
 }
 
+/** The echo is correct: every frame back bit-exact (at most one missing), once, in order. */
 function checkMatch(r: Match, what: string): void {
   check(r.corrupt === 0, `${what}: ${r.corrupt} frames came back different from every frame sent (not bit-exact)`);
   check(r.disorder === 0, `${what}: ${r.disorder} frames duplicated or out of order`);
   check(r.returned >= r.sent - 1, `${what}: only ${r.returned}/${r.sent} frames came back (first missing: ${r.firstMissing.join(',')})`);
-  const p50 = pct(r.rtts, 50);
-  const p99 = pct(r.rtts, 99);
-  // chan_websocket queues what we send and plays it on its own 20 ms timer: a frame waits for the
-  // next tick (0-20 ms) plus any frames standing in the queue since the call's start-up (seen: 0-2)
-  check(p50 < 65, `${what}: round trip p50 ${ms(p50)} (want < 65 ms)`);
-  check(p99 < 100, `${what}: round trip p99 ${ms(p99)} (want < 100 ms)`);
-  const g50 = pct(r.gaps, 50);
-  check(g50 > 17 && g50 < 23, `${what}: frames arrive ${ms(g50)} apart at p50 (want 20 ms)`);
 }
 
 /**
@@ -275,7 +275,7 @@ export const websocketScenarios: Scenario[] = [
   {
     name: 'ws echo slin16',
     checks:
-      'Dial(WebSocket/…/c(slin16)) to an echo handler written for AudioSocket, unchanged: MEDIA_START (slin16, 640 B, 20 ms), 100 tagged 640 B frames come back bit-exact, in order, at 20 ms',
+      'Dial(WebSocket/…/c(slin16)) to an echo handler written for AudioSocket, unchanged: MEDIA_START (slin16, 640 B, 20 ms), 100 tagged 640 B frames come back bit-exact, in order (round trip and gaps reported)',
     transport: 'websocket',
     async run(ctx) {
       const sut = await wsServerUnderTest(ctx, echo);
@@ -359,7 +359,7 @@ export const websocketScenarios: Scenario[] = [
   },
   ...(['json', 'plain-text'] as const).map((format): Scenario => ({
     name: `ws play() and mark() complete when played (${format})`,
-    checks: `control format ${format}: play() of a 2 s tone resolves when the caller has heard the last of it (MEDIA_MARK_PROCESSED), not when it was sent; a mark() after it resolves true; the tone arrives whole, at 20 ms, with no burst; we stay at most leadMs (1 s) ahead of playout`,
+    checks: `control format ${format}: play() of a 2 s tone resolves when the caller has heard the last of it (MEDIA_MARK_PROCESSED), not when it was sent; a mark() after it resolves true; the tone arrives whole; we stay at most leadMs (1 s) ahead of playout (how evenly: reported)`,
     transport: 'websocket',
     async run(ctx) {
       let playedAt = 0;
@@ -388,31 +388,28 @@ export const websocketScenarios: Scenario[] = [
       const last = tones.at(-1) ?? NaN;
       const g = gaps(tones);
       ctx.metrics['control format'] = (call as { controlFormat?: string }).controlFormat ?? '?';
-      ctx.metrics['tone at far leg'] = `${tones.length * 20} ms over ${ms(last - tones[0]!)}`;
-      ctx.metrics['handed over after'] = ms(sentAt);
-      ctx.metrics['play() resolved after last tone frame'] = ms(playedAt - last);
-      ctx.metrics['mark() resolved after last tone frame'] = ms(markedAt - last);
-      ctx.metrics['gap p50/p99'] = `${ms(pct(g, 50))} / ${ms(pct(g, 99))}`;
+      ctx.metrics['tone at far leg'] = `${tones.length * 20} ms`;
+      ctx.timing('tone over', last - tones[0]!, { min: 1900, max: 2100 });
+      ctx.timing('handed over after', sentAt, { max: 1300 });
+      ctx.timing('play() resolved after last tone frame', playedAt - last, { max: 150 });
+      ctx.timing('mark() resolved after last tone frame', markedAt - last, { max: 150 });
+      ctx.timing('gap p50', pct(g, 50), { min: 17, max: 23 });
+      ctx.timing('gap p99', pct(g, 99), {});
+      ctx.timing('most frames in 10 ms', maxIn10ms(tones), { max: 3 }, '');
       ctx.metrics['sentMs'] = sentMs;
       check(
         (call as { controlFormat?: string }).controlFormat === format,
         `control format ${(call as { controlFormat?: string }).controlFormat}`,
       );
       check(tones.length >= 99 && tones.length <= 101, `${tones.length * 20} ms of the 2000 ms tone reached the far leg`);
-      // the default leadMs (1000): at most 1 s of audio in Asterisk's buffer ahead of playout
-      check(
-        sentAt > 900 && sentAt < 1300,
-        `the 2 s tone was handed over ${ms(sentAt)} after play() (want ~1000 ms: leadMs 1000 ahead of playout)`,
-      );
-      check(
-        pct(g, 50) > 17 && pct(g, 50) < 23 && maxIn10ms(tones) <= 3,
-        `tone arrives ${ms(pct(g, 50))} apart, up to ${maxIn10ms(tones)} frames within 10 ms`,
-      );
+      // the default leadMs (1000): at most 1 s of audio in Asterisk's buffer ahead of playout, so
+      // the last of 2 s is handed over no sooner than ~1 s after play() (a load can only delay it)
+      check(sentAt > 900, `the 2 s tone was handed over ${ms(sentAt)} after play() (want ~1000 ms: leadMs 1000 ahead of playout)`);
+      // play() resolves when the caller has heard the tone, not when it was sent; mark() after it
       check(playedAt > last - 30, `play() resolved ${ms(last - playedAt)} before the last tone frame reached the caller`);
-      check(playedAt < last + 150, `play() resolved ${ms(playedAt - last)} after the last tone frame reached the caller (want < 150 ms)`);
       check(
-        marked === true && markedAt >= playedAt && markedAt < last + 150,
-        `mark() resolved ${String(marked)} ${ms(markedAt - last)} after the last tone frame`,
+        marked === true && markedAt >= playedAt,
+        `mark() resolved ${String(marked)} ${ms(markedAt - playedAt)} after play() (want true, not before play())`,
       );
       check(sentMs === 2000, `play() reports ${sentMs} ms sent (want 2000)`);
     },
@@ -420,7 +417,7 @@ export const websocketScenarios: Scenario[] = [
   {
     name: 'ws flush',
     checks:
-      "flush() 1 s into a 4 s prompt: FLUSH_MEDIA empties Asterisk's buffer, the caller hears no more of it within 100 ms, and play() reports sentMs = what the caller heard (±60 ms)",
+      "flush() 1 s into a 4 s prompt: FLUSH_MEDIA empties Asterisk's buffer, the caller hears only part of the prompt, and play() reports sentMs = what the caller heard (±60 ms)",
     transport: 'websocket',
     async run(ctx) {
       let flushAt = 0;
@@ -442,11 +439,13 @@ export const websocketScenarios: Scenario[] = [
       const heardMs = tones.length * 20;
       const lastAfterFlush = (tones.at(-1) ?? 0) - flushAt;
       ctx.metrics['play()'] = `${result?.status} sentMs ${result?.sentMs}`;
-      ctx.metrics['caller heard'] = `${heardMs} ms`;
-      ctx.metrics['last tone frame after flush()'] = ms(lastAfterFlush);
+      ctx.timing('caller heard', heardMs, { min: 800, max: 1400 });
+      ctx.timing('last tone frame after flush()', lastAfterFlush, { max: 100 });
       check(result?.status === 'interrupted', `play() ${result?.status}`);
-      check(heardMs > 800 && heardMs < 1400, `the caller heard ${heardMs} ms of the prompt (flushed after ~1000 ms)`);
-      check(lastAfterFlush < 100, `tone kept arriving ${ms(lastAfterFlush)} after flush()`);
+      // the flush cut the prompt: the caller heard some of it, not all (1 s of it was in
+      // Asterisk's queue when flush() was called)
+      check(heardMs >= 200 && heardMs <= 3000, `the caller heard ${heardMs} ms of the 4000 ms prompt (flushed after ~1000 ms)`);
+      // flush accounting: what play() reports as sent is what the caller heard
       check(Math.abs(result!.sentMs - heardMs) <= 60, `sentMs ${result!.sentMs} but the caller heard ${heardMs} ms`);
     },
   },
@@ -470,10 +469,10 @@ export const websocketScenarios: Scenario[] = [
       const { end, at } = await sut.ended(call, 5000);
       const returned = await ctx.ast.waitForLog(new RegExp(`TEST ws-dial-return ${tag}`), 2000, from).catch(() => undefined);
       ctx.metrics['reason'] = end.reason;
-      ctx.metrics['hangup -> closed'] = ms(at - hangupAt);
+      ctx.timing('hangup -> closed', at - hangupAt, { max: 300 });
       ctx.metrics['dialplan continued'] = returned?.text.replace(/^.*TEST /, '') ?? 'no';
       check(end.reason === 'local-hangup', `end reason ${end.reason} (${end.error?.message ?? ''})`);
-      check(hangupAt > 0 && at - hangupAt < 300, `Asterisk closed ${ms(at - hangupAt)} after our hangup`);
+      check(hangupAt > 0 && at >= hangupAt, `the call ended ${ms(hangupAt - at)} before our hangup`);
       check(returned !== undefined, 'the dialplan did not continue after Dial() (no "ws-dial-return" log line)');
     },
   },
@@ -489,14 +488,12 @@ export const websocketScenarios: Scenario[] = [
       const call = await sut.call(tag);
       const { end, at } = await sut.ended(call, 5000);
       ctx.metrics['reason'] = end.reason;
-      ctx.metrics['originate -> closed'] = ms(at - originatedAt);
+      ctx.timing('originate -> closed', at - originatedAt, { min: 1450, max: 2500 });
       ctx.metrics['error'] = end.error?.code ?? 'none';
       check(end.reason === 'remote-hangup', `end reason ${end.reason} (${end.error?.message ?? ''})`);
       check(end.error === undefined, `the call ended with an error: ${end.error?.message}`);
-      check(
-        at - originatedAt > 1450 && at - originatedAt < 2500,
-        `call closed ${ms(at - originatedAt)} after the originate (caller hangs up after 1.5 s)`,
-      );
+      // the call lasted until the caller hung up (a load can delay the end, never bring it forward)
+      check(at - originatedAt > 1450, `call closed ${ms(at - originatedAt)} after the originate (caller hangs up after 1.5 s)`);
     },
   },
   {
@@ -551,6 +548,7 @@ export const websocketScenarios: Scenario[] = [
       // far legs' 20 ms clocks share, and what they then sent back to back stood in chan_websocket's
       // queue ahead of the tagged frames (docs/testing-with-asterisk.md, section 7)
       const frameSets = Array.from({ length: n }, (_, k) => taggedFrames(200 + k, 100, 300 + 40 * k, 16000));
+      const loop = eventLoopDelay();
       const legs = await Promise.all(Array.from({ length: n }, () => wsCall(ctx, sut, far, 'slin16')));
       const results = await Promise.all(legs.map(({ fc }, k) => playAndCollect(fc, frameSets[k]!)));
       for (const { fc } of legs) fc.hangup();
@@ -560,8 +558,11 @@ export const websocketScenarios: Scenario[] = [
       ctx.metrics['streaming at once'] = overlap;
       ctx.metrics['bit-exact'] = `${results.reduce((s, r) => s + r.returned, 0)}/${n * 100}`;
       ctx.metrics['corrupt or cross-talk'] = results.reduce((s, r) => s + r.corrupt, 0);
-      ctx.metrics['rtt p50/p99'] = `${ms(pct(rtts, 50))} / ${ms(pct(rtts, 99))}`;
+      ctx.timing('rtt p50', pct(rtts, 50), { max: 45 });
+      ctx.timing('rtt p99', pct(rtts, 99), { max: 65 });
+      ctx.timing('worst call rtt p50', Math.max(...results.map((r) => pct(r.rtts, 50))), {});
       ctx.metrics['worst call'] = `${Math.min(...results.map((r) => r.returned))}/100`;
+      ctx.timing('test event loop delay max', loop.stop().max, { max: 50 });
       results.forEach((r, k) => checkMatch(r, `call ${k + 1}/${n}`));
       check(overlap === n, `only ${overlap} of the ${n} calls were streaming at the same time`);
     },
