@@ -300,7 +300,7 @@ export const websocketScenarios: Scenario[] = [
   {
     name: 'ws echo ulaw',
     checks:
-      'Dial(WebSocket/…/c(ulaw)): 160 B u-law messages both ways; the unchanged echo handler hears slin 8 kHz (decoded) and its echo reaches the caller as the same u-law bytes Asterisk sent us',
+      'Dial(WebSocket/…/c(ulaw)): 160 B u-law messages both ways; the unchanged echo handler gets the frames as Asterisk sent them (frame.format ulaw, as on AudioSocket) and its echo reaches the caller as the same u-law bytes, not transcoded',
     transport: 'websocket',
     async run(ctx) {
       const formats = new Set<string>();
@@ -333,8 +333,8 @@ export const websocketScenarios: Scenario[] = [
       );
       check(wireIn === 160, `${wireIn.toFixed(1)} bytes per audio message from Asterisk (want 160: 20 ms of u-law)`);
       check(
-        formats.size === 1 && formats.has('slin/8000/320B'),
-        `the handler got ${[...formats].join(', ')} (want slin/8000/320B, decoded u-law)`,
+        formats.size === 1 && formats.has('ulaw/8000/160B'),
+        `the handler got ${[...formats].join(', ')} (want ulaw/8000/160B: the channel's format, with frame.format saying so)`,
       );
       checkMatch(r, 'ulaw echo');
     },
