@@ -276,12 +276,13 @@ describe('audiosocket call (simulated Asterisk)', () => {
     await server.close();
   });
 
-  test('--calls N runs concurrent calls; a server that sends what Asterisk rejects gives exit 3', async () => {
+  test('--calls N runs concurrent calls; a server that sends what Asterisk rejects gives exit 3', async (t) => {
     const server = createServer((call) => call.on('audio', (f) => call.write(f.payload, f.format)));
+    t.after(() => server.close());
     const { port } = await server.listen({ port: 0 });
     const ok = await runCall(['--host', '127.0.0.1', '--port', String(port), '--calls', '20', '--duration', '1', '--quiet']);
     assert.equal(ok.code, 0, ok.err);
-    assert.match(ok.err, /20 call\(s\) in [\d.]+ s: 20 connected, 0 failed, 0 refused, 0 violation/);
+    assert.match(ok.out, /20 call\(s\) in [\d.]+ s: 20 connected, 0 failed, 0 refused, 0 violation/);
     assert.equal(server.stats.totalCalls, 20);
     await server.close();
 
@@ -291,6 +292,7 @@ describe('audiosocket call (simulated Asterisk)', () => {
       s.on('error', () => {});
     });
     await new Promise<void>((res) => bad.listen(0, '127.0.0.1', () => res()));
+    t.after(() => bad.close());
     const badPort = (bad.address() as net.AddressInfo).port;
     const r = await runCall([`127.0.0.1:${badPort}`, '--duration', '0.5']);
     assert.equal(r.code, 3, r.out + r.err);
