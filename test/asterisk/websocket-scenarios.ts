@@ -9,8 +9,18 @@
  * own `websocket_client.conf` section, `ws<PORT>`.
  */
 import { randomUUID } from 'node:crypto';
+import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
-import { createServer, type WebSocketCall, type Call, type CallEnd, type ServerOptions, type AudioSocketServer } from '#lib/index.js';
+import {
+  createServer,
+  type WebSocketCall,
+  type Call,
+  type CallEnd,
+  type ConnectionRejection,
+  type ServerOptions,
+  type AudioSocketServer,
+} from '#lib/index.js';
+import type { WebsocketClientOptions } from './asterisk.js';
 import { FarLeg, type FarCall } from './legs.js';
 import { gaps, isSilence, ms, pct, readTag, rms, taggedFrames, tone, toneFraction, ulawToSlinBuf } from './signals.js';
 import type { Ctx, Scenario } from './scenarios.js';
@@ -38,6 +48,8 @@ interface WsSut {
   server: AudioSocketServer;
   port: number;
   calls: Call[];
+  /** the server's connectionRejected events */
+  rejections: ConnectionRejection[];
   ends: Map<Call, { end: CallEnd; at: number }>;
   /** the server's call whose MEDIA_START carries WSTAG = tag */
   call(tag: string, timeoutMs?: number): Promise<WebSocketCall>;
@@ -57,9 +69,18 @@ const tagOf = (call: WebSocketCall): string | null =>
 let tags = 0;
 const newTag = (): string => `t${process.pid}x${++tags}`;
 
-/** The server under test, serving chan_websocket on its own port, and the websocket_client.conf section that dials it. */
-async function wsServerUnderTest(ctx: Ctx, handler: (call: Call) => unknown, options: ServerOptions = {}): Promise<WsSut> {
+/**
+ * The server under test, serving chan_websocket on its own port, and the websocket_client.conf
+ * section `ws<PORT>` that dials it (by default `ws://127.0.0.1:PORT/media`; `client` gives another).
+ */
+async function wsServerUnderTest(
+  ctx: Ctx,
+  handler: (call: Call) => unknown,
+  options: ServerOptions = {},
+  client: (port: number) => WebsocketClientOptions = (port) => ({ uri: `ws://127.0.0.1:${port}/media` }),
+): Promise<WsSut> {
   const calls: WebSocketCall[] = [];
+  const rejections: ConnectionRejection[] = [];
   const ends = new Map<Call, { end: CallEnd; at: number }>();
   const server = createServer(
     (call) => {
@@ -70,14 +91,16 @@ async function wsServerUnderTest(ctx: Ctx, handler: (call: Call) => unknown, opt
     { ...options, websocket: { port: 0, host: '127.0.0.1', ...(options.websocket ?? {}) } as ServerOptions['websocket'] },
   );
   server.on('handlerError', () => undefined);
+  server.on('connectionRejected', (r) => rejections.push(r));
   await server.listen({ host: '127.0.0.1', port: 0 });
   ctx.defer(() => server.close());
   const port = server.websocketAddress()!.port;
-  await ctx.ast.addWebsocketClient(`ws${port}`, { uri: `ws://127.0.0.1:${port}/media` });
+  await ctx.ast.addWebsocketClient(`ws${port}`, client(port));
   return {
     server,
     port,
     calls,
+    rejections,
     ends,
     call: (tag, timeoutMs = 5000) =>
       until(() => calls.find((c) => tagOf(c) === tag), timeoutMs, `server call with WSTAG ${tag}`).catch((e: Error) => {
@@ -269,6 +292,39 @@ function maxIn10ms(times: number[]): number {
 
 const MAIN = fileURLToPath(new URL('../../../dist/cli/main.js', import.meta.url));
 
+/** The test certificate (self-signed, CN localhost, SANs DNS:localhost and IP:127.0.0.1) and its key; Asterisk trusts it as its CA list. */
+const TLS_CERT = fileURLToPath(new URL('../../../test/fixtures/tls/cert.pem', import.meta.url));
+const TLS_KEY = fileURLToPath(new URL('../../../test/fixtures/tls/key.pem', import.meta.url));
+const CREDENTIALS = { username: 'asterisk', password: 'pw-for-the-test' };
+
+/** `wss://127.0.0.1:PORT/media` with username/password, the server's certificate checked against TLS_CERT (not its host name: see below). */
+const wssClient =
+  (password: string, extra: Record<string, string> = {}) =>
+  (port: number): WebsocketClientOptions => ({
+    uri: `wss://127.0.0.1:${port}/media`,
+    extra: {
+      username: CREDENTIALS.username,
+      password,
+      tls_enabled: 'yes',
+      ca_list_file: TLS_CERT,
+      verify_server_cert: 'yes',
+      // Asterisk matches the host name against the certificate's common name and DNS
+      // subjectAltNames only, never an IP address SAN (main/tcptls.c), so with an IP in the URI
+      // it must be off (docs/testing-with-asterisk.md, section 8); wss://localhost passes it.
+      verify_server_hostname: 'no',
+      ...extra,
+    },
+  });
+
+const tlsServerOptions = (): ServerOptions => ({
+  websocket: {
+    port: 0,
+    host: '127.0.0.1',
+    credentials: CREDENTIALS,
+    tls: { cert: readFileSync(TLS_CERT), key: readFileSync(TLS_KEY) },
+  },
+});
+
 // ---------------------------------------------------------------------------------------------
 
 export const websocketScenarios: Scenario[] = [
@@ -295,6 +351,60 @@ export const websocketScenarios: Scenario[] = [
       check(call.uuid !== '' && call.uuid === ms0.channelId, `uuid ${call.uuid} (channel_id ${ms0.channelId})`);
       check(readTag(frames[0]!)?.callId === 7, 'tagged frames');
       checkMatch(r, 'slin16 echo');
+    },
+  },
+  {
+    name: 'ws wss + credentials echo',
+    checks:
+      'Asterisk dials wss://127.0.0.1:PORT/media with username/password (tls_enabled, ca_list_file = the test certificate, verify_server_cert = yes) a server that requires both: the call is accepted, no rejection, and 100 tagged slin16 frames come back bit-exact, in order',
+    transport: 'websocket',
+    async run(ctx) {
+      const sut = await wsServerUnderTest(ctx, echo, tlsServerOptions(), wssClient(CREDENTIALS.password));
+      const far = await farLeg(ctx, 0x12, 640);
+      const { call, fc } = await wsCall(ctx, sut, far, 'slin16');
+      const frames = taggedFrames(8, 100, 1000, 16000);
+      const r = await playAndCollect(fc, frames);
+      fc.hangup();
+      matchMetrics(ctx, r);
+      ctx.metrics['MEDIA_START'] = `${call.mediaStart.format} ${call.mediaStart.optimalFrameSize} B`;
+      ctx.metrics['rejected'] = sut.server.stats.rejected;
+      check(call.mediaStart.format === 'slin16', `MEDIA_START ${JSON.stringify(call.mediaStart)}`);
+      check(sut.rejections.length === 0, `rejections: ${JSON.stringify(sut.rejections)}`);
+      checkMatch(r, 'wss slin16 echo');
+    },
+  },
+  {
+    name: 'ws wss wrong password',
+    checks:
+      'the same wss:// section with a wrong password (reconnect_attempts = 1): the server answers HTTP 401 and counts one `unauthorized` rejection (transport websocket) and no call; Asterisk logs the failed connection as Unauthorized, Dial() fails with DIALSTATUS CHANUNAVAIL and the dialplan continues',
+    transport: 'websocket',
+    async run(ctx) {
+      const sut = await wsServerUnderTest(ctx, echo, tlsServerOptions(), wssClient('not-the-password', { reconnect_attempts: '1' }));
+      const from = ctx.ast.log.length;
+      const tag = newTag();
+      await ctx.ast.originate(`Local/${sut.port}*slin16*${tag}@ws-dial application Wait 3`);
+      const returned = await ctx.ast.waitForLog(new RegExp(`TEST ws-dial-return ${tag}`), 10000, from);
+      const status = /ws-dial-return \S+ (\S*)/.exec(returned.text)?.[1] ?? '';
+      // what Asterisk logged between the Dial and its return
+      const failed = ctx.ast
+        .logMatching(/WebSocket connection failed|Websocket connection to .* failed/, from)
+        .map((l) => l.text.replace(/^.*?(WARNING|ERROR)/, '$1'));
+      await until(() => sut.rejections.length > 0, 2000, 'the rejection').catch(() => undefined);
+      ctx.metrics['DIALSTATUS'] = status;
+      ctx.metrics['rejections'] = sut.rejections.map((r) => `${r.transport}/${r.reason}`).join(' ') || 'none';
+      ctx.metrics['Asterisk says'] = failed.join(' | ') || 'nothing';
+      check(
+        sut.rejections.length === 1 && sut.rejections[0]!.transport === 'websocket' && sut.rejections[0]!.reason === 'unauthorized',
+        `rejections ${JSON.stringify(sut.rejections)} (want one websocket/unauthorized)`,
+      );
+      check(sut.server.stats.rejected === 1, `stats.rejected ${sut.server.stats.rejected}`);
+      check(sut.calls.length === 0 && sut.server.stats.totalCalls === 0, `the server has ${sut.calls.length} calls (want none)`);
+      check(sut.server.stats.activeCalls === 0, `${sut.server.stats.activeCalls} call slots held`);
+      check(status === 'CHANUNAVAIL', `DIALSTATUS ${status} (want CHANUNAVAIL)`);
+      check(
+        failed.some((l) => /Unauthorized/.test(l)),
+        `Asterisk logged no Unauthorized connection failure: ${failed.join(' | ')}`,
+      );
     },
   },
   {
