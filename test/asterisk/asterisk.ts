@@ -1,7 +1,8 @@
 /**
- * One private Asterisk for a test run: configs rendered into a temporary directory, an explicit
- * module list, nothing listening on the network, started in the foreground with its own control
- * socket, stopped and removed afterwards (also on failure and on Ctrl-C).
+ * One private Asterisk for a test run: the recipe users copy (examples/asterisk, see recipe.ts)
+ * rendered into a temporary directory with the harness's additions, an explicit module list,
+ * nothing listening on the network, started in the foreground with its own control socket,
+ * stopped and removed afterwards (also on failure and on Ctrl-C).
  *
  * Not a test file: `npm test` never loads it. Used by `npm run test:asterisk` (see main.ts).
  */
@@ -25,49 +26,27 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { once } from 'node:events';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { RECIPE_LITERALS, recipeModules, renderRecipe, type RecipeValues } from './recipe.js';
 
-/** Modules loaded explicitly (`autoload = no`). Everything a scenario needs, nothing that listens. */
-export const CORE_MODULES = [
-  // dialplan, `channel originate` and the applications the scenarios use
-  'pbx_config.so',
-  'res_clioriginate.so',
-  'app_dial.so',
+/**
+ * Modules the scenarios need besides those of the recipe (examples/asterisk/modules.conf, which
+ * has chan_websocket, AudioSocket, Dial, the codecs...): loaded after them (`autoload = no`).
+ * Nothing that listens.
+ */
+export const HARNESS_MODULES = [
+  // applications and functions of the harness's own dialplan
   'app_senddtmf.so',
   'app_playtones.so',
   'app_mixmonitor.so',
-  'app_verbose.so',
   'app_exec.so',
   'func_cut.so',
   'func_logic.so',
-  'func_uuid.so',
   'func_channel.so',
   'func_strings.so',
-  // bridging (Dial) and timing
-  'bridge_simple.so',
-  'bridge_native_rtp.so',
-  'res_timing_timerfd.so',
-  // codecs: u-law legs and slin16 <-> slin
-  'codec_ulaw.so',
-  'codec_alaw.so',
-  'codec_resample.so',
-  'format_wav.so',
-  // AudioSocket itself
-  'res_audiosocket.so',
-  'app_audiosocket.so',
-  'chan_audiosocket.so',
-  // the simulated phone's RTP leg (UnicastRTP/...)
+  // the simulated phone's RTP leg (UnicastRTP/...; chan_rtp needs res_rtp_multicast)
   'res_rtp_asterisk.so',
   'res_rtp_multicast.so',
   'chan_rtp.so',
-];
-
-/** chan_websocket and what it needs (res_websocket_client fails to load without res_sorcery_config). */
-export const WEBSOCKET_MODULES = [
-  'res_sorcery_config.so',
-  'res_sorcery_memory.so',
-  'res_http_websocket.so',
-  'res_websocket_client.so',
-  'chan_websocket.so',
 ];
 
 export interface WebsocketClientOptions {
@@ -95,11 +74,15 @@ export function renderWebsocketClient(name: string, o: WebsocketClientOptions): 
 export interface AsteriskOptions {
   /** path of the `asterisk` binary (from ASTERISK_BIN) */
   bin: string;
-  /** also load chan_websocket and its dependencies, with these websocket_client.conf sections */
+  /**
+   * websocket_client.conf sections added to the recipe's [bot], and chan_websocket.conf's
+   * control format (the recipe's commented `control_message_format = json`, uncommented with
+   * this value; default json)
+   */
   websocket?: { clients?: Record<string, WebsocketClientOptions>; controlFormat?: 'json' | 'plain-text' };
   /** extra modules to load */
   modules?: string[];
-  /** extra dialplan appended to extensions.conf */
+  /** extra dialplan appended to extensions.conf (after the recipe's and the harness's) */
   dialplan?: string;
 }
 
@@ -110,18 +93,15 @@ export interface LogLine {
 }
 
 /**
- * The dialplan every scenario shares. The extension carries the parameters, `*`-separated, so a
+ * The dialplan every scenario shares, appended to the recipe's extensions.conf (which has
+ * [general], [globals] and [audiosocket]). The extension carries the parameters, `*`-separated, so a
  * scenario never has to reload the dialplan:
  *   as-app:  PORT*HEX32          Answer(), AudioSocket(uuid, 127.0.0.1:PORT), then logs the return
  *   as-dial: PORT*HEX32*CODEC    Dial(AudioSocket/127.0.0.1:PORT/uuid[/c(CODEC)],,g); CODEC `none`: no c()
  * HEX32 is the UUID without dashes (dashes are not usable in extensions); the dialplan re-inserts them.
  */
 export const DIALPLAN = `
-[general]
-static = yes
-writeprotect = yes
-
-[globals]
+; test:asterisk: the harness's own contexts (test/asterisk/asterisk.ts)
 
 [as-app]
 exten => _X.,1,Set(PORT=\${CUT(EXTEN,*,1)})
@@ -173,6 +153,7 @@ export class PrivateAsterisk {
   #logPartial = '';
   #waiters = new Set<() => void>();
   #stopped = false;
+  #recipe: RecipeValues;
 
   constructor(readonly options: AsteriskOptions) {
     this.bin = path.resolve(options.bin);
@@ -188,8 +169,14 @@ export class PrivateAsterisk {
     }
     // Short path: the control socket lives in it and unix socket paths are limited to 107 bytes.
     this.dir = mkdtempSync(path.join(tmpdir(), 'as-ast-'));
-    this.conf = path.join(this.dir, 'etc', 'asterisk.conf');
+    this.conf = path.join(this.dir, 'asterisk.conf');
     this.logFile = path.join(this.dir, 'log', 'messages.log');
+    this.#recipe = {
+      dir: this.dir,
+      audiosocket: RECIPE_LITERALS.audiosocket,
+      websocket: RECIPE_LITERALS.websocketUri.replace(/^ws:\/\/|\/media$/g, ''),
+      controlFormat: options.websocket?.controlFormat ?? 'json',
+    };
     this.#render();
   }
 
@@ -199,29 +186,33 @@ export class PrivateAsterisk {
       mkdirSync(p, { recursive: true });
       return p;
     };
-    const etc = d('etc');
+    // The recipe's asterisk.conf puts etc and the db in the directory itself and run, log, spool
+    // and cache below it; the harness adds the directories a run must not share with an installed
+    // Asterisk (and the build's modules, wherever ASTERISK_BIN is).
+    for (const sub of ['run', 'log', 'spool', 'cache']) d(sub);
     const data = d('data');
     symlinkSync(this.docDir, path.join(data, 'documentation'));
-    const w = (name: string, text: string): void => writeFileSync(path.join(etc, name), text);
-    w(
-      'asterisk.conf',
-      `[directories]
-astcachedir => ${d('cache')}
-astetcdir => ${etc}
-astmoddir => ${this.modDir}
+    const w = (name: string, text: string): void => writeFileSync(path.join(this.dir, name), text);
+    const insertAfter = (text: string, header: string, lines: string): string => {
+      if (!text.includes(`${header}\n`)) throw new Error(`examples/asterisk/asterisk.conf has no ${header} section`);
+      return text.replace(`${header}\n`, `${header}\n; test:asterisk\n${lines}`);
+    };
+    let conf = renderRecipe('asterisk.conf', this.#recipe);
+    conf = insertAfter(
+      conf,
+      '[directories]',
+      `astmoddir => ${this.modDir}
 astvarlibdir => ${d('varlib')}
-astdbdir => ${d('db')}
 astkeydir => ${d('keys')}
 astdatadir => ${data}
 astagidir => ${d('agi')}
-astspooldir => ${d('spool')}
-astrundir => ${d('run')}
-astlogdir => ${d('log')}
 astsbindir => ${path.dirname(this.bin)}
-
-[options]
-astctlpermissions = 0600
-astctl = asterisk.ctl
+`,
+    );
+    conf = insertAfter(
+      conf,
+      '[options]',
+      `astctlpermissions = 0600
 verbose = 0
 debug = 0
 nocolor = yes
@@ -230,11 +221,15 @@ transmit_silence = no
 documentation_language = en_US
 `,
     );
-    const ws = this.options.websocket;
-    const modules = [...CORE_MODULES, ...(ws ? WEBSOCKET_MODULES : []), ...(this.options.modules ?? [])];
-    w('modules.conf', `[modules]\nautoload = no\n${modules.map((m) => `load = ${m}`).join('\n')}\n`);
-    w('logger.conf', `[general]\ndateformat = %F %T.%3q\n\n[logfiles]\nmessages.log => notice,warning,error\nconsole => error\n`);
-    w('extensions.conf', DIALPLAN + (this.options.dialplan ?? ''));
+    w('asterisk.conf', conf);
+    const fromRecipe = new Set(recipeModules());
+    const extra = [...HARNESS_MODULES, ...(this.options.modules ?? [])].filter((m) => !fromRecipe.has(m));
+    w(
+      'modules.conf',
+      `${renderRecipe('modules.conf', this.#recipe)}\n; test:asterisk: what its scenarios need besides the recipe\n${extra.map((m) => `load = ${m}`).join('\n')}\n`,
+    );
+    w('logger.conf', renderRecipe('logger.conf', this.#recipe));
+    this.#renderDialplan();
     // RTP only for UnicastRTP legs towards 127.0.0.1 (chan_rtp binds to the local address that reaches
     // the destination); no ICE/STUN.
     w('rtp.conf', `[general]\nrtpstart = 20000\nrtpend = 29999\nstrictrtp = no\nicesupport = no\n`);
@@ -250,30 +245,49 @@ documentation_language = en_US
       'indications.conf',
       `[general]\ncountry = us\n\n[us]\ndescription = United States\ndial = 350+440\nring = 440+480/2000,0/4000\nbusy = 480+620/500,0/500\ncongestion = 480+620/250,0/250\n`,
     );
-    if (ws) {
-      w(
-        'websocket_client.conf',
-        Object.entries(ws.clients ?? {})
-          .map(([n, o]) => renderWebsocketClient(n, o))
-          .join('\n'),
-      );
-      // sorcery reads the one object of type global from the [global] section (chan_websocket.c load_config)
-      w('chan_websocket.conf', `[global]\ntype = global\ncontrol_message_format = ${ws.controlFormat ?? 'json'}\n`);
-    }
+    this.#renderWebsocketClients();
+    w('chan_websocket.conf', renderRecipe('chan_websocket.conf', this.#recipe));
+  }
+
+  /** extensions.conf: the recipe's, then the harness's contexts, then the run's extra dialplan. */
+  #renderDialplan(): void {
+    writeFileSync(
+      path.join(this.dir, 'extensions.conf'),
+      `${renderRecipe('extensions.conf', this.#recipe)}\n${DIALPLAN}${this.options.dialplan ?? ''}`,
+    );
+  }
+
+  /** websocket_client.conf: the recipe's [bot], then the sections the scenarios added. */
+  #renderWebsocketClients(): void {
+    const clients = Object.entries(this.options.websocket?.clients ?? {}).map(([n, o]) => renderWebsocketClient(n, o));
+    writeFileSync(
+      path.join(this.dir, 'websocket_client.conf'),
+      [`${renderRecipe('websocket_client.conf', this.#recipe)}\n; test:asterisk: the scenarios' own sections`, ...clients].join('\n'),
+    );
   }
 
   /** Adds or replaces a websocket_client.conf section and reloads res_websocket_client. */
   async addWebsocketClient(name: string, o: WebsocketClientOptions): Promise<void> {
-    if (!this.options.websocket) throw new Error('start the harness with { websocket: {} } to use chan_websocket');
-    this.options.websocket.clients = { ...this.options.websocket.clients, [name]: o };
-    const file = path.join(this.dir, 'etc', 'websocket_client.conf');
-    writeFileSync(
-      file,
-      Object.entries(this.options.websocket.clients)
-        .map(([n, c]) => renderWebsocketClient(n, c))
-        .join('\n'),
-    );
+    const ws = (this.options.websocket ??= {});
+    ws.clients = { ...ws.clients, [name]: o };
+    this.#renderWebsocketClients();
     await this.rx('module reload res_websocket_client.so');
+  }
+
+  /**
+   * Points the recipe (examples/asterisk) at this run's servers: extensions.conf's AudioSocket
+   * address, websocket_client.conf's [bot] (ws://, or its commented wss:// variant with `wss`).
+   * Re-renders both files, reloads the dialplan and res_websocket_client, and checks that the
+   * dialplan now dials `audiosocket`.
+   */
+  async useRecipe(v: { audiosocket: string; websocket: string; wss?: RecipeValues['wss'] }): Promise<void> {
+    this.#recipe = { ...this.#recipe, audiosocket: v.audiosocket, websocket: v.websocket, wss: v.wss };
+    this.#renderDialplan();
+    this.#renderWebsocketClients();
+    await this.rx('dialplan reload');
+    await this.rx('module reload res_websocket_client.so');
+    const shown = await this.rx('dialplan show 101@audiosocket');
+    if (!shown.includes(v.audiosocket)) throw new Error(`after dialplan reload, 101@audiosocket does not dial ${v.audiosocket}:\n${shown}`);
   }
 
   get pid(): number | undefined {

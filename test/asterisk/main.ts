@@ -12,9 +12,10 @@ import { PrivateAsterisk } from './asterisk.js';
 import { FaultProxy, FAULTS, type Fault } from './faults.js';
 import { quiesce, scenarios as audiosocketScenarios, type Ctx, type Metrics, type Scenario } from './scenarios.js';
 import { ms } from './signals.js';
+import { recipeScenarios } from './recipe-scenarios.js';
 import { WEBSOCKET_DIALPLAN, websocketScenarios } from './websocket-scenarios.js';
 
-const scenarios: Scenario[] = [...audiosocketScenarios, ...websocketScenarios];
+const scenarios: Scenario[] = [...audiosocketScenarios, ...websocketScenarios, ...recipeScenarios];
 
 const bin = process.env.ASTERISK_BIN;
 if (!bin) {

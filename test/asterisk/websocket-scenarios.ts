@@ -143,7 +143,7 @@ async function wsCall(
   return { call, fc, tag };
 }
 
-interface Match {
+export interface Match {
   sent: number;
   returned: number;
   corrupt: number;
@@ -222,7 +222,7 @@ function matchMetrics(ctx: Ctx, r: Match): void {
 }
 
 /** The echo is correct: every frame back bit-exact (at most one missing), once, in order. */
-function checkMatch(r: Match, what: string): void {
+export function checkMatch(r: Match, what: string): void {
   check(r.corrupt === 0, `${what}: ${r.corrupt} frames came back different from every frame sent (not bit-exact)`);
   check(r.disorder === 0, `${what}: ${r.disorder} frames duplicated or out of order`);
   check(r.returned >= r.sent - 1, `${what}: only ${r.returned}/${r.sent} frames came back (first missing: ${r.firstMissing.join(',')})`);
@@ -234,7 +234,7 @@ function checkMatch(r: Match, what: string): void {
  * stands in chan_websocket's queue by then (silence the far leg sent back to back after a stall of
  * the test's event loop, echoed by the server) is played out, and does not delay the frames.
  */
-async function playAndCollect(fc: FarCall, frames: Buffer[], expected: Buffer[] = frames): Promise<Match> {
+export async function playAndCollect(fc: FarCall, frames: Buffer[], expected: Buffer[] = frames): Promise<Match> {
   const matcher = new FrameMatcher(fc, expected);
   await fc.quiet(200);
   await fc.play(frames);
@@ -293,8 +293,8 @@ function maxIn10ms(times: number[]): number {
 const MAIN = fileURLToPath(new URL('../../../dist/cli/main.js', import.meta.url));
 
 /** The test certificate (self-signed, CN localhost, SANs DNS:localhost and IP:127.0.0.1) and its key; Asterisk trusts it as its CA list. */
-const TLS_CERT = fileURLToPath(new URL('../../../test/fixtures/tls/cert.pem', import.meta.url));
-const TLS_KEY = fileURLToPath(new URL('../../../test/fixtures/tls/key.pem', import.meta.url));
+export const TLS_CERT = fileURLToPath(new URL('../../../test/fixtures/tls/cert.pem', import.meta.url));
+export const TLS_KEY = fileURLToPath(new URL('../../../test/fixtures/tls/key.pem', import.meta.url));
 const CREDENTIALS = { username: 'asterisk', password: 'pw-for-the-test' };
 
 /** `wss://127.0.0.1:PORT/media` with username/password, the server's certificate checked against TLS_CERT (not its host name: see below). */
