@@ -177,7 +177,13 @@ export class PrivateAsterisk {
       websocket: RECIPE_LITERALS.websocketUri.replace(/^ws:\/\/|\/media$/g, ''),
       controlFormat: options.websocket?.controlFormat ?? 'json',
     };
-    this.#render();
+    try {
+      this.#render();
+    } catch (e) {
+      // e.g. a recipe literal that is gone (recipe.ts): nothing started, nothing to leave behind
+      rmSync(this.dir, { recursive: true, force: true });
+      throw e;
+    }
   }
 
   #render(): void {
