@@ -128,6 +128,39 @@ test('chan_websocket: upgrade headers a byte at a time are cut by handshakeTimeo
   assert.equal(server.calls.size, 1);
 });
 
+test('a malformed upgrade that ws answers itself (bad Sec-WebSocket-Key) gives its call slot back', async (t) => {
+  const { server, wsPort, dialWs } = await serve(t, { maxCalls: 1 });
+  for (let i = 0; i < 3; i++) {
+    const raw = net.connect(wsPort, '127.0.0.1');
+    t.after(() => raw.destroy());
+    let answer = '';
+    raw.on('data', (d: Buffer) => (answer += d.toString('latin1')));
+    raw.on('error', () => {});
+    await once(raw, 'connect');
+    raw.write(
+      'GET /media HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n' +
+        'Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: not-a-key\r\nSec-WebSocket-Protocol: media\r\n\r\n',
+    );
+    await once(raw, 'close');
+    assert.match(answer, /^HTTP\/1\.1 400/);
+  }
+  const call = await dialWs();
+  await until(() => server.calls.size === 1, 'a call in the only slot');
+  await echoes(call);
+});
+
+test('tls: a peer that never starts its TLS handshake is cut by handshakeTimeout; the call that is up goes on', async (t) => {
+  const { server, wsPort, dialWs } = await serve(t, { handshakeTimeout: 300 }, { tls: TLS });
+  const call = await dialWs({ ca: TLS.cert });
+  await until(() => server.calls.size === 1, 'the call');
+  const silent = net.connect(wsPort, '127.0.0.1');
+  t.after(() => silent.destroy());
+  silent.on('error', () => {});
+  await once(silent, 'connect');
+  await once(silent, 'close');
+  await echoes(call);
+});
+
 test('a flood of connections from one address is cut by the timeouts and holds no slot', async (t) => {
   const { server, port, wsPort, dialWs } = await serve(t, { maxCalls: 2, handshakeTimeout: 300 });
   const call = await dialWs();

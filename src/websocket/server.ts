@@ -157,7 +157,13 @@ const STATUS_TEXT: Record<number, string> = {
   503: 'Service Unavailable',
 };
 
-const REFUSAL_STATUS: Record<RefusalReason, number> = { 'not-allowed': 403, unauthorized: 401, 'max-calls': 503, 'server-closing': 503 };
+/** The HTTP answer to each refusal by admission. */
+const REFUSAL: Record<RefusalReason, { status: number; text: string }> = {
+  'not-allowed': { status: 403, text: 'not allowed' },
+  unauthorized: { status: 401, text: 'unauthorized' },
+  'max-calls': { status: 503, text: 'too many calls' },
+  'server-closing': { status: 503, text: 'server closing' },
+};
 
 function rejectUpgrade(socket: Duplex, status: number, message: string): void {
   if (socket.writable) {
@@ -363,7 +369,11 @@ export class WebSocketMediaServer extends EventEmitter<MediaServerEvents> {
       res.writeHead(426, { 'Content-Type': 'text/plain', Upgrade: 'websocket', Connection: 'Upgrade' });
       res.end('chan_websocket media server: WebSocket upgrade with subprotocol "media" required\n');
     };
-    const server = this.#options.tls ? https.createServer(this.#options.tls, answer) : http.createServer(answer);
+    // With TLS, a peer that never completes the TLS handshake is cut by `handshakeTimeout` too.
+    const tlsTimeout = this.#handshakeTimeout > 0 && this.#handshakeTimeout !== Infinity ? this.#handshakeTimeout : undefined;
+    const server = this.#options.tls
+      ? https.createServer({ handshakeTimeout: tlsTimeout, ...this.#options.tls }, answer)
+      : http.createServer(answer);
     this.#http = server;
     server.on('upgrade', this.#onUpgrade);
     this.#cutSlowRequests(server);
@@ -431,10 +441,10 @@ export class WebSocketMediaServer extends EventEmitter<MediaServerEvents> {
       this.#failed({ reason, remoteAddress: peer.remoteAddress, remotePort: peer.remotePort, url: peer.url, ...(error ? { error } : {}) });
       rejectUpgrade(socket, status, message);
     };
-    const turnAway = (reason: RefusalReason, message: string): void => {
+    const turnAway = (reason: RefusalReason): void => {
       this.#stats.rejected++;
       this.emit('connectionRejected', { reason, remoteAddress: peer.remoteAddress, remotePort: peer.remotePort, url: peer.url });
-      rejectUpgrade(socket, REFUSAL_STATUS[reason], message);
+      rejectUpgrade(socket, REFUSAL[reason].status, REFUSAL[reason].text);
     };
     if (this.#path !== undefined) {
       const pathname = new URL(peer.url, 'http://localhost').pathname;
@@ -447,7 +457,7 @@ export class WebSocketMediaServer extends EventEmitter<MediaServerEvents> {
     }
     const refusal = this.#closing ? 'server-closing' : this.#admission.screen(peer.remoteAddress);
     if (refusal !== undefined) {
-      turnAway(refusal, refusal === 'not-allowed' ? 'not allowed' : refusal === 'max-calls' ? 'too many calls' : 'server closing');
+      turnAway(refusal);
       return;
     }
     if (!offeredProtocols(req).includes(MEDIA_SUBPROTOCOL)) {
@@ -463,15 +473,22 @@ export class WebSocketMediaServer extends EventEmitter<MediaServerEvents> {
       return;
     }
     if (!this.#authorized(req)) {
-      turnAway('unauthorized', 'unauthorized');
+      turnAway('unauthorized');
       return;
     }
     if (!this.#admission.reserve()) {
-      turnAway('max-calls', 'too many calls');
+      turnAway('max-calls');
       return;
     }
+    // ws answers a malformed upgrade (a bad Sec-WebSocket-Key, ...) itself and never calls back:
+    // the slot taken for it comes back when its socket closes.
+    let upgraded = false;
+    socket.once('close', () => upgraded || this.#admission.release());
     (socket as Socket).setNoDelay?.(true);
-    this.#wss.handleUpgrade(req, socket, head, (ws) => this.#accept(ws, peer));
+    this.#wss.handleUpgrade(req, socket, head, (ws) => {
+      upgraded = true;
+      this.#accept(ws, peer);
+    });
   }
 
   #authorized(req: IncomingMessage): boolean {
