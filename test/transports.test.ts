@@ -119,3 +119,28 @@ for (const transport of ['audiosocket', 'websocket'] as const) {
     }
   });
 }
+
+for (const transport of ['audiosocket', 'websocket'] as const) {
+  test(`write() on ${transport} takes any length: 3 s in one write (over one message's 65535 bytes) plays whole; an empty write sends nothing`, async (t) => {
+    let call: Call | undefined;
+    const { port, dial } = await serve(t, (c) => void (call = c));
+    const heard: Buffer[] = [];
+    if (transport === 'audiosocket') {
+      const client = await connect({ port });
+      t.after(() => client.hangup());
+      client.on('audio', (f) => heard.push(Buffer.from(f.payload)));
+    } else {
+      const client = await dial({ format: 'slin' });
+      client.on('played', (f) => heard.push(Buffer.from(f)));
+    }
+    await until(() => call !== undefined, 'the call');
+    assert.equal(call!.write(Buffer.alloc(0)), true);
+    const prompt = signal(96000, 5);
+    call!.write(prompt);
+    await call!.drained();
+    const audible = (): Buffer[] => heard.filter((f) => f.some((b) => b !== 0));
+    await until(() => audible().length >= 300, 'the 300 frames at the caller');
+    assert.deepEqual(Buffer.concat(audible()), prompt);
+    assert.equal(call!.stats.droppedMs, 0);
+  });
+}

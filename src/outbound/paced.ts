@@ -13,7 +13,7 @@
  * I/O-free: messages leave through `wire`, time comes from the scheduler's clock.
  */
 import { audioSocketError, ErrorCodes } from '../errors.js';
-import { assertServerAudio, messageFor, silenceMessage } from '../protocol/encoder.js';
+import { messageFor, silenceMessage } from '../protocol/encoder.js';
 import { audioKindForRate, HEADER_SIZE, sampleRateOfKind, type AudioKind } from '../protocol/kinds.js';
 import { parseFormat, type AudioFormat } from '../audio/format.js';
 import type { FrameScheduler, Paced } from './scheduler.js';
@@ -203,7 +203,11 @@ export class PacedOutbound implements Paced, OutboundPolicy<PacedStats> {
     if (this.#closed) throw audioSocketError(ErrorCodes.CALL_ENDED, 'cannot write: the call has ended');
     const kind = kindOfFormat(format);
     if (kind === undefined) throw audioSocketError(ErrorCodes.INVALID_MESSAGE, 'AudioSocket carries slin mono only');
-    assertServerAudio(kind, payload.length);
+    // A write is any length of whole samples: the queue cuts it into frames, each a valid message.
+    if ((payload.length & 1) === 1) {
+      throw audioSocketError(ErrorCodes.INVALID_MESSAGE, `slin audio must be whole samples, got ${payload.length} bytes`);
+    }
+    if (payload.length === 0) return this.#gate.result(this.#queue.queuedMs, false);
     const now = this.#scheduler.clock.now();
     const ms = durationMs(format, payload.length);
     if (this.#queue.empty && payload.length <= frameBytes(format, this.frameMs) && this.#pacer.admits(ms, now)) {
