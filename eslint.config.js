@@ -1,5 +1,5 @@
 // ESLint flat config: typed linting (typescript-eslint recommendedTypeChecked) for the library in
-// src/, the lighter untyped recommended set for tests, benches and examples.
+// src/, the lighter untyped recommended set for tests, benches, examples and scripts.
 import js from '@eslint/js';
 import tseslint from 'typescript-eslint';
 
@@ -24,7 +24,7 @@ export default tseslint.config(
     },
   },
   {
-    files: ['test/**/*.ts', 'bench/**/*.ts', 'examples/**/*.ts'],
+    files: ['test/**/*.ts', 'bench/**/*.ts', 'examples/**/*.ts', 'scripts/**/*.ts'],
     extends: [tseslint.configs.recommended],
     rules: {
       // These compile to build/, where ../src/ does not exist: they use the library compiled in dist/.
