@@ -93,7 +93,7 @@ interface SentEntry {
   frame: number;
 }
 
-/** @internal */
+/** What a {@link BufferedOutbound} is built with (declared: its constructor, in the published types, names it). */
 export interface BufferedSettings extends BufferedOutboundOptions {
   /** The channel's format (MEDIA_START). */
   wire: AudioFormat;
