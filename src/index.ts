@@ -142,3 +142,18 @@ export {
 } from './websocket/client.js';
 // chan_websocket's protocol core (events, commands, frame sizes): 'audiosocket/protocol'.
 export type { ControlFormat, MediaDirection, MediaStart, MediaStatus } from './protocol/websocket.js';
+
+// The gateway: a call bridged to a voice bot in the bot's WebSocket protocol (Twilio Media Streams first).
+export {
+  BotBridge,
+  bridgeCall,
+  callParameters,
+  type BridgeOptions,
+  type BridgeEnd,
+  type BridgeEndReason,
+  type BridgeEvents,
+  type BridgeStats,
+  type BridgeWarning,
+} from './gateway/bridge.js';
+export { twilioProtocol, callSidOf, type TwilioOptions } from './gateway/twilio.js';
+export type { BotProtocol, BotSession, BotCommand, BotMessage, BotMessageProblem, StreamInfo } from './gateway/protocol.js';

@@ -18,6 +18,9 @@ export class UsageError extends Error {
   }
 }
 
+/** Parsed option values: a string, a flag, or the strings of a repeatable option. */
+export type ParsedValues = Record<string, string | boolean | string[] | undefined>;
+
 /** Options as `parseArgs` takes them. */
 export type OptionSpec = NonNullable<ParseArgsConfig['options']>;
 
@@ -44,7 +47,7 @@ export function parseCommandLine<O extends OptionSpec>(
   argv: string[],
   options: O,
   positionals: { allowed: number; name: string },
-): { values: Record<string, string | boolean | undefined>; positionals: string[] } {
+): { values: ParsedValues; positionals: string[] } {
   const args: string[] = [];
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i]!;
@@ -91,6 +94,8 @@ export function parseCommandLine<O extends OptionSpec>(
 /** One command-line option: what `parseArgs` needs, plus its entry in `--help`. */
 export interface OptionDef {
   type: 'string' | 'boolean';
+  /** Repeatable (`--param a=1 --param b=2`): the value is an array. */
+  multiple?: boolean;
   short?: string;
   default?: string | boolean;
   /** What the value is called in the help: `HOST` in `--host HOST`. */
@@ -268,7 +273,7 @@ export function parseServerArgs(
   argv: string[],
   options: OptionTable & typeof serverOptions,
   positionals: { allowed: number; name: string } = { allowed: 0, name: '' },
-): { common: CommonServerArgs; values: Record<string, string | boolean | undefined>; positionals: string[] } {
+): { common: CommonServerArgs; values: ParsedValues; positionals: string[] } {
   const parsed = parseCommandLine(argv, parserOptions(options), positionals);
   const v = parsed.values;
   const help = v.help === true;

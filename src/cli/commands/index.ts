@@ -8,6 +8,7 @@ import { inspectCommand, inspectHelp, inspectOptions } from './inspect.js';
 import { recordCommand, recordHelp, recordOptions } from './record.js';
 import { playCommand, playHelp, playOptions } from './play.js';
 import { callCommand, callHelp, callOptions } from './call.js';
+import { gatewayCommand, gatewayHelp, gatewayOptions } from './gateway.js';
 
 export interface Command {
   run: (argv: string[]) => Promise<void>;
@@ -30,6 +31,12 @@ export const commands: Readonly<Record<string, Command>> = {
     help: inspectHelp,
     options: inspectOptions,
     summary: 'show what Asterisk sends and diagnose common mistakes',
+  },
+  gateway: {
+    run: gatewayCommand,
+    help: gatewayHelp,
+    options: gatewayOptions,
+    summary: 'bridge every call to a voice bot that speaks Twilio Media Streams',
   },
   call: {
     run: callCommand,
