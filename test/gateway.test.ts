@@ -300,3 +300,26 @@ test('gateway: a bot that queues more than maxQueuedMs gets QUEUE_FULL on the ca
   await until(() => warned.some((w) => w.code === 'QUEUE_FULL'), 'QUEUE_FULL');
   assert.ok(call.stats.droppedMs >= 900);
 });
+
+test('gateway: a bot that stops reading: caller audio beyond maxBotBacklogMs is dropped and reported, then the call ends', async (t) => {
+  const bot = await startTwilioBot();
+  t.after(() => bot.close());
+  const { caller, bridge, warnings } = await gateway(t, 'audiosocket', {
+    url: bot.url,
+    maxBotBacklogMs: 1000,
+    botNotReadingTimeoutMs: 300,
+  });
+  const stream = await bot.nextStream();
+  stream.ws.pause();
+  // Faster than real time, so the kernel's socket buffers fill and ours grows: 20 minutes of audio.
+  const frame = signal(320, 2);
+  for (let i = 0; i < 60_000; i++) caller.send(frame);
+  const end = await bridge.closed;
+  assert.equal(end.reason, 'bot-not-reading');
+  assert.equal(end.error?.code, 'ERR_AUDIOSOCKET_PEER_NOT_READING');
+  assert.ok(end.stats.callerDroppedMs > 0);
+  assert.ok(warnings.some((w) => w.code === 'PEER_NOT_READING'));
+  const dropped = warnings.find((w) => w.code === 'CALLER_AUDIO_DROPPED');
+  assert.equal(dropped?.droppedMs, end.stats.callerDroppedMs, 'the drop is reported with its amount');
+  await caller.closed;
+});

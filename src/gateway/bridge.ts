@@ -171,6 +171,7 @@ export class BotBridge extends EventEmitter<BridgeEvents> {
   /** When the current episode of dropping caller audio began (and how much it dropped), or -1. */
   #dropping = { since: -1, ms: 0, why: '' };
   readonly #unheard = new Set<string>();
+  #notReadingTimer: NodeJS.Timeout | undefined;
   #end: Omit<BridgeEnd, 'callEnd' | 'stats'> | undefined;
   #resolve!: (end: BridgeEnd) => void;
   readonly #stats: BridgeStats = {
@@ -278,24 +279,37 @@ export class BotBridge extends EventEmitter<BridgeEvents> {
       return;
     }
     if (this.#state !== 'open') return;
-    const ws = this.#ws;
-    const backlogMs = this.#mediaMessageBytes === 0 ? 0 : (ws.bufferedAmount / this.#mediaMessageBytes) * chunkMs;
+    const backlogMs = this.#backlogMs();
     if (backlogMs > this.#options.maxBotBacklogMs) {
       if (this.#dropping.since < 0) {
         this.#warn({
           code: 'PEER_NOT_READING',
           message: `the bot is not reading (${Math.round(backlogMs)} ms of caller audio waiting): caller audio is dropped until it reads`,
         });
+        this.#notReadingTimer = setTimeout(() => this.#notReadingCheck(), this.#options.botNotReadingTimeoutMs);
       }
       this.#dropped('the bot is not reading');
-      if (performance.now() - this.#dropping.since >= this.#options.botNotReadingTimeoutMs) {
-        const detail = `the bot did not read for ${this.#options.botNotReadingTimeoutMs} ms`;
-        this.#finish('bot-not-reading', detail, audioSocketError(ErrorCodes.PEER_NOT_READING, detail));
-      }
       return;
     }
     this.#droppingOver();
     this.#sendMedia(chunk);
+  }
+
+  /** Caller audio waiting in our send buffer, ms: the bytes the bot has not taken, read as media messages. */
+  #backlogMs(): number {
+    return this.#mediaMessageBytes === 0 ? 0 : (this.#ws.bufferedAmount / this.#mediaMessageBytes) * this.#protocol.chunkMs;
+  }
+
+  /** `botNotReadingTimeoutMs` after the bot stopped reading: still not reading ends the call. */
+  #notReadingCheck(): void {
+    this.#notReadingTimer = undefined;
+    if (this.#state !== 'open' || this.#dropping.since < 0) return;
+    if (this.#backlogMs() <= this.#options.maxBotBacklogMs) {
+      this.#droppingOver();
+      return;
+    }
+    const detail = `the bot did not read for ${this.#options.botNotReadingTimeoutMs} ms`;
+    this.#finish('bot-not-reading', detail, audioSocketError(ErrorCodes.PEER_NOT_READING, detail));
   }
 
   #sendMedia(chunk: Buffer): void {
@@ -316,6 +330,8 @@ export class BotBridge extends EventEmitter<BridgeEvents> {
   #droppingOver(): void {
     const d = this.#dropping;
     if (d.since < 0) return;
+    clearTimeout(this.#notReadingTimer);
+    this.#notReadingTimer = undefined;
     this.#dropping = { since: -1, ms: 0, why: '' };
     this.#warn({
       code: 'CALLER_AUDIO_DROPPED',
