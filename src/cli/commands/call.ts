@@ -1,28 +1,25 @@
 /**
- * `audiosocket call HOST:PORT`: a simulated Asterisk for testing a server without a PBX. Sends a
- * UUID, streams a WAV or a tone in real time, sends DTMF, records what comes back, and prints a
- * summary per call. `--calls N` runs N calls at once on one drift-free timer. Every option is
- * checked before dialling.
+ * `audiosocket call`: a simulated Asterisk for testing a server without a PBX. Streams a WAV or a
+ * tone in real time, sends DTMF, records what comes back, and prints a summary per call.
+ * `--calls N` runs N calls at once on one drift-free timer (call-run.ts). This file has the help
+ * and checks every option before dialling; call-audiosocket.ts and call-websocket.ts dial.
  */
 import { randomUUID } from 'node:crypto';
 import {
   audioKindForRate,
-  connect,
   createConverter,
   DTMF_DIGITS,
   isUuid,
   loadResampler,
   sameFormat,
-  type AsteriskClient,
   type AudioFormat,
   type AudioKind,
-  type ClientClose,
 } from '../../index.js';
 import { parseCommandLine, parseHostPort, parseIntOption, parsePortOption, SLIN_FORMATS, UsageError, type OptionSpec } from '../options.js';
 import { createOutput } from '../output.js';
-import { IntervalStats } from '../stats.js';
-import { finishRecordings, LazyWavRecorder } from '../recorder.js';
 import { checkWritableFile, loadWav } from '../files.js';
+import { callAudioSocket } from './call-audiosocket.js';
+import type { CallPlan, Digit } from './call-run.js';
 import { callWebSocket, parseWebSocketTarget } from './call-websocket.js';
 
 export const callHelp = `Usage: audiosocket call [HOST:PORT] [options]
@@ -75,11 +72,6 @@ Exit status: 0 when every call completed cleanly; 1 when a call could not connec
 refused it or ended it before sending any audio (allow list, --max-calls, shutting down); 2 on a
 usage mistake; 3 when the server sent something a real Asterisk would have rejected.`;
 
-interface Digit {
-  digit: string;
-  atMs: number;
-}
-
 /** Parses and checks every digit before anything is dialled. */
 function parseDtmf(text: string): Digit[] {
   const check = (digit: string, where: string): void => {
@@ -118,38 +110,6 @@ function makeTone(rate: number, hz: number, seconds: number): Buffer {
   for (let i = 0; i < n; i++) out.writeInt16LE(Math.round(8000 * Math.sin((2 * Math.PI * hz * i) / rate)), i * 2);
   return out;
 }
-
-function allZero(b: Uint8Array): boolean {
-  for (let i = 0; i < b.length; i++) if (b[i] !== 0) return false;
-  return true;
-}
-
-/** How long an all-zero frame we sent may take to come back and still count as its echo. */
-const ECHO_WINDOW_MS = 1000;
-
-interface Leg {
-  /** 1-based, in the text and in JSON. */
-  number: number;
-  uuid: string;
-  client?: AsteriskClient;
-  offset: number;
-  framesSent: number;
-  audioIn: number;
-  keepAliveIn: number;
-  /** When we sent all-zero frames not yet matched by an all-zero frame coming back. */
-  zeroSent: number[];
-  arrivals: IntervalStats;
-  nextDigit: number;
-  recorder?: LazyWavRecorder;
-  close?: ClientClose;
-  /** Under --strict: the violation we closed the connection on. */
-  strictClose?: string;
-  error?: string;
-  /** Set when the server refused the call or ended it before sending any audio. */
-  refused?: string;
-}
-
-const FATAL_UNDER_STRICT = new Set(['ZERO_LENGTH_AUDIO', 'FORBIDDEN_KIND', 'SPLIT_MESSAGE', 'TRUNCATED']);
 
 /**
  * What `call` takes. Its help is written by hand (two transports, options that mean different
@@ -265,200 +225,23 @@ export async function callCommand(argv: string[]): Promise<void> {
     audio = await convert({ encoding: 'slin', sampleRate: rate, channels: 1 }, makeTone(rate, hz, 1)); // looped
   }
   const durationMs = explicitDuration ?? Math.max(sourceSeconds !== undefined ? sourceSeconds * 1000 + 1000 : 5000, lastDigitMs + 1000);
-  const frameMs = 20;
-  const frameBytes = Math.round((rate * frameMs) / 1000) * bytesPerSample;
-  const strict = v.strict === true;
-  if (websocket !== undefined) {
-    process.exitCode = await callWebSocket({
-      target: websocket,
-      format: formatName,
-      sendFormat,
-      audio,
-      loop: sourceSeconds === undefined,
-      frameBytes,
-      durationMs,
-      digits,
-      calls,
-      channelId: v.uuid as string | undefined,
-      record: v.record as string | undefined,
-      quiet: v.quiet === true,
-      output,
-    });
-    return;
-  }
-
-  const legs: Leg[] = Array.from({ length: calls }, (_, i) => ({
-    number: i + 1,
-    uuid: i === 0 && v.uuid !== undefined ? (v.uuid as string) : randomUUID(),
-    offset: 0,
-    framesSent: 0,
-    audioIn: 0,
-    keepAliveIn: 0,
-    zeroSent: [],
-    arrivals: new IntervalStats(),
-    nextDigit: 0,
-  }));
-
-  const record = v.record as string | undefined;
-  const recordPath = (n: number): string => (calls === 1 ? record! : record!.replace(/(\.wav)?$/i, (ext) => `-${n}${ext || '.wav'}`));
-
-  // Connect everyone (in batches, so a thousand calls do not all hit the accept queue at once).
-  const t0 = performance.now();
-  for (let i = 0; i < legs.length; i += 50) {
-    await Promise.all(
-      legs.slice(i, i + 50).map(async (leg) => {
-        try {
-          const client = await connect({ host, port, uuid: leg.uuid, strict });
-          leg.client = client;
-          if (record !== undefined) leg.recorder = new LazyWavRecorder(recordPath(leg.number));
-          client.on('audio', (frame) => {
-            const now = performance.now();
-            leg.arrivals.arrival(now);
-            if (allZero(frame.payload)) {
-              // An all-zero frame is the echo of one of ours (quiet speech, digital silence) when
-              // we sent one recently; otherwise it is the server's keep-alive.
-              while (leg.zeroSent.length > 0 && leg.zeroSent[0]! < now - ECHO_WINDOW_MS) leg.zeroSent.shift();
-              if (leg.zeroSent.length > 0) {
-                leg.zeroSent.shift();
-                leg.audioIn++;
-              } else leg.keepAliveIn++;
-            } else leg.audioIn++;
-            leg.recorder?.push(frame.payload, frame.sampleRate);
-          });
-          client.on('violation', (viol) => {
-            if (strict && leg.strictClose === undefined && FATAL_UNDER_STRICT.has(viol.code)) leg.strictClose = viol.code;
-            output.event('violation', { call: leg.number, uuid: leg.uuid, ...viol }, `call ${leg.number}: ${viol.code}: ${viol.message}`);
-          });
-          client.on('hangup', () => output.event('hangup', { call: leg.number, uuid: leg.uuid }, `call ${leg.number}: server hung up`));
-          void client.closed.then((c) => (leg.close = c));
-          output.event('connected', { call: leg.number, uuid: leg.uuid }, `call ${leg.number} ${leg.uuid} connected to ${host}:${port}`);
-        } catch (err) {
-          leg.error = (err as Error).message;
-          const cause = (err as Error & { cause?: NodeJS.ErrnoException }).cause?.code;
-          const hint =
-            cause === 'ECONNREFUSED'
-              ? `; is a server listening there? (try: audiosocket echo --port ${port})`
-              : cause === 'ENOTFOUND' || cause === 'EAI_AGAIN'
-                ? '; unknown host name, use an IP address such as 127.0.0.1'
-                : '';
-          output.error(`call ${leg.number}: ${leg.error}${hint}`, { call: leg.number });
-        }
-      }),
-    );
-  }
-
-  // One drift-free timer sends frame k of every call at start + k * 20 ms.
-  const start = performance.now();
-  let stopped = false;
-  const loopOnce = sourceSeconds === undefined;
-  await new Promise<void>((resolve) => {
-    const onSignal = (): void => {
-      stopped = true;
-    };
-    process.once('SIGINT', onSignal);
-    process.once('SIGTERM', onSignal);
-    let k = 0;
-    const tick = (): void => {
-      const elapsed = performance.now() - start;
-      const live = legs.filter((l) => l.client?.connected);
-      if (stopped || elapsed >= durationMs || live.length === 0) {
-        process.off('SIGINT', onSignal);
-        process.off('SIGTERM', onSignal);
-        resolve();
-        return;
-      }
-      for (const leg of live) {
-        const client = leg.client!;
-        while (leg.nextDigit < digits.length && digits[leg.nextDigit]!.atMs <= elapsed) client.sendDtmf(digits[leg.nextDigit++]!.digit);
-        if (leg.offset >= audio.length) {
-          if (!loopOnce) continue; // the file is over: stay on the line until the duration ends
-          leg.offset = 0;
-        }
-        let frame = audio.subarray(leg.offset, leg.offset + frameBytes);
-        leg.offset += frameBytes;
-        if (!g711 && frame.length % 2) frame = frame.subarray(0, frame.length - 1);
-        if (frame.length > 0) {
-          if (allZero(frame)) leg.zeroSent.push(performance.now());
-          client.sendAudio(frame, kind);
-          leg.framesSent++;
-        }
-      }
-      k = Math.max(k + 1, Math.floor((performance.now() - start) / frameMs));
-      setTimeout(tick, Math.max(0, start + k * frameMs - performance.now()));
-    };
-    tick();
-  });
-
-  // Hang up the calls still up (like a caller hanging up), then finalise recordings.
-  // Legs that never connected contribute undefined, which Promise.all passes through.
-  // eslint-disable-next-line @typescript-eslint/await-thenable
-  const closes = await Promise.all(legs.map((leg) => (leg.client?.connected ? leg.client.hangup() : leg.client?.closed)));
-  legs.forEach((leg, i) => (leg.close = closes[i] ?? leg.close));
-  const recorded = await finishRecordings(legs, output);
-  const elapsed = (performance.now() - t0) / 1000;
-
-  let violations = 0;
-  let failed = 0;
-  let refused = 0;
-  for (const leg of legs) {
-    const v2 = leg.client?.violations.length ?? 0;
-    violations += v2;
-    const by = leg.error
-      ? 'error'
-      : leg.strictClose !== undefined && leg.close?.by !== 'server-hangup'
-        ? 'client-strict'
-        : (leg.close?.by ?? 'unknown');
-    const received = leg.audioIn + leg.keepAliveIn;
-    if (leg.error) failed++;
-    else if (received === 0 && (by === 'server-hangup' || by === 'server-close' || by === 'error')) {
-      refused++;
-      leg.refused =
-        by === 'server-hangup'
-          ? 'the server hung up before sending any audio (refused: --max-calls reached, or its handler ended the call at once)'
-          : `the server closed the connection before sending any audio (refused: not in its --allow list, or shutting down${leg.close?.error ? `; ${leg.close.error.message}` : ''})`;
-    }
-    const byText: Record<string, string> = {
-      client: 'us (the caller hung up)',
-      'client-strict': `us, --strict: closed on ${leg.strictClose} as Asterisk would`,
-      'server-hangup': 'the server (hangup message)',
-      'server-close': 'the server (closed without a hangup message)',
-      error: `a socket error${leg.error ? `: ${leg.error}` : leg.close?.error ? `: ${leg.close.error.message}` : ''}`,
-      unknown: 'unknown',
-    };
-    const t = leg.arrivals.summary();
-    output.event(
-      'summary',
-      {
-        call: leg.number,
-        uuid: leg.uuid,
-        framesSent: leg.framesSent,
-        audioFramesReceived: leg.audioIn,
-        keepAliveFramesReceived: leg.keepAliveIn,
-        interArrival: t,
-        endedBy: by === 'client-strict' ? 'client' : by,
-        strictClose: leg.strictClose,
-        refused: leg.refused,
-        violations: v2,
-        error: leg.error,
-        record: recorded[leg.number - 1] ? recordPath(leg.number) : undefined,
-      },
-      // A call that never connected has said why already, in one line.
-      leg.client === undefined
-        ? ''
-        : `call ${leg.number} ${leg.uuid}: sent ${leg.framesSent} frames, received ${leg.audioIn} audio + ${leg.keepAliveIn} keep-alive; ` +
-            `inter-arrival p50 ${t.p50Ms} p99 ${t.p99Ms} max ${t.maxMs} ms; ended by ${byText[by]}` +
-            (v2 ? `; ${v2} violation(s)` : ''),
-    );
-    if (leg.refused) output.error(`call ${leg.number}: ${leg.refused}`, { call: leg.number });
-    else if (!leg.error && received === 0)
-      output.warn(`call ${leg.number}: the server sent no audio at all (is its keep-alive off?)`, { call: leg.number });
-  }
-  if (calls > 1 || v.quiet) {
-    // The result of the run: on stdout, so `x=$(audiosocket call -q ...)` gets it.
-    const totals = { calls, seconds: Number(elapsed.toFixed(1)), connected: calls - failed - refused, failed, refused, violations };
-    const line = `${calls} call(s) in ${elapsed.toFixed(1)} s: ${totals.connected} connected, ${failed} failed, ${refused} refused, ${violations} violation(s)`;
-    if (v.json === true) output.event('totals', totals, line);
-    else process.stdout.write(`${line}\n`);
-  }
-  process.exitCode = failed > 0 || refused > 0 ? 1 : violations > 0 ? 3 : 0;
+  const plan: CallPlan = {
+    calls,
+    format: formatName,
+    sendFormat,
+    audio,
+    loop: sourceSeconds === undefined,
+    frameBytes: Math.round((rate * 20) / 1000) * bytesPerSample,
+    durationMs,
+    digits,
+    record: v.record as string | undefined,
+    json: v.json === true,
+    quiet: v.quiet === true,
+    output,
+  };
+  const uuid = v.uuid as string | undefined;
+  process.exitCode =
+    websocket !== undefined
+      ? await callWebSocket(plan, { target: websocket, channelId: uuid })
+      : await callAudioSocket(plan, { host, port, uuid, strict: v.strict === true, kind });
 }

@@ -1,0 +1,161 @@
+/**
+ * What `audiosocket call` does the same on both transports: dial N calls in batches, send frame k
+ * of every call (and its DTMF digits) at start + k x 20 ms on one drift-free timer until the
+ * duration ends, hang up the calls still up and finish the recordings. The transports
+ * (call-audiosocket.ts, call-websocket.ts) dial, send a frame and summarise.
+ */
+import type { AudioFormat } from '../../index.js';
+import type { Output } from '../output.js';
+import { IntervalStats } from '../stats.js';
+import { finishRecordings, type LazyWavRecorder } from '../recorder.js';
+
+/** A DTMF digit and when to send it, ms after the calls start. */
+export interface Digit {
+  digit: string;
+  atMs: number;
+}
+
+/** What every call of a run sends, and how the run is reported; checked before anything is dialled. */
+export interface CallPlan {
+  calls: number;
+  /** The `--format` name. */
+  format: string;
+  /** What `audio` is in. */
+  sendFormat: AudioFormat;
+  /** The audio to send, in `sendFormat`. */
+  audio: Buffer;
+  /** Start `audio` again when it ends (a tone); otherwise stay on the line silent. */
+  loop: boolean;
+  /** Bytes of `audio` per 20 ms frame. */
+  frameBytes: number;
+  durationMs: number;
+  digits: Digit[];
+  /** `--record`: where to save what each call hears. */
+  record: string | undefined;
+  json: boolean;
+  quiet: boolean;
+  output: Output;
+}
+
+/** A simulated client of either transport, as the run drives it. */
+interface Dialled {
+  readonly connected: boolean;
+  readonly closed: Promise<unknown>;
+  sendDtmf(digit: string): boolean;
+  hangup(): Promise<unknown>;
+}
+
+/** One call of a run. */
+export interface Leg<C extends Dialled> {
+  /** 1-based, in the text and in JSON. */
+  number: number;
+  client?: C;
+  offset: number;
+  framesSent: number;
+  arrivals: IntervalStats;
+  nextDigit: number;
+  recorder?: LazyWavRecorder;
+  close?: Awaited<C['closed']>;
+  error?: string;
+  /** Set when the server refused the call or ended it before sending any audio. */
+  refused?: string;
+}
+
+/** A leg not yet dialled. */
+export function newLeg(number: number): Leg<never> {
+  return { number, offset: 0, framesSent: 0, arrivals: new IntervalStats(), nextDigit: 0 };
+}
+
+/** `--record FILE` for call `n`: FILE itself for one call, FILE-n.wav for several. */
+export function recordPath(plan: CallPlan, n: number): string {
+  return plan.calls === 1 ? plan.record! : plan.record!.replace(/(\.wav)?$/i, (ext) => `-${n}${ext || '.wav'}`);
+}
+
+/**
+ * Dials every leg (`dial` sets `leg.client` and listens to it; a throw is that call's failure,
+ * reported with `hint`), streams until the duration ends, a signal arrives or no call is up,
+ * hangs up and finishes the recordings.
+ */
+export async function runCalls<C extends Dialled, L extends Leg<C>>(
+  plan: CallPlan,
+  legs: L[],
+  o: {
+    dial: (leg: L) => Promise<void>;
+    /** Sends one frame (never empty) of `plan.audio`. */
+    send: (leg: L, frame: Buffer) => void;
+    hint?: (err: Error) => string;
+  },
+): Promise<{ recorded: boolean[]; seconds: number }> {
+  const { audio, frameBytes, digits, output } = plan;
+  // Connect everyone (in batches, so a thousand calls do not all hit the accept queue at once).
+  const t0 = performance.now();
+  for (let i = 0; i < legs.length; i += 50) {
+    await Promise.all(
+      legs.slice(i, i + 50).map(async (leg) => {
+        try {
+          await o.dial(leg);
+          void leg.client?.closed.then((c) => (leg.close = c as L['close']));
+        } catch (err) {
+          leg.error = (err as Error).message;
+          output.error(`call ${leg.number}: ${leg.error}${o.hint?.(err as Error) ?? ''}`, { call: leg.number });
+        }
+      }),
+    );
+  }
+
+  // One drift-free timer sends frame k of every call at start + k * 20 ms, as Asterisk's core does.
+  const frameMs = 20;
+  const start = performance.now();
+  let stopped = false;
+  await new Promise<void>((resolve) => {
+    const onSignal = (): void => {
+      stopped = true;
+    };
+    process.once('SIGINT', onSignal);
+    process.once('SIGTERM', onSignal);
+    let k = 0;
+    const tick = (): void => {
+      const elapsed = performance.now() - start;
+      const live = legs.filter((l) => l.client?.connected);
+      if (stopped || elapsed >= plan.durationMs || live.length === 0) {
+        process.off('SIGINT', onSignal);
+        process.off('SIGTERM', onSignal);
+        resolve();
+        return;
+      }
+      for (const leg of live) {
+        const client = leg.client!;
+        while (leg.nextDigit < digits.length && digits[leg.nextDigit]!.atMs <= elapsed) client.sendDtmf(digits[leg.nextDigit++]!.digit);
+        if (leg.offset >= audio.length) {
+          if (!plan.loop) continue; // the file is over: stay on the line until the duration ends
+          leg.offset = 0;
+        }
+        const frame = audio.subarray(leg.offset, leg.offset + frameBytes);
+        leg.offset += frameBytes;
+        if (frame.length > 0) {
+          o.send(leg, frame);
+          leg.framesSent++;
+        }
+      }
+      k = Math.max(k + 1, Math.floor((performance.now() - start) / frameMs));
+      setTimeout(tick, Math.max(0, start + k * frameMs - performance.now()));
+    };
+    tick();
+  });
+
+  // Hang up the calls still up (like a caller hanging up), then finalise recordings.
+  // Legs that never connected contribute undefined, which Promise.all passes through.
+  // eslint-disable-next-line @typescript-eslint/await-thenable
+  const closes = await Promise.all(legs.map((leg) => (leg.client?.connected ? leg.client.hangup() : leg.client?.closed)));
+  legs.forEach((leg, i) => (leg.close = (closes[i] as L['close']) ?? leg.close));
+  const recorded = await finishRecordings(legs, output);
+  return { recorded, seconds: (performance.now() - t0) / 1000 };
+}
+
+/** The result of a run, one line; and its exit status (0 clean, 1 failed or refused, 3 violations). */
+export function totalsOf(calls: number, seconds: number, failed: number, refused: number, violations: number) {
+  return {
+    line: `${calls} call(s) in ${seconds.toFixed(1)} s: ${calls - failed - refused} connected, ${failed} failed, ${refused} refused, ${violations} violation(s)`,
+    status: failed > 0 || refused > 0 ? 1 : violations > 0 ? 3 : 0,
+  };
+}
