@@ -3,7 +3,6 @@
  * then audio and DTMF), and checks what the server sends against what a real Asterisk accepts
  * (docs/protocol.md#from-the-server and #split-messages). Use it to test a bot without a PBX.
  */
-import { EventEmitter } from 'node:events';
 import net, { type Socket } from 'node:net';
 import { randomUUID } from 'node:crypto';
 import type { AudioSocketFrame as AudioFrame } from './call.js';
@@ -12,6 +11,7 @@ import { encodeDtmfMessage, encodeMessage, encodeUuidMessage } from '../protocol
 import { isAudioKind, Kind, kindName, sampleRateOfKind, type AudioKind } from '../protocol/kinds.js';
 import { MessageParser } from '../protocol/parser.js';
 import { parseFormat } from '../audio/format.js';
+import { SimulatedAsterisk } from '../simulated-asterisk.js';
 
 /** Options of {@link connect}. */
 export interface ConnectOptions {
@@ -81,29 +81,23 @@ export interface ClientStats {
 const PAYLOAD_GAP_MS = 5;
 
 /** One simulated Asterisk call. Create with {@link connect}. */
-export class AsteriskClient extends EventEmitter<ClientEvents> {
+export class AsteriskClient extends SimulatedAsterisk<ClientEvents, ClientViolation, ClientClose, ClientStats> {
   readonly uuid: string;
-  /** Resolves when the connection is closed. Never rejects. */
-  readonly closed: Promise<ClientClose>;
   readonly #socket: Socket;
   readonly #parser: MessageParser;
   readonly #strict: boolean;
-  #resolveClosed!: (c: ClientClose) => void;
   #gotHangup = false;
   #closedByUs = false;
   #strictClose: ClientViolation | undefined;
   #error: Error | undefined;
   #midSince = 0;
-  #violations: ClientViolation[] = [];
-  #stats: ClientStats = { messagesIn: 0, audioIn: 0, bytesIn: 0, audioBytesIn: 0, messagesOut: 0, bytesOut: 0, violations: 0 };
 
   /** @internal */
   constructor(socket: Socket, uuid: string, strict: boolean) {
-    super();
+    super({ messagesIn: 0, audioIn: 0, bytesIn: 0, audioBytesIn: 0, messagesOut: 0, bytesOut: 0, violations: 0 });
     this.#socket = socket;
     this.uuid = uuid;
     this.#strict = strict;
-    this.closed = new Promise((resolve) => (this.#resolveClosed = resolve));
     this.#parser = new MessageParser((kind, payload) => this.#onMessage(kind, payload));
     socket.setNoDelay(true);
     socket.on('data', (chunk: Buffer) => this.#onData(chunk));
@@ -121,19 +115,8 @@ export class AsteriskClient extends EventEmitter<ClientEvents> {
       };
       if (this.#error && info.by === 'error') info.error = this.#error;
       if (this.#strictClose !== undefined && info.by === 'client') info.violation = this.#strictClose;
-      this.#resolveClosed(info);
-      this.emit('close', info);
+      this._closed(info);
     });
-  }
-
-  /** A snapshot of the counters. */
-  get stats(): ClientStats {
-    return { ...this.#stats };
-  }
-
-  /** Everything the server sent that a real Asterisk would have refused. */
-  get violations(): readonly ClientViolation[] {
-    return this.#violations;
   }
 
   /** True once the server sent the hangup message. */
@@ -162,8 +145,8 @@ export class AsteriskClient extends EventEmitter<ClientEvents> {
   /** Sends arbitrary bytes (for fault tests: split messages, garbage, unknown kinds). */
   sendRaw(bytes: Uint8Array): boolean {
     if (!this.connected) return false;
-    this.#stats.messagesOut++;
-    this.#stats.bytesOut += bytes.length;
+    this._stats.messagesOut++;
+    this._stats.bytesOut += bytes.length;
     return this.#socket.write(bytes);
   }
 
@@ -171,36 +154,28 @@ export class AsteriskClient extends EventEmitter<ClientEvents> {
    * Sends `audio` in real time: frames of `frameMs` (default 20) of `kind`, frame k at
    * start + k x frameMs (no drift). The last frame may be shorter. Resolves when all are sent.
    */
-  async stream(audio: Uint8Array, options: { kind?: AudioKind; frameMs?: number; signal?: AbortSignal } = {}): Promise<number> {
+  stream(audio: Uint8Array, options: { kind?: AudioKind; frameMs?: number; signal?: AbortSignal } = {}): Promise<number> {
     const kind = options.kind ?? Kind.SLIN;
     const frameMs = options.frameMs ?? 20;
     const size = Math.round((sampleRateOfKind(kind)! * frameMs) / 1000) * 2;
-    const start = performance.now();
-    let sent = 0;
-    for (let off = 0, k = 0; off < audio.length; off += size, k++) {
-      if (options.signal?.aborted || !this.connected) break;
-      const due = start + k * frameMs;
-      const wait = due - performance.now();
-      if (wait > 0) await new Promise((r) => setTimeout(r, wait));
-      if (!this.connected) break;
-      this.sendAudio(audio.subarray(off, Math.min(off + size, audio.length)), kind);
-      sent++;
-    }
-    return sent;
+    return this._stream(
+      audio,
+      size,
+      frameMs,
+      options.signal,
+      () => this.connected,
+      (frame) => {
+        this.sendAudio(frame, kind);
+        return true;
+      },
+    );
   }
 
   /** The caller hangs up: closes like Asterisk does (FIN, no message). Resolves when closed. */
   hangup(): Promise<ClientClose> {
     this.#closedByUs = !this.#gotHangup;
     this.#socket.end();
-    const timer = setTimeout(() => this.#socket.destroy(), 2000);
-    void this.closed.then(() => clearTimeout(timer));
-    return this.closed;
-  }
-
-  /** Hangs up (see {@link hangup}) and waits until closed: `await using client = await connect(...)`. */
-  async [Symbol.asyncDispose](): Promise<void> {
-    await this.hangup();
+    return this._killAfter2s(() => this.#socket.destroy());
   }
 
   /** Closes with a TCP reset (what Asterisk's close looks like when our audio is unread). */
@@ -211,7 +186,7 @@ export class AsteriskClient extends EventEmitter<ClientEvents> {
   }
 
   #onData(chunk: Buffer): void {
-    this.#stats.bytesIn += chunk.length;
+    this._stats.bytesIn += chunk.length;
     const now = performance.now();
     // Asterisk polls up to 5 ms for each further piece of a started message (docs/protocol.md#split-messages).
     if (this.#midSince !== 0 && now - this.#midSince > PAYLOAD_GAP_MS) {
@@ -231,7 +206,7 @@ export class AsteriskClient extends EventEmitter<ClientEvents> {
   }
 
   #onMessage(kind: number, payload: Buffer): void {
-    this.#stats.messagesIn++;
+    this._stats.messagesIn++;
     if (this.#gotHangup) {
       this.#violation('AFTER_HANGUP', `received ${kindName(kind)} after the hangup message; Asterisk never reads it`);
       return;
@@ -251,8 +226,8 @@ export class AsteriskClient extends EventEmitter<ClientEvents> {
       if (payload.length % 2 !== 0) {
         this.#violation('ODD_LENGTH', `received ${payload.length} bytes of audio; an odd length misaligns the samples`);
       }
-      this.#stats.audioIn++;
-      this.#stats.audioBytesIn += payload.length;
+      this._stats.audioIn++;
+      this._stats.audioBytesIn += payload.length;
       const sampleRate = sampleRateOfKind(kind)!;
       this.emit('audio', { kind, sampleRate, format: parseFormat({ encoding: 'slin', sampleRate, channels: 1 }), payload });
       return;
@@ -263,9 +238,7 @@ export class AsteriskClient extends EventEmitter<ClientEvents> {
 
   #violation(code: ClientViolation['code'], message: string): void {
     const v = { code, message };
-    this.#violations.push(v);
-    this.#stats.violations++;
-    this.emit('violation', v);
+    this._violation(v);
     if (!this.#strict || code === 'ODD_LENGTH' || code === 'AFTER_HANGUP' || this.#socket.destroyed) return;
     // We close, as current Asterisk does, so the close is ours: unless the server had already
     // closed (a message cut by its close) or hung up.

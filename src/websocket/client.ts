@@ -8,10 +8,10 @@
  * a PBX.
  * @module
  */
-import { EventEmitter } from 'node:events';
 import WebSocket from 'ws';
 import { audioSocketError, ErrorCodes, type AudioSocketError, type WebSocketViolationCode } from '../errors.js';
 import { rawToBuffer, wsError } from './connection.js';
+import { SimulatedAsterisk } from '../simulated-asterisk.js';
 import {
   encodeEvent,
   maxMessagePayload,
@@ -150,12 +150,18 @@ export interface WebSocketClientStats {
   violations: number;
 }
 
-type QueueItem = { frame: Buffer } | { option: string };
+/** A frame, or a control event that goes out when playout reaches it (`markId`: a MEDIA_MARK_PROCESSED's). */
+type QueueItem = { frame: Buffer } | { option: string; markId?: string };
 
 let channelCounter = 0;
 
 /** One simulated chan_websocket channel. Create with {@link connectWebSocket}. */
-export class AsteriskWebSocketClient extends EventEmitter<WebSocketClientEvents> {
+export class AsteriskWebSocketClient extends SimulatedAsterisk<
+  WebSocketClientEvents,
+  WebSocketViolation,
+  WebSocketClientClose,
+  WebSocketClientStats
+> {
   /** MEDIA_START fields as sent. */
   readonly connectionId: string;
   readonly channel: string;
@@ -165,12 +171,9 @@ export class AsteriskWebSocketClient extends EventEmitter<WebSocketClientEvents>
   readonly ptime: number;
   readonly controlFormat: ControlFormat;
   readonly passthrough: boolean;
-  /** Resolves when the WebSocket is closed. Never rejects. */
-  readonly closed: Promise<WebSocketClientClose>;
   readonly #ws: WebSocket;
   readonly #legacy: boolean;
   readonly #noMarkMedia: boolean;
-  #resolveClosed!: (c: WebSocketClientClose) => void;
   #queue: QueueItem[] = [];
   #queueLength = 0;
   #queueFull = false;
@@ -191,26 +194,24 @@ export class AsteriskWebSocketClient extends EventEmitter<WebSocketClientEvents>
   #errorCloseCode: number | undefined;
   #played: Buffer[] = [];
   #marks: PlayedMark[] = [];
-  #violations: WebSocketViolation[] = [];
-  #stats: WebSocketClientStats = {
-    messagesIn: 0,
-    bytesIn: 0,
-    commandsIn: 0,
-    framesPlayed: 0,
-    bytesPlayed: 0,
-    emptyTicks: 0,
-    gaps: 0,
-    maxQueueLength: 0,
-    xoffsSent: 0,
-    xonsSent: 0,
-    messagesOut: 0,
-    bytesOut: 0,
-    violations: 0,
-  };
 
   /** @internal Use {@link connectWebSocket}. */
   constructor(ws: WebSocket, o: WebSocketConnectOptions) {
-    super();
+    super({
+      messagesIn: 0,
+      bytesIn: 0,
+      commandsIn: 0,
+      framesPlayed: 0,
+      bytesPlayed: 0,
+      emptyTicks: 0,
+      gaps: 0,
+      maxQueueLength: 0,
+      xoffsSent: 0,
+      xonsSent: 0,
+      messagesOut: 0,
+      bytesOut: 0,
+      violations: 0,
+    });
     this.#ws = ws;
     this.format = o.format ?? 'slin16';
     this.connectionId = o.connectionId ?? 'sim';
@@ -234,16 +235,14 @@ export class AsteriskWebSocketClient extends EventEmitter<WebSocketClientEvents>
       );
     }
     this.#leftover = Buffer.alloc(size);
-    this.closed = new Promise((resolve) => (this.#resolveClosed = resolve));
     ws.on('message', (data, isBinary) => (isBinary ? this.#onBinary(rawToBuffer(data)) : this.#onText(rawToBuffer(data))));
     ws.on('error', (err: Error & { code?: string }) => {
       // ws has sent its close frame (1009, 1002, ...) and stops reading; report the code we sent.
-      this.#errorCloseCode = err.code === 'WS_ERR_UNSUPPORTED_MESSAGE_LENGTH' ? 1009 : 1002;
-      if (err.code === 'WS_ERR_UNSUPPORTED_MESSAGE_LENGTH') {
+      const tooBig = err.code === 'WS_ERR_UNSUPPORTED_MESSAGE_LENGTH';
+      this.#errorCloseCode = tooBig ? 1009 : 1002;
+      if (tooBig)
         this.#violation('MESSAGE_TOO_BIG', `a message larger than Asterisk's 65535-byte frame buffer; it closes with 1009 and hangs up`);
-      } else if (err.code === 'WS_ERR_INVALID_OPCODE') {
-        this.#violation('BAD_OPCODE', err.message);
-      }
+      else if (err.code === 'WS_ERR_INVALID_OPCODE') this.#violation('BAD_OPCODE', err.message);
       this.#error ??= wsError(err);
     });
     ws.on('close', (code, reason) => this.#onClose(code, reason.toString()));
@@ -316,21 +315,11 @@ export class AsteriskWebSocketClient extends EventEmitter<WebSocketClientEvents>
     return this.#marks;
   }
 
-  /** Everything the app sent that a real Asterisk would have dropped, ignored, refused or logged. */
-  get violations(): readonly WebSocketViolation[] {
-    return this.#violations;
-  }
-
-  /** A snapshot of the counters. */
-  get stats(): WebSocketClientStats {
-    return { ...this.#stats };
-  }
-
   /** Sends one binary audio message to the app, as `webchan_write()` does with each frame from the core. */
   sendAudio(payload: Uint8Array): boolean {
     if (!this.connected) return false;
-    this.#stats.messagesOut++;
-    this.#stats.bytesOut += payload.length;
+    this._stats.messagesOut++;
+    this._stats.bytesOut += payload.length;
     this.#ws.send(payload, { binary: true });
     return true;
   }
@@ -358,18 +347,12 @@ export class AsteriskWebSocketClient extends EventEmitter<WebSocketClientEvents>
   async stream(audio: Uint8Array, options: { signal?: AbortSignal; frameBytes?: number } = {}): Promise<number> {
     const size = options.frameBytes ?? this.optimalFrameSize;
     if (!(size > 0)) throw audioSocketError(ErrorCodes.INVALID_ARGUMENT, 'passthrough codecs need frameBytes');
-    const start = performance.now();
-    let sent = 0;
-    for (let off = 0, k = 0; off < audio.length; off += size, k++) {
-      if (options.signal?.aborted || !this.connected) break;
-      const wait = start + k * this.ptime - performance.now();
-      if (wait > 0) await new Promise((r) => setTimeout(r, wait));
-      if (!this.connected || options.signal?.aborted) break;
-      if (this.#direction === 'out') continue;
-      this.sendAudio(audio.subarray(off, Math.min(off + size, audio.length)));
-      sent++;
-    }
-    return sent;
+    const up = (): boolean => this.connected && !options.signal?.aborted;
+    return this._stream(audio, size, this.ptime, options.signal, up, (frame) => {
+      if (this.#direction === 'out') return false;
+      this.sendAudio(frame);
+      return true;
+    });
   }
 
   /**
@@ -380,14 +363,7 @@ export class AsteriskWebSocketClient extends EventEmitter<WebSocketClientEvents>
     this.#closeBy ??= 'client';
     this.#stopTimer();
     if (this.#ws.readyState === WebSocket.OPEN) this.#ws.close(code);
-    const t = setTimeout(() => this.#ws.terminate(), 2000);
-    void this.closed.then(() => clearTimeout(t));
-    return this.closed;
-  }
-
-  /** Hangs up (see {@link hangup}) and waits until closed: `await using client = await connectWebSocket(...)`. */
-  async [Symbol.asyncDispose](): Promise<void> {
-    await this.hangup();
+    return this._killAfter2s(() => this.#ws.terminate());
   }
 
   /** Drops the TCP connection without a close frame (a network failure). */
@@ -400,8 +376,11 @@ export class AsteriskWebSocketClient extends EventEmitter<WebSocketClientEvents>
   // -- chan_websocket behaviour ------------------------------------------------------------------
 
   #send(e: EventInput): boolean {
+    return this.#sendEvent(encodeEvent(e, this.controlFormat));
+  }
+
+  #sendEvent(text: string): boolean {
     if (!this.connected) return false;
-    const text = encodeEvent(e, this.controlFormat);
     this.#ws.send(text);
     this.emit('sentEvent', text);
     return true;
@@ -452,7 +431,7 @@ export class AsteriskWebSocketClient extends EventEmitter<WebSocketClientEvents>
     if (this.#paused) return;
     if (this.#queueFull && this.#queueLength < QUEUE_XON_LEVEL) {
       this.#queueFull = false;
-      this.#stats.xonsSent++;
+      this._stats.xonsSent++;
       this.#nodata('MEDIA_XON');
     }
     let item = this.#queue.shift();
@@ -465,7 +444,7 @@ export class AsteriskWebSocketClient extends EventEmitter<WebSocketClientEvents>
       return;
     }
     while (item !== undefined && 'option' in item) {
-      this.#sendOption(item.option);
+      this.#sendOption(item);
       item = this.#queue.shift();
     }
     if (item === undefined) {
@@ -473,61 +452,50 @@ export class AsteriskWebSocketClient extends EventEmitter<WebSocketClientEvents>
       return;
     }
     this.#queueLength--;
-    if (this.#emptySincePlay > 0 && this.#stats.framesPlayed > 0) this.#stats.gaps++;
+    if (this.#emptySincePlay > 0 && this._stats.framesPlayed > 0) this._stats.gaps++;
     this.#emptySincePlay = 0;
     this.#played.push(item.frame);
-    this.#stats.framesPlayed++;
-    this.#stats.bytesPlayed += item.frame.length;
+    this._stats.framesPlayed++;
+    this._stats.bytesPlayed += item.frame.length;
     this.emit('played', item.frame);
   }
 
   #empty(): void {
-    if (this.#stats.framesPlayed > 0) {
-      this.#stats.emptyTicks++;
+    if (this._stats.framesPlayed > 0) {
+      this._stats.emptyTicks++;
       this.#emptySincePlay++;
     }
   }
 
-  #sendOption(text: string): void {
-    if (!this.connected) return;
-    this.#ws.send(text);
-    this.emit('sentEvent', text);
-    const prefix = 'MEDIA_MARK_PROCESSED';
-    let id: string | undefined;
-    if (this.controlFormat === 'json') {
-      const o = JSON.parse(text) as { event: string; correlation_id: string };
-      if (o.event === prefix) id = o.correlation_id;
-    } else if (text.startsWith(prefix)) {
-      id = text.slice(prefix.length + 1);
-    }
-    if (id !== undefined) {
-      const mark = { correlationId: id, framesPlayed: this.#stats.framesPlayed, atMs: performance.now() - this.#startTime };
-      this.#marks.push(mark);
-      this.emit('mark', mark);
-    }
+  #sendOption(item: { option: string; markId?: string }): void {
+    if (!this.#sendEvent(item.option) || item.markId === undefined) return;
+    const mark = { correlationId: item.markId, framesPlayed: this._stats.framesPlayed, atMs: performance.now() - this.#startTime };
+    this.#marks.push(mark);
+    this.emit('mark', mark);
   }
 
   /** `queue_frame_from_buffer()`. */
   #queueFrame(frame: Buffer): void {
     this.#queue.push({ frame });
     this.#queueLength++;
-    if (this.#queueLength > this.#stats.maxQueueLength) this.#stats.maxQueueLength = this.#queueLength;
+    if (this.#queueLength > this._stats.maxQueueLength) this._stats.maxQueueLength = this.#queueLength;
     if (!this.#queueFull && this.#queueLength >= QUEUE_XOFF_LEVEL) {
       this.#queueFull = true;
-      this.#stats.xoffsSent++;
+      this._stats.xoffsSent++;
       this.#nodata('MEDIA_XOFF');
     }
   }
 
   /** `queue_option_frame()`: a control event that goes out when playout reaches it. */
   #queueOption(e: EventInput): void {
-    this.#queue.push({ option: encodeEvent(e, this.controlFormat) });
+    const markId = e.event === 'MEDIA_MARK_PROCESSED' ? e.correlationId : undefined;
+    this.#queue.push({ option: encodeEvent(e, this.controlFormat), markId });
   }
 
   /** `read_from_ws_and_queue()` + `process_binary_message()`. */
   #onBinary(payload: Buffer): void {
-    this.#stats.messagesIn++;
-    this.#stats.bytesIn += payload.length;
+    this._stats.messagesIn++;
+    this._stats.bytesIn += payload.length;
     this.emit('received', payload);
     if (this.#direction === 'in') {
       this.#violation('MEDIA_DIRECTION_IN', `${payload.length} bytes of audio dropped: media direction is 'in'`);
@@ -574,7 +542,7 @@ export class AsteriskWebSocketClient extends EventEmitter<WebSocketClientEvents>
 
   /** `process_text_message()` + `handle_command()`. */
   #onText(payload: Buffer): void {
-    this.#stats.commandsIn++;
+    this._stats.commandsIn++;
     const parsed = parseCommand(payload, this.controlFormat);
     if (!parsed.ok) {
       switch (parsed.reason) {
@@ -593,11 +561,7 @@ export class AsteriskWebSocketClient extends EventEmitter<WebSocketClientEvents>
           return;
         case 'json-only':
         case 'bad-direction':
-          if (this.passthrough) {
-            this.#refuse(`${parsed.name} not supported in passthrough mode`);
-            return;
-          }
-          this.#refuse(parsed.message);
+          this.#refuse(this.passthrough ? `${parsed.name} not supported in passthrough mode` : parsed.message);
           return;
       }
     }
@@ -671,10 +635,7 @@ export class AsteriskWebSocketClient extends EventEmitter<WebSocketClientEvents>
   }
 
   #violation(code: WebSocketViolation['code'], message: string): void {
-    const v = { code, message };
-    this.#violations.push(v);
-    this.#stats.violations++;
-    this.emit('violation', v);
+    this._violation({ code, message });
   }
 
   #onClose(code: number, reason: string): void {
@@ -682,8 +643,7 @@ export class AsteriskWebSocketClient extends EventEmitter<WebSocketClientEvents>
     const by = this.#closeBy ?? (this.#error ? 'error' : 'app-close');
     const info: WebSocketClientClose = { by, code: by === 'error' ? (this.#errorCloseCode ?? code) : code, reason };
     if (this.#error && by === 'error') info.error = this.#error;
-    this.#resolveClosed(info);
-    this.emit('close', info);
+    this._closed(info);
   }
 }
 
