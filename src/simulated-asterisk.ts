@@ -31,6 +31,9 @@ export abstract class SimulatedAsterisk<
     this.#resolveClosed = resolve;
   }
 
+  /** True until the connection closes (on AudioSocket: or is ending). */
+  abstract get connected(): boolean;
+
   /** The caller hangs up, as Asterisk does on this transport. Resolves when closed. */
   abstract hangup(): Promise<C>;
 
@@ -69,23 +72,22 @@ export abstract class SimulatedAsterisk<
     return this.closed;
   }
 
-  /** @internal Sends piece k of `size` bytes at start + k x `frameMs`; counts `send`'s trues. */
+  /** @internal Sends piece k of `size` bytes at start + k x `frameMs` while connected; counts all but `send`'s falses. */
   protected async _stream(
     audio: Uint8Array,
     size: number,
     frameMs: number,
     signal: AbortSignal | undefined,
-    up: () => boolean,
-    send: (piece: Uint8Array) => boolean,
+    send: (piece: Uint8Array) => boolean | void,
   ): Promise<number> {
     const start = performance.now();
     let sent = 0;
     for (let off = 0, k = 0; off < audio.length; off += size, k++) {
-      if (signal?.aborted || !up()) break;
+      if (signal?.aborted || !this.connected) break;
       const wait = start + k * frameMs - performance.now();
       if (wait > 0) await new Promise((r) => setTimeout(r, wait));
-      if (!up()) break;
-      if (send(audio.subarray(off, Math.min(off + size, audio.length)))) sent++;
+      if (!this.connected) break;
+      if (send(audio.subarray(off, Math.min(off + size, audio.length))) !== false) sent++;
     }
     return sent;
   }

@@ -158,17 +158,7 @@ export class AsteriskClient extends SimulatedAsterisk<ClientEvents, ClientViolat
     const kind = options.kind ?? Kind.SLIN;
     const frameMs = options.frameMs ?? 20;
     const size = Math.round((sampleRateOfKind(kind)! * frameMs) / 1000) * 2;
-    return this._stream(
-      audio,
-      size,
-      frameMs,
-      options.signal,
-      () => this.connected,
-      (frame) => {
-        this.sendAudio(frame, kind);
-        return true;
-      },
-    );
+    return this._stream(audio, size, frameMs, options.signal, (frame) => void this.sendAudio(frame, kind));
   }
 
   /** The caller hangs up: closes like Asterisk does (FIN, no message). Resolves when closed. */

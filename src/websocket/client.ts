@@ -347,12 +347,9 @@ export class AsteriskWebSocketClient extends SimulatedAsterisk<
   async stream(audio: Uint8Array, options: { signal?: AbortSignal; frameBytes?: number } = {}): Promise<number> {
     const size = options.frameBytes ?? this.optimalFrameSize;
     if (!(size > 0)) throw audioSocketError(ErrorCodes.INVALID_ARGUMENT, 'passthrough codecs need frameBytes');
-    const up = (): boolean => this.connected && !options.signal?.aborted;
-    return this._stream(audio, size, this.ptime, options.signal, up, (frame) => {
-      if (this.#direction === 'out') return false;
-      this.sendAudio(frame);
-      return true;
-    });
+    // Aborted during the wait: no frame; with media direction `out`: none sent, none counted.
+    const send = (frame: Uint8Array): boolean => !options.signal?.aborted && this.#direction !== 'out' && this.sendAudio(frame);
+    return this._stream(audio, size, this.ptime, options.signal, send);
   }
 
   /**
