@@ -5,8 +5,7 @@
  */
 import { randomUUID } from 'node:crypto';
 import { connect, type AsteriskClient, type AudioKind } from '../../index.js';
-import { LazyWavRecorder } from '../recorder.js';
-import { newLeg, recordPath, runCalls, totalsOf, type CallPlan, type Leg } from './call-run.js';
+import { newLeg, runCalls, totalsOf, type CallPlan, type Leg } from './call-run.js';
 
 function allZero(b: Uint8Array): boolean {
   for (let i = 0; i < b.length; i++) if (b[i] !== 0) return false;
@@ -47,7 +46,6 @@ export async function callAudioSocket(
     dial: async (leg) => {
       const client = await connect({ host, port, uuid: leg.uuid, strict });
       leg.client = client;
-      if (plan.record !== undefined) leg.recorder = new LazyWavRecorder(recordPath(plan, leg.number));
       client.on('audio', (frame) => {
         const now = performance.now();
         leg.arrivals.arrival(now);
@@ -126,7 +124,7 @@ export async function callAudioSocket(
         refused: leg.refused,
         violations: v2,
         error: leg.error,
-        record: recorded[leg.number - 1] ? recordPath(plan, leg.number) : undefined,
+        record: recorded[leg.number - 1] ? leg.recorder!.path : undefined,
       },
       // A call that never connected has said why already, in one line.
       leg.client === undefined

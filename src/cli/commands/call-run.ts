@@ -7,7 +7,7 @@
 import type { AudioFormat } from '../../index.js';
 import type { Output } from '../output.js';
 import { IntervalStats } from '../stats.js';
-import { finishRecordings, type LazyWavRecorder } from '../recorder.js';
+import { finishRecordings, LazyWavRecorder } from '../recorder.js';
 
 /** A DTMF digit and when to send it, ms after the calls start. */
 export interface Digit {
@@ -66,15 +66,11 @@ export function newLeg(number: number): Leg<never> {
   return { number, offset: 0, framesSent: 0, arrivals: new IntervalStats(), nextDigit: 0 };
 }
 
-/** `--record FILE` for call `n`: FILE itself for one call, FILE-n.wav for several. */
-export function recordPath(plan: CallPlan, n: number): string {
-  return plan.calls === 1 ? plan.record! : plan.record!.replace(/(\.wav)?$/i, (ext) => `-${n}${ext || '.wav'}`);
-}
-
 /**
  * Dials every leg (`dial` sets `leg.client` and listens to it; a throw is that call's failure,
- * reported with `hint`), streams until the duration ends, a signal arrives or no call is up,
- * hangs up and finishes the recordings.
+ * reported with `hint`), with `leg.recorder` ready under `--record` (FILE, or FILE-n.wav for
+ * several calls; written only once audio comes). Streams until the duration ends, a signal
+ * arrives or no call is up, then hangs up and finishes the recordings.
  */
 export async function runCalls<C extends Dialled, L extends Leg<C>>(
   plan: CallPlan,
@@ -86,12 +82,17 @@ export async function runCalls<C extends Dialled, L extends Leg<C>>(
     hint?: (err: Error) => string;
   },
 ): Promise<{ recorded: boolean[]; seconds: number }> {
-  const { audio, frameBytes, digits, output } = plan;
+  const { audio, frameBytes, digits, output, record } = plan;
   // Connect everyone (in batches, so a thousand calls do not all hit the accept queue at once).
   const t0 = performance.now();
   for (let i = 0; i < legs.length; i += 50) {
     await Promise.all(
       legs.slice(i, i + 50).map(async (leg) => {
+        if (record !== undefined) {
+          leg.recorder = new LazyWavRecorder(
+            plan.calls === 1 ? record : record.replace(/(\.wav)?$/i, (ext) => `-${leg.number}${ext || '.wav'}`),
+          );
+        }
         try {
           await o.dial(leg);
           void leg.client?.closed.then((c) => (leg.close = c as L['close']));

@@ -7,8 +7,7 @@
 import { createConverter } from '../../index.js';
 import { connectWebSocket, type AsteriskWebSocketClient } from '../../websocket/client.js';
 import { parseHostPort, UsageError } from '../options.js';
-import { LazyWavRecorder } from '../recorder.js';
-import { newLeg, recordPath, runCalls, totalsOf, type CallPlan, type Leg } from './call-run.js';
+import { newLeg, runCalls, totalsOf, type CallPlan, type Leg } from './call-run.js';
 
 /** Where to call and in which control format. */
 export interface WebSocketTarget {
@@ -73,9 +72,8 @@ export async function callWebSocket(plan: CallPlan, o: { target: WebSocketTarget
         ...(o.channelId !== undefined && leg.number === 1 ? { channelId: o.channelId } : {}),
       });
       leg.client = client;
-      if (plan.record !== undefined) {
-        const recorder = new LazyWavRecorder(recordPath(plan, leg.number));
-        leg.recorder = recorder;
+      const recorder = leg.recorder;
+      if (recorder) {
         const decode = g711 ? createConverter(sendFormat, { encoding: 'slin', sampleRate: 8000, channels: 1 }) : undefined;
         client.on('played', (frame) => recorder.push(decode ? decode.push(frame) : frame, sendFormat.sampleRate));
         void client.closed.then(() => decode?.dispose());
@@ -135,7 +133,7 @@ export async function callWebSocket(plan: CallPlan, o: { target: WebSocketTarget
         refused: leg.refused,
         violations: v,
         error: leg.error,
-        record: recorded[leg.number - 1] ? recordPath(plan, leg.number) : undefined,
+        record: recorded[leg.number - 1] ? leg.recorder!.path : undefined,
       },
       `call ${leg.number}${client ? ` ${client.channelId}` : ''}: sent ${leg.framesSent} frames, played ${played} from the server` +
         ` (${client?.stats.gaps ?? 0} gaps, ${client?.marks.length ?? 0} marks); inter-play p50 ${t.p50Ms} p99 ${t.p99Ms} max ${t.maxMs} ms;` +
