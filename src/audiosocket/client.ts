@@ -253,12 +253,11 @@ export function connect(options: ConnectOptions = {}): Promise<AsteriskClient> {
       return;
     }
     const socket = net.connect({ host, port, noDelay: true });
+    const timeout = options.connectTimeout ?? 2000;
     const timer = setTimeout(() => {
       socket.destroy();
-      reject(
-        audioSocketError(ErrorCodes.CONNECT_TIMEOUT, `could not connect to ${host}:${port} within ${options.connectTimeout ?? 2000} ms`),
-      );
-    }, options.connectTimeout ?? 2000);
+      reject(audioSocketError(ErrorCodes.CONNECT_TIMEOUT, `could not connect to ${host}:${port} within ${timeout} ms`));
+    }, timeout);
     const onAbort = (): void => {
       clearTimeout(timer);
       socket.destroy();

@@ -520,7 +520,6 @@ export class AsteriskWebSocketClient extends SimulatedAsterisk<
       data = data.subarray(take);
       this.#leftoverLen = 0;
     }
-    if (!this.#bulk) this.#leftoverLen = 0;
     let off = 0;
     for (; data.length - off >= size; off += size) this.#queueFrame(Buffer.from(data.subarray(off, off + size)));
     const left = data.length - off;
