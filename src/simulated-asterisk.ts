@@ -5,9 +5,6 @@
  */
 import { EventEmitter } from 'node:events';
 
-/** Emits a typed event whose map is a type parameter (TypeScript cannot check those). */
-type AnyEmit = (name: string, ...args: unknown[]) => boolean;
-
 /** The base of `AsteriskClient` and `AsteriskWebSocketClient`. */
 export abstract class SimulatedAsterisk<
   Events extends { violation: [V]; close: [C] } & Record<keyof Events, unknown[]>,
@@ -56,13 +53,13 @@ export abstract class SimulatedAsterisk<
   protected _violation(violation: V): void {
     this.#violations.push(violation);
     this._stats.violations++;
-    (this.emit as AnyEmit)('violation', violation);
+    (this as EventEmitter).emit('violation', violation);
   }
 
   /** @internal */
   protected _closed(info: C): void {
     this.#resolveClosed(info);
-    (this.emit as AnyEmit)('close', info);
+    (this as EventEmitter).emit('close', info);
   }
 
   /** @internal Runs `kill` unless closed within 2 s. */
