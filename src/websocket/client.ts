@@ -240,9 +240,11 @@ export class AsteriskWebSocketClient extends SimulatedAsterisk<
       // ws has sent its close frame (1009, 1002, ...) and stops reading; report the code we sent.
       const tooBig = err.code === 'WS_ERR_UNSUPPORTED_MESSAGE_LENGTH';
       this.#errorCloseCode = tooBig ? 1009 : 1002;
-      if (tooBig)
+      if (tooBig) {
         this.#violation('MESSAGE_TOO_BIG', `a message larger than Asterisk's 65535-byte frame buffer; it closes with 1009 and hangs up`);
-      else if (err.code === 'WS_ERR_INVALID_OPCODE') this.#violation('BAD_OPCODE', err.message);
+      } else if (err.code === 'WS_ERR_INVALID_OPCODE') {
+        this.#violation('BAD_OPCODE', err.message);
+      }
       this.#error ??= wsError(err);
     });
     ws.on('close', (code, reason) => this.#onClose(code, reason.toString()));
