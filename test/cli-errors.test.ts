@@ -120,7 +120,7 @@ describe('server options (echo, record, play, inspect)', () => {
   });
 
   test('unknown command', async () => {
-    await usageError(['nope'], /unknown command "nope"; commands are echo, record, play, inspect, call/);
+    await usageError(['nope'], /unknown command "nope"; commands are echo, record, play, inspect, gateway, call/);
   });
 });
 

@@ -194,7 +194,8 @@ test('call --websocket URL with --control-format json and ulaw', async (t) => {
   ]);
   assert.equal(r.code, 0, r.err);
   assert.deepEqual(formats, ['ulaw/json']);
-  assert.match(r.err, /^1 call\(s\) in [\d.]+ s: 1 connected, 0 failed, 0 refused, 0 violation\(s\)$/m);
+  // The result of the run on stdout, as over AudioSocket: `x=$(audiosocket call -q ...)` gets it.
+  assert.match(r.out, /^1 call\(s\) in [\d.]+ s: 1 connected, 0 failed, 0 refused, 0 violation\(s\)\n$/);
 });
 
 test('call --websocket: exit 1 when refused, ended before audio, or nothing listens', async (t) => {

@@ -5,7 +5,7 @@
  */
 import { randomUUID } from 'node:crypto';
 import { connect, type AsteriskClient, type AudioKind } from '../../index.js';
-import { newLeg, runCalls, totalsOf, type CallPlan, type Leg } from './call-run.js';
+import { newLeg, runCalls, reportTotals, type CallPlan, type Leg } from './call-run.js';
 
 function allZero(b: Uint8Array): boolean {
   for (let i = 0; i < b.length; i++) if (b[i] !== 0) return false;
@@ -137,12 +137,5 @@ export async function callAudioSocket(
     else if (!leg.error && received === 0)
       output.warn(`call ${leg.number}: the server sent no audio at all (is its keep-alive off?)`, { call: leg.number });
   }
-  const totals = totalsOf(calls, seconds, failed, refused, violations);
-  if (calls > 1 || plan.quiet) {
-    // The result of the run: on stdout, so `x=$(audiosocket call -q ...)` gets it.
-    const fields = { calls, seconds: Number(seconds.toFixed(1)), connected: calls - failed - refused, failed, refused, violations };
-    if (plan.json) output.event('totals', fields, totals.line);
-    else process.stdout.write(`${totals.line}\n`);
-  }
-  return totals.status;
+  return reportTotals(plan, { calls, seconds, failed, refused, violations });
 }

@@ -153,10 +153,21 @@ export async function runCalls<C extends Dialled, L extends Leg<C>>(
   return { recorded, seconds: (performance.now() - t0) / 1000 };
 }
 
-/** The result of a run, one line; and its exit status (0 clean, 1 failed or refused, 3 violations). */
-export function totalsOf(calls: number, seconds: number, failed: number, refused: number, violations: number) {
-  return {
-    line: `${calls} call(s) in ${seconds.toFixed(1)} s: ${calls - failed - refused} connected, ${failed} failed, ${refused} refused, ${violations} violation(s)`,
-    status: failed > 0 || refused > 0 ? 1 : violations > 0 ? 3 : 0,
-  };
+/**
+ * Reports the result of a run (several calls, or `-q`): one line on stdout, so
+ * `x=$(audiosocket call -q ...)` gets it, or a `totals` event with `--json`. Returns the exit
+ * status: 0 clean, 1 failed or refused, 3 violations.
+ */
+export function reportTotals(
+  plan: Pick<CallPlan, 'quiet' | 'json' | 'output'>,
+  run: { calls: number; seconds: number; failed: number; refused: number; violations: number },
+): number {
+  const { calls, seconds, failed, refused, violations } = run;
+  if (calls > 1 || plan.quiet) {
+    const line = `${calls} call(s) in ${seconds.toFixed(1)} s: ${calls - failed - refused} connected, ${failed} failed, ${refused} refused, ${violations} violation(s)`;
+    const fields = { calls, seconds: Number(seconds.toFixed(1)), connected: calls - failed - refused, failed, refused, violations };
+    if (plan.json) plan.output.event('totals', fields, line);
+    else process.stdout.write(`${line}\n`);
+  }
+  return failed > 0 || refused > 0 ? 1 : violations > 0 ? 3 : 0;
 }

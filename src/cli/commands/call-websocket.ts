@@ -7,7 +7,7 @@
 import { createConverter } from '../../index.js';
 import { connectWebSocket, type AsteriskWebSocketClient } from '../../websocket/client.js';
 import { parseHostPort, UsageError } from '../options.js';
-import { newLeg, runCalls, totalsOf, type CallPlan, type Leg } from './call-run.js';
+import { newLeg, runCalls, reportTotals, type CallPlan, type Leg } from './call-run.js';
 
 /** Where to call and in which control format. */
 export interface WebSocketTarget {
@@ -143,7 +143,5 @@ export async function callWebSocket(plan: CallPlan, o: { target: WebSocketTarget
     if (leg.refused) output.error(`call ${leg.number}: ${leg.refused}`, { call: leg.number });
     else if (!leg.error && played === 0) output.warn(`call ${leg.number}: the server played no audio to the channel`, { call: leg.number });
   }
-  const totals = totalsOf(calls, seconds, failed, refused, violations);
-  if (calls > 1 || plan.quiet) process.stderr.write(`${totals.line}\n`);
-  return totals.status;
+  return reportTotals(plan, { calls, seconds, failed, refused, violations });
 }
