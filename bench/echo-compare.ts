@@ -56,6 +56,8 @@ export interface CompareOptions {
   style: 'normal' | 'split' | 'coalesce';
   group: number;
   pin: boolean;
+  /** Echo through a u-law round trip: the load generator's G.711-exact payloads (`--g711`). */
+  g711?: boolean;
   /** Seconds to pause between runs (sockets in TIME_WAIT, caches). */
   pauseS: number;
   log: (line: string) => void;
@@ -142,6 +144,7 @@ function runLoadgen(opts: CompareOptions, port: number, serverPid: number): Prom
   ];
   if (opts.rampS !== undefined) args.push('--ramp', String(opts.rampS));
   if (opts.mode === 'play') args.push('--mode', 'play', '--mute');
+  if (opts.g711 === true) args.push('--g711');
   if (opts.style === 'split') args.push('--split');
   if (opts.style === 'coalesce') args.push('--coalesce', '--group', String(opts.group));
   const pinned = opts.pin && hasTaskset();

@@ -37,6 +37,7 @@ import {
   writeHeader,
 } from './lib/wire.js';
 import { Histogram, type HistSummary } from './lib/hist.js';
+import { decodeUlawSample } from '#lib/audio/g711.js';
 
 export type SendStyle = 'normal' | 'split' | 'coalesce';
 export type LoadMode = 'echo' | 'play';
@@ -69,6 +70,12 @@ export interface LoadOptions {
   dtmfEveryMs?: number;
   /** Play mode: send only the UUID, no audio. */
   mute?: boolean;
+  /**
+   * Echo mode through a path that transcodes to G.711 u-law and back (the gateway to a Twilio
+   * bot): every sample is one of 16 u-law levels carrying 4 bits, so the round trip is exact
+   * and frames still verify byte for byte (the marker is a quarter of the payload).
+   */
+  g711?: boolean;
   /** Do not write more to a socket holding more than this many unsent bytes (frame is skipped). */
   maxQueuedBytes?: number;
   onEvent?: (event: LoadEvent, atMs: number) => void;
@@ -162,6 +169,33 @@ export function fillPayload(buf: Buffer, off: number, payloadLen: number, callId
   TABLE.copy(buf, off + META_BYTES, o, o + fl);
 }
 
+/** u-law-exact samples for the 16 nibbles (codes 0x80-0x8F), and back. */
+const NIBBLE_SAMPLE = Int16Array.from({ length: 16 }, (_, n) => decodeUlawSample(0x80 | n));
+const SAMPLE_NIBBLE = new Map(Array.from(NIBBLE_SAMPLE, (sample, n) => [sample, n]));
+
+/** The marker payload (`payloadLen / 4` bytes of it) as u-law-exact slin, two samples a byte. */
+function fillG711Payload(buf: Buffer, off: number, payloadLen: number, callId: number, seq: number, ts: number, scratch: Buffer): void {
+  const n = payloadLen >> 2;
+  fillPayload(scratch, 0, n, callId, seq, ts);
+  for (let i = 0; i < n; i++) {
+    const b = scratch[i]!;
+    buf.writeInt16LE(NIBBLE_SAMPLE[b >> 4]!, off + 4 * i);
+    buf.writeInt16LE(NIBBLE_SAMPLE[b & 15]!, off + 4 * i + 2);
+  }
+}
+
+/** Reads a payload written by {@link fillG711Payload} back into `out` (a message with its header); false if it is not one. */
+function readG711Payload(frame: Buffer, payloadLen: number, out: Buffer): boolean {
+  const n = payloadLen >> 2;
+  for (let i = 0; i < n; i++) {
+    const hi = SAMPLE_NIBBLE.get(frame.readInt16LE(HEADER_BYTES + 4 * i));
+    const lo = SAMPLE_NIBBLE.get(frame.readInt16LE(HEADER_BYTES + 4 * i + 2));
+    if (hi === undefined || lo === undefined) return false;
+    out[HEADER_BYTES + i] = (hi << 4) | lo;
+  }
+  return true;
+}
+
 const enum Seq {
   NotSent = 0,
   Sent = 1,
@@ -227,12 +261,14 @@ function resolveOptions(o: LoadOptions): LoadResult['config'] {
     closeTimeoutMs: o.closeTimeoutMs ?? 3000,
     dtmfEveryMs: o.dtmfEveryMs ?? 0,
     mute: o.mute ?? false,
+    g711: o.g711 ?? false,
     maxQueuedBytes: o.maxQueuedBytes ?? 1 << 20,
   } satisfies LoadResult['config'];
   if (!Number.isInteger(calls) || calls < 1 || calls > 20000) throw new RangeError('calls must be 1..20000');
   if (!(cfg.durationS > 0 && cfg.durationS <= 3600)) throw new RangeError('duration must be in (0, 3600] s');
   if (!(cfg.rampS >= 0 && cfg.rampS <= 600)) throw new RangeError('ramp must be in [0, 600] s');
   if (!Number.isInteger(frameMs / tickMs) || frameMs <= 0 || tickMs <= 0) throw new RangeError('tickMs must divide frameMs');
+  if (cfg.g711 && payloadBytes >> 2 < META_BYTES) throw new RangeError(`a G.711-exact payload needs at least ${4 * META_BYTES} bytes`);
   if (payloadBytes < META_BYTES || payloadBytes > 0xffff || payloadBytes % 2 !== 0) {
     throw new RangeError(`payload must be even and in ${META_BYTES}..65534 bytes`);
   }
@@ -253,6 +289,10 @@ export function runLoad(opts: LoadOptions): Promise<LoadResult> {
   const dtmfEveryFrames = cfg.dtmfEveryMs > 0 ? Math.round(cfg.dtmfEveryMs / frameMs) : 0;
   const dtmfMsg = encode(KIND_DTMF, Buffer.from('5'));
   const coalesce = style === 'coalesce' ? cfg.coalesce : 1;
+  /** Bytes of the marker payload: all of it, or a quarter in G.711-exact form. */
+  const markerBytes = cfg.g711 ? P >> 2 : P;
+  const g711Scratch = Buffer.alloc(markerBytes);
+  const g711Frame = Buffer.alloc(HEADER_BYTES + markerBytes);
 
   const rtt = new Histogram();
   const gaps = new Histogram();
@@ -341,6 +381,10 @@ export function runLoad(opts: LoadOptions): Promise<LoadResult> {
         invalidAudio++; // Asterisk would tear the call down (empty) or misplay it (odd)
         return;
       }
+      if (cfg.g711 && plen === P && frame.readInt16LE(HEADER_BYTES) !== 0) {
+        // Decode the marker, then verify it as any other (its length is the marker's).
+        if (readG711Payload(frame, P, g711Frame)) frame = g711Frame;
+      }
       const marked = plen >= META_BYTES && frame.readUInt32LE(HEADER_BYTES) === MAGIC;
       if (!marked) {
         if (ZERO.compare(frame, HEADER_BYTES, frame.length, 0, plen) === 0) {
@@ -361,7 +405,7 @@ export function runLoad(opts: LoadOptions): Promise<LoadResult> {
       const cid = frame.readUInt32LE(HEADER_BYTES + 4);
       const seq = frame.readUInt32LE(HEADER_BYTES + 8);
       const ts = frame.readDoubleLE(HEADER_BYTES + 12);
-      const fl = P - META_BYTES;
+      const fl = markerBytes - META_BYTES;
       if (
         cid !== c.id ||
         plen !== P ||
@@ -477,7 +521,8 @@ export function runLoad(opts: LoadOptions): Promise<LoadResult> {
     for (let i = 0; i < coalesce; i++) {
       const off = i * msgLen;
       writeHeader(buf, off, kind, P);
-      fillPayload(buf, off + HEADER_BYTES, P, c.id, first + i, now);
+      if (cfg.g711) fillG711Payload(buf, off + HEADER_BYTES, P, c.id, first + i, now, g711Scratch);
+      else fillPayload(buf, off + HEADER_BYTES, P, c.id, first + i, now);
       c.seqs[first + i] = Seq.Sent;
     }
     sent += coalesce;
@@ -740,6 +785,7 @@ const USAGE = `usage: node build/bench/loadgen.js --port N [options]
   --grace MS          wait for late echoes before counting losses (default 1000)
   --dtmf-every MS     also send a DTMF digit every MS per call (default off)
   --mute              play mode: send the UUID only, no audio
+  --g711              echo through a u-law round trip (the gateway): payloads of u-law-exact samples
   --json              print only the JSON summary on stdout
   --events            print "EVENT <name> <ms>" lines on stderr (used by echo-compare)
   --out FILE          also write the JSON summary to FILE
@@ -764,6 +810,7 @@ async function main(): Promise<void> {
       grace: { type: 'string', default: '1000' },
       'dtmf-every': { type: 'string', default: '0' },
       mute: { type: 'boolean', default: false },
+      g711: { type: 'boolean', default: false },
       json: { type: 'boolean', default: false },
       events: { type: 'boolean', default: false },
       out: { type: 'string' },
@@ -800,6 +847,7 @@ async function main(): Promise<void> {
     graceMs: num(values.grace, 'grace'),
     dtmfEveryMs: num(values['dtmf-every'], 'dtmf-every'),
     mute: values.mute,
+    g711: values.g711,
     signal: ac.signal,
   };
   if (values.ramp !== undefined) opts.rampS = num(values.ramp, 'ramp');
