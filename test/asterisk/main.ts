@@ -14,8 +14,9 @@ import { quiesce, scenarios as audiosocketScenarios, type Ctx, type Metrics, typ
 import { ms } from './signals.js';
 import { recipeScenarios } from './recipe-scenarios.js';
 import { WEBSOCKET_DIALPLAN, websocketScenarios } from './websocket-scenarios.js';
+import { GATEWAY_DIALPLAN, gatewayScenarios } from './gateway-scenarios.js';
 
-const scenarios: Scenario[] = [...audiosocketScenarios, ...websocketScenarios, ...recipeScenarios];
+const scenarios: Scenario[] = [...audiosocketScenarios, ...websocketScenarios, ...gatewayScenarios, ...recipeScenarios];
 
 const bin = process.env.ASTERISK_BIN;
 if (!bin) {
@@ -43,7 +44,7 @@ const SCENARIO_TIMEOUT = 30000;
 
 let ast: PrivateAsterisk;
 try {
-  ast = new PrivateAsterisk({ bin, websocket: { clients: {} }, dialplan: WEBSOCKET_DIALPLAN });
+  ast = new PrivateAsterisk({ bin, websocket: { clients: {} }, dialplan: WEBSOCKET_DIALPLAN + GATEWAY_DIALPLAN });
 } catch (e) {
   process.stderr.write(`test:asterisk: ${(e as Error).message} (see docs/testing-with-asterisk.md)\n`);
   process.exit(2);

@@ -70,7 +70,7 @@ const MAIN = fileURLToPath(new URL('../../../dist/cli/main.js', import.meta.url)
 // ---------------------------------------------------------------------------------------------
 // helpers
 
-interface Sut {
+export interface Sut {
   server: AudioSocketServer;
   /** the port Asterisk dials */
   port: number;
@@ -81,7 +81,7 @@ interface Sut {
 }
 
 /** The server under test: the library's createServer, listening on an OS-chosen port. */
-async function serverUnderTest(ctx: Ctx, handler: (call: Call) => unknown, options: ServerOptions = {}): Promise<Sut> {
+export async function serverUnderTest(ctx: Ctx, handler: (call: Call) => unknown, options: ServerOptions = {}): Promise<Sut> {
   const calls: Call[] = [];
   const ends = new Map<Call, { end: CallEnd; at: number }>();
   const server = createServer((call) => {
@@ -113,7 +113,7 @@ async function farLeg(ctx: Ctx, kind = 0x10, frameBytes = 320): Promise<FarLeg> 
   return far;
 }
 
-async function rtpLeg(ctx: Ctx): Promise<RtpLeg> {
+export async function rtpLeg(ctx: Ctx): Promise<RtpLeg> {
   const rtp = await new RtpLeg().bind();
   ctx.defer(() => rtp.close());
   return rtp;
@@ -227,7 +227,7 @@ async function quiesce(ast: PrivateAsterisk): Promise<void> {
   }
 }
 
-interface ToneStats {
+export interface ToneStats {
   tonePackets: number;
   spanMs: number;
   gapP50: number;
@@ -239,7 +239,7 @@ interface ToneStats {
 }
 
 /** What the phone's RTP leg got of a 1 kHz tone: how much, over how long, how evenly. */
-function rtpToneStats(rtp: RtpLeg, hz: number): ToneStats {
+export function rtpToneStats(rtp: RtpLeg, hz: number): ToneStats {
   const isTone = rtp.packets.map((p) => {
     const pcm = ulawToSlinBuf(p.payload);
     return rms(pcm) > 1000 && toneFraction(pcm, hz) > 0.8;

@@ -44,7 +44,7 @@ exten => _X.,1,Set(PORT=\${CUT(EXTEN,*,1)})
  same => n,Hangup()
 `;
 
-interface WsSut {
+export interface WsSut {
   server: AudioSocketServer;
   port: number;
   calls: Call[];
@@ -67,13 +67,13 @@ const tagOf = (call: WebSocketCall): string | null =>
   call.mediaStart.channelVariables['__WSTAG'] ?? new URLSearchParams(call.url.split('?')[1] ?? '').get('tag');
 
 let tags = 0;
-const newTag = (): string => `t${process.pid}x${++tags}`;
+export const newTag = (): string => `t${process.pid}x${++tags}`;
 
 /**
  * The server under test, serving chan_websocket on its own port, and the websocket_client.conf
  * section `ws<PORT>` that dials it (by default `ws://127.0.0.1:PORT/media`; `client` gives another).
  */
-async function wsServerUnderTest(
+export async function wsServerUnderTest(
   ctx: Ctx,
   handler: (call: Call) => unknown,
   options: ServerOptions = {},
