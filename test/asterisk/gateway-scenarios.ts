@@ -24,7 +24,7 @@ import { rtpLeg, rtpToneStats, serverUnderTest, type Ctx, type Scenario } from '
 import type { RtpLeg } from './legs.js';
 import { gaps, hex32, ms, pct, randomUuidUpper, rms, slinToUlawBuf, tone, toneFraction, ulawToSlinBuf } from './signals.js';
 import { newTag, wsServerUnderTest } from './websocket-scenarios.js';
-import { check, until } from './util.js';
+import { check, eventLoopDelay, until } from './util.js';
 
 const DIGITS = '0123456789*#';
 
@@ -147,6 +147,8 @@ async function converse(
   const speech = numberedUlawFrames(PHONE_HZ, FRAMES);
   const speechAtBot = (): number =>
     o.exact ? framesInOrder(speech, Buffer.concat(stream.audio)).found : stream.audio.filter((c) => isTone(c, PHONE_HZ)).length;
+  // the RTP leg timestamps arrivals on this process's event loop, shared with the gateway and the bot
+  const loop = eventLoopDelay();
   const sentAt = performance.now();
   for (let i = 0; i < FRAMES; i += BOT_MESSAGE_FRAMES) stream.sendMedia(Buffer.concat(reply.slice(i, i + BOT_MESSAGE_FRAMES)));
   stream.mark('reply');
@@ -154,6 +156,7 @@ async function converse(
   const echo = await until(() => stream.marks.find((m) => m.name === 'reply'), 8000, "the echo of the bot's mark").catch(() => undefined);
   await spoken;
   const spokenAt = performance.now();
+  const loopDelay = loop.stop();
   await until(() => speechAtBot() >= FRAMES || performance.now() > spokenAt + 500, 2000, "the phone's speech at the bot");
   await until(() => performance.now() > spokenAt + 100, 1000, 'tail');
 
@@ -179,6 +182,7 @@ async function converse(
     .map((g) => g.toFixed(1))
     .join(' ');
   m['inter-arrival p99 from the 6th packet'] = ms(pct(gaps(toneAt.slice(5)), 99));
+  ctx.timing('test event loop delay max', loopDelay.max, { max: 50 });
   ctx.timing('most packets in 10 ms', s.maxIn10ms, { max: 3 }, '');
   m['rtp seq gaps'] = s.seqGaps;
   ctx.timing('reply sent -> first tone packet', (toneAt.find((t) => t >= sentAt) ?? NaN) - sentAt, { max: 100 });
