@@ -7,6 +7,7 @@ import assert from 'node:assert/strict';
 import { connect, createServer, type Call, type CallHandler, type SentFrame, type ServerOptions } from '#lib/index.js';
 import { connectWebSocket, type AsteriskWebSocketClient, type WebSocketConnectOptions } from '#lib/websocket/client.js';
 import { signal, until } from './helpers.js';
+import { slinToUlaw } from '#lib/audio/g711.js';
 
 async function serve(t: TestContext, handler: CallHandler, options: ServerOptions = {}) {
   const server = createServer(handler, { ...options, websocket: { port: 0, ...(options.websocket ?? {}) } as ServerOptions['websocket'] });
@@ -144,3 +145,48 @@ for (const transport of ['audiosocket', 'websocket'] as const) {
     assert.equal(call!.stats.droppedMs, 0);
   });
 }
+
+test('chan_websocket: writes whose sizes are not whole frames join without silence between them (a bot sending 125 ms messages)', async (t) => {
+  let call: Call | undefined;
+  const { dial } = await serve(t, (c) => void (call = c));
+  const client = await dial({ format: 'ulaw' });
+  await until(() => call !== undefined, 'the call');
+  const part = Buffer.from(Array.from({ length: 1000 }, (_, i) => 0x10 + (i % 0x40)));
+  call!.write(part, 'ulaw');
+  // The second write comes after the first has been handed to Asterisk, its tail still short of a frame.
+  await until(() => client.played.length >= 1, 'the first write playing');
+  call!.write(part, 'ulaw');
+  await call!.drained();
+  const heard = client.playedAudio();
+  const start = heard.findIndex((b) => b !== 0xff);
+  assert.deepEqual(
+    heard.subarray(start, start + 2000),
+    Buffer.concat([part, part]),
+    'the two writes back to back, no silence between them',
+  );
+});
+
+test('chan_websocket slin16: u-law writes of any size (resampled) play without a dropout', async (t) => {
+  let call: Call | undefined;
+  const { dial } = await serve(t, (c) => void (call = c));
+  const client = await dial({ format: 'slin16' });
+  await until(() => call !== undefined, 'the call');
+  // A 400 Hz tone as u-law, sent as a bot would: 125 ms messages, a little faster than real time.
+  const tone = Buffer.alloc(8000 * 2);
+  for (let i = 0; i < 8000; i++) tone.writeInt16LE(Math.round(8000 * Math.sin((2 * Math.PI * 400 * i) / 8000)), 2 * i);
+  const ulaw = slinToUlaw(tone);
+  for (let at = 0; at < ulaw.length; at += 1000) {
+    call!.write(ulaw.subarray(at, at + 1000), 'ulaw');
+    await until(() => client.played.length >= Math.floor(at / 160) - 20, 'Asterisk playing along');
+  }
+  await call!.drained();
+  const audio = client.playedAudio();
+  const samples = new Int16Array(audio.buffer, audio.byteOffset, audio.length >> 1);
+  const first = samples.findIndex((v) => Math.abs(v) > 1000);
+  // Inside the tone no 4 samples in a row are near zero (the sine moves ~1250 per sample there).
+  let run = 0;
+  for (let i = first; i < first + 15_500; i++) {
+    run = Math.abs(samples[i]!) < 300 ? run + 1 : 0;
+    assert.ok(run < 4, `a dropout at sample ${i - first} of the tone`);
+  }
+});

@@ -328,9 +328,9 @@ export class BufferedOutbound implements OutboundPolicy<BufferedStats> {
   }
 
   #sendMark(completions: Completion[]): void {
+    // Audio carried in the sink (less than a frame) is not padded out for a mark: the mark
+    // covers the whole frames sent, and the carry plays within the next frame.
     const sink = this.#sink;
-    sink.flushPending({ pad: true }); // the last partial frame goes before the mark
-    this.#framesOut = sink.stats.framesOut;
     const id = `as${++this.#markSeq}`;
     const now = this.#clock.now();
     const dueAt = Math.max(now, this.#anchorAt + (this.#framesOut - this.#anchorFrames) * this.frameMs);
@@ -405,7 +405,12 @@ export class BufferedOutbound implements OutboundPolicy<BufferedStats> {
         if (marks.length > 0) this.#sendMark([...marks]);
         const bytes = queue.peek();
         if (bytes === 0) break;
-        if (bytes < frameBytes(queue.headFormat, this.frameMs) && queue.moreMayCome) break; // a streamed play: wait for the rest
+        if (bytes < frameBytes(queue.headFormat, this.frameMs)) {
+          if (queue.moreMayCome) break; // a streamed play: wait for the rest
+          // A write's tail shorter than a frame waits for the next write while Asterisk has
+          // audio to play before it; it is padded only when Asterisk would otherwise run dry.
+          if (this.#tailCanWait()) break;
+        }
         if (sink.xoff || !sink.writable) break; // resume() wakes us
         const now = this.#clock.now();
         const heard = this.#heardFrames(now);
@@ -427,7 +432,7 @@ export class BufferedOutbound implements OutboundPolicy<BufferedStats> {
         if (frame.completed.length > 0) this.#sendMark([...frame.completed]);
         else if (++this.#sinceMark >= this.#markEvery) this.#sendMark([]);
       }
-      if (queue.empty && sink.pendingBytes > 0 && !queue.moreMayCome) {
+      if (queue.empty && sink.pendingBytes > 0 && !queue.moreMayCome && !this.#tailCanWait()) {
         sink.flushPending({ pad: true });
         this.#framesOut = sink.stats.framesOut;
       }
@@ -439,6 +444,19 @@ export class BufferedOutbound implements OutboundPolicy<BufferedStats> {
     }
     this.#gate.check(this.#queue.queuedMs);
     this.#checkIdle();
+  }
+
+  /**
+   * Whether audio shorter than a frame (a write's tail, or the resampler's carry in the sink)
+   * may wait for more: yes while Asterisk has more than one frame left to play, and then the
+   * pump is woken when it has one left. Padding it at once would put silence between two
+   * writes whose sizes are not whole frames (a bot's messages), heard as a click each time.
+   */
+  #tailCanWait(): boolean {
+    const ahead = this.#framesOut - this.#heardFrames(this.#clock.now());
+    if (ahead <= 1) return false;
+    this.#wakeIn((ahead - 1) * this.frameMs);
+    return true;
   }
 
   /** Remembers a sent frame until the estimate says it plays: then `sent` fires. */
