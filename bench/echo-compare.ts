@@ -58,6 +58,8 @@ export interface CompareOptions {
   pin: boolean;
   /** Echo through a u-law round trip: the load generator's G.711-exact payloads (`--g711`). */
   g711?: boolean;
+  /** Each call starts its audio this long after connecting (`--audio-delay`). */
+  audioDelayMs?: number;
   /** Seconds to pause between runs (sockets in TIME_WAIT, caches). */
   pauseS: number;
   log: (line: string) => void;
@@ -145,6 +147,7 @@ function runLoadgen(opts: CompareOptions, port: number, serverPid: number): Prom
   if (opts.rampS !== undefined) args.push('--ramp', String(opts.rampS));
   if (opts.mode === 'play') args.push('--mode', 'play', '--mute');
   if (opts.g711 === true) args.push('--g711');
+  if (opts.audioDelayMs !== undefined) args.push('--audio-delay', String(opts.audioDelayMs));
   if (opts.style === 'split') args.push('--split');
   if (opts.style === 'coalesce') args.push('--coalesce', '--group', String(opts.group));
   const pinned = opts.pin && hasTaskset();

@@ -54,6 +54,10 @@ export async function main(argv: string[]): Promise<number> {
       pin,
       pauseS: 1,
       g711: true,
+      // Callers speak 1 s after connecting, once the bot's connection is up: an echo bot would
+      // return the audio kept while it connects as a standing delay (the caller's input never
+      // pauses), which is not the gateway's round trip. Both servers get the same load.
+      audioDelayMs: 1000,
       log: (l) => process.stderr.write(l + '\n'),
     });
     const botCpu = (bot.sample()?.cpuSec ?? 0) - botCpu0;

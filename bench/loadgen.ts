@@ -76,6 +76,8 @@ export interface LoadOptions {
    * and frames still verify byte for byte (the marker is a quarter of the payload).
    */
   g711?: boolean;
+  /** Each call sends its UUID, then audio only after this many ms (a server that needs time to get ready, e.g. a gateway's bot connection). Default 0. */
+  audioDelayMs?: number;
   /** Do not write more to a socket holding more than this many unsent bytes (frame is skipped). */
   maxQueuedBytes?: number;
   onEvent?: (event: LoadEvent, atMs: number) => void;
@@ -262,6 +264,7 @@ function resolveOptions(o: LoadOptions): LoadResult['config'] {
     dtmfEveryMs: o.dtmfEveryMs ?? 0,
     mute: o.mute ?? false,
     g711: o.g711 ?? false,
+    audioDelayMs: o.audioDelayMs ?? 0,
     maxQueuedBytes: o.maxQueuedBytes ?? 1 << 20,
   } satisfies LoadResult['config'];
   if (!Number.isInteger(calls) || calls < 1 || calls > 20000) throw new RangeError('calls must be 1..20000');
@@ -463,7 +466,7 @@ export function runLoad(opts: LoadOptions): Promise<LoadResult> {
       connected++;
       s.write(encodeUuid(randomUuidBytes(randomBytes)));
       const t = performance.now();
-      c.j0 = Math.max(lastTick + 1, Math.ceil((t - T0) / tickMs));
+      c.j0 = Math.max(lastTick + 1, Math.ceil((t + cfg.audioDelayMs - T0) / tickMs));
       buckets[c.j0 % nBuckets]!.push(c);
       if (phase === 'grace' || phase === 'closing') closeCall(c);
     });
@@ -786,6 +789,7 @@ const USAGE = `usage: node build/bench/loadgen.js --port N [options]
   --dtmf-every MS     also send a DTMF digit every MS per call (default off)
   --mute              play mode: send the UUID only, no audio
   --g711              echo through a u-law round trip (the gateway): payloads of u-law-exact samples
+  --audio-delay MS    each call starts its audio MS after its UUID (default 0)
   --json              print only the JSON summary on stdout
   --events            print "EVENT <name> <ms>" lines on stderr (used by echo-compare)
   --out FILE          also write the JSON summary to FILE
@@ -811,6 +815,7 @@ async function main(): Promise<void> {
       'dtmf-every': { type: 'string', default: '0' },
       mute: { type: 'boolean', default: false },
       g711: { type: 'boolean', default: false },
+      'audio-delay': { type: 'string', default: '0' },
       json: { type: 'boolean', default: false },
       events: { type: 'boolean', default: false },
       out: { type: 'string' },
@@ -848,6 +853,7 @@ async function main(): Promise<void> {
     dtmfEveryMs: num(values['dtmf-every'], 'dtmf-every'),
     mute: values.mute,
     g711: values.g711,
+    audioDelayMs: num(values['audio-delay'], 'audio-delay'),
     signal: ac.signal,
   };
   if (values.ramp !== undefined) opts.rampS = num(values.ramp, 'ramp');

@@ -5,7 +5,15 @@
 import { readFileSync } from 'node:fs';
 import { connect } from 'node:net';
 import { bridgeCall, callParameters, type BridgeOptions, type Call } from '../../index.js';
-import { optionsHelp, parseServerArgs, serverOptionsHelp, UsageError, withServerOptions, type OptionTable } from '../options.js';
+import {
+  optionsHelp,
+  parseIntOption,
+  parseServerArgs,
+  serverOptionsHelp,
+  UsageError,
+  withServerOptions,
+  type OptionTable,
+} from '../options.js';
 import { createOutput } from '../output.js';
 import { runServer } from '../run-server.js';
 import { loadWav } from '../files.js';
@@ -33,6 +41,14 @@ const ownOptions = {
     help: ['a header of the request to the bot (repeatable),', 'e.g. "Authorization: Bearer ..."'],
   },
   'bot-ca': { type: 'string', value: 'FILE', help: ['PEM certificate(s) to trust for a wss:// bot (a private CA)'] },
+  'connect-buffer': {
+    type: 'string',
+    value: 'MS',
+    help: [
+      'caller audio kept while the bot connects, sent after start (default 1000;',
+      '0 drops it: for an echo bot, where it would stay as latency)',
+    ],
+  },
   fallback: {
     type: 'string',
     value: 'FILE',
@@ -113,6 +129,8 @@ export async function gatewayCommand(argv: string[]): Promise<void> {
   const params = parsePairs('param', (values.param as string[] | undefined) ?? [], '=', 'NAME=VALUE');
   const headers = parsePairs('header', (values.header as string[] | undefined) ?? [], ':', '"NAME: VALUE"');
   const options: BridgeOptions = { url, headers, parameters: (call: Call) => ({ ...callParameters(call), ...params }) };
+  const connectBuffer = parseIntOption('connect-buffer', values['connect-buffer'] as string | undefined, 0, 60_000);
+  if (connectBuffer !== undefined) options.connectBufferMs = connectBuffer;
   const ca = values['bot-ca'] as string | undefined;
   if (ca !== undefined) {
     try {
