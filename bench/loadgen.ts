@@ -37,7 +37,6 @@ import {
   writeHeader,
 } from './lib/wire.js';
 import { Histogram, type HistSummary } from './lib/hist.js';
-import { decodeUlawSample } from '#lib/audio/g711.js';
 
 export type SendStyle = 'normal' | 'split' | 'coalesce';
 export type LoadMode = 'echo' | 'play';
@@ -169,6 +168,13 @@ export function fillPayload(buf: Buffer, off: number, payloadLen: number, callId
   const fl = payloadLen - META_BYTES;
   const o = fillerOffset(callId, seq, fl);
   TABLE.copy(buf, off + META_BYTES, o, o + fl);
+}
+
+/** G.711 u-law decoding (ITU-T G.711), written here: the bench does not import the library. */
+function decodeUlawSample(code: number): number {
+  const u = ~code & 0xff;
+  const magnitude = ((((u & 0x0f) << 3) + 0x84) << ((u >> 4) & 7)) - 0x84;
+  return u & 0x80 ? -magnitude : magnitude;
 }
 
 /** u-law-exact samples for the 16 nibbles (codes 0x80-0x8F), and back. */
