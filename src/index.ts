@@ -43,9 +43,10 @@ export type {
   PlayOptions,
   PlayFileOptions,
   WriteStreamOptions,
+  BargeInOn,
 } from './call/types.js';
 export { AudioSocketCall, type AudioSocketFrame, type AudioSocketCallStats } from './audiosocket/call.js';
-export type { PlayResult, AudioSource } from './outbound/queue.js';
+export type { PlayResult, AudioSource, BargeIn } from './outbound/queue.js';
 export { InboundFormatMeter, type InboundFormatGuess } from './audiosocket/detect.js';
 
 // Simulated Asterisk
@@ -157,3 +158,7 @@ export {
 } from './gateway/bridge.js';
 export { twilioProtocol, callSidOf, type TwilioOptions } from './gateway/twilio.js';
 export type { BotProtocol, BotSession, BotCommand, BotMessage, BotMessageProblem, StreamInfo } from './gateway/protocol.js';
+
+// Speech detection (docs/speech.md): the per-call detector and WebRTC's VAD under it.
+export { SpeechDetector, SPEECH_DEFAULTS, levelDb, tonalityDb, type SpeechOptions, type SpeechEvent } from './speech/detector.js';
+export { loadVad, createVad, type Vad } from './speech/vad.js';

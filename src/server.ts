@@ -25,6 +25,8 @@ import { DEFAULT_PACING } from './outbound/pacer.js';
 import { Admission, type RefusalReason } from './admission.js';
 import { parseFormat, type FormatSpec } from './audio/format.js';
 import { loadResampler } from './audio/resample.js';
+import { loadVad } from './speech/vad.js';
+import { resolveSpeechOptions, type SpeechOptions } from './speech/detector.js';
 
 /**
  * One call, from either channel driver. `call.transport` narrows it: `'audiosocket'` is an
@@ -130,6 +132,12 @@ export interface ServerOptions {
   peerNotReadingTimeout?: number;
   /** Frames an async iterator may fall behind before the oldest are dropped. Default 500 (10 s at 20 ms). */
   iteratorQueueFrames?: number;
+  /**
+   * Detect speech on every call from its start (`speechStart`/`speechEnd` events, `call.speaking`):
+   * `true` for the defaults, or the detector's parameters (docs/speech.md). Default off; a play
+   * with `bargeIn: 'speech'` turns it on for its call.
+   */
+  speech?: boolean | SpeechOptions;
   /**
    * Clock for pacing and every timer of the server and its calls (handshake, hangup,
    * peer-not-reading); inject a {@link ManualClock} in tests. Default: the system clock.
@@ -346,7 +354,17 @@ export function resolveCallSettings(options: ServerOptions): CallSettings {
     maxBufferedMs: nonNegative('maxBufferedMs', options.maxBufferedMs, 1000, false),
     peerNotReadingTimeout: timeout('peerNotReadingTimeout', options.peerNotReadingTimeout, 10000),
     iteratorQueueFrames: Math.max(1, nonNegative('iteratorQueueFrames', options.iteratorQueueFrames, 500)),
+    speech: resolveSpeech(options.speech),
   };
+}
+
+function resolveSpeech(speech: ServerOptions['speech']): SpeechOptions | undefined {
+  if (speech === undefined || speech === false) return undefined;
+  try {
+    return resolveSpeechOptions(speech === true ? {} : speech);
+  } catch (err) {
+    throw audioSocketError(ErrorCodes.INVALID_ARGUMENT, (err as Error).message);
+  }
 }
 
 /**
@@ -502,11 +520,13 @@ export class AudioSocketServer extends EventEmitter<ServerEvents> {
     if (signal?.aborted) return Promise.reject(abortedError('listen()', signal));
     // The resampler (WebAssembly) loads once per process, so conversions can start synchronously
     // inside calls. Without it only same-rate conversions work; that is reported, not fatal.
-    return loadResampler()
+    return Promise.all([loadResampler(), loadVad()])
       .then(
         () => this.#listen(host, port, options),
         (err: unknown) => {
-          process.emitWarning(`audiosocket: the resampler could not be loaded; sample-rate conversion is unavailable: ${String(err)}`);
+          process.emitWarning(
+            `audiosocket: a WebAssembly module (resampler or speech detector) could not be loaded; conversion or speech detection is unavailable: ${String(err)}`,
+          );
           return this.#listen(host, port, options);
         },
       )

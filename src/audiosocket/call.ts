@@ -6,6 +6,7 @@
  * really carries (`inbound`: slin, or G.711 from a channel driver dialled with c(ulaw)), the
  * detection of G.711 mislabelled as slin, keep-alive silence, and the hangup message.
  */
+import type { SpeechOptions } from '../speech/detector.js';
 import type { Socket } from 'node:net';
 import type { FormatSpec } from '../audio/format.js';
 import { parseFormat, type AudioFormat } from '../audio/format.js';
@@ -61,6 +62,7 @@ export interface AudioSocketCallSettings {
   maxBufferedMs: number;
   peerNotReadingTimeout: number;
   iteratorQueueFrames: number;
+  speech: SpeechOptions | undefined;
 }
 
 const G711 = { ulaw: parseFormat('ulaw'), alaw: parseFormat('alaw') } as const;

@@ -19,6 +19,9 @@ import type { Clock } from '../clock.js';
 import type { OutboundCounters, OutboundEvents, OutboundPolicy } from '../outbound/policy.js';
 import type { AudioSource, ByteConverter, PlayResult } from '../outbound/queue.js';
 import { createPlayStream, receivedFrames, rejectAsSourceError, wavPlaySource } from './streams.js';
+import { CallSpeech } from '../speech/call-speech.js';
+import type { SpeechEvent, SpeechOptions } from '../speech/detector.js';
+import type { BargeIn } from '../outbound/queue.js';
 import type {
   AudioFrame,
   CallBase,
@@ -45,6 +48,8 @@ export interface CoreSettings {
   receive: AudioFormat | undefined;
   send: AudioFormat | undefined;
   iteratorQueueFrames: number;
+  /** Speech detection from the start of every call (server option `speech`). */
+  speech?: SpeechOptions | undefined;
 }
 
 /** How a transport builds a call on the core. */
@@ -117,6 +122,9 @@ export abstract class CallCore<F extends AudioFrame = AudioFrame, S extends Call
   #inConverterFrom: AudioFormat | undefined;
   /** Converts written audio to the outbound format, one per source format. */
   #writeConverters = new Map<AudioFormat, Converter>();
+  /** Speech detection, while it is on. */
+  #speech: CallSpeech | undefined;
+  #speechOptions: SpeechOptions | undefined;
 
   constructor(init: CallInit) {
     super();
@@ -131,14 +139,18 @@ export abstract class CallCore<F extends AudioFrame = AudioFrame, S extends Call
     this.#send = init.settings.send;
     this.signal = this.#abort.signal;
     this.closed = new Promise((resolve) => (this.#resolveClosed = resolve));
+    if (init.settings.speech !== undefined) this.detectSpeech(init.settings.speech);
   }
 
   /** Attaches the transport's outbound policy, built on the events the core hands it. */
   protected _attachOutbound<P extends OutboundPolicy>(build: (events: OutboundEvents) => P): P {
     const events: OutboundEvents = {
-      sentWanted: () => this.listenerCount('sent') > 0,
-      sent: (payload, format, at, latenessMs, silence) =>
-        this._emitSafe('sent', { payload, format, atMs: at - this._startedAt, latenessMs, silence }),
+      sentWanted: () => this.#speech !== undefined || this.listenerCount('sent') > 0,
+      sent: (payload, format, at, latenessMs, silence) => {
+        const atMs = at - this._startedAt;
+        this.#speech?.outbound(payload, format, atMs);
+        if (this.listenerCount('sent') > 0) this._emitSafe('sent', { payload, format, atMs, latenessMs, silence });
+      },
       mark: (name, reached) => this._emitSafe('mark', name, reached),
       drain: () => this._emitSafe('drain'),
       dropped: (droppedMs, queuedMs) =>
@@ -280,12 +292,73 @@ export abstract class CallCore<F extends AudioFrame = AudioFrame, S extends Call
     } catch (err) {
       return Promise.reject(err);
     }
-    return this.#outbound.play(source, convert, options.signal).catch(rejectAsSourceError);
+    return this.#withBargeIn(options.bargeIn, () => this.#outbound.play(source, convert, options.signal).catch(rejectAsSourceError));
   }
 
   playFile(path: string, options: PlayFileOptions = {}): Promise<PlayResult> {
     if (this.#state !== 'open') return hungUpPlay();
-    return this.#outbound.play(wavPlaySource(path, this.#outbound.format), undefined, options.signal).catch(rejectAsSourceError);
+    return this.#withBargeIn(options.bargeIn, () =>
+      this.#outbound.play(wavPlaySource(path, this.#outbound.format), undefined, options.signal).catch(rejectAsSourceError),
+    );
+  }
+
+  /**
+   * Runs a play that the caller may interrupt (`on`): on speech (its start, by the detector,
+   * which this turns on if it is off) or a key, everything queued is flushed at once, as
+   * {@link flush} does, and the play settles `interrupted` with reason `barge-in`.
+   */
+  #withBargeIn(on: PlayOptions['bargeIn'], run: () => Promise<PlayResult>): Promise<PlayResult> {
+    if (on === undefined) return run();
+    if (on !== 'speech' && on !== 'dtmf' && on !== 'any') {
+      return Promise.reject(
+        audioSocketError(ErrorCodes.INVALID_ARGUMENT, `bargeIn must be 'speech', 'dtmf' or 'any', got ${JSON.stringify(on)}`),
+      );
+    }
+    if (on !== 'dtmf' && this.#speech === undefined) this.detectSpeech(this.#speechOptions ?? {});
+    let by: BargeIn | undefined;
+    const interrupt = (b: BargeIn): void => {
+      if (by !== undefined) return;
+      by = b;
+      this.flush();
+    };
+    const onSpeech = (e: SpeechEvent): void => interrupt({ by: 'speech', atMs: e.atMs, detectedAtMs: e.detectedAtMs });
+    const onDtmf = (digit: string): void => {
+      const atMs = this._clock.now() - this._startedAt;
+      interrupt({ by: 'dtmf', digit, atMs, detectedAtMs: atMs });
+    };
+    if (on !== 'dtmf') this.on('speechStart', onSpeech);
+    if (on !== 'speech') this.on('dtmf', onDtmf);
+    const done = (): void => {
+      this.off('speechStart', onSpeech);
+      this.off('dtmf', onDtmf);
+    };
+    return run().then(
+      (result) => {
+        done();
+        return by !== undefined && result.status === 'interrupted' ? { ...result, reason: 'barge-in', bargeIn: by } : result;
+      },
+      (err: unknown) => {
+        done();
+        throw err;
+      },
+    );
+  }
+
+  /** True while the caller is speaking (speech detection on). */
+  get speaking(): boolean {
+    return this.#speech?.detector.speaking ?? false;
+  }
+
+  detectSpeech(options: SpeechOptions | false = {}): this {
+    this.#speech?.dispose();
+    this.#speech = undefined;
+    if (options === false || this.#state !== 'open') return this;
+    this.#speechOptions = options;
+    // Narrowband until the first audio says otherwise (then the detector is remade at its rate).
+    this.#speech = new CallSpeech(this._inboundFormat?.sampleRate ?? 8000, options, (e) =>
+      this._emitSafe(e.type === 'start' ? 'speechStart' : 'speechEnd', e),
+    );
+    return this;
   }
 
   createWriteStream(options: WriteStreamOptions = {}): Writable & { interrupted?: PlayResult } {
@@ -373,7 +446,12 @@ export abstract class CallCore<F extends AudioFrame = AudioFrame, S extends Call
       return;
     }
     counters.audioIn++;
+    if (this._inboundFormat !== wire && this.#speech !== undefined && wire.sampleRate > 8000 !== this.#speech.detector.sampleRate > 8000) {
+      this._inboundFormat = wire;
+      this.detectSpeech(this.#speechOptions ?? {}); // the detector's rate follows the audio's band
+    }
     this._inboundFormat = wire;
+    this.#speech?.inbound(wire, payload, this._clock.now() - this._startedAt);
     this._onAudio(wire, payload);
     if (this.listenerCount('audio') === 0) return;
     const target = this.#receive;
@@ -454,6 +532,8 @@ export abstract class CallCore<F extends AudioFrame = AudioFrame, S extends Call
     for (const c of this.#writeConverters.values()) c.dispose();
     this.#inConverter = undefined;
     this.#writeConverters.clear();
+    this.#speech?.dispose();
+    this.#speech = undefined;
     const end: CallEnd = { reason: this.#endReason!, durationMs: this._clock.now() - this._startedAt, stats: this.stats };
     if (this.#endError !== undefined) end.error = this.#endError;
     this.#resolveClosed(end);

@@ -8,6 +8,7 @@ import type { Writable } from 'node:stream';
 import type { AudioSocketError, CallWarningCode } from '../errors.js';
 import type { AudioFormat, FormatSpec } from '../audio/format.js';
 import type { AudioSource, PlayResult } from '../outbound/queue.js';
+import type { SpeechEvent, SpeechOptions } from '../speech/detector.js';
 
 /** One piece of audio received from Asterisk. */
 export interface AudioFrame {
@@ -124,6 +125,10 @@ export interface CallEvents<F extends AudioFrame = AudioFrame> {
   audio: [frame: F];
   /** A DTMF digit (sent by Asterisk once per key press, at its end). */
   dtmf: [digit: string];
+  /** The caller started speaking (speech detection on: {@link CallBase.detectSpeech}). */
+  speechStart: [event: SpeechEvent];
+  /** The caller stopped speaking. */
+  speechEnd: [event: SpeechEvent];
   /** A message of an unknown or unexpected kind (AudioSocket; never fatal). */
   message: [kind: number, payload: Buffer];
   /** Audio reaches the caller about now (paced audio, echoes, keep-alive silence): e.g. for recording. */
@@ -143,10 +148,19 @@ export interface CallEvents<F extends AudioFrame = AudioFrame> {
   end: [end: CallEnd];
 }
 
+/**
+ * Who may interrupt a play: `speech` (the caller starts speaking; turns speech detection on),
+ * `dtmf` (a key) or `any`. The play then stops within a frame (everything queued is flushed, as
+ * by {@link CallBase.flush}) and settles `interrupted` with reason `barge-in` and `bargeIn`.
+ */
+export type BargeInOn = 'speech' | 'dtmf' | 'any';
+
 /** Options of {@link CallBase.play}. */
 export interface PlayOptions {
   /** Aborting settles the play as `interrupted` with reason `abort` and drops its queued audio. */
   signal?: AbortSignal;
+  /** Let the caller interrupt the play; see {@link BargeInOn}. */
+  bargeIn?: BargeInOn;
   /**
    * Format of the source's bytes, converted on the fly to what the call sends. Default: the
    * call's send format ({@link CallBase.sendAs}), else {@link CallBase.outboundFormat}.
@@ -158,6 +172,8 @@ export interface PlayOptions {
 export interface PlayFileOptions {
   /** Aborting settles the play as `interrupted` with reason `abort` and drops its queued audio. */
   signal?: AbortSignal;
+  /** Let the caller interrupt the play; see {@link BargeInOn}. */
+  bargeIn?: BargeInOn;
 }
 
 /** Options of {@link CallBase.createWriteStream}. */
@@ -242,6 +258,15 @@ export interface CallBase<F extends AudioFrame = AudioFrame, S extends CallStats
   createWriteStream(options?: WriteStreamOptions): Writable & { interrupted?: PlayResult };
   /** Resolves `true` (and emits `mark`) once everything queued before it has played; `false` if flushed. */
   mark(name: string): Promise<boolean>;
+  /**
+   * Turns speech detection on (with these options; see docs/speech.md) or off (`false`): the
+   * call then emits `speechStart` and `speechEnd` with their instants on its timeline, and
+   * {@link speaking} says whether the caller is speaking. On for every call with the server
+   * option `speech`; turned on by a play with `bargeIn: 'speech'`.
+   */
+  detectSpeech(options?: SpeechOptions | false): this;
+  /** True while the caller is speaking (speech detection on). */
+  readonly speaking: boolean;
   /**
    * Barge-in: drops everything queued, and what was sent but has not played where the
    * transport allows (chan_websocket: Asterisk's queue). Plays settle `interrupted`, marks

@@ -28,12 +28,26 @@ export type AudioSource = Uint8Array | Int16Array | AsyncIterable<Uint8Array | I
 export interface PlayResult {
   /** `done`: every byte was sent and its time has passed; `interrupted`: the rest was dropped. */
   status: 'done' | 'interrupted';
-  /** Why it was interrupted. */
-  reason?: 'flush' | 'abort' | 'hangup';
+  /** Why it was interrupted: `barge-in` (the caller spoke or pressed a key, see `bargeIn`), `flush`, `abort` or `hangup`. */
+  reason?: 'barge-in' | 'flush' | 'abort' | 'hangup';
+  /** What interrupted a play started with a `bargeIn` option. */
+  bargeIn?: BargeIn;
   /** Frames of this play that were sent (a frame shared with the next play counts for both). */
   framesSent: number;
   /** Milliseconds of this play's audio that were sent. */
   sentMs: number;
+}
+
+/** What stopped a play that the caller could interrupt (`bargeIn` of play options). */
+export interface BargeIn {
+  /** The caller's speech (its start, as the speech detector saw it) or a key. */
+  by: 'speech' | 'dtmf';
+  /** Where it happened on the call's timeline (ms since the call started): the speech's first voiced frame, or the key's arrival. */
+  atMs: number;
+  /** When it was detected; the audio was flushed at that instant. */
+  detectedAtMs: number;
+  /** The key, for `dtmf`. */
+  digit?: string;
 }
 
 /** Why queued audio was interrupted. */

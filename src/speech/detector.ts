@@ -71,14 +71,17 @@ export const SPEECH_DEFAULTS: Readonly<Required<SpeechOptions>> = Object.freeze(
 /** Checks and completes speech options; throws RangeError naming the bad one. */
 export function resolveSpeechOptions(o: SpeechOptions = {}): Required<SpeechOptions> {
   const r = { ...SPEECH_DEFAULTS, ...Object.fromEntries(Object.entries(o).filter(([, v]) => v !== undefined)) } as Required<SpeechOptions>;
-  if (![0, 1, 2, 3].includes(r.aggressiveness)) throw new RangeError(`speech.aggressiveness must be 0, 1, 2 or 3, got ${String(r.aggressiveness)}`);
+  if (![0, 1, 2, 3].includes(r.aggressiveness))
+    throw new RangeError(`speech.aggressiveness must be 0, 1, 2 or 3, got ${String(r.aggressiveness)}`);
   if (!(Number.isFinite(r.maxEchoDelayMs) && r.maxEchoDelayMs >= 0 && r.maxEchoDelayMs <= 600)) {
     throw new RangeError(`speech.maxEchoDelayMs must be a number from 0 to 600, got ${String(r.maxEchoDelayMs)}`);
   }
   for (const k of ['minSpeechMs', 'hangoverMs', 'echoLossDb', 'noiseMarginDb', 'maxTonalityDb'] as const) {
-    if (!(Number.isFinite(r[k]) && r[k] >= 0 && r[k] <= 60_000)) throw new RangeError(`speech.${k} must be a number from 0 to 60000, got ${String(r[k])}`);
+    if (!(Number.isFinite(r[k]) && r[k] >= 0 && r[k] <= 60_000))
+      throw new RangeError(`speech.${k} must be a number from 0 to 60000, got ${String(r[k])}`);
   }
-  if (!(Number.isFinite(r.minLevelDb) && r.minLevelDb <= 0)) throw new RangeError(`speech.minLevelDb must be a level in dBFS (<= 0), got ${String(r.minLevelDb)}`);
+  if (!(Number.isFinite(r.minLevelDb) && r.minLevelDb <= 0))
+    throw new RangeError(`speech.minLevelDb must be a level in dBFS (<= 0), got ${String(r.minLevelDb)}`);
   return r;
 }
 

@@ -46,12 +46,18 @@ export interface Vad {
 export function createVad(sampleRate: number, aggressiveness: number): Vad {
   const m = wasm;
   if (m === undefined) {
-    throw audioSocketError(ErrorCodes.INVALID_ARGUMENT, 'speech detection is not loaded yet: await loadVad() (the server does it in listen())');
+    throw audioSocketError(
+      ErrorCodes.INVALID_ARGUMENT,
+      'speech detection is not loaded yet: await loadVad() (the server does it in listen())',
+    );
   }
   const inst = m._fvad_new();
   if (inst === 0 || m._fvad_set_sample_rate(inst, sampleRate) !== 0 || m._fvad_set_mode(inst, aggressiveness) !== 0) {
     if (inst !== 0) m._fvad_free(inst);
-    throw audioSocketError(ErrorCodes.INVALID_ARGUMENT, `speech detection: rate ${sampleRate} or aggressiveness ${aggressiveness} not supported`);
+    throw audioSocketError(
+      ErrorCodes.INVALID_ARGUMENT,
+      `speech detection: rate ${sampleRate} or aggressiveness ${aggressiveness} not supported`,
+    );
   }
   // Room for the longest frame (30 ms), allocated once.
   const capacity = (sampleRate * 30) / 1000;
@@ -61,7 +67,8 @@ export function createVad(sampleRate: number, aggressiveness: number): Vad {
     sampleRate,
     isSpeech(frame) {
       if (!alive) throw audioSocketError(ErrorCodes.INVALID_ARGUMENT, 'speech detector used after dispose()');
-      if (frame.length > capacity) throw audioSocketError(ErrorCodes.INVALID_ARGUMENT, `a VAD frame is 10, 20 or 30 ms, got ${frame.length} samples`);
+      if (frame.length > capacity)
+        throw audioSocketError(ErrorCodes.INVALID_ARGUMENT, `a VAD frame is 10, 20 or 30 ms, got ${frame.length} samples`);
       m.HEAP16.set(frame, buf >> 1);
       return m._fvad_process(inst, buf, frame.length) === 1;
     },
