@@ -87,7 +87,8 @@ function normalise(x: Float64Array, levelDb: number): Float64Array {
 
 function place(length: number, parts: { at: number; x: Float64Array; gain?: number }[]): Float64Array {
   const out = new Float64Array(length);
-  for (const p of parts) for (let i = 0; i < p.x.length && p.at + i < length; i++) if (p.at + i >= 0) out[p.at + i]! += p.x[i]! * (p.gain ?? 1);
+  for (const p of parts)
+    for (let i = 0; i < p.x.length && p.at + i < length; i++) if (p.at + i >= 0) out[p.at + i]! += p.x[i]! * (p.gain ?? 1);
   return out;
 }
 
@@ -172,11 +173,26 @@ function main(): void {
       const length = lead + b.end + RATE;
       const file = `speech-noise-${snr}db-${tag}.wav`;
       const noise = whiteNoise(length, -20 - snr, 7 + pick);
-      writeWav(file, place(length, [{ at: 0, x: noise }, { at: lead, x }]));
-      fixtures.push({ file, kind: 'speech', description: `speech in white noise, ${snr} dB SNR (${tag})`, onsetMs: ms(RATE), offsetMs: ms(lead + b.end) });
+      writeWav(
+        file,
+        place(length, [
+          { at: 0, x: noise },
+          { at: lead, x },
+        ]),
+      );
+      fixtures.push({
+        file,
+        kind: 'speech',
+        description: `speech in white noise, ${snr} dB SNR (${tag})`,
+        onsetMs: ms(RATE),
+        offsetMs: ms(lead + b.end),
+      });
     }
     // Our prompt (another voice), and its echo: alone, and with the caller talking over it.
-    const prompt = normalise(speak(tmp, 'en-gb-x-rp', 150, 'Thank you for calling. Please tell me in a few words how I can help you today.'), -20);
+    const prompt = normalise(
+      speak(tmp, 'en-gb-x-rp', 150, 'Thank you for calling. Please tell me in a few words how I can help you today.'),
+      -20,
+    );
     const pb = bounds(prompt);
     const promptPadded = place(pb.end + RATE, [{ at: 0, x: prompt }]);
     writeWav('prompt.wav', promptPadded);
@@ -190,7 +206,12 @@ function main(): void {
       const length = promptPadded.length + delay;
       const file = `echo-${lossDb}db-${delayMs}ms.wav`;
       writeWav(file, place(length, [echo]));
-      fixtures.push({ file, kind: 'echo', description: `the prompt's echo alone, ${lossDb} dB down, ${delayMs} ms late`, echo: { prompt: 'prompt.wav', delayMs, lossDb } });
+      fixtures.push({
+        file,
+        kind: 'echo',
+        description: `the prompt's echo alone, ${lossDb} dB down, ${delayMs} ms late`,
+        echo: { prompt: 'prompt.wav', delayMs, lossDb },
+      });
       // The caller starts talking 1.5 s into the prompt.
       const { tag, x } = utterances[lossDb === 10 ? 3 : 4]!;
       const b = bounds(x);
@@ -219,13 +240,19 @@ function main(): void {
     const dtmf = [];
     for (let k = 0; k < 10; k++) {
       const from = Math.round((0.3 + k * 0.35) * RATE);
-      dtmf.push({ freq: rows[k % 4]!, from, to: from + 0.12 * RATE, amp: 0.1 }, { freq: cols[k % 3]!, from, to: from + 0.12 * RATE, amp: 0.12 });
+      dtmf.push(
+        { freq: rows[k % 4]!, from, to: from + 0.12 * RATE, amp: 0.1 },
+        { freq: cols[k % 3]!, from, to: from + 0.12 * RATE, amp: 0.12 },
+      );
     }
     writeWav('dtmf.wav', tones(n, dtmf));
     fixtures.push({ file: 'dtmf.wav', kind: 'nonspeech', description: 'ten DTMF digits, 120 ms each' });
     writeWav(
       'hum.wav',
-      tones(n, [50, 100, 150, 250].map((freq, i) => ({ freq, from: 0, to: n, amp: 0.1 / (i + 1) }))),
+      tones(
+        n,
+        [50, 100, 150, 250].map((freq, i) => ({ freq, from: 0, to: n, amp: 0.1 / (i + 1) })),
+      ),
     );
     fixtures.push({ file: 'hum.wav', kind: 'nonspeech', description: 'mains hum, 50 Hz and harmonics' });
     const notes = [262, 330, 392, 523, 392, 330, 294, 349, 440, 587, 440, 349];
@@ -236,7 +263,13 @@ function main(): void {
     });
     writeWav('music-tones.wav', tones(n, melody));
     fixtures.push({ file: 'music-tones.wav', kind: 'nonspeech', description: 'a melody of harmonic tones (hold music)' });
-    writeWav('ringback.wav', tones(n, [0, 1].flatMap((k) => [440, 480].map((freq) => ({ freq, from: k * 2 * RATE, to: k * 2 * RATE + RATE, amp: 0.08 })))));
+    writeWav(
+      'ringback.wav',
+      tones(
+        n,
+        [0, 1].flatMap((k) => [440, 480].map((freq) => ({ freq, from: k * 2 * RATE, to: k * 2 * RATE + RATE, amp: 0.08 }))),
+      ),
+    );
     fixtures.push({ file: 'ringback.wav', kind: 'nonspeech', description: 'ringback tone (440 + 480 Hz, 1 s on, 1 s off)' });
     writeFileSync(join(OUT, 'manifest.json'), JSON.stringify({ rate: RATE, fixtures }, null, 2) + '\n');
     process.stdout.write(`wrote ${fixtures.length} fixtures and prompt.wav to ${OUT}\n`);

@@ -3,7 +3,15 @@
  * line on a terminal), optionally serves metrics, and shuts down gracefully on SIGINT/SIGTERM (live calls get a
  * hangup, commands finalise their files); a second signal exits at once.
  */
-import { AudioSocketError, createServer, type AudioSocketServer, type Call, type CallEnd, type CallHandler } from '../index.js';
+import {
+  AudioSocketError,
+  createServer,
+  type AudioSocketServer,
+  type Call,
+  type CallEnd,
+  type CallHandler,
+  type SpeechEvent,
+} from '../index.js';
 import { serveMetrics, type MetricsEndpoint } from './metrics.js';
 import { readTlsFiles, UsageError, type CommonServerArgs } from './options.js';
 import { createOutput, type Output } from './output.js';
@@ -148,11 +156,20 @@ export async function runServer(
   server.on('handlerError', (err, call) => {
     output.error(`call ${call.uuid}: ${(err as Error)?.message ?? String(err)}`, { uuid: call.uuid });
   });
-  server.on('call', (call) =>
+  server.on('call', (call) => {
     call.on('warning', (w) =>
       output.event('warning', { uuid: call.uuid, code: w.code, message: w.message }, `warn ${call.uuid} ${w.message}`),
-    ),
-  );
+    );
+    // Speech, on calls that detect it (record, inspect, play --barge-in-speech).
+    const speech = (type: 'start' | 'end', e: SpeechEvent): void =>
+      output.event(
+        `speech-${type}`,
+        { uuid: call.uuid, atMs: Math.round(e.atMs), detectedAtMs: Math.round(e.detectedAtMs) },
+        `speech ${call.uuid} ${type === 'start' ? 'starts' : 'ends'} at ${(e.atMs / 1000).toFixed(2)}s`,
+      );
+    call.on('speechStart', (e) => speech('start', e));
+    call.on('speechEnd', (e) => speech('end', e));
+  });
 
   // Metrics first: a metrics port in use stops the command before it takes any call.
   let metrics: MetricsEndpoint | undefined;

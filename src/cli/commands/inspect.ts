@@ -26,11 +26,14 @@ interface Seen {
   intervals: IntervalStats;
   digits: Array<{ digit: string; atMs: number }>;
   warnings: string[];
+  /** The caller's speech segments, ms on the call's timeline. */
+  speech: Array<{ startMs: number; endMs: number | null }>;
   start: number;
 }
 
 export async function inspectCommand(argv: string[]): Promise<void> {
   const { common } = parseServerArgs(argv, inspectOptions);
+  common.server.speech = true; // the report shows when the caller spoke
   if (common.help) {
     process.stdout.write(`${inspectHelp}\n`);
     return;
@@ -41,7 +44,7 @@ export async function inspectCommand(argv: string[]): Promise<void> {
     'inspect',
     common,
     (call) => {
-      const s: Seen = { kinds: new Map(), intervals: new IntervalStats(), digits: [], warnings: [], start: performance.now() };
+      const s: Seen = { kinds: new Map(), intervals: new IntervalStats(), digits: [], warnings: [], speech: [], start: performance.now() };
       seen.set(call, s);
       call.on('audio', (frame) => {
         const name = 'kind' in frame ? kindName(frame.kind) : formatName(frame.format);
@@ -62,6 +65,11 @@ export async function inspectCommand(argv: string[]): Promise<void> {
         output.event('dtmf', { uuid: call.uuid, digit, atMs }, `dtmf ${call.uuid} ${digit} at ${(atMs / 1000).toFixed(2)}s`);
       });
       call.on('warning', (w) => s.warnings.push(w.message));
+      call.on('speechStart', (e) => s.speech.push({ startMs: Math.round(e.atMs), endMs: null }));
+      call.on('speechEnd', (e) => {
+        const last = s.speech.at(-1);
+        if (last !== undefined) last.endMs = Math.round(e.atMs);
+      });
       call.on('end', (end) => report(call, end));
       output.event(
         'call',
@@ -111,6 +119,7 @@ export async function inspectCommand(argv: string[]): Promise<void> {
       format,
       interArrival: t,
       dtmf: s.digits,
+      speech: s.speech,
       warnings: s.warnings,
       advice,
       messagesIn: end.stats.messagesIn,
@@ -133,6 +142,11 @@ export async function inspectCommand(argv: string[]): Promise<void> {
       `  format      ${format}`,
       `  timing      ${t.count ? `inter-arrival mean ${t.meanMs} ms, p50 ${t.p50Ms}, p99 ${t.p99Ms}, max ${t.maxMs}` : 'n/a'}`,
       `  dtmf        ${s.digits.map((d) => `${d.digit}@${(d.atMs / 1000).toFixed(2)}s`).join(' ') || 'none'}`,
+      `  speech      ${
+        s.speech
+          .map((p) => `${(p.startMs / 1000).toFixed(2)}-${p.endMs === null ? 'end' : `${(p.endMs / 1000).toFixed(2)}s`}`)
+          .join(', ') || 'none detected'
+      }`,
       ...advice.map((a) => `  fix         ${a}`),
     ];
     output.event('report', fields, lines.join('\n'));

@@ -60,6 +60,7 @@ const FLUSH_MS = 200;
 
 export async function recordCommand(argv: string[]): Promise<void> {
   const { common, values } = parseServerArgs(argv, recordOptions);
+  common.server.speech = true; // the sidecar lists the caller's speech
   if (common.help) {
     process.stdout.write(`${recordHelp}\n`);
     return;
@@ -84,6 +85,8 @@ export async function recordCommand(argv: string[]): Promise<void> {
       const files = split ? [`${base}.in.wav`, `${base}.out.wav`] : [`${base}.wav`];
       const timeline = new CallTimeline(rate, t0);
       const digits: Array<{ digit: string; atMs: number }> = [];
+      /** The caller's speech segments, ms on the call's timeline (`endMs` null while it speaks at the end). */
+      const speech: Array<{ startMs: number; endMs: number | null }> = [];
       let outConverter: Converter | undefined;
       let outFrom: AudioFormat | undefined;
       call.receiveAs(recFormat);
@@ -107,6 +110,11 @@ export async function recordCommand(argv: string[]): Promise<void> {
         timeline.push(1, outConverter!.push(payload), endMs);
       });
       call.on('dtmf', (digit) => digits.push({ digit, atMs: Math.round(performance.now() - t0) }));
+      call.on('speechStart', (e) => speech.push({ startMs: Math.round(e.atMs), endMs: null }));
+      call.on('speechEnd', (e) => {
+        const last = speech.at(-1);
+        if (last !== undefined) last.endMs = Math.round(e.atMs);
+      });
       // Listeners are attached before the first await so no early frame is missed.
       const writers: WavWriter[] = await Promise.all(
         files.map((f) => createWavWriter(join(dir, f), { ...recFormat, channels: split ? 1 : 2 })),
@@ -145,6 +153,7 @@ export async function recordCommand(argv: string[]): Promise<void> {
           endReason: end.reason,
           error: end.error?.message,
           dtmf: digits,
+          speech,
           format: {
             inbound:
               call.transport === 'audiosocket'
