@@ -39,9 +39,9 @@ export interface SpeechOptions {
    */
   maxTonalityDb?: number;
   /**
-   * How far below our own audio the line's echo of it is assumed to be, at least, dB: caller
-   * audio within this of the loudest frame we sent in the last `maxEchoDelayMs` is taken for
-   * echo. Lower lets a caller barge in more softly; higher stops on louder echo. Default 6.
+   * How far below our own audio the line's echo of it is, at least, dB: caller audio within this
+   * of the loudest frame we sent in the last `maxEchoDelayMs` is taken for echo. Higher lets a
+   * softer caller interrupt, but an echo less than this far down then interrupts too. Default 6.
    */
   echoLossDb?: number;
   /** The longest the line takes to return our audio, ms (0-600). Default 300. */
