@@ -20,7 +20,8 @@ export interface TwilioOptions {
 
 const ULAW_8K = parseFormat('ulaw');
 const CHUNK_MS = 20;
-const BASE64 = /^(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?$/;
+/** Standard base64; the padding may be left out (some encoders do). */
+const BASE64 = /^[A-Za-z0-9+/]*={0,2}$/;
 const UUID_HEX = /^[0-9a-f]{8}-?[0-9a-f]{4}-?[0-9a-f]{4}-?[0-9a-f]{4}-?[0-9a-f]{12}$/i;
 
 /** A Twilio-style id: two letters and 32 lowercase hex digits. */
@@ -156,7 +157,7 @@ class TwilioSession implements BotSession {
     const payload = isRecord(msg.media) ? msg.media.payload : undefined;
     if (typeof payload !== 'string')
       return { type: 'invalid', code: 'BAD_MESSAGE', message: 'media without a media.payload string (ignored)' };
-    if (!BASE64.test(payload)) {
+    if (!BASE64.test(payload) || payload.replace(/=+$/, '').length % 4 === 1) {
       return { type: 'invalid', code: 'BAD_MESSAGE', message: `media.payload is not base64 (${payload.length} characters, ignored)` };
     }
     return { type: 'media', audio: Buffer.from(payload, 'base64') };
