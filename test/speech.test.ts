@@ -8,7 +8,17 @@ import { test, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
-import { connect, createServer, readWavFile, type Call, type PlayResult, type SentFrame, type ServerOptions } from '#lib/index.js';
+import {
+  connect,
+  createConverter,
+  createServer,
+  loadResampler,
+  readWavFile,
+  type Call,
+  type PlayResult,
+  type SentFrame,
+  type ServerOptions,
+} from '#lib/index.js';
 import { connectWebSocket } from '#lib/websocket/client.js';
 import { createVad, loadVad } from '#lib/speech/vad.js';
 import { levelDb, SpeechDetector, type SpeechEvent } from '#lib/speech/detector.js';
@@ -57,6 +67,25 @@ test('speech fixtures: every onset found within 250 ms (median within 150 ms), n
   }
   latencies.sort((a, b) => a - b);
   assert.ok(latencies[latencies.length >> 1]! <= 150, `median latency ${latencies[latencies.length >> 1]} ms`);
+});
+
+test('a wideband call carrying a narrowband leg (slin16 from 8 kHz): every onset found, no false start', async () => {
+  await loadResampler();
+  for (const f of fixtures.filter((x) => x.kind === 'speech' || x.kind === 'nonspeech')) {
+    const conv = createConverter('slin', 'slin16');
+    const wide = samples(Buffer.concat([conv.push(await pcm(f.file)), conv.flush()]));
+    conv.dispose();
+    const det = new SpeechDetector(createVad(16000, 3));
+    const events: SpeechEvent[] = [];
+    for (let i = 0; i + 320 <= wide.length; i += 320) events.push(...det.pushInbound(wide.subarray(i, i + 320), (i + 320) / 16));
+    det.dispose();
+    const starts = events.filter((e) => e.type === 'start');
+    if (f.onsetMs === undefined) assert.deepEqual(starts, [], `${f.file} was taken for speech`);
+    else {
+      assert.ok(starts.length > 0, `${f.file}: speech missed at 16 kHz`);
+      assert.ok(starts[0]!.detectedAtMs - f.onsetMs <= 250, `${f.file}: detected ${starts[0]!.detectedAtMs - f.onsetMs} ms late`);
+    }
+  }
 });
 
 test('non-speech and echo-alone fixtures: no speech at all', async () => {

@@ -102,7 +102,10 @@ export function levelDb(samples: Int16Array, stride = 1): number {
  * ringback, hum, synthetic music) follows an exact order-8 recursion and is predicted to within
  * its rounding (40 dB and more); a voice, driven by glottal pulses and noise, stays near 10-20 dB.
  */
-export function tonalityDb(x: Int16Array, order = 8): number {
+export function tonalityDb(input: Int16Array, order = 8, stride = 1): number {
+  // Taken at 8 kHz whatever the rate: audio from a narrowband leg, carried at 16 kHz, has nothing
+  // above 4 kHz and would look predictable for that alone.
+  const x = stride === 1 ? input : input.filter((_, i) => i % stride === 0);
   const p = order;
   const n = x.length;
   // phi[i][j] = sum over t = p..n-1 of x[t-i] x[t-j], i, j = 0..p
@@ -347,7 +350,7 @@ export class SpeechDetector {
       this.#lastVoicedEnd = end;
       if (!this.#speaking && this.#runMs >= o.minSpeechMs) {
         // The frame that would start speech must not be a tone (a voice never is; tones always are).
-        if (tonalityDb(frame) > o.maxTonalityDb) {
+        if (tonalityDb(frame, 8, this.#vad.sampleRate / 8000) > o.maxTonalityDb) {
           this.#runMs = 0;
           this.#gapFrames = 0;
           return;

@@ -15,8 +15,9 @@ import { ms } from './signals.js';
 import { recipeScenarios } from './recipe-scenarios.js';
 import { WEBSOCKET_DIALPLAN, websocketScenarios } from './websocket-scenarios.js';
 import { GATEWAY_DIALPLAN, gatewayScenarios } from './gateway-scenarios.js';
+import { SPEECH_DIALPLAN, speechScenarios } from './speech-scenarios.js';
 
-const scenarios: Scenario[] = [...audiosocketScenarios, ...websocketScenarios, ...gatewayScenarios, ...recipeScenarios];
+const scenarios: Scenario[] = [...audiosocketScenarios, ...websocketScenarios, ...gatewayScenarios, ...speechScenarios, ...recipeScenarios];
 
 const bin = process.env.ASTERISK_BIN;
 if (!bin) {
@@ -44,7 +45,7 @@ const SCENARIO_TIMEOUT = 30000;
 
 let ast: PrivateAsterisk;
 try {
-  ast = new PrivateAsterisk({ bin, websocket: { clients: {} }, dialplan: WEBSOCKET_DIALPLAN + GATEWAY_DIALPLAN });
+  ast = new PrivateAsterisk({ bin, websocket: { clients: {} }, dialplan: WEBSOCKET_DIALPLAN + GATEWAY_DIALPLAN + SPEECH_DIALPLAN });
 } catch (e) {
   process.stderr.write(`test:asterisk: ${(e as Error).message} (see docs/testing-with-asterisk.md)\n`);
   process.exit(2);
