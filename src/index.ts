@@ -162,3 +162,22 @@ export type { BotProtocol, BotSession, BotCommand, BotMessage, BotMessageProblem
 // Speech detection (docs/speech.md): the per-call detector and WebRTC's VAD under it.
 export { SpeechDetector, SPEECH_DEFAULTS, levelDb, tonalityDb, type SpeechOptions, type SpeechEvent } from './speech/detector.js';
 export { loadVad, createVad, type Vad } from './speech/vad.js';
+
+// The live monitor page (docs/monitor.md): a request handler to mount, or its own listener.
+export {
+  createMonitor,
+  serveMonitor,
+  generateMonitorToken,
+  type Monitor,
+  type MonitorOptions,
+  type MonitorServer,
+  type ServeMonitorOptions,
+  type MonitorStateOptions,
+  type MonitorCallInfo,
+  type MonitorCallRow,
+  type MonitorEndedCall,
+  type MonitorEvent,
+  type MonitorTotals,
+  type MonitorHello,
+  type MonitorTick,
+} from './monitor/index.js';

@@ -205,6 +205,15 @@ export const serverOptions = {
       'with /; other paths get HTTP 404; default: any path)',
     ],
   },
+  monitor: {
+    type: 'string',
+    value: '[HOST:]PORT',
+    help: [
+      'serve the live monitor page at http://HOST:PORT/ (HOST: default 127.0.0.1; one',
+      'worker only; see docs/monitor.md). On any other address a token is required:',
+      'AUDIOSOCKET_MONITOR_TOKEN, or one generated and printed with the URL',
+    ],
+  },
   workers: { type: 'string', default: '1', value: 'N|auto', help: ['run N processes sharing the port (auto: one per core; default 1)'] },
   json: { type: 'boolean', default: false, help: ['one JSON object per event on stdout'] },
   quiet: { type: 'boolean', short: 'q', default: false, help: ['only the listening line and errors'] },
@@ -254,6 +263,8 @@ const FRAME_DURATIONS = [10, 20, 30, 40, 50, 60];
 export interface CommonServerArgs {
   workers: number;
   metrics: { host: string; port: number } | undefined;
+  /** --monitor: where to serve the monitor page, and its token (required off loopback). */
+  monitor: { host: string; port: number; token: string | undefined } | undefined;
   host: string;
   port: number;
   json: boolean;
@@ -281,6 +292,7 @@ export function parseServerArgs(
   const common: CommonServerArgs = {
     workers: 1,
     metrics: undefined,
+    monitor: undefined,
     host: v.host as string,
     port: 0,
     json: v.json === true,
@@ -363,6 +375,13 @@ export function parseServerArgs(
     for (const o of ['websocket-path', 'websocket-auth-file', 'websocket-tls-cert', 'websocket-tls-key']) {
       if (typeof v[o] === 'string') throw new UsageError(`--${o} needs --websocket [HOST:]PORT`);
     }
+  }
+  if (typeof v.monitor === 'string') {
+    const m = parseHostPort('monitor', v.monitor, true, '127.0.0.1', 8080);
+    if (common.workers > 1)
+      throw new UsageError('--monitor works with one worker only (each worker has its own calls); drop --workers or --monitor');
+    const token = process.env.AUDIOSOCKET_MONITOR_TOKEN;
+    common.monitor = { host: m.host, port: m.port, token: token === undefined || token === '' ? undefined : token };
   }
   if (common.workers > 1 && common.metrics)
     throw new UsageError('--metrics works with one worker only (each worker has its own counters); drop --workers or --metrics');

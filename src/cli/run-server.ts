@@ -13,6 +13,7 @@ import {
   type SpeechEvent,
 } from '../index.js';
 import { serveMetrics, type MetricsEndpoint } from './metrics.js';
+import { serveMonitor, type MonitorServer } from '../monitor/http.js';
 import { readTlsFiles, UsageError, type CommonServerArgs } from './options.js';
 import { createOutput, type Output } from './output.js';
 import { isWorker, runPrimary, type ListeningMessage } from './cluster.js';
@@ -182,11 +183,28 @@ export async function runServer(
       );
     }
   }
+  // The monitor too: attached before the first call, so it sees every one.
+  let monitor: MonitorServer | undefined;
+  if (args.monitor) {
+    try {
+      monitor = await serveMonitor(server, {
+        host: args.monitor.host,
+        port: args.monitor.port,
+        ...(args.monitor.token === undefined ? {} : { token: args.monitor.token }),
+      });
+    } catch (err) {
+      await metrics?.close();
+      throw new UsageError(
+        `--monitor ${args.monitor.host}:${args.monitor.port}: ${listenProblem(err as NodeJS.ErrnoException, args.monitor.port, '--monitor [HOST:]PORT')}`,
+      );
+    }
+  }
   let address;
   try {
     address = await server.listen({ host: args.host, port: args.port });
   } catch (err) {
     await metrics?.close();
+    await monitor?.close();
     const cause = err instanceof AudioSocketError && err.cause instanceof Error ? err.cause : err;
     const ws = args.server.websocket;
     if (ws?.port !== undefined && err instanceof Error && err.message.startsWith('cannot listen for chan_websocket')) {
@@ -219,6 +237,17 @@ export async function runServer(
     const mShown = m.family === 'IPv6' ? `[${m.address}]` : m.address;
     output.event('metrics', { host: m.address, port: m.port }, `metrics on http://${mShown}:${m.port}/metrics`);
   }
+  if (monitor) {
+    const m = monitor.address;
+    // A generated token is printed in the URL (the only way to learn it); a given one is not.
+    const given = args.monitor?.token !== undefined;
+    const url = given ? monitor.url.replace(/\?token=.*$/, '') : monitor.url;
+    output.event(
+      'monitor',
+      { host: m.address, port: m.port, url, token: monitor.token === undefined ? 'none' : given ? 'given' : 'generated' },
+      `monitor on ${url}${given ? ' (add ?token= with AUDIOSOCKET_MONITOR_TOKEN)' : monitor.token !== undefined ? ' (token generated for this run)' : ''}`,
+    );
+  }
   const stopStatus = output.live ? startStatusLine(server, output) : () => {};
 
   const done = new Promise<void>((resolve) => {
@@ -235,6 +264,7 @@ export async function runServer(
       void (async () => {
         await server.close();
         await metrics?.close();
+        await monitor?.close();
         await options.beforeExit?.();
         output.event('closed', { totalCalls: server.stats.totalCalls }, `closed after ${server.stats.totalCalls} call(s)`);
         process.off('SIGINT', stop);
