@@ -9,7 +9,7 @@ import type { AudioSocketServer } from '../server.js';
 import type { CallEnd, CallWarning } from '../call/types.js';
 import type { Call } from '../server.js';
 import type { PlayResult } from '../outbound/queue.js';
-import { formatName } from '../audio/format.js';
+import { formatName, type AudioFormat } from '../audio/format.js';
 import { peakOf } from './levels.js';
 
 /** Level (0..1 of full scale) under which inbound audio counts as silence: about -50 dBFS. */
@@ -51,6 +51,8 @@ export interface MonitorCallInfo {
 /** A live call's numbers at one tick. Levels are peaks since the last tick, 0..1. */
 export interface MonitorCallRow {
   id: number;
+  /** What the call receives now (AudioSocket's inbound format is known from its first frame). */
+  format: string;
   in: number;
   out: number;
   durationMs: number;
@@ -150,6 +152,7 @@ class Track {
   lastLoudAt: number;
   lastLateAt = -Infinity;
   lastFramesIn = 0;
+  lastFormat: AudioFormat | undefined;
   warnings = 0;
   readonly late = new Uint32Array(LATE_BINS);
   lateCount = 0;
@@ -425,8 +428,14 @@ export class MonitorState {
       const flowing = s.audioIn !== t.lastFramesIn;
       t.lastFramesIn = s.audioIn;
       if (flowing && t.inPeak >= SILENCE_LEVEL) t.lastLoudAt = now;
+      const inbound = t.call.inboundFormat;
+      if (inbound !== t.lastFormat && inbound !== undefined && t.call.transport === 'audiosocket') {
+        t.lastFormat = inbound;
+        t.info.format = formatName(inbound);
+      }
       rows.push({
         id: t.info.id,
+        format: t.info.format,
         in: Math.round(t.inPeak * 1000) / 1000,
         out: Math.round(t.outPeak * 1000) / 1000,
         durationMs: now - t.info.startedAt,

@@ -81,6 +81,7 @@ function addCall(info) {
 
 function updateRow(c, row) {
   c.row = row;
+  if (row.format !== c.info.format) c.info.format = c.cells.format.textContent = row.format;
   c.cells.durationMs.textContent = dur(row.durationMs);
   setMeter(c.mIn, row.in);
   setMeter(c.mOut, row.out);
@@ -189,7 +190,7 @@ function drawChart() {
     ['frames/s out', '#2ea043', (t) => t.framesOutPerSec],
     ['late+drops+warnings', '#cf222e', (t) => t.lateSlots + t.drops + t.warnings],
   ];
-  const step = w / (HISTORY - 1);
+  const step = w / (Math.max(60, totals.length) - 1);
   const x0 = w - (totals.length - 1) * step;
   series.forEach(([name, color, pick], k) => {
     let max = 1;
