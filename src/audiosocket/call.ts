@@ -157,20 +157,17 @@ export class AudioSocketCall extends CallCore<AudioSocketFrame, AudioSocketCallS
   get stats(): AudioSocketCallStats {
     const c = this.#conn;
     const p: PacedStats = this.#outbound.stats;
-    return {
-      ...this._commonStats({
-        messagesIn: this._in.messagesIn,
-        messagesOut: c.messagesOut,
-        bytesIn: c.bytesIn,
-        bytesOut: c.bytesOut,
-        droppedOut: c.droppedOut,
-      }),
-      silenceFrames: p.silenceFrames,
-      lateSlots: p.lateSlots,
-      caughtUpFrames: p.caughtUpFrames,
-      droppedSlots: p.droppedSlots,
-      underruns: p.underruns,
-    };
+    // Built field by field, no spreads: stats are read per tick by monitors and status lines.
+    const s = this._commonStats(
+      { messagesIn: this._in.messagesIn, messagesOut: c.messagesOut, bytesIn: c.bytesIn, bytesOut: c.bytesOut, droppedOut: c.droppedOut },
+      p,
+    ) as AudioSocketCallStats;
+    s.silenceFrames = p.silenceFrames;
+    s.lateSlots = p.lateSlots;
+    s.caughtUpFrames = p.caughtUpFrames;
+    s.droppedSlots = p.droppedSlots;
+    s.underruns = p.underruns;
+    return s;
   }
 
   /**

@@ -222,17 +222,25 @@ export abstract class CallCore<F extends AudioFrame = AudioFrame, S extends Call
   abstract get stats(): S;
 
   /** The counters every transport has; the transport adds its own and what it measures itself. */
-  protected _commonStats(out: {
-    messagesIn: number;
-    messagesOut: number;
-    bytesIn: number;
-    bytesOut: number;
-    droppedOut: number;
-  }): CallStats {
-    const o: OutboundCounters = this.#outbound.stats;
+  protected _commonStats(
+    out: {
+      messagesIn: number;
+      messagesOut: number;
+      bytesIn: number;
+      bytesOut: number;
+      droppedOut: number;
+    },
+    o: OutboundCounters = this.#outbound.stats,
+  ): CallStats {
+    const i = this._in;
     return {
-      ...this._in,
-      messagesIn: this._in.messagesIn,
+      messagesIn: i.messagesIn,
+      audioIn: i.audioIn,
+      emptyAudioIn: i.emptyAudioIn,
+      oddAudioIn: i.oddAudioIn,
+      dtmfIn: i.dtmfIn,
+      otherIn: i.otherIn,
+      droppedIn: i.droppedIn,
       bytesIn: out.bytesIn,
       messagesOut: out.messagesOut,
       bytesOut: out.bytesOut,

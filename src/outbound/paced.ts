@@ -152,8 +152,16 @@ export class PacedOutbound implements Paced, OutboundPolicy<PacedStats> {
   }
 
   get stats(): PacedStats {
+    const s = this.#stats;
     return {
-      ...this.#stats,
+      framesSent: s.framesSent,
+      silenceFrames: s.silenceFrames,
+      lateSlots: s.lateSlots,
+      caughtUpFrames: s.caughtUpFrames,
+      delayedWrites: s.delayedWrites,
+      underruns: s.underruns,
+      flushedMs: s.flushedMs,
+      unsentMs: s.unsentMs,
       droppedWrites: this.#gate.droppedWrites,
       droppedMs: this.#gate.droppedMs,
       droppedSlots: Math.round(this.#pacer.forgottenMs / this.frameMs),

@@ -140,17 +140,19 @@ export class WebSocketCall extends CallCore<AudioFrame, WebSocketCallStats> {
   get stats(): WebSocketCallStats {
     const c = this.#conn.stats;
     const b: BufferedStats = this.#outbound.stats;
-    return {
-      ...this._commonStats({
+    const s = this._commonStats(
+      {
         messagesIn: this._in.messagesIn,
         messagesOut: c.framesOut + c.commandsOut,
         bytesIn: c.audioBytesIn,
         bytesOut: c.audioBytesOut,
         droppedOut: c.droppedBytesOut > 0 ? Math.ceil(c.droppedBytesOut / Math.max(1, this.#outbound.frameBytes)) : 0,
-      }),
-      xoffs: c.xoffs,
-      marksSent: b.marksSent,
-    };
+      },
+      b,
+    ) as WebSocketCallStats;
+    s.xoffs = c.xoffs;
+    s.marksSent = b.marksSent;
+    return s;
   }
 
   /**
