@@ -151,8 +151,12 @@ export function createMonitor(server: AudioSocketServer, options: MonitorOptions
       c.res.once('drain', () => (c.blockedSince = undefined));
     }
   };
+  let lastTick = 0;
   const timer = setInterval(() => {
     const now = Date.now();
+    // With no page open, the state still moves on (totals, ended calls) but once a second.
+    if (clients.size === 0 && now - lastTick < 1000) return;
+    lastTick = now;
     const tick = state.tick(now);
     if (clients.size === 0) return;
     const chunk = `event: tick\ndata: ${json(tick)}\n\n`;
