@@ -1,0 +1,86 @@
+/**
+ * What the monitor page costs: N calls to `audiosocket echo` with and without `--monitor`, side by
+ * side in the same run (ABBA), with a page open on the live feed during the monitored runs (an
+ * SSE client in this process, on core 1 with the load generator, reading every tick).
+ *
+ *   node build/bench/monitor-compare.js --calls 200 --duration 20 --rounds 2
+ */
+import http from 'node:http';
+import { fileURLToPath, pathToFileURL } from 'node:url';
+import { parseArgs } from 'node:util';
+import { compare, formatCompare } from './echo-compare.js';
+import { freePort } from './lib/proc.js';
+
+const CLI_JS = fileURLToPath(new URL('../../dist/cli/main.js', import.meta.url));
+
+/** Keeps a page open on the feed whenever the monitor is up: reconnects until stopped; counts ticks. */
+function openPage(port: number): { ticks: () => number; stop: () => void } {
+  let ticks = 0;
+  let stopped = false;
+  let req: http.ClientRequest | undefined;
+  const connect = (): void => {
+    if (stopped) return;
+    req = http.get({ host: '127.0.0.1', port, path: '/events' }, (res) => {
+      res.setEncoding('utf8');
+      res.on('data', (d: string) => (ticks += d.split('event: tick').length - 1));
+      res.on('end', () => setTimeout(connect, 200));
+    });
+    req.on('error', () => setTimeout(connect, 200));
+  };
+  connect();
+  return {
+    ticks: () => ticks,
+    stop: () => {
+      stopped = true;
+      req?.destroy();
+    },
+  };
+}
+
+export async function main(argv: string[]): Promise<number> {
+  const { values } = parseArgs({
+    args: argv,
+    options: {
+      calls: { type: 'string', default: '200' },
+      duration: { type: 'string', default: '20' },
+      rounds: { type: 'string', default: '2' },
+      'no-pin': { type: 'boolean', default: false },
+    },
+  });
+  const monitorPort = await freePort();
+  const page = openPage(monitorPort);
+  try {
+    const result = await compare({
+      mode: 'echo',
+      floor: `node ${CLI_JS} echo --quiet --host 127.0.0.1 --port {port}`,
+      target: `node ${CLI_JS} echo --quiet --monitor 127.0.0.1:${monitorPort} --host 127.0.0.1 --port {port}`,
+      targetName: 'monitored',
+      calls: Number(values.calls),
+      durationS: Number(values.duration),
+      graceMs: 1000,
+      rounds: Number(values.rounds),
+      style: 'normal',
+      group: 2,
+      pin: !values['no-pin'],
+      pauseS: 1,
+      log: (l) => process.stderr.write(l + '\n'),
+    });
+    process.stdout.write(
+      formatCompare(result).replace('ratio monitored/floor', 'ratio monitored/unmonitored') +
+        `\npage: ${page.ticks()} feed ticks read during the monitored runs\n`,
+    );
+    return result.summary.ok ? 0 : 1;
+  } finally {
+    page.stop();
+  }
+}
+
+if (import.meta.url === pathToFileURL(process.argv[1] ?? '').href) {
+  main(process.argv.slice(2)).then(
+    (code) => process.exit(code),
+    (err: unknown) => {
+      process.stderr.write(`monitor-compare: ${err instanceof Error ? err.message : String(err)}\n`);
+      process.exit(2);
+    },
+  );
+}
