@@ -5,12 +5,13 @@
  *    AudioSocket channel). It sends known audio on an absolute 20 ms clock and records, with
  *    arrival times, everything Asterisk sends it.
  *  - RtpLeg: a UDP socket that plays the phone's RTP leg of a `UnicastRTP/127.0.0.1:PORT/c(ulaw)`
- *    channel.
+ *    channel, served by a worker thread of its own (rtp-receiver.ts) that stamps the arrivals.
  */
 import net, { type AddressInfo, type Socket } from 'node:net';
-import dgram from 'node:dgram';
+import { Worker } from 'node:worker_threads';
 import { once } from 'node:events';
 import { formatUuidBytes } from './util.js';
+import type { FromReceiver, ToReceiver } from './rtp-receiver.js';
 
 export interface Received {
   kind: number;
@@ -190,42 +191,85 @@ export class FarLeg {
 }
 
 export interface RtpPacket {
+  /** arrival, stamped by the receiver's own thread (performance.now() time of this thread) */
   at: number;
+  /** when the test's event loop got it (what `at` was before the receiver had its own thread) */
+  loopAt: number;
   seq: number;
   ts: number;
   pt: number;
   payload: Buffer;
 }
 
-/** The phone's side of a UnicastRTP channel: records what Asterisk sends, can send u-law back. */
+/**
+ * The phone's side of a UnicastRTP channel: records what Asterisk sends, can send u-law back.
+ * The socket lives in a worker thread (rtp-receiver.ts) with an event loop of its own, which
+ * stamps each packet's arrival: the test's event loop, shared with the server under test and the
+ * bot simulator, can run late by 10-40 ms, and the gaps between packets would show that delay as
+ * if the audio had arrived unevenly. Packets reach `packets` as they come; `drain()` waits for
+ * all that arrived before it.
+ */
 export class RtpLeg {
   readonly packets: RtpPacket[] = [];
-  readonly socket = dgram.createSocket('udp4');
   port = 0;
   /** Asterisk's RTP address, learnt from its first packet (symmetric RTP). */
   remote: { address: string; port: number } | undefined;
   #remoteWaiters: Array<() => void> = [];
+  #worker: Worker | undefined;
+  #replies = new Map<number, (m: FromReceiver | undefined) => void>();
+  #nextId = 1;
+  /** performance.now() minus process.hrtime in ms: both read CLOCK_MONOTONIC (uv_hrtime) */
+  #hrOffset = 0;
 
   async bind(): Promise<this> {
-    this.socket.bind(0, '127.0.0.1');
-    await once(this.socket, 'listening');
-    this.port = this.socket.address().port;
-    this.socket.on('message', (msg, rinfo) => {
-      if (msg.length < 12 || msg[0]! >> 6 !== 2) return;
-      const cc = msg[0]! & 0x0f;
-      this.packets.push({
-        at: performance.now(),
-        seq: msg.readUInt16BE(2),
-        ts: msg.readUInt32BE(4),
-        pt: msg[1]! & 0x7f,
-        payload: Buffer.from(msg.subarray(12 + cc * 4)),
-      });
-      if (!this.remote) {
-        this.remote = { address: rinfo.address, port: rinfo.port };
-        for (const w of this.#remoteWaiters.splice(0)) w();
-      }
+    const worker = new Worker(new URL('./rtp-receiver.js', import.meta.url));
+    this.#worker = worker;
+    worker.on('error', (e) => console.error(`RTP leg receiver: ${e.message}`));
+    // a receiver that died answers no request: each one gets `undefined` instead of hanging
+    worker.on('exit', () => {
+      for (const r of [...this.#replies.values()]) r(undefined);
     });
+    const listening = new Promise<number>((resolve, reject) => {
+      worker.once('error', reject);
+      worker.once('exit', (code) => reject(new Error(`RTP leg receiver exited (${code}) before it was listening`)));
+      worker.on('message', (m: FromReceiver) => {
+        if (m.type === 'listening') resolve(m.port);
+        else if (m.type === 'packet') this.#packet(m);
+        else this.#replies.get(m.id)?.(m);
+      });
+    });
+    this.port = await listening;
+    this.#hrOffset = performance.now() - Number(process.hrtime.bigint()) / 1e6;
     return this;
+  }
+
+  #packet(m: Extract<FromReceiver, { type: 'packet' }>): void {
+    const msg = Buffer.from(m.data.buffer, m.data.byteOffset, m.data.byteLength);
+    if (msg.length < 12 || msg[0]! >> 6 !== 2) return;
+    const cc = msg[0]! & 0x0f;
+    this.packets.push({
+      at: Number(m.atNs) / 1e6 + this.#hrOffset,
+      loopAt: performance.now(),
+      seq: msg.readUInt16BE(2),
+      ts: msg.readUInt32BE(4),
+      pt: msg[1]! & 0x7f,
+      payload: Buffer.from(msg.subarray(12 + cc * 4)),
+    });
+    if (!this.remote) {
+      this.remote = { address: m.address, port: m.port };
+      for (const w of this.#remoteWaiters.splice(0)) w();
+    }
+  }
+
+  #request(m: ToReceiver & { id: number }): Promise<FromReceiver | undefined> {
+    return new Promise((resolve) => {
+      this.#replies.set(m.id, (r) => {
+        this.#replies.delete(m.id);
+        resolve(r);
+      });
+      if (this.#worker) this.#worker.postMessage(m);
+      else resolve(undefined);
+    });
   }
 
   async waitRemote(timeoutMs = 5000): Promise<{ address: string; port: number }> {
@@ -239,25 +283,40 @@ export class RtpLeg {
     return this.remote!;
   }
 
-  /** Sends u-law payloads as PCMU RTP, one per 20 ms on an absolute clock. */
+  /** Sends u-law payloads as PCMU RTP, one per 20 ms on an absolute clock (the receiver thread's). */
   async sendPaced(payloads: Buffer[], signal?: AbortSignal): Promise<void> {
     const remote = await this.waitRemote();
-    const ssrc = 0x1234abcd;
-    const t0 = performance.now();
-    for (let i = 0; i < payloads.length && !signal?.aborted; i++) {
-      const h = Buffer.alloc(12);
-      h[0] = 0x80;
-      h[1] = i === 0 ? 0x80 : 0x00; // marker on the first packet, PT 0 (PCMU)
-      h.writeUInt16BE(i & 0xffff, 2);
-      h.writeUInt32BE((i * 160) >>> 0, 4);
-      h.writeUInt32BE(ssrc, 8);
-      this.socket.send(Buffer.concat([h, payloads[i]!]), remote.port, remote.address);
-      const wait = t0 + (i + 1) * 20 - performance.now();
-      if (wait > 0) await new Promise((r) => setTimeout(r, wait));
+    if (signal?.aborted) return;
+    const id = this.#nextId++;
+    const onAbort = (): void => this.#worker?.postMessage({ type: 'abort', id } satisfies ToReceiver);
+    signal?.addEventListener('abort', onAbort, { once: true });
+    try {
+      const r = await this.#request({ type: 'send', id, payloads, address: remote.address, port: remote.port });
+      if (!r) throw new Error('RTP leg: the receiver thread is gone');
+    } finally {
+      signal?.removeEventListener('abort', onAbort);
     }
   }
 
-  close(): void {
-    this.socket.close();
+  /**
+   * Resolves once every packet that reached the receiver before the call is in `packets`;
+   * `loopDelayMaxMs`: how late the receiver's own event loop ran since the last drain() (or its
+   * start): its stamps are late by at most about that much.
+   */
+  async drain(): Promise<{ loopDelayMaxMs: number }> {
+    const r = await this.#request({ type: 'drain', id: this.#nextId++ });
+    if (r?.type !== 'drained') throw new Error('RTP leg: the receiver thread is gone');
+    return { loopDelayMaxMs: r.loopDelayMaxMs };
+  }
+
+  async close(): Promise<void> {
+    const w = this.#worker;
+    if (!w) return;
+    this.#worker = undefined;
+    const exited = once(w, 'exit');
+    w.postMessage({ type: 'close' } satisfies ToReceiver);
+    const t = setTimeout(() => void w.terminate(), 1000);
+    await exited;
+    clearTimeout(t);
   }
 }

@@ -236,6 +236,8 @@ export interface ToneStats {
   gapMin: number;
   maxIn10ms: number;
   seqGaps: number;
+  /** gap p99 of the same packets as the test's event loop got them (RtpPacket.loopAt) */
+  loopGapP99: number;
 }
 
 /** What the phone's RTP leg got of a 1 kHz tone: how much, over how long, how evenly. */
@@ -264,6 +266,7 @@ export function rtpToneStats(rtp: RtpLeg, hz: number): ToneStats {
     gapMin: g.length ? Math.min(...g) : NaN,
     maxIn10ms,
     seqGaps,
+    loopGapP99: pct(gaps(tonePk.map((p) => p.loopAt)), 99),
   };
 }
 
@@ -276,6 +279,7 @@ function toneMetrics(ctx: Ctx, s: ToneStats): void {
   ctx.metrics['gap min/max'] = `${ms(s.gapMin)} / ${ms(s.gapMax)}`;
   ctx.timing('most packets in 10 ms', s.maxIn10ms, { max: 3 }, '');
   ctx.metrics['rtp seq gaps'] = s.seqGaps;
+  ctx.metrics['gap p99 as the test loop got them'] = ms(s.loopGapP99);
 }
 
 /** All of the 2 s tone reached the phone, nothing more. */
@@ -286,6 +290,8 @@ function checkWholeTone(s: ToneStats, what: string): void {
 /** One RTP-leg call through the app; `handler` is the server's; ends with the server's hangup. */
 async function rtpAppCall(ctx: Ctx, handler: (call: Call) => Promise<void>): Promise<{ rtp: RtpLeg; call: Call; sut: Sut }> {
   const rtp = await rtpLeg(ctx);
+  await rtp.drain();
+  const loop = eventLoopDelay();
   const sut = await serverUnderTest(ctx, async (call) => {
     await handler(call);
     await call.hangup();
@@ -296,6 +302,10 @@ async function rtpAppCall(ctx: Ctx, handler: (call: Call) => Promise<void>): Pro
   await sut.ended(call, 10000);
   // the last packets are already out when the socket closes; allow the loopback a moment
   await until(() => performance.now() > sut.ends.get(call)!.at + 100, 1000, 'tail');
+  const receiver = await rtp.drain();
+  // the arrivals are stamped on the RTP leg's own thread: these two say how late each loop ran
+  ctx.timing('test event loop delay max', loop.stop().max, { max: 50 });
+  ctx.timing('RTP receiver loop delay max', receiver.loopDelayMaxMs, { max: 5 });
   return { rtp, call, sut };
 }
 
