@@ -11,11 +11,12 @@
  * Parent -> worker: { type: 'send', id, payloads: Uint8Array[] } | { type: 'abort', id } |
  *   { type: 'drain', id } | { type: 'close' }.
  * Worker -> parent: { type: 'listening', port } | { type: 'packet', atNs, address, port, data } |
- *   { type: 'sent', id, error? } | { type: 'drained', id, loopDelayMaxMs }.
+ *   { type: 'sent', id } | { type: 'drained', id, loopDelayMaxMs }.
  */
 import dgram from 'node:dgram';
 import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { parentPort } from 'node:worker_threads';
+import { LOOP_SAMPLE_MS, loopLateness } from './util.js';
 
 export type ToReceiver =
   | { type: 'send'; id: number; payloads: Uint8Array[]; address: string; port: number }
@@ -33,7 +34,7 @@ const port = parentPort;
 if (port) {
   const post = (m: FromReceiver): void => port.postMessage(m);
   // how late this worker's own loop ran: the error bound of its stamps (reported by drain, since the last drain)
-  const loop = monitorEventLoopDelay({ resolution: 10 });
+  const loop = monitorEventLoopDelay({ resolution: LOOP_SAMPLE_MS });
   loop.enable();
   const socket = dgram.createSocket('udp4');
   socket.on('message', (msg, rinfo) => {
@@ -66,7 +67,7 @@ if (port) {
     else if (m.type === 'abort') aborted.add(m.id);
     // messages to the parent keep their order: once it has 'drained', it has every packet before it
     else if (m.type === 'drain') {
-      post({ type: 'drained', id: m.id, loopDelayMaxMs: loop.max / 1e6 });
+      post({ type: 'drained', id: m.id, loopDelayMaxMs: loopLateness(loop).max });
       loop.reset();
     } else if (m.type === 'close') {
       loop.disable();
