@@ -187,6 +187,7 @@ async function converse(
   m['inter-arrival p99 from the 6th packet'] = ms(pct(gaps(toneAt.slice(5)), 99));
   ctx.timing('test event loop delay max', loopDelay.max, { max: 50 });
   ctx.timing('RTP receiver loop delay max', receiver.loopDelayMaxMs, { max: 5 });
+  m['RTP receiver thread'] = rtp.sched;
   m['inter-arrival p99 as the test loop got them'] = ms(s.loopGapP99);
   ctx.timing('most packets in 10 ms', s.maxIn10ms, { max: 3 }, '');
   m['rtp seq gaps'] = s.seqGaps;

@@ -212,6 +212,8 @@ export interface RtpPacket {
 export class RtpLeg {
   readonly packets: RtpPacket[] = [];
   port = 0;
+  /** the receiver thread's scheduling (rtp-receiver.ts, RTP_LEG_SCHED) */
+  sched = '';
   /** Asterisk's RTP address, learnt from its first packet (symmetric RTP). */
   remote: { address: string; port: number } | undefined;
   #remoteWaiters: Array<() => void> = [];
@@ -229,16 +231,16 @@ export class RtpLeg {
     worker.on('exit', () => {
       for (const r of [...this.#replies.values()]) r(undefined);
     });
-    const listening = new Promise<number>((resolve, reject) => {
+    const listening = new Promise<{ port: number; sched: string }>((resolve, reject) => {
       worker.once('error', reject);
       worker.once('exit', (code) => reject(new Error(`RTP leg receiver exited (${code}) before it was listening`)));
       worker.on('message', (m: FromReceiver) => {
-        if (m.type === 'listening') resolve(m.port);
+        if (m.type === 'listening') resolve(m);
         else if (m.type === 'packet') this.#packet(m);
         else this.#replies.get(m.id)?.(m);
       });
     });
-    this.port = await listening;
+    ({ port: this.port, sched: this.sched } = await listening);
     this.#hrOffset = performance.now() - Number(process.hrtime.bigint()) / 1e6;
     return this;
   }

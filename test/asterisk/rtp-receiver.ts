@@ -10,10 +10,13 @@
  *
  * Parent -> worker: { type: 'send', id, payloads: Uint8Array[] } | { type: 'abort', id } |
  *   { type: 'drain', id } | { type: 'close' }.
- * Worker -> parent: { type: 'listening', port } | { type: 'packet', atNs, address, port, data } |
+ * Worker -> parent: { type: 'listening', port, sched } | { type: 'packet', atNs, address, port, data } |
  *   { type: 'sent', id } | { type: 'drained', id, loopDelayMaxMs }.
  */
 import dgram from 'node:dgram';
+import { execFileSync } from 'node:child_process';
+import { readlinkSync } from 'node:fs';
+import { setPriority } from 'node:os';
 import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { parentPort } from 'node:worker_threads';
 import { LOOP_SAMPLE_MS, loopLateness } from './util.js';
@@ -25,13 +28,38 @@ export type ToReceiver =
   | { type: 'close' };
 
 export type FromReceiver =
-  | { type: 'listening'; port: number }
+  | { type: 'listening'; port: number; sched: string }
   | { type: 'packet'; atNs: bigint; address: string; port: number; data: Uint8Array }
   | { type: 'sent'; id: number }
   | { type: 'drained'; id: number; loopDelayMaxMs: number };
 
+/**
+ * Raises this thread's scheduling priority, so that it runs as soon as a packet arrives even
+ * while Asterisk, the test's thread and the machine's other work keep both cores busy:
+ * RTP_LEG_SCHED=fifo (SCHED_FIFO 10, with `chrt`), nice (nice -10), none. Needs root or
+ * CAP_SYS_NICE (and `chrt`, from util-linux, for fifo); without, it stays as it was. Returns
+ * what applied.
+ */
+function raisePriority(): string {
+  const want = process.env.RTP_LEG_SCHED ?? 'fifo';
+  if (want === 'none') return 'none';
+  try {
+    const tid = Number(readlinkSync('/proc/thread-self').split('/').pop());
+    if (want === 'fifo') {
+      execFileSync('chrt', ['-f', '-p', '10', String(tid)], { stdio: 'ignore' });
+      return 'SCHED_FIFO 10';
+    }
+    setPriority(tid, -10);
+    return 'nice -10';
+  } catch (e) {
+    // not permitted, or no `chrt`
+    return `unchanged (${(e as NodeJS.ErrnoException).code ?? (e as Error).message.split('\n')[0]})`;
+  }
+}
+
 const port = parentPort;
 if (port) {
+  const sched = raisePriority();
   const post = (m: FromReceiver): void => port.postMessage(m);
   // how late this worker's own loop ran: the error bound of its stamps (reported by drain, since the last drain)
   const loop = monitorEventLoopDelay({ resolution: LOOP_SAMPLE_MS });
@@ -74,5 +102,5 @@ if (port) {
       socket.close(() => port.close());
     }
   });
-  socket.bind(0, '127.0.0.1', () => post({ type: 'listening', port: socket.address().port }));
+  socket.bind(0, '127.0.0.1', () => post({ type: 'listening', port: socket.address().port, sched }));
 }

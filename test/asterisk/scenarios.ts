@@ -306,6 +306,7 @@ async function rtpAppCall(ctx: Ctx, handler: (call: Call) => Promise<void>): Pro
   // the arrivals are stamped on the RTP leg's own thread: these two say how late each loop ran
   ctx.timing('test event loop delay max', loop.stop().max, { max: 50 });
   ctx.timing('RTP receiver loop delay max', receiver.loopDelayMaxMs, { max: 5 });
+  ctx.metrics['RTP receiver thread'] = rtp.sched;
   return { rtp, call, sut };
 }
 
