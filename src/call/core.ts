@@ -62,6 +62,20 @@ export interface CallInit {
   hooks: CallHooks;
 }
 
+/**
+ * @internal A view of every frame each way for an observer inside the library (the monitor),
+ * without events or objects per frame: one per call, set with `call[kCallTap](tap)`.
+ */
+export interface CallTap {
+  /** Audio as received, before any conversion. */
+  audio(wire: AudioFormat, payload: Buffer): void;
+  /** A frame reaching the caller about now (the `sent` event's fields). */
+  sent(payload: Buffer, format: AudioFormat, latenessMs: number, silence: boolean): void;
+}
+
+/** @internal */
+export const kCallTap = Symbol('audiosocket.callTap');
+
 /** Counters of received audio and messages, kept by the core for every transport. */
 type InboundCounters = Pick<CallStats, 'messagesIn' | 'audioIn' | 'emptyAudioIn' | 'oddAudioIn' | 'dtmfIn' | 'otherIn' | 'droppedIn'>;
 
@@ -124,6 +138,7 @@ export abstract class CallCore<F extends AudioFrame = AudioFrame, S extends Call
   #writeConverters = new Map<AudioFormat, Converter>();
   /** Speech detection, while it is on. */
   #speech: CallSpeech | undefined;
+  #tap: CallTap | undefined;
   #speechOptions: SpeechOptions | undefined;
 
   constructor(init: CallInit) {
@@ -145,10 +160,11 @@ export abstract class CallCore<F extends AudioFrame = AudioFrame, S extends Call
   /** Attaches the transport's outbound policy, built on the events the core hands it. */
   protected _attachOutbound<P extends OutboundPolicy>(build: (events: OutboundEvents) => P): P {
     const events: OutboundEvents = {
-      sentWanted: () => this.#speech !== undefined || this.listenerCount('sent') > 0,
+      sentWanted: () => this.#speech !== undefined || this.#tap !== undefined || this.listenerCount('sent') > 0,
       sent: (payload, format, at, latenessMs, silence) => {
         const atMs = at - this._startedAt;
         this.#speech?.outbound(payload, format, atMs);
+        this.#tap?.sent(payload, format, latenessMs, silence);
         if (this.listenerCount('sent') > 0) this._emitSafe('sent', { payload, format, atMs, latenessMs, silence });
       },
       mark: (name, reached) => this._emitSafe('mark', name, reached),
@@ -352,6 +368,11 @@ export abstract class CallCore<F extends AudioFrame = AudioFrame, S extends Call
     );
   }
 
+  /** @internal Sets (or clears) the call's tap. */
+  [kCallTap](tap: CallTap | undefined): void {
+    this.#tap = tap;
+  }
+
   /** True while the caller is speaking (speech detection on). */
   get speaking(): boolean {
     return this.#speech?.detector.speaking ?? false;
@@ -460,6 +481,7 @@ export abstract class CallCore<F extends AudioFrame = AudioFrame, S extends Call
     }
     this._inboundFormat = wire;
     this.#speech?.inbound(wire, payload, this._clock.now() - this._startedAt);
+    this.#tap?.audio(wire, payload);
     this._onAudio(wire, payload);
     if (this.listenerCount('audio') === 0) return;
     const target = this.#receive;

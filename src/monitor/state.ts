@@ -11,6 +11,7 @@ import type { Call } from '../server.js';
 import type { PlayResult } from '../outbound/queue.js';
 import { formatName, type AudioFormat } from '../audio/format.js';
 import { peakOf } from './levels.js';
+import { kCallTap, type CallTap } from '../call/core.js';
 
 /** Level (0..1 of full scale) under which inbound audio counts as silence: about -50 dBFS. */
 export const SILENCE_LEVEL = 0.003;
@@ -278,19 +279,21 @@ export class MonitorState {
     this.#added.push(info);
     const lateMs = this.#lateMs ?? Math.max(1, call.frameMs / 2);
 
-    const onAudio = (frame: { payload: Buffer; format: Parameters<typeof peakOf>[1] }): void => {
-      const p = peakOf(frame.payload, frame.format);
-      if (p > track.inPeak) track.inPeak = p;
-    };
-    const onSent = (frame: { payload: Buffer; format: Parameters<typeof peakOf>[1]; latenessMs: number; silence: boolean }): void => {
-      if (!frame.silence) {
-        const p = peakOf(frame.payload, frame.format);
-        if (p > track.outPeak) track.outPeak = p;
-      }
-      const l = frame.latenessMs;
-      track.late[l >= LATE_BINS - 1 ? LATE_BINS - 1 : l > 0 ? Math.round(l) : 0]!++;
-      track.lateCount++;
-      if (l > lateMs) track.lastLateAt = Date.now();
+    // Per frame: a peak read and a counter, through the call's tap (no event, no object).
+    const tap: CallTap = {
+      audio(wire, payload) {
+        const p = peakOf(payload, wire);
+        if (p > track.inPeak) track.inPeak = p;
+      },
+      sent(payload, format, l, silence) {
+        if (!silence) {
+          const p = peakOf(payload, format);
+          if (p > track.outPeak) track.outPeak = p;
+        }
+        track.late[l >= LATE_BINS - 1 ? LATE_BINS - 1 : l > 0 ? Math.round(l) : 0]!++;
+        track.lateCount++;
+        if (l > lateMs) track.lastLateAt = Date.now();
+      },
     };
     const onDtmf = (digit: string): void => void this.#event(track, 'dtmf', digit);
     const onMark = (name: string, reached: boolean): void => void this.#event(track, 'mark', `${name} ${reached ? 'reached' : 'flushed'}`);
@@ -301,8 +304,7 @@ export class MonitorState {
       this.#warnings.push(ev);
       this.#keepProcessWarning(call, w);
     };
-    call.on('audio', onAudio);
-    call.on('sent', onSent);
+    call[kCallTap](tap);
     call.on('dtmf', onDtmf);
     call.on('mark', onMark);
     call.on('warning', onWarning);
@@ -341,8 +343,7 @@ export class MonitorState {
     own.playFile = wrap(playFile, (a) => basename(String(a[0])));
 
     this.#detachers.set(call, () => {
-      call.off('audio', onAudio);
-      call.off('sent', onSent);
+      call[kCallTap](undefined);
       call.off('dtmf', onDtmf);
       call.off('mark', onMark);
       call.off('warning', onWarning);
