@@ -54,6 +54,24 @@ describe('Pacer', () => {
     );
   });
 
+  test('a talk spurt after a late keep-alive frame: the frame after the lead leaves at the next slot, not one later', () => {
+    const p = pacer();
+    // The pass for slot 0 runs 6 ms late and sends keep-alive silence.
+    assert.ok(p.admits(F, 6, 0, true));
+    p.commit(F, 6, 0, true);
+    // Audio arrives at 10 ms (between passes: the lead is measured from slot 0) over the silence's tail.
+    const sent: number[] = [];
+    for (let i = 0; i < 2; i++) {
+      if (p.admits(F, 10, 10, false, 0)) {
+        p.commit(F, 10, 10, false);
+        sent.push(10);
+      }
+    }
+    assert.deepEqual(sent, [10, 10], 'the lead lets two frames go over the tail');
+    // The pass for slot 20 runs on time: the third frame is due and must leave now.
+    assert.ok(p.admits(F, 20, 20, false, 20), 'the third frame leaves at the next slot (a late silence frame holds nothing back)');
+  });
+
   test('lead: a long backlog offered at once gets leadFrames frames now, then one per frame', () => {
     const p = pacer();
     const log: Array<[number, number]> = [];

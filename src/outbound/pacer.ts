@@ -28,8 +28,9 @@
  *   the grid: audio that starts while a silence frame is still playing starts on the wall
  *   clock, over that frame's tail, so an echo that starts mid-slot does not carry that offset
  *   as delay for the rest of the call. Silence passes the catch-up limiter like everything
- *   else, so the window bound holds for all audio; the lead bound holds for the call's own
- *   audio, and for all audio with at most that one frame's tail more.
+ *   else, charged at its slot (a silence frame a late pass sent does not hold back the audio
+ *   that follows), so the window bound holds for all audio measured on the grid; the lead bound
+ *   holds for the call's own audio, and for all audio with at most that one frame's tail more.
  *
  * Pure arithmetic on times in ms: no clock, no timers, no I/O.
  */
@@ -128,7 +129,8 @@ export class Pacer {
     const start = silence ? Math.max(this.#end, anchor) : this.startAt(now, anchor);
     if (start + durationMs > horizon + this.leadMs + EPS) return false;
     const rate = this.catchUpRate;
-    return Math.max(this.#paidAt, now) + durationMs / rate <= now + this.leadMs / rate + EPS;
+    const at = silence ? Math.min(now, anchor) : now;
+    return Math.max(this.#paidAt, at) + durationMs / rate <= at + this.leadMs / rate + EPS;
   }
 
   /**
@@ -141,7 +143,9 @@ export class Pacer {
     if (!this.#idle && start > this.#end + EPS) this.#forgottenMs += start - this.#end;
     this.#end = Math.max(this.#end, start + durationMs);
     this.#silenceTail = silence;
-    this.#paidAt = Math.max(this.#paidAt, now) + durationMs / this.catchUpRate;
+    // Silence is charged at its slot, as it takes its slot on the timeline: a late pass's
+    // silence does not hold back the audio that starts over its tail (docs/pacing.md).
+    this.#paidAt = Math.max(this.#paidAt, silence ? Math.min(now, anchor) : now) + durationMs / this.catchUpRate;
     if (!silence) {
       this.#idle = false;
       this.#sentAt = now;
