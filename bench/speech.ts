@@ -15,17 +15,12 @@ import { performance } from 'node:perf_hooks';
 import { createVad, loadVad } from '#lib/speech/vad.js';
 import { levelDb, SpeechDetector, type SpeechEvent, type SpeechOptions } from '#lib/speech/detector.js';
 import { readWavFile } from '#lib/audio/wav.js';
+import type { SpeechFixture } from '../scripts/speech-fixtures.js';
 
 const DIR = fileURLToPath(new URL('../../test/fixtures/speech/', import.meta.url));
 
-export interface Fixture {
-  file: string;
-  kind: 'speech' | 'speech-over-echo' | 'echo' | 'nonspeech';
-  description: string;
-  onsetMs?: number;
-  offsetMs?: number;
-  echo?: { prompt: string; delayMs: number; lossDb: number };
-}
+/** A fixture as the manifest lists it (scripts/speech-fixtures.ts writes it). */
+export type Fixture = SpeechFixture;
 
 export interface FixtureResult {
   file: string;

@@ -17,6 +17,7 @@ import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'nod
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { encodeWav } from '#lib/index.js';
 
 const RATE = 8000;
 const OUT = fileURLToPath(new URL('../../test/fixtures/speech/', import.meta.url));
@@ -59,7 +60,7 @@ function speak(tmp: string, voice: string, speed: number, text: string): Float64
   const raw = join(tmp, 'raw.wav');
   const pcm = join(tmp, 'out.raw');
   execFileSync('espeak-ng', ['-v', voice, '-s', String(speed), '-w', raw, text]);
-  execFileSync('sox', [raw, '-r', String(RATE), '-c', '1', '-b', '16', '-e', 'signed-integer', '-t', 'raw', pcm, 'rate', '-v']);
+  execFileSync('sox', [raw, '-D', '-r', String(RATE), '-c', '1', '-b', '16', '-e', 'signed-integer', '-t', 'raw', pcm, 'rate', '-v']); // -D: no dither, so the fixtures are the same on every run
   const b = readFileSync(pcm);
   const x = new Float64Array(b.length >> 1);
   for (let i = 0; i < x.length; i++) x[i] = b.readInt16LE(2 * i) / 32768;
@@ -113,20 +114,7 @@ function tones(length: number, parts: { freq: number; from: number; to: number; 
 function writeWav(file: string, x: Float64Array): void {
   const data = Buffer.alloc(x.length * 2);
   for (let i = 0; i < x.length; i++) data.writeInt16LE(Math.max(-32768, Math.min(32767, Math.round(x[i]! * 32768))), 2 * i);
-  const h = Buffer.alloc(44);
-  h.write('RIFF', 0);
-  h.writeUInt32LE(36 + data.length, 4);
-  h.write('WAVEfmt ', 8);
-  h.writeUInt32LE(16, 16);
-  h.writeUInt16LE(1, 20);
-  h.writeUInt16LE(1, 22);
-  h.writeUInt32LE(RATE, 24);
-  h.writeUInt32LE(RATE * 2, 28);
-  h.writeUInt16LE(2, 32);
-  h.writeUInt16LE(16, 34);
-  h.write('data', 36);
-  h.writeUInt32LE(data.length, 40);
-  writeFileSync(join(OUT, file), Buffer.concat([h, data]));
+  writeFileSync(join(OUT, file), encodeWav('slin', data));
 }
 
 const ms = (samples: number): number => Math.round((samples * 1000) / RATE);
