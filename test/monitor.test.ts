@@ -265,3 +265,70 @@ test('CLI: --monitor serves the page next to the server; off loopback it prints 
   assert.equal(workers.code, 2);
   assert.match(workers.err, /--monitor works with one worker only/);
 });
+
+/** Reads a listen-in stream: the audio of each direction, decoded. */
+function readListen(t: TestContext, url: string): { in: Buffer[]; out: Buffer[]; ended: boolean; status?: number } {
+  const got: { in: Buffer[]; out: Buffer[]; ended: boolean; status?: number } = { in: [], out: [], ended: false };
+  let buf = '';
+  const req = http.get(url, (res) => {
+    got.status = res.statusCode;
+    res.setEncoding('utf8');
+    res.on('data', (d: string) => {
+      buf += d;
+      let i;
+      while ((i = buf.indexOf('\n\n')) >= 0) {
+        const msg = buf.slice(0, i);
+        buf = buf.slice(i + 2);
+        const event = /^event: (.*)$/m.exec(msg)?.[1];
+        const data = /^data: (.*)$/m.exec(msg)?.[1] ?? '{}';
+        if (event === 'end') got.ended = true;
+        if (event !== 'audio') continue;
+        const a = JSON.parse(data) as { in: string; out: string };
+        got.in.push(Buffer.from(a.in, 'base64'));
+        got.out.push(Buffer.from(a.out, 'base64'));
+      }
+    });
+  });
+  req.on('error', () => {});
+  t.after(() => req.destroy());
+  return got;
+}
+
+test("listen-in: off by default (403); on, a call's audio both ways as slin 8 kHz, and the end; off loopback it needs the token", async (t) => {
+  const off = await setup(t, () => {});
+  const c0 = await connect({ port: off.port });
+  t.after(() => c0.hangup());
+  const feed0 = readFeed(t, `${off.base}/events`);
+  await until(() => (feed0.hello?.calls.length ?? 0) + feed0.ticks.reduce((n, x) => n + x.added.length, 0) > 0, 'the call in the feed');
+  assert.equal(feed0.hello?.listen, false);
+  const refused = await get(`${off.base}/listen/1`);
+  assert.equal(refused.status, 403);
+  assert.match(refused.body, /--monitor-listen/);
+
+  const { port, base } = await setup(t, (call) => call.on('audio', (f) => call.write(f.payload, f.format)), { listen: true });
+  const client = await connect({ port });
+  t.after(() => client.hangup());
+  const feed = readFeed(t, `${base}/events`);
+  await until(() => feed.hello !== undefined, 'hello');
+  assert.equal(feed.hello!.listen, true);
+  const idOf = (): number | undefined => feed.hello!.calls[0]?.id ?? feed.ticks.find((x) => x.added.length > 0)?.added[0]?.id;
+  await until(() => idOf() !== undefined, 'the call in the feed');
+  const id = idOf()!;
+  assert.equal((await get(`${base}/listen/999`)).status, 404);
+  const heard = readListen(t, `${base}/listen/${id}`);
+  await until(() => heard.status === 200, 'the listen stream');
+  const speech = signal(320 * 25, 5);
+  await client.stream(speech);
+  const inbound = (): Buffer => Buffer.concat(heard.in);
+  await until(
+    () => inbound().includes(speech.subarray(0, 640)) && Buffer.concat(heard.out).includes(speech.subarray(0, 640)),
+    'both directions heard',
+  );
+  await client.hangup();
+  await until(() => heard.ended, 'the end of the call on the listen stream');
+
+  const remote = await serveMonitor(createServer(), { host: '0.0.0.0', port: 0, listen: true, token: 'tok3n' });
+  t.after(() => remote.close());
+  assert.equal((await get(`http://127.0.0.1:${remote.address.port}/listen/1`)).status, 401);
+  assert.equal((await get(`http://127.0.0.1:${remote.address.port}/listen/1?token=tok3n`)).status, 404);
+});

@@ -214,6 +214,11 @@ export const serverOptions = {
       'AUDIOSOCKET_MONITOR_TOKEN, or one generated and printed with the URL',
     ],
   },
+  'monitor-listen': {
+    type: 'boolean',
+    default: false,
+    help: ["let the monitor page play a call's audio, both directions (needs --monitor)"],
+  },
   workers: { type: 'string', default: '1', value: 'N|auto', help: ['run N processes sharing the port (auto: one per core; default 1)'] },
   json: { type: 'boolean', default: false, help: ['one JSON object per event on stdout'] },
   quiet: { type: 'boolean', short: 'q', default: false, help: ['only the listening line and errors'] },
@@ -264,7 +269,7 @@ export interface CommonServerArgs {
   workers: number;
   metrics: { host: string; port: number } | undefined;
   /** --monitor: where to serve the monitor page, and its token (required off loopback). */
-  monitor: { host: string; port: number; token: string | undefined } | undefined;
+  monitor: { host: string; port: number; token: string | undefined; listen: boolean } | undefined;
   host: string;
   port: number;
   json: boolean;
@@ -381,8 +386,13 @@ export function parseServerArgs(
     if (common.workers > 1)
       throw new UsageError('--monitor works with one worker only (each worker has its own calls); drop --workers or --monitor');
     const token = process.env.AUDIOSOCKET_MONITOR_TOKEN;
-    common.monitor = { host: m.host, port: m.port, token: token === undefined || token === '' ? undefined : token };
-  }
+    common.monitor = {
+      host: m.host,
+      port: m.port,
+      token: token === undefined || token === '' ? undefined : token,
+      listen: v['monitor-listen'] === true,
+    };
+  } else if (v['monitor-listen'] === true) throw new UsageError('--monitor-listen needs --monitor [HOST:]PORT');
   if (common.workers > 1 && common.metrics)
     throw new UsageError('--metrics works with one worker only (each worker has its own counters); drop --workers or --metrics');
   return { common, values: v, positionals: parsed.positionals };

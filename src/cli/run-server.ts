@@ -190,6 +190,7 @@ export async function runServer(
       monitor = await serveMonitor(server, {
         host: args.monitor.host,
         port: args.monitor.port,
+        listen: args.monitor.listen,
         ...(args.monitor.token === undefined ? {} : { token: args.monitor.token }),
       });
     } catch (err) {

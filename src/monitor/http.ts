@@ -11,6 +11,9 @@ import { isIP, type AddressInfo } from 'node:net';
 import type { AudioSocketServer } from '../server.js';
 import { MonitorState, type MonitorStateOptions } from './state.js';
 
+/** Browsers listening in at once, over all calls. */
+const MAX_LISTENERS = 8;
+
 /** Options of {@link createMonitor}. */
 export interface MonitorOptions extends MonitorStateOptions {
   /**
@@ -27,6 +30,11 @@ export interface MonitorOptions extends MonitorStateOptions {
   stallTimeoutMs?: number;
   /** Browsers connected to the feed at once; more get HTTP 503. Default 32. */
   maxClients?: number;
+  /**
+   * Listen-in: a call's detail view can play the call's audio, both directions (for debugging
+   * a bot). Off by default; off loopback it needs the token like everything else.
+   */
+  listen?: boolean;
 }
 
 /** The monitor of one server: a request handler and its live feed. */
@@ -134,6 +142,7 @@ export function createMonitor(server: AudioSocketServer, options: MonitorOptions
   const state = new MonitorState(server, options);
   const clients = new Set<Client>();
   let dropped = 0;
+  let listening = 0;
   let closed = false;
 
   const drop = (c: Client): void => {
@@ -176,6 +185,37 @@ export function createMonitor(server: AudioSocketServer, options: MonitorOptions
     return given !== undefined && timingSafeEqual(digest(given), tokenDigest);
   };
 
+  /** A call's audio as Server-Sent Events: slin 8 kHz mono, base64, each direction, every tick. */
+  const listenIn = (req: http.IncomingMessage, res: http.ServerResponse, id: number): void => {
+    if (options.listen !== true) return send(res, 403, 'listen-in is off: start the monitor with --monitor-listen (listen: true)');
+    if (listening >= MAX_LISTENERS) return send(res, 503, `too many listeners (${MAX_LISTENERS})`);
+    const handle = state.listen(id);
+    if (handle === undefined) return send(res, 404, 'no such live call');
+    listening++;
+    res.writeHead(200, { ...SECURITY_HEADERS, 'content-type': 'text/event-stream; charset=utf-8', 'x-accel-buffering': 'no' });
+    res.socket?.setNoDelay(true);
+    const every = setInterval(() => {
+      if (handle.ended) {
+        res.end('event: end\ndata: {}\n\n');
+        return stop();
+      }
+      // A listener that does not read is dropped, not buffered without bound.
+      if (res.writableLength > maxBuffered) return (res.destroy(), stop());
+      res.write(`event: audio\ndata: ${json(handle.take())}\n\n`);
+    }, state.intervalMs);
+    let stopped = false;
+    const stop = (): void => {
+      if (stopped) return;
+      stopped = true;
+      listening--;
+      clearInterval(every);
+      handle.stop();
+    };
+    req.once('close', stop);
+    res.once('close', stop);
+    res.on('error', stop);
+  };
+
   const feed = (req: http.IncomingMessage, res: http.ServerResponse): void => {
     if (clients.size >= maxClients) return send(res, 503, `too many monitor clients (${maxClients})`);
     res.writeHead(200, {
@@ -191,7 +231,7 @@ export function createMonitor(server: AudioSocketServer, options: MonitorOptions
     req.once('close', forget);
     res.once('close', forget);
     res.on('error', forget);
-    write(c, `retry: 2000\nevent: hello\ndata: ${json(state.hello())}\n\n`, Date.now());
+    write(c, `retry: 2000\nevent: hello\ndata: ${json({ ...state.hello(), listen: options.listen === true })}\n\n`, Date.now());
   };
 
   const handle = (req: http.IncomingMessage, res: http.ServerResponse): boolean => {
@@ -230,6 +270,8 @@ export function createMonitor(server: AudioSocketServer, options: MonitorOptions
         return true;
       }
       if (rest === 'events') return (feed(req, res), true);
+      const l = /^listen\/(\d{1,9})$/.exec(rest);
+      if (l) return (listenIn(req, res, Number(l[1])), true);
       const m = /^calls\/(\d{1,9})\.json$/.exec(rest);
       if (m) {
         const events = state.eventsOf(Number(m[1]));

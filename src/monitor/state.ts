@@ -11,6 +11,7 @@ import type { Call } from '../server.js';
 import type { PlayResult } from '../outbound/queue.js';
 import { formatName, type AudioFormat } from '../audio/format.js';
 import { peakOf } from './levels.js';
+import { CallListen } from './listen.js';
 import { kCallTap, type CallTap } from '../call/core.js';
 
 /** Level (0..1 of full scale) under which inbound audio counts as silence: about -50 dBFS. */
@@ -110,6 +111,8 @@ export interface MonitorTotals {
 /** The feed's first message: everything the page needs to draw. */
 export interface MonitorHello {
   intervalMs: number;
+  /** Listen-in is on (`listen/<id>` serves a call's audio). */
+  listen?: boolean;
   calls: MonitorCallInfo[];
   ended: MonitorEndedCall[];
   warnings: MonitorEvent[];
@@ -159,6 +162,8 @@ class Track {
   lateCount = 0;
   readonly plays: string[] = [];
   readonly events: Ring<MonitorEvent>;
+  /** The call's audio for listeners, while anyone listens. */
+  listen: CallListen | undefined;
   constructor(
     readonly call: Call,
     readonly info: MonitorCallInfo,
@@ -240,6 +245,35 @@ export class MonitorState {
     return undefined;
   }
 
+  /**
+   * Starts listening to the live call with monitor id `id`: its audio is collected until
+   * `stop()`. `undefined` if there is no such call.
+   */
+  listen(id: number): { take: () => { in: string; out: string }; stop: () => void; readonly ended: boolean } | undefined {
+    let track: Track | undefined;
+    for (const t of this.#tracks.values()) if (t.info.id === id) track = t;
+    if (track === undefined) return undefined;
+    const listen = (track.listen ??= new CallListen());
+    listen.listeners++;
+    let stopped = false;
+    const tracks = this.#tracks;
+    const t = track;
+    return {
+      take: () => listen.take(),
+      get ended() {
+        return !tracks.has(t.call);
+      },
+      stop: () => {
+        if (stopped) return;
+        stopped = true;
+        if (--listen.listeners === 0 && t.listen === listen) {
+          t.listen = undefined;
+          listen.dispose();
+        }
+      },
+    };
+  }
+
   /** The events of the live or recently ended call with monitor id `id`. */
   eventsOf(id: number): MonitorEvent[] | undefined {
     for (const t of this.#tracks.values()) if (t.info.id === id) return t.events.toArray();
@@ -284,8 +318,10 @@ export class MonitorState {
       audio(wire, payload) {
         const p = peakOf(payload, wire);
         if (p > track.inPeak) track.inPeak = p;
+        track.listen?.in.push(payload, wire);
       },
       sent(payload, format, l, silence) {
+        track.listen?.out.push(payload, format);
         if (!silence) {
           const p = peakOf(payload, format);
           if (p > track.outPeak) track.outPeak = p;
@@ -357,6 +393,8 @@ export class MonitorState {
   #detach(call: Call, end: CallEnd): void {
     const track = this.#tracks.get(call);
     if (track === undefined) return;
+    track.listen?.dispose();
+    track.listen = undefined;
     this.#detachers.get(call)?.();
     this.#detachers.delete(call);
     this.#tracks.delete(call);

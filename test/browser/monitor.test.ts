@@ -45,8 +45,8 @@ async function launch(t: TestContext): Promise<Browser> {
   return browser;
 }
 
-async function startCli(t: TestContext, monitor = '0'): Promise<{ cli: Running; monitorUrl: string; wsUrl: string }> {
-  const cli = await spawnCli(['echo', '--port', '0', '--websocket', '0', '--monitor', monitor]);
+async function startCli(t: TestContext, monitor = '0', extra: string[] = []): Promise<{ cli: Running; monitorUrl: string; wsUrl: string }> {
+  const cli = await spawnCli(['echo', '--port', '0', '--websocket', '0', '--monitor', monitor, ...extra]);
   t.after(() => cli.child.kill());
   await until(() => cli.lines.some((l) => l.startsWith('monitor on ')), 'the monitor line');
   const monitorUrl = /monitor on (\S+)/.exec(cli.lines.find((l) => l.startsWith('monitor on '))!)![1]!;
@@ -196,7 +196,7 @@ test('a person sees the calls: UUIDs and formats, meters that move with audio an
 });
 
 test('with a token (off loopback, or given), the page without it shows nothing of the calls', async (t) => {
-  const { monitorUrl } = await startCli(t, '0.0.0.0:0');
+  const { monitorUrl } = await startCli(t, '0.0.0.0:0', ['--monitor-listen']);
   const browser = await launch(t);
   const page = await browser.newPage();
   const bare = monitorUrl.replace(/\?token=.*$/, '');
@@ -205,4 +205,7 @@ test('with a token (off loopback, or given), the page without it shows nothing o
   const ok = await page.goto(monitorUrl);
   assert.equal(ok?.status(), 200);
   await page.waitForFunction(() => document.getElementById('status')?.textContent === 'live');
+  // Listen-in is on, and still refused without the token, even from the page itself.
+  const listenStatus = await page.evaluate(async () => (await fetch('listen/1')).status);
+  assert.equal(listenStatus, 401);
 });

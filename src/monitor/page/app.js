@@ -1,7 +1,7 @@
 /* The audiosocket monitor page: plain browser JavaScript, no framework, no build step.
    Everything that comes from a call (UUIDs, channel variables, URLs, DTMF, messages) is put on the
    page with textContent, never as HTML. */
-/* global document, location, EventSource, fetch, URLSearchParams */
+/* global document, location, EventSource, fetch, URLSearchParams, AudioContext, atob */
 'use strict';
 
 const token = new URLSearchParams(location.search).get('token');
@@ -19,6 +19,52 @@ let totals = [];
 let sortKey = 'durationMs';
 let sortAsc = false;
 let detailId = null;
+let listenAllowed = false;
+let listening = null; // { es, ctx, next }
+
+/* Listen-in (--monitor-listen): the call's audio as slin 8 kHz, caller left, us right. */
+function stopListening() {
+  if (!listening) return;
+  listening.es.close();
+  listening.ctx.close();
+  listening = null;
+  $('d-listen').textContent = 'listen';
+}
+function pcm(b64) {
+  const bin = atob(b64);
+  const out = new Float32Array(bin.length >> 1);
+  for (let i = 0; i < out.length; i++) {
+    const v = bin.charCodeAt(2 * i) | (bin.charCodeAt(2 * i + 1) << 8);
+    out[i] = (v >= 0x8000 ? v - 0x10000 : v) / 32768;
+  }
+  return out;
+}
+function listen(id) {
+  stopListening();
+  const ctx = new AudioContext({ sampleRate: 8000 });
+  const es = new EventSource(withToken(`listen/${id}`));
+  listening = { es, ctx, next: 0 };
+  $('d-listen').textContent = 'stop listening';
+  es.addEventListener('audio', (m) => {
+    const a = JSON.parse(m.data);
+    const left = pcm(a.in);
+    const right = pcm(a.out);
+    const n = Math.max(left.length, right.length);
+    if (n === 0 || !listening) return;
+    const buf = ctx.createBuffer(2, n, 8000);
+    buf.copyToChannel(left, 0);
+    buf.copyToChannel(right, 1);
+    const src = ctx.createBufferSource();
+    src.buffer = buf;
+    src.connect(ctx.destination);
+    // A little behind real time, so the next chunk arrives before this one ends.
+    const at = Math.max(listening.next, ctx.currentTime + 0.2);
+    src.start(at);
+    listening.next = at + buf.duration;
+  });
+  es.addEventListener('end', stopListening);
+  es.onerror = stopListening;
+}
 
 const $ = (id) => document.getElementById(id);
 function el(tag, className, text) {
@@ -237,7 +283,9 @@ function drawStrip() {
 function openDetail(id) {
   const c = calls.get(id);
   if (!c) return;
+  if (detailId !== id) stopListening();
   detailId = id;
+  $('d-listen').hidden = !listenAllowed;
   $('detail').hidden = false;
   $('d-uuid').textContent = c.info.uuid;
   const dl = $('d-info');
@@ -265,7 +313,12 @@ function openDetail(id) {
     .catch(() => {});
   drawStrip();
 }
+$('d-listen').addEventListener('click', () => {
+  if (listening) stopListening();
+  else if (detailId !== null) listen(detailId);
+});
 $('d-close').addEventListener('click', () => {
+  stopListening();
   detailId = null;
   $('detail').hidden = true;
 });
@@ -286,6 +339,7 @@ for (const th of $('calls').tHead.rows[0].cells) {
 }
 
 function onHello(h) {
+  listenAllowed = h.listen === true;
   calls.clear();
   $('calls').tBodies[0].replaceChildren();
   $('ended').tBodies[0].replaceChildren();
