@@ -13,7 +13,7 @@ import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { performance } from 'node:perf_hooks';
 import { createVad, loadVad } from '#lib/speech/vad.js';
-import { levelDb, SpeechDetector, type SpeechEvent, type SpeechOptions } from '#lib/speech/detector.js';
+import { levelDb, SPEECH_DEFAULTS, SpeechDetector, type SpeechEvent, type SpeechOptions } from '#lib/speech/detector.js';
 import { readWavFile } from '#lib/audio/wav.js';
 import type { SpeechFixture } from '../scripts/speech-fixtures.js';
 
@@ -46,7 +46,7 @@ export async function runFixture(f: Fixture, options: SpeechOptions): Promise<Fi
   await loadVad();
   const inbound = await samplesOf(f.file);
   const prompt = f.echo ? await samplesOf(f.echo.prompt) : undefined;
-  const det = new SpeechDetector(createVad(8000, options.aggressiveness ?? 3), options);
+  const det = new SpeechDetector(createVad(8000, options.aggressiveness ?? SPEECH_DEFAULTS.aggressiveness), options);
   const events: SpeechEvent[] = [];
   const frame = 160;
   for (let i = 0; i + frame <= inbound.length; i += frame) {
@@ -78,7 +78,7 @@ export async function cost(
     workload === 'worst'
       ? await samplesOf('speech-noise-10db-gb.wav')
       : (await samplesOf('speech-over-echo-20db-80ms.wav')).map((v, i) => v + ((i * 7919) % 41) - 20);
-  const det = new SpeechDetector(createVad(8000, options.aggressiveness ?? 3), options);
+  const det = new SpeechDetector(createVad(8000, options.aggressiveness ?? SPEECH_DEFAULTS.aggressiveness), options);
   const frames = (seconds * 1000) / 20;
   const views = Array.from({ length: Math.floor(speech.length / 160) }, (_, k) => speech.subarray(k * 160, k * 160 + 160));
   const run = (from: number, to: number): void => {

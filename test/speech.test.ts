@@ -21,7 +21,7 @@ import {
 } from '#lib/index.js';
 import { connectWebSocket } from '#lib/websocket/client.js';
 import { createVad, loadVad } from '#lib/speech/vad.js';
-import { levelDb, SpeechDetector, type SpeechEvent } from '#lib/speech/detector.js';
+import { levelDb, SPEECH_DEFAULTS, SpeechDetector, type SpeechEvent } from '#lib/speech/detector.js';
 import { until } from './helpers.js';
 
 const DIR = fileURLToPath(new URL('../../test/fixtures/speech/', import.meta.url));
@@ -45,7 +45,7 @@ async function detect(f: Fixture): Promise<SpeechEvent[]> {
   await loadVad();
   const x = samples(await pcm(f.file));
   const prompt = f.echo ? samples(await pcm(f.echo.prompt)) : undefined;
-  const det = new SpeechDetector(createVad(8000, 3));
+  const det = new SpeechDetector(createVad(8000, SPEECH_DEFAULTS.aggressiveness));
   const events: SpeechEvent[] = [];
   for (let i = 0; i + 160 <= x.length; i += 160) {
     if (prompt && i + 160 <= prompt.length) det.noteOutbound(levelDb(prompt.subarray(i, i + 160)), i / 8);
@@ -75,7 +75,7 @@ test('a wideband call carrying a narrowband leg (slin16 from 8 kHz): every onset
     const conv = createConverter('slin', 'slin16');
     const wide = samples(Buffer.concat([conv.push(await pcm(f.file)), conv.flush()]));
     conv.dispose();
-    const det = new SpeechDetector(createVad(16000, 3));
+    const det = new SpeechDetector(createVad(16000, SPEECH_DEFAULTS.aggressiveness));
     const events: SpeechEvent[] = [];
     for (let i = 0; i + 320 <= wide.length; i += 320) events.push(...det.pushInbound(wide.subarray(i, i + 320), (i + 320) / 16));
     det.dispose();

@@ -339,6 +339,8 @@ export abstract class CallCore<F extends AudioFrame = AudioFrame, S extends Call
       );
     }
     if (on !== 'dtmf' && this.#speech === undefined) this.detectSpeech(this.#speechOptions ?? {});
+    // The caller may interrupt this play, not what is queued before it: listen from its start.
+    const started = this.#outbound.mark('barge-in', true);
     let by: BargeIn | undefined;
     const interrupt = (b: BargeIn): void => {
       if (by !== undefined) return;
@@ -350,9 +352,14 @@ export abstract class CallCore<F extends AudioFrame = AudioFrame, S extends Call
       const atMs = this._clock.now() - this._startedAt;
       interrupt({ by: 'dtmf', digit, atMs, detectedAtMs: atMs });
     };
-    if (on !== 'dtmf') this.on('speechStart', onSpeech);
-    if (on !== 'speech') this.on('dtmf', onDtmf);
+    let settled = false;
+    void started.then(() => {
+      if (settled) return;
+      if (on !== 'dtmf') this.on('speechStart', onSpeech);
+      if (on !== 'speech') this.on('dtmf', onDtmf);
+    });
     const done = (): void => {
+      settled = true;
       this.off('speechStart', onSpeech);
       this.off('dtmf', onDtmf);
     };

@@ -214,9 +214,9 @@ export class BufferedOutbound implements OutboundPolicy<BufferedStats> {
     });
   }
 
-  mark(name: string): Promise<boolean> {
+  mark(name: string, quiet = false): Promise<boolean> {
     if (this.#closed) return Promise.resolve(false);
-    const p = this.#queue.mark(name);
+    const p = this.#queue.mark(name, quiet);
     this.#pump();
     return p;
   }

@@ -243,10 +243,10 @@ export class PacedOutbound implements Paced, OutboundPolicy<PacedStats> {
   }
 
   /** Queues a mark: resolves `true` once everything queued before it has played, `false` if flushed. */
-  mark(name: string): Promise<boolean> {
+  mark(name: string, quiet = false): Promise<boolean> {
     if (this.#closed) return Promise.resolve(false);
     // Reached at the next tick at the earliest, so a `mark` listener added right after sees it.
-    return this.#queue.mark(name);
+    return this.#queue.mark(name, quiet);
   }
 
   /** Drops everything queued; plays settle `interrupted` with `reason`, marks resolve `false`. Returns ms dropped. */

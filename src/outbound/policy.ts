@@ -58,7 +58,8 @@ export interface OutboundPolicy<S extends OutboundCounters = OutboundCounters> {
   write(bytes: Buffer, format: AudioFormat): boolean;
   /** Queues a source, converted by `convert` to {@link format}. */
   play(source: AudioSource, convert: ByteConverter | undefined, signal?: AbortSignal): Promise<PlayResult>;
-  mark(name: string): Promise<boolean>;
+  /** Resolves once everything queued before it has played (`false`: flushed); `quiet`: no `mark` event. */
+  mark(name: string, quiet?: boolean): Promise<boolean>;
   /** Drops what is queued (and what was sent but has not played, where it can); returns the ms dropped. */
   flush(): number;
   drained(): Promise<void>;

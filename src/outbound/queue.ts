@@ -89,6 +89,8 @@ interface PlayItem extends Completion {
 interface MarkItem extends Completion {
   readonly type: 'mark';
   readonly name: string;
+  /** An internal mark (a play's start, for barge-in): no `mark` event. */
+  readonly quiet: boolean;
   resolve: (reached: boolean) => void;
 }
 
@@ -249,12 +251,13 @@ export class OutboundQueue {
     });
   }
 
-  /** Queues a mark: resolves `true` once everything before it has played, `false` if flushed. */
-  mark(name: string): Promise<boolean> {
+  /** Queues a mark: resolves `true` once everything before it has played, `false` if flushed. `quiet`: no `mark` event. */
+  mark(name: string, quiet = false): Promise<boolean> {
     return new Promise<boolean>((resolve) => {
       const mark: MarkItem = {
         type: 'mark',
         name,
+        quiet,
         resolve,
         done: () => this.#fireMark(mark, true),
         cancel: () => this.#fireMark(mark, false),
@@ -420,7 +423,7 @@ export class OutboundQueue {
 
   #fireMark(mark: MarkItem, reached: boolean): void {
     mark.resolve(reached);
-    this.#onMark(mark.name, reached);
+    if (!mark.quiet) this.#onMark(mark.name, reached);
   }
 
   #finish(item: PlayItem, reason: InterruptReason | undefined): void {

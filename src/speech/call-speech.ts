@@ -9,7 +9,7 @@ import { createConverter, type Converter } from '../audio/convert.js';
 import { decodeAlawSample, decodeUlawSample } from '../audio/g711.js';
 import { sameFormat, type AudioFormat } from '../audio/format.js';
 import { createVad } from './vad.js';
-import { SpeechDetector, type SpeechEvent, type SpeechOptions } from './detector.js';
+import { SPEECH_DEFAULTS, SpeechDetector, type SpeechEvent, type SpeechOptions } from './detector.js';
 
 /** The level of a frame we sent, dBFS, from every 4th sample (enough for the echo model). */
 function sentLevelDb(payload: Buffer, format: AudioFormat): number {
@@ -41,7 +41,7 @@ export class CallSpeech {
   constructor(inboundRate: number, options: SpeechOptions, onEvent: (e: SpeechEvent) => void) {
     const rate = inboundRate <= 8000 ? 8000 : 16000;
     this.#target = { encoding: 'slin', sampleRate: rate, channels: 1 };
-    this.detector = new SpeechDetector(createVad(rate, options.aggressiveness ?? 3), options);
+    this.detector = new SpeechDetector(createVad(rate, options.aggressiveness ?? SPEECH_DEFAULTS.aggressiveness), options);
     this.#onEvent = onEvent;
   }
 

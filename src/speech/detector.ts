@@ -19,7 +19,11 @@ import type { Vad } from './vad.js';
 
 /** Parameters of speech detection; each has one meaning. */
 export interface SpeechOptions {
-  /** WebRTC VAD aggressiveness, 0 (takes more for speech) to 3 (takes less). Default 3. */
+  /**
+   * WebRTC VAD aggressiveness, 0 (takes more for speech) to 3 (takes less). Default 2: the
+   * detector's own gates reject noise, tones and echo, so the VAD need not, and a less
+   * aggressive VAD catches a soft first word (at 3, speech 20 dB down starts words later).
+   */
   aggressiveness?: 0 | 1 | 2 | 3;
   /** Voiced audio needed before speech starts, ms: higher ignores coughs and clicks, lower reacts sooner. Default 100. */
   minSpeechMs?: number;
@@ -58,7 +62,7 @@ export interface SpeechEvent {
 }
 
 export const SPEECH_DEFAULTS: Readonly<Required<SpeechOptions>> = Object.freeze({
-  aggressiveness: 3,
+  aggressiveness: 2,
   minSpeechMs: 100,
   hangoverMs: 500,
   minLevelDb: -45,
@@ -324,13 +328,15 @@ export class SpeechDetector {
   #frameIn(raw: Int16Array, start: number, detectedAt: number, events: SpeechEvent[]): void {
     const o = this.options;
     // The cheap tests first: most frames of a call (silence, background, our echo) stop here.
-    // Filtering only removes energy, so a frame too quiet before it is too quiet after.
-    let db = levelDb(raw, 4);
+    // The level and the echo are judged on the frame as it came (our own audio's levels are
+    // too); the background on the voice band, so rumble and hum stay in it.
+    const db = levelDb(raw, 4);
     const frame = this.#filtered;
-    if (db >= o.minLevelDb) db = this.#highPass.run(raw, frame);
+    let bandDb = -Infinity;
+    if (db >= o.minLevelDb) bandDb = this.#highPass.run(raw, frame);
     else this.#highPass.reset();
-    const background = this.#background(db);
-    let voiced = db >= o.minLevelDb && db >= background + o.noiseMarginDb;
+    const background = this.#background(bandDb);
+    let voiced = db >= o.minLevelDb && bandDb >= background + o.noiseMarginDb;
     if (voiced) {
       const echo = this.#out.maxIn(start - o.maxEchoDelayMs, start + SPEECH_FRAME_MS);
       if (db < echo - o.echoLossDb) {
