@@ -166,6 +166,8 @@ export class BotBridge extends EventEmitter<BridgeEvents> {
   #pending: Pending[] = [];
   #pendingAudio = 0;
   #state: 'connecting' | 'open' | 'ending' = 'connecting';
+  /** The stream's media clock: ms of caller audio since the stream started, sent or dropped. */
+  #mediaMs = 0;
   /** Bytes of the first media message: how the backlog in bytes is read as ms. */
   #mediaMessageBytes = 0;
   /** When the current episode of dropping caller audio began (and how much it dropped), or -1. */
@@ -313,7 +315,8 @@ export class BotBridge extends EventEmitter<BridgeEvents> {
   }
 
   #sendMedia(chunk: Buffer): void {
-    const message = this.#session.media(chunk);
+    const message = this.#session.media(chunk, this.#mediaMs);
+    this.#mediaMs += this.#protocol.chunkMs;
     if (this.#mediaMessageBytes === 0) this.#mediaMessageBytes = Buffer.byteLength(message);
     this.#stats.chunksToBot++;
     this.#send(message);
@@ -325,6 +328,8 @@ export class BotBridge extends EventEmitter<BridgeEvents> {
     if (d.since < 0) this.#dropping = { since: performance.now(), ms: 0, why };
     this.#dropping.ms += this.#protocol.chunkMs;
     this.#stats.callerDroppedMs += this.#protocol.chunkMs;
+    // Dropped after the stream started, the audio still takes its time on the media clock.
+    if (this.#state === 'open') this.#mediaMs += this.#protocol.chunkMs;
   }
 
   #droppingOver(): void {

@@ -49,8 +49,12 @@ export interface BotSession {
   readonly ids: Readonly<Record<string, string>>;
   /** The messages that open the stream, sent before any audio. */
   start(): BotMessage[];
-  /** One chunk of the caller's audio: {@link BotProtocol.callerFormat}, exactly {@link BotProtocol.chunkMs} long. */
-  media(chunk: Buffer): BotMessage;
+  /**
+   * One chunk of the caller's audio: {@link BotProtocol.callerFormat}, exactly
+   * {@link BotProtocol.chunkMs} long, starting `timestampMs` after the stream started (the media
+   * clock: it moves on over caller audio the gateway had to drop, so a bot sees the gap).
+   */
+  media(chunk: Buffer, timestampMs: number): BotMessage;
   /** A key the caller pressed. */
   dtmf(digit: string): BotMessage;
   /** The echo of the bot's mark `name`: its audio has played, or was cleared. */

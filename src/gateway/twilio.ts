@@ -4,7 +4,8 @@
  *
  * Every message is a JSON text frame; counters are digit strings, `mediaFormat`'s are numbers.
  * To the bot: `connected`, `start` (sequenceNumber "1"), then `media` (20 ms of mu-law 8 kHz,
- * `chunk` from "1", `timestamp` = the chunk's place on the stream's media clock), `dtmf`,
+ * `chunk` from "1", `timestamp` = ms from the stream's start to the chunk, on the media clock:
+ * it jumps over caller audio that was dropped, as Twilio's presentation timestamp does), `dtmf`,
  * `mark` (echoes) and `stop`; `sequenceNumber` counts every message after `connected`.
  * From the bot: `media` (any length), `mark`, `clear`. See docs/gateway.md.
  */
@@ -93,13 +94,13 @@ class TwilioSession implements BotSession {
     ];
   }
 
-  media(chunk: Buffer): string {
+  media(chunk: Buffer, timestampMs: number): string {
     const n = ++this.#chunk;
     return JSON.stringify({
       event: 'media',
       sequenceNumber: this.#next(),
       streamSid: this.#streamSid,
-      media: { track: 'inbound', chunk: String(n), timestamp: String((n - 1) * CHUNK_MS), payload: chunk.toString('base64') },
+      media: { track: 'inbound', chunk: String(n), timestamp: String(Math.round(timestampMs)), payload: chunk.toString('base64') },
     });
   }
 
