@@ -3,87 +3,17 @@
  * Messages" reference (twilio.com/docs/voice/media-streams/websocket-messages) and the bots that
  * read it (OpenAI Agents SDK TwilioRealtimeTransportLayer, Vocode, Pipecat). Over real sockets.
  */
-import { test, type TestContext } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { once } from 'node:events';
 import { createServer as createNetServer, type Socket } from 'node:net';
 import { createServer as createHttpServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { WebSocketServer } from 'ws';
-import {
-  bridgeCall,
-  connect,
-  createServer,
-  type BotBridge,
-  type BridgeOptions,
-  type BridgeWarning,
-  type Call,
-  type ServerOptions,
-} from '#lib/index.js';
-import { connectWebSocket } from '#lib/websocket/client.js';
 import { slinToUlaw, ulawToSlin } from '#lib/audio/g711.js';
 import { signal, until } from './helpers.js';
 import { startTwilioBot, type TwilioMessage } from './twilio-bot.js';
-
-interface Caller {
-  send(slin8k: Buffer): void;
-  dtmf(digit: string): void;
-  heard: Buffer[];
-  hangup(): Promise<unknown>;
-  closed: Promise<unknown>;
-}
-
-async function gateway(
-  t: TestContext,
-  transport: 'audiosocket' | 'websocket',
-  bridgeOptions: Partial<BridgeOptions> & { url: string },
-  serverOptions: ServerOptions = {},
-  waitBridged = true,
-) {
-  const bridges: BotBridge[] = [];
-  const calls: Call[] = [];
-  const warnings: BridgeWarning[] = [];
-  const server = createServer(
-    (call) => {
-      calls.push(call);
-      const bridge = bridgeCall(call, bridgeOptions);
-      bridge.on('warning', (w) => warnings.push(w));
-      bridges.push(bridge);
-      return bridge.closed;
-    },
-    { ...serverOptions, websocket: { port: 0 } },
-  );
-  const { port } = await server.listen({ port: 0 });
-  t.after(() => server.close());
-  let caller: Caller;
-  if (transport === 'audiosocket') {
-    const c = await connect({ port });
-    t.after(() => c.hangup());
-    const heard: Buffer[] = [];
-    c.on('audio', (f) => heard.push(Buffer.from(f.payload)));
-    caller = { send: (b) => c.sendAudio(b), dtmf: (d) => c.sendDtmf(d), heard, hangup: () => c.hangup(), closed: c.closed };
-  } else {
-    const c = await connectWebSocket({ url: `ws://127.0.0.1:${server.websocketAddress()!.port}/media`, format: 'slin' });
-    t.after(() => c.drop());
-    const heard: Buffer[] = [];
-    c.on('played', (f) => heard.push(Buffer.from(f)));
-    caller = { send: (b) => c.sendAudio(b), dtmf: (d) => c.sendDtmf(d), heard, hangup: () => c.hangup(), closed: c.closed };
-  }
-  if (waitBridged) await until(() => bridges.length === 1, 'the call is bridged');
-  return {
-    server,
-    caller,
-    bridges,
-    calls,
-    warnings,
-    get bridge() {
-      return bridges[0]!;
-    },
-    get call() {
-      return calls[0]!;
-    },
-  };
-}
+import { gateway } from './gateway-harness.js';
 
 const audible = (frames: readonly Buffer[]): Buffer[] => frames.filter((f) => f.some((b) => b !== 0));
 const medias = (ms: readonly TwilioMessage[]): TwilioMessage[] => ms.filter((m) => m.event === 'media');

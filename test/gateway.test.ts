@@ -2,7 +2,7 @@
  * The gateway over real sockets: simulated Asterisk (both transports) -> server -> bridgeCall ->
  * a Twilio-protocol bot (test/twilio-bot.ts, written from Twilio's message reference).
  */
-import { test, type TestContext } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { once } from 'node:events';
 import { createServer as createHttpServer } from 'node:http';
@@ -14,73 +14,13 @@ import { fileURLToPath } from 'node:url';
 import type { AddressInfo } from 'node:net';
 import { createServer as createHttpsServer } from 'node:https';
 import { WebSocketServer } from 'ws';
-import {
-  bridgeCall,
-  connect,
-  createServer,
-  encodeWav,
-  type BotBridge,
-  type BridgeOptions,
-  type BridgeWarning,
-  type Call,
-  type CallWarning,
-  type ServerOptions,
-} from '#lib/index.js';
-import { connectWebSocket } from '#lib/websocket/client.js';
+import { encodeWav, type CallWarning } from '#lib/index.js';
 import { slinToUlaw, ulawToSlin } from '#lib/audio/g711.js';
 import { signal, until } from './helpers.js';
 import { startTwilioBot } from './twilio-bot.js';
+import { gateway } from './gateway-harness.js';
 
 const fixture = (name: string): string => fileURLToPath(new URL(`../../test/fixtures/tls/${name}`, import.meta.url));
-
-/** A caller on `transport`: what it sends and what it hears, the same shape on both. */
-interface Caller {
-  send(slin8k: Buffer): void;
-  dtmf(digit: string): void;
-  /** Audio frames heard, as slin 8 kHz. */
-  heard: Buffer[];
-  hangup(): Promise<unknown>;
-  closed: Promise<unknown>;
-}
-
-async function gateway(
-  t: TestContext,
-  transport: 'audiosocket' | 'websocket',
-  bridgeOptions: Partial<BridgeOptions> & { url: string },
-  serverOptions: ServerOptions = {},
-) {
-  const bridges: BotBridge[] = [];
-  const calls: Call[] = [];
-  const warnings: BridgeWarning[] = [];
-  const server = createServer(
-    (call) => {
-      calls.push(call);
-      const bridge = bridgeCall(call, bridgeOptions);
-      bridge.on('warning', (w) => warnings.push(w));
-      bridges.push(bridge);
-      return bridge.closed;
-    },
-    { ...serverOptions, websocket: { port: 0 } },
-  );
-  const { port } = await server.listen({ port: 0 });
-  t.after(() => server.close());
-  let caller: Caller;
-  if (transport === 'audiosocket') {
-    const c = await connect({ port });
-    t.after(() => c.hangup());
-    const heard: Buffer[] = [];
-    c.on('audio', (f) => heard.push(Buffer.from(f.payload)));
-    caller = { send: (b) => c.sendAudio(b), dtmf: (d) => c.sendDtmf(d), heard, hangup: () => c.hangup(), closed: c.closed };
-  } else {
-    const c = await connectWebSocket({ url: `ws://127.0.0.1:${server.websocketAddress()!.port}/media?lang=fr`, format: 'slin' });
-    t.after(() => c.drop());
-    const heard: Buffer[] = [];
-    c.on('played', (f) => heard.push(Buffer.from(f)));
-    caller = { send: (b) => c.sendAudio(b), dtmf: (d) => c.sendDtmf(d), heard, hangup: () => c.hangup(), closed: c.closed };
-  }
-  await until(() => bridges.length === 1, 'the call is bridged');
-  return { server, caller, bridge: bridges[0]!, call: calls[0]!, warnings };
-}
 
 /** Frames that carry sound (keep-alive silence is all zeros). */
 const audible = (frames: readonly Buffer[]): Buffer[] => frames.filter((f) => f.some((b) => b !== 0));
@@ -89,7 +29,7 @@ for (const transport of ['audiosocket', 'websocket'] as const) {
   test(`gateway on ${transport}: connected, start, media chunks with counters, dtmf, then stop and close when the caller hangs up`, async (t) => {
     const bot = await startTwilioBot();
     t.after(() => bot.close());
-    const { caller, bridge, call } = await gateway(t, transport, { url: bot.url });
+    const { caller, bridge, call } = await gateway(t, transport, { url: bot.url }, {}, true, '/media?lang=fr');
     const stream = await bot.nextStream();
     const speech = signal(320 * 25, 7);
     for (let i = 0; i < 25; i++) caller.send(speech.subarray(i * 320, (i + 1) * 320));
