@@ -382,7 +382,7 @@ export abstract class CallCore<F extends AudioFrame = AudioFrame, S extends Call
 
   /** True while the caller is speaking (speech detection on). */
   get speaking(): boolean {
-    return this.#speech?.detector.speaking ?? false;
+    return this.#speech?.speaking ?? false;
   }
 
   detectSpeech(options: SpeechOptions | false = {}): this {
@@ -390,10 +390,7 @@ export abstract class CallCore<F extends AudioFrame = AudioFrame, S extends Call
     this.#speech = undefined;
     if (options === false || this.#state !== 'open') return this;
     this.#speechOptions = options;
-    // Narrowband until the first audio says otherwise (then the detector is remade at its rate).
-    this.#speech = new CallSpeech(this._inboundFormat?.sampleRate ?? 8000, options, (e) =>
-      this._emitSafe(e.type === 'start' ? 'speechStart' : 'speechEnd', e),
-    );
+    this.#speech = new CallSpeech(options, (e) => this._emitSafe(e.type === 'start' ? 'speechStart' : 'speechEnd', e));
     return this;
   }
 
@@ -482,10 +479,6 @@ export abstract class CallCore<F extends AudioFrame = AudioFrame, S extends Call
       return;
     }
     counters.audioIn++;
-    if (this._inboundFormat !== wire && this.#speech !== undefined && wire.sampleRate > 8000 !== this.#speech.detector.sampleRate > 8000) {
-      this._inboundFormat = wire;
-      this.detectSpeech(this.#speechOptions ?? {}); // the detector's rate follows the audio's band
-    }
     this._inboundFormat = wire;
     this.#speech?.inbound(wire, payload, this._clock.now() - this._startedAt);
     this.#tap?.audio(wire, payload);

@@ -32,26 +32,41 @@ function sentLevelDb(payload: Buffer, format: AudioFormat): number {
 }
 
 export class CallSpeech {
-  readonly detector: SpeechDetector;
+  readonly #options: SpeechOptions;
   readonly #onEvent: (e: SpeechEvent) => void;
-  readonly #target: AudioFormat;
+  /** Made at the first audio, at the rate its band needs; remade if the band changes. */
+  #detector: SpeechDetector | undefined;
+  #target: AudioFormat | undefined;
   #converter: Converter | undefined;
   #converterFrom: AudioFormat | undefined;
 
-  constructor(inboundRate: number, options: SpeechOptions, onEvent: (e: SpeechEvent) => void) {
-    const rate = inboundRate <= 8000 ? 8000 : 16000;
-    this.#target = { encoding: 'slin', sampleRate: rate, channels: 1 };
-    this.detector = new SpeechDetector(createVad(rate, options.aggressiveness ?? SPEECH_DEFAULTS.aggressiveness), options);
+  constructor(options: SpeechOptions, onEvent: (e: SpeechEvent) => void) {
+    this.#options = options;
     this.#onEvent = onEvent;
+  }
+
+  get speaking(): boolean {
+    return this.#detector?.speaking ?? false;
+  }
+
+  /** The detector for audio in `wire`: 8 kHz for narrowband audio, 16 kHz for wider. */
+  #detectorFor(wire: AudioFormat): SpeechDetector {
+    const rate = wire.sampleRate <= 8000 ? 8000 : 16000;
+    if (this.#detector !== undefined && this.#detector.sampleRate === rate) return this.#detector;
+    this.#detector?.dispose();
+    this.#target = { encoding: 'slin', sampleRate: rate, channels: 1 };
+    const aggressiveness = this.#options.aggressiveness ?? SPEECH_DEFAULTS.aggressiveness;
+    return (this.#detector = new SpeechDetector(createVad(rate, aggressiveness), this.#options));
   }
 
   /** The caller's audio as received (`wire`), its last sample arriving at `atMs`. */
   inbound(wire: AudioFormat, payload: Buffer, atMs: number): void {
+    const detector = this.#detectorFor(wire);
     let bytes: Buffer = payload;
-    if (!sameFormat(wire, this.#target)) {
+    if (!sameFormat(wire, this.#target!)) {
       if (this.#converterFrom !== wire) {
         this.#converter?.dispose();
-        this.#converter = createConverter(wire, this.#target);
+        this.#converter = createConverter(wire, this.#target!);
         this.#converterFrom = wire;
       }
       bytes = this.#converter!.push(payload);
@@ -62,16 +77,16 @@ export class CallSpeech {
       (bytes.byteOffset & 1) === 0
         ? new Int16Array(bytes.buffer, bytes.byteOffset, bytes.length >> 1)
         : new Int16Array(Uint8Array.from(bytes.subarray(0, bytes.length & ~1)).buffer);
-    for (const e of this.detector.pushInbound(samples, atMs)) this.#onEvent(e);
+    for (const e of detector.pushInbound(samples, atMs)) this.#onEvent(e);
   }
 
-  /** A frame we sent, playing from `atMs`. */
+  /** A frame we sent, playing from `atMs` (none before the caller's first audio: nothing to compare yet). */
   outbound(payload: Buffer, format: AudioFormat, atMs: number): void {
-    this.detector.noteOutbound(sentLevelDb(payload, format), atMs);
+    this.#detector?.noteOutbound(sentLevelDb(payload, format), atMs);
   }
 
   dispose(): void {
     this.#converter?.dispose();
-    this.detector.dispose();
+    this.#detector?.dispose();
   }
 }

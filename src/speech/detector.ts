@@ -218,6 +218,8 @@ class HighPass {
   }
 }
 
+const NO_EVENTS: readonly SpeechEvent[] = Object.freeze([]);
+
 /** The frame the detector works in. */
 export const SPEECH_FRAME_MS = 20;
 
@@ -265,6 +267,7 @@ export class SpeechDetector {
   readonly #recent = new Float64Array(1000 / SPEECH_FRAME_MS).fill(Infinity);
   #recentAt = 0;
   #recentMin = Infinity;
+  #events: readonly SpeechEvent[] = NO_EVENTS;
   /** Voiced frames and frames taken for echo, for stats. */
   voicedFrames = 0;
   echoFrames = 0;
@@ -294,19 +297,19 @@ export class SpeechDetector {
    * The caller's audio, slin at {@link sampleRate}, arriving at `atMs` on the call's timeline
    * (the instant its last sample was received). Returns the transitions it caused, in order.
    */
-  pushInbound(samples: Int16Array, atMs: number): SpeechEvent[] {
+  pushInbound(samples: Int16Array, atMs: number): readonly SpeechEvent[] {
     const rate = this.#vad.sampleRate;
     // The timeline follows the audio; re-anchored when arrival and audio drift apart (a gap).
     const firstAt = atMs - (samples.length * 1000) / rate;
     if (this.#clockMs === undefined || Math.abs(firstAt - this.#clockMs) > 200) this.#clockMs = firstAt - (this.#fill * 1000) / rate;
-    const events: SpeechEvent[] = [];
+    this.#events = NO_EVENTS;
     const frame = this.#frame;
     if (this.#fill === 0 && samples.length === frame.length) {
       // The usual case: Asterisk's 20 ms frames, one detector frame each.
       const start = this.#clockMs;
       this.#clockMs += SPEECH_FRAME_MS;
-      this.#frameIn(samples, start, atMs, events);
-      return events;
+      this.#frameIn(samples, start, atMs);
+      return this.#events;
     }
     let i = 0;
     while (i < samples.length) {
@@ -319,13 +322,19 @@ export class SpeechDetector {
         const start = this.#clockMs;
         this.#clockMs += SPEECH_FRAME_MS;
         const detectedAt = atMs - ((samples.length - i) * 1000) / rate;
-        this.#frameIn(frame, start, detectedAt, events);
+        this.#frameIn(frame, start, detectedAt);
       }
     }
-    return events;
+    return this.#events;
   }
 
-  #frameIn(raw: Int16Array, start: number, detectedAt: number, events: SpeechEvent[]): void {
+  /** A transition of this push: the array is made only when there is one (most frames have none). */
+  #event(e: SpeechEvent): void {
+    if (this.#events === NO_EVENTS) this.#events = [];
+    (this.#events as SpeechEvent[]).push(e);
+  }
+
+  #frameIn(raw: Int16Array, start: number, detectedAt: number): void {
     const o = this.options;
     // The cheap tests first: most frames of a call (silence, background, our echo) stop here.
     // The level and the echo are judged on the frame as it came (our own audio's levels are
@@ -362,7 +371,7 @@ export class SpeechDetector {
           return;
         }
         this.#speaking = true;
-        events.push({ type: 'start', atMs: this.#runStart, detectedAtMs: detectedAt });
+        this.#event({ type: 'start', atMs: this.#runStart, detectedAtMs: detectedAt });
       }
       return;
     }
@@ -374,7 +383,7 @@ export class SpeechDetector {
     if (this.#speaking && end - this.#lastVoicedEnd >= o.hangoverMs) {
       this.#speaking = false;
       this.#runMs = 0;
-      events.push({ type: 'end', atMs: this.#lastVoicedEnd, detectedAtMs: detectedAt });
+      this.#event({ type: 'end', atMs: this.#lastVoicedEnd, detectedAtMs: detectedAt });
     }
   }
 
