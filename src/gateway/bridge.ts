@@ -170,8 +170,8 @@ export class BotBridge extends EventEmitter<BridgeEvents> {
   #mediaMs = 0;
   /** Bytes of the first media message: how the backlog in bytes is read as ms. */
   #mediaMessageBytes = 0;
-  /** When the current episode of dropping caller audio began (and how much it dropped), or -1. */
-  #dropping = { since: -1, ms: 0, why: '' };
+  /** The current episode of dropping caller audio: how much and why, until it is reported. */
+  #dropping: { ms: number; why: string } | undefined;
   readonly #unheard = new Set<string>();
   #notReadingTimer: NodeJS.Timeout | undefined;
   #end: Omit<BridgeEnd, 'callEnd' | 'stats'> | undefined;
@@ -283,7 +283,7 @@ export class BotBridge extends EventEmitter<BridgeEvents> {
     if (this.#state !== 'open') return;
     const backlogMs = this.#backlogMs();
     if (backlogMs > this.#options.maxBotBacklogMs) {
-      if (this.#dropping.since < 0) {
+      if (this.#dropping === undefined) {
         this.#warn({
           code: 'PEER_NOT_READING',
           message: `the bot is not reading (${Math.round(backlogMs)} ms of caller audio waiting): caller audio is dropped until it reads`,
@@ -305,7 +305,7 @@ export class BotBridge extends EventEmitter<BridgeEvents> {
   /** `botNotReadingTimeoutMs` after the bot stopped reading: still not reading ends the call. */
   #notReadingCheck(): void {
     this.#notReadingTimer = undefined;
-    if (this.#state !== 'open' || this.#dropping.since < 0) return;
+    if (this.#state !== 'open' || this.#dropping === undefined) return;
     if (this.#backlogMs() <= this.#options.maxBotBacklogMs) {
       this.#droppingOver();
       return;
@@ -324,9 +324,7 @@ export class BotBridge extends EventEmitter<BridgeEvents> {
 
   /** One chunk of caller audio was dropped: counted now, reported when the episode ends. */
   #dropped(why: string): void {
-    const d = this.#dropping;
-    if (d.since < 0) this.#dropping = { since: performance.now(), ms: 0, why };
-    this.#dropping.ms += this.#protocol.chunkMs;
+    (this.#dropping ??= { ms: 0, why }).ms += this.#protocol.chunkMs;
     this.#stats.callerDroppedMs += this.#protocol.chunkMs;
     // Dropped after the stream started, the audio still takes its time on the media clock.
     if (this.#state === 'open') this.#mediaMs += this.#protocol.chunkMs;
@@ -334,10 +332,10 @@ export class BotBridge extends EventEmitter<BridgeEvents> {
 
   #droppingOver(): void {
     const d = this.#dropping;
-    if (d.since < 0) return;
+    if (d === undefined) return;
     clearTimeout(this.#notReadingTimer);
     this.#notReadingTimer = undefined;
-    this.#dropping = { since: -1, ms: 0, why: '' };
+    this.#dropping = undefined;
     this.#warn({
       code: 'CALLER_AUDIO_DROPPED',
       message: `${d.ms} ms of caller audio never reached the bot: ${d.why}`,
@@ -460,8 +458,7 @@ export class BotBridge extends EventEmitter<BridgeEvents> {
     });
     if (reason === 'caller-hangup') {
       if (wasOpen) {
-        ws.send(this.#session.stop());
-        this.#stats.messagesToBot++;
+        this.#send(this.#session.stop());
         ws.close(1000, 'caller hung up');
         const cut = setTimeout(() => ws.terminate(), CLOSE_GRACE_MS);
         void botClosed.then(() => clearTimeout(cut));
