@@ -30,32 +30,50 @@ interface Feed {
   close(): void;
 }
 
-/** Reads the SSE feed at `url`, parsing its messages. */
-function readFeed(t: TestContext, url: string): Feed {
-  const feed: Feed = { hello: undefined, ticks: [], raw: '', close: () => req.destroy() };
+/** Reads Server-Sent Events at `url`: `onEvent` gets each message's event and data; `onStatus` the response. */
+function readSse(
+  t: TestContext,
+  url: string,
+  onEvent: (event: string | undefined, data: string | undefined) => void,
+  onStatus: (res: http.IncomingMessage) => void = () => {},
+): http.ClientRequest {
   let buf = '';
   const req = http.get(url, (res) => {
-    assert.equal(res.statusCode, 200);
-    assert.match(String(res.headers['content-type']), /^text\/event-stream/);
+    onStatus(res);
     res.setEncoding('utf8');
     res.on('data', (d: string) => {
-      feed.raw += d;
       buf += d;
       let i;
       while ((i = buf.indexOf('\n\n')) >= 0) {
         const msg = buf.slice(0, i);
         buf = buf.slice(i + 2);
-        const event = /^event: (.*)$/m.exec(msg)?.[1];
-        const data = /^data: (.*)$/m.exec(msg)?.[1];
-        if (data === undefined) continue;
-        if (event === 'hello') feed.hello = JSON.parse(data) as MonitorHello;
-        else if (event === 'tick') feed.ticks.push(JSON.parse(data) as MonitorTick);
-        else assert.fail(`unexpected event ${event}`);
+        onEvent(/^event: (.*)$/m.exec(msg)?.[1], /^data: (.*)$/m.exec(msg)?.[1]);
       }
     });
   });
   req.on('error', () => {});
   t.after(() => req.destroy());
+  return req;
+}
+
+/** Reads the monitor's feed at `url`, parsing its messages. */
+function readFeed(t: TestContext, url: string): Feed {
+  const feed: Feed = { hello: undefined, ticks: [], raw: '', close: () => req.destroy() };
+  const req = readSse(
+    t,
+    url,
+    (event, data) => {
+      if (data === undefined) return;
+      if (event === 'hello') feed.hello = JSON.parse(data) as MonitorHello;
+      else if (event === 'tick') feed.ticks.push(JSON.parse(data) as MonitorTick);
+      else assert.fail(`unexpected event ${event}`);
+    },
+    (res) => {
+      assert.equal(res.statusCode, 200);
+      assert.match(String(res.headers['content-type']), /^text\/event-stream/);
+      res.on('data', (d: string) => (feed.raw += d)); // the bytes as sent, for checks on the raw stream
+    },
+  );
   return feed;
 }
 
@@ -269,28 +287,18 @@ test('CLI: --monitor serves the page next to the server; off loopback it prints 
 /** Reads a listen-in stream: the audio of each direction, decoded. */
 function readListen(t: TestContext, url: string): { in: Buffer[]; out: Buffer[]; ended: boolean; status?: number } {
   const got: { in: Buffer[]; out: Buffer[]; ended: boolean; status?: number } = { in: [], out: [], ended: false };
-  let buf = '';
-  const req = http.get(url, (res) => {
-    got.status = res.statusCode;
-    res.setEncoding('utf8');
-    res.on('data', (d: string) => {
-      buf += d;
-      let i;
-      while ((i = buf.indexOf('\n\n')) >= 0) {
-        const msg = buf.slice(0, i);
-        buf = buf.slice(i + 2);
-        const event = /^event: (.*)$/m.exec(msg)?.[1];
-        const data = /^data: (.*)$/m.exec(msg)?.[1] ?? '{}';
-        if (event === 'end') got.ended = true;
-        if (event !== 'audio') continue;
-        const a = JSON.parse(data) as { in: string; out: string };
-        got.in.push(Buffer.from(a.in, 'base64'));
-        got.out.push(Buffer.from(a.out, 'base64'));
-      }
-    });
-  });
-  req.on('error', () => {});
-  t.after(() => req.destroy());
+  readSse(
+    t,
+    url,
+    (event, data) => {
+      if (event === 'end') got.ended = true;
+      if (event !== 'audio' || data === undefined) return;
+      const a = JSON.parse(data) as { in: string; out: string };
+      got.in.push(Buffer.from(a.in, 'base64'));
+      got.out.push(Buffer.from(a.out, 'base64'));
+    },
+    (res) => (got.status = res.statusCode),
+  );
   return got;
 }
 
