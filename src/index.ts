@@ -172,12 +172,14 @@ export {
   type MonitorOptions,
   type MonitorServer,
   type ServeMonitorOptions,
-  type MonitorStateOptions,
-  type MonitorCallInfo,
-  type MonitorCallRow,
-  type MonitorEndedCall,
-  type MonitorEvent,
-  type MonitorTotals,
-  type MonitorHello,
-  type MonitorTick,
-} from './monitor/index.js';
+} from './monitor/http.js';
+export type {
+  MonitorStateOptions,
+  MonitorCallInfo,
+  MonitorCallRow,
+  MonitorEndedCall,
+  MonitorEvent,
+  MonitorTotals,
+  MonitorHello,
+  MonitorTick,
+} from './monitor/state.js';
