@@ -28,6 +28,8 @@ import {
   readCoreTicks,
   sampleTree,
   spawnServer,
+  countSyscalls,
+  type SyscallCount,
   splitCommand,
   type ProcSample,
 } from './lib/proc.js';
@@ -77,6 +79,9 @@ export interface RunRecord {
   cpuSecPerCallMinute: number;
   rssMB: { idle: number; start: number; end: number; max: number };
   loadgenCpuPercent: number;
+  /** Event-loop wake-ups (epoll waits) per second of the window, and system calls per frame sent (null: no perf). */
+  wakeupsPerSec: number | null;
+  syscallsPerFrame: number | null;
   /**
    * Busy % of every core over the window from /proc/stat, including irq/softirq time that
    * /proc/PID/stat does not charge to any process (loopback TCP work). When pinned, core 0
@@ -122,6 +127,7 @@ interface LoadgenRun {
   stop: { server: ProcSample; loadgen: ProcSample | null };
   rssMaxMB: number;
   pinned: boolean;
+  syscalls: SyscallCount | null;
 }
 
 /** Run the load generator as a child process and sample the server at its window edges. */
@@ -164,6 +170,8 @@ function runLoadgen(opts: CompareOptions, port: number, serverPid: number): Prom
     let coresStop: CoreTicks = [];
     let rssMax = 0;
     let sampler: NodeJS.Timeout | null = null;
+    let counter: ReturnType<typeof countSyscalls> | null = null;
+    let syscalls: Promise<SyscallCount | null> = Promise.resolve(null);
     let errText = '';
     const sampleBoth = (): { server: ProcSample; loadgen: ProcSample | null } | null => {
       const s = sampleTree(serverPid);
@@ -183,6 +191,7 @@ function runLoadgen(opts: CompareOptions, port: number, serverPid: number): Prom
         if (line.startsWith('EVENT steady')) {
           steady = sampleBoth();
           coresSteady = readCoreTicks();
+          counter = countSyscalls(serverPid);
           const tick = (): void => {
             sampleBoth();
             sampler = setTimeout(tick, 500);
@@ -191,6 +200,7 @@ function runLoadgen(opts: CompareOptions, port: number, serverPid: number): Prom
         } else if (line.startsWith('EVENT stop-sending')) {
           stop = sampleBoth();
           coresStop = readCoreTicks();
+          if (counter !== null) syscalls = counter.stop();
           if (sampler !== null) clearTimeout(sampler);
           sampler = null;
         } else if (!line.startsWith('EVENT ')) {
@@ -212,7 +222,8 @@ function runLoadgen(opts: CompareOptions, port: number, serverPid: number): Prom
         reject(new Error(`load generator failed (code ${code}, signal ${signal}): ${errText.trim() || 'no result'}`));
         return;
       }
-      resolve({ result, steady, stop, rssMaxMB: rssMax, pinned, cores: { steady: coresSteady, stop: coresStop } });
+      const run = { result, steady, stop, rssMaxMB: rssMax, pinned, cores: { steady: coresSteady, stop: coresStop } };
+      void syscalls.then((count) => resolve({ ...run, syscalls: count }));
     });
   });
 }
@@ -266,6 +277,9 @@ async function runOne(opts: CompareOptions, which: 'floor' | 'target', round: nu
       cpuSecPerCallMinute: sig4(cpu / ((opts.calls * windowS) / 60)),
       rssMB: { idle: idle?.rssMB ?? 0, start: s0.rssMB, end: s1.rssMB, max: lg.rssMaxMB },
       loadgenCpuPercent: lgPct,
+      // Each call gets one frame per 20 ms from the server (its echo, or the prompt's next frame).
+      wakeupsPerSec: lg.syscalls === null ? null : Math.round(lg.syscalls.wakeups / windowS),
+      syscallsPerFrame: lg.syscalls === null ? null : r3(lg.syscalls.syscalls / ((opts.calls * windowS * 1000) / 20)),
       coreBusyPercent: busy,
       foreignBusyPercent: foreign,
       backgroundBusyPercent: background,
@@ -302,6 +316,11 @@ interface ServerSummary {
   /** Play mode: inter-arrival of the audio the callers heard, and its drift over the run. */
   gapMs: { p50: number; p99: number; max: number } | null;
   driftMaxAbsMs: number | null;
+  /** Play mode: p99 of every frame's |drift| (worst round), and the % of frames in bursts (mean). */
+  frameDriftP99Ms: number | null;
+  burstPercent: number | null;
+  wakeupsPerSec: number | null;
+  syscallsPerFrame: number | null;
   frames: { sent: number; verified: number; lost: number; corrupted: number; unexpected: number; silence: number };
   loadgenCpuPercent: number;
   coreBusyPercent: number[];
@@ -328,6 +347,10 @@ function summarize(runs: RunRecord[], name: string): ServerSummary {
         }
       : null,
     driftMaxAbsMs: runs.every((r) => r.load.play !== null) ? Math.max(0, ...runs.map((r) => r.load.play!.driftMs.maxAbs)) : null,
+    frameDriftP99Ms: runs.every((r) => r.load.play !== null) ? Math.max(0, ...runs.map((r) => r.load.play!.frameDriftAbsMs.p99)) : null,
+    burstPercent: runs.every((r) => r.load.play !== null) ? r3(mean((r) => r.load.play!.burstPercent)) : null,
+    wakeupsPerSec: runs.every((r) => r.wakeupsPerSec !== null) ? Math.round(mean((r) => r.wakeupsPerSec!)) : null,
+    syscallsPerFrame: runs.every((r) => r.syscallsPerFrame !== null) ? r3(mean((r) => r.syscallsPerFrame!)) : null,
     frames: {
       sent: sum((r) => r.load.frames.sent),
       verified: sum((r) => r.load.frames.verified),
@@ -432,8 +455,9 @@ export function formatCompare(c: CompareResult): string {
       (x) =>
         `${x.name.padEnd(7)} ${x.cpuSecPerCallMinute.toFixed(4)} cpu-s/call-min (${x.cpuPercent} % of a core), rss max ${x.rssMaxMB} MB, ` +
         (x.gapMs !== null
-          ? `gap p50 ${x.gapMs.p50} p99 ${x.gapMs.p99} max ${x.gapMs.max} ms, drift max ${x.driftMaxAbsMs} ms`
-          : `rtt p50 ${x.rttMs.p50} p99 ${x.rttMs.p99} max ${x.rttMs.max} ms`),
+          ? `gap p50 ${x.gapMs.p50} p99 ${x.gapMs.p99} max ${x.gapMs.max} ms, |drift| p99 ${x.frameDriftP99Ms} max ${x.driftMaxAbsMs} ms, bursts ${x.burstPercent} %`
+          : `rtt p50 ${x.rttMs.p50} p99 ${x.rttMs.p99} max ${x.rttMs.max} ms, lost ${x.frames.lost}`) +
+        (x.wakeupsPerSec !== null ? `, ${x.wakeupsPerSec} wake-ups/s, ${x.syscallsPerFrame} syscalls/frame` : ''),
     ),
     `ratio ${s.target.name}/floor = ${s.ratio.toFixed(2)}  (per round: ${s.ratioPerRound.map((x) => x.toFixed(2)).join(', ')})`,
     s.ok ? 'all runs OK (no loss, corruption or unexpected frames)' : 'PROBLEMS: see warnings above / runs[].warnings in the JSON',

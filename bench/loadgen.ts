@@ -123,6 +123,14 @@ export interface LoadResult {
     callsWithAudio: number;
     interArrivalMs: HistSummary;
     driftMs: { min: number; p50: number; max: number; maxAbs: number; mean: number };
+    /**
+     * Every frame's |drift|: how far from its place it arrived, its place being the call's first
+     * frame's arrival plus the audio received before it (a late frame and its followers drift).
+     */
+    frameDriftAbsMs: HistSummary;
+    /** Frames that arrived less than a quarter frame after the previous one (back to back). */
+    burstFrames: number;
+    burstPercent: number;
   };
   loadgen: { cpuSecInWindow: number; cpuPercentOfCore: number; rssMB: number };
 }
@@ -307,6 +315,8 @@ export function runLoad(opts: LoadOptions): Promise<LoadResult> {
   const gaps = new Histogram();
   const sendLag = new Histogram();
   const playGaps = new Histogram();
+  const playDrift = new Histogram();
+  let burstFrames = 0;
   const errors: Record<string, number> = {};
   let sent = 0;
   let sentInWindow = 0;
@@ -447,8 +457,12 @@ export function runLoad(opts: LoadOptions): Promise<LoadResult> {
   }
 
   function onPlayAudio(c: Call, k: number, plen: number): void {
-    if (c.lastAudioAt >= 0) playGaps.record(rxNow - c.lastAudioAt);
-    else c.firstAudioAt = rxNow;
+    if (c.lastAudioAt >= 0) {
+      const gap = rxNow - c.lastAudioAt;
+      playGaps.record(gap);
+      if (gap < frameMs / 4) burstFrames++;
+      playDrift.record(Math.abs(rxNow - c.firstAudioAt - c.audioMs));
+    } else c.firstAudioAt = rxNow;
     c.lastAudioAt = rxNow;
     const r = audioRate(k) ?? rate;
     c.lastFrameMs = (plen / 2 / r) * 1000;
@@ -733,6 +747,9 @@ export function runLoad(opts: LoadOptions): Promise<LoadResult> {
                 maxAbs: r3(drifts.reduce((m, d) => Math.max(m, Math.abs(d)), 0)),
                 mean: r3(drifts.length > 0 ? drifts.reduce((a, b) => a + b, 0) / drifts.length : 0),
               },
+              frameDriftAbsMs: playDrift.summary(),
+              burstFrames,
+              burstPercent: playGaps.count > 0 ? Math.round((burstFrames / playGaps.count) * 1e5) / 1e3 : 0,
             }
           : null,
       loadgen: {
@@ -770,7 +787,7 @@ export function formatResult(r: LoadResult): string {
   if (r.play !== null) {
     const p = r.play;
     lines.push(
-      `play         ${p.framesReceived} frames on ${p.callsWithAudio} calls; gap p50 ${f2(p.interArrivalMs.p50)} p99 ${f2(p.interArrivalMs.p99)} max ${f2(p.interArrivalMs.max)}; drift min ${f2(p.driftMs.min)} p50 ${f2(p.driftMs.p50)} max ${f2(p.driftMs.max)} ms`,
+      `play         ${p.framesReceived} frames on ${p.callsWithAudio} calls; gap p50 ${f2(p.interArrivalMs.p50)} p99 ${f2(p.interArrivalMs.p99)} max ${f2(p.interArrivalMs.max)}; drift min ${f2(p.driftMs.min)} p50 ${f2(p.driftMs.p50)} max ${f2(p.driftMs.max)} ms; frame |drift| p99 ${f2(p.frameDriftAbsMs.p99)} ms; bursts ${p.burstPercent} %`,
     );
   }
   lines.push(r.ok ? 'OK' : `PROBLEMS: ${r.problems.join('; ')}`);

@@ -70,21 +70,23 @@ export class ManualClock implements Clock {
 
   /**
    * Moves time forward by `ms`, firing every timer that falls due (including timers set by
-   * those callbacks) at its due time.
+   * those callbacks) at its due time. A callback may itself take time ({@link stall}): time
+   * never goes back, and what fell due meanwhile fires next.
    */
   advance(ms: number): void {
     const end = this.#now + ms;
     for (;;) {
+      const limit = Math.max(end, this.#now);
       let next: ManualTimer | undefined;
       for (const t of this.#timers) {
-        if (t.at <= end && (next === undefined || t.at < next.at || (t.at === next.at && t.seq < next.seq))) next = t;
+        if (t.at <= limit && (next === undefined || t.at < next.at || (t.at === next.at && t.seq < next.seq))) next = t;
       }
       if (next === undefined) break;
       this.#timers.delete(next);
       if (next.at > this.#now) this.#now = next.at;
       next.callback();
     }
-    this.#now = end;
+    if (end > this.#now) this.#now = end;
   }
 
   /**

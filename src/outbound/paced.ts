@@ -337,7 +337,12 @@ export class PacedOutbound implements Paced, OutboundPolicy<PacedStats> {
       // passes the latest slot passed. A pass that runs late (a busy tick) must not turn its
       // lateness into an extra frame back to back with the due one, and audio that starts
       // between passes must not open a hole before the next pass (docs/pacing.md).
-      const horizon = gridTime === undefined ? this.#lastSlot(now) : Math.min(now, gridTime);
+      // A tick runs no earlier than its slot, to the timer's resolution (see the scheduler).
+      const horizon = gridTime === undefined ? this.#lastSlot(now) : gridTime;
+      // Queued audio leaves just in time: at the last wake-up before its place on the timeline
+      // begins, never a pass earlier (docs/pacing.md). Written audio that leaves on arrival is
+      // only held to the lead.
+      const nextWake = gridTime === undefined ? this.#nextSlot(now) : gridTime + this.#scheduler.period;
       while (!this.#closed) {
         const marks = queue.takeLeadingMarks();
         for (const m of marks) this.#schedule(m);
@@ -351,7 +356,7 @@ export class PacedOutbound implements Paced, OutboundPolicy<PacedStats> {
           this.#stats.underruns++;
         }
         const ms = durationMs(format, bytes);
-        if (!pacer.admits(ms, now, now, false, horizon)) break;
+        if (!pacer.admits(ms, now, now, false, horizon) || pacer.startAt(now) > nextWake - EPS) break;
         const frame = queue.take(HEADER_SIZE)!;
         this.#emit(messageFor(kindOfFormat(format)!, frame.payload, frame.headroom), frame.payload, format, ms, now, now, false);
         sent = true;
@@ -363,6 +368,13 @@ export class PacedOutbound implements Paced, OutboundPolicy<PacedStats> {
     this.#checkDrain();
     if (sent || this.#dueHead < this.#due.length) this.#settleDue(now);
     return sent;
+  }
+
+  /** The next instant of the timer's grid after `now` (no limit before the timer runs). */
+  #nextSlot(now: number): number {
+    if (this.#scheduler.period === 0) return Infinity;
+    const next = this.#scheduler.nextGridTime(now);
+    return next - now < EPS ? next + this.#scheduler.period : next;
   }
 
   /** The latest instant of the timer's grid at or before `now` (`now` itself before the timer runs). */
