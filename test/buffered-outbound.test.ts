@@ -70,7 +70,6 @@ function setup(options: BufferedOutboundOptions = {}) {
   const warnings: string[] = [];
   const drains: number[] = [];
   const events: OutboundEvents = {
-    sentWanted: () => true,
     sent: (payload, _format, at, latenessMs) => sent.push({ payload, at, latenessMs }),
     mark: () => {},
     drain: () => drains.push(clock.now()),
@@ -83,6 +82,7 @@ function setup(options: BufferedOutboundOptions = {}) {
     clock,
     events,
   );
+  out.reportSent = true;
   return { clock, sink, out, sent, warnings, drains };
 }
 

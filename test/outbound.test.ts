@@ -18,7 +18,6 @@ interface Sent {
 }
 
 const quietEvents: OutboundEvents = {
-  sentWanted: () => false,
   sent: () => {},
   mark: () => {},
   drain: () => {},

@@ -94,7 +94,8 @@ export class AudioSocketConnection {
    */
   write(message: Buffer): boolean {
     const socket = this.#socket;
-    if (this.#ended || socket.destroyed) return false;
+    // `writable` reads only the write side's state, which the write touches anyway.
+    if (this.#ended || !socket.writable) return false;
     if (socket.writableLength > this.#settings.maxBufferedBytes) {
       this.droppedOut++;
       const now = this.#clock.now();

@@ -140,6 +140,8 @@ export abstract class CallCore<F extends AudioFrame = AudioFrame, S extends Call
   #speech: CallSpeech | undefined;
   #tap: CallTap | undefined;
   #speechOptions: SpeechOptions | undefined;
+  /** Someone reads the frames sent (a `sent` listener, the speech detector's echo model, a tap): asked per frame, so kept, not computed. */
+  #sentWanted = false;
 
   constructor(init: CallInit) {
     super();
@@ -154,13 +156,23 @@ export abstract class CallCore<F extends AudioFrame = AudioFrame, S extends Call
     this.#send = init.settings.send;
     this.signal = this.#abort.signal;
     this.closed = new Promise((resolve) => (this.#resolveClosed = resolve));
+    // 'newListener' comes before the listener is added, 'removeListener' after it is removed.
+    const emitter = this as unknown as EventEmitter;
+    emitter.on('newListener', (event: string | symbol) => {
+      if (event === 'sent' && !this.#sentWanted) {
+        this.#sentWanted = true;
+        if (this.#outbound !== undefined) this.#outbound.reportSent = true;
+      }
+    });
+    emitter.on('removeListener', (event: string | symbol) => {
+      if (event === 'sent') this.#updateSentWanted();
+    });
     if (init.settings.speech !== undefined) this.detectSpeech(init.settings.speech);
   }
 
   /** Attaches the transport's outbound policy, built on the events the core hands it. */
   protected _attachOutbound<P extends OutboundPolicy>(build: (events: OutboundEvents) => P): P {
     const events: OutboundEvents = {
-      sentWanted: () => this.#speech !== undefined || this.#tap !== undefined || this.listenerCount('sent') > 0,
       sent: (payload, format, at, latenessMs, silence) => {
         const atMs = at - this._startedAt;
         this.#speech?.outbound(payload, format, atMs);
@@ -181,6 +193,7 @@ export abstract class CallCore<F extends AudioFrame = AudioFrame, S extends Call
     };
     const policy = build(events);
     this.#outbound = policy;
+    policy.reportSent = this.#sentWanted;
     return policy;
   }
 
@@ -378,6 +391,12 @@ export abstract class CallCore<F extends AudioFrame = AudioFrame, S extends Call
   /** @internal Sets (or clears) the call's tap. */
   [kCallTap](tap: CallTap | undefined): void {
     this.#tap = tap;
+    this.#updateSentWanted();
+  }
+
+  #updateSentWanted(): void {
+    this.#sentWanted = this.#speech !== undefined || this.#tap !== undefined || this.listenerCount('sent') > 0;
+    if (this.#outbound !== undefined) this.#outbound.reportSent = this.#sentWanted;
   }
 
   /** True while the caller is speaking (speech detection on). */
@@ -388,9 +407,11 @@ export abstract class CallCore<F extends AudioFrame = AudioFrame, S extends Call
   detectSpeech(options: SpeechOptions | false = {}): this {
     this.#speech?.dispose();
     this.#speech = undefined;
+    this.#updateSentWanted();
     if (options === false || this.#state !== 'open') return this;
     this.#speechOptions = options;
     this.#speech = new CallSpeech(options, (e) => this._emitSafe(e.type === 'start' ? 'speechStart' : 'speechEnd', e));
+    this.#updateSentWanted();
     return this;
   }
 

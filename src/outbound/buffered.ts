@@ -104,6 +104,7 @@ export interface BufferedSettings extends BufferedOutboundOptions {
 }
 
 export class BufferedOutbound implements OutboundPolicy<BufferedStats> {
+  reportSent = false;
   /** slin at the channel's rate. */
   readonly format: AudioFormat;
   readonly frameMs: number;
@@ -259,7 +260,7 @@ export class BufferedOutbound implements OutboundPolicy<BufferedStats> {
     for (const e of inAsterisk) for (const c of e.completions) c.cancel('flush');
     for (const c of completions) c.cancel('flush');
     this.#stats.flushedMs += droppedMs + estimatedMs;
-    this.#gate.check(this.#queue.queuedMs);
+    if (this.#gate.owesDrain) this.#gate.check(this.#queue.queuedMs);
     this.#checkIdle();
     return droppedMs + estimatedMs;
   }
@@ -428,7 +429,7 @@ export class BufferedOutbound implements OutboundPolicy<BufferedStats> {
         sink.sendAudio(wire);
         this.#framesOut = sink.stats.framesOut;
         this.#stats.framesSent++;
-        if (this.#events.sentWanted()) this.#noteSent(wire, index);
+        if (this.reportSent) this.#noteSent(wire, index);
         if (frame.completed.length > 0) this.#sendMark([...frame.completed]);
         else if (++this.#sinceMark >= this.#markEvery) this.#sendMark([]);
       }
@@ -442,7 +443,7 @@ export class BufferedOutbound implements OutboundPolicy<BufferedStats> {
     } finally {
       this.#pumping = false;
     }
-    this.#gate.check(this.#queue.queuedMs);
+    if (this.#gate.owesDrain) this.#gate.check(this.#queue.queuedMs);
     this.#checkIdle();
   }
 

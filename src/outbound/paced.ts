@@ -107,8 +107,10 @@ export class PacedOutbound implements Paced, OutboundPolicy<PacedStats> {
   #drainWaiters: Array<() => void> = [];
   #closed = false;
   #registered = false;
+  reportSent = false;
+  /** Counted per frame: fields of this object, not of a stats object (one cache line fewer per frame). */
+  #framesSent = 0;
   #stats = {
-    framesSent: 0,
     silenceFrames: 0,
     lateSlots: 0,
     caughtUpFrames: 0,
@@ -154,7 +156,7 @@ export class PacedOutbound implements Paced, OutboundPolicy<PacedStats> {
   get stats(): PacedStats {
     const s = this.#stats;
     return {
-      framesSent: s.framesSent,
+      framesSent: this.#framesSent,
       silenceFrames: s.silenceFrames,
       lateSlots: s.lateSlots,
       caughtUpFrames: s.caughtUpFrames,
@@ -394,8 +396,8 @@ export class PacedOutbound implements Paced, OutboundPolicy<PacedStats> {
       if (lateness > this.frameMs) this.#stats.caughtUpFrames++;
     }
     if (!this.#wire(message)) return;
-    this.#stats.framesSent++;
-    if (this.#events.sentWanted()) {
+    this.#framesSent++;
+    if (this.reportSent) {
       const late = lateness > 0 ? lateness : 0;
       this.#events.sent(payload, format, now - late, late, silence);
     }
@@ -427,6 +429,6 @@ export class PacedOutbound implements Paced, OutboundPolicy<PacedStats> {
   }
 
   #checkDrain(): void {
-    this.#gate.check(this.#queue.queuedMs);
+    if (this.#gate.owesDrain) this.#gate.check(this.#queue.queuedMs);
   }
 }

@@ -14,8 +14,6 @@ import type { AudioSource, ByteConverter, PlayResult } from './queue.js';
 
 /** What a policy tells the call that owns it. */
 export interface OutboundEvents {
-  /** Whether anyone listens to `sent` (a policy skips the bookkeeping when nobody does). */
-  sentWanted(): boolean;
   /**
    * A frame reaches the caller about now: `at` is its place on the call's clock, `latenessMs`
    * how much later than that it is reported.
@@ -52,6 +50,12 @@ export interface OutboundPolicy<S extends OutboundCounters = OutboundCounters> {
   readonly frameBytes: number;
   readonly queuedMs: number;
   readonly stats: S;
+  /**
+   * Whether to report every frame sent through `events.sent`: set by the call when someone
+   * reads them (a `sent` listener, the speech detector, the monitor's tap). Off, a frame costs
+   * no bookkeeping; a flag the call sets rather than a question asked per frame.
+   */
+  reportSent: boolean;
   /** Whether audio in `format` can be queued as it is (no conversion). */
   accepts(format: AudioFormat): boolean;
   /** Queues audio in an accepted format; `false` means slow down (or some was dropped beyond `maxQueuedMs`). */

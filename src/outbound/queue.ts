@@ -343,15 +343,8 @@ export class OutboundQueue {
     this.#fifoMs -= ms;
     if (this.#fifoMs < 1e-9) this.#fifoMs = 0;
     let completed: Completion[] | undefined;
-    const count = (p: PlayItem): void => {
-      p.framesSent++;
-      if (p.exhausted && p.queuedBytes === 0 && !p.finished) {
-        p.finished = true;
-        (completed ??= []).push(p);
-      }
-    };
-    if (touched !== null) count(touched);
-    if (touched2 !== null) for (const p of touched2) count(p);
+    if (touched !== null) completed = this.#countFrame(touched, completed);
+    if (touched2 !== null) for (const p of touched2) completed = this.#countFrame(p, completed);
     // Marks right behind this frame are reached when it has played.
     while (this.#head < fifo.length && fifo[this.#head]!.bytes === null) {
       (completed ??= []).push(fifo[this.#head++]!.owner!);
@@ -359,6 +352,16 @@ export class OutboundQueue {
     this.#compact();
     this.#wakePump();
     return { payload, format, headroom: room, durationMs: ms, completed: completed ?? EMPTY };
+  }
+
+  /** A frame of `p` was cut: count it; a play whose last byte it held completes once it has played. */
+  #countFrame(p: PlayItem, completed: Completion[] | undefined): Completion[] | undefined {
+    p.framesSent++;
+    if (p.exhausted && p.queuedBytes === 0 && !p.finished) {
+      p.finished = true;
+      (completed ??= []).push(p);
+    }
+    return completed;
   }
 
   #consume(seg: Segment, n: number): void {

@@ -54,6 +54,11 @@ export class WriteGate {
     return below && !dropped;
   }
 
+  /** A `false` was returned (or audio dropped) and `drain` is still owed: {@link check} needs the queue's size. */
+  get owesDrain(): boolean {
+    return this.#needDrain;
+  }
+
   /** Emits `drain` once the queue is back under the high-water mark after a `false`. */
   check(queuedMs: number): void {
     if (this.#needDrain && queuedMs < this.highWaterMarkMs) {
