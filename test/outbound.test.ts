@@ -52,7 +52,7 @@ function setup(options: Setup = {}, clock: Clock = new ManualClock(1000)) {
       drain: () => drains.push(clock.now()),
       dropped: (ms) => drops.push(ms),
     },
-    (m) => sent.push({ at: clock.now(), kind: m[0]!, payload: Buffer.from(m.subarray(3)) }) > 0,
+    { write: (m) => sent.push({ at: clock.now(), kind: m[0]!, payload: Buffer.from(m.subarray(3)) }) > 0 },
   );
   return { clock, scheduler, out, sent, marks, drains, drops };
 }
@@ -619,7 +619,7 @@ describe('Outbound: queue, flush, marks, plays', () => {
         },
         scheduler,
         quietEvents,
-        wire,
+        { write: wire },
       );
     });
     const data = outs.map((_, i) => pattern(FRAMES * 320, i + 1));
@@ -715,7 +715,7 @@ describe('Outbound: queue, flush, marks, plays', () => {
           },
           scheduler,
           quietEvents,
-          () => true,
+          { write: () => true },
         ),
     );
     for (const m of members) m.start();

@@ -129,7 +129,7 @@ export class AudioSocketCall extends CallCore<AudioSocketFrame, AudioSocketCallS
           },
           scheduler,
           events,
-          (message) => this.#conn.write(message),
+          this.#conn,
         ),
     );
     this.#outbound.start();

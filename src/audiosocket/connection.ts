@@ -54,6 +54,8 @@ export class AudioSocketConnection {
   #blockedSince: number | undefined;
   #hangupTimer: TimerHandle | undefined;
   #ended = false;
+  /** From the settings, kept here: read on every write. */
+  readonly #maxBufferedBytes: number;
   bytesIn: number;
   messagesOut = 0;
   bytesOut = 0;
@@ -70,6 +72,7 @@ export class AudioSocketConnection {
     this.#parser = handover.parser;
     this.#clock = clock;
     this.#settings = settings;
+    this.#maxBufferedBytes = settings.maxBufferedBytes;
     this.#events = events;
     this.remoteAddress = socket.remoteAddress ?? '';
     this.remotePort = socket.remotePort ?? 0;
@@ -96,7 +99,7 @@ export class AudioSocketConnection {
     const socket = this.#socket;
     // `writable` reads only the write side's state, which the write touches anyway.
     if (this.#ended || !socket.writable) return false;
-    if (socket.writableLength > this.#settings.maxBufferedBytes) {
+    if (socket.writableLength > this.#maxBufferedBytes) {
       this.droppedOut++;
       const now = this.#clock.now();
       if (this.#blockedSince === undefined) {

@@ -59,10 +59,13 @@ export interface OutboundOptions {
 }
 
 /**
- * Writes one whole message to the socket; returns whether it was written (a peer that does
- * not read gets its output dropped by the transport).
+ * Where messages go: the transport's connection itself (an object with a method, not a closure:
+ * one object fewer to reach per frame).
  */
-export type WireWriter = (message: Buffer) => boolean;
+export interface WireWriter {
+  /** Writes one whole message; returns whether it was written (a peer that does not read gets its output dropped). */
+  write(message: Buffer): boolean;
+}
 
 interface Due {
   at: number;
@@ -95,6 +98,8 @@ export class PacedOutbound implements Paced, OutboundPolicy<PacedStats> {
   readonly #queue: OutboundQueue;
   /** Completions of audio already sent, in timeline order: settled once the clock passes `at`. */
   #due: Due[] = [];
+  /** Completions in `#due` not yet settled: checked per frame without touching the array. */
+  #unsettled = 0;
   #dueHead = 0;
   /** Where the last audio of the user (not silence) ends on the timeline. */
   #userEnd = -Infinity;
@@ -104,7 +109,8 @@ export class PacedOutbound implements Paced, OutboundPolicy<PacedStats> {
   #inputUntil = -Infinity;
   #startedAt = Infinity;
   #draining = false;
-  #drainWaiters: Array<() => void> = [];
+  /** Callers of {@link drained} still waiting (null: none, checked per frame). */
+  #drainWaiters: Array<() => void> | null = null;
   #closed = false;
   #registered = false;
   reportSent = false;
@@ -183,7 +189,7 @@ export class PacedOutbound implements Paced, OutboundPolicy<PacedStats> {
 
   /** True when nothing is queued and everything sent has played. */
   get idle(): boolean {
-    return this.#queue.empty && this.#dueHead >= this.#due.length;
+    return this.#queue.empty && this.#unsettled === 0;
   }
 
   /** Starts pacing (keep-alive begins at the next tick). */
@@ -266,7 +272,7 @@ export class PacedOutbound implements Paced, OutboundPolicy<PacedStats> {
   /** Resolves once everything queued so far has been sent and played (or flushed). */
   drained(): Promise<void> {
     if (this.idle || this.#closed) return Promise.resolve();
-    return new Promise((resolve) => this.#drainWaiters.push(resolve));
+    return new Promise((resolve) => (this.#drainWaiters ??= []).push(resolve));
   }
 
   /** Stops for good: leaves the scheduler; what was queued is counted in `unsentMs`, plays settle interrupted by hangup. */
@@ -280,11 +286,12 @@ export class PacedOutbound implements Paced, OutboundPolicy<PacedStats> {
     for (let i = this.#dueHead; i < due.length; i++) due[i]!.completion.cancel('hangup');
     this.#due = [];
     this.#dueHead = 0;
+    this.#unsettled = 0;
     if (this.#registered) this.#scheduler.delete(this);
     this.#registered = false;
     const waiters = this.#drainWaiters;
-    this.#drainWaiters = [];
-    for (const w of waiters) w();
+    this.#drainWaiters = null;
+    if (waiters !== null) for (const w of waiters) w();
   }
 
   onTick(gridTime: number, now: number, observedUntil: number): void {
@@ -343,9 +350,10 @@ export class PacedOutbound implements Paced, OutboundPolicy<PacedStats> {
       const horizon = gridTime === undefined ? this.#lastSlot(now) : gridTime;
       // Queued audio leaves just in time: at the last wake-up before its place on the timeline
       // begins, never a pass earlier (docs/pacing.md). Written audio that leaves on arrival is
-      // only held to the lead.
+      // only held to the lead. Checked first: in steady state it is what ends the loop, and it
+      // needs only the pacer (marks at the head could not complete before the next pass anyway).
       const nextWake = gridTime === undefined ? this.#nextSlot(now) : gridTime + this.#scheduler.period;
-      while (!this.#closed) {
+      while (!this.#closed && pacer.startAt(now) < nextWake - EPS) {
         const marks = queue.takeLeadingMarks();
         for (const m of marks) this.#schedule(m);
         const bytes = queue.peek();
@@ -358,7 +366,7 @@ export class PacedOutbound implements Paced, OutboundPolicy<PacedStats> {
           this.#stats.underruns++;
         }
         const ms = durationMs(format, bytes);
-        if (!pacer.admits(ms, now, now, false, horizon) || pacer.startAt(now) > nextWake - EPS) break;
+        if (!pacer.admits(ms, now, now, false, horizon)) break;
         const frame = queue.take(HEADER_SIZE)!;
         this.#emit(messageFor(kindOfFormat(format)!, frame.payload, frame.headroom), frame.payload, format, ms, now, now, false);
         sent = true;
@@ -368,7 +376,7 @@ export class PacedOutbound implements Paced, OutboundPolicy<PacedStats> {
       this.#draining = false;
     }
     this.#checkDrain();
-    if (sent || this.#dueHead < this.#due.length) this.#settleDue(now);
+    if (sent || this.#unsettled > 0) this.#settleDue(now);
     return sent;
   }
 
@@ -395,7 +403,7 @@ export class PacedOutbound implements Paced, OutboundPolicy<PacedStats> {
       if (lateness > this.frameMs / 2) this.#stats.lateSlots++;
       if (lateness > this.frameMs) this.#stats.caughtUpFrames++;
     }
-    if (!this.#wire(message)) return;
+    if (!this.#wire.write(message)) return;
     this.#framesSent++;
     if (this.reportSent) {
       const late = lateness > 0 ? lateness : 0;
@@ -406,24 +414,27 @@ export class PacedOutbound implements Paced, OutboundPolicy<PacedStats> {
   /** Completes `c` once the user's audio sent so far has played. */
   #schedule(c: Completion): void {
     this.#due.push({ at: this.#userEnd, completion: c });
+    this.#unsettled++;
   }
 
   #settleDue(now: number): void {
+    if (this.#unsettled === 0 && this.#drainWaiters === null) return;
     const due = this.#due;
     // A completion can run user code that closes the call (a mark listener hanging up), which
     // replaces #due: stop walking the old array then.
     while (this.#due === due && this.#dueHead < due.length && due[this.#dueHead]!.at <= now + EPS) {
       const d = due[this.#dueHead]!;
       due[this.#dueHead++] = undefined as unknown as Due;
+      this.#unsettled--;
       d.completion.done();
     }
     if (this.#dueHead === due.length && due.length > 0) {
       due.length = 0;
       this.#dueHead = 0;
     }
-    if (this.#drainWaiters.length > 0 && this.idle) {
+    if (this.#drainWaiters !== null && this.idle) {
       const waiters = this.#drainWaiters;
-      this.#drainWaiters = [];
+      this.#drainWaiters = null;
       for (const w of waiters) w();
     }
   }
