@@ -13,7 +13,7 @@
  * I/O-free: messages leave through `wire`, time comes from the scheduler's clock.
  */
 import { audioSocketError, ErrorCodes } from '../errors.js';
-import { messageFor, silenceMessage } from '../protocol/encoder.js';
+import { messageFor, silenceMessage, writeHeader } from '../protocol/encoder.js';
 import { audioKindForRate, HEADER_SIZE, sampleRateOfKind, type AudioKind } from '../protocol/kinds.js';
 import { parseFormat, type AudioFormat } from '../audio/format.js';
 import type { FrameScheduler, Paced } from './scheduler.js';
@@ -367,8 +367,11 @@ export class PacedOutbound implements Paced, OutboundPolicy<PacedStats> {
         }
         const ms = durationMs(format, bytes);
         if (!pacer.admits(ms, now, now, false, horizon)) break;
+        // Cut into new memory behind room for the header: the message is that memory, one copy.
         const frame = queue.take(HEADER_SIZE)!;
-        this.#emit(messageFor(kindOfFormat(format)!, frame.payload, frame.headroom), frame.payload, format, ms, now, now, false);
+        const message = frame.memory!;
+        writeHeader(message, 0, kindOfFormat(format)!, frame.payload.length);
+        this.#emit(message, frame.payload, format, ms, now, now, false);
         sent = true;
         for (const c of frame.completed) this.#schedule(c);
       }

@@ -120,10 +120,12 @@ export interface Frame {
   payload: Buffer;
   format: AudioFormat;
   /**
-   * The queue copied this frame together and left `headroom` writable bytes before `payload` in
-   * its memory (a transport's header fits there without a second copy). 0: `payload` is a view
-   * of the bytes as written.
+   * With a `headroom` asked of {@link OutboundQueue.take}: the frame copied into new memory
+   * after `headroom` writable bytes (a transport's header goes there: the message is this
+   * buffer, with no second copy). `null`: `payload` is a view of the bytes as written.
    */
+  memory: Buffer | null;
+  /** Bytes free before the payload in `memory` (0 without it). */
   headroom: number;
   durationMs: number;
   /** Plays whose last byte is in this frame and marks right after it: done once it has played. */
@@ -303,7 +305,10 @@ export class OutboundQueue {
     return Math.min(n, size);
   }
 
-  /** Cuts the next frame (see {@link peek}); `null` when there are no bytes at the head. */
+  /**
+   * Cuts the next frame (see {@link peek}); `null` when there are no bytes at the head. With
+   * `headroom`, the frame is copied into new memory behind that many free bytes ({@link Frame.memory}).
+   */
   take(headroom = 0): Frame | null {
     const n = this.peek();
     if (n === 0) return null;
@@ -311,18 +316,20 @@ export class OutboundQueue {
     const fifo = this.#fifo;
     let seg = fifo[this.#head]!;
     let payload: Buffer;
+    let memory: Buffer | null = null;
     let room = 0;
     let touched: PlayItem | null = null;
     let touched2: PlayItem[] | null = null;
-    if (seg.bytes!.length - seg.offset >= n) {
+    if (headroom === 0 && seg.bytes!.length - seg.offset >= n) {
       // The frame lies in one entry: a view, no copy.
       const bytes = seg.bytes!;
       payload = seg.offset === 0 && bytes.length === n ? bytes : bytes.subarray(seg.offset, seg.offset + n);
       touched = seg.owner as PlayItem | null;
       this.#consume(seg, n);
     } else {
-      // Across entries: one copy, with room for the transport's header in front of it.
-      const memory = Buffer.allocUnsafe(headroom + n);
+      // One copy, with room for the transport's header in front of it (across entries, a copy
+      // is needed anyway; in one entry, it saves the transport a second allocation and copy).
+      memory = Buffer.allocUnsafe(headroom + n);
       payload = memory.subarray(headroom);
       room = headroom;
       let filled = 0;
@@ -351,7 +358,7 @@ export class OutboundQueue {
     }
     this.#compact();
     this.#wakePump();
-    return { payload, format, headroom: room, durationMs: ms, completed: completed ?? EMPTY };
+    return { payload, format, memory, headroom: room, durationMs: ms, completed: completed ?? EMPTY };
   }
 
   /** A frame of `p` was cut: count it; a play whose last byte it held completes once it has played. */
