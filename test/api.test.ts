@@ -377,3 +377,30 @@ test('listen() on a port in use rejects with SOCKET, the EADDRINUSE error as cau
   );
   assert.equal((err.cause as NodeJS.ErrnoException).code, 'EADDRINUSE');
 });
+
+test('removeAllListeners() keeps the call working: audio and sent listeners added afterwards are served', async (t) => {
+  const { call, client } = await audioSocketCall(t);
+  const tone = (seed: number): Buffer => {
+    const b = Buffer.alloc(320);
+    for (let k = 0; k < 160; k++) b.writeInt16LE(Math.round(8000 * Math.sin((k * seed) / 7)), k * 2);
+    return b;
+  };
+  const before: Buffer[] = [];
+  call.on('audio', (f) => before.push(f.payload));
+  client.sendAudio(tone(3));
+  await until(() => before.length === 1, 'the first frame');
+  call.removeAllListeners();
+  const after: Buffer[] = [];
+  let sent = 0;
+  call.on('audio', (f) => after.push(f.payload));
+  call.on('sent', () => sent++);
+  client.sendAudio(tone(4));
+  call.write(tone(5));
+  await until(() => after.length === 1 && sent >= 1, 'a frame each way after removeAllListeners()');
+  assert.deepEqual(after[0], tone(4));
+  assert.equal(before.length, 1, 'the removed listener heard nothing more');
+  call.removeAllListeners('audio');
+  client.sendAudio(tone(6));
+  await until(() => call.stats.audioIn === 3, 'the third frame counted');
+  assert.equal(after.length, 1, 'no audio listener, no audio event');
+});

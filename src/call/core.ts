@@ -142,6 +142,8 @@ export abstract class CallCore<F extends AudioFrame = AudioFrame, S extends Call
   #speechOptions: SpeechOptions | undefined;
   /** Someone reads the frames sent (a `sent` listener, the speech detector's echo model, a tap): asked per frame, so kept, not computed. */
   #sentWanted = false;
+  /** Someone listens to `audio` (asked per frame received). */
+  #audioListened = false;
 
   constructor(init: CallInit) {
     super();
@@ -156,18 +158,41 @@ export abstract class CallCore<F extends AudioFrame = AudioFrame, S extends Call
     this.#send = init.settings.send;
     this.signal = this.#abort.signal;
     this.closed = new Promise((resolve) => (this.#resolveClosed = resolve));
-    // 'newListener' comes before the listener is added, 'removeListener' after it is removed.
+    this.#watchListeners();
+    if (init.settings.speech !== undefined) this.detectSpeech(init.settings.speech);
+  }
+
+  /**
+   * Keeps `#audioListened` and `#sentWanted` current: asked per frame, so kept rather than
+   * counted. 'newListener' comes before a listener is added, 'removeListener' after it is removed.
+   */
+  #watchListeners(): void {
     const emitter = this as unknown as EventEmitter;
     emitter.on('newListener', (event: string | symbol) => {
+      if (event === 'audio') this.#audioListened = true;
       if (event === 'sent' && !this.#sentWanted) {
         this.#sentWanted = true;
         if (this.#outbound !== undefined) this.#outbound.reportSent = true;
       }
     });
     emitter.on('removeListener', (event: string | symbol) => {
+      if (event === 'audio') this.#audioListened = this.listenerCount('audio') > 0;
       if (event === 'sent') this.#updateSentWanted();
     });
-    if (init.settings.speech !== undefined) this.detectSpeech(init.settings.speech);
+  }
+
+  /** As EventEmitter's; the call's own watch on its listeners stays (it is put back when removed). */
+  override removeAllListeners(...args: Parameters<EventEmitter<CallEvents<F>>['removeAllListeners']>): this {
+    super.removeAllListeners(...args);
+    const emitter = this as unknown as EventEmitter;
+    if (emitter.listenerCount('newListener') === 0 || emitter.listenerCount('removeListener') === 0) {
+      EventEmitter.prototype.removeAllListeners.call(emitter, 'newListener');
+      EventEmitter.prototype.removeAllListeners.call(emitter, 'removeListener');
+      this.#watchListeners();
+    }
+    this.#audioListened = this.listenerCount('audio') > 0;
+    this.#updateSentWanted();
+    return this;
   }
 
   /** Attaches the transport's outbound policy, built on the events the core hands it. */
@@ -504,7 +529,7 @@ export abstract class CallCore<F extends AudioFrame = AudioFrame, S extends Call
     this.#speech?.inbound(wire, payload, this._clock.now() - this._startedAt);
     this.#tap?.audio(wire, payload);
     this._onAudio(wire, payload);
-    if (this.listenerCount('audio') === 0) return;
+    if (!this.#audioListened) return;
     const target = this.#receive;
     if (target === undefined || target === wire) {
       this._emitSafe('audio', this._frame(wire, payload, wire));
