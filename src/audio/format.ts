@@ -36,6 +36,9 @@ export const MAX_SAMPLE_RATE = 192000;
 
 const ENCODINGS: readonly Encoding[] = ['slin', 'ulaw', 'alaw'];
 
+/** Formats made here: valid and frozen, so {@link parseFormat} hands them back as they are (an echo passes one per frame). */
+const MADE = new WeakSet<AudioFormat>();
+
 const NAMED: Readonly<Record<FormatName, AudioFormat>> = {
   slin: fmt('slin', 8000),
   slin12: fmt('slin', 12000),
@@ -54,7 +57,9 @@ const NAMED: Readonly<Record<FormatName, AudioFormat>> = {
 export const FORMAT_NAMES: readonly FormatName[] = Object.freeze(Object.keys(NAMED) as FormatName[]);
 
 function fmt(encoding: Encoding, sampleRate: number, channels: 1 | 2 = 1): AudioFormat {
-  return Object.freeze({ encoding, sampleRate, channels });
+  const format = Object.freeze({ encoding, sampleRate, channels });
+  MADE.add(format);
+  return format;
 }
 
 function describe(value: unknown): string {
@@ -73,6 +78,7 @@ function describe(value: unknown): string {
  * @throws AudioSocketError `INVALID_FORMAT` naming the bad value and what is accepted.
  */
 export function parseFormat(spec: FormatSpec): AudioFormat {
+  if (typeof spec === 'object' && spec !== null && MADE.has(spec as AudioFormat)) return spec as AudioFormat;
   if (typeof spec === 'string') {
     const named = Object.hasOwn(NAMED, spec) ? NAMED[spec] : undefined;
     if (named === undefined) {

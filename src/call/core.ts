@@ -532,7 +532,7 @@ export abstract class CallCore<F extends AudioFrame = AudioFrame, S extends Call
     if (!this.#audioListened) return;
     const target = this.#receive;
     if (target === undefined || target === wire) {
-      this._emitSafe('audio', this._frame(wire, payload, wire));
+      this.#emitAudio(this._frame(wire, payload, wire));
       return;
     }
     if (this.#inConverterFrom !== wire) {
@@ -543,7 +543,16 @@ export abstract class CallCore<F extends AudioFrame = AudioFrame, S extends Call
     }
     const converted = this.#inConverter!.push(payload);
     if (converted.length === 0) return;
-    this._emitSafe('audio', this._frame(target, audioBytes(converted), wire));
+    this.#emitAudio(this._frame(target, audioBytes(converted), wire));
+  }
+
+  /** `_emitSafe('audio', frame)` without the rest parameters' array: once per frame received. */
+  #emitAudio(frame: F): void {
+    try {
+      (this.emit as (e: 'audio', f: F) => boolean)('audio', frame);
+    } catch (err) {
+      this._listenerFailed(err);
+    }
   }
 
   /** A hook for the transport, per received audio message (before any listener runs). */
