@@ -142,6 +142,8 @@ export abstract class CallCore<F extends AudioFrame = AudioFrame, S extends Call
   #speechOptions: SpeechOptions | undefined;
   /** Someone reads the frames sent (a `sent` listener, the speech detector's echo model, a tap): asked per frame, so kept, not computed. */
   #sentWanted = false;
+  /** Someone listens to `sent` (the event itself; `#sentWanted` also counts the detector and the tap). */
+  #sentListened = false;
   /** Someone listens to `audio` (asked per frame received). */
   #audioListened = false;
 
@@ -170,7 +172,8 @@ export abstract class CallCore<F extends AudioFrame = AudioFrame, S extends Call
     const emitter = this as unknown as EventEmitter;
     emitter.on('newListener', (event: string | symbol) => {
       if (event === 'audio') this.#audioListened = true;
-      if (event === 'sent' && !this.#sentWanted) {
+      if (event === 'sent' && !this.#sentListened) {
+        this.#sentListened = true;
         this.#sentWanted = true;
         if (this.#outbound !== undefined) this.#outbound.reportSent = true;
       }
@@ -202,7 +205,7 @@ export abstract class CallCore<F extends AudioFrame = AudioFrame, S extends Call
         const atMs = at - this._startedAt;
         this.#speech?.outbound(payload, format, atMs);
         this.#tap?.sent(payload, format, latenessMs, silence);
-        if (this.listenerCount('sent') > 0) this._emitSafe('sent', { payload, format, atMs, latenessMs, silence });
+        if (this.#sentListened) this._emitSafe('sent', { payload, format, atMs, latenessMs, silence });
       },
       mark: (name, reached) => this._emitSafe('mark', name, reached),
       drain: () => this._emitSafe('drain'),
@@ -420,7 +423,8 @@ export abstract class CallCore<F extends AudioFrame = AudioFrame, S extends Call
   }
 
   #updateSentWanted(): void {
-    this.#sentWanted = this.#speech !== undefined || this.#tap !== undefined || this.listenerCount('sent') > 0;
+    this.#sentListened = this.listenerCount('sent') > 0;
+    this.#sentWanted = this.#speech !== undefined || this.#tap !== undefined || this.#sentListened;
     if (this.#outbound !== undefined) this.#outbound.reportSent = this.#sentWanted;
   }
 
