@@ -150,9 +150,19 @@ const EVENTS_PER_TICK = 200;
 
 const lateSlotsOf = (stats: object): number => ('lateSlots' in stats ? (stats.lateSlots as number) : 0);
 
+/**
+ * The meters read the peak of one frame in this many each way (80 ms at 20 ms frames): the page
+ * shows them a few times a second, and a frame's peak read is the monitor's one per-frame cost
+ * beyond a counter.
+ */
+const PEAK_EVERY = 4;
+
 class Track {
   inPeak = 0;
   outPeak = 0;
+  /** Frames each way since the last one whose peak was read (one in {@link PEAK_EVERY}). */
+  inSkipped = 0;
+  outSkipped = 0;
   lastLoudAt: number;
   lastLateAt = -Infinity;
   lastFramesIn = 0;
@@ -313,16 +323,21 @@ export class MonitorState {
     this.#added.push(info);
     const lateMs = this.#lateMs ?? Math.max(1, call.frameMs / 2);
 
-    // Per frame: a peak read and a counter, through the call's tap (no event, no object).
+    // Per frame: counters, through the call's tap (no event, no object); a peak read on one
+    // frame in PEAK_EVERY each way.
     const tap: CallTap = {
       audio(wire, payload) {
-        const p = peakOf(payload, wire);
-        if (p > track.inPeak) track.inPeak = p;
+        if (++track.inSkipped >= PEAK_EVERY) {
+          track.inSkipped = 0;
+          const p = peakOf(payload, wire);
+          if (p > track.inPeak) track.inPeak = p;
+        }
         track.listen?.in.push(payload, wire);
       },
       sent(payload, format, l, silence) {
         track.listen?.out.push(payload, format);
-        if (!silence) {
+        if (!silence && ++track.outSkipped >= PEAK_EVERY) {
+          track.outSkipped = 0;
           const p = peakOf(payload, format);
           if (p > track.outPeak) track.outPeak = p;
         }
