@@ -27,6 +27,17 @@ const quietEvents: OutboundEvents = {
 
 type Setup = Partial<Omit<OutboundOptions, 'pacing'>> & { pacing?: Partial<PacingParameters> };
 
+/** A call's outbound options as the server's defaults make them (20 ms frames). */
+const OPTIONS: OutboundOptions = {
+  kind: 0x10,
+  keepAliveKind: 0x10,
+  keepAlive: true,
+  prefetchMs: 200,
+  highWaterMarkMs: 1000,
+  maxQueuedMs: 30000,
+  pacing: { frameMs: 20, ...DEFAULT_PACING },
+};
+
 function setup(options: Setup = {}, clock: Clock = new ManualClock(1000)) {
   const scheduler = new FrameScheduler(clock);
   const sent: Sent[] = [];
@@ -35,16 +46,7 @@ function setup(options: Setup = {}, clock: Clock = new ManualClock(1000)) {
   const drops: number[] = [];
   const { pacing, ...rest } = options;
   const out = new PacedOutbound(
-    {
-      kind: 0x10,
-      keepAliveKind: 0x10,
-      keepAlive: true,
-      prefetchMs: 200,
-      highWaterMarkMs: 1000,
-      maxQueuedMs: 30000,
-      ...rest,
-      pacing: { frameMs: 20, ...DEFAULT_PACING, ...pacing },
-    },
+    { ...OPTIONS, ...rest, pacing: { ...OPTIONS.pacing, ...pacing } },
     scheduler,
     {
       ...quietEvents,
@@ -607,20 +609,7 @@ describe('Outbound: queue, flush, marks, plays', () => {
         }
         return true;
       };
-      return new PacedOutbound(
-        {
-          kind: 0x10,
-          keepAliveKind: 0x10,
-          keepAlive: false,
-          prefetchMs: 200,
-          highWaterMarkMs: 1000,
-          maxQueuedMs: 30000,
-          pacing: { frameMs: 20, ...DEFAULT_PACING },
-        },
-        scheduler,
-        quietEvents,
-        { write: wire },
-      );
+      return new PacedOutbound({ ...OPTIONS, keepAlive: false }, scheduler, quietEvents, { write: wire });
     });
     const data = outs.map((_, i) => pattern(FRAMES * 320, i + 1));
     for (const out of outs) out.start();
@@ -700,24 +689,7 @@ describe('Outbound: queue, flush, marks, plays', () => {
   test('the shared scheduler serves many members with one timer, one wake-up per frame', () => {
     const clock = new ManualClock(0);
     const scheduler = new FrameScheduler(clock);
-    const members = Array.from(
-      { length: 50 },
-      () =>
-        new PacedOutbound(
-          {
-            kind: 0x10,
-            keepAliveKind: 0x10,
-            keepAlive: true,
-            prefetchMs: 200,
-            highWaterMarkMs: 1000,
-            maxQueuedMs: 30000,
-            pacing: { frameMs: 20, ...DEFAULT_PACING },
-          },
-          scheduler,
-          quietEvents,
-          { write: () => true },
-        ),
-    );
+    const members = Array.from({ length: 50 }, () => new PacedOutbound(OPTIONS, scheduler, quietEvents, { write: () => true }));
     for (const m of members) m.start();
     assert.equal(clock.pendingTimers, 1);
     clock.advance(1000);
