@@ -71,7 +71,12 @@ export interface CallTap {
   audio(wire: AudioFormat, payload: Buffer): void;
   /** A frame reaching the caller about now (the `sent` event's fields). */
   sent(payload: Buffer, format: AudioFormat, latenessMs: number, silence: boolean): void;
+  /** A play was queued (`play()`, `playFile()`, a write stream): what it plays, and how it ends. */
+  play(what: TapPlay, result: Promise<PlayResult>): void;
 }
+
+/** @internal What a play plays, for {@link CallTap.play}: a file, bytes in one piece, or a stream. */
+export type TapPlay = { file: string } | { bytes: number } | { stream: true };
 
 /** @internal */
 export const kCallTap = Symbol('audiosocket.callTap');
@@ -357,14 +362,20 @@ export abstract class CallCore<F extends AudioFrame = AudioFrame, S extends Call
     } catch (err) {
       return Promise.reject(err);
     }
-    return this.#withBargeIn(options.bargeIn, () => this.#outbound.play(source, convert, options.signal).catch(rejectAsSourceError));
+    const result = this.#withBargeIn(options.bargeIn, () =>
+      this.#outbound.play(source, convert, options.signal).catch(rejectAsSourceError),
+    );
+    this.#tap?.play(ArrayBuffer.isView(source) ? { bytes: source.byteLength } : { stream: true }, result);
+    return result;
   }
 
   playFile(path: string, options: PlayFileOptions = {}): Promise<PlayResult> {
     if (this.#state !== 'open') return hungUpPlay();
-    return this.#withBargeIn(options.bargeIn, () =>
+    const result = this.#withBargeIn(options.bargeIn, () =>
       this.#outbound.play(wavPlaySource(path, this.#outbound.format), undefined, options.signal).catch(rejectAsSourceError),
     );
+    this.#tap?.play({ file: path }, result);
+    return result;
   }
 
   /**

@@ -1,14 +1,13 @@
 /**
  * What the monitor knows about a server's calls, bounded: per live call a few counters that the
- * call's own `audio` and `sent` events update (a peak and a histogram bin per frame, nothing
- * more), and rings of ended calls, warnings and totals. {@link MonitorState.tick} turns them into
+ * call's internal tap updates (counters and a histogram bin per frame, a peak on one frame in
+ * four; the plays it queues), and rings of ended calls, warnings and totals. {@link MonitorState.tick} turns them into
  * the feed's messages, once per interval, whatever the frame rate.
  */
 import { basename } from 'node:path';
 import type { AudioSocketServer } from '../server.js';
 import type { CallEnd, CallWarning } from '../call/types.js';
 import type { Call } from '../server.js';
-import type { PlayResult } from '../outbound/queue.js';
 import { formatName, type AudioFormat } from '../audio/format.js';
 import { peakOf } from './levels.js';
 import { CallListen } from './listen.js';
@@ -345,6 +344,23 @@ export class MonitorState {
         track.lateCount++;
         if (l > lateMs) track.lastLateAt = Date.now();
       },
+      play: (source, result) => {
+        const what = 'file' in source ? basename(source.file) : 'bytes' in source ? `${source.bytes} bytes of audio` : 'a stream';
+        track.plays.push(what);
+        this.#event(track, 'play', what);
+        const done = (text: string): void => {
+          const i = track.plays.indexOf(what);
+          if (i >= 0) track.plays.splice(i, 1);
+          this.#event(track, 'played', `${what}: ${text}`);
+        };
+        result.then(
+          (r) =>
+            done(
+              r.status === 'done' ? `done, ${Math.round(r.sentMs)} ms` : `interrupted (${r.reason ?? ''}) after ${Math.round(r.sentMs)} ms`,
+            ),
+          (err: Error) => done(`failed: ${err.message}`),
+        );
+      },
     };
     const onDtmf = (digit: string): void => void this.#event(track, 'dtmf', digit);
     const onMark = (name: string, reached: boolean): void => void this.#event(track, 'mark', `${name} ${reached ? 'reached' : 'flushed'}`);
@@ -360,48 +376,11 @@ export class MonitorState {
     call.on('mark', onMark);
     call.on('warning', onWarning);
 
-    // What is playing: the call's own play() and playFile(), wrapped on this call object only.
-    const own = call as unknown as Record<'play' | 'playFile', (...a: unknown[]) => Promise<PlayResult>>;
-    const hadPlay = Object.prototype.hasOwnProperty.call(call, 'play');
-    const hadPlayFile = Object.prototype.hasOwnProperty.call(call, 'playFile');
-    const play = own.play;
-    const playFile = own.playFile;
-    const wrap =
-      (fn: (...a: unknown[]) => Promise<PlayResult>, label: (a: unknown[]) => string) =>
-      (...a: unknown[]): Promise<PlayResult> => {
-        const what = label(a);
-        track.plays.push(what);
-        this.#event(track, 'play', what);
-        const done = (text: string): void => {
-          const i = track.plays.indexOf(what);
-          if (i >= 0) track.plays.splice(i, 1);
-          this.#event(track, 'played', `${what}: ${text}`);
-        };
-        const p = fn.apply(call, a);
-        p.then(
-          (r) =>
-            done(
-              r.status === 'done' ? `done, ${Math.round(r.sentMs)} ms` : `interrupted (${r.reason ?? ''}) after ${Math.round(r.sentMs)} ms`,
-            ),
-          (err: Error) => done(`failed: ${err.message}`),
-        );
-        return p;
-      };
-    own.play = wrap(play, (a) => {
-      const src = a[0];
-      return src instanceof Uint8Array || src instanceof Int16Array ? `${src.byteLength} bytes of audio` : 'a stream';
-    });
-    own.playFile = wrap(playFile, (a) => basename(String(a[0])));
-
     this.#detachers.set(call, () => {
       call[kCallTap](undefined);
       call.off('dtmf', onDtmf);
       call.off('mark', onMark);
       call.off('warning', onWarning);
-      if (hadPlay) own.play = play;
-      else delete (own as Partial<typeof own>).play;
-      if (hadPlayFile) own.playFile = playFile;
-      else delete (own as Partial<typeof own>).playFile;
     });
   }
 
