@@ -73,10 +73,15 @@ interface Due {
 }
 
 const EPS = 1e-6;
+/** The payload passed to #emit when no one reads the frames sent (it is not used then). */
+const EMPTY_PAYLOAD = Buffer.alloc(0);
+
+const FORMAT_OF_KIND: Array<AudioFormat | undefined> = [];
 
 /** The slin format of an AudioSocket audio kind (shared objects: compared by identity). */
 export function formatOfKind(kind: AudioKind): AudioFormat {
-  return parseFormat({ encoding: 'slin', sampleRate: sampleRateOfKind(kind)!, channels: 1 });
+  // Asked per frame received and per keep-alive frame: made once per kind, not per call.
+  return (FORMAT_OF_KIND[kind - 0x10] ??= parseFormat({ encoding: 'slin', sampleRate: sampleRateOfKind(kind)!, channels: 1 }));
 }
 
 /** The AudioSocket kind that carries `format` as it is, if any (slin mono at one of the kinds' rates). */
@@ -326,7 +331,8 @@ export class PacedOutbound implements Paced, OutboundPolicy<PacedStats> {
     this.#stats.silenceFrames++;
     const format = formatOfKind(kind);
     const message = silenceMessage(kind, frameBytes(format, F));
-    this.#emit(message, message.subarray(HEADER_SIZE), format, F, now, gridTime, true);
+    // Its payload view only for whoever reads the frames sent: an idle call allocates nothing per frame.
+    this.#emit(message, this.reportSent ? message.subarray(HEADER_SIZE) : EMPTY_PAYLOAD, format, F, now, gridTime, true);
   }
 
   /**
