@@ -6,7 +6,7 @@ import { test, describe } from 'node:test';
 import assert from 'node:assert/strict';
 import { setImmediate as tick } from 'node:timers/promises';
 import { ManualClock, type Clock } from '#lib/index.js';
-import { FrameScheduler } from '#lib/outbound/scheduler.js';
+import { FrameScheduler, TIMER_RESOLUTION_MS } from '#lib/outbound/scheduler.js';
 import { formatOfKind, PacedOutbound, type OutboundOptions } from '#lib/outbound/paced.js';
 import type { OutboundEvents } from '#lib/outbound/policy.js';
 import { DEFAULT_PACING, type PacingParameters } from '#lib/outbound/pacer.js';
@@ -572,6 +572,29 @@ describe('Outbound: queue, flush, marks, plays', () => {
     let maxErr = 0;
     for (let k = 0; k < sent.length; k++) maxErr = Math.max(maxErr, Math.abs(sent[k]!.at - (t0 + 20 * k)));
     assert.ok(maxErr <= 8, `frame times stay on the 20 ms grid (max error ${maxErr} ms)`);
+  });
+
+  test('a timer that fires early waits again for its slot: no frame leaves more than the timer resolution before its pass', async () => {
+    const manual = new ManualClock(0);
+    // Every timer fires early by up to half its delay (at most 6 ms), as Node's whole-ms timers
+    // do by up to ~1.4 ms.
+    const early: Clock = {
+      now: () => manual.now(),
+      setTimer: (cb, ms) => manual.setTimer(cb, ms - Math.min(6, ms / 2)),
+      clearTimer: (h) => manual.clearTimer(h),
+    };
+    const { out, sent } = setup({ keepAlive: false }, early);
+    out.start();
+    const done = out.play(Buffer.alloc(50 * 320, 1), undefined);
+    await tick();
+    manual.advance(50 * 20 + 100);
+    assert.equal((await done).status, 'done');
+    assert.equal(sent.length, 50);
+    // The play started at 0, on the grid: frame k's pass is at 20 k ms.
+    for (let k = 0; k < sent.length; k++) {
+      const at = sent[k]!.at;
+      assert.ok(at >= 20 * k - TIMER_RESOLUTION_MS && at <= 20 * k, `frame ${k} sent at ${at} ms, its pass at ${20 * k}`);
+    }
   });
 
   test('after a 300 ms stall a play catches up at 1.25 x real time at most, losing nothing', async () => {

@@ -125,8 +125,6 @@ export interface Frame {
    * buffer, with no second copy). `null`: `payload` is a view of the bytes as written.
    */
   memory: Buffer | null;
-  /** Bytes free before the payload in `memory` (0 without it). */
-  headroom: number;
   durationMs: number;
   /** Plays whose last byte is in this frame and marks right after it: done once it has played. */
   completed: Completion[];
@@ -317,7 +315,6 @@ export class OutboundQueue {
     let seg = fifo[this.#head]!;
     let payload: Buffer;
     let memory: Buffer | null = null;
-    let room = 0;
     let touched: PlayItem | null = null;
     let touched2: PlayItem[] | null = null;
     if (headroom === 0 && seg.bytes!.length - seg.offset >= n) {
@@ -330,8 +327,7 @@ export class OutboundQueue {
       // One copy, with room for the transport's header in front of it (across entries, a copy
       // is needed anyway; in one entry, it saves the transport a second allocation and copy).
       memory = Buffer.allocUnsafe(headroom + n);
-      payload = memory.subarray(headroom);
-      room = headroom;
+      payload = headroom === 0 ? memory : memory.subarray(headroom);
       let filled = 0;
       while (filled < n) {
         seg = fifo[this.#head]!;
@@ -358,7 +354,7 @@ export class OutboundQueue {
     }
     this.#compact();
     this.#wakePump();
-    return { payload, format, memory, headroom: room, durationMs: ms, completed: completed ?? EMPTY };
+    return { payload, format, memory, durationMs: ms, completed: completed ?? EMPTY };
   }
 
   /** A frame of `p` was cut: count it; a play whose last byte it held completes once it has played. */

@@ -53,7 +53,6 @@ export class FrameScheduler {
   #ticks = 0;
   #lateSum = 0;
   #lateMax = 0;
-  #early = 0;
   /** Called when a member's onTick throws; the scheduler carries on with the others. */
   onError: (error: unknown, member: Paced) => void = () => {};
 
@@ -75,14 +74,9 @@ export class FrameScheduler {
     return this.#members.size;
   }
 
-  /** Timer statistics: ticks run, mean and max lateness of the timer in ms, timers that fired early and waited again. */
-  get stats(): { ticks: number; meanLateMs: number; maxLateMs: number; earlyWakeups: number } {
-    return {
-      ticks: this.#ticks,
-      meanLateMs: this.#ticks ? this.#lateSum / this.#ticks : 0,
-      maxLateMs: this.#lateMax,
-      earlyWakeups: this.#early,
-    };
+  /** Timer statistics: ticks run, mean and max lateness of the timer in ms. */
+  get stats(): { ticks: number; meanLateMs: number; maxLateMs: number } {
+    return { ticks: this.#ticks, meanLateMs: this.#ticks ? this.#lateSum / this.#ticks : 0, maxLateMs: this.#lateMax };
   }
 
   /** The next grid instant at or after `time`. */
@@ -138,7 +132,6 @@ export class FrameScheduler {
     if (now < gridTime - TIMER_RESOLUTION_MS) {
       // Fired early (see the module comment): wait again for the slot.
       this.#timer = this.#clock.setTimer(() => this.#tick(gridTime), gridTime - now);
-      this.#early++;
       return;
     }
     const late = now - gridTime;

@@ -116,18 +116,14 @@ export function silenceMessage(kind: AudioKind, bytes: number): Buffer {
 /**
  * The message for `payload` of `kind`: header and payload in one buffer. When the three bytes
  * before `payload` in its memory already are that header (audio received from Asterisk and
- * written straight back), they are reused with no copy; when `headroom` says those bytes are
- * ours to write (a frame the outbound queue copied together), the header is written there.
+ * written straight back), they are reused with no copy. (Frames the outbound queue cuts come
+ * with room for the header instead: `Frame.memory`.)
  */
-export function messageFor(kind: AudioKind, payload: Buffer, headroom = 0): Buffer {
+export function messageFor(kind: AudioKind, payload: Buffer): Buffer {
   const n = payload.length;
   const off = payload.byteOffset;
   if (off >= HEADER_SIZE) {
     const mem = new Uint8Array(payload.buffer, off - HEADER_SIZE, HEADER_SIZE);
-    if (headroom >= HEADER_SIZE) {
-      writeHeader(mem, 0, kind, n);
-      return Buffer.from(payload.buffer, off - HEADER_SIZE, n + HEADER_SIZE);
-    }
     if (mem[0] === kind && mem[1] === n >>> 8 && mem[2] === (n & 0xff)) {
       return Buffer.from(payload.buffer, off - HEADER_SIZE, n + HEADER_SIZE);
     }
