@@ -443,6 +443,35 @@ function formatRow(r: RunRecord): string {
   ].join(' ');
 }
 
+/** The arguments of the benches that compare two servers under one echo load (gateway-compare, monitor-compare). */
+export const SIDE_BY_SIDE_ARGS = {
+  calls: { type: 'string', default: '200' },
+  duration: { type: 'string', default: '20' },
+  rounds: { type: 'string', default: '2' },
+  'no-pin': { type: 'boolean', default: false },
+  out: { type: 'string' },
+} as const;
+
+/** {@link compare}'s options for those arguments: an echo load, the two servers, and anything else `extra` sets. */
+export function sideBySide(
+  args: { calls: string; duration: string; rounds: string; 'no-pin': boolean },
+  servers: Pick<CompareOptions, 'floor' | 'target' | 'targetName'> & Partial<CompareOptions>,
+): CompareOptions {
+  return {
+    mode: 'echo',
+    calls: Number(args.calls),
+    durationS: Number(args.duration),
+    graceMs: 1000,
+    rounds: Number(args.rounds),
+    style: 'normal',
+    group: 2,
+    pin: !args['no-pin'],
+    pauseS: 1,
+    log: (l) => process.stderr.write(l + '\n'),
+    ...servers,
+  };
+}
+
 export function formatCompare(c: CompareResult): string {
   const s = c.summary;
   const lines = [

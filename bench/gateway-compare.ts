@@ -14,23 +14,14 @@
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { parseArgs } from 'node:util';
 import { writeFileSync } from 'node:fs';
-import { compare, formatCompare } from './echo-compare.js';
+import { compare, formatCompare, sideBySide, SIDE_BY_SIDE_ARGS } from './echo-compare.js';
 import { freePort, spawnServer } from './lib/proc.js';
 
 const BOT_JS = fileURLToPath(new URL('./twilio-echo-bot.js', import.meta.url));
 const CLI_JS = fileURLToPath(new URL('../../dist/cli/main.js', import.meta.url));
 
 export async function main(argv: string[]): Promise<number> {
-  const { values } = parseArgs({
-    args: argv,
-    options: {
-      calls: { type: 'string', default: '200' },
-      duration: { type: 'string', default: '20' },
-      rounds: { type: 'string', default: '2' },
-      'no-pin': { type: 'boolean', default: false },
-      out: { type: 'string' },
-    },
-  });
+  const { values } = parseArgs({ args: argv, options: SIDE_BY_SIDE_ARGS });
   const pin = !values['no-pin'];
   const botPort = await freePort();
   const bot = await spawnServer({
@@ -40,26 +31,18 @@ export async function main(argv: string[]): Promise<number> {
   });
   const botCpu0 = bot.sample()?.cpuSec ?? 0;
   try {
-    const result = await compare({
-      mode: 'echo',
-      floor: `node ${CLI_JS} echo --quiet --host 127.0.0.1 --port {port}`,
-      target: `node ${CLI_JS} gateway --quiet --bot ws://127.0.0.1:${botPort}/media --host 127.0.0.1 --port {port}`,
-      targetName: 'gateway',
-      calls: Number(values.calls),
-      durationS: Number(values.duration),
-      graceMs: 1000,
-      rounds: Number(values.rounds),
-      style: 'normal',
-      group: 2,
-      pin,
-      pauseS: 1,
-      g711: true,
-      // Callers speak 1 s after connecting, once the bot's connection is up: an echo bot would
-      // return the audio kept while it connects as a standing delay (the caller's input never
-      // pauses), which is not the gateway's round trip. Both servers get the same load.
-      audioDelayMs: 1000,
-      log: (l) => process.stderr.write(l + '\n'),
-    });
+    const result = await compare(
+      sideBySide(values, {
+        floor: `node ${CLI_JS} echo --quiet --host 127.0.0.1 --port {port}`,
+        target: `node ${CLI_JS} gateway --quiet --bot ws://127.0.0.1:${botPort}/media --host 127.0.0.1 --port {port}`,
+        targetName: 'gateway',
+        g711: true,
+        // Callers speak 1 s after connecting, once the bot's connection is up: an echo bot would
+        // return the audio kept while it connects as a standing delay (the caller's input never
+        // pauses), which is not the gateway's round trip. Both servers get the same load.
+        audioDelayMs: 1000,
+      }),
+    );
     const botCpu = (bot.sample()?.cpuSec ?? 0) - botCpu0;
     const s = result.summary;
     process.stdout.write(

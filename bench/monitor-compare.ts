@@ -8,7 +8,8 @@
 import http from 'node:http';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { parseArgs } from 'node:util';
-import { compare, formatCompare } from './echo-compare.js';
+import { writeFileSync } from 'node:fs';
+import { compare, formatCompare, sideBySide, SIDE_BY_SIDE_ARGS } from './echo-compare.js';
 import { freePort } from './lib/proc.js';
 
 const CLI_JS = fileURLToPath(new URL('../../dist/cli/main.js', import.meta.url));
@@ -38,37 +39,22 @@ function openPage(port: number): { ticks: () => number; stop: () => void } {
 }
 
 export async function main(argv: string[]): Promise<number> {
-  const { values } = parseArgs({
-    args: argv,
-    options: {
-      calls: { type: 'string', default: '200' },
-      duration: { type: 'string', default: '20' },
-      rounds: { type: 'string', default: '2' },
-      'no-pin': { type: 'boolean', default: false },
-    },
-  });
+  const { values } = parseArgs({ args: argv, options: SIDE_BY_SIDE_ARGS });
   const monitorPort = await freePort();
   const page = openPage(monitorPort);
   try {
-    const result = await compare({
-      mode: 'echo',
-      floor: `node ${CLI_JS} echo --quiet --host 127.0.0.1 --port {port}`,
-      target: `node ${CLI_JS} echo --quiet --monitor 127.0.0.1:${monitorPort} --host 127.0.0.1 --port {port}`,
-      targetName: 'monitored',
-      calls: Number(values.calls),
-      durationS: Number(values.duration),
-      graceMs: 1000,
-      rounds: Number(values.rounds),
-      style: 'normal',
-      group: 2,
-      pin: !values['no-pin'],
-      pauseS: 1,
-      log: (l) => process.stderr.write(l + '\n'),
-    });
+    const result = await compare(
+      sideBySide(values, {
+        floor: `node ${CLI_JS} echo --quiet --host 127.0.0.1 --port {port}`,
+        target: `node ${CLI_JS} echo --quiet --monitor 127.0.0.1:${monitorPort} --host 127.0.0.1 --port {port}`,
+        targetName: 'monitored',
+      }),
+    );
     process.stdout.write(
       formatCompare(result).replace('ratio monitored/floor', 'ratio monitored/unmonitored') +
         `\npage: ${page.ticks()} feed ticks read during the monitored runs\n`,
     );
+    if (values.out !== undefined) writeFileSync(values.out, JSON.stringify(result, null, 2) + '\n');
     return result.summary.ok ? 0 : 1;
   } finally {
     page.stop();
