@@ -22,6 +22,23 @@ async function serve(t: TestContext, handler: CallHandler, options: ServerOption
   return { server, port, dial };
 }
 
+/** A call placed on `transport` by a caller that keeps everything it hears (slin 8 kHz), once the server has it. */
+async function answeredCall(t: TestContext, transport: 'audiosocket' | 'websocket'): Promise<{ call: Call; heard: Buffer[] }> {
+  let call: Call | undefined;
+  const { port, dial } = await serve(t, (c) => void (call = c));
+  const heard: Buffer[] = [];
+  if (transport === 'audiosocket') {
+    const client = await connect({ port });
+    t.after(() => client.hangup());
+    client.on('audio', (f) => heard.push(Buffer.from(f.payload)));
+  } else {
+    const client = await dial({ format: 'slin' });
+    client.on('played', (f) => heard.push(Buffer.from(f)));
+  }
+  await until(() => call !== undefined, 'the call');
+  return { call: call!, heard };
+}
+
 test('chan_websocket echo of u-law gives back the same bytes (no decode and re-encode), 0x7F included', async (t) => {
   const { dial } = await serve(t, (call) => call.on('audio', (f) => call.write(f.payload, f.format)));
   const client = await dial({ format: 'ulaw' });
@@ -87,29 +104,18 @@ test('chan_websocket sent events follow playout: their instants are a frame apar
 
 for (const transport of ['audiosocket', 'websocket'] as const) {
   test(`flush() on ${transport}: what it drops plus what the caller heard is the whole prompt`, async (t) => {
-    let call: Call | undefined;
-    const { port, dial } = await serve(t, (c) => void (call = c));
-    const heard: Buffer[] = [];
-    if (transport === 'audiosocket') {
-      const client = await connect({ port });
-      t.after(() => client.hangup());
-      client.on('audio', (f) => heard.push(f.payload));
-    } else {
-      const client = await dial({ format: 'slin' });
-      client.on('played', (f) => heard.push(f));
-    }
-    await until(() => call !== undefined, 'the call');
+    const { call, heard } = await answeredCall(t, transport);
     const prompt = signal(48000);
-    const result = call!.play(prompt);
+    const result = call.play(prompt);
     const audible = (): number => heard.filter((f) => f.some((b) => b !== 0)).length;
     await until(() => audible() >= 10, 'ten frames of the prompt heard');
-    const dropped = call!.flush();
+    const dropped = call.flush();
     const r = await result;
     assert.equal(r.status, 'interrupted');
     assert.ok(dropped > 0 && dropped <= 3000 - 100, `flush() returned ${dropped} ms`);
     // Give what was already on its way time to arrive (AudioSocket: at most the pacer's lead).
-    await until(() => call!.stats.queuedMs === 0, 'an empty queue');
-    const flushed = call!.stats.flushedMs;
+    await until(() => call.stats.queuedMs === 0, 'an empty queue');
+    const flushed = call.stats.flushedMs;
     if (transport === 'websocket') {
       // Exact once Asterisk has answered GET_STATUS: played + dropped in Asterisk + dropped here = the prompt.
       const playedMs = audible() * 20;
@@ -123,26 +129,15 @@ for (const transport of ['audiosocket', 'websocket'] as const) {
 
 for (const transport of ['audiosocket', 'websocket'] as const) {
   test(`write() on ${transport} takes any length: 3 s in one write (over one message's 65535 bytes) plays whole; an empty write sends nothing`, async (t) => {
-    let call: Call | undefined;
-    const { port, dial } = await serve(t, (c) => void (call = c));
-    const heard: Buffer[] = [];
-    if (transport === 'audiosocket') {
-      const client = await connect({ port });
-      t.after(() => client.hangup());
-      client.on('audio', (f) => heard.push(Buffer.from(f.payload)));
-    } else {
-      const client = await dial({ format: 'slin' });
-      client.on('played', (f) => heard.push(Buffer.from(f)));
-    }
-    await until(() => call !== undefined, 'the call');
-    assert.equal(call!.write(Buffer.alloc(0)), true);
+    const { call, heard } = await answeredCall(t, transport);
+    assert.equal(call.write(Buffer.alloc(0)), true);
     const prompt = signal(96000, 5);
-    call!.write(prompt);
-    await call!.drained();
+    call.write(prompt);
+    await call.drained();
     const audible = (): Buffer[] => heard.filter((f) => f.some((b) => b !== 0));
     await until(() => audible().length >= 300, 'the 300 frames at the caller');
     assert.deepEqual(Buffer.concat(audible()), prompt);
-    assert.equal(call!.stats.droppedMs, 0);
+    assert.equal(call.stats.droppedMs, 0);
   });
 }
 
