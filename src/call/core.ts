@@ -145,9 +145,7 @@ export abstract class CallCore<F extends AudioFrame = AudioFrame, S extends Call
   #speech: CallSpeech | undefined;
   #tap: CallTap | undefined;
   #speechOptions: SpeechOptions | undefined;
-  /** Someone reads the frames sent (a `sent` listener, the speech detector's echo model, a tap): asked per frame, so kept, not computed. */
-  #sentWanted = false;
-  /** Someone listens to `sent` (the event itself; `#sentWanted` also counts the detector and the tap). */
+  /** Someone listens to `sent` (asked per frame sent; the outbound side's `reportSent` also counts the detector and the tap). */
   #sentListened = false;
   /** Someone listens to `audio` (asked per frame received). */
   #audioListened = false;
@@ -170,7 +168,7 @@ export abstract class CallCore<F extends AudioFrame = AudioFrame, S extends Call
   }
 
   /**
-   * Keeps `#audioListened` and `#sentWanted` current: asked per frame, so kept rather than
+   * Keeps `#audioListened` and `#sentListened` current: asked per frame, so kept rather than
    * counted. 'newListener' comes before a listener is added, 'removeListener' after it is removed.
    */
   #watchListeners(): void {
@@ -179,13 +177,15 @@ export abstract class CallCore<F extends AudioFrame = AudioFrame, S extends Call
       if (event === 'audio') this.#audioListened = true;
       if (event === 'sent' && !this.#sentListened) {
         this.#sentListened = true;
-        this.#sentWanted = true;
-        if (this.#outbound !== undefined) this.#outbound.reportSent = true;
+        this.#updateReportSent();
       }
     });
     emitter.on('removeListener', (event: string | symbol) => {
       if (event === 'audio') this.#audioListened = this.listenerCount('audio') > 0;
-      if (event === 'sent') this.#updateSentWanted();
+      if (event === 'sent') {
+        this.#sentListened = this.listenerCount('sent') > 0;
+        this.#updateReportSent();
+      }
     });
   }
 
@@ -199,7 +199,8 @@ export abstract class CallCore<F extends AudioFrame = AudioFrame, S extends Call
       this.#watchListeners();
     }
     this.#audioListened = this.listenerCount('audio') > 0;
-    this.#updateSentWanted();
+    this.#sentListened = this.listenerCount('sent') > 0;
+    this.#updateReportSent();
     return this;
   }
 
@@ -226,7 +227,7 @@ export abstract class CallCore<F extends AudioFrame = AudioFrame, S extends Call
     };
     const policy = build(events);
     this.#outbound = policy;
-    policy.reportSent = this.#sentWanted;
+    this.#updateReportSent();
     return policy;
   }
 
@@ -430,13 +431,13 @@ export abstract class CallCore<F extends AudioFrame = AudioFrame, S extends Call
   /** @internal Sets (or clears) the call's tap. */
   [kCallTap](tap: CallTap | undefined): void {
     this.#tap = tap;
-    this.#updateSentWanted();
+    this.#updateReportSent();
   }
 
-  #updateSentWanted(): void {
-    this.#sentListened = this.listenerCount('sent') > 0;
-    this.#sentWanted = this.#speech !== undefined || this.#tap !== undefined || this.#sentListened;
-    if (this.#outbound !== undefined) this.#outbound.reportSent = this.#sentWanted;
+  /** Frames sent are reported per frame only while someone reads them: a `sent` listener, the speech detector's echo model, a tap. */
+  #updateReportSent(): void {
+    if (this.#outbound !== undefined)
+      this.#outbound.reportSent = this.#speech !== undefined || this.#tap !== undefined || this.#sentListened;
   }
 
   /** True while the caller is speaking (speech detection on). */
@@ -447,11 +448,11 @@ export abstract class CallCore<F extends AudioFrame = AudioFrame, S extends Call
   detectSpeech(options: SpeechOptions | false = {}): this {
     this.#speech?.dispose();
     this.#speech = undefined;
-    this.#updateSentWanted();
+    this.#updateReportSent();
     if (options === false || this.#state !== 'open') return this;
     this.#speechOptions = options;
     this.#speech = new CallSpeech(options, (e) => this._emitSafe(e.type === 'start' ? 'speechStart' : 'speechEnd', e));
-    this.#updateSentWanted();
+    this.#updateReportSent();
     return this;
   }
 
