@@ -4,8 +4,9 @@
  * Asterisk's AudioSocket plays each message the moment it arrives (no jitter buffer), so
  * everything this call sends is paced here.
  *
- * Audio leaves from two places, under the same pacer: at once when it is queued (so an echo
- * adds no delay), and at each tick of the shared timer (everything that had to wait).
+ * Audio leaves from two places, under the same pacer: at once when it is written, if nothing
+ * waits before it and the pacer admits it (so an echo adds no delay), and from the queue just
+ * in time: at the last wake-up before its place on the timeline (docs/pacing.md).
  * Keep-alive is a policy of the pacer: a tick that finds the call idle and its slot empty sends
  * one frame of silence, of the kind of the call's audio. Plays and marks complete when their
  * audio has played (the wall clock has passed its end on the timeline), not when it was sent.
