@@ -9,6 +9,7 @@ import { ManualClock, type Clock } from '#lib/index.js';
 import { FrameScheduler, TIMER_RESOLUTION_MS } from '#lib/outbound/scheduler.js';
 import { formatOfKind, PacedOutbound, type OutboundOptions } from '#lib/outbound/paced.js';
 import type { OutboundEvents } from '#lib/outbound/policy.js';
+import { SendMeter } from '#lib/outbound/send-meter.js';
 import { DEFAULT_PACING, type PacingParameters } from '#lib/outbound/pacer.js';
 
 interface Sent {
@@ -313,10 +314,16 @@ describe('Outbound: keep-alive', () => {
   test('fills every empty slot of an idle call and stops at close; off means no traffic', () => {
     const clock = new ManualClock(0);
     const { out, sent } = setup({}, clock);
+    out.meter = new SendMeter();
+    out.samplePeak = true;
     out.start();
     clock.advance(1000);
     assert.ok(sent.length >= 49 && sent.length <= 51, `${sent.length} frames in 1 s`);
     assert.ok(sent.every((s) => isSilence(s) && s.payload.length === 320 && s.kind === 0x10));
+    // The monitor's meter: nothing late, and keep-alive silence is not the call's audio (no peak taken).
+    assert.equal(out.meter.lateFrames, 0);
+    assert.equal(out.samplePeak, true, 'a peak asked for is still owed after silence only');
+    assert.equal(out.meter.peak, 0);
     for (let i = 1; i < sent.length; i++) assert.equal(sent[i]!.at - sent[i - 1]!.at, 20);
     out.close();
     const n = sent.length;
@@ -632,7 +639,10 @@ describe('Outbound: queue, flush, marks, plays', () => {
         }
         return true;
       };
-      return new PacedOutbound({ ...OPTIONS, keepAlive: false }, scheduler, quietEvents, { write: wire });
+      const out = new PacedOutbound({ ...OPTIONS, keepAlive: false }, scheduler, quietEvents, { write: wire });
+      out.meter = new SendMeter();
+      out.samplePeak = true;
+      return out;
     });
     const data = outs.map((_, i) => pattern(FRAMES * 320, i + 1));
     for (const out of outs) out.start();
@@ -666,6 +676,13 @@ describe('Outbound: queue, flush, marks, plays', () => {
       // Every call was late: those after the slow write in that pass, and all of them at the
       // next pass, which ran 30 ms after its slot and served the latest slot passed.
       assert.ok(late > 0, `call ${i} was late`);
+      // The monitor's meter: the late frames, none of the others; the peak asked for, taken once.
+      const meter = outs[i]!.meter!;
+      assert.ok(meter.lateFrames > 0 && meter.lateFrames < list.length / 2, `call ${i}: ${meter.lateFrames} frames late`);
+      assert.ok(meter.maxLateMs >= 20, `call ${i}: the meter's worst lateness ${meter.maxLateMs} ms`);
+      assert.ok(meter.lateP99(list.length) >= 10, `call ${i}: lateness p99 ${meter.lateP99(list.length)} ms`);
+      assert.equal(outs[i]!.samplePeak, false);
+      assert.ok(meter.peak > 0.5, `call ${i}: peak ${meter.peak}`);
     }
   });
 

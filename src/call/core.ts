@@ -14,9 +14,11 @@ import { EventEmitter } from 'node:events';
 import type { Writable } from 'node:stream';
 import { AudioSocketError, audioSocketError, ErrorCodes, handlerError, type CallWarningCode } from '../errors.js';
 import { createConverter, type Converter } from '../audio/convert.js';
+import { peakOf } from '../audio/peak.js';
 import { parseFormat, sameFormat, type AudioFormat, type FormatSpec } from '../audio/format.js';
 import type { Clock } from '../clock.js';
 import type { OutboundCounters, OutboundEvents, OutboundPolicy } from '../outbound/policy.js';
+import type { SendMeter } from '../outbound/send-meter.js';
 import type { AudioSource, ByteConverter, PlayResult } from '../outbound/queue.js';
 import { createPlayStream, receivedFrames, rejectAsSourceError, wavPlaySource } from './streams.js';
 import { CallSpeech } from '../speech/call-speech.js';
@@ -63,16 +65,30 @@ export interface CallInit {
 }
 
 /**
- * @internal A view of every frame each way for an observer inside the library (the monitor),
- * without events or objects per frame: one per call, set with `call[kCallTap](tap)`.
+ * @internal An observer inside the library (the monitor), one per call, set with
+ * `call[kCallTap](tap)`. It looks at the call at its own rate, and the call does nothing per
+ * frame for it beyond a comparison: frames sent late go into the outbound side's
+ * {@link SendMeter}; after `call[kCallSample]()`, the next frame each way gives its peak (into
+ * `inPeak` and the meter's `peak`).
  */
 export interface CallTap {
-  /** Audio as received, before any conversion. */
-  audio(wire: AudioFormat, payload: Buffer): void;
-  /** A frame reaching the caller about now (the `sent` event's fields). */
-  sent(payload: Buffer, format: AudioFormat, latenessMs: number, silence: boolean): void;
+  /** Counted into by the call's outbound side. */
+  readonly sendMeter: SendMeter;
+  /** The peak (0..1) of the first frame received after the last `call[kCallSample]()`; the observer resets it. */
+  inPeak: number;
   /** A play was queued (`play()`, `playFile()`, a write stream): what it plays, and how it ends. */
   play(what: TapPlay, result: Promise<PlayResult>): void;
+}
+
+/**
+ * @internal Every frame each way, for listen-in: set with `call[kCallFrames](frames)` only while
+ * someone listens (the call then reports frames sent, as for a `sent` listener).
+ */
+export interface CallFrames {
+  /** Audio as received, before any conversion. */
+  audio(wire: AudioFormat, payload: Buffer): void;
+  /** A frame reaching the caller about now. */
+  sent(payload: Buffer, format: AudioFormat): void;
 }
 
 /** @internal What a play plays, for {@link CallTap.play}: a file, bytes in one piece, or a stream. */
@@ -80,6 +96,10 @@ export type TapPlay = { file: string } | { bytes: number } | { stream: true };
 
 /** @internal */
 export const kCallTap = Symbol('audiosocket.callTap');
+/** @internal */
+export const kCallFrames = Symbol('audiosocket.callFrames');
+/** @internal */
+export const kCallSample = Symbol('audiosocket.callSample');
 
 /** Counters of received audio and messages, kept by the core for every transport. */
 type InboundCounters = Pick<CallStats, 'messagesIn' | 'audioIn' | 'emptyAudioIn' | 'oddAudioIn' | 'dtmfIn' | 'otherIn' | 'droppedIn'>;
@@ -144,8 +164,11 @@ export abstract class CallCore<F extends AudioFrame = AudioFrame, S extends Call
   /** Speech detection, while it is on. */
   #speech: CallSpeech | undefined;
   #tap: CallTap | undefined;
+  #frames: CallFrames | undefined;
+  /** The tap asked for the peak of the next frame received. */
+  #sampleIn = false;
   #speechOptions: SpeechOptions | undefined;
-  /** Someone listens to `sent` (asked per frame sent; the outbound side's `reportSent` also counts the detector and the tap). */
+  /** Someone listens to `sent` (asked per frame sent; the outbound side's `reportSent` also counts the detector and listen-in). */
   #sentListened = false;
   /** Someone listens to `audio` (asked per frame received). */
   #audioListened = false;
@@ -210,7 +233,7 @@ export abstract class CallCore<F extends AudioFrame = AudioFrame, S extends Call
       sent: (payload, format, at, latenessMs, silence) => {
         const atMs = at - this._startedAt;
         this.#speech?.outbound(payload, format, atMs);
-        this.#tap?.sent(payload, format, latenessMs, silence);
+        this.#frames?.sent(payload, format);
         if (this.#sentListened) this._emitSafe('sent', { payload, format, atMs, latenessMs, silence });
       },
       mark: (name, reached) => this._emitSafe('mark', name, reached),
@@ -226,6 +249,7 @@ export abstract class CallCore<F extends AudioFrame = AudioFrame, S extends Call
       warning: (code, message) => this._warn(code, message),
     };
     const policy = build(events);
+    policy.meter = this.#tap?.sendMeter ?? null;
     this.#outbound = policy;
     this.#updateReportSent();
     return policy;
@@ -431,13 +455,25 @@ export abstract class CallCore<F extends AudioFrame = AudioFrame, S extends Call
   /** @internal Sets (or clears) the call's tap. */
   [kCallTap](tap: CallTap | undefined): void {
     this.#tap = tap;
+    if (this.#outbound !== undefined) this.#outbound.meter = tap?.sendMeter ?? null;
+  }
+
+  /** @internal Asks for the peak of the next frame each way (see {@link CallTap}). */
+  [kCallSample](): void {
+    this.#sampleIn = true;
+    if (this.#outbound !== undefined) this.#outbound.samplePeak = true;
+  }
+
+  /** @internal Sets (or clears) the listener to every frame each way. */
+  [kCallFrames](frames: CallFrames | undefined): void {
+    this.#frames = frames;
     this.#updateReportSent();
   }
 
-  /** Frames sent are reported per frame only while someone reads them: a `sent` listener, the speech detector's echo model, a tap. */
+  /** Frames sent are reported per frame only while someone reads them: a `sent` listener, the speech detector's echo model, listen-in. */
   #updateReportSent(): void {
     if (this.#outbound !== undefined)
-      this.#outbound.reportSent = this.#speech !== undefined || this.#tap !== undefined || this.#sentListened;
+      this.#outbound.reportSent = this.#speech !== undefined || this.#frames !== undefined || this.#sentListened;
   }
 
   /** True while the caller is speaking (speech detection on). */
@@ -543,7 +579,11 @@ export abstract class CallCore<F extends AudioFrame = AudioFrame, S extends Call
     counters.audioIn++;
     this._inboundFormat = wire;
     this.#speech?.inbound(wire, payload, this._clock.now() - this._startedAt);
-    this.#tap?.audio(wire, payload);
+    if (this.#sampleIn) {
+      this.#sampleIn = false;
+      if (this.#tap !== undefined) this.#tap.inPeak = peakOf(payload, wire);
+    }
+    this.#frames?.audio(wire, payload);
     this._onAudio(wire, payload);
     if (!this.#audioListened) return;
     const target = this.#receive;

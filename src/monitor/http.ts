@@ -127,8 +127,9 @@ function send(res: http.ServerResponse, status: number, text: string): void {
  * http.createServer((req, res) => monitor.handle(req, res) || res.writeHead(404).end()).listen(8080);
  * ```
  *
- * It listens to the server's calls from now on (and those already up): per received and sent
- * frame it takes a peak level and counts the frame's lateness; that is its whole per-frame cost.
+ * It listens to the server's calls from now on (and those already up). It never runs per frame:
+ * a monitored call checks one flag more per frame, counts frames that left late, and takes the
+ * peak of one frame each way per update (docs/monitor.md, "What it costs").
  * A browser that stops reading is dropped, never buffered without bound.
  */
 export function createMonitor(server: AudioSocketServer, options: MonitorOptions = {}): Monitor {

@@ -1,7 +1,7 @@
 /**
  * Listen-in: a call's audio, both directions, for a browser debugging a bot (opt-in:
- * `--monitor-listen`, `listen: true`). While someone listens, each direction is converted to slin
- * 8 kHz mono as it passes the call's tap and collected; the feed takes it every tick. Nobody
+ * `--monitor-listen`, `listen: true`). While someone listens, the call hands over every frame each
+ * way (and only then), converted to slin 8 kHz mono and collected; the feed takes it every tick. Nobody
  * listening costs nothing; what a slow listener does not take is bounded (the oldest is dropped).
  */
 import { createConverter, type Converter } from '../audio/convert.js';

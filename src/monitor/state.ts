@@ -1,17 +1,19 @@
 /**
- * What the monitor knows about a server's calls, bounded: per live call a few counters that the
- * call's internal tap updates (counters and a histogram bin per frame, a peak on one frame in
- * four; the plays it queues), and rings of ended calls, warnings and totals. {@link MonitorState.tick} turns them into
- * the feed's messages, once per interval, whatever the frame rate.
+ * What the monitor knows about a server's calls, bounded: per live call what the call's tap
+ * holds (frames sent late, the peak of one frame each way per tick, the plays it queues), and
+ * rings of ended calls, warnings and totals. {@link MonitorState.tick} reads the calls and turns
+ * them into the feed's messages, once per interval, whatever the frame rate. Per frame, a call
+ * with a monitor does a comparison more than one without (see `CallTap`).
  */
 import { basename } from 'node:path';
 import type { AudioSocketServer } from '../server.js';
 import type { CallEnd, CallWarning } from '../call/types.js';
 import type { Call } from '../server.js';
 import { formatName, type AudioFormat } from '../audio/format.js';
-import { peakOf } from './levels.js';
 import { CallListen } from './listen.js';
-import { kCallTap, type CallTap } from '../call/core.js';
+import { kCallFrames, kCallSample, kCallTap, type CallTap, type TapPlay } from '../call/core.js';
+import type { PlayResult } from '../outbound/queue.js';
+import { SendMeter } from '../outbound/send-meter.js';
 
 /** Level (0..1 of full scale) under which inbound audio counts as silence: about -50 dBFS. */
 export const SILENCE_LEVEL = 0.003;
@@ -141,34 +143,19 @@ class Ring<T> {
   }
 }
 
-/** Lateness histogram: 1 ms bins up to 1 s. */
-const LATE_BINS = 1001;
-
 /** Events a tick carries at most (a warning storm is counted, not flooded to the browser). */
 const EVENTS_PER_TICK = 200;
 
 const lateSlotsOf = (stats: object): number => ('lateSlots' in stats ? (stats.lateSlots as number) : 0);
 
-/**
- * The meters read the peak of one frame in this many each way (80 ms at 20 ms frames): the page
- * shows them a few times a second, and a frame's peak read is the monitor's one per-frame cost
- * beyond a counter.
- */
-const PEAK_EVERY = 4;
-
-class Track {
+/** A live call as the monitor sees it; also the call's tap (see {@link CallTap}). */
+class Track implements CallTap {
+  readonly sendMeter = new SendMeter();
   inPeak = 0;
-  outPeak = 0;
-  /** Frames each way since the last one whose peak was read (one in {@link PEAK_EVERY}). */
-  inSkipped = 0;
-  outSkipped = 0;
   lastLoudAt: number;
   lastLateAt = -Infinity;
-  lastFramesIn = 0;
   lastFormat: AudioFormat | undefined;
   warnings = 0;
-  readonly late = new Uint32Array(LATE_BINS);
-  lateCount = 0;
   readonly plays: string[] = [];
   readonly events: Ring<MonitorEvent>;
   /** The call's audio for listeners, while anyone listens. */
@@ -178,19 +165,24 @@ class Track {
     readonly info: MonitorCallInfo,
     eventsKept: number,
     now: number,
+    /** A frame sent later than this shows the call as late, ms. */
+    readonly lateMs: number,
+    readonly onPlay: (track: Track, what: TapPlay, result: Promise<PlayResult>) => void,
   ) {
     this.lastLoudAt = now;
     this.events = new Ring(eventsKept);
   }
-  lateP99(): number {
-    if (this.lateCount === 0) return 0;
-    const target = Math.ceil(0.99 * this.lateCount);
-    let seen = 0;
-    for (let i = 0; i < LATE_BINS; i++) {
-      seen += this.late[i]!;
-      if (seen >= target) return i;
-    }
-    return LATE_BINS - 1;
+  play(what: TapPlay, result: Promise<PlayResult>): void {
+    this.onPlay(this, what, result);
+  }
+  /** Starts or stops taking every frame each way, for listen-in. */
+  setListen(listen: CallListen | undefined): void {
+    this.listen = listen;
+    this.call[kCallFrames](
+      listen === undefined
+        ? undefined
+        : { audio: (wire, payload) => listen.in.push(payload, wire), sent: (payload, format) => listen.out.push(payload, format) },
+    );
   }
 }
 
@@ -200,7 +192,7 @@ function remoteOf(call: Call): string {
 
 /**
  * The monitor's model of one server. Attach it once; {@link close} detaches every listener it
- * added. Cost per frame: one peak over a quarter of the samples and a histogram bin.
+ * added. Cost per frame: a comparison; per tick and call, one peak each way.
  */
 export class MonitorState {
   readonly intervalMs: number;
@@ -262,7 +254,8 @@ export class MonitorState {
     let track: Track | undefined;
     for (const t of this.#tracks.values()) if (t.info.id === id) track = t;
     if (track === undefined) return undefined;
-    const listen = (track.listen ??= new CallListen());
+    if (track.listen === undefined) track.setListen(new CallListen());
+    const listen = track.listen!;
     listen.listeners++;
     let stopped = false;
     const tracks = this.#tracks;
@@ -276,7 +269,7 @@ export class MonitorState {
         if (stopped) return;
         stopped = true;
         if (--listen.listeners === 0 && t.listen === listen) {
-          t.listen = undefined;
+          t.setListen(undefined);
           listen.dispose();
         }
       },
@@ -317,51 +310,9 @@ export class MonitorState {
       info.channel = call.mediaStart.channel;
       info.variables = { ...call.mediaStart.channelVariables };
     }
-    const track = new Track(call, info, this.#eventsKept, now);
+    const track = new Track(call, info, this.#eventsKept, now, this.#lateMs ?? Math.max(1, call.frameMs / 2), this.#onPlay);
     this.#tracks.set(call, track);
     this.#added.push(info);
-    const lateMs = this.#lateMs ?? Math.max(1, call.frameMs / 2);
-
-    // Per frame: counters, through the call's tap (no event, no object); a peak read on one
-    // frame in PEAK_EVERY each way.
-    const tap: CallTap = {
-      audio(wire, payload) {
-        if (++track.inSkipped >= PEAK_EVERY) {
-          track.inSkipped = 0;
-          const p = peakOf(payload, wire);
-          if (p > track.inPeak) track.inPeak = p;
-        }
-        track.listen?.in.push(payload, wire);
-      },
-      sent(payload, format, l, silence) {
-        track.listen?.out.push(payload, format);
-        if (!silence && ++track.outSkipped >= PEAK_EVERY) {
-          track.outSkipped = 0;
-          const p = peakOf(payload, format);
-          if (p > track.outPeak) track.outPeak = p;
-        }
-        track.late[l >= LATE_BINS - 1 ? LATE_BINS - 1 : l > 0 ? Math.round(l) : 0]!++;
-        track.lateCount++;
-        if (l > lateMs) track.lastLateAt = Date.now();
-      },
-      play: (source, result) => {
-        const what = 'file' in source ? basename(source.file) : 'bytes' in source ? `${source.bytes} bytes of audio` : 'a stream';
-        track.plays.push(what);
-        this.#event(track, 'play', what);
-        const done = (text: string): void => {
-          const i = track.plays.indexOf(what);
-          if (i >= 0) track.plays.splice(i, 1);
-          this.#event(track, 'played', `${what}: ${text}`);
-        };
-        result.then(
-          (r) =>
-            done(
-              r.status === 'done' ? `done, ${Math.round(r.sentMs)} ms` : `interrupted (${r.reason ?? ''}) after ${Math.round(r.sentMs)} ms`,
-            ),
-          (err: Error) => done(`failed: ${err.message}`),
-        );
-      },
-    };
     const onDtmf = (digit: string): void => void this.#event(track, 'dtmf', digit);
     const onMark = (name: string, reached: boolean): void => void this.#event(track, 'mark', `${name} ${reached ? 'reached' : 'flushed'}`);
     const onWarning = (w: CallWarning): void => {
@@ -371,24 +322,40 @@ export class MonitorState {
       this.#warnings.push(ev);
       this.#keepProcessWarning(call, w);
     };
-    call[kCallTap](tap);
+    call[kCallTap](track);
     call.on('dtmf', onDtmf);
     call.on('mark', onMark);
     call.on('warning', onWarning);
 
     this.#detachers.set(call, () => {
       call[kCallTap](undefined);
+      call[kCallFrames](undefined);
       call.off('dtmf', onDtmf);
       call.off('mark', onMark);
       call.off('warning', onWarning);
     });
   }
 
+  readonly #onPlay = (track: Track, source: TapPlay, result: Promise<PlayResult>): void => {
+    const what = 'file' in source ? basename(source.file) : 'bytes' in source ? `${source.bytes} bytes of audio` : 'a stream';
+    track.plays.push(what);
+    this.#event(track, 'play', what);
+    const done = (text: string): void => {
+      const i = track.plays.indexOf(what);
+      if (i >= 0) track.plays.splice(i, 1);
+      this.#event(track, 'played', `${what}: ${text}`);
+    };
+    result.then(
+      (r) =>
+        done(r.status === 'done' ? `done, ${Math.round(r.sentMs)} ms` : `interrupted (${r.reason ?? ''}) after ${Math.round(r.sentMs)} ms`),
+      (err: Error) => done(`failed: ${err.message}`),
+    );
+  };
+
   #detach(call: Call, end: CallEnd): void {
     const track = this.#tracks.get(call);
     if (track === undefined) return;
     track.listen?.dispose();
-    track.listen = undefined;
     this.#detachers.get(call)?.();
     this.#detachers.delete(call);
     this.#tracks.delete(call);
@@ -409,7 +376,7 @@ export class MonitorState {
         droppedIn: s.droppedIn,
         droppedOut: s.droppedOut,
         lateSlots: lateSlotsOf(s),
-        lateP99: track.lateP99(),
+        lateP99: track.sendMeter.lateP99(s.framesSent),
         warnings: track.warnings,
         unsentMs: Math.round(s.unsentMs),
       },
@@ -458,9 +425,16 @@ export class MonitorState {
       framesOut += s.framesSent;
       late += lateSlotsOf(s);
       drops += s.droppedIn + s.droppedOut;
-      const flowing = s.audioIn !== t.lastFramesIn;
-      t.lastFramesIn = s.audioIn;
-      if (flowing && t.inPeak >= SILENCE_LEVEL) t.lastLoudAt = now;
+      // Levels: the peak of the first frame each way after the last tick (0 if none came).
+      const inPeak = t.inPeak;
+      const meter = t.sendMeter;
+      const outPeak = meter.peak;
+      t.inPeak = 0;
+      meter.peak = 0;
+      t.call[kCallSample]();
+      if (inPeak >= SILENCE_LEVEL) t.lastLoudAt = now;
+      if (meter.maxLateMs > t.lateMs) t.lastLateAt = now;
+      meter.maxLateMs = 0;
       const inbound = t.call.inboundFormat;
       if (inbound !== t.lastFormat && inbound !== undefined && t.call.transport === 'audiosocket') {
         t.lastFormat = inbound;
@@ -469,11 +443,11 @@ export class MonitorState {
       rows.push({
         id: t.info.id,
         format: t.info.format,
-        in: Math.round(t.inPeak * 1000) / 1000,
-        out: Math.round(t.outPeak * 1000) / 1000,
+        in: Math.round(inPeak * 1000) / 1000,
+        out: Math.round(outPeak * 1000) / 1000,
         durationMs: now - t.info.startedAt,
         queuedMs: Math.round(s.queuedMs),
-        lateP99: t.lateP99(),
+        lateP99: meter.lateP99(s.framesSent),
         warnings: t.warnings,
         playing: t.plays[0] ?? null,
         silent: now - t.lastLoudAt >= this.#silentAfterMs,
@@ -481,8 +455,6 @@ export class MonitorState {
         framesIn: s.audioIn,
         framesOut: s.framesSent,
       });
-      t.inPeak = 0;
-      t.outPeak = 0;
     }
     const tick: MonitorTick = { at: now, added: this.#added, rows, ended: this.#endedNow, events: this.#events };
     this.#added = [];

@@ -25,6 +25,7 @@ import { audioSocketError, ErrorCodes } from '../errors.js';
 import type { MediaStatus } from '../protocol/websocket.js';
 import { frameBytes } from './frames.js';
 import type { OutboundCounters, OutboundEvents, OutboundPolicy } from './policy.js';
+import type { SendMeter } from './send-meter.js';
 import { OutboundQueue, type AudioSource, type ByteConverter, type Completion, type PlayResult } from './queue.js';
 import { WriteGate } from './write-gate.js';
 
@@ -105,6 +106,12 @@ export interface BufferedSettings extends BufferedOutboundOptions {
 
 export class BufferedOutbound implements OutboundPolicy<BufferedStats> {
   reportSent = false;
+  /**
+   * No frame counts as late here: Asterisk plays them from its own buffer at its own pace, and a
+   * frame sent enters that buffer ahead of its time (an empty buffer restarts playout).
+   */
+  meter: SendMeter | null = null;
+  samplePeak = false;
   /** slin at the channel's rate. */
   readonly format: AudioFormat;
   readonly frameMs: number;
@@ -429,6 +436,10 @@ export class BufferedOutbound implements OutboundPolicy<BufferedStats> {
         sink.sendAudio(wire);
         this.#framesOut = sink.stats.framesOut;
         this.#stats.framesSent++;
+        if (this.samplePeak) {
+          this.samplePeak = false;
+          this.meter?.sample(wire, this.#wire);
+        }
         if (this.reportSent) this.#noteSent(wire, index);
         if (frame.completed.length > 0) this.#sendMark([...frame.completed]);
         else if (++this.#sinceMark >= this.#markEvery) this.#sendMark([]);

@@ -22,6 +22,7 @@ import { durationMs, frameBytes } from './frames.js';
 import { Pacer, type PacingParameters } from './pacer.js';
 import { OutboundQueue, type AudioSource, type ByteConverter, type Completion, type PlayResult } from './queue.js';
 import type { OutboundCounters, OutboundEvents, OutboundPolicy } from './policy.js';
+import type { SendMeter } from './send-meter.js';
 import { WriteGate } from './write-gate.js';
 
 /** Counters of paced output (AudioSocket), beside those every call has. */
@@ -120,6 +121,8 @@ export class PacedOutbound implements Paced, OutboundPolicy<PacedStats> {
   #closed = false;
   #registered = false;
   reportSent = false;
+  meter: SendMeter | null = null;
+  samplePeak = false;
   /** Counted per frame: fields of this object, not of a stats object (one cache line fewer per frame). */
   #framesSent = 0;
   #stats = {
@@ -415,6 +418,11 @@ export class PacedOutbound implements Paced, OutboundPolicy<PacedStats> {
     }
     if (!this.#wire.write(message)) return;
     this.#framesSent++;
+    if (lateness >= 1 && this.meter !== null) this.meter.noteLate(lateness);
+    if (this.samplePeak && !silence) {
+      this.samplePeak = false;
+      this.meter?.sample(payload, format);
+    }
     if (this.reportSent) {
       const late = lateness > 0 ? lateness : 0;
       this.#events.sent(payload, format, now - late, late, silence);

@@ -10,6 +10,7 @@
  */
 import type { AudioFormat } from '../audio/format.js';
 import type { CallWarningCode } from '../errors.js';
+import type { SendMeter } from './send-meter.js';
 import type { AudioSource, ByteConverter, PlayResult } from './queue.js';
 
 /** What a policy tells the call that owns it. */
@@ -56,6 +57,13 @@ export interface OutboundPolicy<S extends OutboundCounters = OutboundCounters> {
    * no bookkeeping; a flag the call sets rather than a question asked per frame.
    */
   reportSent: boolean;
+  /**
+   * The monitor's meter while one is attached (see {@link SendMeter}): frames sent late are
+   * counted into it; a frame on time costs a comparison.
+   */
+  meter: SendMeter | null;
+  /** Set by the observer: the next frame of the call's own audio sent gives {@link meter} its peak, and clears this. */
+  samplePeak: boolean;
   /** Whether audio in `format` can be queued as it is (no conversion). */
   accepts(format: AudioFormat): boolean;
   /** Queues audio in an accepted format; `false` means slow down (or some was dropped beyond `maxQueuedMs`). */

@@ -1,9 +1,9 @@
 /**
- * Cheap audio levels for the monitor: the peak of a frame, read from every fourth sample, as a
+ * Cheap audio levels (the monitor's meters): the peak of a frame, read from every fourth sample, as a
  * fraction of full scale (0..1). A few dozen reads per 20 ms frame, no allocation.
  */
-import type { AudioFormat } from '../audio/format.js';
-import { decodeAlawSample, decodeUlawSample } from '../audio/g711.js';
+import type { AudioFormat } from './format.js';
+import { decodeAlawSample, decodeUlawSample } from './g711.js';
 
 /** Samples skipped between two reads: a 20 ms frame at 8 kHz still gives 40 reads. */
 const STRIDE = 4;
