@@ -32,6 +32,7 @@ import {
   type SyscallCount,
   splitCommand,
   type ProcSample,
+  type Spawned,
 } from './lib/proc.js';
 
 const LOADGEN_JS = fileURLToPath(new URL('./loadgen.js', import.meta.url));
@@ -64,6 +65,13 @@ export interface CompareOptions {
   audioDelayMs?: number;
   /** Seconds to pause between runs (sockets in TIME_WAIT, caches). */
   pauseS: number;
+  /**
+   * Run floor and target at the same time, both on the server core, each under its own load
+   * generator (both on the other core), instead of one after the other: a drift of the machine's
+   * speed then hits both alike, for figures a few % apart. The servers share the core, so use it
+   * only where both together stay well under one core.
+   */
+  together?: boolean;
   log: (line: string) => void;
 }
 
@@ -232,63 +240,105 @@ async function runOne(opts: CompareOptions, which: 'floor' | 'target', round: nu
   const bg0 = readCoreTicks();
   await new Promise((r) => setTimeout(r, 1000));
   const background = coreBusyPercent(bg0, readCoreTicks());
-  const port = await freePort();
-  const argv = substitute(which === 'floor' ? opts.floor : opts.target, port);
-  const server = await spawnServer({ argv, port, ...(opts.pin ? { core: 0 } : {}) });
+  const { server, port, argv } = await spawnOne(opts, which);
   try {
     await new Promise((r) => setTimeout(r, 300)); // let start-up work (JIT, GC) settle
     const idle = server.sample();
     const lg = await runLoadgen(opts, port, server.pid);
-    const s0 = lg.steady.server;
-    const s1 = lg.stop.server;
-    const windowS = (s1.t - s0.t) / 1000;
-    const cpu = s1.cpuSec - s0.cpuSec;
-    const lgCpu =
-      lg.steady.loadgen !== null && lg.stop.loadgen !== null
-        ? (lg.stop.loadgen.cpuSec - lg.steady.loadgen.cpuSec) / ((lg.stop.loadgen.t - lg.steady.loadgen.t) / 1000)
-        : lg.result.loadgen.cpuPercentOfCore / 100;
-    const warnings: string[] = [];
-    const busy = coreBusyPercent(lg.cores.steady, lg.cores.stop);
-    if (lg.pinned && (busy[1] ?? 0) > 90) warnings.push(`load generator core at ${busy[1]} % busy: it may be the bottleneck`);
-    else if (lgCpu > 0.85) warnings.push(`load generator at ${Math.round(lgCpu * 100)} % of a core: it may be the bottleneck`);
-    if (lg.result.sendLagMs.p99 > 5) warnings.push(`load generator send lag p99 ${lg.result.sendLagMs.p99} ms (> 5 ms)`);
-    if (windowS < 1) warnings.push(`steady window only ${windowS.toFixed(2)} s`);
-    if (server.exited) warnings.push('server exited during the run');
-    const lgPct = Math.round(lgCpu * 1000) / 10;
-    const serverPct = Math.round((cpu / windowS) * 1000) / 10;
-    const foreign =
-      server.pinned && lg.pinned
-        ? busy.map((b, i) => Math.max(0, Math.round((b - (i === 0 ? serverPct : i === 1 ? lgPct : 0)) * 10) / 10))
-        : [];
-    if (foreign.some((f) => f > 5)) {
-      warnings.push(`other load on the machine during the run: core busy not explained by server/loadgen ${foreign.join('/')} %`);
-    }
-    if (background.some((b) => b > 5)) warnings.push(`machine busy before the run: ${background.join('/')} % per core`);
-    warnings.push(...lg.result.problems);
-    return {
-      server: which,
-      name: which === 'floor' ? 'floor' : opts.targetName,
-      round,
-      command: argv,
-      pinned: { server: server.pinned, loadgen: lg.pinned },
-      windowS: r3(windowS),
-      serverCpuSec: r3(cpu),
-      serverCpuPercent: serverPct,
-      cpuSecPerCallMinute: sig4(cpu / ((opts.calls * windowS) / 60)),
-      rssMB: { idle: idle?.rssMB ?? 0, start: s0.rssMB, end: s1.rssMB, max: lg.rssMaxMB },
-      loadgenCpuPercent: lgPct,
-      // Each call gets one frame per 20 ms from the server (its echo, or the prompt's next frame).
-      wakeupsPerSec: lg.syscalls === null ? null : Math.round(lg.syscalls.wakeups / windowS),
-      syscallsPerFrame: lg.syscalls === null ? null : r3(lg.syscalls.syscalls / ((opts.calls * windowS * 1000) / 20)),
-      coreBusyPercent: busy,
-      foreignBusyPercent: foreign,
-      backgroundBusyPercent: background,
-      warnings,
-      load: lg.result,
-    };
+    return record(opts, which, round, { server, argv, idle, lg, background, shared: false });
   } finally {
     await server.stop();
   }
+}
+
+/** Floor and target at the same time ({@link CompareOptions.together}); the order of start alternates. */
+async function runPair(opts: CompareOptions, round: number): Promise<RunRecord[]> {
+  const bg0 = readCoreTicks();
+  await new Promise((r) => setTimeout(r, 1000));
+  const background = coreBusyPercent(bg0, readCoreTicks());
+  const order = round % 2 === 1 ? (['floor', 'target'] as const) : (['target', 'floor'] as const);
+  const spawned: Array<Awaited<ReturnType<typeof spawnOne>> & { which: 'floor' | 'target' }> = [];
+  try {
+    for (const which of order) spawned.push({ which, ...(await spawnOne(opts, which)) });
+    await new Promise((r) => setTimeout(r, 300));
+    const idle = spawned.map((x) => x.server.sample());
+    const lgs = await Promise.all(spawned.map((x) => runLoadgen(opts, x.port, x.server.pid)));
+    return spawned.map((x, i) =>
+      record(opts, x.which, round, { server: x.server, argv: x.argv, idle: idle[i]!, lg: lgs[i]!, background, shared: true }),
+    );
+  } finally {
+    await Promise.all(spawned.map((x) => x.server.stop()));
+  }
+}
+
+async function spawnOne(opts: CompareOptions, which: 'floor' | 'target'): Promise<{ server: Spawned; port: number; argv: string[] }> {
+  const port = await freePort();
+  const argv = substitute(which === 'floor' ? opts.floor : opts.target, port);
+  const server = await spawnServer({ argv, port, ...(opts.pin ? { core: 0 } : {}) });
+  return { server, port, argv };
+}
+
+interface Measured {
+  server: Spawned;
+  argv: string[];
+  idle: ProcSample | null;
+  lg: LoadgenRun;
+  background: number[];
+  /** Another server and load generator ran at the same time on the same cores. */
+  shared: boolean;
+}
+
+function record(opts: CompareOptions, which: 'floor' | 'target', round: number, m: Measured): RunRecord {
+  const { server, argv, idle, lg, background } = m;
+  const s0 = lg.steady.server;
+  const s1 = lg.stop.server;
+  const windowS = (s1.t - s0.t) / 1000;
+  const cpu = s1.cpuSec - s0.cpuSec;
+  const lgCpu =
+    lg.steady.loadgen !== null && lg.stop.loadgen !== null
+      ? (lg.stop.loadgen.cpuSec - lg.steady.loadgen.cpuSec) / ((lg.stop.loadgen.t - lg.steady.loadgen.t) / 1000)
+      : lg.result.loadgen.cpuPercentOfCore / 100;
+  const warnings: string[] = [];
+  const busy = coreBusyPercent(lg.cores.steady, lg.cores.stop);
+  if (m.shared) {
+    // Both servers and both load generators share the cores: what is not theirs is not known here.
+  } else if (lg.pinned && (busy[1] ?? 0) > 90) warnings.push(`load generator core at ${busy[1]} % busy: it may be the bottleneck`);
+  else if (lgCpu > 0.85) warnings.push(`load generator at ${Math.round(lgCpu * 100)} % of a core: it may be the bottleneck`);
+  if (lg.result.sendLagMs.p99 > 5) warnings.push(`load generator send lag p99 ${lg.result.sendLagMs.p99} ms (> 5 ms)`);
+  if (windowS < 1) warnings.push(`steady window only ${windowS.toFixed(2)} s`);
+  if (server.exited) warnings.push('server exited during the run');
+  const lgPct = Math.round(lgCpu * 1000) / 10;
+  const serverPct = Math.round((cpu / windowS) * 1000) / 10;
+  const foreign =
+    server.pinned && lg.pinned && !m.shared
+      ? busy.map((b, i) => Math.max(0, Math.round((b - (i === 0 ? serverPct : i === 1 ? lgPct : 0)) * 10) / 10))
+      : [];
+  if (foreign.some((f) => f > 5)) {
+    warnings.push(`other load on the machine during the run: core busy not explained by server/loadgen ${foreign.join('/')} %`);
+  }
+  if (background.some((b) => b > 5)) warnings.push(`machine busy before the run: ${background.join('/')} % per core`);
+  warnings.push(...lg.result.problems);
+  return {
+    server: which,
+    name: which === 'floor' ? 'floor' : opts.targetName,
+    round,
+    command: argv,
+    pinned: { server: server.pinned, loadgen: lg.pinned },
+    windowS: r3(windowS),
+    serverCpuSec: r3(cpu),
+    serverCpuPercent: serverPct,
+    cpuSecPerCallMinute: sig4(cpu / ((opts.calls * windowS) / 60)),
+    rssMB: { idle: idle?.rssMB ?? 0, start: s0.rssMB, end: s1.rssMB, max: lg.rssMaxMB },
+    loadgenCpuPercent: lgPct,
+    // Each call gets one frame per 20 ms from the server (its echo, or the prompt's next frame).
+    wakeupsPerSec: lg.syscalls === null ? null : Math.round(lg.syscalls.wakeups / windowS),
+    syscallsPerFrame: lg.syscalls === null ? null : r3(lg.syscalls.syscalls / ((opts.calls * windowS * 1000) / 20)),
+    coreBusyPercent: busy,
+    foreignBusyPercent: foreign,
+    backgroundBusyPercent: background,
+    warnings,
+    load: lg.result,
+  };
 }
 
 export interface CompareResult {
@@ -382,6 +432,16 @@ export async function compare(opts: CompareOptions): Promise<CompareResult> {
   for (let round = 1; round <= opts.rounds; round++) {
     // ABBA order (floor, target | target, floor | ...) so a slow drift of the machine (thermal,
     // frequency, background load) does not systematically favour whichever runs second.
+    if (opts.together === true) {
+      opts.log(`round ${round}/${opts.rounds}: floor and target together (${opts.calls} calls each x ${opts.durationS} s) ...`);
+      for (const rec of await runPair(opts, round)) {
+        runs.push(rec);
+        opts.log(`  ${formatRow(rec)}`);
+        for (const w of rec.warnings) opts.log(`  ! ${w}`);
+      }
+      if (opts.pauseS > 0) await new Promise((r) => setTimeout(r, opts.pauseS * 1000));
+      continue;
+    }
     const order = round % 2 === 1 ? (['floor', 'target'] as const) : (['target', 'floor'] as const);
     for (const which of order) {
       opts.log(`round ${round}/${opts.rounds}: ${which} (${opts.calls} calls x ${opts.durationS} s, ${opts.style}) ...`);
@@ -449,12 +509,13 @@ export const SIDE_BY_SIDE_ARGS = {
   duration: { type: 'string', default: '20' },
   rounds: { type: 'string', default: '2' },
   'no-pin': { type: 'boolean', default: false },
+  together: { type: 'boolean', default: false },
   out: { type: 'string' },
 } as const;
 
 /** {@link compare}'s options for those arguments: an echo load, the two servers, and anything else `extra` sets. */
 export function sideBySide(
-  args: { calls: string; duration: string; rounds: string; 'no-pin': boolean },
+  args: { calls: string; duration: string; rounds: string; 'no-pin': boolean; together: boolean },
   servers: Pick<CompareOptions, 'floor' | 'target' | 'targetName'> & Partial<CompareOptions>,
 ): CompareOptions {
   return {
@@ -466,6 +527,7 @@ export function sideBySide(
     style: 'normal',
     group: 2,
     pin: !args['no-pin'],
+    together: args.together,
     pauseS: 1,
     log: (l) => process.stderr.write(l + '\n'),
     ...servers,
@@ -508,6 +570,8 @@ const USAGE = `usage: node build/bench/echo-compare.js [options]
   --grace MS          wait for late echoes (default 1000)
   --split | --coalesce [--group N]   send style (default normal)
   --no-pin            do not use taskset (server cpu0, load generator cpu1)
+  --together          floor and target at the same time, both on cpu0 (each its own load
+                      generator on cpu1): for differences of a few %, while both fit one core
   --pause S           pause between runs (default 1)
   --out FILE          write the full JSON result to FILE`;
 
@@ -529,6 +593,7 @@ export async function main(argv: string[] = process.argv.slice(2)): Promise<numb
       coalesce: { type: 'boolean', default: false },
       group: { type: 'string', default: '2' },
       'no-pin': { type: 'boolean', default: false },
+      together: { type: 'boolean', default: false },
       pause: { type: 'string', default: '1' },
       out: { type: 'string' },
       help: { type: 'boolean', short: 'h', default: false },
@@ -564,6 +629,7 @@ export async function main(argv: string[] = process.argv.slice(2)): Promise<numb
     style: values.split ? 'split' : values.coalesce ? 'coalesce' : 'normal',
     group: num(values.group, 'group', 1, 50),
     pin: !values['no-pin'],
+    together: values.together,
     pauseS: num(values.pause, 'pause', 0, 60),
     log: (l) => process.stderr.write(l + '\n'),
   };

@@ -1,9 +1,11 @@
 /**
- * What the monitor page costs: N calls to `audiosocket echo` with and without `--monitor`, side by
- * side in the same run (ABBA), with a page open on the live feed during the monitored runs (an
- * SSE client in this process, on core 1 with the load generator, reading every tick).
+ * What the monitor page costs: N calls to `audiosocket echo` with and without `--monitor`, the
+ * two servers at the same time on the server core (each under its own load generator: the
+ * difference sought is a few %, under the drift of this machine's speed between runs one after
+ * the other), with a page open on the live feed of the monitored one (an SSE client in this
+ * process, on core 1 with the load generators, reading every tick).
  *
- *   node build/bench/monitor-compare.js --calls 200 --duration 20 --rounds 2
+ *   node build/bench/monitor-compare.js --calls 200 --duration 20 --rounds 4
  */
 import http from 'node:http';
 import { fileURLToPath, pathToFileURL } from 'node:url';
@@ -44,11 +46,14 @@ export async function main(argv: string[]): Promise<number> {
   const page = openPage(monitorPort);
   try {
     const result = await compare(
-      sideBySide(values, {
-        floor: `node ${CLI_JS} echo --quiet --host 127.0.0.1 --port {port}`,
-        target: `node ${CLI_JS} echo --quiet --monitor 127.0.0.1:${monitorPort} --host 127.0.0.1 --port {port}`,
-        targetName: 'monitored',
-      }),
+      sideBySide(
+        { ...values, together: true },
+        {
+          floor: `node ${CLI_JS} echo --quiet --host 127.0.0.1 --port {port}`,
+          target: `node ${CLI_JS} echo --quiet --monitor 127.0.0.1:${monitorPort} --host 127.0.0.1 --port {port}`,
+          targetName: 'monitored',
+        },
+      ),
     );
     process.stdout.write(
       formatCompare(result).replace('ratio monitored/floor', 'ratio monitored/unmonitored') +
