@@ -217,6 +217,7 @@ export class PacedOutbound implements Paced, OutboundPolicy<PacedStats> {
   noteInbound(kind: AudioKind, ms: number, now: number): void {
     this.#inboundKind ??= kind;
     this.#inputUntil = now + ms;
+    this.#pacer.noteInput(ms, now);
   }
 
   /**

@@ -24,6 +24,16 @@
  *   for late input owes that time, and makes it up as above when the input comes in a burst.
  *   The wait is short because a server that sends nothing can stall Asterisk's channel driver,
  *   which then stops reading the caller (see `docs/protocol.md`, keep-alive).
+ * - **Input held up is lateness owed** (no parameter): the call's input comes from Asterisk in
+ *   real time, so input read in a burst (messages read together, within a quarter frame: our
+ *   loop stalled, or the network held them) was held up: the burst's first message by the rest
+ *   of the burst. A talk spurt that begins within such a burst (an echo answering it) moves
+ *   back on the timeline towards where the burst's first message was due, into the slots left
+ *   empty before it (never over audio or silence already sent, and not at all at the very
+ *   start of the call's stream): it owes that lateness and makes it up as above, instead of
+ *   playing the burst at real time behind a delay that would last the whole call. Audio
+ *   already under way is not moved (a prompt is not an answer to input that happens to come
+ *   in a burst).
  * - **Silence yields.** Keep-alive silence only fills slots nobody else wants, one per slot on
  *   the grid: audio that starts while a silence frame is still playing starts on the wall
  *   clock, over that frame's tail, so an echo that starts mid-slot does not carry that offset
@@ -85,6 +95,17 @@ export class Pacer {
   /** The last message was keep-alive silence: audio may start over its tail. */
   #silenceTail = false;
   #forgottenMs = 0;
+  /** When the last input message was read, when the burst it belongs to began, and its input, ms. */
+  #inputAt = -Infinity;
+  #burstAt = -Infinity;
+  #burstMs = 0;
+  /** When the current talk spurt (audio after idle) began, and where on the timeline. */
+  #spurtAt = -Infinity;
+  #spurtStart = -Infinity;
+  /** How far back the spurt may move: the end of what was sent before it (slots left empty may be taken, no others). */
+  #spurtFloor = -Infinity;
+  /** Where the timeline ended before the last message, if that was silence. */
+  #endBeforeSilence = -Infinity;
 
   constructor(params: PacingParameters) {
     this.frameMs = params.frameMs;
@@ -121,6 +142,27 @@ export class Pacer {
   }
 
   /**
+   * Records input of `durationMs` read at `now` (before the writer answers it). Input read
+   * within a quarter frame of the previous input belongs to the same burst: all but its last
+   * message were held up, the first by the rest of the burst. A talk spurt that began in that
+   * burst moves back to where the burst's first message was due (see the module comment).
+   */
+  noteInput(durationMs: number, now: number): void {
+    if (now - this.#inputAt < this.frameMs / 4) this.#burstMs += durationMs;
+    else {
+      this.#burstAt = now;
+      this.#burstMs = durationMs;
+    }
+    this.#inputAt = now;
+    if (this.#idle || this.#spurtAt < this.#burstAt - EPS) return;
+    const due = Math.max(this.#spurtFloor, this.#burstAt - Math.min(this.#burstMs - durationMs, this.maxLatenessMs));
+    if (due < this.#spurtStart - EPS) {
+      this.#end -= this.#spurtStart - due;
+      this.#spurtStart = due;
+    }
+  }
+
+  /**
    * Whether a message of `durationMs` may leave at `now` (`silence`: keep-alive, see the module
    * comment). The lead is measured from `horizon`: the wall clock, or for a timer pass the slot it
    * stands for, so that a pass that runs late sends what an on-time pass would, not one frame more.
@@ -141,6 +183,13 @@ export class Pacer {
   commit(durationMs: number, now: number, anchor: number = now, silence = false): number {
     const start = silence ? Math.max(this.#end, anchor) : this.startAt(now, anchor);
     if (!this.#idle && start > this.#end + EPS) this.#forgottenMs += start - this.#end;
+    if (!silence && this.#idle) {
+      this.#spurtAt = now;
+      this.#spurtStart = start;
+      // Nothing sent before: the spurt starts the stream and stays where it is.
+      this.#spurtFloor = this.#end === -Infinity ? start : Math.min(start, this.#silenceTail ? this.#endBeforeSilence : this.#end);
+    }
+    if (silence) this.#endBeforeSilence = this.#end;
     this.#end = Math.max(this.#end, start + durationMs);
     this.#silenceTail = silence;
     // Silence is charged at its slot, as it takes its slot on the timeline: a late pass's
