@@ -115,6 +115,8 @@ export interface LoadResult {
     dtmfSent: number;
   };
   rttMs: HistSummary;
+  /** Each call's mean round trip, over the calls: a few calls with a standing delay, or all calls late now and then. */
+  callRttMeanMs: HistSummary;
   interArrivalMs: HistSummary;
   worstCallMaxGapMs: number;
   sendLagMs: HistSummary;
@@ -242,6 +244,8 @@ interface Call {
   highest: number;
   lastEchoAt: number;
   maxGap: number;
+  /** Sum of the round trips of the call's echoes (for its mean: a standing delay shows per call). */
+  rttSum: number;
   pending: Buffer | null;
   // play mode
   firstAudioAt: number;
@@ -373,6 +377,7 @@ export function runLoad(opts: LoadOptions): Promise<LoadResult> {
       highest: -1,
       lastEchoAt: -1,
       maxGap: 0,
+      rttSum: 0,
       pending: null,
       firstAudioAt: -1,
       lastAudioAt: -1,
@@ -447,6 +452,7 @@ export function runLoad(opts: LoadOptions): Promise<LoadResult> {
       if (seq < c.highest) outOfOrder++;
       else c.highest = seq;
       rtt.record(rxNow - ts);
+      c.rttSum += rxNow - ts;
       if (c.lastEchoAt >= 0) {
         const g = rxNow - c.lastEchoAt;
         gaps.record(g);
@@ -683,7 +689,9 @@ export function runLoad(opts: LoadOptions): Promise<LoadResult> {
     let worstGap = 0;
     let callsWithAudio = 0;
     const drifts: number[] = [];
+    const callRtt = new Histogram();
     for (const c of calls) {
+      if (c.received > 0) callRtt.record(c.rttSum / c.received);
       if (c.opened && c.closedBy !== null) closedBy[c.closedBy]++;
       if (c.maxGap > worstGap) worstGap = c.maxGap;
       if (c.audioFrames > 0) callsWithAudio++;
@@ -731,6 +739,7 @@ export function runLoad(opts: LoadOptions): Promise<LoadResult> {
         dtmfSent,
       },
       rttMs: rtt.summary(),
+      callRttMeanMs: callRtt.summary(),
       interArrivalMs: gaps.summary(),
       worstCallMaxGapMs: r3(worstGap),
       sendLagMs: sendLag.summary(),
