@@ -306,7 +306,8 @@ export class PacedOutbound implements Paced, OutboundPolicy<PacedStats> {
 
   onTick(gridTime: number, now: number, observedUntil: number): void {
     if (this.#closed) return;
-    const sent = this.#pump(now, gridTime);
+    // Most calls of an echo have nothing queued at a tick: their audio left as it was written.
+    const sent = !this.#queue.empty && this.#pump(now, gridTime);
     if (!sent && !this.#closed && this.#pacer.rest(this.#quietUntil(observedUntil)) && this.#opts.keepAlive) {
       this.#keepAlive(gridTime, now);
     }
