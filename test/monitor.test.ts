@@ -92,6 +92,14 @@ function get(url: string, headers: Record<string, string> = {}, method = 'GET') 
 
 const rowsOf = (feed: Feed, id: number) => feed.ticks.flatMap((t) => t.rows.filter((r) => r.id === id));
 const lastRow = (feed: Feed, id: number) => rowsOf(feed, id).at(-1);
+/** The levels of call `id` in each of `ticks` that carries them: [in, out]. */
+function levelsOf(ticks: MonitorTick[], id: number): Array<[number, number]> {
+  const out: Array<[number, number]> = [];
+  for (const t of ticks) {
+    for (let i = 0; i + 2 < t.levels.length; i += 3) if (t.levels[i] === id) out.push([t.levels[i + 1]!, t.levels[i + 2]!]);
+  }
+  return out;
+}
 
 test('the feed shows a call with its UUID and format; levels move with audio and sit at zero in silence; the end carries its reason', async (t) => {
   const { port, base } = await setup(t, (call) => call.on('audio', (f) => call.write(f.payload, f.format)));
@@ -105,15 +113,26 @@ test('the feed shows a call with its UUID and format; levels move with audio and
   assert.match(info.remote, /^127\.0\.0\.1:\d+$/);
 
   const loud = setInterval(() => client.sendAudio(signal(320)), 20);
-  await until(() => (lastRow(feed, info.id)?.in ?? 0) > 0.1 && (lastRow(feed, info.id)?.out ?? 0) > 0.1, 'levels move both ways');
+  // Levels every tick; the row (each second) carries them too.
+  const moving = (l: [number, number] | undefined): boolean => l !== undefined && l[0] > 0.1 && l[1] > 0.1;
+  await until(() => moving(levelsOf(feed.ticks, info.id).at(-1)), 'levels move both ways');
+  await until(() => (lastRow(feed, info.id)?.in ?? 0) > 0.1 && (lastRow(feed, info.id)?.out ?? 0) > 0.1, 'a row with the levels');
   clearInterval(loud);
   const quiet = setInterval(() => client.sendAudio(Buffer.alloc(320)), 20);
   const before = feed.ticks.length;
   await until(() => feed.ticks.length > before + 6, 'a few ticks of silence');
-  const silentRows = feed.ticks.slice(before + 3).flatMap((x) => x.rows.filter((r) => r.id === info.id));
-  assert.ok(silentRows.length > 0);
-  for (const r of silentRows) assert.equal(r.in, 0, 'inbound level at zero in silence');
+  const silent = levelsOf(feed.ticks.slice(before + 3), info.id);
+  assert.ok(silent.length >= 3);
+  for (const [lin] of silent) assert.equal(lin, 0, 'inbound level at zero in silence');
   clearInterval(quiet);
+  // Two rates: levels every tick, the calls' numbers (rows) each second.
+  assert.ok(
+    feed.ticks.every((x) => x.rows.length === 0 || x.totals !== undefined),
+    'rows come with the totals',
+  );
+  const rowTimes = feed.ticks.filter((x) => x.rows.length > 0).map((x) => x.at);
+  for (let i = 1; i < rowTimes.length; i++) assert.ok(rowTimes[i]! - rowTimes[i - 1]! >= 1000, 'rows at most once a second');
+  assert.ok(feed.ticks.filter((x) => x.levels.length > 0).length > 2 * rowTimes.length, 'levels every tick');
   await client.hangup();
   const endOf = () => feed.ticks.flatMap((x) => x.ended).find((e) => e.id === info.id);
   await until(() => endOf() !== undefined, 'the ended call');
@@ -168,7 +187,7 @@ test('chan_websocket calls: channel variables pass as data (escaped JSON, one SS
   for (let i = 0; i < 10; i++) ws.sendAudio(Buffer.alloc(160, 0xff));
   await until(() => (lastRow(feed, info.id)?.framesIn ?? 0) >= 10, 'frames counted');
   assert.ok(
-    rowsOf(feed, info.id).every((r) => r.in === 0),
+    rowsOf(feed, info.id).every((r) => r.in === 0) && levelsOf(feed.ticks, info.id).every(([lin]) => lin === 0),
     'u-law silence (0xFF) is level 0',
   );
 });

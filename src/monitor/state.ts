@@ -51,7 +51,7 @@ export interface MonitorCallInfo {
   variables?: Record<string, string>;
 }
 
-/** A live call's numbers at one tick. Levels are peaks since the last tick, 0..1. */
+/** A live call's numbers, each second. Levels are peaks of one frame each way at this tick, 0..1. */
 export interface MonitorCallRow {
   id: number;
   /** What the call receives now (AudioSocket's inbound format is known from its first frame). */
@@ -120,10 +120,16 @@ export interface MonitorHello {
   totals: MonitorTotals[];
 }
 
-/** One tick of the feed. */
+/**
+ * One tick of the feed. Two rates: every tick (`intervalMs`) the calls' levels; each second
+ * every call's numbers (`rows`, empty on the other ticks) and the totals.
+ */
 export interface MonitorTick {
   at: number;
   added: MonitorCallInfo[];
+  /** Every live call's levels at this tick, flat: `[id, in, out, id, in, out, ...]` (0..1, as in {@link MonitorCallRow}). */
+  levels: number[];
+  /** Each second: every live call's numbers (the levels as at this tick); empty on the ticks between. */
   rows: MonitorCallRow[];
   ended: MonitorEndedCall[];
   events: MonitorEvent[];
@@ -412,29 +418,33 @@ export class MonitorState {
     });
   }
 
-  /** The next feed message: levels since the last tick, calls added and ended, events, and each second the totals. */
+  /** The next feed message: levels, calls added and ended, events, and each second the calls' numbers and the totals. */
   tick(now = Date.now()): MonitorTick {
+    const second = now - this.#lastTotalsAt >= 1000;
+    const levels: number[] = [];
     const rows: MonitorCallRow[] = [];
     let framesIn = this.#endedSums.framesIn;
     let framesOut = this.#endedSums.framesOut;
     let late = this.#endedSums.late;
     let drops = this.#endedSums.drops;
     for (const t of this.#tracks.values()) {
+      // Levels: the peak of the first frame each way after the last tick (0 if none came).
+      const inPeak = Math.round(t.inPeak * 1000) / 1000;
+      const meter = t.sendMeter;
+      const outPeak = Math.round(meter.peak * 1000) / 1000;
+      t.inPeak = 0;
+      meter.peak = 0;
+      t.call[kCallSample]();
+      levels.push(t.info.id, inPeak, outPeak);
+      if (inPeak >= SILENCE_LEVEL) t.lastLoudAt = now;
+      if (meter.maxLateMs > t.lateMs) t.lastLateAt = now;
+      meter.maxLateMs = 0;
+      if (!second) continue;
       const s = t.call.stats;
       framesIn += s.audioIn;
       framesOut += s.framesSent;
       late += lateSlotsOf(s);
       drops += s.droppedIn + s.droppedOut;
-      // Levels: the peak of the first frame each way after the last tick (0 if none came).
-      const inPeak = t.inPeak;
-      const meter = t.sendMeter;
-      const outPeak = meter.peak;
-      t.inPeak = 0;
-      meter.peak = 0;
-      t.call[kCallSample]();
-      if (inPeak >= SILENCE_LEVEL) t.lastLoudAt = now;
-      if (meter.maxLateMs > t.lateMs) t.lastLateAt = now;
-      meter.maxLateMs = 0;
       const inbound = t.call.inboundFormat;
       if (inbound !== t.lastFormat && inbound !== undefined && t.call.transport === 'audiosocket') {
         t.lastFormat = inbound;
@@ -443,8 +453,8 @@ export class MonitorState {
       rows.push({
         id: t.info.id,
         format: t.info.format,
-        in: Math.round(inPeak * 1000) / 1000,
-        out: Math.round(outPeak * 1000) / 1000,
+        in: inPeak,
+        out: outPeak,
         durationMs: now - t.info.startedAt,
         queuedMs: Math.round(s.queuedMs),
         lateP99: meter.lateP99(s.framesSent),
@@ -456,7 +466,7 @@ export class MonitorState {
         framesOut: s.framesSent,
       });
     }
-    const tick: MonitorTick = { at: now, added: this.#added, rows, ended: this.#endedNow, events: this.#events };
+    const tick: MonitorTick = { at: now, added: this.#added, levels, rows, ended: this.#endedNow, events: this.#events };
     this.#added = [];
     this.#endedNow = [];
     this.#events = [];
@@ -464,7 +474,7 @@ export class MonitorState {
       tick.events.push({ id: 0, uuid: '', at: now, kind: 'warning', text: `${this.#eventsLost} more events not shown`, code: 'MONITOR' });
       this.#eventsLost = 0;
     }
-    if (now - this.#lastTotalsAt >= 1000) {
+    if (second) {
       const last = this.#lastSums;
       const dt = Math.max(0.001, (now - last.at) / 1000);
       const warnings = this.#endedSums.warnings;

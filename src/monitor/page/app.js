@@ -125,12 +125,11 @@ function addCall(info) {
   calls.set(info.id, c);
 }
 
+/** Each second: the call's numbers (its levels come every tick, see updateLevels). */
 function updateRow(c, row) {
-  c.row = row;
+  c.row = { ...row, in: c.row.in, out: c.row.out };
   if (row.format !== c.info.format) c.info.format = c.cells.format.textContent = row.format;
   c.cells.durationMs.textContent = dur(row.durationMs);
-  setMeter(c.mIn, row.in);
-  setMeter(c.mOut, row.out);
   c.cells.queuedMs.textContent = String(row.queuedMs);
   c.cells.lateP99.textContent = String(row.lateP99);
   c.cells.warnings.textContent = String(row.warnings);
@@ -142,7 +141,15 @@ function updateRow(c, row) {
   c.cells.uuid.textContent = c.info.uuid;
   if (row.silent) c.cells.uuid.appendChild(el('span', 'flag', 'silent'));
   if (row.late) c.cells.uuid.appendChild(el('span', 'flag', 'late'));
-  c.strip.push([row.in, row.out]);
+}
+
+/** Every tick: the call's levels, into its meters and its strip. */
+function updateLevels(c, lin, lout) {
+  c.row.in = lin;
+  c.row.out = lout;
+  setMeter(c.mIn, lin);
+  setMeter(c.mOut, lout);
+  c.strip.push([lin, lout]);
   if (c.strip.length > STRIP) c.strip.shift();
 }
 
@@ -357,6 +364,11 @@ function onHello(h) {
 
 function onTick(t) {
   for (const info of t.added) addCall(info);
+  const levels = t.levels ?? [];
+  for (let i = 0; i + 2 < levels.length; i += 3) {
+    const c = calls.get(levels[i]);
+    if (c) updateLevels(c, levels[i + 1], levels[i + 2]);
+  }
   for (const row of t.rows) {
     const c = calls.get(row.id);
     if (c) updateRow(c, row);
