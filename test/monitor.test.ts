@@ -167,6 +167,27 @@ test('a call goes silent in the feed when its audio stops, and a play shows what
   assert.ok(events.some((e) => e.kind === 'play'));
 });
 
+test('a call whose frames left late shows as late, with its lateness p99', async (t) => {
+  const { port, base } = await setup(t, (call) => {
+    void call.play(signal(16000 * 8), { format: 'slin' }); // 8 s of audio, paced
+  });
+  const feed = readFeed(t, `${base}/events`);
+  const a = await connect({ port });
+  t.after(() => a.hangup());
+  const infoOf = (uuid: string) => feed.ticks.flatMap((x) => x.added).find((i) => i.uuid === uuid);
+  await until(() => infoOf(a.uuid) !== undefined, 'the call');
+  const id = infoOf(a.uuid)!.id;
+  await until(() => lastRow(feed, id)?.playing != null, 'playing');
+  // Our event loop is held for 150 ms: the frames due meanwhile leave late.
+  const end = Date.now() + 150;
+  while (Date.now() < end) {
+    // busy: nothing else runs
+  }
+  await until(() => lastRow(feed, id)?.late === true, 'shown late');
+  const row = lastRow(feed, id)!;
+  assert.ok(row.lateP99 >= 1, `lateness p99 ${row.lateP99} ms`);
+});
+
 test('chan_websocket calls: channel variables pass as data (escaped JSON, one SSE message each), never as markup or SSE lines', async (t) => {
   const { wsUrl, base } = await setup(t, () => {});
   const feed = readFeed(t, `${base}/events`);
