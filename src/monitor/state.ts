@@ -429,14 +429,14 @@ export class MonitorState {
     let drops = this.#endedSums.drops;
     for (const t of this.#tracks.values()) {
       // Levels: the peak of the first frame each way after the last tick (0 if none came).
-      const inPeak = Math.round(t.inPeak * 1000) / 1000;
       const meter = t.sendMeter;
+      if (t.inPeak >= SILENCE_LEVEL) t.lastLoudAt = now;
+      const inPeak = Math.round(t.inPeak * 1000) / 1000;
       const outPeak = Math.round(meter.peak * 1000) / 1000;
       t.inPeak = 0;
       meter.peak = 0;
       t.call[kCallSample]();
       levels.push(t.info.id, inPeak, outPeak);
-      if (inPeak >= SILENCE_LEVEL) t.lastLoudAt = now;
       if (meter.maxLateMs > t.lateMs) t.lastLateAt = now;
       meter.maxLateMs = 0;
       if (!second) continue;
