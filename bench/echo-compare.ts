@@ -300,15 +300,15 @@ function record(opts: CompareOptions, which: 'floor' | 'target', round: number, 
       : lg.result.loadgen.cpuPercentOfCore / 100;
   const warnings: string[] = [];
   const busy = coreBusyPercent(lg.cores.steady, lg.cores.stop);
-  if (m.shared) {
-    // Both servers and both load generators share the cores: what is not theirs is not known here.
-  } else if (lg.pinned && (busy[1] ?? 0) > 90) warnings.push(`load generator core at ${busy[1]} % busy: it may be the bottleneck`);
+  if (lg.pinned && (busy[1] ?? 0) > 90) warnings.push(`load generator core at ${busy[1]} % busy: it may be the bottleneck`);
   else if (lgCpu > 0.85) warnings.push(`load generator at ${Math.round(lgCpu * 100)} % of a core: it may be the bottleneck`);
   if (lg.result.sendLagMs.p99 > 5) warnings.push(`load generator send lag p99 ${lg.result.sendLagMs.p99} ms (> 5 ms)`);
   if (windowS < 1) warnings.push(`steady window only ${windowS.toFixed(2)} s`);
   if (server.exited) warnings.push('server exited during the run');
   const lgPct = Math.round(lgCpu * 1000) / 10;
   const serverPct = Math.round((cpu / windowS) * 1000) / 10;
+  // Shared cores (together): another server and load generator ran there too, so what is not
+  // this pair's is not known.
   const foreign =
     server.pinned && lg.pinned && !m.shared
       ? busy.map((b, i) => Math.max(0, Math.round((b - (i === 0 ? serverPct : i === 1 ? lgPct : 0)) * 10) / 10))
