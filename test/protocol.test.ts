@@ -178,6 +178,18 @@ describe('encoders', () => {
     assert.throws(() => parseUuid('0123456789abcdef0123456789abcdef'), /not a UUID/);
   });
 
+  test('formatUuid: any 16 bytes as lower-case 8-4-4-4-12, the inverse of parseUuid', () => {
+    fc.assert(
+      fc.property(fc.uint8Array({ minLength: 16, maxLength: 16 }), (bytes) => {
+        const hex = Buffer.from(bytes).toString('hex');
+        const text = formatUuid(bytes);
+        assert.equal(text, `${hex.slice(0, 8)}-${hex.slice(8, 12)}-${hex.slice(12, 16)}-${hex.slice(16, 20)}-${hex.slice(20)}`);
+        assert.deepEqual([...parseUuid(text)], [...bytes]);
+      }),
+    );
+    assert.throws(() => formatUuid(new Uint8Array(15)), /16 bytes, got 15/);
+  });
+
   test('kinds and rates', () => {
     const rates = [8000, 12000, 16000, 24000, 32000, 44100, 48000, 96000, 192000];
     rates.forEach((rate, i) => {

@@ -60,7 +60,6 @@ export class Handshake {
   #state: State = 'waiting';
   #bytesIn = 0;
   #timer: TimerHandle | undefined;
-  #deliver: MessageCallback;
   #onFailure: ((error: unknown) => void) | undefined;
   readonly #onData = (chunk: Buffer): void => this.#data(chunk);
   readonly #onEnd = (): void => this.#eof();
@@ -74,8 +73,7 @@ export class Handshake {
     this.#events = events;
     this.remoteAddress = socket.remoteAddress ?? '';
     this.remotePort = socket.remotePort ?? 0;
-    this.#deliver = (kind, payload) => this.#message(kind, payload);
-    this.#parser = new MessageParser((kind, payload) => this.#deliver(kind, payload), {
+    this.#parser = new MessageParser((kind, payload) => this.#message(kind, payload), {
       maxPayload: Math.min(16, settings.maxPayload),
     });
     socket.setNoDelay(true);
@@ -134,7 +132,9 @@ export class Handshake {
       parser: this.#parser,
       bytesIn: this.#bytesIn,
       attach: (onMessage, onFailure) => {
-        this.#deliver = onMessage;
+        // The parser is the call's now, and nothing of it points back here: once the current
+        // chunk is parsed, this handshake (its listeners, the server's closures) can be collected.
+        this.#parser.onMessage = onMessage;
         this.#onFailure = onFailure;
         // The rest of the current chunk still arrives through our `data` listener (removed
         // already, but still running); the next chunks go to the call's own.

@@ -22,10 +22,11 @@ export interface ParserOptions {
 const EMPTY = Buffer.alloc(0);
 
 export class MessageParser {
-  readonly #onMessage: MessageCallback;
+  #onMessage: MessageCallback;
   #maxPayload: number;
-  // Partial header (when a chunk ends inside one).
-  readonly #header = Buffer.alloc(HEADER_SIZE);
+  // Partial header (when a chunk ends inside one), its bytes so far big-endian in one number:
+  // no buffer per parser, since every call keeps one for its whole life.
+  #header = 0;
   #headerFill = 0;
   // Partial payload (when a chunk ends inside one).
   #payload: Buffer | null = null;
@@ -41,6 +42,11 @@ export class MessageParser {
     }
     this.#onMessage = onMessage;
     this.#maxPayload = max;
+  }
+
+  /** Receives each message from now on (a connection hands its parser over to the call it became). */
+  set onMessage(callback: MessageCallback) {
+    this.#onMessage = callback;
   }
 
   /** Largest payload accepted; can be changed between pushes (e.g. 16 until a UUID has arrived). */
@@ -105,12 +111,16 @@ export class MessageParser {
         size = (buf[off + 1]! << 8) | buf[off + 2]!;
         off += HEADER_SIZE;
       } else {
-        const header = this.#header;
-        while (this.#headerFill < HEADER_SIZE && off < len) header[this.#headerFill++] = buf[off++]!;
+        while (this.#headerFill < HEADER_SIZE && off < len) {
+          this.#header = (this.#header << 8) | buf[off++]!;
+          this.#headerFill++;
+        }
         if (this.#headerFill < HEADER_SIZE) return;
+        const header = this.#header;
+        this.#header = 0;
         this.#headerFill = 0;
-        kind = header[0]!;
-        size = (header[1]! << 8) | header[2]!;
+        kind = header >>> 16;
+        size = header & 0xffff;
       }
 
       if (size > this.#maxPayload) {
@@ -152,6 +162,7 @@ export class MessageParser {
         : `message header (${this.#headerFill} of ${HEADER_SIZE} bytes received)`;
     this.#error = audioSocketError(ErrorCodes.TRUNCATED, `stream ended in the middle of a ${what}`);
     this.#payload = null;
+    this.#header = 0;
     this.#headerFill = 0;
     return this.#error;
   }
