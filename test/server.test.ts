@@ -141,6 +141,33 @@ describe('server and calls over TCP', () => {
     await server.close();
   });
 
+  test('signal and closed first read after the end: aborted with its error, resolved with its end', async () => {
+    const { server, port } = await start();
+    // Read before the end: the signal aborts as the call starts ending.
+    const firstP = nextCall(server);
+    const first = await dial({ port });
+    const firstCall = await firstP;
+    const aborted = once(firstCall.signal, 'abort');
+    void first.hangup();
+    await aborted;
+    assert.equal((firstCall.signal.reason as AudioSocketError).code, ErrorCodes.CALL_ENDED);
+    assert.match((firstCall.signal.reason as Error).message, /remote-hangup/);
+    // Read only after the end: made then, already aborted with the end's error, `closed` settled with it.
+    const callP = nextCall(server);
+    const sock = await rawSocket(port);
+    sock.write(encodeUuidMessage(UUID));
+    const call = await callP;
+    // (`events.once` would reject on the `error` event that comes first.)
+    const ended = new Promise<CallEnd>((resolve) => call.once('end', resolve));
+    sock.end(encodeMessage(0x10, Buffer.alloc(320)).subarray(0, 100));
+    const end = await ended;
+    assert.equal(end.error?.code, ErrorCodes.TRUNCATED);
+    assert.equal(call.signal.aborted, true);
+    assert.equal(call.signal.reason, end.error);
+    assert.equal(await call.closed, end);
+    await server.close();
+  });
+
   test('EOF in the middle of a message is a protocol error (TRUNCATED) on that call only', async () => {
     const { server, port } = await start();
     const callP = nextCall(server);

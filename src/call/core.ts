@@ -129,11 +129,13 @@ export abstract class CallCore<F extends AudioFrame = AudioFrame, S extends Call
   abstract readonly transport: 'audiosocket' | 'websocket';
   readonly remoteAddress: string;
   readonly remotePort: number;
-  readonly signal: AbortSignal;
-  readonly closed: Promise<CallEnd>;
 
+  // What a call keeps for its whole life is kept small: the `Date`, the abort controller, the
+  // `closed` promise and the write converters' map are made when first asked for (most calls
+  // never ask), since a server holds thousands of calls.
   readonly #uuid: string;
-  readonly #startTime = new Date();
+  readonly #startWallMs = Date.now();
+  #startTime: Date | undefined;
   protected readonly _clock: Clock;
   protected readonly _startedAt: number;
   protected readonly _in: InboundCounters = {
@@ -148,8 +150,10 @@ export abstract class CallCore<F extends AudioFrame = AudioFrame, S extends Call
   protected _inboundFormat: AudioFormat | undefined;
   readonly #settings: CoreSettings;
   readonly #hooks: CallHooks;
-  readonly #abort = new AbortController();
-  #resolveClosed!: (end: CallEnd) => void;
+  #abort: AbortController | undefined;
+  #closed: Promise<CallEnd> | undefined;
+  #resolveClosed: ((end: CallEnd) => void) | undefined;
+  #end: CallEnd | undefined;
   #state: State = 'open';
   #endReason: EndReason | undefined;
   #endError: AudioSocketError | undefined;
@@ -160,7 +164,7 @@ export abstract class CallCore<F extends AudioFrame = AudioFrame, S extends Call
   #inConverter: Converter | undefined;
   #inConverterFrom: AudioFormat | undefined;
   /** Converts written audio to the outbound format, one per source format. */
-  #writeConverters = new Map<AudioFormat, Converter>();
+  #writeConverters: Map<AudioFormat, Converter> | undefined;
   /** Speech detection, while it is on. */
   #speech: CallSpeech | undefined;
   #tap: CallTap | undefined;
@@ -184,8 +188,6 @@ export abstract class CallCore<F extends AudioFrame = AudioFrame, S extends Call
     this.#hooks = init.hooks;
     this.#receive = init.settings.receive;
     this.#send = init.settings.send;
-    this.signal = this.#abort.signal;
-    this.closed = new Promise((resolve) => (this.#resolveClosed = resolve));
     this.#watchListeners();
     if (init.settings.speech !== undefined) this.detectSpeech(init.settings.speech);
   }
@@ -193,24 +195,29 @@ export abstract class CallCore<F extends AudioFrame = AudioFrame, S extends Call
   /**
    * Keeps `#audioListened` and `#sentListened` current: asked per frame, so kept rather than
    * counted. 'newListener' comes before a listener is added, 'removeListener' after it is removed.
+   * The two listeners are shared by every call (EventEmitter calls them with the call as `this`).
    */
   #watchListeners(): void {
     const emitter = this as unknown as EventEmitter;
-    emitter.on('newListener', (event: string | symbol) => {
-      if (event === 'audio') this.#audioListened = true;
-      if (event === 'sent' && !this.#sentListened) {
-        this.#sentListened = true;
-        this.#updateReportSent();
-      }
-    });
-    emitter.on('removeListener', (event: string | symbol) => {
-      if (event === 'audio') this.#audioListened = this.listenerCount('audio') > 0;
-      if (event === 'sent') {
-        this.#sentListened = this.listenerCount('sent') > 0;
-        this.#updateReportSent();
-      }
-    });
+    emitter.on('newListener', CallCore.#onNewListener);
+    emitter.on('removeListener', CallCore.#onRemoveListener);
   }
+
+  static readonly #onNewListener = function (this: CallCore, event: string | symbol): void {
+    if (event === 'audio') this.#audioListened = true;
+    if (event === 'sent' && !this.#sentListened) {
+      this.#sentListened = true;
+      this.#updateReportSent();
+    }
+  };
+
+  static readonly #onRemoveListener = function (this: CallCore, event: string | symbol): void {
+    if (event === 'audio') this.#audioListened = this.listenerCount('audio') > 0;
+    if (event === 'sent') {
+      this.#sentListened = this.listenerCount('sent') > 0;
+      this.#updateReportSent();
+    }
+  };
 
   /** As EventEmitter's; the call's own watch on its listeners stays (it is put back when removed). */
   override removeAllListeners(...args: Parameters<EventEmitter<CallEvents<F>>['removeAllListeners']>): this {
@@ -229,31 +236,48 @@ export abstract class CallCore<F extends AudioFrame = AudioFrame, S extends Call
 
   /** Attaches the transport's outbound policy, built on the events the core hands it. */
   protected _attachOutbound<P extends OutboundPolicy>(build: (events: OutboundEvents) => P): P {
-    const events: OutboundEvents = {
-      sent: (payload, format, at, latenessMs, silence) => {
-        const atMs = at - this._startedAt;
-        this.#speech?.outbound(payload, format, atMs);
-        this.#frames?.sent(payload, format);
-        if (this.#sentListened) this._emitSafe('sent', { payload, format, atMs, latenessMs, silence });
-      },
-      mark: (name, reached) => this._emitSafe('mark', name, reached),
-      drain: () => this._emitSafe('drain'),
-      dropped: (droppedMs, queuedMs) =>
-        this._emitSafe('warning', {
-          code: 'QUEUE_FULL',
-          droppedMs,
-          message:
-            `dropped ${droppedMs.toFixed(1)} ms of written audio: ${queuedMs.toFixed(0)} ms was already queued ` +
-            `(maxQueuedMs); when write() returns false, wait for 'drain' before writing more`,
-        }),
-      warning: (code, message) => this._warn(code, message),
-    };
-    const policy = build(events);
+    const policy = build(new CallCore.#OutboundEvents(this));
     policy.meter = this.#tap?.sendMeter ?? null;
     this.#outbound = policy;
     this.#updateReportSent();
     return policy;
   }
+
+  /**
+   * What the outbound side tells its call: an object with shared methods and one field, not a
+   * closure per event (a server holds thousands of calls). In the class body to reach its privates.
+   */
+  static readonly #OutboundEvents = class implements OutboundEvents {
+    readonly #call: CallCore;
+    constructor(call: CallCore) {
+      this.#call = call;
+    }
+    sent(payload: Buffer, format: AudioFormat, at: number, latenessMs: number, silence: boolean): void {
+      const call = this.#call;
+      const atMs = at - call._startedAt;
+      call.#speech?.outbound(payload, format, atMs);
+      call.#frames?.sent(payload, format);
+      if (call.#sentListened) call._emitSafe('sent', { payload, format, atMs, latenessMs, silence });
+    }
+    mark(name: string, reached: boolean): void {
+      this.#call._emitSafe('mark', name, reached);
+    }
+    drain(): void {
+      this.#call._emitSafe('drain');
+    }
+    dropped(droppedMs: number, queuedMs: number): void {
+      this.#call._emitSafe('warning', {
+        code: 'QUEUE_FULL',
+        droppedMs,
+        message:
+          `dropped ${droppedMs.toFixed(1)} ms of written audio: ${queuedMs.toFixed(0)} ms was already queued ` +
+          `(maxQueuedMs); when write() returns false, wait for 'drain' before writing more`,
+      });
+    }
+    warning(code: CallWarningCode, message: string): void {
+      this.#call._warn(code, message);
+    }
+  };
 
   /** The call's id (see {@link CallBase.uuid}); read-only. */
   get uuid(): string {
@@ -262,7 +286,28 @@ export abstract class CallCore<F extends AudioFrame = AudioFrame, S extends Call
 
   /** When the call started (wall clock). */
   get startTime(): Date {
-    return this.#startTime;
+    return (this.#startTime ??= new Date(this.#startWallMs));
+  }
+
+  /** Aborts when the call starts ending (see {@link CallBase.signal}). */
+  get signal(): AbortSignal {
+    if (this.#abort === undefined) {
+      this.#abort = new AbortController();
+      if (this.#state !== 'open') this.#abort.abort(this.#abortReason());
+    }
+    return this.#abort.signal;
+  }
+
+  /** Resolves once the call is closed (see {@link CallBase.closed}). */
+  get closed(): Promise<CallEnd> {
+    if (this.#closed === undefined) {
+      this.#closed = this.#end !== undefined ? Promise.resolve(this.#end) : new Promise((resolve) => (this.#resolveClosed = resolve));
+    }
+    return this.#closed;
+  }
+
+  #abortReason(): AudioSocketError {
+    return this.#endError ?? audioSocketError(ErrorCodes.CALL_ENDED, `call ended: ${this.#endReason}`);
   }
 
   get connected(): boolean {
@@ -356,10 +401,11 @@ export abstract class CallCore<F extends AudioFrame = AudioFrame, S extends Call
   }
 
   #writeConverted(bytes: Buffer, from: AudioFormat): boolean {
-    let converter = this.#writeConverters.get(from);
+    const converters = (this.#writeConverters ??= new Map<AudioFormat, Converter>());
+    let converter = converters.get(from);
     if (converter === undefined) {
       converter = createConverter(from, this.#outbound.format);
-      this.#writeConverters.set(from, converter);
+      converters.set(from, converter);
     }
     const converted = converter.push(bytes);
     return converted.length === 0 || this.#outbound.write(audioBytes(converted), this.#outbound.format);
@@ -658,7 +704,7 @@ export abstract class CallCore<F extends AudioFrame = AudioFrame, S extends Call
     this.#outbound.close();
     this._closeTransport(reason, sayHangup);
     if (error !== undefined && this.listenerCount('error') > 0) this._emitSafe('error', error);
-    this.#abort.abort(error ?? audioSocketError(ErrorCodes.CALL_ENDED, `call ended: ${reason}`));
+    this.#abort?.abort(this.#abortReason());
   }
 
   /** Hangs up (`sayHangup`) or closes the transport's connection; it reports back with {@link _closed}. */
@@ -670,14 +716,15 @@ export abstract class CallCore<F extends AudioFrame = AudioFrame, S extends Call
     if (this.#state === 'closed') return;
     this.#state = 'closed';
     this.#inConverter?.dispose();
-    for (const c of this.#writeConverters.values()) c.dispose();
+    if (this.#writeConverters !== undefined) for (const c of this.#writeConverters.values()) c.dispose();
     this.#inConverter = undefined;
-    this.#writeConverters.clear();
+    this.#writeConverters = undefined;
     this.#speech?.dispose();
     this.#speech = undefined;
     const end: CallEnd = { reason: this.#endReason!, durationMs: this._clock.now() - this._startedAt, stats: this.stats };
     if (this.#endError !== undefined) end.error = this.#endError;
-    this.#resolveClosed(end);
+    this.#end = end;
+    this.#resolveClosed?.(end);
     this._emitSafe('end', end);
     this.#hooks.closed(this, end);
   }
