@@ -12,13 +12,13 @@ import type { FormatSpec } from '../audio/format.js';
 import { parseFormat, type AudioFormat } from '../audio/format.js';
 import { CallCore, audioBytes, type CallHooks } from '../call/core.js';
 import type { AudioFrame, CallStats, EndReason } from '../call/types.js';
-import { audioSocketError, ErrorCodes } from '../errors.js';
-import { formatOfKind, kindOfFormat, PacedOutbound, type PacedStats } from '../outbound/paced.js';
+import { audioSocketError, ErrorCodes, type AudioSocketError } from '../errors.js';
+import { formatOfKind, kindOfFormat, PacedOutbound, type OutboundOptions, type PacedStats } from '../outbound/paced.js';
 import type { PacingParameters } from '../outbound/pacer.js';
 import type { FrameScheduler } from '../outbound/scheduler.js';
 import { DTMF_DIGITS } from '../protocol/encoder.js';
 import { isAudioKind, Kind, type AudioKind } from '../protocol/kinds.js';
-import { AudioSocketConnection } from './connection.js';
+import { AudioSocketConnection, type AudioSocketConnectionEvents, type AudioSocketConnectionSettings } from './connection.js';
 import { InboundFormatMeter, type InboundFormatGuess } from './detect.js';
 import type { ParserHandover } from './handshake.js';
 
@@ -67,6 +67,40 @@ export interface AudioSocketCallSettings {
 
 const G711 = { ulaw: parseFormat('ulaw'), alaw: parseFormat('alaw') } as const;
 
+/** What every call of a server passes to its connection and its outbound side, built once per server. */
+interface SharedOptions {
+  connection: AudioSocketConnectionSettings;
+  outbound: OutboundOptions;
+}
+
+const sharedOptions = new WeakMap<AudioSocketCallSettings, SharedOptions>();
+
+/** The options derived from a server's settings, built on its first call and shared by the rest. */
+function optionsOf(settings: AudioSocketCallSettings): SharedOptions {
+  let shared = sharedOptions.get(settings);
+  if (shared === undefined) {
+    const outboundFrameBytes = (formatOfKind(settings.outboundKind).sampleRate * settings.frameMs * 2) / 1000;
+    shared = {
+      connection: {
+        maxBufferedBytes: Math.max(outboundFrameBytes * 2, Math.round((settings.maxBufferedMs / settings.frameMs) * outboundFrameBytes)),
+        peerNotReadingTimeout: settings.peerNotReadingTimeout,
+        hangupTimeout: settings.hangupTimeout,
+      },
+      outbound: {
+        kind: settings.outboundKind,
+        keepAliveKind: settings.keepAliveKind,
+        keepAlive: settings.keepAlive,
+        prefetchMs: settings.prefetchMs,
+        pacing: { frameMs: settings.frameMs, ...settings.pacing },
+        highWaterMarkMs: settings.writeHighWaterMarkMs,
+        maxQueuedMs: settings.maxQueuedMs,
+      },
+    };
+    sharedOptions.set(settings, shared);
+  }
+  return shared;
+}
+
 /**
  * One AudioSocket call. Created by the server when a connection's UUID arrives; never
  * constructed by users. Listen to `audio`/`dtmf`/`end`, or iterate: `for await (const frame of call)`.
@@ -77,7 +111,8 @@ export class AudioSocketCall extends CallCore<AudioSocketFrame, AudioSocketCallS
   readonly #conn: AudioSocketConnection;
   readonly #outbound: PacedOutbound;
   readonly #inbound: 'slin' | 'ulaw' | 'alaw';
-  #meter: InboundFormatMeter | null;
+  /** Measures 0x10 audio until it has a guess; `undefined` before the first message, `null` once done or not needed. */
+  #meter: InboundFormatMeter | null | undefined;
   #guess: InboundFormatGuess | undefined;
 
   /** @internal Constructed by the server once the connection's handshake has read the UUID. */
@@ -92,48 +127,49 @@ export class AudioSocketCall extends CallCore<AudioSocketFrame, AudioSocketCallS
     const clock = scheduler.clock;
     super({ uuid, remoteAddress: socket.remoteAddress ?? '', remotePort: socket.remotePort ?? 0, clock, settings, hooks });
     this.#inbound = settings.inbound;
-    // Declared G.711 needs no guessing; slin under 0x10 is checked for the channel-driver trap.
-    this.#meter = settings.inbound === 'slin' ? new InboundFormatMeter(8000) : null;
-    const outboundFrameBytes = (formatOfKind(settings.outboundKind).sampleRate * settings.frameMs * 2) / 1000;
-    this.#conn = new AudioSocketConnection(
-      socket,
-      handover,
-      clock,
-      {
-        maxBufferedBytes: Math.max(outboundFrameBytes * 2, Math.round((settings.maxBufferedMs / settings.frameMs) * outboundFrameBytes)),
-        peerNotReadingTimeout: settings.peerNotReadingTimeout,
-        hangupTimeout: settings.hangupTimeout,
-      },
-      {
-        message: (kind, payload) => this.#onMessage(kind, payload),
-        protocolError: (error) => this._beginEnd('protocol-error', error, true),
-        listenerError: (error) => this._listenerFailed(error),
-        blocked: (bytes) => this._warn('PEER_NOT_READING', `peer is not reading: ${bytes} bytes waiting; dropping outbound audio`),
-        notReading: (error) => this._beginEnd('peer-not-reading', error, false),
-        remoteEnd: () => this._beginEnd('remote-hangup', undefined, false),
-        socketError: (error) => this._beginEnd('socket-error', error, false),
-        close: () => this._closed(),
-      },
-    );
-    this.#outbound = this._attachOutbound(
-      (events) =>
-        new PacedOutbound(
-          {
-            kind: settings.outboundKind,
-            keepAliveKind: settings.keepAliveKind,
-            keepAlive: settings.keepAlive,
-            prefetchMs: settings.prefetchMs,
-            pacing: { frameMs: settings.frameMs, ...settings.pacing },
-            highWaterMarkMs: settings.writeHighWaterMarkMs,
-            maxQueuedMs: settings.maxQueuedMs,
-          },
-          scheduler,
-          events,
-          this.#conn,
-        ),
-    );
+    // Declared G.711 needs no guessing; slin under 0x10 is checked for the channel-driver trap
+    // (the meter is made with the first such message).
+    this.#meter = settings.inbound === 'slin' ? undefined : null;
+    const shared = optionsOf(settings);
+    this.#conn = new AudioSocketConnection(socket, handover, clock, shared.connection, new AudioSocketCall.#ConnectionEvents(this));
+    this.#outbound = this._attachOutbound((events) => new PacedOutbound(shared.outbound, scheduler, events, this.#conn));
     this.#outbound.start();
   }
+
+  /**
+   * What the connection tells this call: an object with shared methods and one field, not eight
+   * closures (a server holds thousands of calls). Declared in the class body to reach its privates.
+   */
+  static readonly #ConnectionEvents = class implements AudioSocketConnectionEvents {
+    readonly #call: AudioSocketCall;
+    constructor(call: AudioSocketCall) {
+      this.#call = call;
+    }
+    message(kind: number, payload: Buffer): void {
+      this.#call.#onMessage(kind, payload);
+    }
+    protocolError(error: AudioSocketError): void {
+      this.#call._beginEnd('protocol-error', error, true);
+    }
+    listenerError(error: unknown): void {
+      this.#call._listenerFailed(error);
+    }
+    blocked(bytes: number): void {
+      this.#call._warn('PEER_NOT_READING', `peer is not reading: ${bytes} bytes waiting; dropping outbound audio`);
+    }
+    notReading(error: AudioSocketError): void {
+      this.#call._beginEnd('peer-not-reading', error, false);
+    }
+    remoteEnd(): void {
+      this.#call._beginEnd('remote-hangup', undefined, false);
+    }
+    socketError(error: AudioSocketError): void {
+      this.#call._beginEnd('socket-error', error, false);
+    }
+    close(): void {
+      this.#call._closed();
+    }
+  };
 
   /** Kind of the last audio message received (0x10-0x18), `undefined` before the first. */
   get inboundKind(): AudioKind | undefined {
@@ -227,7 +263,7 @@ export class AudioSocketCall extends CallCore<AudioSocketFrame, AudioSocketCallS
 
   /** Watches the first second of 0x10 audio for G.711 mislabelled as slin (channel driver without c()). */
   #measure(payload: Buffer, now: number): void {
-    const guess = this.#meter!.push(payload, now);
+    const guess = (this.#meter ??= new InboundFormatMeter(8000)).push(payload, now);
     if (guess === null) return;
     this.#meter = null;
     this.#guess = guess;

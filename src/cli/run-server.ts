@@ -9,6 +9,7 @@ import {
   type AudioSocketServer,
   type Call,
   type CallEnd,
+  type CallWarning,
   type CallHandler,
   type SpeechEvent,
 } from '../index.js';
@@ -109,15 +110,33 @@ export async function runServer(
     return { server, output, done: runPrimary(name, args, args.workers) };
   }
   const server = createServer(handler, args.server);
+  // The per-call listeners below are made once and shared by every call (a listener is called
+  // with its call as `this`): a server holds thousands of calls.
+  function onDtmf(this: Call, digit: string): void {
+    const atMs = Math.round(Date.now() - this.startTime.getTime());
+    output.event('dtmf', { uuid: this.uuid, digit, atMs }, `dtmf ${this.uuid} ${digit} at ${(atMs / 1000).toFixed(2)}s`);
+  }
+  function onWarning(this: Call, w: CallWarning): void {
+    output.event('warning', { uuid: this.uuid, code: w.code, message: w.message }, `warn ${this.uuid} ${w.message}`);
+  }
+  // Speech, on calls that detect it (record, inspect, play --barge-in-speech).
+  const speech = (call: Call, type: 'start' | 'end', e: SpeechEvent): void =>
+    output.event(
+      `speech-${type}`,
+      { uuid: call.uuid, atMs: Math.round(e.atMs), detectedAtMs: Math.round(e.detectedAtMs) },
+      `speech ${call.uuid} ${type === 'start' ? 'starts' : 'ends'} at ${(e.atMs / 1000).toFixed(2)}s`,
+    );
+  function onSpeechStart(this: Call, e: SpeechEvent): void {
+    speech(this, 'start', e);
+  }
+  function onSpeechEnd(this: Call, e: SpeechEvent): void {
+    speech(this, 'end', e);
+  }
   // One line per event, on a terminal too (the status line stays below them).
   if (options.callLines !== false) {
     server.on('call', (call) => {
-      const t0 = performance.now();
       output.event('call', { uuid: call.uuid, peer: peer(call) }, `call ${call.uuid} from ${peer(call)}`);
-      call.on('dtmf', (digit) => {
-        const atMs = Math.round(performance.now() - t0);
-        output.event('dtmf', { uuid: call.uuid, digit, atMs }, `dtmf ${call.uuid} ${digit} at ${(atMs / 1000).toFixed(2)}s`);
-      });
+      call.on('dtmf', onDtmf);
     });
     server.on('callEnd', (call: Call, end: CallEnd) => {
       const s = end.stats;
@@ -158,18 +177,9 @@ export async function runServer(
     output.error(`call ${call.uuid}: ${(err as Error)?.message ?? String(err)}`, { uuid: call.uuid });
   });
   server.on('call', (call) => {
-    call.on('warning', (w) =>
-      output.event('warning', { uuid: call.uuid, code: w.code, message: w.message }, `warn ${call.uuid} ${w.message}`),
-    );
-    // Speech, on calls that detect it (record, inspect, play --barge-in-speech).
-    const speech = (type: 'start' | 'end', e: SpeechEvent): void =>
-      output.event(
-        `speech-${type}`,
-        { uuid: call.uuid, atMs: Math.round(e.atMs), detectedAtMs: Math.round(e.detectedAtMs) },
-        `speech ${call.uuid} ${type === 'start' ? 'starts' : 'ends'} at ${(e.atMs / 1000).toFixed(2)}s`,
-      );
-    call.on('speechStart', (e) => speech('start', e));
-    call.on('speechEnd', (e) => speech('end', e));
+    call.on('warning', onWarning);
+    call.on('speechStart', onSpeechStart);
+    call.on('speechEnd', onSpeechEnd);
   });
 
   // Metrics first: a metrics port in use stops the command before it takes any call.

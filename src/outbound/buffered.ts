@@ -161,12 +161,7 @@ export class BufferedOutbound implements OutboundPolicy<BufferedStats> {
     this.#completion = settings.completion === 'clock' ? 'clock' : 'probing';
     this.#anchorAt = clock.now();
     if (settings.wire.encoding !== 'slin') this.#encoder = createConverter(this.format, settings.wire);
-    this.#gate = new WriteGate({
-      highWaterMarkMs: settings.highWaterMarkMs,
-      maxQueuedMs: settings.maxQueuedMs,
-      dropped: (ms, queued) => events.dropped(ms, queued),
-      drain: () => events.drain(),
-    });
+    this.#gate = new WriteGate(settings, events);
     this.#queue = new OutboundQueue({
       frameMs: settings.ptime,
       prefetchMs: settings.prefetchMs,

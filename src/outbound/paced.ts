@@ -148,12 +148,7 @@ export class PacedOutbound implements Paced, OutboundPolicy<PacedStats> {
     this.#wire = wire;
     this.format = formatOfKind(options.kind);
     this.frameBytes = frameBytes(this.format, frameMs);
-    this.#gate = new WriteGate({
-      highWaterMarkMs: options.highWaterMarkMs,
-      maxQueuedMs: options.maxQueuedMs,
-      dropped: (ms, queued) => events.dropped(ms, queued),
-      drain: () => events.drain(),
-    });
+    this.#gate = new WriteGate(options, events);
     this.#pacer = new Pacer(options.pacing);
     this.#queue = new OutboundQueue({
       frameMs,

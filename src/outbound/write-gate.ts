@@ -7,11 +7,15 @@
 import type { AudioFormat } from '../audio/format.js';
 import { durationMs, sampleBytes } from './frames.js';
 
-export interface WriteGateOptions {
+export interface WriteGateLimits {
   /** Queued audio (ms) from which a write returns `false`. */
   highWaterMarkMs: number;
   /** Most audio (ms) queued; written audio beyond it is dropped. */
   maxQueuedMs: number;
+}
+
+/** What the gate reports (the outbound policy's own events: a subset of `OutboundEvents`). */
+export interface WriteGateEvents {
   /** Called with what was dropped and what was queued. */
   dropped(droppedMs: number, queuedMs: number): void;
   /** Called when the queue is back under the high-water mark after a `false`. */
@@ -22,20 +26,22 @@ const EPS = 1e-6;
 
 export class WriteGate {
   readonly highWaterMarkMs: number;
-  readonly #opts: WriteGateOptions;
+  readonly #maxQueuedMs: number;
+  readonly #events: WriteGateEvents;
   #needDrain = false;
   droppedWrites = 0;
   droppedMs = 0;
 
-  constructor(options: WriteGateOptions) {
-    this.highWaterMarkMs = options.highWaterMarkMs;
-    this.#opts = options;
+  constructor(limits: WriteGateLimits, events: WriteGateEvents) {
+    this.highWaterMarkMs = limits.highWaterMarkMs;
+    this.#maxQueuedMs = limits.maxQueuedMs;
+    this.#events = events;
   }
 
   /** The part of `bytes` that fits under `maxQueuedMs` (all of it, or a prefix of whole samples); the rest is counted and reported. */
   admit(bytes: Buffer, format: AudioFormat, queuedMs: number): Buffer {
     const ms = durationMs(format, bytes.length);
-    const room = this.#opts.maxQueuedMs - queuedMs;
+    const room = this.#maxQueuedMs - queuedMs;
     if (ms <= room + EPS) return bytes;
     const unit = sampleBytes(format) * format.channels;
     const keep = Math.max(0, Math.floor((room * bytes.length) / ms / unit) * unit);
@@ -43,7 +49,7 @@ export class WriteGate {
     this.droppedWrites++;
     this.droppedMs += droppedMs;
     this.#needDrain = true;
-    this.#opts.dropped(droppedMs, queuedMs);
+    this.#events.dropped(droppedMs, queuedMs);
     return bytes.subarray(0, keep);
   }
 
@@ -63,7 +69,7 @@ export class WriteGate {
   check(queuedMs: number): void {
     if (this.#needDrain && queuedMs < this.highWaterMarkMs) {
       this.#needDrain = false;
-      this.#opts.drain();
+      this.#events.drain();
     }
   }
 }
