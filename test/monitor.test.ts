@@ -92,11 +92,16 @@ function get(url: string, headers: Record<string, string> = {}, method = 'GET') 
 
 const rowsOf = (feed: Feed, id: number) => feed.ticks.flatMap((t) => t.rows.filter((r) => r.id === id));
 const lastRow = (feed: Feed, id: number) => rowsOf(feed, id).at(-1);
-/** The levels of call `id` in each of `ticks` that carries them: [in, out]. */
+/** The levels of call `id` in each of `ticks` that carries them: [in, out], 0..1 (the feed carries thousandths, integers). */
 function levelsOf(ticks: MonitorTick[], id: number): Array<[number, number]> {
   const out: Array<[number, number]> = [];
   for (const t of ticks) {
-    for (let i = 0; i + 2 < t.levels.length; i += 3) if (t.levels[i] === id) out.push([t.levels[i + 1]!, t.levels[i + 2]!]);
+    for (let i = 0; i + 2 < t.levels.length; i += 3) {
+      if (t.levels[i] !== id) continue;
+      const [lin, lout] = [t.levels[i + 1]!, t.levels[i + 2]!];
+      assert.ok(Number.isInteger(lin) && Number.isInteger(lout) && lin <= 1000 && lout <= 1000, `levels in thousandths: ${lin}, ${lout}`);
+      out.push([lin / 1000, lout / 1000]);
+    }
   }
   return out;
 }

@@ -127,7 +127,11 @@ export interface MonitorHello {
 export interface MonitorTick {
   at: number;
   added: MonitorCallInfo[];
-  /** Every live call's levels at this tick, flat: `[id, in, out, id, in, out, ...]` (0..1, as in {@link MonitorCallRow}). */
+  /**
+   * Every live call's levels at this tick, flat: `[id, in, out, id, in, out, ...]`, in
+   * thousandths (integers 0..1000; the rows' 0..1 times 1000): the feed's largest part, every
+   * tick, so kept to small integers (no decimals to print, nothing allocated per number).
+   */
   levels: number[];
   /** Each second: every live call's numbers (the levels as at this tick); empty on the ticks between. */
   rows: MonitorCallRow[];
@@ -431,12 +435,12 @@ export class MonitorState {
       // Levels: the peak of the first frame each way after the last tick (0 if none came).
       const meter = t.sendMeter;
       if (t.inPeak >= SILENCE_LEVEL) t.lastLoudAt = now;
-      const inPeak = Math.round(t.inPeak * 1000) / 1000;
-      const outPeak = Math.round(meter.peak * 1000) / 1000;
+      const inMilli = Math.round(t.inPeak * 1000);
+      const outMilli = Math.round(meter.peak * 1000);
       t.inPeak = 0;
       meter.peak = 0;
       t.call[kCallSample]();
-      levels.push(t.info.id, inPeak, outPeak);
+      levels.push(t.info.id, inMilli, outMilli);
       if (meter.maxLateMs > t.lateMs) t.lastLateAt = now;
       meter.maxLateMs = 0;
       if (!second) continue;
@@ -453,8 +457,8 @@ export class MonitorState {
       rows.push({
         id: t.info.id,
         format: t.info.format,
-        in: inPeak,
-        out: outPeak,
+        in: inMilli / 1000,
+        out: outMilli / 1000,
         durationMs: now - t.info.startedAt,
         queuedMs: Math.round(s.queuedMs),
         lateP99: meter.lateP99(s.framesSent),

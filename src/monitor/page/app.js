@@ -367,7 +367,7 @@ function onTick(t) {
   const levels = t.levels ?? [];
   for (let i = 0; i + 2 < levels.length; i += 3) {
     const c = calls.get(levels[i]);
-    if (c) updateLevels(c, levels[i + 1], levels[i + 2]);
+    if (c) updateLevels(c, levels[i + 1] / 1000, levels[i + 2] / 1000); // thousandths in the feed
   }
   for (const row of t.rows) {
     const c = calls.get(row.id);
