@@ -41,6 +41,8 @@ const { server, port } = await startServer(leakHandler, { handshakeTimeout: 1000
 let handlerErrors = 0;
 server.on('handlerError', () => handlerErrors++);
 
+// The first line out opens stdout, which is a handle of its own when stdout is a pipe: before the baseline.
+console.log(`leak bench: ${CYCLES} cycles on ${LANES} lanes after ${WARMUP} warm-up cycles`);
 await runCycles(server, port, WARMUP, LANES);
 await serverIdle(server);
 await sleep(50);
@@ -49,7 +51,6 @@ const rss0 = process.memoryUsage().rss;
 const handles0 = HANDLES().length;
 const resources0 = JSON.stringify(resourceCounts());
 const listeners0 = JSON.stringify(listenerCounts(server));
-console.log(`leak bench: ${CYCLES} cycles on ${LANES} lanes after ${WARMUP} warm-up cycles`);
 console.log(`baseline: heap ${mb(heap0)} MB, rss ${mb(rss0)} MB, handles ${handles0}, resources ${resources0}`);
 
 const t0 = performance.now();
