@@ -572,6 +572,8 @@ const USAGE = `usage: node build/bench/echo-compare.js [options]
   --no-pin            do not use taskset (server cpu0, load generator cpu1)
   --together          floor and target at the same time, both on cpu0 (each its own load
                       generator on cpu1): for differences of a few %, while both fit one core
+  --audio-delay MS    each call starts its audio MS after its UUID (keep-alive before it); the
+                      window starts once every call sends audio (default 0)
   --pause S           pause between runs (default 1)
   --out FILE          write the full JSON result to FILE`;
 
@@ -595,6 +597,7 @@ export async function main(argv: string[] = process.argv.slice(2)): Promise<numb
       'no-pin': { type: 'boolean', default: false },
       together: { type: 'boolean', default: false },
       pause: { type: 'string', default: '1' },
+      'audio-delay': { type: 'string', default: '0' },
       out: { type: 'string' },
       help: { type: 'boolean', short: 'h', default: false },
     },
@@ -634,6 +637,8 @@ export async function main(argv: string[] = process.argv.slice(2)): Promise<numb
     log: (l) => process.stderr.write(l + '\n'),
   };
   if (values.ramp !== undefined) opts.rampS = num(values.ramp, 'ramp', 0, 600);
+  const audioDelayMs = num(values['audio-delay'], 'audio-delay', 0, 60000);
+  if (audioDelayMs > 0) opts.audioDelayMs = audioDelayMs;
   const result = await compare(opts);
   process.stdout.write(formatCompare(result) + '\n');
   if (values.out !== undefined) {

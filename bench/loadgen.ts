@@ -352,6 +352,8 @@ export function runLoad(opts: LoadOptions): Promise<LoadResult> {
   let lastTick = -1;
   let nextToConnect = 0;
   let phase: 'ramp' | 'steady' | 'grace' | 'closing' | 'done' = 'ramp';
+  /** When the last connected call starts its audio (its first frame's tick). */
+  let audioFromMs = 0;
   let steadyAt = 0;
   let stopAt = Infinity;
   let cpuAtSteady = process.cpuUsage();
@@ -493,6 +495,7 @@ export function runLoad(opts: LoadOptions): Promise<LoadResult> {
       s.write(encodeUuid(randomUuidBytes(randomBytes)));
       const t = performance.now();
       c.j0 = Math.max(lastTick + 1, Math.ceil((t + cfg.audioDelayMs - T0) / tickMs));
+      audioFromMs = Math.max(audioFromMs, T0 + c.j0 * tickMs);
       buckets[c.j0 % nBuckets]!.push(c);
       if (phase === 'grace' || phase === 'closing') closeCall(c);
     });
@@ -613,7 +616,8 @@ export function runLoad(opts: LoadOptions): Promise<LoadResult> {
         }
       }
     }
-    if (phase === 'ramp' && nextToConnect === nCalls && connecting.size === 0) startSteady(now);
+    // Steady once every call is connected and sending audio (with --audio-delay, the last one's start).
+    if (phase === 'ramp' && nextToConnect === nCalls && connecting.size === 0 && now >= audioFromMs) startSteady(now);
     // 3. send every frame due up to now, tick by tick (drift-free; catches up after a stall)
     const target = Math.floor((now - T0) / tickMs);
     const mute = cfg.mute;
