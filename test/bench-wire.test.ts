@@ -118,6 +118,18 @@ test('floor echo: byte-exact over TCP, 20 calls x 2 s, split writes', async () =
   }
 });
 
+test('load generator with --audio-delay: the window starts once every call sends audio', async () => {
+  const floor = await startFloorEcho({ host: '127.0.0.1', port: 0 });
+  try {
+    const r = await runLoad({ port: floor.port, calls: 3, durationS: 0.4, rampS: 0, audioDelayMs: 300, graceMs: 200 });
+    assert.deepEqual(r.problems, []);
+    assert.ok(r.window.steadyAtMs >= 300, `window from ${r.window.steadyAtMs} ms`);
+    assert.ok(r.frames.sent > 0 && r.frames.verified === r.frames.sent);
+  } finally {
+    await floor.close();
+  }
+});
+
 test('load generator notices corruption, loss and silence', async () => {
   let n = 0;
   const floor = await startFloorEcho({
