@@ -19,7 +19,7 @@ interface PageElement {
   dataset: Record<string, string | undefined>;
   hidden: boolean;
   firstChild: PageElement | null;
-  style: { width: string };
+  style: { width: string; transform: string };
   querySelector(selector: string): PageElement | null;
   click(): void;
 }
@@ -75,7 +75,7 @@ const rowOf = (page: Page, uuid: string) =>
       format: cell('format'),
       in: Number(tr.querySelector('.meter.in')!.dataset.level),
       out: Number(tr.querySelector('.meter.out')!.dataset.level),
-      inWidth: tr.querySelector('.meter.in > div')!.style.width,
+      inBar: tr.querySelector('.meter.in > div')!.style.transform,
       silent: tr.dataset.silent === 'true',
     };
   }, uuid);
@@ -137,7 +137,7 @@ test('a person sees the calls: UUIDs and formats, meters that move with audio an
   const deadline = Date.now() + 10_000;
   while (!moved && Date.now() < deadline) {
     const r = (await rowOf(page, talkers[11]!.uuid))!;
-    moved = r.in > 0.1 && r.out > 0.1 && r.inWidth !== '0%';
+    moved = r.in > 0.1 && r.out > 0.1 && r.inBar !== 'scaleX(0)' && r.inBar.startsWith('scaleX(');
     if (!moved) await new Promise((res) => setTimeout(res, 100));
   }
   assert.ok(moved, 'the talking call shows its levels');

@@ -83,14 +83,30 @@ const meterFraction = (peak) => (peak <= 0.001 ? 0 : Math.max(0, Math.min(1, (20
 
 function meter(kind) {
   const m = el('div', `meter ${kind}`);
-  m.appendChild(el('div'));
+  const bar = el('div');
+  bar.style.transform = 'scaleX(0)';
+  m.appendChild(bar);
   m.dataset.level = '0';
+  m.addEventListener('mouseenter', meterTitle);
   return m;
 }
+/**
+ * A meter's bar is scaled, not resized: a transform needs no layout, and with hundreds of calls
+ * four times a second a table's layout is what the page would spend its time on. Nothing is
+ * written when the level is unchanged; the dBFS title is made when the pointer is over it.
+ */
 function setMeter(m, peak) {
+  if (m.dataset.level === String(peak)) return;
   m.dataset.level = String(peak);
-  m.firstChild.style.width = `${Math.round(meterFraction(peak) * 100)}%`;
-  m.title = peak > 0 ? `${(20 * Math.log10(peak)).toFixed(1)} dBFS peak` : 'silence';
+  m.firstChild.style.transform = `scaleX(${meterFraction(peak).toFixed(3)})`;
+}
+function meterTitle(e) {
+  const peak = Number(e.currentTarget.dataset.level);
+  e.currentTarget.title = peak > 0 ? `${(20 * Math.log10(peak)).toFixed(1)} dBFS peak` : 'silence';
+}
+/** Sets a cell's text only when it changes: an unchanged write still costs the table a layout. */
+function setText(td, text) {
+  if (td.textContent !== text) td.textContent = text;
 }
 
 function addCall(info) {
@@ -129,11 +145,14 @@ function addCall(info) {
 function updateRow(c, row) {
   c.row = { ...row, in: c.row.in, out: c.row.out };
   if (row.format !== c.info.format) c.info.format = c.cells.format.textContent = row.format;
-  c.cells.durationMs.textContent = dur(row.durationMs);
-  c.cells.queuedMs.textContent = String(row.queuedMs);
-  c.cells.lateP99.textContent = String(row.lateP99);
-  c.cells.warnings.textContent = String(row.warnings);
-  c.cells.playing.textContent = row.playing ?? '';
+  setText(c.cells.durationMs, dur(row.durationMs));
+  setText(c.cells.queuedMs, String(row.queuedMs));
+  setText(c.cells.lateP99, String(row.lateP99));
+  setText(c.cells.warnings, String(row.warnings));
+  setText(c.cells.playing, row.playing ?? '');
+  const flags = `${row.silent}/${row.late}`;
+  if (c.flags === flags) return;
+  c.flags = flags;
   c.tr.classList.toggle('silent', row.silent);
   c.tr.classList.toggle('late', row.late);
   c.tr.dataset.silent = String(row.silent);
