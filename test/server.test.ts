@@ -168,6 +168,30 @@ describe('server and calls over TCP', () => {
     await server.close();
   });
 
+  test('signal first read in an error listener aborts after it; an iterator started there, or made before the end and started after it, ends', async () => {
+    const { server, port } = await start();
+    const callP = nextCall(server);
+    const sock = await rawSocket(port);
+    sock.write(encodeUuidMessage(UUID));
+    const call = await callP;
+    const early = call.frames(); // made while the call is open, iterated after its end
+    const seen: { abortedInError?: boolean; fired?: boolean; iteratorDone?: Promise<boolean> } = {};
+    call.on('error', () => {
+      seen.abortedInError = call.signal.aborted;
+      call.signal.addEventListener('abort', () => (seen.fired = true));
+      const it = call.frames()[Symbol.asyncIterator]();
+      seen.iteratorDone = it.next().then((r) => r.done === true);
+    });
+    const ended = new Promise<CallEnd>((resolve) => call.once('end', resolve));
+    sock.end(encodeMessage(0x10, Buffer.alloc(320)).subarray(0, 100));
+    await ended;
+    assert.equal(seen.abortedInError, false, 'not aborted while the error listeners run');
+    assert.equal(seen.fired, true, 'an abort listener added in the error listener fires');
+    assert.equal(await seen.iteratorDone, true, 'an iterator started in the error listener ends');
+    assert.equal((await early[Symbol.asyncIterator]().next()).done, true, 'an iterator made before the end ends');
+    await server.close();
+  });
+
   test('EOF in the middle of a message is a protocol error (TRUNCATED) on that call only', async () => {
     const { server, port } = await start();
     const callP = nextCall(server);

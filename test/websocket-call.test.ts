@@ -111,6 +111,21 @@ test('chan_websocket: hangups both ways', async (t) => {
   void b.hangup();
   const endB = await calls[1]!.closed;
   assert.equal(endB.reason, 'remote-hangup');
+  // `signal` and `closed` first read in the `end` listener: made then, already settled with that end.
+  const c = await dial({ controlFormat: 'json' });
+  await until(() => calls.length === 3, 'call c');
+  const callC = calls[2]!;
+  const seen = new Promise<{ aborted: boolean; reason: unknown; same: boolean }>((resolve) =>
+    callC.once('end', (e) => {
+      const aborted = callC.signal.aborted;
+      void callC.closed.then((x) => resolve({ aborted, reason: callC.signal.reason, same: x === e }));
+    }),
+  );
+  void c.hangup();
+  const r = await seen;
+  assert.equal(r.aborted, true);
+  assert.match((r.reason as Error).message, /call ended: remote-hangup/);
+  assert.equal(r.same, true, 'closed resolves with the end the event carried');
 });
 
 test('chan_websocket: 20 concurrent echo calls beside AudioSocket on one server', async (t) => {

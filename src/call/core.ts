@@ -151,6 +151,8 @@ export abstract class CallCore<F extends AudioFrame = AudioFrame, S extends Call
   readonly #settings: CoreSettings;
   readonly #hooks: CallHooks;
   #abort: AbortController | undefined;
+  /** `signal` has been aborted (or is, once made): set by `_beginEnd` at its abort, not before its listeners ran. */
+  #abortDue = false;
   #closed: Promise<CallEnd> | undefined;
   #resolveClosed: ((end: CallEnd) => void) | undefined;
   #end: CallEnd | undefined;
@@ -293,7 +295,7 @@ export abstract class CallCore<F extends AudioFrame = AudioFrame, S extends Call
   get signal(): AbortSignal {
     if (this.#abort === undefined) {
       this.#abort = new AbortController();
-      if (this.#state !== 'open') this.#abort.abort(this.#abortReason());
+      if (this.#abortDue) this.#abort.abort(this.#abortReason());
     }
     return this.#abort.signal;
   }
@@ -704,6 +706,7 @@ export abstract class CallCore<F extends AudioFrame = AudioFrame, S extends Call
     this.#outbound.close();
     this._closeTransport(reason, sayHangup);
     if (error !== undefined && this.listenerCount('error') > 0) this._emitSafe('error', error);
+    this.#abortDue = true;
     this.#abort?.abort(this.#abortReason());
   }
 

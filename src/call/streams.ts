@@ -81,7 +81,8 @@ export function receivedFrames<F extends AudioFrame>(
         call.signal.removeEventListener('abort', finish);
         opts.signal?.removeEventListener('abort', finish);
       };
-      if (opts.ended || opts.signal?.aborted) queue.end();
+      // An iterable made before the end but iterated after it ends at once (an aborted signal fires no more).
+      if (opts.ended || opts.signal?.aborted || call.signal.aborted) queue.end();
       else {
         call.on('audio', onAudio);
         call.signal.addEventListener('abort', finish, { once: true });

@@ -111,9 +111,11 @@ export async function runServer(
   }
   const server = createServer(handler, args.server);
   // The per-call listeners below are made once and shared by every call (a listener is called
-  // with its call as `this`): a server holds thousands of calls.
+  // with its call as `this`): a server holds thousands of calls. Each call's start, on the
+  // monotonic clock, for the time of its DTMF lines.
+  const startedAt = new WeakMap<Call, number>();
   function onDtmf(this: Call, digit: string): void {
-    const atMs = Math.round(Date.now() - this.startTime.getTime());
+    const atMs = Math.round(performance.now() - (startedAt.get(this) ?? performance.now()));
     output.event('dtmf', { uuid: this.uuid, digit, atMs }, `dtmf ${this.uuid} ${digit} at ${(atMs / 1000).toFixed(2)}s`);
   }
   function onWarning(this: Call, w: CallWarning): void {
@@ -135,6 +137,7 @@ export async function runServer(
   // One line per event, on a terminal too (the status line stays below them).
   if (options.callLines !== false) {
     server.on('call', (call) => {
+      startedAt.set(call, performance.now());
       output.event('call', { uuid: call.uuid, peer: peer(call) }, `call ${call.uuid} from ${peer(call)}`);
       call.on('dtmf', onDtmf);
     });

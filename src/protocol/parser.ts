@@ -44,7 +44,11 @@ export class MessageParser {
     this.#maxPayload = max;
   }
 
-  /** Receives each message from now on (a connection hands its parser over to the call it became). */
+  /** Receives each message; can be replaced (a connection hands its parser over to the call it became). */
+  get onMessage(): MessageCallback {
+    return this.#onMessage;
+  }
+
   set onMessage(callback: MessageCallback) {
     this.#onMessage = callback;
   }

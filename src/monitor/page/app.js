@@ -99,10 +99,14 @@ function setMeter(m, peak) {
   if (m.dataset.level === String(peak)) return;
   m.dataset.level = String(peak);
   m.firstChild.style.transform = `scaleX(${meterFraction(peak).toFixed(3)})`;
+  if (m.title !== '') setMeterTitle(m); // kept current once the pointer has been over it
+}
+function setMeterTitle(m) {
+  const peak = Number(m.dataset.level);
+  m.title = peak > 0 ? `${(20 * Math.log10(peak)).toFixed(1)} dBFS peak` : 'silence';
 }
 function meterTitle(e) {
-  const peak = Number(e.currentTarget.dataset.level);
-  e.currentTarget.title = peak > 0 ? `${(20 * Math.log10(peak)).toFixed(1)} dBFS peak` : 'silence';
+  setMeterTitle(e.currentTarget);
 }
 /** Sets a cell's text only when it changes: an unchanged write still costs the table a layout. */
 function setText(td, text) {
