@@ -122,6 +122,24 @@ describe('server and calls over TCP', () => {
     await server.close();
   });
 
+  test('the chunk that carries the UUID may carry the start of the first audio: header or payload cut there', async () => {
+    const { server, port } = await start();
+    const audio = encodeMessage(0x10, Buffer.alloc(320, 7));
+    for (const cut of [1, 2, 100]) {
+      const callP = nextCall(server);
+      const sock = await rawSocket(port);
+      sock.write(Buffer.concat([encodeUuidMessage(UUID), audio.subarray(0, cut)]));
+      const call = await callP; // the server has read that chunk: the rest comes in another
+      const got = once(call, 'audio');
+      sock.write(audio.subarray(cut));
+      const [frame] = (await got) as [AudioFrame];
+      assert.deepEqual(Buffer.from(frame.payload), Buffer.alloc(320, 7), `cut ${cut}`);
+      sock.destroy();
+      await call.closed;
+    }
+    await server.close();
+  });
+
   test('EOF and RST from Asterisk both end the call as remote-hangup', async () => {
     const { server, port } = await start();
     for (const how of ['close', 'reset'] as const) {
