@@ -59,6 +59,15 @@ function rawSocket(port: number): Promise<net.Socket> {
 
 const UUID = 'A1B2C3D4-E5F6-4789-9ABC-DEF012345678';
 
+/** A server and one call on it from a raw socket that has sent its UUID. */
+async function rawCall(): Promise<{ server: AudioSocketServer; sock: net.Socket; call: Call }> {
+  const { server, port } = await start();
+  const callP = nextCall(server);
+  const sock = await rawSocket(port);
+  sock.write(encodeUuidMessage(UUID));
+  return { server, sock, call: await callP };
+}
+
 describe('server and calls over TCP', () => {
   test('the UUID arrives as bytes and is presented lower case; audio of every kind, DTMF, unknown kinds', async () => {
     const { server, port } = await start();
@@ -187,11 +196,7 @@ describe('server and calls over TCP', () => {
   });
 
   test('signal first read in an error listener aborts after it; an iterator started there, or made before the end and started after it, ends', async () => {
-    const { server, port } = await start();
-    const callP = nextCall(server);
-    const sock = await rawSocket(port);
-    sock.write(encodeUuidMessage(UUID));
-    const call = await callP;
+    const { server, sock, call } = await rawCall();
     const early = call.frames(); // made while the call is open, iterated after its end
     const seen: { abortedInError?: boolean; fired?: boolean; iteratorDone?: Promise<boolean> } = {};
     call.on('error', () => {
@@ -211,11 +216,7 @@ describe('server and calls over TCP', () => {
   });
 
   test('EOF in the middle of a message is a protocol error (TRUNCATED) on that call only', async () => {
-    const { server, port } = await start();
-    const callP = nextCall(server);
-    const sock = await rawSocket(port);
-    sock.write(encodeUuidMessage(UUID));
-    const call = await callP;
+    const { server, sock, call } = await rawCall();
     sock.end(encodeMessage(0x10, Buffer.alloc(320)).subarray(0, 100));
     const end = await call.closed;
     assert.equal(end.reason, 'protocol-error');
