@@ -63,7 +63,7 @@ interface Sent {
   latenessMs: number;
 }
 
-function setup(options: BufferedOutboundOptions = {}) {
+function setup(options: BufferedOutboundOptions & { maxQueuedMs?: number } = {}) {
   const clock = new ManualClock(1000);
   const sink = new ScriptedAsterisk();
   const sent: Sent[] = [];
@@ -110,6 +110,15 @@ describe('BufferedOutbound (chan_websocket) under a ManualClock', () => {
     assert.equal(sink.frames.length, 15, 'then one frame per 20 ms of playout');
     await run(clock, 1000);
     assert.deepEqual(Buffer.concat(sink.frames), data);
+  });
+
+  test("a write that drops and returns false gets its 'drain' afterwards, never during the write", async () => {
+    const { clock, out, drains } = setup({ maxQueuedMs: 100 });
+    // 160 ms against a 100 ms cap: 60 ms dropped; the write itself feeds Asterisk its lead at once.
+    assert.equal(out.write(pattern(8), SLIN8K), false);
+    assert.deepEqual(drains, [], "no 'drain' before the false has reached the writer");
+    await run(clock, 300);
+    assert.equal(drains.length, 1, "then one 'drain'");
   });
 
   test('XOFF stops sending at once, XON (resume) sends on; nothing is lost', async () => {

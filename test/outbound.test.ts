@@ -536,6 +536,17 @@ describe('Outbound: queue, flush, marks, plays', () => {
     assert.equal(sent.length * 20, 800 - drops[0]!, 'everything not dropped was sent');
   });
 
+  test("a write that drops and returns false gets its 'drain' afterwards, never during the write", async () => {
+    const clock = new ManualClock(0);
+    const { out, drains } = setup({ keepAlive: false, maxQueuedMs: 30 }, clock);
+    out.start();
+    // 40 ms against a 30 ms cap: 10 ms dropped, and the pass inside the write sends the first frames.
+    assert.equal(out.write(Buffer.alloc(16 * 40, 1), formatOfKind(0x10)), false);
+    assert.deepEqual(drains, [], "no 'drain' before the false has reached the writer");
+    await run(clock, 100);
+    assert.equal(drains.length, 1, "then one 'drain'");
+  });
+
   test('audio still queued when the call ends is counted in unsentMs', async () => {
     const clock = new ManualClock(0);
     const { out } = setup({ keepAlive: false }, clock);

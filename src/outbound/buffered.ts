@@ -200,7 +200,11 @@ export class BufferedOutbound implements OutboundPolicy<BufferedStats> {
       this.#pump();
       if (!this.#queue.empty) this.#stats.delayedWrites++;
     }
-    return this.#gate.result(this.#queue.queuedMs, admitted !== bytes);
+    const ok = this.#gate.result(this.#queue.queuedMs, admitted !== bytes);
+    // After a `false`, `drain` is checked once more as soon as the writer has it: the write may
+    // have left nothing queued, and then no later pass would look.
+    if (!ok) queueMicrotask(() => this.#checkDrain());
+    return ok;
   }
 
   play(source: AudioSource, convert: ByteConverter | undefined, signal?: AbortSignal): Promise<PlayResult> {
@@ -262,7 +266,7 @@ export class BufferedOutbound implements OutboundPolicy<BufferedStats> {
     for (const e of inAsterisk) for (const c of e.completions) c.cancel('flush');
     for (const c of completions) c.cancel('flush');
     this.#stats.flushedMs += droppedMs + estimatedMs;
-    if (this.#gate.owesDrain) this.#gate.check(this.#queue.queuedMs);
+    this.#checkDrain();
     this.#checkIdle();
     return droppedMs + estimatedMs;
   }
@@ -449,8 +453,12 @@ export class BufferedOutbound implements OutboundPolicy<BufferedStats> {
     } finally {
       this.#pumping = false;
     }
-    if (this.#gate.owesDrain) this.#gate.check(this.#queue.queuedMs);
+    this.#checkDrain();
     this.#checkIdle();
+  }
+
+  #checkDrain(): void {
+    if (!this.#closed && this.#gate.owesDrain) this.#gate.check(this.#queue.queuedMs);
   }
 
   /**

@@ -228,7 +228,7 @@ export class PacedOutbound implements Paced, OutboundPolicy<PacedStats> {
     if ((payload.length & 1) === 1) {
       throw audioSocketError(ErrorCodes.INVALID_MESSAGE, `slin audio must be whole samples, got ${payload.length} bytes`);
     }
-    if (payload.length === 0) return this.#gate.result(this.#queue.queuedMs, false);
+    if (payload.length === 0) return this.#result(false);
     const now = this.#scheduler.clock.now();
     const ms = durationMs(format, payload.length);
     if (this.#queue.empty && payload.length <= frameBytes(format, this.frameMs) && this.#pacer.admits(ms, now)) {
@@ -243,7 +243,7 @@ export class PacedOutbound implements Paced, OutboundPolicy<PacedStats> {
       this.#pump(now, undefined);
       if (!this.#queue.empty) this.#stats.delayedWrites++;
     }
-    return this.#gate.result(this.#queue.queuedMs, admitted !== payload);
+    return this.#result(admitted !== payload);
   }
 
   /** Queues a source for paced playback; see {@link PlayResult}. */
@@ -454,7 +454,18 @@ export class PacedOutbound implements Paced, OutboundPolicy<PacedStats> {
     }
   }
 
+  /**
+   * A write's return value. After a `false`, `drain` is checked once more as soon as the writer
+   * has it (a microtask): a write whose audio was cut by the cap but left the queue short, or
+   * empty, would otherwise wait for a pass that has nothing to send.
+   */
+  #result(dropped: boolean): boolean {
+    const ok = this.#gate.result(this.#queue.queuedMs, dropped);
+    if (!ok) queueMicrotask(() => this.#checkDrain());
+    return ok;
+  }
+
   #checkDrain(): void {
-    if (this.#gate.owesDrain) this.#gate.check(this.#queue.queuedMs);
+    if (!this.#closed && this.#gate.owesDrain) this.#gate.check(this.#queue.queuedMs);
   }
 }

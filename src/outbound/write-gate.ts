@@ -48,16 +48,19 @@ export class WriteGate {
     const droppedMs = durationMs(format, bytes.length - keep);
     this.droppedWrites++;
     this.droppedMs += droppedMs;
-    this.#needDrain = true;
     this.#events.dropped(droppedMs, queuedMs);
     return bytes.subarray(0, keep);
   }
 
-  /** The return value of a write that left `queuedMs` queued (`dropped`: {@link admit} cut it). */
+  /**
+   * The return value of a write that left `queuedMs` queued (`dropped`: {@link admit} cut it).
+   * A `drain` is owed from here, when the write returns `false`, and not before: the sends the
+   * write itself made must not emit a `drain` the writer has no reason yet to wait for.
+   */
   result(queuedMs: number, dropped: boolean): boolean {
-    const below = queuedMs < this.highWaterMarkMs;
-    if (!below) this.#needDrain = true;
-    return below && !dropped;
+    const ok = queuedMs < this.highWaterMarkMs && !dropped;
+    if (!ok) this.#needDrain = true;
+    return ok;
   }
 
   /** A `false` was returned (or audio dropped) and `drain` is still owed: {@link check} needs the queue's size. */
