@@ -161,13 +161,13 @@ export class BufferedOutbound implements OutboundPolicy<BufferedStats> {
     this.#completion = settings.completion === 'clock' ? 'clock' : 'probing';
     this.#anchorAt = clock.now();
     if (settings.wire.encoding !== 'slin') this.#encoder = createConverter(this.format, settings.wire);
-    this.#gate = new WriteGate(settings, events);
     this.#queue = new OutboundQueue({
       frameMs: settings.ptime,
       prefetchMs: settings.prefetchMs,
       onReady: () => this.#pump(),
       onMark: (name, reached) => this.#events.mark(name, reached),
     });
+    this.#gate = new WriteGate(settings, events, this.#queue);
   }
 
   get queuedMs(): number {
@@ -194,17 +194,13 @@ export class BufferedOutbound implements OutboundPolicy<BufferedStats> {
     if (format.encoding === 'slin' && (bytes.length & 1) === 1) {
       throw audioSocketError(ErrorCodes.INVALID_MESSAGE, `slin audio must be whole samples, got ${bytes.length} bytes`);
     }
-    const admitted = this.#gate.admit(bytes, format, this.#queue.queuedMs);
+    const admitted = this.#gate.admit(bytes, format);
     if (admitted.length > 0) {
       this.#queue.write(admitted, format);
       this.#pump();
       if (!this.#queue.empty) this.#stats.delayedWrites++;
     }
-    const ok = this.#gate.result(this.#queue.queuedMs, admitted !== bytes);
-    // After a `false`, `drain` is checked once more as soon as the writer has it: the write may
-    // have left nothing queued, and then no later pass would look.
-    if (!ok) queueMicrotask(() => this.#checkDrain());
-    return ok;
+    return this.#gate.result(admitted !== bytes);
   }
 
   play(source: AudioSource, convert: ByteConverter | undefined, signal?: AbortSignal): Promise<PlayResult> {
@@ -266,7 +262,7 @@ export class BufferedOutbound implements OutboundPolicy<BufferedStats> {
     for (const e of inAsterisk) for (const c of e.completions) c.cancel('flush');
     for (const c of completions) c.cancel('flush');
     this.#stats.flushedMs += droppedMs + estimatedMs;
-    this.#checkDrain();
+    this.#gate.check();
     this.#checkIdle();
     return droppedMs + estimatedMs;
   }
@@ -281,6 +277,7 @@ export class BufferedOutbound implements OutboundPolicy<BufferedStats> {
   close(): void {
     if (this.#closed) return;
     this.#closed = true;
+    this.#gate.close();
     this.#cancelTimer('wake');
     this.#cancelTimer('clock');
     this.#cancelTimer('sent');
@@ -453,12 +450,8 @@ export class BufferedOutbound implements OutboundPolicy<BufferedStats> {
     } finally {
       this.#pumping = false;
     }
-    this.#checkDrain();
+    this.#gate.check();
     this.#checkIdle();
-  }
-
-  #checkDrain(): void {
-    if (!this.#closed && this.#gate.owesDrain) this.#gate.check(this.#queue.queuedMs);
   }
 
   /**

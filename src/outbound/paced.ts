@@ -148,7 +148,6 @@ export class PacedOutbound implements Paced, OutboundPolicy<PacedStats> {
     this.#wire = wire;
     this.format = formatOfKind(options.kind);
     this.frameBytes = frameBytes(this.format, frameMs);
-    this.#gate = new WriteGate(options, events);
     this.#pacer = new Pacer(options.pacing);
     this.#queue = new OutboundQueue({
       frameMs,
@@ -156,6 +155,7 @@ export class PacedOutbound implements Paced, OutboundPolicy<PacedStats> {
       onReady: () => this.#pump(this.#scheduler.clock.now(), undefined),
       onMark: (name, reached) => this.#events.mark(name, reached),
     });
+    this.#gate = new WriteGate(options, events, this.#queue);
   }
 
   /** The kind of plays and of writes without a kind. */
@@ -228,7 +228,7 @@ export class PacedOutbound implements Paced, OutboundPolicy<PacedStats> {
     if ((payload.length & 1) === 1) {
       throw audioSocketError(ErrorCodes.INVALID_MESSAGE, `slin audio must be whole samples, got ${payload.length} bytes`);
     }
-    if (payload.length === 0) return this.#result(false);
+    if (payload.length === 0) return this.#gate.result(false);
     const now = this.#scheduler.clock.now();
     const ms = durationMs(format, payload.length);
     if (this.#queue.empty && payload.length <= frameBytes(format, this.frameMs) && this.#pacer.admits(ms, now)) {
@@ -237,13 +237,13 @@ export class PacedOutbound implements Paced, OutboundPolicy<PacedStats> {
       this.#settleDue(now);
       return true;
     }
-    const admitted = this.#gate.admit(payload, format, this.#queue.queuedMs);
+    const admitted = this.#gate.admit(payload, format);
     if (admitted.length > 0) {
       this.#queue.write(admitted, format);
       this.#pump(now, undefined);
       if (!this.#queue.empty) this.#stats.delayedWrites++;
     }
-    return this.#result(admitted !== payload);
+    return this.#gate.result(admitted !== payload);
   }
 
   /** Queues a source for paced playback; see {@link PlayResult}. */
@@ -270,7 +270,7 @@ export class PacedOutbound implements Paced, OutboundPolicy<PacedStats> {
     for (const c of completions) this.#schedule(c);
     const now = this.#scheduler.clock.now();
     this.#settleDue(now);
-    this.#checkDrain();
+    this.#gate.check();
     return droppedMs;
   }
 
@@ -285,6 +285,7 @@ export class PacedOutbound implements Paced, OutboundPolicy<PacedStats> {
     if (this.#closed) return;
     const { droppedMs, completions } = this.#queue.close();
     this.#closed = true;
+    this.#gate.close();
     this.#stats.unsentMs += droppedMs;
     for (const c of completions) c.cancel('hangup');
     const due = this.#due;
@@ -385,7 +386,7 @@ export class PacedOutbound implements Paced, OutboundPolicy<PacedStats> {
     } finally {
       this.#draining = false;
     }
-    this.#checkDrain();
+    this.#gate.check();
     if (sent || this.#unsettled > 0) this.#settleDue(now);
     return sent;
   }
@@ -452,20 +453,5 @@ export class PacedOutbound implements Paced, OutboundPolicy<PacedStats> {
       this.#drainWaiters = null;
       for (const w of waiters) w();
     }
-  }
-
-  /**
-   * A write's return value. After a `false`, `drain` is checked once more as soon as the writer
-   * has it (a microtask): a write whose audio was cut by the cap but left the queue short, or
-   * empty, would otherwise wait for a pass that has nothing to send.
-   */
-  #result(dropped: boolean): boolean {
-    const ok = this.#gate.result(this.#queue.queuedMs, dropped);
-    if (!ok) queueMicrotask(() => this.#checkDrain());
-    return ok;
-  }
-
-  #checkDrain(): void {
-    if (!this.#closed && this.#gate.owesDrain) this.#gate.check(this.#queue.queuedMs);
   }
 }

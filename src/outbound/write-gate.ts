@@ -24,22 +24,32 @@ export interface WriteGateEvents {
 
 const EPS = 1e-6;
 
+/** What the gate reads of the queue it guards. */
+export interface QueuedAudio {
+  /** Milliseconds of audio waiting to be sent. */
+  readonly queuedMs: number;
+}
+
 export class WriteGate {
   readonly highWaterMarkMs: number;
   readonly #maxQueuedMs: number;
   readonly #events: WriteGateEvents;
+  readonly #queue: QueuedAudio;
   #needDrain = false;
+  #closed = false;
   droppedWrites = 0;
   droppedMs = 0;
 
-  constructor(limits: WriteGateLimits, events: WriteGateEvents) {
+  constructor(limits: WriteGateLimits, events: WriteGateEvents, queue: QueuedAudio) {
     this.highWaterMarkMs = limits.highWaterMarkMs;
     this.#maxQueuedMs = limits.maxQueuedMs;
     this.#events = events;
+    this.#queue = queue;
   }
 
   /** The part of `bytes` that fits under `maxQueuedMs` (all of it, or a prefix of whole samples); the rest is counted and reported. */
-  admit(bytes: Buffer, format: AudioFormat, queuedMs: number): Buffer {
+  admit(bytes: Buffer, format: AudioFormat): Buffer {
+    const queuedMs = this.#queue.queuedMs;
     const ms = durationMs(format, bytes.length);
     const room = this.#maxQueuedMs - queuedMs;
     if (ms <= room + EPS) return bytes;
@@ -53,26 +63,31 @@ export class WriteGate {
   }
 
   /**
-   * The return value of a write that left `queuedMs` queued (`dropped`: {@link admit} cut it).
-   * A `drain` is owed from here, when the write returns `false`, and not before: the sends the
-   * write itself made must not emit a `drain` the writer has no reason yet to wait for.
+   * The return value of a write, once it is queued (`dropped`: {@link admit} cut it). A `drain`
+   * is owed from here, when the write returns `false`, and not before: the sends the write itself
+   * made must not emit a `drain` the writer has no reason yet to wait for. It is checked once the
+   * writer has the `false` (a microtask: the write may have left nothing queued, and then no later
+   * pass of the policy would look), and after that whenever the policy sends.
    */
-  result(queuedMs: number, dropped: boolean): boolean {
-    const ok = queuedMs < this.highWaterMarkMs && !dropped;
-    if (!ok) this.#needDrain = true;
+  result(dropped: boolean): boolean {
+    const ok = this.#queue.queuedMs < this.highWaterMarkMs && !dropped;
+    if (!ok) {
+      this.#needDrain = true;
+      queueMicrotask(() => this.check());
+    }
     return ok;
   }
 
-  /** A `false` was returned (or audio dropped) and `drain` is still owed: {@link check} needs the queue's size. */
-  get owesDrain(): boolean {
-    return this.#needDrain;
-  }
-
-  /** Emits `drain` once the queue is back under the high-water mark after a `false`. */
-  check(queuedMs: number): void {
-    if (this.#needDrain && queuedMs < this.highWaterMarkMs) {
+  /** Emits `drain` if one is owed and the queue is back under the high-water mark. Cheap when none is owed. */
+  check(): void {
+    if (this.#needDrain && !this.#closed && this.#queue.queuedMs < this.highWaterMarkMs) {
       this.#needDrain = false;
       this.#events.drain();
     }
+  }
+
+  /** The call is ending: no `drain` any more. */
+  close(): void {
+    this.#closed = true;
   }
 }
