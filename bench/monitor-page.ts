@@ -18,6 +18,7 @@ import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import puppeteer from 'puppeteer-core';
 import { runLoad } from './loadgen.js';
+import { Histogram } from './lib/hist.js';
 import { freePort, spawnServer } from './lib/proc.js';
 
 // The few DOM names the functions run in the page use (this project compiles without the DOM lib).
@@ -140,19 +141,21 @@ try {
     })();
   }
   const result = await load;
-  await measuring;
   if (measuring === undefined) throw new Error('the load never reached steady state');
   const m = await measuring;
-  const q = (xs: number[], p: number): number => {
-    const s = [...xs].sort((a, b) => a - b);
-    return s.length === 0 ? 0 : s[Math.min(s.length - 1, Math.floor(p * s.length))]!;
+  const histogramOf = (xs: number[]): Histogram => {
+    const h = new Histogram();
+    for (const x of xs) h.record(x);
+    return h;
   };
+  const updates = histogramOf(m.updates);
+  const gaps = histogramOf(m.frameGaps);
   const f = (x: number): string => x.toFixed(1);
   const frames = m.frameGaps.length;
   const over = (ms: number): number => m.frameGaps.filter((g) => g > ms).length;
   console.log(`monitor page, ${CALLS} echo calls (${result.calls.connected} connected), ${DURATION_S} s measured in headless Chromium`);
   console.log(`rows shown: ${shown}; feed updates handled: ${m.updates.length}`);
-  console.log(`update handling ms: p50 ${f(q(m.updates, 0.5))}, p99 ${f(q(m.updates, 0.99))}, max ${f(q(m.updates, 1))}`);
+  console.log(`update handling ms: p50 ${f(updates.quantile(0.5))}, p99 ${f(updates.quantile(0.99))}, max ${f(updates.max)}`);
   console.log(`long tasks (> 50 ms): ${m.longTasks.length}${m.longTasks.length > 0 ? `, max ${f(Math.max(...m.longTasks))} ms` : ''}`);
   const lf = m.longFrames;
   const sum = (k: 'duration' | 'script' | 'styleLayout'): number => lf.reduce((a, x) => a + x[k], 0);
@@ -165,7 +168,7 @@ try {
     );
   }
   console.log(
-    `animation frames: ${frames} (${f(frames / DURATION_S)}/s), gap p50 ${f(q(m.frameGaps, 0.5))} p99 ${f(q(m.frameGaps, 0.99))} max ${f(q(m.frameGaps, 1))} ms; over 50 ms: ${over(50)}, over 100 ms: ${over(100)}`,
+    `animation frames: ${frames} (${f(frames / DURATION_S)}/s), gap p50 ${f(gaps.quantile(0.5))} p99 ${f(gaps.quantile(0.99))} max ${f(gaps.max)} ms; over 50 ms: ${over(50)}, over 100 ms: ${over(100)}`,
   );
   console.log(`echo: lost ${result.frames.lost}, rtt p99 ${f(result.rttMs.p99)} ms; screenshot ${SHOTS}under-load-${CALLS}.png`);
 } finally {
