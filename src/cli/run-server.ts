@@ -115,7 +115,7 @@ export async function runServer(
   // monotonic clock, for the time of its DTMF lines.
   const startedAt = new WeakMap<Call, number>();
   function onDtmf(this: Call, digit: string): void {
-    const atMs = Math.round(performance.now() - (startedAt.get(this) ?? performance.now()));
+    const atMs = Math.round(performance.now() - startedAt.get(this)!);
     output.event('dtmf', { uuid: this.uuid, digit, atMs }, `dtmf ${this.uuid} ${digit} at ${(atMs / 1000).toFixed(2)}s`);
   }
   function onWarning(this: Call, w: CallWarning): void {
