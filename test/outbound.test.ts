@@ -584,6 +584,28 @@ describe('Outbound: queue, flush, marks, plays', () => {
     assertPaced(sent);
   });
 
+  test("a play's result counts what it sent: frames inside a chunk and across chunks, a frame two plays share, a flush mid-chunk", async () => {
+    const clock = new ManualClock(0);
+    const { out, sent } = setup({ keepAlive: false }, clock);
+    out.start();
+    // 10.5 frames in two chunks, then 3.5 frames: the 5th frame spans the first play's chunks,
+    // the 11th holds the end of the first play and the start of the second.
+    const first = out.play([pattern(320 * 4 + 100, 5), pattern(320 * 6 + 60, 6)], undefined);
+    const second = out.play(pattern(320 * 3 + 160, 7), undefined);
+    await run(clock, 400);
+    const [a, b] = [await first, await second];
+    assert.equal(sent.length, 14);
+    assert.deepEqual([a.status, a.framesSent, a.sentMs], ['done', 11, 210]);
+    assert.deepEqual([b.status, b.framesSent, b.sentMs], ['done', 4, 70]);
+    const third = out.play(pattern(320 * 50, 8), undefined);
+    await run(clock, 200);
+    const n = sent.length - 14;
+    assert.ok(n >= 5 && n < 50, `${n} frames of the third play sent`);
+    out.flush();
+    const c = await third;
+    assert.deepEqual([c.status, c.framesSent, c.sentMs], ['interrupted', n, n * 20]);
+  });
+
   test('plays join seamlessly; an odd byte at a chunk border is carried, a dangling final byte dropped', async () => {
     const clock = new ManualClock(0);
     const { out, sent } = setup({ keepAlive: false }, clock);

@@ -75,8 +75,6 @@ interface Due {
 }
 
 const EPS = 1e-6;
-/** The payload passed to #emit when no one reads the frames sent (it is not used then). */
-const EMPTY_PAYLOAD = Buffer.alloc(0);
 
 const FORMAT_OF_KIND: Array<AudioFormat | undefined> = [];
 
@@ -233,7 +231,7 @@ export class PacedOutbound implements Paced, OutboundPolicy<PacedStats> {
     const ms = durationMs(format, payload.length);
     if (this.#queue.empty && payload.length <= frameBytes(format, this.frameMs) && this.#pacer.admits(ms, now)) {
       // The common case of an echo: nothing waits, the message may leave now.
-      this.#emit(messageFor(kind, payload), payload, format, ms, now, now, false);
+      this.#emit(messageFor(kind, payload), format, ms, now, now, false);
       this.#settleDue(now);
       return true;
     }
@@ -333,8 +331,7 @@ export class PacedOutbound implements Paced, OutboundPolicy<PacedStats> {
     this.#stats.silenceFrames++;
     const format = formatOfKind(kind);
     const message = silenceMessage(kind, frameBytes(format, F));
-    // Its payload view only for whoever reads the frames sent: an idle call allocates nothing per frame.
-    this.#emit(message, this.reportSent ? message.subarray(HEADER_SIZE) : EMPTY_PAYLOAD, format, F, now, gridTime, true);
+    this.#emit(message, format, F, now, gridTime, true);
   }
 
   /**
@@ -377,11 +374,12 @@ export class PacedOutbound implements Paced, OutboundPolicy<PacedStats> {
         if (!pacer.admits(ms, now, now, false, horizon)) break;
         // Cut into new memory behind room for the header: the message is that memory, one copy.
         const frame = queue.take(HEADER_SIZE)!;
-        const message = frame.memory!;
-        writeHeader(message, 0, kindOfFormat(format)!, frame.payload.length);
-        this.#emit(message, frame.payload, format, ms, now, now, false);
+        const message = frame.bytes;
+        const completed = frame.completed;
+        writeHeader(message, 0, kindOfFormat(format)!, message.length - HEADER_SIZE);
+        this.#emit(message, format, ms, now, now, false);
         sent = true;
-        for (const c of frame.completed) this.#schedule(c);
+        for (const c of completed) this.#schedule(c);
       }
     } finally {
       this.#draining = false;
@@ -406,7 +404,11 @@ export class PacedOutbound implements Paced, OutboundPolicy<PacedStats> {
     return next - now < EPS ? now : next - period;
   }
 
-  #emit(message: Buffer, payload: Buffer, format: AudioFormat, ms: number, now: number, anchor: number, silence: boolean): void {
+  /**
+   * Sends one message (header and payload) and accounts for it. The payload's view is made only
+   * for whoever reads it (the level meter, `sent` listeners): none is made per frame otherwise.
+   */
+  #emit(message: Buffer, format: AudioFormat, ms: number, now: number, anchor: number, silence: boolean): void {
     const lateness = this.#pacer.commit(ms, now, anchor, silence);
     if (!silence) {
       this.#userEnd = this.#pacer.end;
@@ -419,11 +421,11 @@ export class PacedOutbound implements Paced, OutboundPolicy<PacedStats> {
     if (lateness >= 1 && this.meter !== null) this.meter.noteLate(lateness);
     if (this.samplePeak && !silence) {
       this.samplePeak = false;
-      this.meter?.sample(payload, format);
+      this.meter?.sample(message.subarray(HEADER_SIZE), format);
     }
     if (this.reportSent) {
       const late = lateness > 0 ? lateness : 0;
-      this.#events.sent(payload, format, now - late, late, silence);
+      this.#events.sent(message.subarray(HEADER_SIZE), format, now - late, late, silence);
     }
   }
 

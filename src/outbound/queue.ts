@@ -116,15 +116,13 @@ interface Segment {
 
 /** One frame cut from the head of the queue. */
 export interface Frame {
-  /** The frame's bytes, in `format`. */
-  payload: Buffer;
-  format: AudioFormat;
   /**
-   * With a `headroom` asked of {@link OutboundQueue.take}: the frame copied into new memory
-   * after `headroom` writable bytes (a transport's header goes there: the message is this
-   * buffer, with no second copy). `null`: `payload` is a view of the bytes as written.
+   * The `headroom` bytes asked of {@link OutboundQueue.take} (a transport's header goes there:
+   * the message is this buffer, with no second copy), then the frame's bytes, in `format`. With
+   * headroom it is new memory; without, it may be a view of the bytes as written.
    */
-  memory: Buffer | null;
+  bytes: Buffer;
+  format: AudioFormat;
   durationMs: number;
   /** Plays whose last byte is in this frame and marks right after it: done once it has played. */
   completed: Completion[];
@@ -166,6 +164,14 @@ export class OutboundQueue {
   #pumping = false;
   #fifo: Segment[] = [];
   #head = 0;
+  /**
+   * The head segment when it holds audio (`#fifo[#head]`), else null, and one frame of its
+   * format (bytes, ms): the steady state of a play (frames cut from the middle of one segment)
+   * reads only these, not the FIFO's array (see {@link take}).
+   */
+  #headSeg: Segment | null = null;
+  #headFrameBytes = 0;
+  #headFrameMs = 0;
   #fifoMs = 0;
   #roomWaiter: (() => void) | null = null;
   #closed = false;
@@ -188,6 +194,7 @@ export class OutboundQueue {
 
   /** True when nothing at all is queued (no bytes, no marks, no play being read). */
   get empty(): boolean {
+    if (this.#headSeg !== null) return false;
     return this.#head >= this.#fifo.length && this.#pending.length === 0;
   }
 
@@ -208,7 +215,7 @@ export class OutboundQueue {
       this.#pendingMs += durationMs(format, bytes.length);
       return;
     }
-    this.#fifo.push({ bytes, offset: 0, format, owner: null });
+    this.#push({ bytes, offset: 0, format, owner: null });
     this.#fifoMs += durationMs(format, bytes.length);
   }
 
@@ -263,12 +270,13 @@ export class OutboundQueue {
         cancel: () => this.#fireMark(mark, false),
       };
       if (this.#pending.length > 0) this.#pending.push(mark);
-      else this.#fifo.push({ bytes: null, offset: 0, format: MARKER_FORMAT, owner: mark });
+      else this.#push({ bytes: null, offset: 0, format: MARKER_FORMAT, owner: mark });
     });
   }
 
   /** Marks at the head: nothing queued before them is left to send. */
   takeLeadingMarks(): Completion[] {
+    if (this.#headSeg !== null) return EMPTY;
     let out: Completion[] | undefined;
     const fifo = this.#fifo;
     while (this.#head < fifo.length && fifo[this.#head]!.bytes === null) {
@@ -280,6 +288,7 @@ export class OutboundQueue {
 
   /** Format of the audio at the head (meaningful when {@link peek} is not 0). */
   get headFormat(): AudioFormat {
+    if (this.#headSeg !== null) return this.#headSeg.format;
     return this.#head < this.#fifo.length ? this.#fifo[this.#head]!.format : MARKER_FORMAT;
   }
 
@@ -288,6 +297,8 @@ export class OutboundQueue {
    * {@link takeLeadingMarks} first: a mark at the head hides the bytes behind it.
    */
   peek(): number {
+    const head = this.#headSeg;
+    if (head !== null && head.bytes!.length - head.offset >= this.#headFrameBytes) return this.#headFrameBytes;
     const fifo = this.#fifo;
     if (this.#head >= fifo.length) return 0;
     const first = fifo[this.#head]!;
@@ -305,34 +316,34 @@ export class OutboundQueue {
 
   /**
    * Cuts the next frame (see {@link peek}); `null` when there are no bytes at the head. With
-   * `headroom`, the frame is copied into new memory behind that many free bytes ({@link Frame.memory}).
+   * `headroom`, the frame is copied into new memory behind that many free bytes ({@link Frame.bytes}).
    */
   take(headroom = 0): Frame | null {
+    const head = this.#headSeg;
+    if (head !== null && head.bytes!.length - head.offset > this.#headFrameBytes) return this.#takeWithin(head, headroom);
     const n = this.peek();
     if (n === 0) return null;
     const format = this.headFormat;
     const fifo = this.#fifo;
     let seg = fifo[this.#head]!;
-    let payload: Buffer;
-    let memory: Buffer | null = null;
+    let out: Buffer;
     let touched: PlayItem | null = null;
     let touched2: PlayItem[] | null = null;
     if (headroom === 0 && seg.bytes!.length - seg.offset >= n) {
       // The frame lies in one entry: a view, no copy.
       const bytes = seg.bytes!;
-      payload = seg.offset === 0 && bytes.length === n ? bytes : bytes.subarray(seg.offset, seg.offset + n);
+      out = seg.offset === 0 && bytes.length === n ? bytes : bytes.subarray(seg.offset, seg.offset + n);
       touched = seg.owner as PlayItem | null;
       this.#consume(seg, n);
     } else {
       // One copy, with room for the transport's header in front of it (across entries, a copy
       // is needed anyway; in one entry, it saves the transport a second allocation and copy).
-      memory = Buffer.allocUnsafe(headroom + n);
-      payload = headroom === 0 ? memory : memory.subarray(headroom);
-      let filled = 0;
-      while (filled < n) {
+      out = Buffer.allocUnsafe(headroom + n);
+      let filled = headroom;
+      while (filled < headroom + n) {
         seg = fifo[this.#head]!;
-        const k = Math.min(n - filled, seg.bytes!.length - seg.offset);
-        seg.bytes!.copy(payload, filled, seg.offset, seg.offset + k);
+        const k = Math.min(headroom + n - filled, seg.bytes!.length - seg.offset);
+        seg.bytes!.copy(out, filled, seg.offset, seg.offset + k);
         filled += k;
         const owner = seg.owner as PlayItem | null;
         this.#consume(seg, k);
@@ -354,7 +365,35 @@ export class OutboundQueue {
     }
     this.#compact();
     this.#wakePump();
-    return { payload, format, memory, durationMs: ms, completed: completed ?? EMPTY };
+    return { bytes: out, format, durationMs: ms, completed: completed ?? EMPTY };
+  }
+
+  /**
+   * A whole frame from the middle of the head segment: nothing behind it can complete, the head
+   * stays where it is, so only the segment, its owner and the queue's own fields are read.
+   */
+  #takeWithin(seg: Segment, headroom: number): Frame {
+    const n = this.#headFrameBytes;
+    const bytes = seg.bytes!;
+    const start = seg.offset;
+    let out: Buffer;
+    if (headroom === 0) out = bytes.subarray(start, start + n);
+    else {
+      out = Buffer.allocUnsafe(headroom + n);
+      bytes.copy(out, headroom, start, start + n);
+    }
+    seg.offset = start + n;
+    const owner = seg.owner as PlayItem | null;
+    if (owner !== null) {
+      owner.queuedBytes -= n;
+      owner.sentBytes += n;
+      owner.framesSent++;
+    }
+    const ms = this.#headFrameMs;
+    this.#fifoMs -= ms;
+    if (this.#fifoMs < 1e-9) this.#fifoMs = 0;
+    if (this.#roomWaiter !== null) this.#wakePump();
+    return { bytes: out, format: seg.format, durationMs: ms, completed: EMPTY };
   }
 
   /** A frame of `p` was cut: count it; a play whose last byte it held completes once it has played. */
@@ -365,6 +404,22 @@ export class OutboundQueue {
       (completed ??= []).push(p);
     }
     return completed;
+  }
+
+  /** Appends a segment; it becomes the head if nothing was queued before it. */
+  #push(seg: Segment): void {
+    this.#fifo.push(seg);
+    if (this.#head === this.#fifo.length - 1) this.#syncHead();
+  }
+
+  /** Sets the head cache after the head moved or the FIFO was replaced. */
+  #syncHead(): void {
+    const seg = this.#head < this.#fifo.length ? this.#fifo[this.#head]! : null;
+    if (seg !== null && seg.bytes !== null) {
+      this.#headSeg = seg;
+      this.#headFrameBytes = frameBytes(seg.format, this.#frameMs);
+      this.#headFrameMs = durationMs(seg.format, this.#headFrameBytes);
+    } else this.#headSeg = null;
   }
 
   #consume(seg: Segment, n: number): void {
@@ -381,6 +436,7 @@ export class OutboundQueue {
     }
   }
 
+  /** After the head moved: drops what is behind it, and sets the head cache. */
   #compact(): void {
     if (this.#head === this.#fifo.length) {
       this.#fifo.length = 0;
@@ -389,6 +445,7 @@ export class OutboundQueue {
       this.#fifo = this.#fifo.slice(this.#head);
       this.#head = 0;
     }
+    this.#syncHead();
   }
 
   /**
@@ -409,6 +466,7 @@ export class OutboundQueue {
     for (const e of this.#pending) if (e.type !== 'write') items.add(e);
     this.#fifo = [];
     this.#head = 0;
+    this.#headSeg = null;
     this.#fifoMs = 0;
     this.#pending = [];
     this.#pendingMs = 0;
@@ -481,6 +539,7 @@ export class OutboundQueue {
     if (this.#fifoMs < 1e-9) this.#fifoMs = 0;
     this.#fifo = kept;
     this.#head = 0;
+    this.#syncHead();
     item.queuedBytes = 0;
   }
 
@@ -500,7 +559,7 @@ export class OutboundQueue {
       bytes = bytes.subarray(0, bytes.length - 1);
     }
     if (bytes.length === 0) return;
-    this.#fifo.push({ bytes, offset: 0, format: item.format, owner: item });
+    this.#push({ bytes, offset: 0, format: item.format, owner: item });
     this.#fifoMs += durationMs(item.format, bytes.length);
     item.queuedBytes += bytes.length;
   }
@@ -533,11 +592,11 @@ export class OutboundQueue {
       if (entry.type !== 'play') {
         this.#pending.shift();
         if (entry.type === 'mark') {
-          this.#fifo.push({ bytes: null, offset: 0, format: MARKER_FORMAT, owner: entry });
+          this.#push({ bytes: null, offset: 0, format: MARKER_FORMAT, owner: entry });
         } else {
           this.#pendingMs -= durationMs(entry.format, entry.bytes.length);
           if (this.#pendingMs < 1e-9) this.#pendingMs = 0;
-          this.#fifo.push({ bytes: entry.bytes, offset: 0, format: entry.format, owner: null });
+          this.#push({ bytes: entry.bytes, offset: 0, format: entry.format, owner: null });
           this.#fifoMs += durationMs(entry.format, entry.bytes.length);
         }
         this.#onReady();
@@ -610,7 +669,7 @@ export class OutboundQueue {
     if (item.queuedBytes === 0) {
       // Everything was sent before the source said it had ended: done once that has played.
       item.finished = true;
-      this.#fifo.push({ bytes: null, offset: 0, format: item.format, owner: item });
+      this.#push({ bytes: null, offset: 0, format: item.format, owner: item });
     }
   }
 }
