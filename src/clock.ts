@@ -4,6 +4,9 @@
  * `performance.now()`).
  */
 
+// Imported, not the global: in Node the global `performance` is a getter, run on every read.
+import { performance } from 'node:perf_hooks';
+
 /** Opaque handle returned by {@link Clock.setTimer}. */
 export type TimerHandle = unknown;
 
