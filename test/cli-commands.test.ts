@@ -154,6 +154,43 @@ describe('audiosocket record', () => {
     await stop(rec);
   });
 
+  test("a stall of the recorder itself puts no silence into the caller's side: audio read in a burst is placed where it was due", async () => {
+    const dir = await tempDir();
+    const rec = await cli(['record', '--port', '0', '--dir', dir]);
+    const client = await connect({ port: rec.port });
+    const audio = signal();
+    const streaming = client.stream(audio);
+    await until(() => client.stats.messagesOut >= 11, 'the first 200 ms sent');
+    // The recorder's process stops while 300 ms more are sent: that audio waits in the kernel
+    // and is read in one burst when the process goes on.
+    rec.child.kill('SIGSTOP');
+    try {
+      await until(() => client.stats.messagesOut >= 26, '300 ms more sent while the recorder is stopped');
+    } finally {
+      rec.child.kill('SIGCONT');
+    }
+    await streaming;
+    await client.hangup();
+    await until(() => rec.lines.some((l) => l.startsWith('saved ')), 'the recording to be saved');
+    const wav = parseWav(
+      await readFile(
+        join(
+          dir,
+          (await readdir(dir)).find((f) => f.endsWith('.wav'))!,
+        ),
+      ),
+    );
+    const left = channel(wav.data, 0);
+    const at = left.indexOf(audio.subarray(0, 64));
+    assert.ok(at >= 0, "the caller's audio is in the recording");
+    assert.deepEqual(
+      left.subarray(at, at + audio.length),
+      audio,
+      "the caller's second in one piece, no silence where the recorder stalled",
+    );
+    await stop(rec);
+  });
+
   test('--split and SIGINT while a call is live: the call gets a hangup and both files are finalised', async () => {
     const dir = await tempDir();
     const rec = await cli(['record', '--port', '0', '--dir', dir, '--split', '--json']);
