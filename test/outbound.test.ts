@@ -26,6 +26,12 @@ const quietEvents: OutboundEvents = {
   warning: () => {},
 };
 
+/** A wire's `messageMemory` that hands out the same memory while the size stays the same. */
+function reusedMemory(): (size: number) => Buffer {
+  let memory = Buffer.alloc(0);
+  return (size) => (memory.length === size ? memory : (memory = Buffer.alloc(size)));
+}
+
 type Setup = Partial<Omit<OutboundOptions, 'pacing'>> & { pacing?: Partial<PacingParameters> };
 
 /** A call's outbound options as the server's defaults make them (20 ms frames). */
@@ -55,7 +61,11 @@ function setup(options: Setup = {}, clock: Clock = new ManualClock(1000)) {
       drain: () => drains.push(clock.now()),
       dropped: (ms) => drops.push(ms),
     },
-    { write: (m) => sent.push({ at: clock.now(), kind: m[0]!, payload: Buffer.from(m.subarray(3)) }) > 0 },
+    {
+      // Like a socket that takes every message at once: the memory is reused for the next one.
+      messageMemory: reusedMemory(),
+      write: (m) => sent.push({ at: clock.now(), kind: m[0]!, payload: Buffer.from(m.subarray(3)) }) > 0,
+    },
   );
   return { clock, scheduler, out, sent, marks, drains, drops };
 }
@@ -702,7 +712,10 @@ describe('Outbound: queue, flush, marks, plays', () => {
         }
         return true;
       };
-      const out = new PacedOutbound({ ...OPTIONS, keepAlive: false }, scheduler, quietEvents, { write: wire });
+      const out = new PacedOutbound({ ...OPTIONS, keepAlive: false }, scheduler, quietEvents, {
+        messageMemory: reusedMemory(),
+        write: wire,
+      });
       out.meter = new SendMeter();
       out.samplePeak = true;
       return out;
@@ -792,7 +805,10 @@ describe('Outbound: queue, flush, marks, plays', () => {
   test('the shared scheduler serves many members with one timer, one wake-up per frame', () => {
     const clock = new ManualClock(0);
     const scheduler = new FrameScheduler(clock);
-    const members = Array.from({ length: 50 }, () => new PacedOutbound(OPTIONS, scheduler, quietEvents, { write: () => true }));
+    const members = Array.from(
+      { length: 50 },
+      () => new PacedOutbound(OPTIONS, scheduler, quietEvents, { messageMemory: reusedMemory(), write: () => true }),
+    );
     for (const m of members) m.start();
     assert.equal(clock.pendingTimers, 1);
     clock.advance(1000);

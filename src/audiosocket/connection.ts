@@ -54,6 +54,8 @@ export class AudioSocketConnection {
   #blockedSince: number | undefined;
   #hangupTimer: TimerHandle | undefined;
   #ended = false;
+  /** The memory {@link messageMemory} gave last. */
+  #lastMessage: Buffer | undefined;
   /** From the settings, kept here: read on every write. */
   readonly #maxBufferedBytes: number;
   bytesIn: number;
@@ -89,6 +91,23 @@ export class AudioSocketConnection {
       (kind, payload) => events.message(kind, payload),
       (err) => this.#onParseFailure(err),
     );
+  }
+
+  /**
+   * Memory for the next message (see `WireWriter`): the last message's memory when the socket
+   * holds nothing unsent, so nothing holds that memory any more (a write the kernel could not
+   * take at once keeps its bytes counted in `writableLength` until it is done); else new memory,
+   * kept for the message after. A paced call so allocates nothing per frame while its peer
+   * reads; an idle call has none (keep-alive silence is one shared message).
+   */
+  messageMemory(size: number): Buffer {
+    let memory = this.#lastMessage;
+    if (memory === undefined || memory.length !== size || this.#socket.writableLength !== 0) {
+      // Its own memory, not a slice of Node's shared pool, which it would keep alive.
+      memory = Buffer.allocUnsafeSlow(size);
+      this.#lastMessage = memory;
+    }
+    return memory;
   }
 
   /**

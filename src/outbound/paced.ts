@@ -65,6 +65,11 @@ export interface OutboundOptions {
  * one object fewer to reach per frame).
  */
 export interface WireWriter {
+  /**
+   * Memory for the next message, `size` bytes, to be filled and passed to {@link write} at once.
+   * It may be the memory of an earlier message that the wire no longer holds (it reuses it).
+   */
+  messageMemory(size: number): Buffer;
   /** Writes one whole message; returns whether it was written (a peer that does not read gets its output dropped). */
   write(message: Buffer): boolean;
 }
@@ -372,11 +377,10 @@ export class PacedOutbound implements Paced, OutboundPolicy<PacedStats> {
         }
         const ms = durationMs(format, bytes);
         if (!pacer.admits(ms, now, now, false, horizon)) break;
-        // Cut into new memory behind room for the header: the message is that memory, one copy.
-        const frame = queue.take(HEADER_SIZE)!;
-        const message = frame.bytes;
-        const completed = frame.completed;
-        writeHeader(message, 0, kindOfFormat(format)!, message.length - HEADER_SIZE);
+        // Cut behind room for the header, into memory the wire gives: the message, one copy.
+        const message = this.#wire.messageMemory(HEADER_SIZE + bytes);
+        const completed = queue.takeInto(message, HEADER_SIZE);
+        writeHeader(message, 0, kindOfFormat(format)!, bytes);
         this.#emit(message, format, ms, now, now, false);
         sent = true;
         for (const c of completed) this.#schedule(c);
@@ -406,7 +410,8 @@ export class PacedOutbound implements Paced, OutboundPolicy<PacedStats> {
 
   /**
    * Sends one message (header and payload) and accounts for it. The payload's view is made only
-   * for whoever reads it (the level meter, `sent` listeners): none is made per frame otherwise.
+   * for whoever reads it (the level meter, `sent` listeners, which must copy what they keep: the
+   * wire may reuse the memory for the next message); none is made per frame otherwise.
    */
   #emit(message: Buffer, format: AudioFormat, ms: number, now: number, anchor: number, silence: boolean): void {
     const lateness = this.#pacer.commit(ms, now, anchor, silence);

@@ -116,11 +116,7 @@ interface Segment {
 
 /** One frame cut from the head of the queue. */
 export interface Frame {
-  /**
-   * The `headroom` bytes asked of {@link OutboundQueue.take} (a transport's header goes there:
-   * the message is this buffer, with no second copy), then the frame's bytes, in `format`. With
-   * headroom it is new memory; without, it may be a view of the bytes as written.
-   */
+  /** The frame's bytes, in `format`: a view of the bytes as written, or a copy across entries. */
   bytes: Buffer;
   format: AudioFormat;
   durationMs: number;
@@ -315,46 +311,78 @@ export class OutboundQueue {
   }
 
   /**
-   * Cuts the next frame (see {@link peek}); `null` when there are no bytes at the head. With
-   * `headroom`, the frame is copied into new memory behind that many free bytes ({@link Frame.bytes}).
+   * Cuts the next frame (see {@link peek}); `null` when there are no bytes at the head. A view
+   * of the bytes as written when they lie in one entry, else a copy.
    */
-  take(headroom = 0): Frame | null {
-    const head = this.#headSeg;
-    if (head !== null && head.bytes!.length - head.offset > this.#headFrameBytes) return this.#takeWithin(head, headroom);
+  take(): Frame | null {
     const n = this.peek();
     if (n === 0) return null;
     const format = this.headFormat;
-    const fifo = this.#fifo;
-    let seg = fifo[this.#head]!;
+    const ms = this.#headSeg !== null && n === this.#headFrameBytes ? this.#headFrameMs : durationMs(format, n);
+    const seg = this.#fifo[this.#head]!;
+    const bytes = seg.bytes!;
     let out: Buffer;
+    let completed: Completion[];
+    if (bytes.length - seg.offset >= n) {
+      out = seg.offset === 0 && bytes.length === n ? bytes : bytes.subarray(seg.offset, seg.offset + n);
+      completed = this.#cut(n, null, 0);
+    } else {
+      out = Buffer.allocUnsafe(n);
+      completed = this.#cut(n, out, 0);
+    }
+    return { bytes: out, format, durationMs: ms, completed };
+  }
+
+  /**
+   * Cuts the next frame (see {@link peek}) into `target` at `at` (room for {@link peek} bytes
+   * there): a transport that writes its header in front of the frame sends one buffer, copied
+   * once. Returns what completes once the frame has played ({@link Frame.completed}).
+   */
+  takeInto(target: Buffer, at: number): Completion[] {
+    const n = this.peek();
+    return n === 0 ? EMPTY : this.#cut(n, target, at);
+  }
+
+  /**
+   * Takes the next `n` bytes (a frame, see {@link peek}) off the head, copied into `target` at
+   * `at` unless `target` is null, and counts them to their plays.
+   */
+  #cut(n: number, target: Buffer | null, at: number): Completion[] {
+    const head = this.#headSeg;
+    if (head !== null && head.bytes!.length - head.offset > n) {
+      // Inside the head segment (the steady state of a play): nothing behind it can complete
+      // and the head stays, so neither the FIFO's array nor its marks are read.
+      const start = head.offset;
+      if (target !== null) head.bytes!.copy(target, at, start, start + n);
+      head.offset = start + n;
+      const owner = head.owner as PlayItem | null;
+      if (owner !== null) {
+        owner.queuedBytes -= n;
+        owner.sentBytes += n;
+        owner.framesSent++;
+      }
+      this.#fifoMs -= n === this.#headFrameBytes ? this.#headFrameMs : durationMs(head.format, n);
+      if (this.#fifoMs < 1e-9) this.#fifoMs = 0;
+      if (this.#roomWaiter !== null) this.#wakePump();
+      return EMPTY;
+    }
+    const format = this.headFormat;
+    const fifo = this.#fifo;
     let touched: PlayItem | null = null;
     let touched2: PlayItem[] | null = null;
-    if (headroom === 0 && seg.bytes!.length - seg.offset >= n) {
-      // The frame lies in one entry: a view, no copy.
-      const bytes = seg.bytes!;
-      out = seg.offset === 0 && bytes.length === n ? bytes : bytes.subarray(seg.offset, seg.offset + n);
-      touched = seg.owner as PlayItem | null;
-      this.#consume(seg, n);
-    } else {
-      // One copy, with room for the transport's header in front of it (across entries, a copy
-      // is needed anyway; in one entry, it saves the transport a second allocation and copy).
-      out = Buffer.allocUnsafe(headroom + n);
-      let filled = headroom;
-      while (filled < headroom + n) {
-        seg = fifo[this.#head]!;
-        const k = Math.min(headroom + n - filled, seg.bytes!.length - seg.offset);
-        seg.bytes!.copy(out, filled, seg.offset, seg.offset + k);
-        filled += k;
-        const owner = seg.owner as PlayItem | null;
-        this.#consume(seg, k);
-        if (owner !== null && owner !== touched && !touched2?.includes(owner)) {
-          if (touched === null) touched = owner;
-          else (touched2 ??= []).push(owner);
-        }
+    for (let done = 0; done < n;) {
+      const seg = fifo[this.#head]!;
+      const k = Math.min(n - done, seg.bytes!.length - seg.offset);
+      if (target !== null) seg.bytes!.copy(target, at + done, seg.offset, seg.offset + k);
+      done += k;
+      const owner = seg.owner as PlayItem | null;
+      this.#consume(seg, k);
+      if (owner !== null && owner !== touched && !touched2?.includes(owner)) {
+        if (touched === null) touched = owner;
+        else (touched2 ??= []).push(owner);
       }
     }
-    const ms = durationMs(format, n);
-    this.#fifoMs -= ms;
+    this.#fifoMs -= durationMs(format, n);
     if (this.#fifoMs < 1e-9) this.#fifoMs = 0;
     let completed: Completion[] | undefined;
     if (touched !== null) completed = this.#countFrame(touched, completed);
@@ -365,35 +393,7 @@ export class OutboundQueue {
     }
     this.#compact();
     this.#wakePump();
-    return { bytes: out, format, durationMs: ms, completed: completed ?? EMPTY };
-  }
-
-  /**
-   * A whole frame from the middle of the head segment: nothing behind it can complete, the head
-   * stays where it is, so only the segment, its owner and the queue's own fields are read.
-   */
-  #takeWithin(seg: Segment, headroom: number): Frame {
-    const n = this.#headFrameBytes;
-    const bytes = seg.bytes!;
-    const start = seg.offset;
-    let out: Buffer;
-    if (headroom === 0) out = bytes.subarray(start, start + n);
-    else {
-      out = Buffer.allocUnsafe(headroom + n);
-      bytes.copy(out, headroom, start, start + n);
-    }
-    seg.offset = start + n;
-    const owner = seg.owner as PlayItem | null;
-    if (owner !== null) {
-      owner.queuedBytes -= n;
-      owner.sentBytes += n;
-      owner.framesSent++;
-    }
-    const ms = this.#headFrameMs;
-    this.#fifoMs -= ms;
-    if (this.#fifoMs < 1e-9) this.#fifoMs = 0;
-    if (this.#roomWaiter !== null) this.#wakePump();
-    return { bytes: out, format: seg.format, durationMs: ms, completed: EMPTY };
+    return completed ?? EMPTY;
   }
 
   /** A frame of `p` was cut: count it; a play whose last byte it held completes once it has played. */

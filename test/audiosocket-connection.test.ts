@@ -1,0 +1,110 @@
+/**
+ * The memory an AudioSocket connection gives for its messages, over a real socket on
+ * 127.0.0.1: reused only once the socket has taken everything written before, so a message the
+ * kernel could not take at once is never overwritten by the next.
+ */
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import net from 'node:net';
+import { once } from 'node:events';
+import { AudioSocketConnection, type AudioSocketConnectionEvents } from '#lib/audiosocket/connection.js';
+import { MessageParser } from '#lib/protocol/parser.js';
+import { systemClock } from '#lib/clock.js';
+import { until } from './helpers.js';
+
+const MESSAGE = 323;
+
+const noEvents: AudioSocketConnectionEvents = {
+  message() {},
+  protocolError() {},
+  listenerError() {},
+  blocked() {},
+  notReading() {},
+  remoteEnd() {},
+  socketError() {},
+  close() {},
+};
+
+/** Our side of a connection (wrapped in an AudioSocketConnection) and the peer's socket, collecting what it reads. */
+async function connection(): Promise<{ conn: AudioSocketConnection; ours: net.Socket; received: () => Buffer; close: () => void }> {
+  const server = net.createServer();
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const accepted = once(server, 'connection');
+  const peer = net.connect((server.address() as net.AddressInfo).port, '127.0.0.1');
+  const [[ours]] = (await Promise.all([accepted, once(peer, 'connect')])) as [[net.Socket], unknown];
+  server.close();
+  const chunks: Buffer[] = [];
+  peer.on('data', (c: Buffer) => chunks.push(c));
+  const handover = { parser: new MessageParser(() => {}), bytesIn: 0, attach() {} };
+  const conn = new AudioSocketConnection(
+    ours,
+    handover,
+    systemClock,
+    { maxBufferedBytes: 1 << 30, peerNotReadingTimeout: 0, hangupTimeout: 1000 },
+    noEvents,
+  );
+  return {
+    conn,
+    ours,
+    received: () => Buffer.concat(chunks),
+    close: () => {
+      ours.destroy();
+      peer.destroy();
+    },
+  };
+}
+
+/** Message `i`: the header of a 320-byte slin message, then 320 bytes of `i`. */
+function fill(memory: Buffer, i: number): Buffer {
+  memory[0] = 0x10;
+  memory.writeUInt16BE(MESSAGE - 3, 1);
+  memory.fill(i, 3);
+  return memory;
+}
+
+function assertMessages(bytes: Buffer, n: number): void {
+  assert.equal(bytes.length, n * MESSAGE);
+  for (let i = 0; i < n; i++) {
+    const m = bytes.subarray(i * MESSAGE, (i + 1) * MESSAGE);
+    assert.deepEqual(m, fill(Buffer.alloc(MESSAGE), i), `message ${i} as it was written`);
+  }
+}
+
+test('while the socket holds bytes it has not sent, each message gets new memory, and each arrives as written', async () => {
+  const { conn, ours, received, close } = await connection();
+  try {
+    // Corked, the socket keeps every write unsent: what a peer that reads slowly leaves behind.
+    ours.cork();
+    const memories: Buffer[] = [];
+    for (let i = 0; i < 10; i++) {
+      const m = fill(conn.messageMemory(MESSAGE), i);
+      memories.push(m);
+      assert.equal(conn.write(m), true);
+      assert.ok(ours.writableLength > 0, 'the message is still held by the socket');
+    }
+    assert.equal(new Set(memories).size, 10, 'no memory handed out twice while it was held');
+    ours.uncork();
+    await until(() => received().length >= 10 * MESSAGE, 'the ten messages');
+    assertMessages(received(), 10);
+  } finally {
+    close();
+  }
+});
+
+test('once the socket has taken everything, the memory is reused for the next message', async () => {
+  const { conn, ours, received, close } = await connection();
+  try {
+    const first = fill(conn.messageMemory(MESSAGE), 0);
+    conn.write(first);
+    // An idle loopback socket takes a message at once.
+    assert.equal(ours.writableLength, 0);
+    const second = conn.messageMemory(MESSAGE);
+    assert.equal(second, first, 'the same memory');
+    conn.write(fill(second, 1));
+    assert.notEqual(conn.messageMemory(MESSAGE + 2), second, 'a message of another size gets memory of its size');
+    await until(() => received().length >= 2 * MESSAGE, 'both messages');
+    assertMessages(received(), 2);
+  } finally {
+    close();
+  }
+});
