@@ -25,7 +25,7 @@ export interface AudioFrame {
 
 /** Audio the caller hears about now: what a `sent` event carries. */
 export interface SentFrame {
-  /** The frame's bytes in `format`, read-only (shared: keep-alive silence is one buffer for every call; copy them to keep them). */
+  /** The frame's bytes in `format`: read-only, and valid during the event only (the memory is reused for the next frame; keep-alive silence is one buffer for every call). Copy them to keep them. */
   payload: Buffer;
   /** Format of `payload`: what went on the wire. */
   format: AudioFormat;
