@@ -427,7 +427,6 @@ export class BufferedOutbound implements OutboundPolicy<BufferedStats> {
           break;
         }
         const frame = queue.take()!;
-        const completed = frame.completed;
         const wire = frame.format === this.#wire ? frame.bytes : Buffer.from(this.#encoder!.push(frame.bytes));
         const index = this.#framesOut;
         sink.sendAudio(wire);
@@ -438,7 +437,7 @@ export class BufferedOutbound implements OutboundPolicy<BufferedStats> {
           this.meter?.sample(wire, this.#wire);
         }
         if (this.reportSent) this.#noteSent(wire, index);
-        if (completed.length > 0) this.#sendMark([...completed]);
+        if (frame.completed.length > 0) this.#sendMark([...frame.completed]);
         else if (++this.#sinceMark >= this.#markEvery) this.#sendMark([]);
       }
       if (queue.empty && sink.pendingBytes > 0 && !queue.moreMayCome && !this.#tailCanWait()) {

@@ -162,12 +162,11 @@ export class OutboundQueue {
   #head = 0;
   /**
    * The head segment when it holds audio (`#fifo[#head]`), else null, and one frame of its
-   * format (bytes, ms): the steady state of a play (frames cut from the middle of one segment)
+   * format in bytes: the steady state of a play (frames cut from the middle of one segment)
    * reads only these, not the FIFO's array (see {@link take}).
    */
   #headSeg: Segment | null = null;
   #headFrameBytes = 0;
-  #headFrameMs = 0;
   #fifoMs = 0;
   #roomWaiter: (() => void) | null = null;
   #closed = false;
@@ -318,7 +317,7 @@ export class OutboundQueue {
     const n = this.peek();
     if (n === 0) return null;
     const format = this.headFormat;
-    const ms = this.#headSeg !== null && n === this.#headFrameBytes ? this.#headFrameMs : durationMs(format, n);
+    const ms = durationMs(format, n);
     const seg = this.#fifo[this.#head]!;
     const bytes = seg.bytes!;
     let out: Buffer;
@@ -352,16 +351,11 @@ export class OutboundQueue {
     if (head !== null && head.bytes!.length - head.offset > n) {
       // Inside the head segment (the steady state of a play): nothing behind it can complete
       // and the head stays, so neither the FIFO's array nor its marks are read.
-      const start = head.offset;
-      if (target !== null) head.bytes!.copy(target, at, start, start + n);
-      head.offset = start + n;
+      if (target !== null) head.bytes!.copy(target, at, head.offset, head.offset + n);
       const owner = head.owner as PlayItem | null;
-      if (owner !== null) {
-        owner.queuedBytes -= n;
-        owner.sentBytes += n;
-        owner.framesSent++;
-      }
-      this.#fifoMs -= n === this.#headFrameBytes ? this.#headFrameMs : durationMs(head.format, n);
+      this.#consume(head, n);
+      if (owner !== null) owner.framesSent++;
+      this.#fifoMs -= durationMs(head.format, n);
       if (this.#fifoMs < 1e-9) this.#fifoMs = 0;
       if (this.#roomWaiter !== null) this.#wakePump();
       return EMPTY;
@@ -418,7 +412,6 @@ export class OutboundQueue {
     if (seg !== null && seg.bytes !== null) {
       this.#headSeg = seg;
       this.#headFrameBytes = frameBytes(seg.format, this.#frameMs);
-      this.#headFrameMs = durationMs(seg.format, this.#headFrameBytes);
     } else this.#headSeg = null;
   }
 

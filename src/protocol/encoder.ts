@@ -116,8 +116,8 @@ export function silenceMessage(kind: AudioKind, bytes: number): Buffer {
 /**
  * The message for `payload` of `kind`: header and payload in one buffer. When the three bytes
  * before `payload` in its memory already are that header (audio received from Asterisk and
- * written straight back), they are reused with no copy. (Frames the outbound queue cuts come
- * with room for the header instead: `Frame.bytes`.)
+ * written straight back), they are reused with no copy. (Frames the outbound queue cuts go
+ * behind room for the header, into memory the connection gives: `OutboundQueue.takeInto`.)
  */
 export function messageFor(kind: AudioKind, payload: Buffer): Buffer {
   const n = payload.length;
