@@ -404,3 +404,28 @@ test('removeAllListeners() keeps the call working: audio and sent listeners adde
   await until(() => call.stats.audioIn === 3, 'the third frame counted');
   assert.equal(after.length, 1, 'no audio listener, no audio event');
 });
+
+test('audio listeners are served as EventEmitter serves them: once, several, this, added and removed mid-stream', async (t) => {
+  const { call, client } = await audioSocketCall(t);
+  const frame = (n: number): Buffer => Buffer.alloc(320, n);
+  const heard: string[] = [];
+  let thisWasCall = true;
+  call.once('audio', function (this: unknown, f) {
+    thisWasCall &&= this === call;
+    heard.push(`once:${f.payload[0]}`);
+  });
+  const every = function (this: unknown, f: { payload: Buffer }): void {
+    thisWasCall &&= this === call;
+    heard.push(`every:${f.payload[0]}`);
+    // Added by a listener: hears the frames after this one.
+    if (f.payload[0] === 2) call.on('audio', (g) => heard.push(`late:${g.payload[0]}`));
+    if (f.payload[0] === 3) call.off('audio', every);
+  };
+  call.on('audio', every);
+  for (let n = 1; n <= 4; n++) {
+    client.sendAudio(frame(n));
+    await until(() => call.stats.audioIn === n, `frame ${n} counted`);
+  }
+  assert.deepEqual(heard, ['once:1', 'every:1', 'every:2', 'every:3', 'late:3', 'late:4']);
+  assert.ok(thisWasCall, 'listeners are called with the call as this');
+});

@@ -106,6 +106,14 @@ type InboundCounters = Pick<CallStats, 'messagesIn' | 'audioIn' | 'emptyAudioIn'
 
 type State = 'open' | 'ending' | 'closed';
 
+/** An `audio` listener as the call calls it (with the call as `this`). */
+type AudioListener = (this: unknown, frame: unknown) => void;
+
+/** Delivers a frame to several `audio` listeners: EventEmitter's own `emit`. */
+const emitAudioToAll: AudioListener = function (this: unknown, frame: unknown): void {
+  (this as EventEmitter).emit('audio', frame);
+};
+
 /** What a play queued after the call ended resolves with: a hangup is not an error for a prompt. */
 function hungUpPlay(): Promise<PlayResult> {
   return Promise.resolve({ status: 'interrupted', reason: 'hangup', framesSent: 0, sentMs: 0 });
@@ -176,8 +184,13 @@ export abstract class CallCore<F extends AudioFrame = AudioFrame, S extends Call
   #speechOptions: SpeechOptions | undefined;
   /** Someone listens to `sent` (asked per frame sent; the outbound side's `reportSent` also counts the detector and listen-in). */
   #sentListened = false;
-  /** Someone listens to `audio` (asked per frame received). */
-  #audioListened = false;
+  /**
+   * Who hears `audio`, asked per frame received: `null` nobody; the listener itself when it is
+   * the only one (as EventEmitter stores it: a `once` listener's wrapper), called as `emit` would
+   * but without looking it up by name; {@link emitAudioToAll} when there are several; `undefined`
+   * when the listeners changed since the last frame (worked out at the next).
+   */
+  #audioListener: AudioListener | null | undefined = null;
 
   constructor(init: CallInit) {
     super();
@@ -195,7 +208,7 @@ export abstract class CallCore<F extends AudioFrame = AudioFrame, S extends Call
   }
 
   /**
-   * Keeps `#audioListened` and `#sentListened` current: asked per frame, so kept rather than
+   * Keeps `#audioListener` and `#sentListened` current: asked per frame, so kept rather than
    * counted. 'newListener' comes before a listener is added, 'removeListener' after it is removed.
    * The two listeners are shared by every call (EventEmitter calls them with the call as `this`).
    */
@@ -206,7 +219,7 @@ export abstract class CallCore<F extends AudioFrame = AudioFrame, S extends Call
   }
 
   static readonly #onNewListener = function (this: CallCore, event: string | symbol): void {
-    if (event === 'audio') this.#audioListened = true;
+    if (event === 'audio') this.#audioListener = undefined;
     if (event === 'sent' && !this.#sentListened) {
       this.#sentListened = true;
       this.#updateReportSent();
@@ -214,7 +227,7 @@ export abstract class CallCore<F extends AudioFrame = AudioFrame, S extends Call
   };
 
   static readonly #onRemoveListener = function (this: CallCore, event: string | symbol): void {
-    if (event === 'audio') this.#audioListened = this.listenerCount('audio') > 0;
+    if (event === 'audio') this.#audioListener = undefined;
     if (event === 'sent') {
       this.#sentListened = this.listenerCount('sent') > 0;
       this.#updateReportSent();
@@ -230,7 +243,7 @@ export abstract class CallCore<F extends AudioFrame = AudioFrame, S extends Call
       EventEmitter.prototype.removeAllListeners.call(emitter, 'removeListener');
       this.#watchListeners();
     }
-    this.#audioListened = this.listenerCount('audio') > 0;
+    this.#audioListener = undefined;
     this.#sentListened = this.listenerCount('sent') > 0;
     this.#updateReportSent();
     return this;
@@ -393,6 +406,8 @@ export abstract class CallCore<F extends AudioFrame = AudioFrame, S extends Call
     if (this.#state !== 'open') throw audioSocketError(ErrorCodes.CALL_ENDED, `cannot write: the call has ended (${this.#endReason})`);
     const bytes = audioBytes(payload);
     const policy = this.#outbound;
+    // An echo writes back in the format it received, often the outbound format itself.
+    if (format === policy.format) return policy.write(bytes, policy.format);
     if (format !== undefined) {
       const from = parseFormat(format);
       return policy.accepts(from) ? policy.write(bytes, from) : this.#writeConverted(bytes, from);
@@ -633,10 +648,12 @@ export abstract class CallCore<F extends AudioFrame = AudioFrame, S extends Call
     }
     this.#frames?.audio(wire, payload);
     this._onAudio(wire, payload);
-    if (!this.#audioListened) return;
+    let listener = this.#audioListener;
+    if (listener === undefined) listener = this.#audioListener = this.#findAudioListener();
+    if (listener === null) return;
     const target = this.#receive;
     if (target === undefined || target === wire) {
-      this.#emitAudio(this._frame(wire, payload, wire));
+      this.#emitAudio(listener, this._frame(wire, payload, wire));
       return;
     }
     if (this.#inConverterFrom !== wire) {
@@ -647,16 +664,22 @@ export abstract class CallCore<F extends AudioFrame = AudioFrame, S extends Call
     }
     const converted = this.#inConverter!.push(payload);
     if (converted.length === 0) return;
-    this.#emitAudio(this._frame(target, audioBytes(converted), wire));
+    this.#emitAudio(listener, this._frame(target, audioBytes(converted), wire));
   }
 
-  /** `_emitSafe('audio', frame)` without the rest parameters' array: once per frame received. */
-  #emitAudio(frame: F): void {
+  /** `_emitSafe('audio', frame)` through {@link #audioListener}: once per frame received. */
+  #emitAudio(listener: AudioListener, frame: F): void {
     try {
-      (this.emit as (e: 'audio', f: F) => boolean)('audio', frame);
+      listener.call(this, frame);
     } catch (err) {
       this._listenerFailed(err);
     }
+  }
+
+  #findAudioListener(): AudioListener | null {
+    const listeners = this.rawListeners('audio') as AudioListener[];
+    if (listeners.length === 0) return null;
+    return listeners.length === 1 ? listeners[0]! : emitAudioToAll;
   }
 
   /** A hook for the transport, per received audio message (before any listener runs). */

@@ -123,10 +123,9 @@ export function messageFor(kind: AudioKind, payload: Buffer): Buffer {
   const n = payload.length;
   const off = payload.byteOffset;
   if (off >= HEADER_SIZE) {
-    const mem = new Uint8Array(payload.buffer, off - HEADER_SIZE, HEADER_SIZE);
-    if (mem[0] === kind && mem[1] === n >>> 8 && mem[2] === (n & 0xff)) {
-      return Buffer.from(payload.buffer, off - HEADER_SIZE, n + HEADER_SIZE);
-    }
+    // The candidate message itself is read: one view made, not one per check and one to send.
+    const whole = Buffer.from(payload.buffer, off - HEADER_SIZE, n + HEADER_SIZE);
+    if (whole[0] === kind && whole[1] === n >>> 8 && whole[2] === (n & 0xff)) return whole;
   }
   const message = Buffer.allocUnsafe(HEADER_SIZE + n);
   writeHeader(message, 0, kind, n);
