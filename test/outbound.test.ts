@@ -629,6 +629,80 @@ describe('Outbound: queue, flush, marks, plays', () => {
     assert.deepEqual(joined, Buffer.concat([a.subarray(0, 640), b]));
   });
 
+  describe('audio sent more than once leaves from one framed copy', () => {
+    /** A call whose wire keeps every message as written (a view, not a copy) and its bytes then. */
+    function caller(clock: ManualClock) {
+      const messages: Array<{ view: Buffer; bytes: Buffer }> = [];
+      const out = new PacedOutbound({ ...OPTIONS, keepAlive: false }, new FrameScheduler(clock), quietEvents, {
+        messageMemory: reusedMemory(),
+        write: (m) => messages.push({ view: m, bytes: Buffer.from(m) }) > 0,
+      });
+      out.start();
+      return { out, messages };
+    }
+    const message = (payload: Buffer): Buffer => Buffer.concat([Buffer.from([0x10, payload.length >>> 8, payload.length & 0xff]), payload]);
+    const framesOf = (audio: Buffer): Buffer[] =>
+      Array.from({ length: Math.ceil(audio.length / 320) }, (_, i) => message(audio.subarray(i * 320, (i + 1) * 320)));
+
+    test('byte for byte, from memory every call shares once the audio is sent a second time', async () => {
+      const clock = new ManualClock(0);
+      const prompt = pattern(320 * 60 + 100, 21); // 60 frames and a short one
+      const [a, b, c] = [caller(clock), caller(clock), caller(clock)];
+      const plays = [a, b, c].map(({ out }) => out.play(prompt, undefined));
+      await run(clock, 1400);
+      for (const p of await Promise.all(plays)) assert.equal(p.status, 'done');
+      for (const { messages } of [a, b, c]) {
+        assert.deepEqual(
+          messages.map((m) => m.bytes),
+          framesOf(prompt),
+        );
+      }
+      // The first call cut its frames into its own memory; the others sent views of one copy.
+      const memoryOf = (messages: Array<{ view: Buffer }>): ArrayBufferLike[] => [
+        ...new Set(messages.slice(0, 60).map((m) => m.view.buffer)),
+      ];
+      const [shared] = memoryOf(b.messages);
+      assert.equal(memoryOf(b.messages).length, 1);
+      assert.ok(
+        memoryOf(c.messages).length === 1 && memoryOf(c.messages)[0] === shared,
+        'the second and third calls send from the same memory',
+      );
+      assert.ok(!memoryOf(a.messages).includes(shared!), 'the first call, which saw the audio first, did not');
+    });
+
+    test('a buffer changed after it was sent (its memory reused) goes out as it is now, never as it was', async () => {
+      const clock = new ManualClock(0);
+      const audio = pattern(320 * 50, 22);
+      const { out, messages } = caller(clock);
+      // Sent twice: the second time from the framed copy.
+      const twice = [out.play(audio, undefined), out.play(audio, undefined)];
+      await run(clock, 2100);
+      for (const p of await Promise.all(twice)) assert.equal(p.status, 'done');
+      // Sent a third time after new audio was written into the same memory...
+      pattern(320 * 50, 23).copy(audio);
+      const third = out.play(audio, undefined);
+      await run(clock, 300);
+      // ...and changed again while it plays: its last 30 frames are new again.
+      const latest = pattern(320 * 30, 24);
+      latest.copy(audio, 320 * 20);
+      await run(clock, 1200);
+      assert.equal((await third).status, 'done');
+      assert.equal(messages.length, 150);
+      const expected = [...framesOf(pattern(320 * 50, 22)), ...framesOf(pattern(320 * 50, 22))];
+      assert.deepEqual(
+        messages.slice(0, 100).map((m) => m.bytes),
+        expected,
+      );
+      const sentThird = messages.slice(100).map((m) => m.bytes);
+      assert.deepEqual(
+        sentThird.slice(0, 10),
+        framesOf(pattern(320 * 50, 23)).slice(0, 10),
+        'the first frames of the third play: the new audio',
+      );
+      assert.deepEqual(sentThird.slice(20), framesOf(latest), 'the frames changed during the play: as changed');
+    });
+  });
+
   test('no drift over 10 simulated minutes even when every timer fires late', async () => {
     const manual = new ManualClock(0);
     let r = 7;

@@ -14,7 +14,7 @@
  * I/O-free: messages leave through `wire`, time comes from the scheduler's clock.
  */
 import { audioSocketError, ErrorCodes } from '../errors.js';
-import { messageFor, silenceMessage, writeHeader } from '../protocol/encoder.js';
+import { framedMessages, messageFor, silenceMessage, writeHeader } from '../protocol/encoder.js';
 import { audioKindForRate, HEADER_SIZE, sampleRateOfKind, type AudioKind } from '../protocol/kinds.js';
 import { parseFormat, type AudioFormat } from '../audio/format.js';
 import type { FrameScheduler, Paced } from './scheduler.js';
@@ -81,6 +81,29 @@ interface Due {
 
 const EPS = 1e-6;
 
+/** A framed copy of some audio: its whole frames as messages, back to back (`framedMessages`). */
+interface FramedCopy {
+  kind: AudioKind;
+  frameBytes: number;
+  messages: Buffer;
+}
+
+/**
+ * Framed copies of the audio that is sent more than once (a prompt many calls play, a looped
+ * file), by the buffer as it was given: `null` once it was seen, the copy from the second time
+ * on. Each frame of it then leaves as a view of its message in the copy, shared by every call,
+ * instead of being copied into the call's own memory; each is first compared with the audio it
+ * stands for, so a buffer changed since (a caller reusing its memory) is never sent stale: its
+ * copy is dropped and made again if it is sent again. Kept as long as the audio itself is.
+ */
+const framedCopies = new WeakMap<Buffer, FramedCopy | null>();
+
+/**
+ * The shortest audio, in frames, given a framed copy. Shorter audio is cut as any other: a
+ * stream's chunks (each sent once) are not tracked, and the copy of a short sound saves little.
+ */
+const FRAMED_MIN_FRAMES = 50;
+
 const FORMAT_OF_KIND: Array<AudioFormat | undefined> = [];
 
 /** The slin format of an AudioSocket audio kind (shared objects: compared by identity). */
@@ -126,6 +149,9 @@ export class PacedOutbound implements Paced, OutboundPolicy<PacedStats> {
   reportSent = false;
   meter: SendMeter | null = null;
   samplePeak = false;
+  /** The audio last seen at the queue's head and its framed copy (null: none): looked up per play, not per frame. */
+  #framedSource: Buffer | null = null;
+  #framed: Buffer | null = null;
   /** Counted per frame: fields of this object, not of a stats object (one cache line fewer per frame). */
   #framesSent = 0;
   #stats = {
@@ -377,10 +403,16 @@ export class PacedOutbound implements Paced, OutboundPolicy<PacedStats> {
         }
         const ms = durationMs(format, bytes);
         if (!pacer.admits(ms, now, now, false, horizon)) break;
-        // Cut behind room for the header, into memory the wire gives: the message, one copy.
-        const message = this.#wire.messageMemory(HEADER_SIZE + bytes);
-        const completed = queue.takeInto(message, HEADER_SIZE);
-        writeHeader(message, 0, kindOfFormat(format)!, bytes);
+        // Audio sent more than once goes from its framed copy, with no copy per frame; any other
+        // frame is cut behind room for the header, into memory the wire gives: one copy.
+        let message = bytes === this.frameBytes && format === this.format ? this.#framedMessage(queue) : null;
+        let completed: Completion[];
+        if (message !== null) completed = queue.takeInto(null, 0);
+        else {
+          message = this.#wire.messageMemory(HEADER_SIZE + bytes);
+          completed = queue.takeInto(message, HEADER_SIZE);
+          writeHeader(message, 0, kindOfFormat(format)!, bytes);
+        }
         this.#emit(message, format, ms, now, now, false);
         sent = true;
         for (const c of completed) this.#schedule(c);
@@ -391,6 +423,49 @@ export class PacedOutbound implements Paced, OutboundPolicy<PacedStats> {
     this.#gate.check();
     if (sent || this.#unsettled > 0) this.#settleDue(now);
     return sent;
+  }
+
+  /**
+   * The next frame's message in the framed copy of the audio it lies in, if that audio has one
+   * ({@link framedCopies}) and the frame is one of its frames: a whole frame in the call's own
+   * format, at a frame boundary of the audio as it was given.
+   */
+  #framedMessage(queue: OutboundQueue): Buffer | null {
+    const source = queue.headBytes;
+    if (source === null) return null;
+    const offset = queue.headOffset;
+    const F = this.frameBytes;
+    if (offset % F !== 0) return null;
+    // Looked up when other audio comes to the head, and when audio with no copy yet starts again.
+    if (source !== this.#framedSource || (this.#framed === null && offset === 0)) this.#framed = this.#framedCopy(source);
+    const framed = this.#framed;
+    if (framed === null) return null;
+    const size = HEADER_SIZE + F;
+    const at = (offset / F) * size;
+    if (at + size > framed.length) return null;
+    if (source.compare(framed, at + HEADER_SIZE, at + size, offset, offset + F) !== 0) {
+      // The buffer changed since its copy was made: the copy is no longer that audio.
+      framedCopies.set(source, null);
+      this.#framed = null;
+      return null;
+    }
+    return framed.subarray(at, at + size);
+  }
+
+  #framedCopy(source: Buffer): Buffer | null {
+    this.#framedSource = source;
+    if (source.length < FRAMED_MIN_FRAMES * this.frameBytes) return null;
+    const known = framedCopies.get(source);
+    if (known === undefined) {
+      framedCopies.set(source, null);
+      return null;
+    }
+    if (known === null) {
+      const copy = { kind: this.#kind, frameBytes: this.frameBytes, messages: framedMessages(this.#kind, source, this.frameBytes) };
+      framedCopies.set(source, copy);
+      return copy.messages;
+    }
+    return known.kind === this.#kind && known.frameBytes === this.frameBytes ? known.messages : null;
   }
 
   /** The next instant of the timer's grid after `now` (no limit before the timer runs). */
