@@ -241,7 +241,9 @@ export interface CallBase<F extends AudioFrame = AudioFrame, S extends CallStats
    * Queues audio for playback behind everything queued. Resolves when its audio has played
    * (not merely been sent), or as `interrupted` with reason `flush`, `abort` or `hangup`
    * (also when called after the call ended); rejects only if the source itself fails
-   * (`ERR_AUDIOSOCKET_SOURCE`). `source` is raw audio in `options.format`.
+   * (`ERR_AUDIOSOCKET_SOURCE`). `source` is raw audio in `options.format`. A buffer (or a
+   * stream's chunk) is held, not copied, until it is sent: do not modify it before the play
+   * settles. The same buffer may be played by any number of calls at once.
    */
   play(source: AudioSource, options?: PlayOptions): Promise<PlayResult>;
   /**

@@ -14,7 +14,7 @@
  * I/O-free: messages leave through `wire`, time comes from the scheduler's clock.
  */
 import { audioSocketError, ErrorCodes } from '../errors.js';
-import { framedMessages, messageFor, silenceMessage, writeHeader } from '../protocol/encoder.js';
+import { framedMessages, framesCarry, messageFor, silenceMessage, writeHeader } from '../protocol/encoder.js';
 import { audioKindForRate, HEADER_SIZE, sampleRateOfKind, type AudioKind } from '../protocol/kinds.js';
 import { parseFormat, type AudioFormat } from '../audio/format.js';
 import type { FrameScheduler, Paced } from './scheduler.js';
@@ -92,9 +92,11 @@ interface FramedCopy {
  * Framed copies of the audio that is sent more than once (a prompt many calls play, a looped
  * file), by the buffer as it was given: `null` once it was seen, the copy from the second time
  * on. Each frame of it then leaves as a view of its message in the copy, shared by every call,
- * instead of being copied into the call's own memory; each is first compared with the audio it
- * stands for, so a buffer changed since (a caller reusing its memory) is never sent stale: its
- * copy is dropped and made again if it is sent again. Kept as long as the audio itself is.
+ * instead of being copied into the call's own memory. The copy is compared with the audio each
+ * time a call starts sending it, so a buffer changed since (its memory reused for other audio)
+ * is never sent stale: its copy is dropped, and made again if it is sent again. (A buffer must
+ * not change while it is being sent, copy or not: see `write()` and `play()`.) Kept as long as
+ * the audio itself is.
  */
 const framedCopies = new WeakMap<Buffer, FramedCopy | null>();
 
@@ -436,20 +438,14 @@ export class PacedOutbound implements Paced, OutboundPolicy<PacedStats> {
     const offset = queue.headOffset;
     const F = this.frameBytes;
     if (offset % F !== 0) return null;
-    // Looked up when other audio comes to the head, and when audio with no copy yet starts again.
-    if (source !== this.#framedSource || (this.#framed === null && offset === 0)) this.#framed = this.#framedCopy(source);
+    // Looked up (and checked) at each start of the audio (a play, a loop) and when other audio
+    // comes to the head: once per play, not per frame.
+    if (source !== this.#framedSource || offset === 0) this.#framed = this.#framedCopy(source);
     const framed = this.#framed;
     if (framed === null) return null;
     const size = HEADER_SIZE + F;
     const at = (offset / F) * size;
-    if (at + size > framed.length) return null;
-    if (source.compare(framed, at + HEADER_SIZE, at + size, offset, offset + F) !== 0) {
-      // The buffer changed since its copy was made: the copy is no longer that audio.
-      framedCopies.set(source, null);
-      this.#framed = null;
-      return null;
-    }
-    return framed.subarray(at, at + size);
+    return at + size <= framed.length ? framed.subarray(at, at + size) : null;
   }
 
   #framedCopy(source: Buffer): Buffer | null {
@@ -465,7 +461,13 @@ export class PacedOutbound implements Paced, OutboundPolicy<PacedStats> {
       framedCopies.set(source, copy);
       return copy.messages;
     }
-    return known.kind === this.#kind && known.frameBytes === this.frameBytes ? known.messages : null;
+    if (known.kind !== this.#kind || known.frameBytes !== this.frameBytes) return null;
+    if (!framesCarry(known.messages, source, this.frameBytes)) {
+      // The buffer changed since its copy was made (its memory reused): seen once more.
+      framedCopies.set(source, null);
+      return null;
+    }
+    return known.messages;
   }
 
   /** The next instant of the timer's grid after `now` (no limit before the timer runs). */

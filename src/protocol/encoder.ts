@@ -131,6 +131,17 @@ export function framedMessages(kind: AudioKind, payload: Buffer, frameBytes: num
   return out;
 }
 
+/** Whether `messages` (made by {@link framedMessages} with `frameBytes`) carry `payload`'s whole frames as they are now. */
+export function framesCarry(messages: Buffer, payload: Buffer, frameBytes: number): boolean {
+  const frames = Math.floor(payload.length / frameBytes);
+  const size = HEADER_SIZE + frameBytes;
+  if (messages.length !== frames * size) return false;
+  for (let i = 0; i < frames; i++) {
+    if (payload.compare(messages, i * size + HEADER_SIZE, (i + 1) * size, i * frameBytes, (i + 1) * frameBytes) !== 0) return false;
+  }
+  return true;
+}
+
 /**
  * The message for `payload` of `kind`: header and payload in one buffer. When the three bytes
  * before `payload` in its memory already are that header (audio received from Asterisk and
