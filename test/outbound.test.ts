@@ -695,6 +695,34 @@ describe('Outbound: queue, flush, marks, plays', () => {
     });
   });
 
+  test('a call does not keep a played buffer (or its framed copy) alive once its plays have settled', async () => {
+    const { setFlagsFromString } = await import('node:v8');
+    const { runInNewContext } = await import('node:vm');
+    setFlagsFromString('--expose-gc');
+    const gc = runInNewContext('gc') as () => void;
+    const clock = new ManualClock(0);
+    const out = new PacedOutbound({ ...OPTIONS, keepAlive: false }, new FrameScheduler(clock), quietEvents, {
+      messageMemory: reusedMemory(),
+      write: () => true,
+    });
+    out.start();
+    // Played twice (the second time from the framed copy), from a function that then returns.
+    const ref = ((prompt: Buffer) => {
+      void out.play(prompt, undefined);
+      void out.play(prompt, undefined);
+      return new WeakRef(prompt);
+    })(pattern(320 * 100, 24));
+    await run(clock, 4500);
+    assert.ok(out.idle);
+    assert.equal(out.stats.framesSent, 200);
+    // The call goes on (not closed); nothing else holds the prompt.
+    for (let i = 0; i < 5 && ref.deref() !== undefined; i++) {
+      await tick();
+      gc();
+    }
+    assert.equal(ref.deref(), undefined, 'the call still holds the prompt after its plays settled');
+  });
+
   test('no drift over 10 simulated minutes even when every timer fires late', async () => {
     const manual = new ManualClock(0);
     let r = 7;

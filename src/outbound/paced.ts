@@ -106,6 +106,13 @@ const framedCopies = new WeakMap<Buffer, FramedCopy | null>();
  */
 const FRAMED_MIN_FRAMES = 50;
 
+/**
+ * The longest audio, in frames, given a framed copy (30 s of 20 ms frames). Making the copy, and
+ * checking it each time a call starts the audio, goes through all of it within one pass of the
+ * scheduler: about 0.1 µs per frame, so a few ms for many calls starting at once, not more.
+ */
+const FRAMED_MAX_FRAMES = 1500;
+
 const FORMAT_OF_KIND: Array<AudioFormat | undefined> = [];
 
 /** The slin format of an AudioSocket audio kind (shared objects: compared by identity). */
@@ -297,6 +304,7 @@ export class PacedOutbound implements Paced, OutboundPolicy<PacedStats> {
   flush(): number {
     if (this.#closed) return 0;
     const { droppedMs, completions } = this.#queue.flush('flush');
+    this.#forgetFramed();
     this.#stats.flushedMs += droppedMs;
     for (const c of completions) this.#schedule(c);
     const now = this.#scheduler.clock.now();
@@ -316,6 +324,7 @@ export class PacedOutbound implements Paced, OutboundPolicy<PacedStats> {
     if (this.#closed) return;
     const { droppedMs, completions } = this.#queue.close();
     this.#closed = true;
+    this.#forgetFramed();
     this.#gate.close();
     this.#stats.unsentMs += droppedMs;
     for (const c of completions) c.cancel('hangup');
@@ -334,7 +343,9 @@ export class PacedOutbound implements Paced, OutboundPolicy<PacedStats> {
   onTick(gridTime: number, now: number, observedUntil: number): void {
     if (this.#closed) return;
     // Most calls of an echo have nothing queued at a tick: their audio left as it was written.
-    const sent = !this.#queue.empty && this.#pump(now, gridTime);
+    const queued = !this.#queue.empty;
+    if (!queued && this.#framedSource !== null) this.#forgetFramed();
+    const sent = queued && this.#pump(now, gridTime);
     if (!sent && !this.#closed && this.#pacer.rest(this.#quietUntil(observedUntil)) && this.#opts.keepAlive) {
       this.#keepAlive(gridTime, now);
     }
@@ -449,8 +460,13 @@ export class PacedOutbound implements Paced, OutboundPolicy<PacedStats> {
   }
 
   #framedCopy(source: Buffer): Buffer | null {
+    // Not kept (so not held) when too short or too long for a copy: looked up again per frame.
+    const frames = source.length / this.frameBytes;
+    if (frames < FRAMED_MIN_FRAMES || frames > FRAMED_MAX_FRAMES) {
+      this.#framedSource = null;
+      return null;
+    }
     this.#framedSource = source;
-    if (source.length < FRAMED_MIN_FRAMES * this.frameBytes) return null;
     const known = framedCopies.get(source);
     if (known === undefined) {
       framedCopies.set(source, null);
@@ -468,6 +484,12 @@ export class PacedOutbound implements Paced, OutboundPolicy<PacedStats> {
       return null;
     }
     return known.messages;
+  }
+
+  /** Lets go of the audio last seen at the head once it has left: the call holds no audio it is not sending. */
+  #forgetFramed(): void {
+    this.#framedSource = null;
+    this.#framed = null;
   }
 
   /** The next instant of the timer's grid after `now` (no limit before the timer runs). */
