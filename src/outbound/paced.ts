@@ -14,7 +14,7 @@
  * I/O-free: messages leave through `wire`, time comes from the scheduler's clock.
  */
 import { audioSocketError, ErrorCodes } from '../errors.js';
-import { framedMessages, framesCarry, messageFor, silenceMessage, writeHeader } from '../protocol/encoder.js';
+import { messageFor, silenceMessage, writeHeader } from '../protocol/encoder.js';
 import { audioKindForRate, HEADER_SIZE, sampleRateOfKind, type AudioKind } from '../protocol/kinds.js';
 import { parseFormat, type AudioFormat } from '../audio/format.js';
 import type { FrameScheduler, Paced } from './scheduler.js';
@@ -81,38 +81,6 @@ interface Due {
 
 const EPS = 1e-6;
 
-/** A framed copy of some audio: its whole frames as messages, back to back (`framedMessages`). */
-interface FramedCopy {
-  kind: AudioKind;
-  frameBytes: number;
-  messages: Buffer;
-}
-
-/**
- * Framed copies of the audio that is sent more than once (a prompt many calls play, a looped
- * file), by the buffer as it was given: `null` once it was seen, the copy from the second time
- * on. Each frame of it then leaves as a view of its message in the copy, shared by every call,
- * instead of being copied into the call's own memory. The copy is compared with the audio each
- * time a call starts sending it, so a buffer changed since (its memory reused for other audio)
- * is never sent stale: its copy is dropped, and made again if it is sent again. (A buffer must
- * not change while it is being sent, copy or not: see `write()` and `play()`.) Kept as long as
- * the audio itself is.
- */
-const framedCopies = new WeakMap<Buffer, FramedCopy | null>();
-
-/**
- * The shortest audio, in frames, given a framed copy. Shorter audio is cut as any other: a
- * stream's chunks (each sent once) are not tracked, and the copy of a short sound saves little.
- */
-const FRAMED_MIN_FRAMES = 50;
-
-/**
- * The longest audio, in frames, given a framed copy (30 s of 20 ms frames). Making the copy, and
- * checking it each time a call starts the audio, goes through all of it within one pass of the
- * scheduler: about 0.1 µs per frame, so a few ms for many calls starting at once, not more.
- */
-const FRAMED_MAX_FRAMES = 1500;
-
 const FORMAT_OF_KIND: Array<AudioFormat | undefined> = [];
 
 /** The slin format of an AudioSocket audio kind (shared objects: compared by identity). */
@@ -158,9 +126,6 @@ export class PacedOutbound implements Paced, OutboundPolicy<PacedStats> {
   reportSent = false;
   meter: SendMeter | null = null;
   samplePeak = false;
-  /** The audio last seen at the queue's head and its framed copy (null: none): looked up per play, not per frame. */
-  #framedSource: Buffer | null = null;
-  #framed: Buffer | null = null;
   /** Counted per frame: fields of this object, not of a stats object (one cache line fewer per frame). */
   #framesSent = 0;
   #stats = {
@@ -304,7 +269,6 @@ export class PacedOutbound implements Paced, OutboundPolicy<PacedStats> {
   flush(): number {
     if (this.#closed) return 0;
     const { droppedMs, completions } = this.#queue.flush('flush');
-    this.#forgetFramed();
     this.#stats.flushedMs += droppedMs;
     for (const c of completions) this.#schedule(c);
     const now = this.#scheduler.clock.now();
@@ -324,7 +288,6 @@ export class PacedOutbound implements Paced, OutboundPolicy<PacedStats> {
     if (this.#closed) return;
     const { droppedMs, completions } = this.#queue.close();
     this.#closed = true;
-    this.#forgetFramed();
     this.#gate.close();
     this.#stats.unsentMs += droppedMs;
     for (const c of completions) c.cancel('hangup');
@@ -343,9 +306,7 @@ export class PacedOutbound implements Paced, OutboundPolicy<PacedStats> {
   onTick(gridTime: number, now: number, observedUntil: number): void {
     if (this.#closed) return;
     // Most calls of an echo have nothing queued at a tick: their audio left as it was written.
-    const queued = !this.#queue.empty;
-    if (!queued && this.#framedSource !== null) this.#forgetFramed();
-    const sent = queued && this.#pump(now, gridTime);
+    const sent = !this.#queue.empty && this.#pump(now, gridTime);
     if (!sent && !this.#closed && this.#pacer.rest(this.#quietUntil(observedUntil)) && this.#opts.keepAlive) {
       this.#keepAlive(gridTime, now);
     }
@@ -416,16 +377,10 @@ export class PacedOutbound implements Paced, OutboundPolicy<PacedStats> {
         }
         const ms = durationMs(format, bytes);
         if (!pacer.admits(ms, now, now, false, horizon)) break;
-        // Audio sent more than once goes from its framed copy, with no copy per frame; any other
-        // frame is cut behind room for the header, into memory the wire gives: one copy.
-        let message = bytes === this.frameBytes && format === this.format ? this.#framedMessage(queue) : null;
-        let completed: Completion[];
-        if (message !== null) completed = queue.takeInto(null, 0);
-        else {
-          message = this.#wire.messageMemory(HEADER_SIZE + bytes);
-          completed = queue.takeInto(message, HEADER_SIZE);
-          writeHeader(message, 0, kindOfFormat(format)!, bytes);
-        }
+        // Cut behind room for the header, into memory the wire gives: the message, one copy.
+        const message = this.#wire.messageMemory(HEADER_SIZE + bytes);
+        const completed = queue.takeInto(message, HEADER_SIZE);
+        writeHeader(message, 0, kindOfFormat(format)!, bytes);
         this.#emit(message, format, ms, now, now, false);
         sent = true;
         for (const c of completed) this.#schedule(c);
@@ -436,60 +391,6 @@ export class PacedOutbound implements Paced, OutboundPolicy<PacedStats> {
     this.#gate.check();
     if (sent || this.#unsettled > 0) this.#settleDue(now);
     return sent;
-  }
-
-  /**
-   * The next frame's message in the framed copy of the audio it lies in, if that audio has one
-   * ({@link framedCopies}) and the frame is one of its frames: a whole frame in the call's own
-   * format, at a frame boundary of the audio as it was given.
-   */
-  #framedMessage(queue: OutboundQueue): Buffer | null {
-    const source = queue.headBytes;
-    if (source === null) return null;
-    const offset = queue.headOffset;
-    const F = this.frameBytes;
-    if (offset % F !== 0) return null;
-    // Looked up (and checked) at each start of the audio (a play, a loop) and when other audio
-    // comes to the head: once per play, not per frame.
-    if (source !== this.#framedSource || offset === 0) this.#framed = this.#framedCopy(source);
-    const framed = this.#framed;
-    if (framed === null) return null;
-    const size = HEADER_SIZE + F;
-    const at = (offset / F) * size;
-    return at + size <= framed.length ? framed.subarray(at, at + size) : null;
-  }
-
-  #framedCopy(source: Buffer): Buffer | null {
-    // Not kept (so not held) when too short or too long for a copy: looked up again per frame.
-    const frames = source.length / this.frameBytes;
-    if (frames < FRAMED_MIN_FRAMES || frames > FRAMED_MAX_FRAMES) {
-      this.#framedSource = null;
-      return null;
-    }
-    this.#framedSource = source;
-    const known = framedCopies.get(source);
-    if (known === undefined) {
-      framedCopies.set(source, null);
-      return null;
-    }
-    if (known === null) {
-      const copy = { kind: this.#kind, frameBytes: this.frameBytes, messages: framedMessages(this.#kind, source, this.frameBytes) };
-      framedCopies.set(source, copy);
-      return copy.messages;
-    }
-    if (known.kind !== this.#kind || known.frameBytes !== this.frameBytes) return null;
-    if (!framesCarry(known.messages, source, this.frameBytes)) {
-      // The buffer changed since its copy was made (its memory reused): seen once more.
-      framedCopies.set(source, null);
-      return null;
-    }
-    return known.messages;
-  }
-
-  /** Lets go of the audio last seen at the head once it has left: the call holds no audio it is not sending. */
-  #forgetFramed(): void {
-    this.#framedSource = null;
-    this.#framed = null;
   }
 
   /** The next instant of the timer's grid after `now` (no limit before the timer runs). */

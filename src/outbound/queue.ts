@@ -333,28 +333,11 @@ export class OutboundQueue {
   }
 
   /**
-   * The bytes the next frame ({@link peek}) lies in when it lies within one entry, as they were
-   * written or played (the frame starts at {@link headOffset}); else null. A transport that has
-   * those bytes framed already sends the frame from there (`takeInto(null, 0)`).
-   */
-  get headBytes(): Buffer | null {
-    const head = this.#headSeg;
-    return head !== null && head.bytes!.length - head.offset >= this.#headFrameBytes ? head.bytes : null;
-  }
-
-  /** Where the next frame starts in {@link headBytes}. */
-  get headOffset(): number {
-    return this.#headSeg === null ? 0 : this.#headSeg.offset;
-  }
-
-  /**
    * Cuts the next frame (see {@link peek}) into `target` at `at` (room for {@link peek} bytes
    * there): a transport that writes its header in front of the frame sends one buffer, copied
-   * once. With `target` null the frame is taken without a copy (the transport sends it from
-   * memory of its own, see {@link headBytes}). Returns what completes once the frame has played
-   * ({@link Frame.completed}).
+   * once. Returns what completes once the frame has played ({@link Frame.completed}).
    */
-  takeInto(target: Buffer | null, at: number): Completion[] {
+  takeInto(target: Buffer, at: number): Completion[] {
     const n = this.peek();
     return n === 0 ? EMPTY : this.#cut(n, target, at);
   }

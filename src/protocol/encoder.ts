@@ -114,35 +114,6 @@ export function silenceMessage(kind: AudioKind, bytes: number): Buffer {
 }
 
 /**
- * Audio cut into messages: `payload`'s whole frames of `frameBytes`, each behind its header of
- * `kind`, back to back in one buffer (a trailing part shorter than a frame is left out). Message
- * `i` is bytes `i * (3 + frameBytes)` up to the next. What the paced output sends a prompt that
- * many calls play from: one copy made once, not one per frame per call.
- */
-export function framedMessages(kind: AudioKind, payload: Buffer, frameBytes: number): Buffer {
-  const frames = Math.floor(payload.length / frameBytes);
-  const size = HEADER_SIZE + frameBytes;
-  // Its own memory, not a slice of Node's shared pool, which it would keep alive.
-  const out = Buffer.allocUnsafeSlow(frames * size);
-  for (let i = 0; i < frames; i++) {
-    writeHeader(out, i * size, kind, frameBytes);
-    payload.copy(out, i * size + HEADER_SIZE, i * frameBytes, (i + 1) * frameBytes);
-  }
-  return out;
-}
-
-/** Whether `messages` (made by {@link framedMessages} with `frameBytes`) carry `payload`'s whole frames as they are now. */
-export function framesCarry(messages: Buffer, payload: Buffer, frameBytes: number): boolean {
-  const frames = Math.floor(payload.length / frameBytes);
-  const size = HEADER_SIZE + frameBytes;
-  if (messages.length !== frames * size) return false;
-  for (let i = 0; i < frames; i++) {
-    if (payload.compare(messages, i * size + HEADER_SIZE, (i + 1) * size, i * frameBytes, (i + 1) * frameBytes) !== 0) return false;
-  }
-  return true;
-}
-
-/**
  * The message for `payload` of `kind`: header and payload in one buffer. When the three bytes
  * before `payload` in its memory already are that header (audio received from Asterisk and
  * written straight back), they are reused with no copy. (Frames the outbound queue cuts go
