@@ -94,26 +94,9 @@ export async function recordCommand(argv: string[]): Promise<void> {
         call.sendAs(recFormat);
         call.on('audio', (frame) => call.write(frame.payload));
       }
-      // The caller's audio read in one turn of the event loop is placed as one piece that ends
-      // where it was read. Audio read in a burst (our loop stalled, or the network held it) was
-      // due before it arrived: placed frame by frame, its first frame would look late and get
-      // silence before it, and the caller's side would run that much ahead for the rest of the
-      // call. The timeline fills only gaps that no audio came to fill.
-      let inbound: Buffer[] = [];
-      let inboundAt = 0;
-      let inboundPlacing: NodeJS.Immediate | undefined;
-      const placeInbound = (): void => {
-        if (inboundPlacing !== undefined) clearImmediate(inboundPlacing);
-        inboundPlacing = undefined;
-        if (inbound.length === 0) return;
-        timeline.push(0, inbound.length === 1 ? inbound[0]! : Buffer.concat(inbound), inboundAt);
-        inbound = [];
-      };
-      call.on('audio', (frame) => {
-        inbound.push(frame.payload);
-        inboundAt = performance.now();
-        inboundPlacing ??= setImmediate(placeInbound);
-      });
+      // Placed where it arrived; audio that arrives in a burst after a stall fills the gap before
+      // it (the model is in src/cli/timeline.ts).
+      call.on('audio', (frame) => timeline.push(0, frame.payload, performance.now()));
       call.on('sent', ({ payload, format: from, atMs }) => {
         // Placed where the caller hears it: the frame's instant on the call's timeline.
         const endMs = t0 + atMs + (payload.length / (from.sampleRate * (from.encoding === 'slin' ? 2 : 1))) * 1000;
@@ -151,8 +134,8 @@ export async function recordCommand(argv: string[]): Promise<void> {
       };
       const flush = (final: boolean): void => {
         if (split) {
-          write(writers[0]!, timeline.takeMono(0));
-          write(writers[1]!, timeline.takeMono(1));
+          write(writers[0]!, timeline.takeMono(0, final));
+          write(writers[1]!, timeline.takeMono(1, final));
         } else {
           write(writers[0]!, timeline.takeStereo(final));
         }
@@ -160,7 +143,6 @@ export async function recordCommand(argv: string[]): Promise<void> {
       const timer = setInterval(() => flush(false), FLUSH_MS);
       const finished = call.closed.then(async (end: CallEnd) => {
         clearInterval(timer);
-        placeInbound();
         flush(true);
         outConverter?.dispose();
         await Promise.all(writers.map((w) => w.close().catch(() => {})));

@@ -1,0 +1,152 @@
+// The recorder's timeline (src/cli/timeline.ts): where each side's audio is placed on the call's
+// wall clock, under the injected times the recorder would pass.
+import { test, describe } from 'node:test';
+import assert from 'node:assert/strict';
+import { CallTimeline } from '#lib/cli/timeline.js';
+
+const RATE = 8000;
+/** 20 ms of 8 kHz slin whose samples are all `value` (never 0, so silence is told apart). */
+const frame = (value: number): Buffer => Buffer.alloc(320, 0).fill(Buffer.from(Int16Array.of(value).buffer));
+
+/** The side's samples as runs: `['audio', ms]` and `['silence', ms]`. */
+function runs(slin: Buffer): Array<[string, number]> {
+  const out: Array<[string, number]> = [];
+  for (let i = 0; i + 1 < slin.length; i += 2) {
+    const kind = slin.readInt16LE(i) === 0 ? 'silence' : 'audio';
+    const last = out.at(-1);
+    if (last?.[0] === kind) last[1] += 1000 / RATE;
+    else out.push([kind, 1000 / RATE]);
+  }
+  return out.map(([k, ms]) => [k, Math.round(ms * 1000) / 1000]);
+}
+
+/** The values of the side's 20 ms frames that are audio, in order. */
+function frameValues(slin: Buffer): number[] {
+  const out: number[] = [];
+  for (let i = 0; i + 1 < slin.length; i += 320) {
+    const v = slin.readInt16LE(i);
+    if (v !== 0) out.push(v);
+  }
+  return out;
+}
+
+describe('the recording timeline', () => {
+  test('audio in real time, a little jittery, is placed back to back', () => {
+    const t = new CallTimeline(RATE, 1000);
+    for (let k = 0; k < 50; k++) t.push(0, frame(k + 1), 1000 + 20 * (k + 1) + (k % 3) * 5);
+    const out = t.takeMono(0, true);
+    assert.deepEqual(runs(out), [['audio', 1000]]);
+    assert.deepEqual(
+      frameValues(out),
+      Array.from({ length: 50 }, (_, k) => k + 1),
+    );
+  });
+
+  test('a pause in the audio (nothing sent for 200 ms) is kept as 200 ms of silence', () => {
+    const t = new CallTimeline(RATE, 0);
+    let at = 0;
+    for (let k = 0; k < 10; k++) t.push(0, frame(1), (at += 20));
+    at += 200;
+    for (let k = 0; k < 10; k++) t.push(0, frame(2), (at += 20));
+    assert.deepEqual(runs(t.takeMono(0, true)), [
+      ['audio', 200],
+      ['silence', 200],
+      ['audio', 200],
+    ]);
+  });
+
+  test('a stall followed by a burst puts no silence in, however the burst is split into reads', () => {
+    for (const [first, gapMs] of [
+      [1, 5],
+      [1, 55],
+      [3, 0.2],
+      [15, 0],
+    ] as const) {
+      const t = new CallTimeline(RATE, 0);
+      let k = 0;
+      for (; k < 10; k++) t.push(0, frame(k + 1), 20 * (k + 1));
+      // 300 ms with nothing read; then 15 frames that were due arrive as `first` and the rest
+      // `gapMs` later, and real time goes on.
+      const resume = 20 * 10 + 300;
+      for (let i = 0; i < first; i++, k++) t.push(0, frame(k + 1), resume);
+      for (; k < 25; k++) t.push(0, frame(k + 1), resume + gapMs);
+      for (; k < 50; k++) t.push(0, frame(k + 1), Math.max(20 * (k + 1), resume + gapMs));
+      const out = t.takeMono(0, true);
+      assert.deepEqual(runs(out), [['audio', 1000]], `first read ${first} frames, the rest ${gapMs} ms later`);
+      assert.deepEqual(
+        frameValues(out),
+        Array.from({ length: 50 }, (_, i) => i + 1),
+      );
+    }
+  });
+
+  test('a burst that only partly catches up leaves as much silence as it stays late', () => {
+    const t = new CallTimeline(RATE, 0);
+    let at = 0;
+    for (let k = 0; k < 10; k++) t.push(0, frame(1), (at += 20));
+    // 300 ms of nothing, then a burst of 100 ms: the other 200 ms were a pause.
+    at += 300;
+    for (let k = 0; k < 5; k++) t.push(0, frame(2), at);
+    for (let k = 0; k < 10; k++) t.push(0, frame(3), (at += 20));
+    assert.deepEqual(runs(t.takeMono(0, true)), [
+      ['audio', 200],
+      ['silence', 200],
+      ['audio', 300],
+    ]);
+  });
+
+  test('a second stall while a gap is judged starts the judging again', () => {
+    // 80 ms late, then 280 ms with nothing read, then everything that was due: no silence.
+    const t = new CallTimeline(RATE, 0);
+    let k = 0;
+    for (; k < 8; k++) t.push(0, frame(k + 1), 20 * (k + 1));
+    t.push(0, frame(++k), 260);
+    for (; k < 25; k++) t.push(0, frame(k + 1), 540);
+    for (; k < 50; k++) t.push(0, frame(k + 1), Math.max(20 * (k + 1), 540));
+    const out = t.takeMono(0, true);
+    assert.deepEqual(runs(out), [['audio', 1000]]);
+    assert.deepEqual(
+      frameValues(out),
+      Array.from({ length: 50 }, (_, i) => i + 1),
+    );
+
+    // A 200 ms pause, then a 300 ms stall while it is judged, then a burst: the pause stays.
+    const p = new CallTimeline(RATE, 0);
+    let at = 0;
+    for (let i = 0; i < 10; i++) p.push(0, frame(1), (at += 20));
+    p.push(0, frame(2), (at += 220));
+    at += 300;
+    for (let i = 0; i < 15; i++) p.push(0, frame(2), at);
+    for (let i = 0; i < 10; i++) p.push(0, frame(3), (at += 20));
+    assert.deepEqual(runs(p.takeMono(0, true)), [
+      ['audio', 200],
+      ['silence', 200],
+      ['audio', 520],
+    ]);
+  });
+
+  test('held audio waits for the gap to be judged; a final take places it', () => {
+    const mono = new CallTimeline(RATE, 0);
+    mono.push(0, frame(1), 20);
+    mono.push(0, frame(2), 500);
+    assert.deepEqual(runs(mono.takeMono(0)), [['audio', 20]], 'the late frame is held');
+    assert.deepEqual(runs(mono.takeMono(0, true)), [
+      ['silence', 460],
+      ['audio', 20],
+    ]);
+
+    const stereo = new CallTimeline(RATE, 0);
+    stereo.push(0, frame(1), 20);
+    stereo.push(1, frame(5), 20);
+    stereo.push(0, frame(2), 500);
+    stereo.push(1, frame(6), 40);
+    assert.equal(stereo.takeStereo().length, 320 * 2, 'only what both sides have: 20 ms');
+    const rest = stereo.takeStereo(true);
+    const left = Buffer.alloc(rest.length / 2);
+    for (let i = 0; i < rest.length; i += 4) rest.copy(left, i / 2, i, i + 2);
+    assert.deepEqual(runs(left), [
+      ['silence', 460],
+      ['audio', 20],
+    ]);
+  });
+});
