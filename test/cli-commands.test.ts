@@ -6,6 +6,7 @@ import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { once } from 'node:events';
 import net from 'node:net';
+import { readdirSync, statSync } from 'node:fs';
 import { mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -190,6 +191,36 @@ describe('audiosocket record', () => {
       left.subarray(at, at + audio.length),
       audio,
       "the caller's second in one piece, no silence where the recorder stalled",
+    );
+    await stop(rec);
+  });
+
+  test('a caller who sends no audio: the recording is written as the call goes, not held to its end', async () => {
+    const dir = await tempDir();
+    const rec = await cli(['record', '--port', '0', '--dir', dir]);
+    const client = await connect({ port: rec.port });
+    // The caller side is filled with silence up to 1 s behind the clock (src/cli/timeline.ts),
+    // so the keep-alive side is written with it: half a second of stereo reaches the file.
+    const wavSize = (): number => {
+      const file = readdirSync(dir).find((f) => f.endsWith('.wav'));
+      return file === undefined ? 0 : statSync(join(dir, file)).size;
+    };
+    await until(() => wavSize() >= 44 + 4 * 8 * 500, 'half a second of the call in the file during the call');
+    assert.equal(client.connected, true, 'the call is still up');
+    await client.hangup();
+    await until(() => rec.lines.some((l) => l.startsWith('saved ')), 'the recording to be saved');
+    const wav = parseWav(
+      await readFile(
+        join(
+          dir,
+          (await readdir(dir)).find((f) => f.endsWith('.wav'))!,
+        ),
+      ),
+    );
+    assert.equal(wav.sizeUnknown, false);
+    assert.ok(
+      wav.data.every((b) => b === 0),
+      'silence on both sides',
     );
     await stop(rec);
   });

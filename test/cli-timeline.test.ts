@@ -125,6 +125,53 @@ describe('the recording timeline', () => {
     ]);
   });
 
+  test('a sender that stalls before every frame is held at most maxHoldMs at a time, and stays in step', () => {
+    // One 20 ms frame every 100 ms for 5 s: every frame comes after a stall.
+    const t = new CallTimeline(RATE, 0);
+    let pushedMs = 0;
+    let audioOutMs = 0;
+    let lengthMs = 0;
+    const take = (final: boolean): void => {
+      const out = t.takeMono(0, final);
+      lengthMs += out.length / 16;
+      audioOutMs += runs(out).reduce((ms, [kind, d]) => (kind === 'audio' ? ms + d : ms), 0);
+    };
+    for (let at = 20; at <= 5000; at += 100) {
+      t.push(0, frame(1), at);
+      pushedMs += 20;
+      take(false);
+      // Held: at most the frames of the last maxHoldMs (1 s), and the one that ends the hold.
+      assert.ok(pushedMs - audioOutMs <= 20 * 11, `at ${at} ms, ${pushedMs - audioOutMs} ms of audio held`);
+    }
+    take(true);
+    assert.equal(audioOutMs, pushedMs, 'every frame is placed');
+    // Each hold's gap is judged by its least lateness: the side is never ahead of the clock, and
+    // ends within a hold of it.
+    assert.ok(lengthMs <= 4920 && lengthMs >= 4920 - 1100, `the side is ${lengthMs} ms long after 4920 ms`);
+  });
+
+  test('advance: a side without audio is filled up to maxHoldMs behind the clock, so the other is written', () => {
+    const t = new CallTimeline(RATE, 0);
+    for (let k = 0; k < 150; k++) t.push(1, frame(5), 20 * (k + 1));
+    assert.equal(t.takeStereo().length, 0, 'the caller has sent nothing yet');
+    t.advance(3000);
+    const out = t.takeStereo();
+    assert.equal(out.length / 4 / 8, 2000, 'both sides up to 1 s behind the clock');
+    const left = Buffer.alloc(out.length / 2);
+    for (let i = 0; i < out.length; i += 4) out.copy(left, i / 2, i, i + 2);
+    assert.deepEqual(runs(left), [['silence', 2000]]);
+    // Audio from the caller after that is judged against where its side ends.
+    for (let k = 0; k < 10; k++) t.push(0, frame(2), 3000 + 20 * (k + 1));
+    t.push(1, frame(5), 3200);
+    const rest = t.takeStereo(true);
+    const tail = Buffer.alloc(rest.length / 2);
+    for (let i = 0; i < rest.length; i += 4) rest.copy(tail, i / 2, i, i + 2);
+    assert.deepEqual(runs(tail), [
+      ['silence', 1000],
+      ['audio', 200],
+    ]);
+  });
+
   test('held audio waits for the gap to be judged; a final take places it', () => {
     const mono = new CallTimeline(RATE, 0);
     mono.push(0, frame(1), 20);

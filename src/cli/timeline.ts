@@ -2,46 +2,65 @@
  * Lines up the two directions of a call for recording: each side is a stream of slin samples
  * placed on the call's wall clock, so both sides stay in step. Pure: the caller passes times in ms.
  *
- * The model has one parameter, `slackMs`. A side's *lateness* after a piece is how far the wall
- * clock is past the end of that side's audio.
+ * The model has two parameters. A side's *lateness* after a piece is how far the wall clock is
+ * past the end of that side's audio.
  * - A piece that arrives at most `slackMs` late is placed right after the audio before it.
- * - A piece that arrives later opens a gap, and the gap is judged over the next `slackMs`: audio
- *   that was held up (our process stalled, or the network or the sender held it) arrives faster
- *   than real time and brings the lateness back down; a pause (Asterisk sends nothing while it
- *   sends a DTMF digit; keep-alive off) does not. A piece that opens a new gap meanwhile (more than
- *   `slackMs` later than the least lateness so far) starts the span again. The gap gets as much
- *   silence as the least lateness seen, if that is more than `slackMs`; the held pieces follow it.
+ * - A piece that arrives later opens a gap, and is held while the gap is judged: audio that was
+ *   held up (our process stalled, or the network or the sender held it) arrives faster than
+ *   real time and brings the lateness back down; a pause (Asterisk sends nothing while it sends
+ *   a DTMF digit; keep-alive off) does not. The gap gets as much silence as the least lateness
+ *   seen while it is judged, if that is more than `slackMs`; the held pieces follow it.
+ * - The judging ends `slackMs` after the gap opened, or after the last stall within it (a piece
+ *   that arrives more than `slackMs` after the side's previous one: the burst that makes up for
+ *   the stall is still to come), and at the latest `maxHoldMs` after the gap opened.
+ * - `maxHoldMs` also bounds how long a side waits for audio at all: {@link advance} judges a gap
+ *   that old and fills a side that has had no audio for longer with silence, up to `maxHoldMs`
+ *   behind the clock. So what is held in memory stays bounded and the recording is written as
+ *   the call goes, whatever the peer sends.
  * So a burst puts no silence into the recording however it is split into reads and whatever
- * stalls come between them, and a real pause stays a pause. Held audio is placed by the first
- * piece after the judging span, or by a final take.
+ * stalls come between them (up to `maxHoldMs`), and a real pause stays a pause.
  */
 class Side {
   /** Samples placed. */
   samples = 0;
   pending: Buffer[] = [];
   pendingBytes = 0;
+  /** When the side's last piece arrived (ms). */
+  lastArrival = -Infinity;
   /** Pieces that came after a gap, waiting for the gap to be judged. */
   held: Buffer[] | undefined;
   heldSamples = 0;
-  /** When the first held piece arrived (ms). */
-  heldSince = 0;
-  /** The least lateness (samples) seen since then. */
+  /** When the gap opened, and when its judging started last (the gap, or a stall within it), ms. */
+  gapAt = 0;
+  judgingSince = 0;
+  /** The least lateness (samples) seen while the gap is judged. */
   leastLateness = 0;
 }
+
+export interface TimelineParameters {
+  /** Lateness, ms, that is not a gap (jitter, a busy event loop). */
+  slackMs: number;
+  /** Longest a gap waits to be judged, and a side for audio, before silence is placed, ms. */
+  maxHoldMs: number;
+}
+
+export const DEFAULT_TIMELINE: TimelineParameters = { slackMs: 60, maxHoldMs: 1000 };
 
 export class CallTimeline {
   readonly #rate: number;
   readonly #start: number;
   readonly #slackMs: number;
+  readonly #maxHoldMs: number;
   /** `slackMs` in samples. */
   readonly #slack: number;
   readonly #sides = [new Side(), new Side()] as const;
 
-  constructor(sampleRate: number, startMs: number, slackMs = 60) {
+  constructor(sampleRate: number, startMs: number, parameters: TimelineParameters = DEFAULT_TIMELINE) {
     this.#rate = sampleRate;
     this.#start = startMs;
-    this.#slackMs = slackMs;
-    this.#slack = (slackMs * sampleRate) / 1000;
+    this.#slackMs = parameters.slackMs;
+    this.#maxHoldMs = parameters.maxHoldMs;
+    this.#slack = (parameters.slackMs * sampleRate) / 1000;
   }
 
   /** Adds slin bytes to side 0 (caller) or 1 (us) that arrived at `nowMs`. */
@@ -49,16 +68,14 @@ export class CallTimeline {
     const s = this.#sides[side];
     const n = slin.length >> 1;
     const bytes = slin.length & 1 ? slin.subarray(0, n * 2) : slin;
+    const afterStall = nowMs - s.lastArrival > this.#slackMs;
+    s.lastArrival = nowMs;
     if (s.held !== undefined) {
-      const lateness = this.#lateness(s.samples + s.heldSamples + n, nowMs);
-      // A piece that opens a new gap on top of the held one (our process stalled again while the
-      // gap was being judged) starts the judging span again.
-      const newGap = lateness > s.leastLateness + this.#slack;
-      if (newGap || nowMs - s.heldSince <= this.#slackMs) {
+      if (afterStall && nowMs - s.gapAt <= this.#maxHoldMs) s.judgingSince = nowMs;
+      if (nowMs - s.judgingSince <= this.#slackMs && nowMs - s.gapAt <= this.#maxHoldMs) {
         if (n > 0) s.held.push(bytes);
         s.heldSamples += n;
-        s.leastLateness = Math.min(s.leastLateness, lateness);
-        if (newGap) s.heldSince = nowMs;
+        s.leastLateness = Math.min(s.leastLateness, this.#lateness(s.samples + s.heldSamples, nowMs));
         return;
       }
       this.#release(s);
@@ -67,11 +84,23 @@ export class CallTimeline {
     if (lateness > this.#slack) {
       s.held = n > 0 ? [bytes] : [];
       s.heldSamples = n;
-      s.heldSince = nowMs;
+      s.gapAt = s.judgingSince = nowMs;
       s.leastLateness = lateness;
       return;
     }
     if (n > 0) this.#append(s, bytes);
+  }
+
+  /**
+   * Moves both sides on to `nowMs` without audio: a gap open for `maxHoldMs` is judged, and a
+   * side whose audio ends more than `maxHoldMs` before the clock gets silence up to that point.
+   */
+  advance(nowMs: number): void {
+    const behind = Math.floor(((nowMs - this.#maxHoldMs - this.#start) * this.#rate) / 1000);
+    for (const s of this.#sides) {
+      if (s.held !== undefined && nowMs - s.gapAt > this.#maxHoldMs) this.#release(s);
+      if (s.held === undefined && behind > s.samples) this.#append(s, Buffer.alloc((behind - s.samples) * 2));
+    }
   }
 
   /** Samples by which the wall clock at `nowMs` is past `samples` of audio. */

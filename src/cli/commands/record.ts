@@ -133,6 +133,8 @@ export async function recordCommand(argv: string[]): Promise<void> {
         });
       };
       const flush = (final: boolean): void => {
+        // A side without audio for a while is filled with silence, so the other is written too.
+        if (!final) timeline.advance(performance.now());
         if (split) {
           write(writers[0]!, timeline.takeMono(0, final));
           write(writers[1]!, timeline.takeMono(1, final));
