@@ -65,6 +65,19 @@ function withoutSilence(data: Buffer): Buffer {
 
 const runCall = (args: string[]) => runCli(['call', ...args]);
 
+/** The one WAV file `rec` wrote in `dir`, once it says the recording is saved. */
+async function savedWav(rec: Running, dir: string): Promise<ReturnType<typeof parseWav>> {
+  await until(() => rec.lines.some((l) => l.startsWith('saved ')), 'the recording to be saved');
+  return parseWav(
+    await readFile(
+      join(
+        dir,
+        (await readdir(dir)).find((f) => f.endsWith('.wav'))!,
+      ),
+    ),
+  );
+}
+
 describe('audiosocket record', () => {
   test('stereo WAV: the caller sample by sample on the left, the echo on the right; sidecar with DTMF', async () => {
     const dir = await tempDir();
@@ -175,15 +188,7 @@ describe('audiosocket record', () => {
     }
     await streaming;
     await client.hangup();
-    await until(() => rec.lines.some((l) => l.startsWith('saved ')), 'the recording to be saved');
-    const wav = parseWav(
-      await readFile(
-        join(
-          dir,
-          (await readdir(dir)).find((f) => f.endsWith('.wav'))!,
-        ),
-      ),
-    );
+    const wav = await savedWav(rec, dir);
     const left = channel(wav.data, 0);
     const at = left.indexOf(audio.subarray(0, 64));
     assert.ok(at >= 0, "the caller's audio is in the recording");
@@ -208,15 +213,7 @@ describe('audiosocket record', () => {
     await until(() => wavSize() >= 44 + 4 * 8 * 500, 'half a second of the call in the file during the call');
     assert.equal(client.connected, true, 'the call is still up');
     await client.hangup();
-    await until(() => rec.lines.some((l) => l.startsWith('saved ')), 'the recording to be saved');
-    const wav = parseWav(
-      await readFile(
-        join(
-          dir,
-          (await readdir(dir)).find((f) => f.endsWith('.wav'))!,
-        ),
-      ),
-    );
+    const wav = await savedWav(rec, dir);
     assert.equal(wav.sizeUnknown, false);
     assert.ok(
       wav.data.every((b) => b === 0),

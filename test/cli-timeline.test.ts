@@ -20,6 +20,13 @@ function runs(slin: Buffer): Array<[string, number]> {
   return out.map(([k, ms]) => [k, Math.round(ms * 1000) / 1000]);
 }
 
+/** The left channel of interleaved stereo slin. */
+function leftOf(stereo: Buffer): Buffer {
+  const left = Buffer.alloc(stereo.length / 2);
+  for (let i = 0; i < stereo.length; i += 4) stereo.copy(left, i / 2, i, i + 2);
+  return left;
+}
+
 /** The values of the side's 20 ms frames that are audio, in order. */
 function frameValues(slin: Buffer): number[] {
   const out: number[] = [];
@@ -157,16 +164,11 @@ describe('the recording timeline', () => {
     t.advance(3000);
     const out = t.takeStereo();
     assert.equal(out.length / 4 / 8, 2000, 'both sides up to 1 s behind the clock');
-    const left = Buffer.alloc(out.length / 2);
-    for (let i = 0; i < out.length; i += 4) out.copy(left, i / 2, i, i + 2);
-    assert.deepEqual(runs(left), [['silence', 2000]]);
+    assert.deepEqual(runs(leftOf(out)), [['silence', 2000]]);
     // Audio from the caller after that is judged against where its side ends.
     for (let k = 0; k < 10; k++) t.push(0, frame(2), 3000 + 20 * (k + 1));
     t.push(1, frame(5), 3200);
-    const rest = t.takeStereo(true);
-    const tail = Buffer.alloc(rest.length / 2);
-    for (let i = 0; i < rest.length; i += 4) rest.copy(tail, i / 2, i, i + 2);
-    assert.deepEqual(runs(tail), [
+    assert.deepEqual(runs(leftOf(t.takeStereo(true))), [
       ['silence', 1000],
       ['audio', 200],
     ]);
@@ -188,10 +190,7 @@ describe('the recording timeline', () => {
     stereo.push(0, frame(2), 500);
     stereo.push(1, frame(6), 40);
     assert.equal(stereo.takeStereo().length, 320 * 2, 'only what both sides have: 20 ms');
-    const rest = stereo.takeStereo(true);
-    const left = Buffer.alloc(rest.length / 2);
-    for (let i = 0; i < rest.length; i += 4) rest.copy(left, i / 2, i, i + 2);
-    assert.deepEqual(runs(left), [
+    assert.deepEqual(runs(leftOf(stereo.takeStereo(true))), [
       ['silence', 460],
       ['audio', 20],
     ]);
