@@ -222,6 +222,45 @@ describe('audiosocket record', () => {
     await stop(rec);
   });
 
+  test('a caller sending faster than real time: what runs over 1 s ahead is dropped, said once and counted', async () => {
+    const dir = await tempDir();
+    const rec = await cli(['record', '--port', '0', '--dir', dir]);
+    let stderr = '';
+    rec.child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+    const client = await connect({ port: rec.port });
+    // 6 s of audio in 4.5 s: 20 ms frames every 15 ms (every 10 ms would pass for slin16, which
+    // the call would detect and resample).
+    const audio = signal(6);
+    const start = performance.now();
+    for (let k = 0; k * 320 < audio.length; k++) {
+      const wait = start + 15 * k - performance.now();
+      if (wait > 0) await new Promise((r) => setTimeout(r, wait));
+      client.sendAudio(audio.subarray(k * 320, (k + 1) * 320));
+    }
+    await client.hangup();
+    const wav = await savedWav(rec, dir);
+    const files = await readdir(dir);
+    const sidecar = JSON.parse(
+      await readFile(
+        join(
+          dir,
+          files.find((f) => f.endsWith('.json'))!,
+        ),
+        'utf8',
+      ),
+    );
+    const kept = withoutSilence(channel(wav.data, 0));
+    // Every sample the caller sent is in the file or counted as dropped; the first 3 s (until the
+    // side is 1 s ahead) are all there.
+    assert.ok(sidecar.droppedMs.caller > 0, `dropped ${sidecar.droppedMs.caller} ms`);
+    assert.ok(Math.abs(kept.length / 16 + sidecar.droppedMs.caller - 6000) <= 1, `${kept.length / 16} ms kept`);
+    assert.deepEqual(kept.subarray(0, 48_000), audio.subarray(0, 48_000));
+    assert.equal(sidecar.droppedMs.sent, 0);
+    await until(() => /ahead of the clock/.test(stderr), 'the warning');
+    assert.equal(stderr.match(/ahead of the clock/g)!.length, 1, stderr);
+    await stop(rec);
+  });
+
   test('--split and SIGINT while a call is live: the call gets a hangup and both files are finalised', async () => {
     const dir = await tempDir();
     const rec = await cli(['record', '--port', '0', '--dir', dir, '--split', '--json']);

@@ -20,11 +20,11 @@ function runs(slin: Buffer): Array<[string, number]> {
   return out.map(([k, ms]) => [k, Math.round(ms * 1000) / 1000]);
 }
 
-/** The left channel of interleaved stereo slin. */
-function leftOf(stereo: Buffer): Buffer {
-  const left = Buffer.alloc(stereo.length / 2);
-  for (let i = 0; i < stereo.length; i += 4) stereo.copy(left, i / 2, i, i + 2);
-  return left;
+/** Channel `ch` (0: left, the caller) of interleaved stereo slin. */
+function channelOf(stereo: Buffer, ch: 0 | 1): Buffer {
+  const out = Buffer.alloc(stereo.length / 2);
+  for (let i = 2 * ch; i < stereo.length; i += 4) stereo.copy(out, (i - 2 * ch) / 2, i, i + 2);
+  return out;
 }
 
 /** The values of the side's 20 ms frames that are audio, in order. */
@@ -132,6 +132,92 @@ describe('the recording timeline', () => {
     ]);
   });
 
+  test('pauses close together each stay where they were', () => {
+    // 200 ms, a 200 ms pause, one frame, a 300 ms pause, then 600 ms.
+    const t = new CallTimeline(RATE, 0);
+    let at = 0;
+    for (let k = 0; k < 10; k++) t.push(0, frame(1), (at += 20));
+    t.push(0, frame(2), (at += 220));
+    at += 300;
+    for (let k = 0; k < 30; k++) t.push(0, frame(3), (at += 20));
+    assert.deepEqual(runs(t.takeMono(0, true)), [
+      ['audio', 200],
+      ['silence', 200],
+      ['audio', 20],
+      ['silence', 300],
+      ['audio', 600],
+    ]);
+
+    // DTMF-like: five times a 100 ms pause then 40 ms of audio.
+    const d = new CallTimeline(RATE, 0);
+    at = 0;
+    for (let k = 0; k < 10; k++) d.push(0, frame(1), (at += 20));
+    for (let i = 0; i < 5; i++) {
+      at += 100;
+      d.push(0, frame(2), (at += 20));
+      d.push(0, frame(2), (at += 20));
+    }
+    for (let k = 0; k < 30; k++) d.push(0, frame(3), (at += 20));
+    assert.deepEqual(runs(d.takeMono(0, true)), [
+      ['audio', 200],
+      ...Array.from({ length: 4 }, () => [
+        ['silence', 100],
+        ['audio', 40],
+      ]).flat(),
+      ['silence', 100],
+      ['audio', 640],
+    ]);
+  });
+
+  test('a sender faster than real time: what runs more than maxHoldMs ahead is dropped and counted', () => {
+    // The caller sends 40 ms every 20 ms for 5 s; our side is real time; written every 200 ms.
+    const t = new CallTimeline(RATE, 0);
+    let writtenMs = 0;
+    for (let at = 20; at <= 5000; at += 20) {
+      t.push(0, frame(1), at);
+      t.push(0, frame(1), at);
+      t.push(1, frame(5), at);
+      if (at % 200 === 0) {
+        t.advance(at);
+        writtenMs += t.takeStereo().length / 32;
+        assert.equal(writtenMs, at, 'both sides written up to the clock');
+      }
+    }
+    assert.equal(t.droppedMs(0), 10_000 - 5000 - 1000, 'the caller side is 1 s ahead at most');
+    assert.equal(t.droppedMs(1), 0);
+  });
+
+  test('a stall longer than maxHoldMs, then a burst: the sides stay within maxHoldMs of each other', () => {
+    // Both sides real time, but the caller's audio from 2 to 5 s arrives at 5 s.
+    const t = new CallTimeline(RATE, 0);
+    let stereo = Buffer.alloc(0);
+    for (let at = 20; at <= 8000; at += 20) {
+      if (at <= 2000 || at >= 5000) {
+        const due = at === 5000 ? 151 : 1;
+        for (let i = 0; i < due; i++) t.push(0, frame(1), at);
+      }
+      t.push(1, frame(5), at);
+      if (at % 200 === 0) {
+        t.advance(at);
+        stereo = Buffer.concat([stereo, t.takeStereo()]);
+      }
+    }
+    stereo = Buffer.concat([stereo, t.takeStereo(true)]);
+    // 2 s; silence up to 1 s behind the clock when the burst came (3.8 s at 4.8 s); then the
+    // burst up to 1 s ahead of the clock (6 s at 5 s), the 820 ms beyond dropped; then real time.
+    assert.deepEqual(runs(channelOf(stereo, 0)), [
+      ['audio', 2000],
+      ['silence', 1800],
+      ['audio', 5200],
+    ]);
+    assert.equal(t.droppedMs(0), 820);
+    // Our side: 8 s of audio, then the 1 s the caller's side is ahead.
+    assert.deepEqual(runs(channelOf(stereo, 1)), [
+      ['audio', 8000],
+      ['silence', 1000],
+    ]);
+  });
+
   test('a sender that stalls before every frame is held at most maxHoldMs at a time, and stays in step', () => {
     // One 20 ms frame every 100 ms for 5 s: every frame comes after a stall.
     const t = new CallTimeline(RATE, 0);
@@ -164,11 +250,11 @@ describe('the recording timeline', () => {
     t.advance(3000);
     const out = t.takeStereo();
     assert.equal(out.length / 4 / 8, 2000, 'both sides up to 1 s behind the clock');
-    assert.deepEqual(runs(leftOf(out)), [['silence', 2000]]);
+    assert.deepEqual(runs(channelOf(out, 0)), [['silence', 2000]]);
     // Audio from the caller after that is judged against where its side ends.
     for (let k = 0; k < 10; k++) t.push(0, frame(2), 3000 + 20 * (k + 1));
     t.push(1, frame(5), 3200);
-    assert.deepEqual(runs(leftOf(t.takeStereo(true))), [
+    assert.deepEqual(runs(channelOf(t.takeStereo(true), 0)), [
       ['silence', 1000],
       ['audio', 200],
     ]);
@@ -190,7 +276,7 @@ describe('the recording timeline', () => {
     stereo.push(0, frame(2), 500);
     stereo.push(1, frame(6), 40);
     assert.equal(stereo.takeStereo().length, 320 * 2, 'only what both sides have: 20 ms');
-    assert.deepEqual(runs(leftOf(stereo.takeStereo(true))), [
+    assert.deepEqual(runs(channelOf(stereo.takeStereo(true), 0)), [
       ['silence', 460],
       ['audio', 20],
     ]);

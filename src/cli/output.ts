@@ -9,7 +9,6 @@
 import cluster from 'node:cluster';
 
 export interface Output {
-  /** An event: a line of text, or a JSON object with `event` and the fields. */
   /** An event: `text` for people (stdout; '' prints nothing), `fields` for --json. */
   event(name: string, fields: Record<string, unknown>, text: string): void;
   /** Something went wrong; always printed, on stderr. */

@@ -3,22 +3,27 @@
  * placed on the call's wall clock, so both sides stay in step. Pure: the caller passes times in ms.
  *
  * The model has two parameters. A side's *lateness* after a piece is how far the wall clock is
- * past the end of that side's audio.
+ * past the end of that side's audio (negative: the side is ahead of the clock).
  * - A piece that arrives at most `slackMs` late is placed right after the audio before it.
  * - A piece that arrives later opens a gap, and is held while the gap is judged: audio that was
  *   held up (our process stalled, or the network or the sender held it) arrives faster than
  *   real time and brings the lateness back down; a pause (Asterisk sends nothing while it sends
- *   a DTMF digit; keep-alive off) does not. The gap gets as much silence as the least lateness
- *   seen while it is judged, if that is more than `slackMs`; the held pieces follow it.
+ *   a DTMF digit; keep-alive off) does not.
  * - The judging ends `slackMs` after the gap opened, or after the last stall within it (a piece
  *   that arrives more than `slackMs` after the side's previous one: the burst that makes up for
  *   the stall is still to come), and at the latest `maxHoldMs` after the gap opened.
- * - `maxHoldMs` also bounds how long a side waits for audio at all: {@link advance} judges a gap
- *   that old and fills a side that has had no audio for longer with silence, up to `maxHoldMs`
- *   behind the clock. So what is held in memory stays bounded and the recording is written as
- *   the call goes, whatever the peer sends.
+ * - Then each gap (the first, and each stall within the judging) gets as much silence as the
+ *   least lateness of the audio from it on allows, if that is more than `slackMs`: no audio is
+ *   placed before it arrived, and none later than it must be.
+ * - `maxHoldMs` bounds the rest. {@link advance} judges a gap that old, and fills a side that
+ *   has had no audio for longer with silence, up to `maxHoldMs` behind the clock; and a side is
+ *   never more than `maxHoldMs` ahead of the clock: audio beyond that (a sender faster than real
+ *   time, or a burst after a stall longer than `maxHoldMs` that was filled with silence) is
+ *   dropped and counted ({@link droppedMs}). So memory stays bounded whatever the peer sends,
+ *   the recording is written as the call goes, and the two sides are never more than
+ *   `maxHoldMs` apart.
  * So a burst puts no silence into the recording however it is split into reads and whatever
- * stalls come between them (up to `maxHoldMs`), and a real pause stays a pause.
+ * stalls come between them (up to `maxHoldMs`), and a pause stays a pause.
  */
 class Side {
   /** Samples placed. */
@@ -27,20 +32,26 @@ class Side {
   pendingBytes = 0;
   /** When the side's last piece arrived (ms). */
   lastArrival = -Infinity;
-  /** Pieces that came after a gap, waiting for the gap to be judged. */
-  held: Buffer[] | undefined;
+  /** Audio held while a gap is judged: one run per gap (the first, then each stall). */
+  held: HeldRun[] | undefined;
   heldSamples = 0;
   /** When the gap opened, and when its judging started last (the gap, or a stall within it), ms. */
   gapAt = 0;
   judgingSince = 0;
-  /** The least lateness (samples) seen while the gap is judged. */
-  leastLateness = 0;
+  /** Samples dropped for running more than `maxHoldMs` ahead of the clock. */
+  dropped = 0;
+}
+
+interface HeldRun {
+  pieces: Buffer[];
+  /** The least lateness (samples) after a piece of this run. */
+  least: number;
 }
 
 export interface TimelineParameters {
   /** Lateness, ms, that is not a gap (jitter, a busy event loop). */
   slackMs: number;
-  /** Longest a gap waits to be judged, and a side for audio, before silence is placed, ms. */
+  /** Longest a gap waits to be judged, a side waits for audio, and a side may run ahead, ms. */
   maxHoldMs: number;
 }
 
@@ -51,8 +62,9 @@ export class CallTimeline {
   readonly #start: number;
   readonly #slackMs: number;
   readonly #maxHoldMs: number;
-  /** `slackMs` in samples. */
+  /** `slackMs` and `maxHoldMs` in samples. */
   readonly #slack: number;
+  readonly #maxHold: number;
   readonly #sides = [new Side(), new Side()] as const;
 
   constructor(sampleRate: number, startMs: number, parameters: TimelineParameters = DEFAULT_TIMELINE) {
@@ -61,34 +73,46 @@ export class CallTimeline {
     this.#slackMs = parameters.slackMs;
     this.#maxHoldMs = parameters.maxHoldMs;
     this.#slack = (parameters.slackMs * sampleRate) / 1000;
+    this.#maxHold = (parameters.maxHoldMs * sampleRate) / 1000;
   }
 
   /** Adds slin bytes to side 0 (caller) or 1 (us) that arrived at `nowMs`. */
   push(side: 0 | 1, slin: Buffer, nowMs: number): void {
     const s = this.#sides[side];
     const n = slin.length >> 1;
+    if (n === 0) return;
     const bytes = slin.length & 1 ? slin.subarray(0, n * 2) : slin;
     const afterStall = nowMs - s.lastArrival > this.#slackMs;
     s.lastArrival = nowMs;
     if (s.held !== undefined) {
-      if (afterStall && nowMs - s.gapAt <= this.#maxHoldMs) s.judgingSince = nowMs;
-      if (nowMs - s.judgingSince <= this.#slackMs && nowMs - s.gapAt <= this.#maxHoldMs) {
-        if (n > 0) s.held.push(bytes);
+      const withinHold = nowMs - s.gapAt <= this.#maxHoldMs;
+      if (afterStall && withinHold) {
+        s.judgingSince = nowMs;
+        s.held.push({ pieces: [], least: Infinity });
+      }
+      if (withinHold && nowMs - s.judgingSince <= this.#slackMs) {
+        const run = s.held[s.held.length - 1]!;
+        run.pieces.push(bytes);
         s.heldSamples += n;
-        s.leastLateness = Math.min(s.leastLateness, this.#lateness(s.samples + s.heldSamples, nowMs));
+        run.least = Math.min(run.least, this.#lateness(s.samples + s.heldSamples, nowMs));
         return;
       }
       this.#release(s);
     }
     const lateness = this.#lateness(s.samples + n, nowMs);
     if (lateness > this.#slack) {
-      s.held = n > 0 ? [bytes] : [];
+      s.held = [{ pieces: [bytes], least: lateness }];
       s.heldSamples = n;
       s.gapAt = s.judgingSince = nowMs;
-      s.leastLateness = lateness;
       return;
     }
-    if (n > 0) this.#append(s, bytes);
+    const over = Math.min(n, Math.ceil(-lateness - this.#maxHold));
+    if (over > 0) {
+      s.dropped += over;
+      if (over < n) this.#append(s, bytes.subarray(0, (n - over) * 2));
+      return;
+    }
+    this.#append(s, bytes);
   }
 
   /**
@@ -103,19 +127,36 @@ export class CallTimeline {
     }
   }
 
+  /** Audio of side 0 (caller) or 1 (us) dropped for running more than `maxHoldMs` ahead, ms. */
+  droppedMs(side: 0 | 1): number {
+    return (this.#sides[side].dropped * 1000) / this.#rate;
+  }
+
   /** Samples by which the wall clock at `nowMs` is past `samples` of audio. */
   #lateness(samples: number, nowMs: number): number {
     return Math.floor(((nowMs - this.#start) * this.#rate) / 1000 - samples);
   }
 
-  /** Places the held pieces, after the silence the judged gap gets. */
+  /** Places the held runs, each after the silence its gap gets (see the module comment). */
   #release(s: Side): void {
-    const held = s.held;
-    if (held === undefined) return;
+    const runs = s.held;
+    if (runs === undefined) return;
     s.held = undefined;
     s.heldSamples = 0;
-    if (s.leastLateness > this.#slack) this.#append(s, Buffer.alloc(s.leastLateness * 2));
-    for (const piece of held) this.#append(s, piece);
+    // The silence before run j, counted from the gap, may not exceed the least lateness of any
+    // run from j on: the least of those, from the last run back.
+    const before = new Array<number>(runs.length);
+    let least = Infinity;
+    for (let j = runs.length - 1; j >= 0; j--) {
+      least = Math.min(least, runs[j]!.least);
+      before[j] = least > this.#slack ? least : 0;
+    }
+    let silence = 0;
+    for (let j = 0; j < runs.length; j++) {
+      if (before[j]! > silence) this.#append(s, Buffer.alloc((before[j]! - silence) * 2));
+      silence = Math.max(silence, before[j]!);
+      for (const piece of runs[j]!.pieces) this.#append(s, piece);
+    }
   }
 
   #append(s: Side, bytes: Buffer): void {

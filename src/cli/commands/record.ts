@@ -27,7 +27,7 @@ import {
   type OptionTable,
 } from '../options.js';
 import { peer, runServer } from '../run-server.js';
-import { CallTimeline } from '../timeline.js';
+import { CallTimeline, DEFAULT_TIMELINE } from '../timeline.js';
 import { checkWritableDir } from '../files.js';
 
 const ownOptions = {
@@ -132,9 +132,19 @@ export async function recordCommand(argv: string[]): Promise<void> {
           running.output.error(`recording of ${call.uuid} stopped: ${err.message}`, { uuid: call.uuid });
         });
       };
+      let warnedDrop = false;
       const flush = (final: boolean): void => {
         // A side without audio for a while is filled with silence, so the other is written too.
         if (!final) timeline.advance(performance.now());
+        const droppedMs = timeline.droppedMs(0) + timeline.droppedMs(1);
+        if (droppedMs > 0 && !warnedDrop) {
+          warnedDrop = true;
+          const side = timeline.droppedMs(0) > 0 ? "the caller's audio" : 'the audio sent';
+          running.output.warn(
+            `recording of ${call.uuid}: ${side} ran more than ${DEFAULT_TIMELINE.maxHoldMs / 1000} s ahead of the clock (sent faster than real time, or a burst after a longer stall); ${Math.round(droppedMs)} ms dropped from the recording to keep both sides in step (the sidecar has the total)`,
+            { uuid: call.uuid, droppedMs },
+          );
+        }
         if (split) {
           write(writers[0]!, timeline.takeMono(0, final));
           write(writers[1]!, timeline.takeMono(1, final));
@@ -157,6 +167,8 @@ export async function recordCommand(argv: string[]): Promise<void> {
           endReason: end.reason,
           error: end.error?.message,
           dtmf: digits,
+          // Audio left out of the recording because its side ran more than maxHoldMs ahead of the clock.
+          droppedMs: { caller: Math.round(timeline.droppedMs(0)), sent: Math.round(timeline.droppedMs(1)) },
           speech,
           format: {
             inbound:
