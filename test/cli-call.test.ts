@@ -8,11 +8,11 @@ import { test, describe, after } from 'node:test';
 import assert from 'node:assert/strict';
 import net from 'node:net';
 import { once } from 'node:events';
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { connect, createServer, encodeMessage, encodeWav, type ServerOptions, type CallHandler } from '#lib/index.js';
-import { slinToAlaw, slinToUlaw } from '#lib/audio/index.js';
+import { alawToSlin, parseWav, slinToAlaw, slinToUlaw, ulawToSlin } from '#lib/audio/index.js';
 import { runCli, until } from './helpers.js';
 
 const dirs: string[] = [];
@@ -140,6 +140,31 @@ describe('call --format ulaw|alaw sends G.711 under 0x10, as a Dial without c() 
       );
       assert.deepEqual(Buffer.concat(got), encode(audio), `the file's samples as ${law} bytes`);
       assert.equal(events(r.out).find((e) => e.event === 'summary')!.framesSent, 25);
+    });
+  }
+
+  for (const [law, encode, decode] of [
+    ['ulaw', slinToUlaw, ulawToSlin],
+    ['alaw', slinToAlaw, alawToSlin],
+  ] as const) {
+    test(`${law}: --record saves what comes back decoded as ${law}, as the channel hears it`, async (t) => {
+      // A raw echo (no keep-alive): every byte after the UUID message goes back as it came.
+      const port = await rawServer(t, (s) => {
+        let skip = 3 + 16;
+        s.on('data', (chunk: Buffer) => {
+          const rest = chunk.subarray(Math.min(skip, chunk.length));
+          skip -= chunk.length - rest.length;
+          if (rest.length > 0) s.write(rest);
+        });
+      });
+      const audio = signal(25);
+      const path = await wavFile('in.wav', audio);
+      const out = join(dirname(path), 'back.wav');
+      const r = await runCli(['call', `127.0.0.1:${port}`, '--play', path, '--format', law, '--duration', '2', '--record', out]);
+      assert.equal(r.code, 0, r.out + r.err);
+      const wav = parseWav(await readFile(out));
+      assert.deepEqual([wav.format.sampleFormat, wav.format.sampleRate, wav.format.channels], ['s16', 8000, 1]);
+      assert.deepEqual(wav.data, decode(encode(audio)), `the echo, decoded from ${law}`);
     });
   }
 

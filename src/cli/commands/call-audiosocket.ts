@@ -4,7 +4,7 @@
  * server sends and prints a summary per call.
  */
 import { randomUUID } from 'node:crypto';
-import { connect, type AsteriskClient, type AudioKind } from '../../index.js';
+import { connect, createConverter, type AsteriskClient, type AudioKind } from '../../index.js';
 import { newLeg, runCalls, reportTotals, type CallPlan, type Leg } from './call-run.js';
 
 function allZero(b: Uint8Array): boolean {
@@ -46,6 +46,12 @@ export async function callAudioSocket(
     dial: async (leg) => {
       const client = await connect({ host, port, uuid: leg.uuid, strict });
       leg.client = client;
+      // Under --format ulaw/alaw the channel is G.711 both ways (what Asterisk does without c()):
+      // what comes back under 0x10 is heard as G.711, so it is recorded decoded.
+      const g711 = plan.sendFormat.encoding !== 'slin';
+      const decode =
+        leg.recorder && g711 ? createConverter(plan.sendFormat, { encoding: 'slin', sampleRate: 8000, channels: 1 }) : undefined;
+      if (decode) void client.closed.then(() => decode.dispose());
       client.on('audio', (frame) => {
         const now = performance.now();
         leg.arrivals.arrival(now);
@@ -58,7 +64,7 @@ export async function callAudioSocket(
             leg.audioIn++;
           } else leg.keepAliveIn++;
         } else leg.audioIn++;
-        leg.recorder?.push(frame.payload, frame.sampleRate);
+        leg.recorder?.push(decode ? decode.push(frame.payload) : frame.payload, decode ? 8000 : frame.sampleRate);
       });
       client.on('violation', (viol) => {
         if (strict && leg.strictClose === undefined && FATAL_UNDER_STRICT.has(viol.code)) leg.strictClose = viol.code;
