@@ -283,6 +283,8 @@ describe('audiosocket record', () => {
     assert.ok(inWav.data.includes(audio.subarray(0, 3200)), 'caller audio recorded');
     const outWav = parseWav(await readFile(join(dir, outFile)));
     assert.ok(outWav.data.length >= 8 * 320, 'keep-alive silence recorded on the out side');
+    // Both files cover the whole call and end together (here the caller's burst runs ahead).
+    assert.equal(inWav.data.length, outWav.data.length, 'in and out are as long as each other');
     assert.ok(outWav.data.every((b) => b === 0));
     const sidecar = JSON.parse(
       await readFile(

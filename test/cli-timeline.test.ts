@@ -260,6 +260,24 @@ describe('the recording timeline', () => {
     ]);
   });
 
+  test('advance at the end: every gap is judged and both sides reach the end of the call', () => {
+    const t = new CallTimeline(RATE, 0);
+    for (let k = 0; k < 50; k++) t.push(1, frame(5), 20 * (k + 1));
+    for (let k = 0; k < 10; k++) t.push(0, frame(1), 20 * (k + 1));
+    t.push(0, frame(2), 600);
+    t.advance(1500, true);
+    assert.deepEqual(runs(t.takeMono(0)), [
+      ['audio', 200],
+      ['silence', 380],
+      ['audio', 20],
+      ['silence', 900],
+    ]);
+    assert.deepEqual(runs(t.takeMono(1)), [
+      ['audio', 1000],
+      ['silence', 500],
+    ]);
+  });
+
   test('held audio waits for the gap to be judged; a final take places it', () => {
     const mono = new CallTimeline(RATE, 0);
     mono.push(0, frame(1), 20);

@@ -118,12 +118,17 @@ export class CallTimeline {
   /**
    * Moves both sides on to `nowMs` without audio: a gap open for `maxHoldMs` is judged, and a
    * side whose audio ends more than `maxHoldMs` before the clock gets silence up to that point.
+   * `final` (the call has ended at `nowMs`): every gap is judged and both sides reach `nowMs`,
+   * or the end of the side that is ahead of it, so both directions end together.
    */
-  advance(nowMs: number): void {
-    const behind = Math.floor(((nowMs - this.#maxHoldMs - this.#start) * this.#rate) / 1000);
+  advance(nowMs: number, final = false): void {
+    if (final) for (const s of this.#sides) this.#release(s);
+    const [l, r] = this.#sides;
+    const clock = Math.floor(((nowMs - (final ? 0 : this.#maxHoldMs) - this.#start) * this.#rate) / 1000);
+    const to = final ? Math.max(clock, l.samples, r.samples) : clock;
     for (const s of this.#sides) {
       if (s.held !== undefined && nowMs - s.gapAt > this.#maxHoldMs) this.#release(s);
-      if (s.held === undefined && behind > s.samples) this.#append(s, Buffer.alloc((behind - s.samples) * 2));
+      if (s.held === undefined && to > s.samples) this.#append(s, Buffer.alloc((to - s.samples) * 2));
     }
   }
 

@@ -134,8 +134,9 @@ export async function recordCommand(argv: string[]): Promise<void> {
       };
       let warnedDrop = false;
       const flush = (final: boolean): void => {
-        // A side without audio for a while is filled with silence, so the other is written too.
-        if (!final) timeline.advance(performance.now());
+        // A side without audio for a while is filled with silence, so the other is written too;
+        // at the end, both sides are filled to the call's end.
+        timeline.advance(performance.now(), final);
         const droppedMs = timeline.droppedMs(0) + timeline.droppedMs(1);
         if (droppedMs > 0 && !warnedDrop) {
           warnedDrop = true;
