@@ -204,6 +204,14 @@ describe('audio files that are not WAV are named, with the command that converts
     });
   }
 
+  test('a WAV without audio: play FILE and call --play refuse it', async () => {
+    const dir = await tempDir();
+    const path = join(dir, 'empty.wav');
+    await writeFile(path, encodeWav('slin', Buffer.alloc(0)));
+    await usageError(['play', path, '--port', '0'], /cannot play \S*empty\.wav: it holds no audio \(its data chunk is empty\)/);
+    await usageError(['call', '127.0.0.1:1', '--play', path], /--play: cannot play \S*empty\.wav: it holds no audio/);
+  });
+
   test('a missing file', async () => {
     await usageError(['play', '/nonexistent/prompt.wav', '--port', '0'], /cannot play \/nonexistent\/prompt\.wav: no such file/);
   });

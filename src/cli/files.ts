@@ -41,6 +41,11 @@ export async function loadWav(path: string, what: string, warn: (line: string) =
       `${what ? `${what}: ` : ''}cannot play ${path}: ${e.code && !e.code.startsWith('ERR_AUDIOSOCKET') ? why(e) : e.message}`,
     );
   }
+  if (wav.data.length === 0) {
+    throw new UsageError(
+      `${what ? `${what}: ` : ''}cannot play ${path}: it holds no audio (its data chunk is empty); record or export it again`,
+    );
+  }
   if (wav.truncated) {
     const bytesPerSecond = wav.source.sampleRate * wav.source.blockAlign;
     const declared = wav.declaredDataBytes / bytesPerSecond;
