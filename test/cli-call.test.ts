@@ -7,13 +7,14 @@
 import { test, describe, after } from 'node:test';
 import assert from 'node:assert/strict';
 import net from 'node:net';
+import { spawn } from 'node:child_process';
 import { once } from 'node:events';
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { connect, createServer, encodeMessage, encodeWav, type ServerOptions, type CallHandler } from '#lib/index.js';
 import { alawToSlin, parseWav, slinToAlaw, slinToUlaw, ulawToSlin } from '#lib/audio/index.js';
-import { runCli, until } from './helpers.js';
+import { MAIN, runCli, until } from './helpers.js';
 
 const dirs: string[] = [];
 after(() => Promise.all(dirs.map((d) => rm(d, { recursive: true, force: true }))));
@@ -207,6 +208,20 @@ describe('who ended the call', () => {
     const r = await runCli(['call', `127.0.0.1:${port}`, '--duration', '0.3']);
     assert.equal(r.code, 0, r.out + r.err);
     assert.match(r.out, /ended by us \(the caller hung up\)/);
+  });
+
+  test('Ctrl-C before --duration: the caller hangs up, the summary says it was interrupted, exit 130', async (t) => {
+    const { server: s, port } = await server(t, echo);
+    const child = spawn(process.execPath, [MAIN, 'call', `127.0.0.1:${port}`, '--duration', '60', '--json'], { stdio: 'pipe' });
+    let out = '';
+    child.stdout.on('data', (d: Buffer) => (out += d.toString()));
+    await until(() => s.calls.size === 1 && out.includes('"connected"'), 'the call to be up');
+    child.kill('SIGINT');
+    const [code] = (await once(child, 'exit')) as [number];
+    assert.equal(code, 130, out);
+    const summary = events(out).find((e) => e.event === 'summary') as Summary & { interrupted?: string };
+    assert.equal(summary.endedBy, 'client');
+    assert.equal(summary.interrupted, 'SIGINT');
   });
 });
 

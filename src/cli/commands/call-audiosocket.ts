@@ -42,7 +42,7 @@ export async function callAudioSocket(
     zeroSent: [],
   }));
 
-  const { recorded, seconds } = await runCalls(plan, legs, {
+  const { recorded, seconds, interrupted } = await runCalls(plan, legs, {
     dial: async (leg) => {
       const client = await connect({ host, port, uuid: leg.uuid, strict });
       leg.client = client;
@@ -108,7 +108,7 @@ export async function callAudioSocket(
           : `the server closed the connection before sending any audio (refused: not in its --allow list, or shutting down${leg.close?.error ? `; ${leg.close.error.message}` : ''})`;
     }
     const byText: Record<string, string> = {
-      client: 'us (the caller hung up)',
+      client: interrupted ? `us (interrupted by ${interrupted}: the caller hung up)` : 'us (the caller hung up)',
       'client-strict': `us, --strict: closed on ${leg.strictClose} as Asterisk would`,
       'server-hangup': 'the server (hangup message)',
       'server-close': 'the server (closed without a hangup message)',
@@ -126,6 +126,7 @@ export async function callAudioSocket(
         keepAliveFramesReceived: leg.keepAliveIn,
         interArrival: t,
         endedBy: by === 'client-strict' ? 'client' : by,
+        interrupted: by === 'client' ? interrupted : undefined,
         strictClose: leg.strictClose,
         refused: leg.refused,
         violations: v2,
@@ -143,5 +144,5 @@ export async function callAudioSocket(
     else if (!leg.error && received === 0)
       output.warn(`call ${leg.number}: the server sent no audio at all (is its keep-alive off?)`, { call: leg.number });
   }
-  return reportTotals(plan, { calls, seconds, failed, refused, violations });
+  return reportTotals(plan, { calls, seconds, failed, refused, violations, interrupted });
 }

@@ -4,6 +4,7 @@
  * duration ends, hang up the calls still up and finish the recordings. The transports
  * (call-audiosocket.ts, call-websocket.ts) dial, send a frame and summarise.
  */
+import { constants as osConstants } from 'node:os';
 import type { AudioFormat } from '../../index.js';
 import type { Output } from '../output.js';
 import { IntervalStats } from '../stats.js';
@@ -81,11 +82,20 @@ export async function runCalls<C extends Dialled, L extends Leg<C>>(
     send: (leg: L, frame: Buffer) => void;
     hint?: (err: Error) => string;
   },
-): Promise<{ recorded: boolean[]; seconds: number }> {
+): Promise<{ recorded: boolean[]; seconds: number; interrupted: NodeJS.Signals | undefined }> {
   const { audio, frameBytes, digits, output, record } = plan;
+  // Ctrl-C or SIGTERM, from here on: stop dialling and streaming, hang up, finish the files; a
+  // second one exits at once.
+  let interrupted: NodeJS.Signals | undefined;
+  const onSignal = (signal: NodeJS.Signals): void => {
+    if (interrupted !== undefined) process.exit(128 + osConstants.signals[signal]);
+    interrupted = signal;
+  };
+  process.on('SIGINT', onSignal);
+  process.on('SIGTERM', onSignal);
   // Connect everyone (in batches, so a thousand calls do not all hit the accept queue at once).
   const t0 = performance.now();
-  for (let i = 0; i < legs.length; i += 50) {
+  for (let i = 0; i < legs.length && interrupted === undefined; i += 50) {
     await Promise.all(
       legs.slice(i, i + 50).map(async (leg) => {
         if (record !== undefined) {
@@ -107,20 +117,12 @@ export async function runCalls<C extends Dialled, L extends Leg<C>>(
   // One drift-free timer sends frame k of every call at start + k * 20 ms, as Asterisk's core does.
   const frameMs = 20;
   const start = performance.now();
-  let stopped = false;
   await new Promise<void>((resolve) => {
-    const onSignal = (): void => {
-      stopped = true;
-    };
-    process.once('SIGINT', onSignal);
-    process.once('SIGTERM', onSignal);
     let k = 0;
     const tick = (): void => {
       const elapsed = performance.now() - start;
       const live = legs.filter((l) => l.client?.connected);
-      if (stopped || elapsed >= plan.durationMs || live.length === 0) {
-        process.off('SIGINT', onSignal);
-        process.off('SIGTERM', onSignal);
+      if (interrupted !== undefined || elapsed >= plan.durationMs || live.length === 0) {
         resolve();
         return;
       }
@@ -150,7 +152,9 @@ export async function runCalls<C extends Dialled, L extends Leg<C>>(
   const closes = await Promise.all(legs.map((leg) => (leg.client?.connected ? leg.client.hangup() : leg.client?.closed)));
   legs.forEach((leg, i) => (leg.close = (closes[i] as L['close']) ?? leg.close));
   const recorded = await finishRecordings(legs, output);
-  return { recorded, seconds: (performance.now() - t0) / 1000 };
+  process.off('SIGINT', onSignal);
+  process.off('SIGTERM', onSignal);
+  return { recorded, seconds: (performance.now() - t0) / 1000, interrupted };
 }
 
 /**
@@ -160,14 +164,27 @@ export async function runCalls<C extends Dialled, L extends Leg<C>>(
  */
 export function reportTotals(
   plan: Pick<CallPlan, 'quiet' | 'json' | 'output'>,
-  run: { calls: number; seconds: number; failed: number; refused: number; violations: number },
+  run: { calls: number; seconds: number; failed: number; refused: number; violations: number; interrupted: NodeJS.Signals | undefined },
 ): number {
-  const { calls, seconds, failed, refused, violations } = run;
+  const { calls, seconds, failed, refused, violations, interrupted } = run;
   if (calls > 1 || plan.quiet) {
-    const line = `${calls} call(s) in ${seconds.toFixed(1)} s: ${calls - failed - refused} connected, ${failed} failed, ${refused} refused, ${violations} violation(s)`;
-    const fields = { calls, seconds: Number(seconds.toFixed(1)), connected: calls - failed - refused, failed, refused, violations };
+    const line =
+      `${calls} call(s) in ${seconds.toFixed(1)} s: ${calls - failed - refused} connected, ${failed} failed, ${refused} refused, ${violations} violation(s)` +
+      (interrupted ? `; interrupted by ${interrupted}` : '');
+    const fields = {
+      calls,
+      seconds: Number(seconds.toFixed(1)),
+      connected: calls - failed - refused,
+      failed,
+      refused,
+      violations,
+      interrupted,
+    };
     if (plan.json) plan.output.event('totals', fields, line);
     else process.stdout.write(`${line}\n`);
   }
-  return failed > 0 || refused > 0 ? 1 : violations > 0 ? 3 : 0;
+  if (failed > 0 || refused > 0) return 1;
+  if (violations > 0) return 3;
+  // Interrupted: the shell's convention, 128 + the signal's number (130 for Ctrl-C).
+  return interrupted !== undefined ? 128 + osConstants.signals[interrupted] : 0;
 }

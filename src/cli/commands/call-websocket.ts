@@ -63,7 +63,7 @@ export async function callWebSocket(plan: CallPlan, o: { target: WebSocketTarget
   const legs = Array.from({ length: calls }, (_, i): Leg<AsteriskWebSocketClient> => newLeg(i + 1));
   // What the app plays is in the channel's format; recordings are slin.
   const g711 = sendFormat.encoding !== 'slin';
-  const { recorded, seconds } = await runCalls(plan, legs, {
+  const { recorded, seconds, interrupted } = await runCalls(plan, legs, {
     dial: async (leg) => {
       const client = await connectWebSocket({
         url,
@@ -99,7 +99,7 @@ export async function callWebSocket(plan: CallPlan, o: { target: WebSocketTarget
   let failed = 0;
   let refused = 0;
   const byText: Record<string, string> = {
-    client: 'us (the caller hung up)',
+    client: interrupted ? `us (interrupted by ${interrupted}: the caller hung up)` : 'us (the caller hung up)',
     'app-hangup': 'the server (HANGUP command)',
     'app-close': 'the server (closed the WebSocket)',
     error: 'a protocol or socket error',
@@ -129,6 +129,7 @@ export async function callWebSocket(plan: CallPlan, o: { target: WebSocketTarget
         marks: client?.marks.length ?? 0,
         interArrival: t,
         endedBy: by,
+        interrupted: by === 'client' ? interrupted : undefined,
         closeCode: leg.close?.code,
         refused: leg.refused,
         violations: v,
@@ -143,5 +144,5 @@ export async function callWebSocket(plan: CallPlan, o: { target: WebSocketTarget
     if (leg.refused) output.error(`call ${leg.number}: ${leg.refused}`, { call: leg.number });
     else if (!leg.error && played === 0) output.warn(`call ${leg.number}: the server played no audio to the channel`, { call: leg.number });
   }
-  return reportTotals(plan, { calls, seconds, failed, refused, violations });
+  return reportTotals(plan, { calls, seconds, failed, refused, violations, interrupted });
 }

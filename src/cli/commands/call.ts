@@ -63,14 +63,16 @@ chan_websocket (a simulated Asterisk WebSocket channel, as Dial(WebSocket/...) c
   counts the frames played to the simulated channel (what the caller hears). --strict and
   --port are for AudioSocket only.
 
-Each summary says who ended the call: "us" (the caller hung up at --duration), "us, --strict"
+Each summary says who ended the call: "us" (the caller hung up at --duration, or when
+interrupted by Ctrl-C or SIGTERM, which it says), "us, --strict"
 (we closed on a message Asterisk rejects), "the server (hangup message)" or "the server (closed
 without a hangup message)". Received frames are counted as audio or keep-alive: an all-zero frame
 is audio when it echoes an all-zero frame we sent within the last second, keep-alive otherwise.
 
 Exit status: 0 when every call completed cleanly; 1 when a call could not connect, or the server
 refused it or ended it before sending any audio (allow list, --max-calls, shutting down); 2 on a
-usage mistake; 3 when the server sent something a real Asterisk would have rejected.`;
+usage mistake; 3 when the server sent something a real Asterisk would have rejected; otherwise
+130 (Ctrl-C) or 143 (SIGTERM) when the run was interrupted before --duration.`;
 
 /** Parses and checks every digit before anything is dialled. */
 function parseDtmf(text: string): Digit[] {
