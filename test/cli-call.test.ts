@@ -7,6 +7,7 @@
 import { test, describe, after } from 'node:test';
 import assert from 'node:assert/strict';
 import net from 'node:net';
+import http from 'node:http';
 import { spawn } from 'node:child_process';
 import { once } from 'node:events';
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
@@ -113,6 +114,27 @@ describe('a refused call is not a success', () => {
     const summary = events(r.out).find((e) => e.event === 'summary')!;
     assert.equal(summary.endedBy, 'server-hangup');
     assert.ok(summary.audioFramesReceived >= 10);
+  });
+});
+
+describe('the wrong kind of port is named', () => {
+  test('an HTTP or WebSocket port dialled as AudioSocket: exit 1, says so and names --websocket', async (t) => {
+    const web = http.createServer((_req, res) => res.end('a web page'));
+    web.listen(0, '127.0.0.1');
+    await once(web, 'listening');
+    t.after(() => new Promise((r) => web.close(r)));
+    const port = (web.address() as net.AddressInfo).port;
+    const r = await runCli(['call', `127.0.0.1:${port}`, '--duration', '3']);
+    assert.equal(r.code, 1, r.out + r.err);
+    assert.match(r.out, /FORBIDDEN_KIND: the server answered in HTTP \("HTTP\/1\.1 400 Bad Request"\)/);
+    assert.match(r.err, new RegExp(`not AudioSocket; for a chan_websocket server use --websocket ws://127\\.0\\.0\\.1:${port}/`));
+  });
+
+  test('an AudioSocket port dialled with --websocket: exit 1, asks whether it is AudioSocket', async (t) => {
+    const { port } = await server(t, echo);
+    const r = await runCli(['call', '--websocket', `ws://127.0.0.1:${port}/`, '--duration', '3']);
+    assert.equal(r.code, 1, r.out + r.err);
+    assert.match(r.err, /without answering the WebSocket handshake: is it an AudioSocket port\? \(then call it without --websocket/);
   });
 });
 

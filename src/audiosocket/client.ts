@@ -91,6 +91,7 @@ export class AsteriskClient extends SimulatedAsterisk<ClientEvents, ClientViolat
   #strictClose: ClientViolation | undefined;
   #error: Error | undefined;
   #midSince = 0;
+  #httpAnswer: string | undefined;
 
   /** @internal */
   constructor(socket: Socket, uuid: string, strict: boolean) {
@@ -122,6 +123,14 @@ export class AsteriskClient extends SimulatedAsterisk<ClientEvents, ClientViolat
   /** True once the server sent the hangup message. */
   get hungUp(): boolean {
     return this.#gotHangup;
+  }
+
+  /**
+   * The status line (e.g. `HTTP/1.1 400 Bad Request`) when the server answered our UUID in HTTP:
+   * the address is a WebSocket or web port, not AudioSocket. Also a `FORBIDDEN_KIND` violation.
+   */
+  get httpAnswer(): string | undefined {
+    return this.#httpAnswer;
   }
 
   /** True until the socket is closed or ending. */
@@ -176,6 +185,15 @@ export class AsteriskClient extends SimulatedAsterisk<ClientEvents, ClientViolat
   }
 
   #onData(chunk: Buffer): void {
+    if (this._stats.bytesIn === 0 && chunk.subarray(0, 5).toString('latin1') === 'HTTP/') {
+      // An HTTP server answering our UUID as a bad request: the address is not an AudioSocket port.
+      const status = chunk.toString('latin1', 0, Math.min(chunk.length, 80)).split('\r\n')[0]!;
+      this.#httpAnswer = status;
+      this._stats.bytesIn += chunk.length;
+      this.#violation('FORBIDDEN_KIND', `the server answered in HTTP ("${status}"): this port speaks HTTP or WebSocket, not AudioSocket`);
+      this.#socket.destroy();
+      return;
+    }
     this._stats.bytesIn += chunk.length;
     const now = performance.now();
     // Asterisk polls up to 5 ms for each further piece of a started message (docs/protocol.md#split-messages).

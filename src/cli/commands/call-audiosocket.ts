@@ -102,10 +102,13 @@ export async function callAudioSocket(
     if (leg.error) failed++;
     else if (received === 0 && (by === 'server-hangup' || by === 'server-close' || by === 'error')) {
       refused++;
+      const http = leg.client?.httpAnswer;
       leg.refused =
-        by === 'server-hangup'
-          ? 'the server hung up before sending any audio (refused: --max-calls reached, or its handler ended the call at once)'
-          : `the server closed the connection before sending any audio (refused: not in its --allow list, or shutting down${leg.close?.error ? `; ${leg.close.error.message}` : ''})`;
+        http !== undefined
+          ? `the address answered in HTTP ("${http}"): it is a WebSocket or web port, not AudioSocket; for a chan_websocket server use --websocket ws://${host}:${port}/`
+          : by === 'server-hangup'
+            ? 'the server hung up before sending any audio (refused: --max-calls reached, or its handler ended the call at once)'
+            : `the server closed the connection before sending any audio (refused: not in its --allow list, or shutting down${leg.close?.error ? `; ${leg.close.error.message}` : ''})`;
     }
     const byText: Record<string, string> = {
       client: interrupted ? `us (interrupted by ${interrupted}: the caller hung up)` : 'us (the caller hung up)',

@@ -93,6 +93,16 @@ export async function callWebSocket(plan: CallPlan, o: { target: WebSocketTarget
       );
     },
     send: (leg, frame) => leg.client!.sendAudio(frame),
+    hint: (err) => {
+      const cause = (err as Error & { cause?: NodeJS.ErrnoException }).cause;
+      if (cause?.code === 'ECONNREFUSED')
+        return `; is a server listening there? (try: audiosocket echo --websocket ${new URL(url).port || 80})`;
+      // An AudioSocket server reads the HTTP request as a bad message and closes.
+      if (cause?.code === 'ECONNRESET' || cause?.message === 'socket hang up') {
+        return '; the server closed without answering the WebSocket handshake: is it an AudioSocket port? (then call it without --websocket: audiosocket call HOST:PORT)';
+      }
+      return '';
+    },
   });
 
   let violations = 0;
