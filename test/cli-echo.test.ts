@@ -155,7 +155,7 @@ describe('audiosocket echo --workers 2', () => {
 });
 
 describe('audiosocket echo --workers: the port is taken', () => {
-  test('--workers with the port taken exits 1 instead of restarting forever', async (t) => {
+  test('--workers with the port taken: one line, exit 2, no worker started', async (t) => {
     const first = await spawnCli(['echo', '--port', '0']);
     t.after(() => {
       if (first.child.exitCode === null) first.child.kill('SIGKILL');
@@ -165,10 +165,17 @@ describe('audiosocket echo --workers: the port is taken', () => {
       if (child.exitCode === null) child.kill('SIGKILL');
     });
     let err = '';
+    let out = '';
     child.stderr.on('data', (d: Buffer) => (err += d.toString()));
+    child.stdout.on('data', (d: Buffer) => (out += d.toString()));
     const [code] = await once(child, 'exit');
-    assert.equal(code, 1);
-    assert.match(err, /before listening; stopping/);
+    assert.equal(code, 2, err);
+    assert.match(
+      err,
+      new RegExp(`^audiosocket echo: cannot listen on 127\\.0\\.0\\.1:${first.port}: port ${first.port} is already in use`),
+    );
+    assert.equal(err.match(/already in use/g)!.length, 1, err);
+    assert.equal(out, '', 'no worker was started, so none is closed');
     first.child.kill('SIGINT');
     await once(first.child, 'exit');
   });

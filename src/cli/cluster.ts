@@ -52,10 +52,13 @@ export async function runPrimary(name: string, args: CommonServerArgs, workers: 
       if (!listening.has(worker) || restarts.length >= 5) {
         // It could not even start (port in use, bad option), or it keeps crashing: restarting
         // would loop forever. Stop everything and say so.
-        output.error(
-          `worker ${worker.process.pid} exited (${signal ?? code}) ${listening.has(worker) ? 'too often' : 'before listening'}; stopping`,
-        );
-        process.exitCode = 1;
+        // A worker that could not start printed why (a usage error, exit 2): that status stands.
+        if (listening.has(worker) || code !== 2) {
+          output.error(
+            `worker ${worker.process.pid} exited (${signal ?? code}) ${listening.has(worker) ? 'too often' : 'before listening'}; stopping`,
+          );
+        }
+        process.exitCode = !listening.has(worker) && code === 2 ? 2 : 1;
         failure?.();
         return;
       }
@@ -68,24 +71,25 @@ export async function runPrimary(name: string, args: CommonServerArgs, workers: 
   for (let i = 0; i < workers; i++) fork();
 
   await new Promise<void>((resolve) => {
-    const stop = (signal: NodeJS.Signals): void => {
+    /** Stops every worker: on a signal (said), or on a failure already reported (`undefined`). */
+    const stop = (signal: NodeJS.Signals | undefined): void => {
       if (stopping) {
         for (const w of live) w.process.kill('SIGKILL');
         process.exit(130);
       }
       stopping = true;
-      output.event('closing', { signal, workers: live.size }, `${signal}: closing ${live.size} worker(s)`);
+      if (signal !== undefined) output.event('closing', { signal, workers: live.size }, `${signal}: closing ${live.size} worker(s)`);
       for (const w of live) w.process.kill('SIGTERM');
     };
     process.on('SIGINT', stop);
     process.on('SIGTERM', stop);
-    failure = () => stop('SIGTERM');
+    failure = () => stop(undefined);
     if (live.size === 0) resolve();
     cluster.on('exit', () => {
       if (stopping && live.size === 0) {
         process.off('SIGINT', stop);
         process.off('SIGTERM', stop);
-        output.event('closed', {}, 'all workers closed');
+        if (process.exitCode === undefined || process.exitCode === 0) output.event('closed', {}, 'all workers closed');
         resolve();
       }
     });

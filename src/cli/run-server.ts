@@ -3,6 +3,7 @@
  * line on a terminal), optionally serves metrics, and shuts down gracefully on SIGINT/SIGTERM (live calls get a
  * hangup, commands finalise their files); a second signal exits at once.
  */
+import net from 'node:net';
 import {
   AudioSocketError,
   createServer,
@@ -97,6 +98,21 @@ function listenProblem(err: NodeJS.ErrnoException, port: number, option: string)
   }
 }
 
+/** Listens on `host:port` and closes again: a usage error if it cannot. Port 0 always can. */
+async function probeListen(host: string, port: number): Promise<void> {
+  if (port === 0) return;
+  const probe = net.createServer();
+  try {
+    await new Promise<void>((resolve, reject) => {
+      probe.once('error', reject);
+      probe.listen({ host, port, exclusive: true }, resolve);
+    });
+  } catch (err) {
+    throw new UsageError(`cannot listen on ${host}:${port}: ${listenProblem(err as NodeJS.ErrnoException, port, '--port')}`);
+  }
+  await new Promise((resolve) => probe.close(resolve));
+}
+
 export async function runServer(
   name: string,
   args: CommonServerArgs,
@@ -105,7 +121,9 @@ export async function runServer(
 ): Promise<RunningServer> {
   const output = options.output ?? createOutput(args);
   if (args.workers > 1 && !isWorker) {
-    // The primary only supervises; the workers run this same command and serve the calls.
+    // The primary only supervises; the workers run this same command and serve the calls. A port
+    // the workers cannot have is said once, here, before any starts.
+    await probeListen(args.host, args.port);
     const server = createServer(args.server);
     return { server, output, done: runPrimary(name, args, args.workers) };
   }
