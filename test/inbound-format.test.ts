@@ -44,6 +44,7 @@ test('160-byte 0x10 frames every 20 ms are reported as u-law, with the fix', asy
   assert.equal(ulaw.warnings.length, 1);
   assert.equal(ulaw.warnings[0]!.code, 'INBOUND_FORMAT');
   assert.match(ulaw.warnings[0]!.message, /c\(slin\)/);
+  assert.match(ulaw.warnings[0]!.message, /server option inbound: 'ulaw' \(CLI: --inbound ulaw\)/);
   assert.equal(slin.call.inboundFormatGuess?.verdict, 'slin');
   assert.equal(slin.warnings.length, 0);
 });

@@ -272,8 +272,8 @@ export class AudioSocketCall extends CallCore<AudioSocketFrame, AudioSocketCallS
         'INBOUND_FORMAT',
         `kind 0x10 audio arrives at ${guess.bytesPerSecond} bytes/s (${guess.typicalFrameBytes}-byte frames): that is ` +
           `G.711 (${guess.law === 'alaw' ? 'a-law' : 'u-law'} by its byte values), not slin. The channel driver sends the ` +
-          "caller's codec unless told: dial AudioSocket/host:port/uuid/c(slin), or declare the inbound format as " +
-          `'${guess.law ?? 'ulaw'}'.`,
+          "caller's codec unless told: dial AudioSocket/host:port/uuid/c(slin), or declare it with the server option " +
+          `inbound: '${guess.law ?? 'ulaw'}' (CLI: --inbound ${guess.law ?? 'ulaw'}).`,
       );
     }
   }
