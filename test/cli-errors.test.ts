@@ -273,8 +273,9 @@ describe('call: every option is checked before dialling', () => {
   test('format, tone, duration, calls, uuid, record, play with tone', async () => {
     const dir = await tempDir();
     await usageError(['call', '--format', 'ulax'], /--format must be one of slin, .*slin192, ulaw, alaw; got "ulax"/);
-    await usageError(['call', '--tone', '5000'], /--tone must be a frequency in Hz between 0 and 4000/);
-    await usageError(['call', '--format', 'slin16', '--tone', 'loud'], /--tone must be a frequency in Hz between 0 and 8000/);
+    await usageError(['call', '--tone', '5000'], /--tone must be a frequency in Hz above 0 and below 4000/);
+    await usageError(['call', '--tone', '0'], /--tone must be a frequency in Hz above 0 and below 4000 .*got "0"/);
+    await usageError(['call', '--format', 'slin16', '--tone', 'loud'], /--tone must be a frequency in Hz above 0 and below 8000/);
     await usageError(['call', '--duration', '0'], /--duration must be a positive number of seconds such as 2\.5, got "0"/);
     await usageError(['call', '--duration', '-3'], /--duration must be a positive number of seconds/);
     await usageError(['call', '--calls', 'many'], /--calls must be a whole number from 1 to 100000/);

@@ -192,7 +192,7 @@ export async function callCommand(argv: string[]): Promise<void> {
     hz = Number(v.tone);
     if (!/^\d*\.?\d+$/.test(v.tone as string) || !(hz > 0 && hz < rate / 2)) {
       throw new UsageError(
-        `--tone must be a frequency in Hz between 0 and ${rate / 2} (half of ${rate} Hz), got ${JSON.stringify(v.tone)}`,
+        `--tone must be a frequency in Hz above 0 and below ${rate / 2} (half of ${rate} Hz), got ${JSON.stringify(v.tone)}`,
       );
     }
   }

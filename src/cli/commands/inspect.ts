@@ -90,7 +90,9 @@ export async function inspectCommand(argv: string[]): Promise<void> {
         ? call.inboundFormat === undefined
           ? 'no audio received'
           : inbound !== undefined
-            ? `${kindName(inbound)} (not enough audio to measure)`
+            ? inbound === 0x10
+              ? `${kindName(inbound)} (not enough audio to measure)`
+              : `${kindName(inbound)} (${call.inboundSampleRate} Hz by its kind; only 0x10 can hide G.711)`
             : `${formatName(call.inboundFormat)} (chan_websocket ${call.transport === 'websocket' ? call.mediaStart.format : ''})`
         : guess.verdict === 'g711'
           ? `G.711 ${guess.law} labelled as 0x10 (${guess.bytesPerSecond} B/s)`
