@@ -65,6 +65,19 @@ function withoutSilence(data: Buffer): Buffer {
 
 const runCall = (args: string[]) => runCli(['call', ...args]);
 
+/** The JSON sidecar of the one recording in `dir`. */
+async function sidecarOf(dir: string) {
+  return JSON.parse(
+    await readFile(
+      join(
+        dir,
+        (await readdir(dir)).find((f) => f.endsWith('.json'))!,
+      ),
+      'utf8',
+    ),
+  );
+}
+
 /** The one WAV file `rec` wrote in `dir`, once it says the recording is saved. */
 async function savedWav(rec: Running, dir: string): Promise<ReturnType<typeof parseWav>> {
   await until(() => rec.lines.some((l) => l.startsWith('saved ')), 'the recording to be saved');
@@ -143,15 +156,7 @@ describe('audiosocket record', () => {
       lag >= at && lag - at <= 16 * tookMs + 2 * 320,
       `echo lag ${(lag - at) / 16} ms, the first echo came back ${tookMs.toFixed(0)} ms after connecting`,
     );
-    const sidecar = JSON.parse(
-      await readFile(
-        join(
-          dir,
-          files.find((f) => f.endsWith('.json'))!,
-        ),
-        'utf8',
-      ),
-    );
+    const sidecar = await sidecarOf(dir);
     assert.equal(sidecar.uuid, 'abcdef01-2345-4678-89ab-cdef01234567');
     assert.equal(sidecar.endReason, 'remote-hangup');
     assert.deepEqual(
@@ -239,16 +244,7 @@ describe('audiosocket record', () => {
     }
     await client.hangup();
     const wav = await savedWav(rec, dir);
-    const files = await readdir(dir);
-    const sidecar = JSON.parse(
-      await readFile(
-        join(
-          dir,
-          files.find((f) => f.endsWith('.json'))!,
-        ),
-        'utf8',
-      ),
-    );
+    const sidecar = await sidecarOf(dir);
     const kept = withoutSilence(channel(wav.data, 0));
     // Every sample the caller sent is in the file or counted as dropped; the first 3 s (until the
     // side is 1 s ahead) are all there.
@@ -286,15 +282,7 @@ describe('audiosocket record', () => {
     // Both files cover the whole call and end together (here the caller's burst runs ahead).
     assert.equal(inWav.data.length, outWav.data.length, 'in and out are as long as each other');
     assert.ok(outWav.data.every((b) => b === 0));
-    const sidecar = JSON.parse(
-      await readFile(
-        join(
-          dir,
-          files.find((f) => f.endsWith('.json'))!,
-        ),
-        'utf8',
-      ),
-    );
+    const sidecar = await sidecarOf(dir);
     assert.equal(sidecar.endReason, 'server-close');
     const events = rec.lines.map((l) => JSON.parse(l) as { event: string });
     assert.ok(events.some((e) => e.event === 'recorded'));
