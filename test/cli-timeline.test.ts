@@ -187,6 +187,16 @@ describe('the recording timeline', () => {
     assert.equal(t.droppedMs(1), 0);
   });
 
+  test('a burst while a gap is judged is held to maxHoldMs ahead too', () => {
+    // A late frame opens a gap; 5 s of audio follow within 50 ms.
+    const t = new CallTimeline(RATE, 0);
+    t.push(0, frame(1), 100);
+    for (let k = 0; k < 250; k++) t.push(0, frame(2), 150);
+    assert.equal(t.droppedMs(0), 20 + 5000 - 1150, 'all but what reaches 1 s past the clock (150 ms)');
+    const out = t.takeMono(0, true);
+    assert.equal(out.length / 16, 1150);
+  });
+
   test('a stall longer than maxHoldMs, then a burst: the sides stay within maxHoldMs of each other', () => {
     // Both sides real time, but the caller's audio from 2 to 5 s arrives at 5 s.
     const t = new CallTimeline(RATE, 0);

@@ -79,9 +79,7 @@ export class CallTimeline {
   /** Adds slin bytes to side 0 (caller) or 1 (us) that arrived at `nowMs`. */
   push(side: 0 | 1, slin: Buffer, nowMs: number): void {
     const s = this.#sides[side];
-    const n = slin.length >> 1;
-    if (n === 0) return;
-    const bytes = slin.length & 1 ? slin.subarray(0, n * 2) : slin;
+    if (slin.length < 2) return;
     const afterStall = nowMs - s.lastArrival > this.#slackMs;
     s.lastArrival = nowMs;
     if (s.held !== undefined) {
@@ -91,28 +89,39 @@ export class CallTimeline {
         s.held.push({ pieces: [], least: Infinity });
       }
       if (withinHold && nowMs - s.judgingSince <= this.#slackMs) {
+        // Silence placed at release never puts audio further ahead, so the limit applies here.
+        const bytes = this.#withinLead(s, slin, s.samples + s.heldSamples, nowMs);
+        if (bytes.length === 0) return;
         const run = s.held[s.held.length - 1]!;
         run.pieces.push(bytes);
-        s.heldSamples += n;
+        s.heldSamples += bytes.length >> 1;
         run.least = Math.min(run.least, this.#lateness(s.samples + s.heldSamples, nowMs));
         return;
       }
       this.#release(s);
     }
+    const n = slin.length >> 1;
     const lateness = this.#lateness(s.samples + n, nowMs);
     if (lateness > this.#slack) {
-      s.held = [{ pieces: [bytes], least: lateness }];
+      s.held = [{ pieces: [slin.subarray(0, n * 2)], least: lateness }];
       s.heldSamples = n;
       s.gapAt = s.judgingSince = nowMs;
       return;
     }
-    const over = Math.min(n, Math.ceil(-lateness - this.#maxHold));
-    if (over > 0) {
-      s.dropped += over;
-      if (over < n) this.#append(s, bytes.subarray(0, (n - over) * 2));
-      return;
-    }
-    this.#append(s, bytes);
+    const bytes = this.#withinLead(s, slin, s.samples, nowMs);
+    if (bytes.length > 0) this.#append(s, bytes);
+  }
+
+  /**
+   * The whole samples of `slin` that keep the side at most `maxHoldMs` ahead of the clock when
+   * placed after `samples`; what is cut is counted as dropped.
+   */
+  #withinLead(s: Side, slin: Buffer, samples: number, nowMs: number): Buffer {
+    const n = slin.length >> 1;
+    const over = Math.min(n, Math.ceil(-this.#lateness(samples + n, nowMs) - this.#maxHold));
+    if (over <= 0) return slin.length & 1 ? slin.subarray(0, n * 2) : slin;
+    s.dropped += over;
+    return slin.subarray(0, (n - over) * 2);
   }
 
   /**
