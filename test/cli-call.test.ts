@@ -124,10 +124,12 @@ describe('the wrong kind of port is named', () => {
     await once(web, 'listening');
     t.after(() => new Promise((r) => web.close(r)));
     const port = (web.address() as net.AddressInfo).port;
-    const r = await runCli(['call', `127.0.0.1:${port}`, '--duration', '3']);
-    assert.equal(r.code, 1, r.out + r.err);
-    assert.match(r.out, /FORBIDDEN_KIND: the server answered in HTTP \("HTTP\/1\.1 400 Bad Request"\)/);
-    assert.match(r.err, new RegExp(`not AudioSocket; for a chan_websocket server use --websocket ws://127\\.0\\.0\\.1:${port}/`));
+    for (const strict of [[], ['--strict']]) {
+      const r = await runCli(['call', `127.0.0.1:${port}`, '--duration', '3', ...strict]);
+      assert.equal(r.code, 1, r.out + r.err);
+      assert.match(r.out, /FORBIDDEN_KIND: the server answered in HTTP \("HTTP\/1\.1 400 Bad Request"\)/);
+      assert.match(r.err, new RegExp(`not AudioSocket; for a chan_websocket server use --websocket ws://127\\.0\\.0\\.1:${port}/`));
+    }
   });
 
   test('an AudioSocket port dialled with --websocket: exit 1, asks whether it is AudioSocket', async (t) => {
@@ -190,6 +192,23 @@ describe('call --format ulaw|alaw sends G.711 under 0x10, as a Dial without c() 
       assert.deepEqual(wav.data, decode(encode(audio)), `the echo, decoded from ${law}`);
     });
   }
+
+  test('--record: audio back under another kind than 0x10 is slin at its rate, not decoded', async (t) => {
+    const back = signal(50).subarray(0, 25 * 640);
+    const port = await rawServer(t, (s) =>
+      s.once('data', () => {
+        for (let off = 0; off < back.length; off += 640) s.write(encodeMessage(0x12, back.subarray(off, off + 640)));
+        s.end(encodeMessage(0x00, Buffer.alloc(0)));
+      }),
+    );
+    const path = await wavFile('in.wav', signal(25));
+    const out = join(dirname(path), 'back16.wav');
+    const r = await runCli(['call', `127.0.0.1:${port}`, '--play', path, '--format', 'ulaw', '--duration', '2', '--record', out]);
+    assert.equal(r.code, 0, r.out + r.err);
+    const wav = parseWav(await readFile(out));
+    assert.equal(wav.format.sampleRate, 16000);
+    assert.deepEqual(wav.data, back);
+  });
 
   test('an echo server told --inbound ulaw hears it as slin', async (t) => {
     // The library receives it as u-law and converts: the proof that the bytes are real G.711.

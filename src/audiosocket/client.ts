@@ -190,7 +190,12 @@ export class AsteriskClient extends SimulatedAsterisk<ClientEvents, ClientViolat
       const status = chunk.toString('latin1', 0, Math.min(chunk.length, 80)).split('\r\n')[0]!;
       this.#httpAnswer = status;
       this._stats.bytesIn += chunk.length;
-      this.#violation('FORBIDDEN_KIND', `the server answered in HTTP ("${status}"): this port speaks HTTP or WebSocket, not AudioSocket`);
+      // Reported, and the connection dropped, whatever `strict` says: an HTTP server closes it
+      // anyway, and the close is the server's (it is not an AudioSocket server at all).
+      this._violation({
+        code: 'FORBIDDEN_KIND',
+        message: `the server answered in HTTP ("${status}"): this port speaks HTTP or WebSocket, not AudioSocket`,
+      });
       this.#socket.destroy();
       return;
     }

@@ -4,7 +4,7 @@
  * server sends and prints a summary per call.
  */
 import { randomUUID } from 'node:crypto';
-import { connect, createConverter, type AsteriskClient, type AudioKind } from '../../index.js';
+import { connect, createConverter, Kind, type AsteriskClient, type AudioKind } from '../../index.js';
 import { newLeg, runCalls, reportTotals, type CallPlan, type Leg } from './call-run.js';
 
 function allZero(b: Uint8Array): boolean {
@@ -64,10 +64,15 @@ export async function callAudioSocket(
             leg.audioIn++;
           } else leg.keepAliveIn++;
         } else leg.audioIn++;
-        leg.recorder?.push(decode ? decode.push(frame.payload) : frame.payload, decode ? 8000 : frame.sampleRate);
+        // Only 0x10 is the channel's own format; other kinds are slin at their rate, G.711 or not.
+        const g711In = decode !== undefined && frame.kind === Kind.SLIN;
+        leg.recorder?.push(g711In ? decode.push(frame.payload) : frame.payload, g711In ? 8000 : frame.sampleRate);
       });
       client.on('violation', (viol) => {
-        if (strict && leg.strictClose === undefined && FATAL_UNDER_STRICT.has(viol.code)) leg.strictClose = viol.code;
+        // An HTTP answer is not a strict close: the address is not AudioSocket at all.
+        if (strict && leg.strictClose === undefined && FATAL_UNDER_STRICT.has(viol.code) && client.httpAnswer === undefined) {
+          leg.strictClose = viol.code;
+        }
         output.event('violation', { call: leg.number, uuid: leg.uuid, ...viol }, `call ${leg.number}: ${viol.code}: ${viol.message}`);
       });
       client.on('hangup', () => output.event('hangup', { call: leg.number, uuid: leg.uuid }, `call ${leg.number}: server hung up`));
