@@ -96,6 +96,7 @@ export async function callAudioSocket(
   let failed = 0;
   let refused = 0;
   for (const leg of legs) {
+    if (leg.skipped) continue; // counted in the totals
     const v2 = leg.client?.violations.length ?? 0;
     violations += v2;
     const by = leg.error
@@ -152,5 +153,5 @@ export async function callAudioSocket(
     else if (!leg.error && received === 0)
       output.warn(`call ${leg.number}: the server sent no audio at all (is its keep-alive off?)`, { call: leg.number });
   }
-  return reportTotals(plan, { calls, seconds, failed, refused, violations, interrupted });
+  return reportTotals(plan, { calls, seconds, failed, refused, violations, interrupted }, legs);
 }

@@ -60,6 +60,8 @@ export interface Leg<C extends Dialled> {
   error?: string;
   /** Set when the server refused the call or ended it before sending any audio. */
   refused?: string;
+  /** Not dialled: the run was interrupted before its turn. */
+  skipped?: boolean;
 }
 
 /** A leg not yet dialled. */
@@ -84,18 +86,25 @@ export async function runCalls<C extends Dialled, L extends Leg<C>>(
   },
 ): Promise<{ recorded: boolean[]; seconds: number; interrupted: NodeJS.Signals | undefined }> {
   const { audio, frameBytes, digits, output, record } = plan;
-  // Ctrl-C or SIGTERM, from here on: stop dialling and streaming, hang up, finish the files; a
-  // second one exits at once.
+  // Ctrl-C or SIGTERM, from here on: stop dialling and streaming, hang up, finish the files. Once
+  // the streaming is over, one only lets the hangups finish; a second one exits at once.
   let interrupted: NodeJS.Signals | undefined;
+  let streaming = true;
+  let signalled = false;
   const onSignal = (signal: NodeJS.Signals): void => {
-    if (interrupted !== undefined) process.exit(128 + osConstants.signals[signal]);
-    interrupted = signal;
+    if (signalled) process.exit(128 + osConstants.signals[signal]);
+    signalled = true;
+    if (streaming) interrupted = signal;
   };
   process.on('SIGINT', onSignal);
   process.on('SIGTERM', onSignal);
   // Connect everyone (in batches, so a thousand calls do not all hit the accept queue at once).
   const t0 = performance.now();
-  for (let i = 0; i < legs.length && interrupted === undefined; i += 50) {
+  for (let i = 0; i < legs.length; i += 50) {
+    if (interrupted !== undefined) {
+      for (const leg of legs.slice(i)) leg.skipped = true;
+      break;
+    }
     await Promise.all(
       legs.slice(i, i + 50).map(async (leg) => {
         if (record !== undefined) {
@@ -146,6 +155,7 @@ export async function runCalls<C extends Dialled, L extends Leg<C>>(
     tick();
   });
 
+  streaming = false;
   // Hang up the calls still up (like a caller hanging up), then finalise recordings.
   // Legs that never connected contribute undefined, which Promise.all passes through.
   // eslint-disable-next-line @typescript-eslint/await-thenable
@@ -165,20 +175,24 @@ export async function runCalls<C extends Dialled, L extends Leg<C>>(
 export function reportTotals(
   plan: Pick<CallPlan, 'quiet' | 'json' | 'output'>,
   run: { calls: number; seconds: number; failed: number; refused: number; violations: number; interrupted: NodeJS.Signals | undefined },
+  legs: ReadonlyArray<{ skipped?: boolean }>,
 ): number {
   const { calls, seconds, failed, refused, violations, interrupted } = run;
+  const skipped = legs.filter((l) => l.skipped).length;
+  const connected = calls - failed - refused - skipped;
   if (calls > 1 || plan.quiet) {
     const line =
-      `${calls} call(s) in ${seconds.toFixed(1)} s: ${calls - failed - refused} connected, ${failed} failed, ${refused} refused, ${violations} violation(s)` +
-      (interrupted ? `; interrupted by ${interrupted}` : '');
+      `${calls} call(s) in ${seconds.toFixed(1)} s: ${connected} connected, ${failed} failed, ${refused} refused, ${violations} violation(s)` +
+      (interrupted ? `; interrupted by ${interrupted}${skipped > 0 ? `, ${skipped} not dialled` : ''}` : '');
     const fields = {
       calls,
       seconds: Number(seconds.toFixed(1)),
-      connected: calls - failed - refused,
+      connected,
       failed,
       refused,
       violations,
       interrupted,
+      notDialled: skipped,
     };
     if (plan.json) plan.output.event('totals', fields, line);
     else process.stdout.write(`${line}\n`);

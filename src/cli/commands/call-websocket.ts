@@ -115,6 +115,7 @@ export async function callWebSocket(plan: CallPlan, o: { target: WebSocketTarget
     error: 'a protocol or socket error',
   };
   for (const leg of legs) {
+    if (leg.skipped) continue; // counted in the totals
     const client = leg.client;
     const played = client?.stats.framesPlayed ?? 0;
     const v = client?.violations.length ?? 0;
@@ -154,5 +155,5 @@ export async function callWebSocket(plan: CallPlan, o: { target: WebSocketTarget
     if (leg.refused) output.error(`call ${leg.number}: ${leg.refused}`, { call: leg.number });
     else if (!leg.error && played === 0) output.warn(`call ${leg.number}: the server played no audio to the channel`, { call: leg.number });
   }
-  return reportTotals(plan, { calls, seconds, failed, refused, violations, interrupted });
+  return reportTotals(plan, { calls, seconds, failed, refused, violations, interrupted }, legs);
 }
