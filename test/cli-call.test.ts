@@ -341,6 +341,6 @@ describe('what the summary counts', () => {
     );
     assert.equal(events(r.out).find((e) => e.event === 'summary')!.framesSent, 10);
     const text = await runCli(['call', `127.0.0.1:${port}`, '--play', path, '--quiet']);
-    assert.match(text.err, /^audiosocket: warning: .*cut\.wav is truncated/m);
+    assert.match(text.err, /^audiosocket call: warning: .*cut\.wav is truncated/m);
   });
 });

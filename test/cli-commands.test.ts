@@ -357,7 +357,7 @@ describe('audiosocket play', () => {
     assert.equal(err.split('\n').filter(Boolean).length, 1, err);
     assert.match(
       err,
-      /^audiosocket: warning: .*cut\.wav is truncated: its header declares 1\.00 s of audio but the file holds 0\.20 s; playing what is there/,
+      /^audiosocket play: warning: .*cut\.wav is truncated: its header declares 1\.00 s of audio but the file holds 0\.20 s; playing what is there/,
     );
     const client = await connect({ port: Number(/listening on 127\.0\.0\.1:(\d+)/.exec(out)![1]) });
     let sound = 0;

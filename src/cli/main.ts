@@ -5,6 +5,7 @@
 import cluster from 'node:cluster';
 import { commands } from './commands/index.js';
 import { UsageError } from './options.js';
+import { setDiagnosticPrefix } from './output.js';
 import { version } from './version.js';
 import { AudioSocketError, ErrorCodes } from '../errors.js';
 
@@ -41,6 +42,7 @@ async function main(argv: string[]): Promise<void> {
     usageError(`audiosocket: unknown command ${JSON.stringify(name)}; commands are ${Object.keys(commands).join(', ')}`, 'audiosocket');
     return;
   }
+  setDiagnosticPrefix(`audiosocket ${name}`);
   try {
     await command.run(rest);
   } catch (err) {

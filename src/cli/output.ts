@@ -30,6 +30,14 @@ export interface OutputOptions {
 
 const CLEAR = '\r\x1b[2K';
 
+/** What errors and warnings on stderr start with: the program, then the command once known. */
+let diagnosticPrefix = 'audiosocket';
+
+/** Names the command that runs (`audiosocket echo`), for every line of {@link Output.error} and `warn`. */
+export function setDiagnosticPrefix(prefix: string): void {
+  diagnosticPrefix = prefix;
+}
+
 /** Cuts `line` to `columns - 1` characters (the last column would make some terminals wrap). */
 export function fitToWidth(line: string, columns: number | undefined): string {
   const width = columns !== undefined && columns > 1 ? columns - 1 : 79;
@@ -62,7 +70,7 @@ export function createOutput(options: OutputOptions): Output {
     if (options.json) {
       process.stderr.write(`${JSON.stringify({ time: new Date().toISOString(), event: kind, message: text, ...origin, ...fields })}\n`);
     } else {
-      write(process.stderr, `audiosocket: ${kind === 'warning' ? 'warning: ' : ''}${text}`);
+      write(process.stderr, `${diagnosticPrefix}: ${kind === 'warning' ? 'warning: ' : ''}${text}`);
     }
   };
   return {
