@@ -132,6 +132,20 @@ describe('the wrong kind of port is named', () => {
     }
   });
 
+  test('wss:// to a plain ws:// server, and a path the server does not serve: exit 1, each says what to change', async (t) => {
+    const s = createServer(echo, { websocket: { port: 0, path: '/media' } });
+    await s.listen({ host: '127.0.0.1', port: 0 });
+    t.after(() => s.close());
+    const wsPort = s.websocketAddress()!.port;
+    const tls = await runCli(['call', '--websocket', `wss://127.0.0.1:${wsPort}/media`, '--duration', '3']);
+    assert.equal(tls.code, 1, tls.out + tls.err);
+    assert.match(tls.err, /the TLS handshake failed \(the server answered without TLS\); use ws:\/\/ instead of wss:\/\//);
+    assert.equal(tls.err.trim().split('\n').length, 1, tls.err);
+    const path = await runCli(['call', '--websocket', `ws://127.0.0.1:${wsPort}/wrong`, '--duration', '3']);
+    assert.equal(path.code, 1, path.out + path.err);
+    assert.match(path.err, /404; nothing serves the path \/wrong there: check the path/);
+  });
+
   test('an AudioSocket port dialled with --websocket: exit 1, asks whether it is AudioSocket', async (t) => {
     const { port } = await server(t, echo);
     const r = await runCli(['call', '--websocket', `ws://127.0.0.1:${port}/`, '--duration', '3']);

@@ -217,6 +217,20 @@ describe('audio files that are not WAV are named, with the command that converts
   });
 });
 
+describe('two listeners on one port', () => {
+  test('--monitor, --metrics or --websocket on the port of another: one line, exit 2', async () => {
+    await usageError(
+      ['echo', '--port', '47093', '--monitor', '47093'],
+      /--monitor 47093 is the port of --port too; give each its own port/,
+    );
+    await usageError(
+      ['echo', '--port', '47001', '--websocket', '47765', '--monitor', '47765'],
+      /--monitor 47765 is the port of --websocket too/,
+    );
+    await usageError(['record', '--port', '47002', '--metrics', '47002'], /--metrics 47002 is the port of --port too/);
+  });
+});
+
 describe('call: every option is checked before dialling', () => {
   test('a bad DTMF digit anywhere in the list: nothing is dialled, so no digit is sent', async (t) => {
     const server = await witness(t);

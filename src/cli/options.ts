@@ -395,6 +395,20 @@ export function parseServerArgs(
   } else if (v['monitor-listen'] === true) throw new UsageError('--monitor-listen needs --monitor [HOST:]PORT');
   if (common.workers > 1 && common.metrics)
     throw new UsageError('--metrics works with one worker only (each worker has its own counters); drop --workers or --metrics');
+  // Each listener needs its own port (0 picks a free one each time).
+  const listeners: Array<[string, number | undefined]> = [
+    ['--port', common.port],
+    ['--websocket', common.server.websocket?.port],
+    ['--metrics', common.metrics?.port],
+    ['--monitor', common.monitor?.port],
+  ];
+  for (let i = 0; i < listeners.length; i++) {
+    for (let j = i + 1; j < listeners.length; j++) {
+      const [a, pa] = listeners[i]!;
+      const [b, pb] = listeners[j]!;
+      if (pa !== undefined && pa !== 0 && pa === pb) throw new UsageError(`${b} ${pb} is the port of ${a} too; give each its own port`);
+    }
+  }
   return { common, values: v, positionals: parsed.positionals };
 }
 

@@ -669,9 +669,14 @@ export function connectWebSocket(options: WebSocketConnectOptions): Promise<Aste
       ...(options.ca !== undefined ? { ca: options.ca } : {}),
       ...(options.verifyServerCert === false ? { rejectUnauthorized: false } : {}),
     });
-    const onError = (err: Error): void => {
+    const onError = (err: NodeJS.ErrnoException): void => {
       ws.off('open', onOpen);
-      reject(audioSocketError(ErrorCodes.SOCKET, `could not connect to ${options.url}: ${err.message}`, err));
+      // OpenSSL's own text spans lines and names its source files: say what happened instead.
+      const why =
+        err.code === 'EPROTO'
+          ? `the TLS handshake failed${/wrong version number/.test(err.message) ? ' (the server answered without TLS)' : ''}`
+          : err.message;
+      reject(audioSocketError(ErrorCodes.SOCKET, `could not connect to ${options.url}: ${why}`, err));
     };
     const onOpen = (): void => {
       ws.off('error', onError);

@@ -97,6 +97,12 @@ export async function callWebSocket(plan: CallPlan, o: { target: WebSocketTarget
       const cause = (err as Error & { cause?: NodeJS.ErrnoException }).cause;
       if (cause?.code === 'ECONNREFUSED')
         return `; is a server listening there? (try: audiosocket echo --websocket ${new URL(url).port || 80})`;
+      if (cause?.code === 'EPROTO' || /wrong version number/.test(cause?.message ?? '')) {
+        return '; use ws:// instead of wss://';
+      }
+      if (/Unexpected server response: 404/.test(cause?.message ?? '')) {
+        return `; nothing serves the path ${new URL(url).pathname} there: check the path (a server run with --websocket-path accepts that path only)`;
+      }
       // An AudioSocket server reads the HTTP request as a bad message and closes.
       if (cause?.code === 'ECONNRESET' || cause?.message === 'socket hang up') {
         return '; the server closed without answering the WebSocket handshake: is it an AudioSocket port? (then call it without --websocket: audiosocket call HOST:PORT)';
