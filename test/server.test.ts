@@ -245,6 +245,14 @@ describe('server and calls over TCP', () => {
     assert.equal(g.error?.code, ErrorCodes.PROTOCOL);
     assert.match(g.error!.message, /expected the UUID/);
 
+    // A WebSocket or browser client on the AudioSocket port: its request line is named.
+    f = nextFailure(server);
+    const web = await rawSocket(port);
+    web.write('GET /media HTTP/1.1\r\nHost: 127.0.0.1\r\nUpgrade: websocket\r\n\r\n');
+    const h = await f;
+    assert.equal(h.reason, 'protocol-error');
+    assert.match(h.error!.message, /an HTTP request \("GET \/media HTTP\/1\.1"\) on the AudioSocket port/);
+
     f = nextFailure(server);
     const shortUuid = await rawSocket(port);
     shortUuid.write(encodeMessage(0x01, Buffer.alloc(15)));
@@ -260,7 +268,7 @@ describe('server and calls over TCP', () => {
     await once(idle, 'close');
 
     assert.equal(calls, 0);
-    assert.equal(server.stats.handshakeFailures, 5);
+    assert.equal(server.stats.handshakeFailures, 6);
     await server.close();
   });
 

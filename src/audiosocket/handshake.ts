@@ -14,6 +14,9 @@ import { MessageParser, type MessageCallback } from '../protocol/parser.js';
 import { formatUuid } from '../protocol/uuid.js';
 import type { Clock, TimerHandle } from '../clock.js';
 
+/** The start of an HTTP request line (the first bytes of a WebSocket or browser client). */
+const HTTP_REQUEST = /^(GET|POST|HEAD|PUT|OPTIONS|DELETE|PATCH) /;
+
 /** Why a connection never became a call. */
 export type HandshakeFailureReason = 'closed-before-uuid' | 'timeout' | 'protocol-error';
 
@@ -105,6 +108,14 @@ export class Handshake {
   }
 
   #data(chunk: Buffer): void {
+    if (this.#bytesIn === 0 && HTTP_REQUEST.test(chunk.toString('latin1', 0, Math.min(chunk.length, 8)))) {
+      const line = chunk.toString('latin1', 0, Math.min(chunk.length, 120)).split('\r\n')[0];
+      this.#bytesIn += chunk.length;
+      this.#protocolError(
+        `an HTTP request ("${line}") on the AudioSocket port: a WebSocket (chan_websocket) or browser client belongs on the server's WebSocket or monitor port`,
+      );
+      return;
+    }
     this.#bytesIn += chunk.length;
     try {
       this.#parser.push(chunk);
