@@ -161,7 +161,7 @@ test('gateway: a bot that refuses the upgrade: the caller hears the fallback, th
   const { caller, bridge } = await gateway(t, 'audiosocket', { url, fallbackFile });
   const end = await bridge.closed;
   assert.equal(end.reason, 'bot-unreachable');
-  assert.match(end.detail, /HTTP 404/);
+  assert.match(end.detail, /HTTP 404 \(nothing at \/bot: check the path of the bot's URL\)/);
   await caller.closed;
   assert.ok(audible(caller.heard).length > 0, 'the fallback was heard');
 });

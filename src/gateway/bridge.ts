@@ -417,7 +417,9 @@ export class BotBridge extends EventEmitter<BridgeEvents> {
       const detail = /Unexpected server response: (\d+)/.exec(err.message);
       this.#finish(
         'bot-unreachable',
-        detail ? `bot refused the upgrade: HTTP ${detail[1]}` : `bot unreachable: ${err.message}`,
+        detail
+          ? `bot refused the upgrade: HTTP ${detail[1]}${detail[1] === '404' ? ` (nothing at ${new URL(this.url).pathname}: check the path of the bot's URL)` : ''}`
+          : `bot unreachable: ${err.message}`,
         audioSocketError(ErrorCodes.SOCKET, `cannot connect to the bot at ${this.url}: ${err.message}`, err),
       );
     } else if (this.#state === 'open') {
@@ -428,7 +430,9 @@ export class BotBridge extends EventEmitter<BridgeEvents> {
   #onClose(code: number, reason: string): void {
     if (this.#state === 'connecting') this.#finish('bot-unreachable', `bot closed before the stream opened (${code})`);
     else if (this.#state === 'open') {
-      this.#finish('bot-closed', `bot closed the stream (${code}${reason ? ` ${reason}` : ''})`, undefined, { code, reason });
+      // 1005: the bot closed without a status code (ws sets it when the close frame has none).
+      const what = code === 1005 ? '1005: no status given' : `${code}${reason ? ` ${reason}` : ''}`;
+      this.#finish('bot-closed', `bot closed the stream (${what})`, undefined, { code, reason });
     }
   }
 
