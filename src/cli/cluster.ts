@@ -53,12 +53,13 @@ export async function runPrimary(name: string, args: CommonServerArgs, workers: 
         // It could not even start (port in use, bad option), or it keeps crashing: restarting
         // would loop forever. Stop everything and say so.
         // A worker that could not start printed why (a usage error, exit 2): that status stands.
-        if (listening.has(worker) || code !== 2) {
+        const usageError = !listening.has(worker) && code === 2;
+        if (!usageError) {
           output.error(
             `worker ${worker.process.pid} exited (${signal ?? code}) ${listening.has(worker) ? 'too often' : 'before listening'}; stopping`,
           );
         }
-        process.exitCode = !listening.has(worker) && code === 2 ? 2 : 1;
+        process.exitCode = usageError ? 2 : 1;
         failure?.();
         return;
       }

@@ -98,6 +98,11 @@ function listenProblem(err: NodeJS.ErrnoException, port: number, option: string)
   }
 }
 
+/** The usage error for a failed listen on the AudioSocket port. */
+function cannotListen(host: string, port: number, err: unknown): UsageError {
+  return new UsageError(`cannot listen on ${host}:${port}: ${listenProblem(err as NodeJS.ErrnoException, port, '--port')}`);
+}
+
 /** Listens on `host:port` and closes again: a usage error if it cannot. Port 0 always can. */
 async function probeListen(host: string, port: number): Promise<void> {
   if (port === 0) return;
@@ -108,7 +113,7 @@ async function probeListen(host: string, port: number): Promise<void> {
       probe.listen({ host, port, exclusive: true }, resolve);
     });
   } catch (err) {
-    throw new UsageError(`cannot listen on ${host}:${port}: ${listenProblem(err as NodeJS.ErrnoException, port, '--port')}`);
+    throw cannotListen(host, port, err);
   }
   await new Promise((resolve) => probe.close(resolve));
 }
@@ -244,9 +249,7 @@ export async function runServer(
         `cannot listen for chan_websocket on ${ws.host ?? args.host}:${ws.port}: ${listenProblem(cause as NodeJS.ErrnoException, ws.port, '--websocket')}`,
       );
     }
-    throw new UsageError(
-      `cannot listen on ${args.host}:${args.port}: ${listenProblem(cause as NodeJS.ErrnoException, args.port, '--port')}`,
-    );
+    throw cannotListen(args.host, args.port, cause);
   }
   const shown = address.family === 'IPv6' ? `[${address.address}]:${address.port}` : `${address.address}:${address.port}`;
   if (isWorker) {

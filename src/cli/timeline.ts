@@ -158,7 +158,7 @@ export class CallTimeline {
     s.held = undefined;
     s.heldSamples = 0;
     // The silence before run j, counted from the gap, may not exceed the least lateness of any
-    // run from j on: the least of those, from the last run back.
+    // run from j on: the least of those, from the last run back (so it only grows with j).
     const before = new Array<number>(runs.length);
     let least = Infinity;
     for (let j = runs.length - 1; j >= 0; j--) {
@@ -168,7 +168,7 @@ export class CallTimeline {
     let silence = 0;
     for (let j = 0; j < runs.length; j++) {
       if (before[j]! > silence) this.#append(s, Buffer.alloc((before[j]! - silence) * 2));
-      silence = Math.max(silence, before[j]!);
+      silence = before[j]!;
       for (const piece of runs[j]!.pieces) this.#append(s, piece);
     }
   }

@@ -4,8 +4,8 @@
  * server sends and prints a summary per call.
  */
 import { randomUUID } from 'node:crypto';
-import { connect, createConverter, Kind, type AsteriskClient, type AudioKind } from '../../index.js';
-import { newLeg, runCalls, reportTotals, type CallPlan, type Leg } from './call-run.js';
+import { connect, Kind, type AsteriskClient, type AudioKind } from '../../index.js';
+import { newLeg, recordingDecoder, runCalls, reportTotals, type CallPlan, type Leg } from './call-run.js';
 
 function allZero(b: Uint8Array): boolean {
   for (let i = 0; i < b.length; i++) if (b[i] !== 0) return false;
@@ -48,9 +48,7 @@ export async function callAudioSocket(
       leg.client = client;
       // Under --format ulaw/alaw the channel is G.711 both ways (what Asterisk does without c()):
       // what comes back under 0x10 is heard as G.711, so it is recorded decoded.
-      const g711 = plan.sendFormat.encoding !== 'slin';
-      const decode =
-        leg.recorder && g711 ? createConverter(plan.sendFormat, { encoding: 'slin', sampleRate: 8000, channels: 1 }) : undefined;
+      const decode = leg.recorder ? recordingDecoder(plan) : undefined;
       if (decode) void client.closed.then(() => decode.dispose());
       client.on('audio', (frame) => {
         const now = performance.now();

@@ -5,7 +5,7 @@
  * (call-audiosocket.ts, call-websocket.ts) dial, send a frame and summarise.
  */
 import { constants as osConstants } from 'node:os';
-import type { AudioFormat } from '../../index.js';
+import { createConverter, type AudioFormat, type Converter } from '../../index.js';
 import type { Output } from '../output.js';
 import { IntervalStats } from '../stats.js';
 import { finishRecordings, LazyWavRecorder } from '../recorder.js';
@@ -62,6 +62,15 @@ export interface Leg<C extends Dialled> {
   refused?: string;
   /** Not dialled: the run was interrupted before its turn. */
   skipped?: boolean;
+}
+
+/**
+ * For a G.711 channel (`--format ulaw|alaw`), a converter of what the channel hears to the slin
+ * 8 kHz recordings are written in; `undefined` for slin. One per recorded call.
+ */
+export function recordingDecoder(plan: Pick<CallPlan, 'sendFormat'>): Converter | undefined {
+  if (plan.sendFormat.encoding === 'slin') return undefined;
+  return createConverter(plan.sendFormat, { encoding: 'slin', sampleRate: 8000, channels: 1 });
 }
 
 /** A leg not yet dialled. */

@@ -4,10 +4,9 @@
  * real time (call-run.ts), sends DTMF, records what the app plays to the channel and prints a
  * summary per call.
  */
-import { createConverter } from '../../index.js';
 import { connectWebSocket, type AsteriskWebSocketClient } from '../../websocket/client.js';
 import { parseHostPort, UsageError } from '../options.js';
-import { newLeg, runCalls, reportTotals, type CallPlan, type Leg } from './call-run.js';
+import { newLeg, recordingDecoder, runCalls, reportTotals, type CallPlan, type Leg } from './call-run.js';
 
 /** Where to call and in which control format. */
 export interface WebSocketTarget {
@@ -61,8 +60,6 @@ export async function callWebSocket(plan: CallPlan, o: { target: WebSocketTarget
   const { calls, output, sendFormat } = plan;
   const url = o.target.url;
   const legs = Array.from({ length: calls }, (_, i): Leg<AsteriskWebSocketClient> => newLeg(i + 1));
-  // What the app plays is in the channel's format; recordings are slin.
-  const g711 = sendFormat.encoding !== 'slin';
   const { recorded, seconds, interrupted } = await runCalls(plan, legs, {
     dial: async (leg) => {
       const client = await connectWebSocket({
@@ -74,7 +71,8 @@ export async function callWebSocket(plan: CallPlan, o: { target: WebSocketTarget
       leg.client = client;
       const recorder = leg.recorder;
       if (recorder) {
-        const decode = g711 ? createConverter(sendFormat, { encoding: 'slin', sampleRate: 8000, channels: 1 }) : undefined;
+        // What the app plays is in the channel's format; recordings are slin.
+        const decode = recordingDecoder(plan);
         client.on('played', (frame) => recorder.push(decode ? decode.push(frame) : frame, sendFormat.sampleRate));
         void client.closed.then(() => decode?.dispose());
       }
@@ -97,7 +95,7 @@ export async function callWebSocket(plan: CallPlan, o: { target: WebSocketTarget
       const cause = (err as Error & { cause?: NodeJS.ErrnoException }).cause;
       if (cause?.code === 'ECONNREFUSED')
         return `; is a server listening there? (try: audiosocket echo --websocket ${new URL(url).port || 80})`;
-      if (cause?.code === 'EPROTO' || /wrong version number/.test(cause?.message ?? '')) {
+      if (cause?.code === 'EPROTO') {
         return '; use ws:// instead of wss://';
       }
       if (/Unexpected server response: 404/.test(cause?.message ?? '')) {
