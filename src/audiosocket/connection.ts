@@ -43,6 +43,36 @@ export interface AudioSocketConnectionSettings {
 
 const RESET_CODES = new Set(['ECONNRESET', 'EPIPE', 'ECONNABORTED']);
 
+/**
+ * Memory for outbound messages, shared by every connection of the process: a message is built
+ * in it and written at once, and a socket write the kernel takes whole (the steady state of a
+ * peer that reads) holds nothing of it after, so the next message, of any call, is built in the
+ * same memory. A frame's copy so writes to memory already in the CPU's cache instead of to
+ * memory of its own call. One buffer per message size (a server's calls use a few).
+ */
+const messageMemories = new Map<number, Buffer>();
+const NO_MEMORY = Buffer.alloc(0);
+let lastMemory: Buffer = NO_MEMORY;
+
+function sharedMessageMemory(size: number): Buffer {
+  if (lastMemory.length === size) return lastMemory;
+  let memory = messageMemories.get(size);
+  if (memory === undefined) {
+    // Its own memory, not a slice of Node's shared pool, which it would keep alive.
+    memory = Buffer.allocUnsafeSlow(size);
+    messageMemories.set(size, memory);
+  }
+  lastMemory = memory;
+  return memory;
+}
+
+/** A socket keeps `message` (a write it could not send at once): later messages get new memory. */
+function releaseMessageMemory(message: Buffer): void {
+  if (messageMemories.get(message.length) !== message) return;
+  messageMemories.delete(message.length);
+  if (lastMemory === message) lastMemory = NO_MEMORY;
+}
+
 export class AudioSocketConnection {
   readonly remoteAddress: string;
   readonly remotePort: number;
@@ -54,8 +84,6 @@ export class AudioSocketConnection {
   #blockedSince: number | undefined;
   #hangupTimer: TimerHandle | undefined;
   #ended = false;
-  /** The memory {@link messageMemory} gave last. */
-  #lastMessage: Buffer | undefined;
   /** From the settings, kept here: read on every write. */
   readonly #maxBufferedBytes: number;
   bytesIn: number;
@@ -94,20 +122,11 @@ export class AudioSocketConnection {
   }
 
   /**
-   * Memory for the next message (see `WireWriter`): the last message's memory when the socket
-   * holds nothing unsent, so nothing holds that memory any more (a write the kernel could not
-   * take at once keeps its bytes counted in `writableLength` until it is done); else new memory,
-   * kept for the message after. A paced call so allocates nothing per frame while its peer
-   * reads; an idle call has none (keep-alive silence is one shared message).
+   * Memory for the next message (see `WireWriter`): {@link sharedMessageMemory}, lent to every
+   * connection in turn until a socket keeps it.
    */
   messageMemory(size: number): Buffer {
-    let memory = this.#lastMessage;
-    if (memory === undefined || memory.length !== size || this.#socket.writableLength !== 0) {
-      // Its own memory, not a slice of Node's shared pool, which it would keep alive.
-      memory = Buffer.allocUnsafeSlow(size);
-      this.#lastMessage = memory;
-    }
-    return memory;
+    return sharedMessageMemory(size);
   }
 
   /**
@@ -138,6 +157,9 @@ export class AudioSocketConnection {
     this.messagesOut++;
     this.bytesOut += message.length;
     socket.write(message);
+    // Bytes the kernel could not take at once stay counted in `writableLength` until sent: the
+    // socket keeps this memory until then, so the next message gets other memory.
+    if (socket.writableLength !== 0) releaseMessageMemory(message);
     return true;
   }
 
