@@ -102,6 +102,8 @@ export class PacedOutbound implements Paced, OutboundPolicy<PacedStats> {
   readonly #events: OutboundEvents;
   readonly #wire: WireWriter;
   readonly #gate: WriteGate;
+  /** The gate owes a `drain` (a write returned `false`): only then is it asked after a pass. */
+  #drainOwed = false;
   readonly format: AudioFormat;
   readonly frameBytes: number;
   readonly #pacer: Pacer;
@@ -231,7 +233,7 @@ export class PacedOutbound implements Paced, OutboundPolicy<PacedStats> {
     if ((payload.length & 1) === 1) {
       throw audioSocketError(ErrorCodes.INVALID_MESSAGE, `slin audio must be whole samples, got ${payload.length} bytes`);
     }
-    if (payload.length === 0) return this.#gate.result(false);
+    if (payload.length === 0) return this.#writeResult(false);
     const now = this.#scheduler.clock.now();
     const ms = durationMs(format, payload.length);
     if (this.#queue.empty && payload.length <= frameBytes(format, this.frameMs) && this.#pacer.admits(ms, now)) {
@@ -246,7 +248,13 @@ export class PacedOutbound implements Paced, OutboundPolicy<PacedStats> {
       this.#pump(now, undefined);
       if (!this.#queue.empty) this.#stats.delayedWrites++;
     }
-    return this.#gate.result(admitted !== payload);
+    return this.#writeResult(admitted !== payload);
+  }
+
+  #writeResult(dropped: boolean): boolean {
+    const ok = this.#gate.result(dropped);
+    if (!ok) this.#drainOwed = true;
+    return ok;
   }
 
   /** Queues a source for paced playback; see {@link PlayResult}. */
@@ -273,7 +281,7 @@ export class PacedOutbound implements Paced, OutboundPolicy<PacedStats> {
     for (const c of completions) this.#schedule(c);
     const now = this.#scheduler.clock.now();
     this.#settleDue(now);
-    this.#gate.check();
+    if (this.#drainOwed) this.#drainOwed = this.#gate.check();
     return droppedMs;
   }
 
@@ -388,7 +396,7 @@ export class PacedOutbound implements Paced, OutboundPolicy<PacedStats> {
     } finally {
       this.#draining = false;
     }
-    this.#gate.check();
+    if (this.#drainOwed) this.#drainOwed = this.#gate.check();
     if (sent || this.#unsettled > 0) this.#settleDue(now);
     return sent;
   }

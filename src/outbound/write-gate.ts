@@ -78,12 +78,16 @@ export class WriteGate {
     return ok;
   }
 
-  /** Emits `drain` if one is owed and the queue is back under the high-water mark. Cheap when none is owed. */
-  check(): void {
+  /**
+   * Emits `drain` if one is owed and the queue is back under the high-water mark. Cheap when none
+   * is owed. Returns whether one is still owed (a policy may skip this call until its next `false`).
+   */
+  check(): boolean {
     if (this.#needDrain && !this.#closed && this.#queue.queuedMs < this.highWaterMarkMs) {
       this.#needDrain = false;
       this.#events.drain();
     }
+    return this.#needDrain && !this.#closed;
   }
 
   /** The call is ending: no `drain` any more. */
