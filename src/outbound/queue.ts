@@ -146,6 +146,7 @@ function toBuffer(chunk: Uint8Array | Int16Array | string): Buffer {
 }
 
 const EMPTY: Completion[] = [];
+const NO_BYTES = Buffer.alloc(0);
 /** The format field of a marker segment, which holds no audio. */
 const MARKER_FORMAT: AudioFormat = Object.freeze({ encoding: 'slin', sampleRate: 8000, channels: 1 });
 
@@ -161,12 +162,20 @@ export class OutboundQueue {
   #fifo: Segment[] = [];
   #head = 0;
   /**
-   * The head segment when it holds audio (`#fifo[#head]`), else null, and one frame of its
-   * format in bytes: the steady state of a play (frames cut from the middle of one segment)
-   * reads only these, not the FIFO's array (see {@link take}).
+   * The head cursor. The head segment when it holds audio (`#fifo[#head]`), else null; its
+   * bytes, format and one frame of that format in bytes; and how far it has been cut. The steady
+   * state of a play (frames cut from the middle of one segment) reads and writes only these
+   * fields of the queue: not the FIFO's array, not the segment, not its play. What was cut
+   * since (`#headCut` bytes, `#headCutFrames` frames) is written back to the segment and its play
+   * by {@link #syncCut}, which every other reader of those runs first.
    */
   #headSeg: Segment | null = null;
+  #headBytes: Buffer = NO_BYTES;
+  #headOffset = 0;
+  #headFormat: AudioFormat = MARKER_FORMAT;
   #headFrameBytes = 0;
+  #headCut = 0;
+  #headCutFrames = 0;
   #fifoMs = 0;
   #roomWaiter: (() => void) | null = null;
   #closed = false;
@@ -283,7 +292,7 @@ export class OutboundQueue {
 
   /** Format of the audio at the head (meaningful when {@link peek} is not 0). */
   get headFormat(): AudioFormat {
-    if (this.#headSeg !== null) return this.#headSeg.format;
+    if (this.#headSeg !== null) return this.#headFormat;
     return this.#head < this.#fifo.length ? this.#fifo[this.#head]!.format : MARKER_FORMAT;
   }
 
@@ -292,8 +301,8 @@ export class OutboundQueue {
    * {@link takeLeadingMarks} first: a mark at the head hides the bytes behind it.
    */
   peek(): number {
-    const head = this.#headSeg;
-    if (head !== null && head.bytes!.length - head.offset >= this.#headFrameBytes) return this.#headFrameBytes;
+    if (this.#headSeg !== null && this.#headBytes.length - this.#headOffset >= this.#headFrameBytes) return this.#headFrameBytes;
+    this.#syncCut();
     const fifo = this.#fifo;
     if (this.#head >= fifo.length) return 0;
     const first = fifo[this.#head]!;
@@ -318,6 +327,7 @@ export class OutboundQueue {
     if (n === 0) return null;
     const format = this.headFormat;
     const ms = durationMs(format, n);
+    this.#syncCut();
     const seg = this.#fifo[this.#head]!;
     const bytes = seg.bytes!;
     let out: Buffer;
@@ -347,19 +357,20 @@ export class OutboundQueue {
    * `at` unless `target` is null, and counts them to their plays.
    */
   #cut(n: number, target: Buffer | null, at: number): Completion[] {
-    const head = this.#headSeg;
-    if (head !== null && head.bytes!.length - head.offset > n) {
+    const from = this.#headOffset;
+    if (this.#headSeg !== null && this.#headBytes.length - from > n) {
       // Inside the head segment (the steady state of a play): nothing behind it can complete
-      // and the head stays, so neither the FIFO's array nor its marks are read.
-      if (target !== null) head.bytes!.copy(target, at, head.offset, head.offset + n);
-      const owner = head.owner as PlayItem | null;
-      this.#consume(head, n);
-      if (owner !== null) owner.framesSent++;
-      this.#fifoMs -= durationMs(head.format, n);
+      // and the head stays, so only the head cursor moves (see #headSeg).
+      if (target !== null) this.#headBytes.copy(target, at, from, from + n);
+      this.#headOffset = from + n;
+      this.#headCut += n;
+      this.#headCutFrames++;
+      this.#fifoMs -= durationMs(this.#headFormat, n);
       if (this.#fifoMs < 1e-9) this.#fifoMs = 0;
       if (this.#roomWaiter !== null) this.#wakePump();
       return EMPTY;
     }
+    this.#syncCut();
     const format = this.headFormat;
     const fifo = this.#fifo;
     let touched: PlayItem | null = null;
@@ -406,13 +417,36 @@ export class OutboundQueue {
     if (this.#head === this.#fifo.length - 1) this.#syncHead();
   }
 
-  /** Sets the head cache after the head moved or the FIFO was replaced. */
+  /** Sets the head cursor after the head moved or the FIFO was replaced (what was cut is written back: {@link #syncCut}). */
   #syncHead(): void {
+    this.#syncCut();
     const seg = this.#head < this.#fifo.length ? this.#fifo[this.#head]! : null;
     if (seg !== null && seg.bytes !== null) {
       this.#headSeg = seg;
+      this.#headBytes = seg.bytes;
+      this.#headOffset = seg.offset;
+      this.#headFormat = seg.format;
       this.#headFrameBytes = frameBytes(seg.format, this.#frameMs);
-    } else this.#headSeg = null;
+    } else {
+      this.#headSeg = null;
+      this.#headBytes = NO_BYTES;
+      this.#headOffset = 0;
+    }
+  }
+
+  /** Writes what the head cursor cut back to the head segment and its play (see #headSeg). */
+  #syncCut(): void {
+    if (this.#headCut === 0) return;
+    const seg = this.#headSeg!;
+    seg.offset = this.#headOffset;
+    const owner = seg.owner as PlayItem | null;
+    if (owner !== null) {
+      owner.queuedBytes -= this.#headCut;
+      owner.sentBytes += this.#headCut;
+      owner.framesSent += this.#headCutFrames;
+    }
+    this.#headCut = 0;
+    this.#headCutFrames = 0;
   }
 
   #consume(seg: Segment, n: number): void {
@@ -447,6 +481,7 @@ export class OutboundQueue {
    * once that audio has played. Returns the milliseconds of audio dropped.
    */
   flush(reason: InterruptReason): { droppedMs: number; completions: Completion[] } {
+    this.#syncCut();
     const droppedMs = this.queuedMs;
     const items = new Set<PlayItem | MarkItem>();
     const completions: Completion[] = [];
@@ -459,7 +494,7 @@ export class OutboundQueue {
     for (const e of this.#pending) if (e.type !== 'write') items.add(e);
     this.#fifo = [];
     this.#head = 0;
-    this.#headSeg = null;
+    this.#syncHead();
     this.#fifoMs = 0;
     this.#pending = [];
     this.#pendingMs = 0;
@@ -484,6 +519,7 @@ export class OutboundQueue {
   }
 
   #finish(item: PlayItem, reason: InterruptReason | undefined): void {
+    this.#syncCut();
     item.stop();
     item.cleanup?.();
     item.cleanup = undefined;
@@ -522,6 +558,7 @@ export class OutboundQueue {
   }
 
   #dropBytes(item: PlayItem): void {
+    this.#syncCut();
     const kept: Segment[] = [];
     for (let i = this.#head; i < this.#fifo.length; i++) {
       const seg = this.#fifo[i]!;
@@ -659,6 +696,7 @@ export class OutboundQueue {
     // A dangling half sample at the very end is dropped: it would shift every later sample.
     item.heldByte = -1;
     item.exhausted = true;
+    this.#syncCut();
     if (item.queuedBytes === 0) {
       // Everything was sent before the source said it had ended: done once that has played.
       item.finished = true;
