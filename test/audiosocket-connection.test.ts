@@ -1,7 +1,7 @@
 /**
- * The memory an AudioSocket connection gives for its messages, over a real socket on
- * 127.0.0.1: reused only once the socket has taken everything written before, so a message the
- * kernel could not take at once is never overwritten by the next.
+ * The memory AudioSocket connections give for their messages (shared by all of them), over real
+ * sockets on 127.0.0.1: reused only once the socket has taken everything written before, so a
+ * message the kernel could not take at once is never overwritten by the next, of any call.
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -106,5 +106,28 @@ test('once the socket has taken everything, the memory is reused for the next me
     assertMessages(received(), 2);
   } finally {
     close();
+  }
+});
+
+test('the memory is shared by every connection, and one whose socket keeps a message takes it from the others', async () => {
+  const a = await connection();
+  const b = await connection();
+  try {
+    const first = fill(a.conn.messageMemory(MESSAGE), 0);
+    a.conn.write(first);
+    assert.equal(b.conn.messageMemory(MESSAGE), first, 'what a took at once, b gets next');
+    a.ours.cork();
+    const held = fill(a.conn.messageMemory(MESSAGE), 1);
+    a.conn.write(held);
+    const other = b.conn.messageMemory(MESSAGE);
+    assert.notEqual(other, held, 'not the memory a still holds');
+    b.conn.write(fill(other, 7));
+    a.ours.uncork();
+    await until(() => a.received().length >= 2 * MESSAGE && b.received().length >= MESSAGE, 'the messages');
+    assertMessages(a.received(), 2);
+    assert.deepEqual(b.received(), fill(Buffer.alloc(MESSAGE), 7));
+  } finally {
+    a.close();
+    b.close();
   }
 });
