@@ -176,6 +176,13 @@ export class OutboundQueue {
   #headFrameBytes = 0;
   #headCut = 0;
   #headCutFrames = 0;
+  /**
+   * Nothing at all is queued ({@link empty}): kept as a field, set wherever the FIFO's head or
+   * the pending entries change, because it is asked before every write and at every tick, and
+   * an echo's queue is empty at both (its frames leave as they are written): the FIFO's array
+   * and the pending entries are then not read at all.
+   */
+  #empty = true;
   #fifoMs = 0;
   #roomWaiter: (() => void) | null = null;
   #closed = false;
@@ -198,8 +205,11 @@ export class OutboundQueue {
 
   /** True when nothing at all is queued (no bytes, no marks, no play being read). */
   get empty(): boolean {
-    if (this.#headSeg !== null) return false;
-    return this.#head >= this.#fifo.length && this.#pending.length === 0;
+    return this.#empty;
+  }
+
+  #refreshEmpty(): void {
+    this.#empty = this.#headSeg === null && this.#head >= this.#fifo.length && this.#pending.length === 0;
   }
 
   /** True when a play being read may still deliver bytes (a partial frame at the head may grow). */
@@ -258,6 +268,7 @@ export class OutboundQueue {
         item.cleanup = () => signal.removeEventListener('abort', onAbort);
       }
       this.#pending.push(item);
+      this.#empty = false;
       this.#pump();
     });
   }
@@ -432,6 +443,7 @@ export class OutboundQueue {
       this.#headBytes = NO_BYTES;
       this.#headOffset = 0;
     }
+    this.#refreshEmpty();
   }
 
   /** Writes what the head cursor cut back to the head segment and its play (see #headSeg). */
@@ -498,6 +510,7 @@ export class OutboundQueue {
     this.#fifoMs = 0;
     this.#pending = [];
     this.#pendingMs = 0;
+    this.#refreshEmpty();
     for (const item of items) {
       if (item.type === 'mark') this.#fireMark(item, false);
       else this.#finish(item, reason);
@@ -647,6 +660,7 @@ export class OutboundQueue {
         }
       }
       if (this.#pending[0] === entry) this.#pending.shift();
+      this.#refreshEmpty();
       this.#onReady();
     }
   }
