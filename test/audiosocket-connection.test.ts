@@ -9,7 +9,11 @@ import net from 'node:net';
 import { once } from 'node:events';
 import { AudioSocketConnection, type AudioSocketConnectionEvents } from '#lib/audiosocket/connection.js';
 import { MessageParser } from '#lib/protocol/parser.js';
-import { systemClock } from '#lib/clock.js';
+import { ManualClock, systemClock } from '#lib/clock.js';
+import { FrameScheduler } from '#lib/outbound/scheduler.js';
+import { PacedOutbound, type OutboundOptions } from '#lib/outbound/paced.js';
+import { DEFAULT_PACING } from '#lib/outbound/pacer.js';
+import type { OutboundEvents } from '#lib/outbound/policy.js';
 import { until } from './helpers.js';
 
 const MESSAGE = 323;
@@ -129,5 +133,65 @@ test('the memory is shared by every connection, and one whose socket keeps a mes
   } finally {
     a.close();
     b.close();
+  }
+});
+
+test("a call's `sent` listener that makes another call send still reads its own call's audio", async () => {
+  const a = await connection();
+  const b = await connection();
+  const options: OutboundOptions = {
+    kind: 0x10,
+    keepAliveKind: 0x10,
+    keepAlive: false,
+    prefetchMs: 200,
+    highWaterMarkMs: 1000,
+    maxQueuedMs: 30_000,
+    pacing: { frameMs: 20, ...DEFAULT_PACING },
+  };
+  const quiet: OutboundEvents = { sent() {}, mark() {}, drain() {}, dropped() {}, warning() {} };
+  const scheduler = new FrameScheduler(new ManualClock(1000));
+  const outB = new PacedOutbound(options, scheduler, quiet, b.conn);
+  const seen: Buffer[] = [];
+  const outA = new PacedOutbound(
+    options,
+    scheduler,
+    {
+      ...quiet,
+      sent(payload) {
+        // Two frames from b: the second is cut from its queue into the shared message memory.
+        if (seen.length === 0) outB.write(Buffer.alloc(640, 0xbb), outB.format);
+        seen.push(Buffer.from(payload));
+      },
+    },
+    a.conn,
+  );
+  outA.reportSent = true;
+  try {
+    outA.write(Buffer.alloc(640, 0xaa), outA.format);
+    assert.ok(seen.length > 0, 'a sent a frame');
+    for (const payload of seen)
+      assert.ok(
+        payload.every((x) => x === 0xaa),
+        "a's listener sees a's audio",
+      );
+  } finally {
+    outA.close();
+    outB.close();
+    a.close();
+    b.close();
+  }
+});
+
+test('memory is shared for a bounded number of message sizes; other sizes get memory of their own', async () => {
+  const { conn, close } = await connection();
+  try {
+    let shared = 0;
+    for (let size = 1001; size < 1001 + 2 * 40; size += 2) {
+      if (conn.messageMemory(size) === conn.messageMemory(size)) shared++;
+    }
+    assert.ok(shared < 40, `some of 40 sizes are not kept (${shared} were)`);
+    assert.ok(shared <= 16, `at most 16 sizes kept, got ${shared}`);
+  } finally {
+    close();
   }
 });

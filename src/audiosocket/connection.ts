@@ -48,9 +48,12 @@ const RESET_CODES = new Set(['ECONNRESET', 'EPIPE', 'ECONNABORTED']);
  * in it and written at once, and a socket write the kernel takes whole (the steady state of a
  * peer that reads) holds nothing of it after, so the next message, of any call, is built in the
  * same memory. A frame's copy so writes to memory already in the CPU's cache instead of to
- * memory of its own call. One buffer per message size (a server's calls use a few).
+ * memory of its own call. One buffer per message size, for the first {@link MAX_SHARED_SIZES}
+ * sizes asked (a server's calls use one full-frame size per rate and frame duration); the rare
+ * others (the short last frame of a play) get memory of their own.
  */
 const messageMemories = new Map<number, Buffer>();
+const MAX_SHARED_SIZES = 16;
 const NO_MEMORY = Buffer.alloc(0);
 let lastMemory: Buffer = NO_MEMORY;
 
@@ -60,6 +63,7 @@ function sharedMessageMemory(size: number): Buffer {
   if (memory === undefined) {
     // Its own memory, not a slice of Node's shared pool, which it would keep alive.
     memory = Buffer.allocUnsafeSlow(size);
+    if (messageMemories.size >= MAX_SHARED_SIZES) return memory;
     messageMemories.set(size, memory);
   }
   lastMemory = memory;

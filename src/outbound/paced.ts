@@ -67,7 +67,8 @@ export interface OutboundOptions {
 export interface WireWriter {
   /**
    * Memory for the next message, `size` bytes, to be filled and passed to {@link write} at once.
-   * It may be the memory of an earlier message that the wire no longer holds (it reuses it).
+   * It may be the memory of an earlier message that the wire no longer holds, of this call or of
+   * another (it reuses it): nothing may read it after the next message of any call is built.
    */
   messageMemory(size: number): Buffer;
   /** Writes one whole message; returns whether it was written (a peer that does not read gets its output dropped). */
@@ -417,9 +418,9 @@ export class PacedOutbound implements Paced, OutboundPolicy<PacedStats> {
   }
 
   /**
-   * Sends one message (header and payload) and accounts for it. The payload's view is made only
-   * for whoever reads it (the level meter, `sent` listeners, which must copy what they keep: the
-   * wire may reuse the memory for the next message); none is made per frame otherwise.
+   * Sends one message (header and payload) and accounts for it. The payload is read only by
+   * whoever needs it (the level meter, in place; `sent` listeners, a copy); nothing is made per
+   * frame otherwise.
    */
   #emit(message: Buffer, format: AudioFormat, ms: number, now: number, anchor: number, silence: boolean): void {
     const lateness = this.#pacer.commit(ms, now, anchor, silence);
@@ -438,7 +439,9 @@ export class PacedOutbound implements Paced, OutboundPolicy<PacedStats> {
     }
     if (this.reportSent) {
       const late = lateness > 0 ? lateness : 0;
-      this.#events.sent(message.subarray(HEADER_SIZE), format, now - late, late, silence);
+      // A copy: the message's memory is shared by every call (see the wire), so a frame another
+      // call sends from inside this event would be built over it.
+      this.#events.sent(Buffer.from(message.subarray(HEADER_SIZE)), format, now - late, late, silence);
     }
   }
 
