@@ -82,6 +82,13 @@ interface Due {
 
 const EPS = 1e-6;
 
+/**
+ * `sent` events running, in any call. Their payload is a view of the wire's message memory,
+ * which the wire shares between calls, and a listener may make any call send: a message built
+ * meanwhile gets memory of its own, so the payload stays what was sent for the whole event.
+ */
+let sentEventsRunning = 0;
+
 const FORMAT_OF_KIND: Array<AudioFormat | undefined> = [];
 
 /** The slin format of an AudioSocket audio kind (shared objects: compared by identity). */
@@ -387,7 +394,8 @@ export class PacedOutbound implements Paced, OutboundPolicy<PacedStats> {
         const ms = durationMs(format, bytes);
         if (!pacer.admits(ms, now, now, false, horizon)) break;
         // Cut behind room for the header, into memory the wire gives: the message, one copy.
-        const message = this.#wire.messageMemory(HEADER_SIZE + bytes);
+        const size = HEADER_SIZE + bytes;
+        const message = sentEventsRunning === 0 ? this.#wire.messageMemory(size) : Buffer.allocUnsafe(size);
         const completed = queue.takeInto(message, HEADER_SIZE);
         writeHeader(message, 0, kindOfFormat(format)!, bytes);
         this.#emit(message, format, ms, now, now, false);
@@ -418,9 +426,10 @@ export class PacedOutbound implements Paced, OutboundPolicy<PacedStats> {
   }
 
   /**
-   * Sends one message (header and payload) and accounts for it. The payload is read only by
-   * whoever needs it (the level meter, in place; `sent` listeners, a copy); nothing is made per
-   * frame otherwise.
+   * Sends one message (header and payload) and accounts for it. The payload's view is made only
+   * for whoever reads it (the level meter, `sent` listeners, which must copy what they keep: the
+   * wire reuses the memory once the event is over, see {@link sentEventsRunning}); none is made
+   * per frame otherwise.
    */
   #emit(message: Buffer, format: AudioFormat, ms: number, now: number, anchor: number, silence: boolean): void {
     const lateness = this.#pacer.commit(ms, now, anchor, silence);
@@ -439,9 +448,12 @@ export class PacedOutbound implements Paced, OutboundPolicy<PacedStats> {
     }
     if (this.reportSent) {
       const late = lateness > 0 ? lateness : 0;
-      // A copy: the message's memory is shared by every call (see the wire), so a frame another
-      // call sends from inside this event would be built over it.
-      this.#events.sent(Buffer.from(message.subarray(HEADER_SIZE)), format, now - late, late, silence);
+      sentEventsRunning++;
+      try {
+        this.#events.sent(message.subarray(HEADER_SIZE), format, now - late, late, silence);
+      } finally {
+        sentEventsRunning--;
+      }
     }
   }
 

@@ -493,7 +493,6 @@ export class OutboundQueue {
    * once that audio has played. Returns the milliseconds of audio dropped.
    */
   flush(reason: InterruptReason): { droppedMs: number; completions: Completion[] } {
-    this.#syncCut();
     const droppedMs = this.queuedMs;
     const items = new Set<PlayItem | MarkItem>();
     const completions: Completion[] = [];
@@ -506,11 +505,10 @@ export class OutboundQueue {
     for (const e of this.#pending) if (e.type !== 'write') items.add(e);
     this.#fifo = [];
     this.#head = 0;
-    this.#syncHead();
     this.#fifoMs = 0;
     this.#pending = [];
     this.#pendingMs = 0;
-    this.#refreshEmpty();
+    this.#syncHead(); // writes back what the head cursor cut, before the plays below settle
     for (const item of items) {
       if (item.type === 'mark') this.#fireMark(item, false);
       else this.#finish(item, reason);
