@@ -106,13 +106,14 @@ function optionsOf(settings: AudioSocketCallSettings): SharedOptions {
  * constructed by users. Listen to `audio`/`dtmf`/`end`, or iterate: `for await (const frame of call)`.
  */
 export class AudioSocketCall extends CallCore<AudioSocketFrame, AudioSocketCallStats> {
-  /** Which channel driver carries this call. */
-  readonly transport = 'audiosocket' as const;
-  readonly #conn: AudioSocketConnection;
+  // Read per frame received, first (see CallCore).
   readonly #outbound: PacedOutbound;
   readonly #inbound: 'slin' | 'ulaw' | 'alaw';
   /** Measures 0x10 audio until it has a guess; `undefined` before the first message, `null` once done or not needed. */
   #meter: InboundFormatMeter | null | undefined;
+  /** Which channel driver carries this call. */
+  readonly transport = 'audiosocket' as const;
+  readonly #conn: AudioSocketConnection;
   #guess: InboundFormatGuess | undefined;
 
   /** @internal Constructed by the server once the connection's handshake has read the UUID. */

@@ -78,21 +78,22 @@ function releaseMessageMemory(message: Buffer): void {
 }
 
 export class AudioSocketConnection {
-  readonly remoteAddress: string;
-  readonly remotePort: number;
+  // Fields read per message come first, together (see PacedOutbound).
   readonly #socket: Socket;
-  readonly #parser: MessageParser;
-  readonly #clock: Clock;
-  readonly #settings: AudioSocketConnectionSettings;
-  readonly #events: AudioSocketConnectionEvents;
-  #blockedSince: number | undefined;
-  #hangupTimer: TimerHandle | undefined;
   #ended = false;
   /** From the settings, kept here: read on every write. */
   readonly #maxBufferedBytes: number;
-  bytesIn: number;
+  #blockedSince: number | undefined;
   messagesOut = 0;
   bytesOut = 0;
+  bytesIn: number;
+  readonly #parser: MessageParser;
+  readonly remoteAddress: string;
+  readonly remotePort: number;
+  readonly #clock: Clock;
+  readonly #settings: AudioSocketConnectionSettings;
+  readonly #events: AudioSocketConnectionEvents;
+  #hangupTimer: TimerHandle | undefined;
   droppedOut = 0;
 
   constructor(

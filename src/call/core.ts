@@ -135,17 +135,24 @@ export abstract class CallCore<F extends AudioFrame = AudioFrame, S extends Call
   implements CallBase<F, S>
 {
   abstract readonly transport: 'audiosocket' | 'websocket';
-  readonly remoteAddress: string;
-  readonly remotePort: number;
-
-  // What a call keeps for its whole life is kept small: the `Date`, the abort controller, the
-  // `closed` promise and the write converters' map are made when first asked for (most calls
-  // never ask), since a server holds thousands of calls.
-  readonly #uuid: string;
-  readonly #startWallMs = Date.now();
-  #startTime: Date | undefined;
-  protected readonly _clock: Clock;
-  protected readonly _startedAt: number;
+  // Fields read per frame received come first, together: a frame reads the few cache lines
+  // they fill, not every line of the call (see PacedOutbound).
+  #state: State = 'open';
+  #outbound!: OutboundPolicy;
+  /**
+   * Who hears `audio`, asked per frame received: `null` nobody; the listener itself when it is
+   * the only one (as EventEmitter stores it: a `once` listener's wrapper), called as `emit` would
+   * but without looking it up by name; {@link emitAudioToAll} when there are several; `undefined`
+   * when the listeners changed since the last frame (worked out at the next).
+   */
+  #audioListener: AudioListener | null | undefined = null;
+  #receive: AudioFormat | undefined;
+  /** Speech detection, while it is on. */
+  #speech: CallSpeech | undefined;
+  #frames: CallFrames | undefined;
+  #tap: CallTap | undefined;
+  /** The tap asked for the peak of the next frame received. */
+  #sampleIn = false;
   protected readonly _in: InboundCounters = {
     messagesIn: 0,
     audioIn: 0,
@@ -156,6 +163,17 @@ export abstract class CallCore<F extends AudioFrame = AudioFrame, S extends Call
     droppedIn: 0,
   };
   protected _inboundFormat: AudioFormat | undefined;
+  protected readonly _clock: Clock;
+  readonly remoteAddress: string;
+  readonly remotePort: number;
+
+  // What a call keeps for its whole life is kept small: the `Date`, the abort controller, the
+  // `closed` promise and the write converters' map are made when first asked for (most calls
+  // never ask), since a server holds thousands of calls.
+  readonly #uuid: string;
+  readonly #startWallMs = Date.now();
+  #startTime: Date | undefined;
+  protected readonly _startedAt: number;
   readonly #settings: CoreSettings;
   readonly #hooks: CallHooks;
   #abort: AbortController | undefined;
@@ -164,33 +182,17 @@ export abstract class CallCore<F extends AudioFrame = AudioFrame, S extends Call
   #closed: Promise<CallEnd> | undefined;
   #resolveClosed: ((end: CallEnd) => void) | undefined;
   #end: CallEnd | undefined;
-  #state: State = 'open';
   #endReason: EndReason | undefined;
   #endError: AudioSocketError | undefined;
-  #outbound!: OutboundPolicy;
-  #receive: AudioFormat | undefined;
   #send: AudioFormat | undefined;
   /** Converts received audio to the receive format; keyed by the wire format it was made for. */
   #inConverter: Converter | undefined;
   #inConverterFrom: AudioFormat | undefined;
   /** Converts written audio to the outbound format, one per source format. */
   #writeConverters: Map<AudioFormat, Converter> | undefined;
-  /** Speech detection, while it is on. */
-  #speech: CallSpeech | undefined;
-  #tap: CallTap | undefined;
-  #frames: CallFrames | undefined;
-  /** The tap asked for the peak of the next frame received. */
-  #sampleIn = false;
   #speechOptions: SpeechOptions | undefined;
   /** Someone listens to `sent` (asked per frame sent; the outbound side's `reportSent` also counts the detector and listen-in). */
   #sentListened = false;
-  /**
-   * Who hears `audio`, asked per frame received: `null` nobody; the listener itself when it is
-   * the only one (as EventEmitter stores it: a `once` listener's wrapper), called as `emit` would
-   * but without looking it up by name; {@link emitAudioToAll} when there are several; `undefined`
-   * when the listeners changed since the last frame (worked out at the next).
-   */
-  #audioListener: AudioListener | null | undefined = null;
 
   constructor(init: CallInit) {
     super();

@@ -103,41 +103,34 @@ export function kindOfFormat(format: AudioFormat): AudioKind | undefined {
 }
 
 export class PacedOutbound implements Paced, OutboundPolicy<PacedStats> {
-  readonly frameMs: number;
-  readonly #kind: AudioKind;
-  readonly #opts: OutboundOptions;
-  readonly #scheduler: FrameScheduler;
-  readonly #events: OutboundEvents;
+  // Fields read per frame come first, together: a frame reads the few cache lines they fill,
+  // not every line of the object (bench/README.md, "cache lines per frame").
+  #closed = false;
+  readonly #queue: OutboundQueue;
+  readonly #pacer: Pacer;
   readonly #wire: WireWriter;
-  readonly #gate: WriteGate;
+  readonly #scheduler: FrameScheduler;
+  readonly frameMs: number;
+  readonly format: AudioFormat;
+  #draining = false;
   /** The gate owes a `drain` (a write returned `false`): only then is it asked after a pass. */
   #drainOwed = false;
-  readonly format: AudioFormat;
-  readonly frameBytes: number;
-  readonly #pacer: Pacer;
-  readonly #queue: OutboundQueue;
-  /** Completions of audio already sent, in timeline order: settled once the clock passes `at`. */
-  #due: Due[] = [];
   /** Completions in `#due` not yet settled: checked per frame without touching the array. */
   #unsettled = 0;
-  #dueHead = 0;
-  /** Where the last audio of the user (not silence) ends on the timeline. */
-  #userEnd = -Infinity;
+  /** Callers of {@link drained} still waiting (null: none, checked per frame). */
+  #drainWaiters: Array<() => void> | null = null;
+  /** Counted per frame: fields of this object, not of a stats object (one cache line fewer per frame). */
+  #framesSent = 0;
+  reportSent = false;
+  meter: SendMeter | null = null;
+  samplePeak = false;
   #lastKind: AudioKind | undefined;
   #inboundKind: AudioKind | undefined;
   /** When the last received audio message ends: until then its successor is not late. */
   #inputUntil = -Infinity;
-  #startedAt = Infinity;
-  #draining = false;
-  /** Callers of {@link drained} still waiting (null: none, checked per frame). */
-  #drainWaiters: Array<() => void> | null = null;
-  #closed = false;
-  #registered = false;
-  reportSent = false;
-  meter: SendMeter | null = null;
-  samplePeak = false;
-  /** Counted per frame: fields of this object, not of a stats object (one cache line fewer per frame). */
-  #framesSent = 0;
+  /** Where the last audio of the user (not silence) ends on the timeline. */
+  #userEnd = -Infinity;
+  // Read per frame only when late, or once per call, or on events.
   #stats = {
     silenceFrames: 0,
     lateSlots: 0,
@@ -147,6 +140,16 @@ export class PacedOutbound implements Paced, OutboundPolicy<PacedStats> {
     flushedMs: 0,
     unsentMs: 0,
   };
+  readonly #kind: AudioKind;
+  readonly #opts: OutboundOptions;
+  readonly #events: OutboundEvents;
+  readonly #gate: WriteGate;
+  readonly frameBytes: number;
+  /** Completions of audio already sent, in timeline order: settled once the clock passes `at`. */
+  #due: Due[] = [];
+  #dueHead = 0;
+  #startedAt = Infinity;
+  #registered = false;
 
   constructor(options: OutboundOptions, scheduler: FrameScheduler, events: OutboundEvents, wire: WireWriter) {
     const frameMs = options.pacing.frameMs;

@@ -77,6 +77,15 @@ export const DEFAULT_PACING = {
 const EPS = 1e-6;
 
 export class Pacer {
+  // Read per frame, together first (see PacedOutbound): the state, then the parameters.
+  #idle = true;
+  /** The last message was keep-alive silence: audio may start over its tail. */
+  #silenceTail = false;
+  #end = -Infinity;
+  /** The catch-up limiter: the instant at which everything sent so far is paid for at `catchUpRate`. */
+  #paidAt = -Infinity;
+  /** When the last message of the call's own audio left. */
+  #sentAt = -Infinity;
   readonly frameMs: number;
   /** `leadFrames * frameMs`. */
   readonly leadMs: number;
@@ -84,17 +93,6 @@ export class Pacer {
   readonly maxLatenessMs: number;
   /** `graceFrames * frameMs`. */
   readonly graceMs: number;
-  readonly inputWaitMs: number;
-
-  #end = -Infinity;
-  /** The catch-up limiter: the instant at which everything sent so far is paid for at `catchUpRate`. */
-  #paidAt = -Infinity;
-  #idle = true;
-  /** When the last message of the call's own audio left. */
-  #sentAt = -Infinity;
-  /** The last message was keep-alive silence: audio may start over its tail. */
-  #silenceTail = false;
-  #forgottenMs = 0;
   /** When the last input message was read, when the burst it belongs to began, and its input, ms. */
   #inputAt = -Infinity;
   #burstAt = -Infinity;
@@ -106,6 +104,8 @@ export class Pacer {
   #spurtFloor = -Infinity;
   /** Where the timeline ended before the last message, if that was silence. */
   #endBeforeSilence = -Infinity;
+  #forgottenMs = 0;
+  readonly inputWaitMs: number;
 
   constructor(params: PacingParameters) {
     this.frameMs = params.frameMs;

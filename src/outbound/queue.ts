@@ -151,16 +151,14 @@ const NO_BYTES = Buffer.alloc(0);
 const MARKER_FORMAT: AudioFormat = Object.freeze({ encoding: 'slin', sampleRate: 8000, channels: 1 });
 
 export class OutboundQueue {
-  readonly #frameMs: number;
-  readonly #prefetchMs: number;
-  readonly #onReady: () => void;
-  readonly #onMark: (name: string, reached: boolean) => void;
-  /** Entries not yet in the FIFO (behind a play being read), in order. */
-  #pending: Entry[] = [];
-  #pendingMs = 0;
-  #pumping = false;
-  #fifo: Segment[] = [];
-  #head = 0;
+  // Fields read per frame come first, together (see PacedOutbound).
+  /**
+   * Nothing at all is queued ({@link empty}): kept as a field, set wherever the FIFO's head or
+   * the pending entries change, because it is asked before every write and at every tick, and
+   * an echo's queue is empty at both (its frames leave as they are written): the FIFO's array
+   * and the pending entries are then not read at all.
+   */
+  #empty = true;
   /**
    * The head cursor. The head segment when it holds audio (`#fifo[#head]`), else null; its
    * bytes, format and one frame of that format in bytes; and how far it has been cut. The steady
@@ -172,19 +170,22 @@ export class OutboundQueue {
   #headSeg: Segment | null = null;
   #headBytes: Buffer = NO_BYTES;
   #headOffset = 0;
-  #headFormat: AudioFormat = MARKER_FORMAT;
   #headFrameBytes = 0;
+  #headFormat: AudioFormat = MARKER_FORMAT;
   #headCut = 0;
   #headCutFrames = 0;
-  /**
-   * Nothing at all is queued ({@link empty}): kept as a field, set wherever the FIFO's head or
-   * the pending entries change, because it is asked before every write and at every tick, and
-   * an echo's queue is empty at both (its frames leave as they are written): the FIFO's array
-   * and the pending entries are then not read at all.
-   */
-  #empty = true;
   #fifoMs = 0;
   #roomWaiter: (() => void) | null = null;
+  readonly #frameMs: number;
+  /** Entries not yet in the FIFO (behind a play being read), in order. */
+  #pending: Entry[] = [];
+  #pendingMs = 0;
+  #pumping = false;
+  #fifo: Segment[] = [];
+  #head = 0;
+  readonly #prefetchMs: number;
+  readonly #onReady: () => void;
+  readonly #onMark: (name: string, reached: boolean) => void;
   #closed = false;
 
   constructor(options: QueueOptions) {
