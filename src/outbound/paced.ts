@@ -104,7 +104,7 @@ export function kindOfFormat(format: AudioFormat): AudioKind | undefined {
 
 export class PacedOutbound implements Paced, OutboundPolicy<PacedStats> {
   // Fields read per frame come first, together: a frame reads the few cache lines they fill,
-  // not every line of the object (bench/README.md, "cache lines per frame").
+  // not every line of the object (docs/architecture.md, "One outbound frame").
   #closed = false;
   readonly #queue: OutboundQueue;
   readonly #pacer: Pacer;
