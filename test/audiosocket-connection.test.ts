@@ -19,7 +19,6 @@ import { until } from './helpers.js';
 const MESSAGE = 323;
 
 const noEvents: AudioSocketConnectionEvents = {
-  message() {},
   protocolError() {},
   listenerError() {},
   blocked() {},
@@ -39,13 +38,15 @@ async function connection(): Promise<{ conn: AudioSocketConnection; ours: net.So
   server.close();
   const chunks: Buffer[] = [];
   peer.on('data', (c: Buffer) => chunks.push(c));
-  const handover = { parser: new MessageParser(() => {}), bytesIn: 0, attach() {} };
+  const handover = { parser: new MessageParser(() => {}), attach() {} };
   const conn = new AudioSocketConnection(
     ours,
     handover,
     systemClock,
     { maxBufferedBytes: 1 << 30, peerNotReadingTimeout: 0, hangupTimeout: 1000 },
     noEvents,
+    () => {},
+    undefined,
   );
   return {
     conn,

@@ -86,6 +86,35 @@ describe('MessageParser', () => {
     assert.equal(seen[0]!.byteOffset, chunk.byteOffset + 3);
   });
 
+  test('deliverTo calls one shared function with each receiver as `this`; bytesPushed counts every byte', () => {
+    const seen: Array<[string, number, number]> = [];
+    function onMessage(this: { name: string }, kind: number, payload: Buffer): void {
+      seen.push([this.name, kind, payload.length]);
+    }
+    const a = new MessageParser(() => assert.fail('replaced by deliverTo'));
+    const b = new MessageParser(() => assert.fail('replaced by deliverTo'));
+    a.deliverTo(onMessage, { name: 'a' });
+    b.deliverTo(onMessage, { name: 'b' });
+    const message = encodeMessage(0x10, Buffer.alloc(320));
+    a.push(message.subarray(0, 100));
+    b.push(Buffer.concat([message, encodeMessage(0x03, Buffer.from('5'))]));
+    a.push(message.subarray(100));
+    assert.deepEqual(seen, [
+      ['b', 0x10, 320],
+      ['b', 0x03, 1],
+      ['a', 0x10, 320],
+    ]);
+    assert.equal(a.bytesPushed, 323);
+    assert.equal(b.bytesPushed, 327);
+    // Setting onMessage again drops the receiver: a plain callback runs without `this`.
+    const receivers: unknown[] = [];
+    a.onMessage = function (this: unknown) {
+      receivers.push(this);
+    };
+    a.push(message);
+    assert.deepEqual(receivers, [undefined]);
+  });
+
   test('maximum payload of 65535 bytes, and a lower maxPayload fails the parser with a typed error', () => {
     const big = Buffer.alloc(65535, 0x5a);
     const { messages } = collect([encodeMessage(0x10, big)]);

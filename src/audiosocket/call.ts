@@ -132,7 +132,15 @@ export class AudioSocketCall extends CallCore<AudioSocketFrame, AudioSocketCallS
     // (the meter is made with the first such message).
     this.#meter = settings.inbound === 'slin' ? undefined : null;
     const shared = optionsOf(settings);
-    this.#conn = new AudioSocketConnection(socket, handover, clock, shared.connection, new AudioSocketCall.#ConnectionEvents(this));
+    this.#conn = new AudioSocketConnection(
+      socket,
+      handover,
+      clock,
+      shared.connection,
+      new AudioSocketCall.#ConnectionEvents(this),
+      AudioSocketCall.#onMessage,
+      this,
+    );
     this.#outbound = this._attachOutbound((events) => new PacedOutbound(shared.outbound, scheduler, events, this.#conn));
     this.#outbound.start();
   }
@@ -145,9 +153,6 @@ export class AudioSocketCall extends CallCore<AudioSocketFrame, AudioSocketCallS
     readonly #call: AudioSocketCall;
     constructor(call: AudioSocketCall) {
       this.#call = call;
-    }
-    message(kind: number, payload: Buffer): void {
-      this.#call.#onMessage(kind, payload);
     }
     protocolError(error: AudioSocketError): void {
       this.#call._beginEnd('protocol-error', error, true);
@@ -196,7 +201,7 @@ export class AudioSocketCall extends CallCore<AudioSocketFrame, AudioSocketCallS
     const p: PacedStats = this.#outbound.stats;
     // Built field by field, no spreads: stats are read per tick by monitors and status lines.
     const s = this._commonStats(
-      { messagesIn: this._in.messagesIn, messagesOut: c.messagesOut, bytesIn: c.bytesIn, bytesOut: c.bytesOut, droppedOut: c.droppedOut },
+      { messagesOut: c.messagesOut, bytesIn: c.bytesIn, bytesOut: c.bytesOut, droppedOut: c.droppedOut },
       p,
     ) as AudioSocketCallStats;
     s.silenceFrames = p.silenceFrames;
@@ -242,7 +247,12 @@ export class AudioSocketCall extends CallCore<AudioSocketFrame, AudioSocketCallS
     return formatOfKind(kind);
   }
 
-  #onMessage(kind: number, payload: Buffer): void {
+  /** Each message received, called by the parser with the call as `this` (one function for every call). */
+  static readonly #onMessage = function (this: AudioSocketCall, kind: number, payload: Buffer): void {
+    this.#message(kind, payload);
+  };
+
+  #message(kind: number, payload: Buffer): void {
     if (this._ending) return;
     if (isAudioKind(kind)) {
       this._audioIn(this.#wireFormat(kind), payload);
@@ -252,7 +262,7 @@ export class AudioSocketCall extends CallCore<AudioSocketFrame, AudioSocketCallS
       this._dtmfIn(String.fromCharCode(payload[0]!));
       return;
     }
-    this._in.messagesIn++;
+    this._messagesIn++;
     if (kind === Kind.HANGUP) {
       // Asterisk never sends it, but a peer that does clearly means "hang up".
       this._beginEnd('remote-hangup', undefined, false);

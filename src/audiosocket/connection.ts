@@ -15,9 +15,11 @@ import { HANGUP_MESSAGE } from '../protocol/encoder.js';
 import type { MessageParser } from '../protocol/parser.js';
 import type { ParserHandover } from './handshake.js';
 
-/** What the connection tells its call. */
+/**
+ * What the connection tells its call, but its messages: those go from the parser straight to
+ * the call (see {@link AudioSocketConnection}'s constructor).
+ */
 export interface AudioSocketConnectionEvents {
-  message(kind: number, payload: Buffer): void;
   /** The stream broke the protocol (a payload too large, a message cut by the close). */
   protocolError(error: AudioSocketError): void;
   /** A listener run from the parser callback threw: the rest of the chunk is unparsed. */
@@ -77,7 +79,8 @@ function releaseMessageMemory(message: Buffer): void {
   if (lastMemory === message) lastMemory = NO_MEMORY;
 }
 
-export class AudioSocketConnection {
+/** `R`: what receives the messages (the call). */
+export class AudioSocketConnection<R = unknown> {
   // Fields read per message come first, together (see PacedOutbound).
   readonly #socket: Socket;
   #ended = false;
@@ -86,7 +89,6 @@ export class AudioSocketConnection {
   #blockedSince: number | undefined;
   messagesOut = 0;
   bytesOut = 0;
-  bytesIn: number;
   readonly #parser: MessageParser;
   readonly remoteAddress: string;
   readonly remotePort: number;
@@ -96,12 +98,19 @@ export class AudioSocketConnection {
   #hangupTimer: TimerHandle | undefined;
   droppedOut = 0;
 
+  /**
+   * Messages go to `onMessage` called with `receiver` as `this`: from the parser to the call in
+   * one step, with no object between (a message's path crosses as few objects as it can, see
+   * docs/architecture.md, "One outbound frame").
+   */
   constructor(
     socket: Socket,
     handover: ParserHandover,
     clock: Clock,
     settings: AudioSocketConnectionSettings,
     events: AudioSocketConnectionEvents,
+    onMessage: (this: R, kind: number, payload: Buffer) => void,
+    receiver: R,
   ) {
     this.#socket = socket;
     this.#parser = handover.parser;
@@ -111,8 +120,15 @@ export class AudioSocketConnection {
     this.#events = events;
     this.remoteAddress = socket.remoteAddress ?? '';
     this.remotePort = socket.remotePort ?? 0;
-    this.bytesIn = handover.bytesIn;
-    socket.on('data', (chunk: Buffer) => this.#onData(chunk));
+    // A chunk goes to the parser itself, which counts its bytes: the connection is not read per chunk.
+    const parser = handover.parser;
+    socket.on('data', (chunk: Buffer) => {
+      try {
+        parser.push(chunk);
+      } catch (err) {
+        this.#onParseFailure(err);
+      }
+    });
     socket.on('end', () => this.#onEof());
     socket.on('error', (err: NodeJS.ErrnoException) => this.#onSocketError(err));
     socket.on('close', () => {
@@ -120,10 +136,12 @@ export class AudioSocketConnection {
       this.#hangupTimer = undefined;
       events.close();
     });
-    handover.attach(
-      (kind, payload) => events.message(kind, payload),
-      (err) => this.#onParseFailure(err),
-    );
+    handover.attach(onMessage, receiver, (err) => this.#onParseFailure(err));
+  }
+
+  /** Bytes received, the UUID message included. */
+  get bytesIn(): number {
+    return this.#parser.bytesPushed;
   }
 
   /**
@@ -184,15 +202,6 @@ export class AudioSocketConnection {
       if (ms !== Infinity) this.#hangupTimer = this.#clock.setTimer(() => socket.destroy(), ms);
     } else {
       socket.destroy();
-    }
-  }
-
-  #onData(chunk: Buffer): void {
-    this.bytesIn += chunk.length;
-    try {
-      this.#parser.push(chunk);
-    } catch (err) {
-      this.#onParseFailure(err);
     }
   }
 

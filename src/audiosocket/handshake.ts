@@ -10,7 +10,7 @@ import type { Socket } from 'node:net';
 import { AudioSocketError, audioSocketError, ErrorCodes } from '../errors.js';
 import { HANGUP_MESSAGE } from '../protocol/encoder.js';
 import { Kind, kindName } from '../protocol/kinds.js';
-import { MessageParser, type MessageCallback } from '../protocol/parser.js';
+import { MessageParser } from '../protocol/parser.js';
 import { formatUuid } from '../protocol/uuid.js';
 import type { Clock, TimerHandle } from '../clock.js';
 
@@ -25,14 +25,14 @@ export type HandshakeFailureReason = 'closed-before-uuid' | 'timeout' | 'protoco
  * chunk that carried the UUID (the rest of that chunk is the call's first audio).
  */
 export interface ParserHandover {
+  /** The socket's parser; its `bytesPushed` counts every byte received, the UUID message included. */
   readonly parser: MessageParser;
-  /** Bytes received so far, the UUID message included. */
-  readonly bytesIn: number;
   /**
-   * From now on messages go to `onMessage`, and a failure while parsing the current chunk (a
-   * protocol error, or a throwing listener) to `onFailure`.
+   * From now on messages go to `onMessage`, called with `receiver` as `this` (see
+   * {@link MessageParser.deliverTo}), and a failure while parsing the current chunk (a protocol
+   * error, or a throwing listener) to `onFailure`.
    */
-  attach(onMessage: MessageCallback, onFailure: (error: unknown) => void): void;
+  attach<R>(onMessage: (this: R, kind: number, payload: Buffer) => void, receiver: R, onFailure: (error: unknown) => void): void;
 }
 
 /** The outcome of a handshake. */
@@ -61,7 +61,6 @@ export class Handshake {
   readonly #events: HandshakeEvents;
   readonly #parser: MessageParser;
   #state: State = 'waiting';
-  #bytesIn = 0;
   #timer: TimerHandle | undefined;
   #onFailure: ((error: unknown) => void) | undefined;
   readonly #onData = (chunk: Buffer): void => this.#data(chunk);
@@ -108,15 +107,13 @@ export class Handshake {
   }
 
   #data(chunk: Buffer): void {
-    if (this.#bytesIn === 0 && HTTP_REQUEST.test(chunk.toString('latin1', 0, Math.min(chunk.length, 8)))) {
+    if (this.#parser.bytesPushed === 0 && HTTP_REQUEST.test(chunk.toString('latin1', 0, Math.min(chunk.length, 8)))) {
       const line = chunk.toString('latin1', 0, Math.min(chunk.length, 120)).split('\r\n')[0];
-      this.#bytesIn += chunk.length;
       this.#protocolError(
         `an HTTP request ("${line}") on the AudioSocket port: a WebSocket (chan_websocket) or browser client belongs on the server's WebSocket or monitor port`,
       );
       return;
     }
-    this.#bytesIn += chunk.length;
     try {
       this.#parser.push(chunk);
     } catch (err) {
@@ -141,11 +138,10 @@ export class Handshake {
     this.#parser.maxPayload = this.#settings.maxPayload;
     const handover: ParserHandover = {
       parser: this.#parser,
-      bytesIn: this.#bytesIn,
-      attach: (onMessage, onFailure) => {
+      attach: (onMessage, receiver, onFailure) => {
         // The parser is the call's now, and nothing of it points back here: once the current
         // chunk is parsed, this handshake (its listeners, the server's closures) can be collected.
-        this.#parser.onMessage = onMessage;
+        this.#parser.deliverTo(onMessage, receiver);
         this.#onFailure = onFailure;
         // The rest of the current chunk still arrives through our `data` listener (removed
         // already, but still running); the next chunks go to the call's own.

@@ -102,7 +102,8 @@ export const kCallFrames = Symbol('audiosocket.callFrames');
 export const kCallSample = Symbol('audiosocket.callSample');
 
 /** Counters of received audio and messages, kept by the core for every transport. */
-type InboundCounters = Pick<CallStats, 'messagesIn' | 'audioIn' | 'emptyAudioIn' | 'oddAudioIn' | 'dtmfIn' | 'otherIn' | 'droppedIn'>;
+/** Counters of received audio and messages not counted per frame (those are fields of the call). */
+type InboundCounters = Pick<CallStats, 'emptyAudioIn' | 'oddAudioIn' | 'dtmfIn' | 'otherIn' | 'droppedIn'>;
 
 type State = 'open' | 'ending' | 'closed';
 
@@ -153,9 +154,10 @@ export abstract class CallCore<F extends AudioFrame = AudioFrame, S extends Call
   #tap: CallTap | undefined;
   /** The tap asked for the peak of the next frame received. */
   #sampleIn = false;
+  /** Counted per frame received: fields of the call, not of `_in` (one object fewer per frame). */
+  protected _messagesIn = 0;
+  #audioIn = 0;
   protected readonly _in: InboundCounters = {
-    messagesIn: 0,
-    audioIn: 0,
     emptyAudioIn: 0,
     oddAudioIn: 0,
     dtmfIn: 0,
@@ -373,7 +375,6 @@ export abstract class CallCore<F extends AudioFrame = AudioFrame, S extends Call
   /** The counters every transport has; the transport adds its own and what it measures itself. */
   protected _commonStats(
     out: {
-      messagesIn: number;
       messagesOut: number;
       bytesIn: number;
       bytesOut: number;
@@ -383,8 +384,8 @@ export abstract class CallCore<F extends AudioFrame = AudioFrame, S extends Call
   ): CallStats {
     const i = this._in;
     return {
-      messagesIn: i.messagesIn,
-      audioIn: i.audioIn,
+      messagesIn: this._messagesIn,
+      audioIn: this.#audioIn,
       emptyAudioIn: i.emptyAudioIn,
       oddAudioIn: i.oddAudioIn,
       dtmfIn: i.dtmfIn,
@@ -626,10 +627,9 @@ export abstract class CallCore<F extends AudioFrame = AudioFrame, S extends Call
    */
   protected _audioIn(wire: AudioFormat, payload: Buffer): void {
     if (this.#state !== 'open') return;
-    const counters = this._in;
-    counters.messagesIn++;
+    this._messagesIn++;
     if (wire.encoding === 'slin' && (payload.length & 1) === 1) {
-      if (counters.oddAudioIn++ === 0) {
+      if (this._in.oddAudioIn++ === 0) {
         this._warn(
           'UNEXPECTED_MESSAGE',
           `odd-length slin audio (${payload.length} bytes): the last byte is dropped (counted in stats.oddAudioIn)`,
@@ -638,10 +638,10 @@ export abstract class CallCore<F extends AudioFrame = AudioFrame, S extends Call
       payload = payload.subarray(0, payload.length - 1);
     }
     if (payload.length === 0) {
-      counters.emptyAudioIn++;
+      this._in.emptyAudioIn++;
       return;
     }
-    counters.audioIn++;
+    this.#audioIn++;
     this._inboundFormat = wire;
     this.#speech?.inbound(wire, payload, this._clock.now() - this._startedAt);
     if (this.#sampleIn) {
@@ -692,7 +692,7 @@ export abstract class CallCore<F extends AudioFrame = AudioFrame, S extends Call
 
   protected _dtmfIn(digit: string): void {
     if (this.#state !== 'open') return;
-    this._in.messagesIn++;
+    this._messagesIn++;
     this._in.dtmfIn++;
     this._emitSafe('dtmf', digit);
   }

@@ -22,8 +22,14 @@ export interface ParserOptions {
 const EMPTY = Buffer.alloc(0);
 
 export class MessageParser {
+  // Read per chunk and per message first, together (see PacedOutbound).
   #onMessage: MessageCallback;
+  /** The `this` of `#onMessage` (see {@link deliverTo}). */
+  #receiver: unknown = undefined;
+  #error: AudioSocketError | null = null;
   #maxPayload: number;
+  #bytes = 0;
+  #messages = 0;
   // Partial header (when a chunk ends inside one), its bytes so far big-endian in one number:
   // no buffer per parser, since every call keeps one for its whole life.
   #header = 0;
@@ -32,8 +38,6 @@ export class MessageParser {
   #payload: Buffer | null = null;
   #payloadFill = 0;
   #kind = 0;
-  #error: AudioSocketError | null = null;
-  #messages = 0;
 
   constructor(onMessage: MessageCallback, options: ParserOptions = {}) {
     const max = options.maxPayload ?? MAX_PAYLOAD;
@@ -51,6 +55,17 @@ export class MessageParser {
 
   set onMessage(callback: MessageCallback) {
     this.#onMessage = callback;
+    this.#receiver = undefined;
+  }
+
+  /**
+   * Sends each message to `callback` called with `receiver` as `this`, as `Array.prototype.forEach`
+   * does with its `thisArg`. One function shared by many parsers and an object each, instead of a
+   * closure each: a message reaches its receiver in one step (a server parses for thousands of calls).
+   */
+  deliverTo<R>(callback: (this: R, kind: number, payload: Buffer) => void, receiver: R): void {
+    this.#onMessage = callback;
+    this.#receiver = receiver;
   }
 
   /** Largest payload accepted; can be changed between pushes (e.g. 16 until a UUID has arrived). */
@@ -63,6 +78,11 @@ export class MessageParser {
       throw audioSocketError(ErrorCodes.INVALID_ARGUMENT, `maxPayload must be an integer 0..${MAX_PAYLOAD}, got ${value}`);
     }
     this.#maxPayload = value;
+  }
+
+  /** Bytes pushed so far, whatever became of them. */
+  get bytesPushed(): number {
+    return this.#bytes;
   }
 
   /** Number of complete messages delivered so far. */
@@ -90,6 +110,7 @@ export class MessageParser {
    * a header announces a payload above `maxPayload`; messages before it have been delivered.
    */
   push(chunk: Uint8Array): void {
+    this.#bytes += chunk.byteLength;
     if (this.#error !== null) return;
     const buf = Buffer.isBuffer(chunk) ? chunk : Buffer.from(chunk.buffer, chunk.byteOffset, chunk.byteLength);
     const len = buf.length;
@@ -173,6 +194,6 @@ export class MessageParser {
 
   #deliver(kind: number, payload: Buffer): void {
     this.#messages++;
-    this.#onMessage(kind, payload);
+    this.#onMessage.call(this.#receiver, kind, payload);
   }
 }

@@ -121,7 +121,7 @@ export class WebSocketCall extends CallCore<AudioFrame, WebSocketCallStats> {
     conn.on('dtmf', (digit) => this._dtmfIn(digit));
     conn.on('event', (e) => {
       if (this._ending || e.event === 'DTMF_END') return; // a digit is counted as one
-      this._in.messagesIn++;
+      this._messagesIn++;
       if (e.event === 'UNKNOWN') this._in.otherIn++;
     });
     conn.on('markProcessed', (id) => outbound.markProcessed(id));
@@ -142,7 +142,6 @@ export class WebSocketCall extends CallCore<AudioFrame, WebSocketCallStats> {
     const b: BufferedStats = this.#outbound.stats;
     const s = this._commonStats(
       {
-        messagesIn: this._in.messagesIn,
         messagesOut: c.framesOut + c.commandsOut,
         bytesIn: c.audioBytesIn,
         bytesOut: c.audioBytesOut,
