@@ -13,7 +13,7 @@
  */
 import { parseArgs } from 'node:util';
 import { ManualClock } from '#lib/clock.js';
-import { FrameScheduler } from '#lib/outbound/scheduler.js';
+import { EVERY_PASS, FrameScheduler } from '#lib/outbound/scheduler.js';
 import { PacedOutbound } from '#lib/outbound/paced.js';
 import { DEFAULT_PACING } from '#lib/outbound/pacer.js';
 import type { OutboundEvents } from '#lib/outbound/policy.js';
@@ -92,6 +92,7 @@ async function run(which: 'library' | 'floor', thrashKiB: number): Promise<numbe
           const k = c.sent++ % 500;
           counting.write(framed.subarray(k * MESSAGE, (k + 1) * MESSAGE));
         }
+        return EVERY_PASS;
       },
     });
   }

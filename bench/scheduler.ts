@@ -9,7 +9,7 @@
  *   node build/bench/scheduler.js [--calls 100,1000,5000] [--seconds 5] [--rounds 2]
  */
 import { parseArgs } from 'node:util';
-import { FrameScheduler, type Paced } from '#lib/outbound/scheduler.js';
+import { EVERY_PASS, FrameScheduler, type Paced } from '#lib/outbound/scheduler.js';
 import { systemClock } from '#lib/clock.js';
 
 const { values } = parseArgs({
@@ -54,6 +54,7 @@ async function runShared(n: number): Promise<Result> {
       onTick(gridTime) {
         late.push(performance.now() - gridTime);
         slots += work() > 0 ? 1 : 0;
+        return EVERY_PASS;
       },
     });
   }

@@ -67,6 +67,46 @@ describe('Pacer', () => {
     );
   });
 
+  test('property: restsFrom bounds rest() and moves earlier only when noteInput says it moved the timeline back', () => {
+    fc.assert(
+      fc.property(
+        fc.array(
+          fc.record({
+            gap: fc.integer({ min: 0, max: 60 }),
+            frames: fc.integer({ min: 0, max: 4 }),
+            input: fc.integer({ min: 0, max: 6 }),
+            restAt: fc.integer({ min: 0, max: 120 }),
+          }),
+          { minLength: 1, maxLength: 80 },
+        ),
+        (steps) => {
+          const p = pacer();
+          const log: Array<[number, number]> = [];
+          let now = 0;
+          for (const s of steps) {
+            now += s.gap;
+            for (let i = 0; i < s.input; i++) {
+              const before = p.restsFrom;
+              if (!p.noteInput(F, now))
+                assert.ok(p.restsFrom >= before, `noteInput said nothing moved, yet restsFrom went from ${before} to ${p.restsFrom}`);
+              const sent = p.restsFrom;
+              offer(p, F, now, log);
+              assert.ok(p.restsFrom >= sent, 'sending never makes the timeline run dry sooner');
+            }
+            for (let i = 0; i < s.frames; i++) offer(p, F, now, log);
+            const quiet = now + s.restAt;
+            const wasIdle = p.idle;
+            const bound = p.restsFrom;
+            const idle = p.rest(quiet);
+            if (!wasIdle && quiet < bound) assert.equal(idle, false, `turned idle at ${quiet}, before restsFrom ${bound}`);
+            if (!wasIdle && quiet >= bound) assert.equal(idle, true, `still busy at ${quiet}, after restsFrom ${bound}`);
+          }
+        },
+      ),
+      { numRuns: 300 },
+    );
+  });
+
   test('a talk spurt after a late keep-alive frame: the frame after the lead leaves at the next slot, not one later', () => {
     const p = pacer();
     // The pass for slot 0 runs 6 ms late and sends keep-alive silence.

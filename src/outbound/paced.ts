@@ -17,7 +17,7 @@ import { audioSocketError, ErrorCodes } from '../errors.js';
 import { messageFor, silenceMessage, writeHeader } from '../protocol/encoder.js';
 import { audioKindForRate, HEADER_SIZE, sampleRateOfKind, type AudioKind } from '../protocol/kinds.js';
 import { parseFormat, type AudioFormat } from '../audio/format.js';
-import type { FrameScheduler, Paced } from './scheduler.js';
+import { EVERY_PASS, type FrameScheduler, type Paced } from './scheduler.js';
 import { durationMs, frameBytes } from './frames.js';
 import { Pacer, type PacingParameters } from './pacer.js';
 import { OutboundQueue, type AudioSource, type ByteConverter, type Completion, type PlayResult } from './queue.js';
@@ -149,7 +149,8 @@ export class PacedOutbound implements Paced, OutboundPolicy<PacedStats> {
   #due: Due[] = [];
   #dueHead = 0;
   #startedAt = Infinity;
-  #registered = false;
+  /** The scheduler's slot of this call while registered, else -1. */
+  #slot = -1;
 
   constructor(options: OutboundOptions, scheduler: FrameScheduler, events: OutboundEvents, wire: WireWriter) {
     const frameMs = options.pacing.frameMs;
@@ -214,10 +215,14 @@ export class PacedOutbound implements Paced, OutboundPolicy<PacedStats> {
 
   /** Starts pacing (keep-alive begins at the next tick). */
   start(): void {
-    if (this.#registered || this.#closed) return;
-    this.#registered = true;
+    if (this.#slot !== -1 || this.#closed) return;
     this.#startedAt = this.#scheduler.clock.now();
-    this.#scheduler.add(this);
+    this.#slot = this.#scheduler.add(this);
+  }
+
+  /** Something happened between passes that the next pass must serve (see {@link onTick}). */
+  #wake(): void {
+    if (this.#slot !== -1) this.#scheduler.wake(this.#slot);
   }
 
   /**
@@ -228,7 +233,8 @@ export class PacedOutbound implements Paced, OutboundPolicy<PacedStats> {
   noteInbound(kind: AudioKind, ms: number, now: number): void {
     this.#inboundKind ??= kind;
     this.#inputUntil = now + ms;
-    this.#pacer.noteInput(ms, now);
+    // A talk spurt moved back on the timeline may run dry sooner than the last pass worked out.
+    if (this.#pacer.noteInput(ms, now)) this.#wake();
   }
 
   /**
@@ -256,6 +262,7 @@ export class PacedOutbound implements Paced, OutboundPolicy<PacedStats> {
     const admitted = this.#gate.admit(payload, format);
     if (admitted.length > 0) {
       this.#queue.write(admitted, format);
+      this.#wake();
       this.#pump(now, undefined);
       if (!this.#queue.empty) this.#stats.delayedWrites++;
     }
@@ -274,6 +281,7 @@ export class PacedOutbound implements Paced, OutboundPolicy<PacedStats> {
       convert?.dispose?.();
       return Promise.reject(audioSocketError(ErrorCodes.CALL_ENDED, 'cannot play: the call has ended'));
     }
+    this.#wake();
     return this.#queue.play(source, convert, this.format, signal);
   }
 
@@ -281,6 +289,7 @@ export class PacedOutbound implements Paced, OutboundPolicy<PacedStats> {
   mark(name: string, quiet = false): Promise<boolean> {
     if (this.#closed) return Promise.resolve(false);
     // Reached at the next tick at the earliest, so a `mark` listener added right after sees it.
+    this.#wake();
     return this.#queue.mark(name, quiet);
   }
 
@@ -299,6 +308,7 @@ export class PacedOutbound implements Paced, OutboundPolicy<PacedStats> {
   /** Resolves once everything queued so far has been sent and played (or flushed). */
   drained(): Promise<void> {
     if (this.idle || this.#closed) return Promise.resolve();
+    this.#wake();
     return new Promise((resolve) => (this.#drainWaiters ??= []).push(resolve));
   }
 
@@ -315,21 +325,33 @@ export class PacedOutbound implements Paced, OutboundPolicy<PacedStats> {
     this.#due = [];
     this.#dueHead = 0;
     this.#unsettled = 0;
-    if (this.#registered) this.#scheduler.delete(this);
-    this.#registered = false;
+    if (this.#slot !== -1) this.#scheduler.delete(this);
+    this.#slot = -1;
     const waiters = this.#drainWaiters;
     this.#drainWaiters = null;
     if (waiters !== null) for (const w of waiters) w();
   }
 
-  onTick(gridTime: number, now: number, observedUntil: number): void {
-    if (this.#closed) return;
+  /**
+   * A pass of the shared timer: sends what is due, keep-alive silence into an idle call's empty
+   * slot, settles what has played. Returns when the next pass could find work here: at once while
+   * anything is queued or waits to settle, or while idle with keep-alive; else, for a call whose
+   * audio left as it was written (an echo), the instant its timeline could have run dry for the
+   * grace period (until then {@link Pacer.rest} cannot turn it idle). Whatever happens in between
+   * that needs a pass sooner wakes the call (`#wake`).
+   */
+  onTick(gridTime: number, now: number, observedUntil: number): number {
+    if (this.#closed) return Infinity;
     // Most calls of an echo have nothing queued at a tick: their audio left as it was written.
     const sent = !this.#queue.empty && this.#pump(now, gridTime);
     if (!sent && !this.#closed && this.#pacer.rest(this.#quietUntil(observedUntil)) && this.#opts.keepAlive) {
       this.#keepAlive(gridTime, now);
     }
     this.#settleDue(now);
+    if (!this.#queue.empty || this.#unsettled > 0 || this.#drainWaiters !== null) return EVERY_PASS;
+    const pacer = this.#pacer;
+    if (pacer.idle) return this.#opts.keepAlive ? EVERY_PASS : Infinity;
+    return pacer.restsFrom;
   }
 
   /**
@@ -435,6 +457,8 @@ export class PacedOutbound implements Paced, OutboundPolicy<PacedStats> {
    * per frame otherwise.
    */
   #emit(message: Buffer, format: AudioFormat, ms: number, now: number, anchor: number, silence: boolean): void {
+    // Audio from idle: the last pass found nothing to do until woken (see onTick).
+    if (!silence && this.#pacer.idle) this.#wake();
     const lateness = this.#pacer.commit(ms, now, anchor, silence);
     if (!silence) {
       this.#userEnd = this.#pacer.end;
@@ -463,7 +487,7 @@ export class PacedOutbound implements Paced, OutboundPolicy<PacedStats> {
   /** Completes `c` once the user's audio sent so far has played. */
   #schedule(c: Completion): void {
     this.#due.push({ at: this.#userEnd, completion: c });
-    this.#unsettled++;
+    if (this.#unsettled++ === 0) this.#wake();
   }
 
   #settleDue(now: number): void {

@@ -146,20 +146,21 @@ export class Pacer {
    * within a quarter frame of the previous input belongs to the same burst: all but its last
    * message were held up, the first by the rest of the burst. A talk spurt that began in that
    * burst moves back to where the burst's first message was due (see the module comment).
+   * Returns whether it did (the timeline's end moved back).
    */
-  noteInput(durationMs: number, now: number): void {
+  noteInput(durationMs: number, now: number): boolean {
     if (now - this.#inputAt < this.frameMs / 4) this.#burstMs += durationMs;
     else {
       this.#burstAt = now;
       this.#burstMs = durationMs;
     }
     this.#inputAt = now;
-    if (this.#idle || this.#spurtAt < this.#burstAt - EPS) return;
+    if (this.#idle || this.#spurtAt < this.#burstAt - EPS) return false;
     const due = Math.max(this.#spurtFloor, this.#burstAt - Math.min(this.#burstMs - durationMs, this.maxLatenessMs));
-    if (due < this.#spurtStart - EPS) {
-      this.#end -= this.#spurtStart - due;
-      this.#spurtStart = due;
-    }
+    if (due >= this.#spurtStart - EPS) return false;
+    this.#end -= this.#spurtStart - due;
+    this.#spurtStart = due;
+    return true;
   }
 
   /**
@@ -212,6 +213,15 @@ export class Pacer {
   rest(observedUntil: number): boolean {
     if (!this.#idle && observedUntil - Math.max(this.#end, this.#sentAt) >= this.graceMs - EPS) this.#idle = true;
     return this.#idle;
+  }
+
+  /**
+   * The earliest quiet time (`observedUntil` of {@link rest}) at which the call can turn idle:
+   * `graceMs` after the timeline ran dry. Before it, `rest` returns false whatever else happens,
+   * unless more is sent (which moves it later) or {@link noteInput} moves the timeline back.
+   */
+  get restsFrom(): number {
+    return Math.max(this.#end, this.#sentAt) + this.graceMs - EPS;
   }
 
   /** Whether the slot at `time` is empty: the audio sent so far has ended by then. */

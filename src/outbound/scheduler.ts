@@ -12,6 +12,13 @@
  * frame left with the next pass's, back to back after a hole. So a pass stands for its slot
  * (members measure from `gridTime`), and a timer that fires more than
  * {@link TIMER_RESOLUTION_MS} early waits again for its slot.
+ *
+ * A pass serves only the members that need it. Each member says, as its pass ends, the earliest
+ * clock reading at which the next pass could find work for it (an echo's call, whose audio left
+ * as it was written, has nothing to do until its timeline could run dry), and wakes itself with
+ * {@link FrameScheduler.wake} when something happens in between that needs the next pass. Those
+ * instants are kept in one dense array, so a pass skips a member without reading the member:
+ * a call's own memory is read by a pass only when the pass has work for it.
  */
 import type { Clock } from '../clock.js';
 
@@ -27,8 +34,15 @@ export interface Paced {
    * when the loop was stalled in between (the input that arrived meanwhile is not read yet, so
    * that time must not count as quiet).
    */
-  onTick(gridTime: number, now: number, observedUntil: number): void;
+  onTick(gridTime: number, now: number, observedUntil: number): number;
 }
+
+/**
+ * What {@link Paced.onTick} returns: the earliest clock reading at which a pass could find work
+ * for the member. A pass that starts before it skips the member. {@link EVERY_PASS}: the next
+ * pass; `Infinity`: none until the member wakes itself ({@link FrameScheduler.wake}).
+ */
+export const EVERY_PASS = -Infinity;
 
 /**
  * How early (ms) a timer may fire and still serve its slot. Node's timers keep whole ms: fired
@@ -43,7 +57,12 @@ function gcd(a: number, b: number): number {
 
 export class FrameScheduler {
   readonly #clock: Clock;
-  readonly #members = new Set<Paced>();
+  /** Members by slot (a slot's index stays the member's while it is registered); `undefined`: a free slot. */
+  #members: Array<Paced | undefined> = [];
+  /** When each slot next needs a pass (see {@link Paced.onTick}): `Infinity` for a free slot. */
+  #wakeAt = new Float64Array(16).fill(Infinity);
+  readonly #slots = new Map<Paced, number>();
+  readonly #freeSlots: number[] = [];
   readonly #durations = new Map<number, number>();
   readonly #origin: number;
   #period = 0;
@@ -71,7 +90,7 @@ export class FrameScheduler {
   }
 
   get size(): number {
-    return this.#members.size;
+    return this.#slots.size;
   }
 
   /** Timer statistics: ticks run, mean and max lateness of the timer in ms. */
@@ -85,15 +104,43 @@ export class FrameScheduler {
     return this.#origin + Math.ceil((time - this.#origin) / p - 1e-9) * p;
   }
 
-  add(member: Paced): void {
-    if (this.#members.has(member)) return;
-    this.#members.add(member);
+  /**
+   * Registers `member`, served from the next pass on. Returns its slot, for {@link wake}; adding a
+   * member twice returns the same slot.
+   */
+  add(member: Paced): number {
+    const known = this.#slots.get(member);
+    if (known !== undefined) return known;
+    let slot = this.#freeSlots.pop();
+    if (slot === undefined) {
+      slot = this.#members.length;
+      this.#members.push(undefined);
+      if (slot >= this.#wakeAt.length) {
+        const grown = new Float64Array(this.#wakeAt.length * 2).fill(Infinity);
+        grown.set(this.#wakeAt);
+        this.#wakeAt = grown;
+      }
+    }
+    this.#members[slot] = member;
+    this.#wakeAt[slot] = EVERY_PASS;
+    this.#slots.set(member, slot);
     this.#durations.set(member.frameMs, (this.#durations.get(member.frameMs) ?? 0) + 1);
     this.#updatePeriod();
+    return slot;
+  }
+
+  /** The member in `slot` needs the next pass (something happened since its last that it must serve). */
+  wake(slot: number): void {
+    if (this.#members[slot] !== undefined) this.#wakeAt[slot] = EVERY_PASS;
   }
 
   delete(member: Paced): void {
-    if (!this.#members.delete(member)) return;
+    const slot = this.#slots.get(member);
+    if (slot === undefined) return;
+    this.#slots.delete(member);
+    this.#members[slot] = undefined;
+    this.#wakeAt[slot] = Infinity;
+    this.#freeSlots.push(slot);
     const n = (this.#durations.get(member.frameMs) ?? 1) - 1;
     if (n === 0) this.#durations.delete(member.frameMs);
     else this.#durations.set(member.frameMs, n);
@@ -146,14 +193,26 @@ export class FrameScheduler {
     const observedUntil = this.#lastTickAt === -Infinity ? now : Math.min(now, this.#lastTickAt + p);
     this.#lastTickAt = now;
     const clock = this.#clock;
-    for (const m of this.#members) {
+    const members = this.#members;
+    // As a Set's iteration would, the pass also serves members added during it.
+    for (let i = 0; i < members.length; i++) {
+      // Read again per slot: a member's pass can add members (the array of instants grows).
+      if (this.#wakeAt[i]! > now) continue;
+      const m = members[i];
+      if (m === undefined) continue;
+      // Until its pass returns: a `wake` from within it (EVERY_PASS) is kept.
+      this.#wakeAt[i] = Infinity;
+      let wakeAt: number;
       try {
         // Each member reads the clock as it is served: late in a long pass, its writes are late too.
-        m.onTick(served, clock.now(), observedUntil);
+        wakeAt = m.onTick(served, clock.now(), observedUntil);
       } catch (error) {
+        wakeAt = EVERY_PASS;
         this.onError(error, m);
       }
+      // Unless the pass deleted it (its slot may even be another member's now).
+      if (members[i] === m && this.#wakeAt[i] !== EVERY_PASS) this.#wakeAt[i] = wakeAt;
     }
-    if (this.#members.size > 0 && this.#timer === null) this.#arm();
+    if (this.#slots.size > 0 && this.#timer === null) this.#arm();
   }
 }
