@@ -101,8 +101,10 @@ export const kCallFrames = Symbol('audiosocket.callFrames');
 /** @internal */
 export const kCallSample = Symbol('audiosocket.callSample');
 
-/** Counters of received audio and messages, kept by the core for every transport. */
-/** Counters of received audio and messages not counted per frame (those are fields of the call). */
+/**
+ * Counters of received audio and messages, kept by the core for every transport; those counted
+ * per frame (`messagesIn`, `audioIn`) are fields of the call instead.
+ */
 type InboundCounters = Pick<CallStats, 'emptyAudioIn' | 'oddAudioIn' | 'dtmfIn' | 'otherIn' | 'droppedIn'>;
 
 type State = 'open' | 'ending' | 'closed';

@@ -22,7 +22,8 @@ export interface ParserOptions {
 const EMPTY = Buffer.alloc(0);
 
 export class MessageParser {
-  // Read per chunk and per message first, together (see PacedOutbound).
+  // Read per chunk and per message first, together: V8 lays fields out in declaration order
+  // (docs/architecture.md, "One outbound frame").
   #onMessage: MessageCallback;
   /** The `this` of `#onMessage` (see {@link deliverTo}). */
   #receiver: unknown = undefined;
