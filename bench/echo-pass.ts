@@ -6,7 +6,8 @@
  * alternating. A socket here is an object that counts writes: what is measured is the
  * JavaScript a message crosses, with the CPU's caches warm (every call's state stays in cache
  * between its messages). The library's figure includes its timer passes (the clock moves 40 ms
- * per chunk, two passes per call); the floor has none.
+ * per chunk: two passes, each serving only the calls it has work for, docs/pacing.md); the floor
+ * has none.
  *
  *   node build/bench/echo-pass.js [--calls 500] [--slots 1000] [--rounds 4]
  *

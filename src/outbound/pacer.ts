@@ -211,7 +211,8 @@ export class Pacer {
    * `graceMs` of quiet time, the call is idle. Returns whether it is.
    */
   rest(observedUntil: number): boolean {
-    if (!this.#idle && observedUntil - Math.max(this.#end, this.#sentAt) >= this.graceMs - EPS) this.#idle = true;
+    // Decided by restsFrom itself: a pass the scheduler skips before that instant could not turn the call idle.
+    if (!this.#idle && observedUntil >= this.restsFrom) this.#idle = true;
     return this.#idle;
   }
 
