@@ -365,6 +365,7 @@ interface ServerSummary {
   rttMs: { p50: number; p99: number; max: number };
   /** Play mode: inter-arrival of the audio the callers heard, and its drift over the run. */
   gapMs: { p50: number; p99: number; max: number } | null;
+  /** Play mode: the largest |drift| of a call's last frame (how far any call ended off its timeline). */
   driftMaxAbsMs: number | null;
   /** Play mode: p99 of every frame's |drift| (worst round), and the % of frames in bursts (mean). */
   frameDriftP99Ms: number | null;
@@ -546,7 +547,7 @@ export function formatCompare(c: CompareResult): string {
       (x) =>
         `${x.name.padEnd(7)} ${x.cpuSecPerCallMinute.toFixed(4)} cpu-s/call-min (${x.cpuPercent} % of a core), rss max ${x.rssMaxMB} MB, ` +
         (x.gapMs !== null
-          ? `gap p50 ${x.gapMs.p50} p99 ${x.gapMs.p99} max ${x.gapMs.max} ms, |drift| p99 ${x.frameDriftP99Ms} max ${x.driftMaxAbsMs} ms, bursts ${x.burstPercent} %`
+          ? `gap p50 ${x.gapMs.p50} p99 ${x.gapMs.p99} max ${x.gapMs.max} ms, frame |drift| p99 ${x.frameDriftP99Ms} ms, end drift max ${x.driftMaxAbsMs} ms, bursts ${x.burstPercent} %`
           : `rtt p50 ${x.rttMs.p50} p99 ${x.rttMs.p99} max ${x.rttMs.max} ms, lost ${x.frames.lost}`) +
         (x.wakeupsPerSec !== null ? `, ${x.wakeupsPerSec} wake-ups/s, ${x.syscallsPerFrame} syscalls/frame` : ''),
     ),
