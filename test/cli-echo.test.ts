@@ -87,6 +87,36 @@ describe('audiosocket echo (CLI process)', () => {
   });
 });
 
+describe('audiosocket echo | head -1', () => {
+  test('a reader of its output that goes away ends the output, not the server: calls go on, SIGTERM exits 0', async () => {
+    const cli = await spawnCli(['echo', '--port', '0']);
+    let stderr = '';
+    cli.child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+    // As `head -1` does after the listening line: the pipe's reading end closes.
+    cli.child.stdout.destroy();
+    try {
+      // Each call writes its lines into the closed pipe (EPIPE); each must still be echoed.
+      for (let c = 0; c < 3; c++) {
+        const client = await connect({ port: cli.port });
+        const back: Buffer[] = [];
+        client.on('audio', (f) => {
+          if (!allZero(f.payload)) back.push(Buffer.from(f.payload));
+        });
+        client.sendAudio(stamped(0, c, 0));
+        await until(() => back.length === 1, `call ${c} echoed`);
+        assert.deepEqual(back[0], stamped(0, c, 0));
+        await client.hangup();
+      }
+      cli.child.kill('SIGTERM');
+      const [code] = await once(cli.child, 'exit');
+      assert.equal(code, 0, stderr);
+      assert.doesNotMatch(stderr, /EPIPE|at /);
+    } finally {
+      if (cli.child.exitCode === null) cli.child.kill('SIGKILL');
+    }
+  });
+});
+
 describe('CLI usage', () => {
   test('--help, unknown commands and bad options', async () => {
     const run = runCli;

@@ -27,7 +27,21 @@ function usageError(message: string, helpCommand: string): void {
   process.exitCode = 2;
 }
 
+/**
+ * A reader of our output that went away (`audiosocket echo | head -1`, a log pipe that closed)
+ * is not the command's failure: its output stops there, and its calls and server go on. Node
+ * reports that as an `error` event on the stream, which would otherwise crash the process.
+ */
+function survivePipeReadersLeaving(): void {
+  for (const stream of [process.stdout, process.stderr]) {
+    stream.on('error', (err: NodeJS.ErrnoException) => {
+      if (err.code !== 'EPIPE') throw err;
+    });
+  }
+}
+
 async function main(argv: string[]): Promise<void> {
+  survivePipeReadersLeaving();
   const [name, ...rest] = argv;
   if (name === undefined || name === '--help' || name === '-h' || name === 'help') {
     process.stdout.write(`${usage()}\n`);
