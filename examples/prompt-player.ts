@@ -6,19 +6,29 @@
  */
 import { once } from 'node:events';
 import { createServer, type Call } from 'audiosocket';
+import { readWavFile } from 'audiosocket/audio';
 
 const promptPath = process.argv[2];
 if (!promptPath) {
   console.error('usage: node build/examples/prompt-player.js PROMPT.wav');
   process.exit(2);
 }
+// Read once, before any call: a missing or broken file is said here, not to every caller.
+const prompt = await readWavFile(promptPath).catch((err: Error) => {
+  console.error(`cannot play ${promptPath}: ${err.message}`);
+  process.exit(2);
+});
 
 async function handle(call: Call): Promise<void> {
-  const pressed = once(call, 'dtmf', { signal: call.signal }).then(([d]) => d as string);
-  pressed.catch(() => {}); // the caller may hang up first
-  call.once('dtmf', () => call.flush()); // barge-in: a key stops the prompt at once
-  await call.playFile(promptPath!);
+  // The first key, or undefined when the caller hangs up before pressing one.
+  const pressed = once(call, 'dtmf', { signal: call.signal }).then(
+    ([d]) => d as string,
+    () => undefined,
+  );
+  // bargeIn: a key stops the prompt at once.
+  await call.play(prompt.data, { format: prompt.format, bargeIn: 'dtmf' });
   const digit = await pressed;
+  if (digit === undefined) return;
   console.log(`${call.uuid} pressed ${digit}`);
   await call.mark('before-hangup');
   await call.end(); // plays out whatever is queued, then sends the hangup message
