@@ -15,6 +15,20 @@
 import net from 'node:net';
 import { audioSocketError, ErrorCodes } from './errors.js';
 
+/** Whether `host` (an address to listen on or to call) is the loopback interface. */
+export function isLoopback(host: string): boolean {
+  const h = host.replace(/^\[|\]$/g, '');
+  return h === 'localhost' || h === '::1' || /^127\.\d+\.\d+\.\d+$/.test(h) || h === '::ffff:127.0.0.1';
+}
+
+/**
+ * Whether an allow list lets in a peer on the loopback interface: a server that listens only
+ * there, with a list that does not, can take no call at all.
+ */
+export function allowsLoopback(allow: net.BlockList): boolean {
+  return allow.check('127.0.0.1', 'ipv4') || allow.check('::1', 'ipv6');
+}
+
 /** Why a connection was turned away. */
 export type RefusalReason = 'not-allowed' | 'unauthorized' | 'max-calls' | 'server-closing';
 

@@ -128,7 +128,10 @@ describe('the wrong kind of port is named', () => {
       const r = await runCli(['call', `127.0.0.1:${port}`, '--duration', '3', ...strict]);
       assert.equal(r.code, 1, r.out + r.err);
       assert.match(r.out, /FORBIDDEN_KIND: the server answered in HTTP \("HTTP\/1\.1 400 Bad Request"\)/);
-      assert.match(r.err, new RegExp(`not AudioSocket; for a chan_websocket server use --websocket ws://127\\.0\\.0\\.1:${port}/`));
+      assert.match(
+        r.err,
+        new RegExp(`not AudioSocket \\(if it serves chan_websocket, call it with --websocket ws://127\\.0\\.0\\.1:${port}/\\)`),
+      );
     }
   });
 

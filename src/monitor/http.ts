@@ -8,6 +8,7 @@ import http from 'node:http';
 import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { isIP, type AddressInfo } from 'node:net';
+import { isLoopback } from '../admission.js';
 import type { AudioSocketServer } from '../server.js';
 import { MonitorState, type MonitorStateOptions } from './state.js';
 
@@ -98,12 +99,6 @@ const json = (value: unknown): string =>
   JSON.stringify(value).replace(/[<>&\u2028\u2029]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`);
 
 const digest = (s: string): Buffer => createHash('sha256').update(s).digest();
-
-/** Whether `host` (an address to listen on) is the loopback interface. */
-export function isLoopback(host: string): boolean {
-  const h = host.replace(/^\[|\]$/g, '');
-  return h === 'localhost' || h === '::1' || /^127\.\d+\.\d+\.\d+$/.test(h) || h === '::ffff:127.0.0.1';
-}
 
 /** A token for the monitor: 24 random bytes, URL-safe. */
 export function generateMonitorToken(): string {

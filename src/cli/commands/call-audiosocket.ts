@@ -5,6 +5,7 @@
  */
 import { randomUUID } from 'node:crypto';
 import { connect, Kind, type AsteriskClient, type AudioKind } from '../../index.js';
+import { isLoopback } from '../../admission.js';
 import { newLeg, recordingDecoder, runCalls, reportTotals, type CallPlan, type Leg } from './call-run.js';
 
 function allZero(b: Uint8Array): boolean {
@@ -83,7 +84,9 @@ export async function callAudioSocket(
     hint: (err) => {
       const cause = (err as Error & { cause?: NodeJS.ErrnoException }).cause?.code;
       return cause === 'ECONNREFUSED'
-        ? `; is a server listening there? (try: audiosocket echo --port ${port})`
+        ? isLoopback(host)
+          ? `; is a server listening there? (try: audiosocket echo --port ${port})`
+          : `; is a server listening there, on an address reachable from here? (a server listens on 127.0.0.1 unless started with --host)`
         : cause === 'ENOTFOUND' || cause === 'EAI_AGAIN'
           ? '; unknown host name, use an IP address such as 127.0.0.1'
           : '';
@@ -109,7 +112,7 @@ export async function callAudioSocket(
       const http = leg.client?.httpAnswer;
       leg.refused =
         http !== undefined
-          ? `the address answered in HTTP ("${http}"): it is a WebSocket or web port, not AudioSocket; for a chan_websocket server use --websocket ws://${host}:${port}/`
+          ? `the address answered in HTTP ("${http}"): it is a WebSocket or web port, not AudioSocket (if it serves chan_websocket, call it with --websocket ws://${host}:${port}/)`
           : by === 'server-hangup'
             ? 'the server hung up before sending any audio (refused: --max-calls reached, or its handler ended the call at once)'
             : `the server closed the connection before sending any audio (refused: not in its --allow list, or shutting down${leg.close?.error ? `; ${leg.close.error.message}` : ''})`;

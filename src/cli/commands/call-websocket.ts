@@ -6,6 +6,7 @@
  */
 import { connectWebSocket, type AsteriskWebSocketClient } from '../../websocket/client.js';
 import { parseHostPort, UsageError } from '../options.js';
+import { isLoopback } from '../../admission.js';
 import { newLeg, recordingDecoder, runCalls, reportTotals, type CallPlan, type Leg } from './call-run.js';
 
 /** Where to call and in which control format. */
@@ -93,8 +94,11 @@ export async function callWebSocket(plan: CallPlan, o: { target: WebSocketTarget
     send: (leg, frame) => leg.client!.sendAudio(frame),
     hint: (err) => {
       const cause = (err as Error & { cause?: NodeJS.ErrnoException }).cause;
-      if (cause?.code === 'ECONNREFUSED')
-        return `; is a server listening there? (try: audiosocket echo --websocket ${new URL(url).port || 80})`;
+      if (cause?.code === 'ECONNREFUSED') {
+        return isLoopback(new URL(url).hostname)
+          ? `; is a server listening there? (try: audiosocket echo --websocket ${new URL(url).port || 80})`
+          : '; is a server listening there, on an address reachable from here? (a server listens on 127.0.0.1 unless started with --host)';
+      }
       if (cause?.code === 'EPROTO') {
         return '; use ws:// instead of wss://';
       }
