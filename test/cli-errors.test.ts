@@ -58,6 +58,21 @@ describe('server options (echo, record, play, inspect)', () => {
     await usageError(['inspect', '--allow', 'example.com'], /--allow: .*"example\.com" is not an IP address/);
   });
 
+  test('an --allow list no caller can match on a loopback listener is a warning; one that can match is not', async () => {
+    const stderrOf = async (allow: string): Promise<string> => {
+      const cli = await spawnCli(['echo', '--port', '0', '--allow', allow]);
+      cli.child.kill('SIGTERM');
+      await once(cli.child, 'close'); // its output read to the end, not only its exit
+      return cli.stderr();
+    };
+    assert.match(
+      await stderrOf('10.0.0.1'),
+      /^audiosocket echo: warning: --allow 10\.0\.0\.1 can match no caller: the server listens on 127\.0\.0\.1, .*add 127\.0\.0\.1 to --allow/m,
+    );
+    assert.doesNotMatch(await stderrOf('10.0.0.1,127.0.0.1'), /can match no caller/);
+    assert.doesNotMatch(await stderrOf('::1'), /can match no caller/);
+  });
+
   test("--frame-ms must be one of Asterisk's frame sizes", async () => {
     await usageError(['echo', '--frame-ms', '25'], /--frame-ms must be one of 10, 20, 30, 40, 50, 60.*"25"/);
     await usageError(['record', '--frame-ms', 'abc'], /--frame-ms must be one of .*"abc"/);
@@ -121,6 +136,11 @@ describe('server options (echo, record, play, inspect)', () => {
 
   test('unknown command', async () => {
     await usageError(['nope'], /unknown command "nope"; commands are echo, record, play, inspect, gateway, call/);
+  });
+
+  test('options before the command: the order that works', async () => {
+    await usageError(['--port', '45090', 'echo', '--quiet'], /options go after the command, as in: audiosocket echo --port 45090 --quiet$/);
+    await usageError(['--quiet'], /options go after the command, as in: audiosocket echo --port 9092$/);
   });
 });
 
@@ -260,6 +280,15 @@ describe('call: every option is checked before dialling', () => {
     assert.doesNotMatch(line, /--target/);
     await usageError(['call', 'localhost:abc'], /the HOST:PORT argument: port must be a whole number from 1 to 65535, got "abc"/);
     await usageError(['call', 'a:1', 'b:2'], /unexpected argument "b:2": this command takes one HOST:PORT only/);
+    // Two addresses for one server are a mistake, not a choice made without a word.
+    await usageError(
+      ['call', '127.0.0.1:5000', '--port', '5001'],
+      /the HOST:PORT argument says 127\.0\.0\.1:5000 but --port 5001 says otherwise/,
+    );
+    await usageError(
+      ['call', '127.0.0.1:5000', '--host', '10.1.1.1'],
+      /the HOST:PORT argument says 127\.0\.0\.1:5000 but --host 10\.1\.1\.1 says otherwise/,
+    );
   });
 
   test('nothing listening: one line that says so, with the hint; -q prints its summary on stdout', async () => {

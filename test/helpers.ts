@@ -13,6 +13,8 @@ export interface Running {
   child: ChildProcessWithoutNullStreams;
   port: number;
   lines: string[];
+  /** Everything the process wrote to stderr so far (from its start). */
+  stderr: () => string;
 }
 
 /** Spawns the CLI and waits for its "listening" line; port 0 lets the OS pick. */
@@ -36,7 +38,7 @@ export async function spawnCli(args: string[], env: NodeJS.ProcessEnv = {}): Pro
     });
     child.once('exit', (code) => reject(new Error(`CLI exited with ${code}: ${stderr}`)));
   });
-  return { child, port, lines };
+  return { child, port, lines, stderr: () => stderr };
 }
 
 /** Runs the CLI to completion and returns its exit code and output. */

@@ -52,6 +52,14 @@ async function main(argv: string[]): Promise<void> {
     return;
   }
   const command = Object.hasOwn(commands, name) ? commands[name] : undefined;
+  if (command === undefined && name.startsWith('-')) {
+    // Options before the command (`audiosocket --port 9000 echo`): show the order that works.
+    const at = argv.findIndex((a) => Object.hasOwn(commands, a));
+    const fixed =
+      at < 0 ? 'audiosocket echo --port 9092' : ['audiosocket', argv[at], ...argv.slice(0, at), ...argv.slice(at + 1)].join(' ');
+    usageError(`audiosocket: options go after the command, as in: ${fixed}`, 'audiosocket');
+    return;
+  }
   if (command === undefined) {
     usageError(`audiosocket: unknown command ${JSON.stringify(name)}; commands are ${Object.keys(commands).join(', ')}`, 'audiosocket');
     return;

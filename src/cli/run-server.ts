@@ -3,6 +3,7 @@
  * line on a terminal), optionally serves metrics, and shuts down gracefully on SIGINT/SIGTERM (live calls get a
  * hangup, commands finalise their files); a second signal exits at once.
  */
+import cluster from 'node:cluster';
 import net from 'node:net';
 import {
   AudioSocketError,
@@ -14,6 +15,7 @@ import {
   type CallHandler,
   type SpeechEvent,
 } from '../index.js';
+import { allowsLoopback, createAllowList, isLoopback } from '../admission.js';
 import { serveMetrics, type MetricsEndpoint } from './metrics.js';
 import { serveMonitor, type MonitorServer } from '../monitor/http.js';
 import { readTlsFiles, UsageError, type CommonServerArgs } from './options.js';
@@ -251,6 +253,18 @@ export async function runServer(
     }
     throw cannotListen(args.host, args.port, cause);
   }
+  // Said before the listening line, so whoever waits for that line has seen it; by one worker.
+  const allow = args.server.allow;
+  const wsHost = args.server.websocket?.host ?? args.host;
+  const firstProcess = !isWorker || cluster.worker?.id === 1;
+  if (firstProcess && allow !== undefined && isLoopback(args.host) && (args.server.websocket === undefined || isLoopback(wsHost))) {
+    if (!allowsLoopback(createAllowList(allow))) {
+      output.warn(
+        `--allow ${String(allow)} can match no caller: the server listens on ${args.host}, where every caller comes from the loopback ` +
+          'interface; add 127.0.0.1 to --allow, or listen on another address with --host',
+      );
+    }
+  }
   const shown = address.family === 'IPv6' ? `[${address.address}]:${address.port}` : `${address.address}:${address.port}`;
   if (isWorker) {
     const msg: ListeningMessage = { type: 'audiosocket:listening', host: address.address, port: address.port, family: address.family };
@@ -295,7 +309,9 @@ export async function runServer(
       stopping = true;
       stopStatus();
       const count = server.calls.size;
-      output.event('closing', { signal, activeCalls: count }, `${signal}: closing, hanging up ${count} call(s)`);
+      // A worker's signal comes from its primary, whatever the user sent the primary (said there).
+      const who = isWorker ? `worker ${process.pid}` : signal;
+      output.event('closing', { signal, activeCalls: count }, `${who}: closing, hanging up ${count} call(s)`);
       void (async () => {
         await server.close();
         await metrics?.close();
