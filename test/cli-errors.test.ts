@@ -289,6 +289,10 @@ describe('call: every option is checked before dialling', () => {
       ['call', '127.0.0.1:5000', '--host', '10.1.1.1'],
       /the HOST:PORT argument says 127\.0\.0\.1:5000 but --host 10\.1\.1\.1 says otherwise/,
     );
+    // A bare PORT argument names no host: with --host it is one address (nothing listens there).
+    const one = await runCli(['call', '--host', 'localhost', '1', '--duration', '1']);
+    assert.doesNotMatch(one.err, /says otherwise/);
+    assert.match(one.err, /could not connect to localhost:1\b/);
   });
 
   test('nothing listening: one line that says so, with the hint; -q prints its summary on stdout', async () => {

@@ -174,10 +174,14 @@ export async function callCommand(argv: string[]): Promise<void> {
   if (v.host === '') throw new UsageError('--host is empty; give a host name or address such as 127.0.0.1');
   const host = (v.host as string | undefined) ?? target.host;
   const port = v.port !== undefined ? parsePortOption('port', v.port as string, false) : target.port;
-  if (address !== undefined && websocket === undefined && (host !== target.host || port !== target.port)) {
-    // Two addresses for one server: say so rather than pick one without a word.
-    const option = host !== target.host ? `--host ${host}` : `--port ${port}`;
-    throw new UsageError(`the HOST:PORT argument says ${address} but ${option} says otherwise; give the address once`);
+  if (address !== undefined && websocket === undefined) {
+    // Two addresses for one server: say so rather than pick one without a word. (A bare PORT
+    // argument names no host: `--host H 9092` is one address.)
+    const hostClash = v.host !== undefined && !/^\d+$/.test(address) && host !== target.host;
+    if (hostClash || port !== target.port) {
+      const option = hostClash ? `--host ${host}` : `--port ${port}`;
+      throw new UsageError(`the HOST:PORT argument says ${address} but ${option} says otherwise; give the address once`);
+    }
   }
   const formatName = v.format as string;
   const g711 = formatName === 'ulaw' || formatName === 'alaw' ? formatName : undefined;
