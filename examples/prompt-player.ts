@@ -25,8 +25,8 @@ async function handle(call: Call): Promise<void> {
     ([d]) => d as string,
     () => undefined,
   );
-  // bargeIn: a key stops the prompt at once.
-  await call.play(prompt.data, { format: prompt.format, bargeIn: 'dtmf' });
+  call.once('dtmf', () => call.flush()); // barge-in: a key stops the prompt at once
+  await call.play(prompt.data, { format: prompt.format });
   const digit = await pressed;
   if (digit === undefined) return;
   console.log(`${call.uuid} pressed ${digit}`);

@@ -21,14 +21,6 @@ export function isLoopback(host: string): boolean {
   return h === 'localhost' || h === '::1' || /^127\.\d+\.\d+\.\d+$/.test(h) || h === '::ffff:127.0.0.1';
 }
 
-/**
- * Whether an allow list lets in a peer on the loopback interface: a server that listens only
- * there, with a list that does not, can take no call at all.
- */
-export function allowsLoopback(allow: net.BlockList): boolean {
-  return allow.check('127.0.0.1', 'ipv4') || allow.check('::1', 'ipv6');
-}
-
 /** Why a connection was turned away. */
 export type RefusalReason = 'not-allowed' | 'unauthorized' | 'max-calls' | 'server-closing';
 

@@ -67,10 +67,12 @@ describe('server options (echo, record, play, inspect)', () => {
     };
     assert.match(
       await stderrOf('10.0.0.1'),
-      /^audiosocket echo: warning: --allow 10\.0\.0\.1 can match no caller: the server listens on 127\.0\.0\.1, .*add 127\.0\.0\.1 to --allow/m,
+      /^audiosocket echo: warning: --allow 10\.0\.0\.1 can match no caller: the server listens on 127\.0\.0\.1, so every caller comes from 127\.0\.0\.1; add 127\.0\.0\.1 to --allow/m,
     );
     assert.doesNotMatch(await stderrOf('10.0.0.1,127.0.0.1'), /can match no caller/);
-    assert.doesNotMatch(await stderrOf('::1'), /can match no caller/);
+    assert.doesNotMatch(await stderrOf('127.0.0.0/8'), /can match no caller/);
+    // Callers of 127.0.0.1 come from 127.0.0.1, never from ::1.
+    assert.match(await stderrOf('::1'), /--allow ::1 can match no caller: the server listens on 127\.0\.0\.1/);
   });
 
   test("--frame-ms must be one of Asterisk's frame sizes", async () => {
@@ -139,8 +141,14 @@ describe('server options (echo, record, play, inspect)', () => {
   });
 
   test('options before the command: the order that works', async () => {
-    await usageError(['--port', '45090', 'echo', '--quiet'], /options go after the command, as in: audiosocket echo --port 45090 --quiet$/);
-    await usageError(['--quiet'], /options go after the command, as in: audiosocket echo --port 9092$/);
+    await usageError(
+      ['--port', '45090', 'echo', '--quiet'],
+      /"--port" comes before a command; options go after it, as in: audiosocket echo --port 45090 --quiet$/,
+    );
+    await usageError(
+      ['--port', '45090'],
+      /"--port" comes before a command; options go after it, as in: audiosocket <command> --port 45090 \(commands are echo, record, play, inspect, gateway, call\)$/,
+    );
   });
 });
 
@@ -307,6 +315,14 @@ describe('call: every option is checked before dialling', () => {
     const lines = r.err.split('\n').filter((l) => l.length > 0);
     assert.equal(lines.length, 1, r.err);
     assert.match(lines[0]!, new RegExp(`ECONNREFUSED.*is a server listening there\\? \\(try: audiosocket echo --port ${port}\\)`));
+    // Another loopback address: the server must be told to listen there.
+    const other = await runCli(['call', `127.0.0.2:${port}`]);
+    assert.match(other.err, new RegExp(`is a server listening there\\? \\(try: audiosocket echo --host 127\\.0\\.0\\.2 --port ${port}\\)`));
+    await usageError(
+      ['call', '--websocket', `127.0.0.2:${port}`, '--host', '127.0.0.1'],
+      /names host 127\.0\.0\.2 but --host says 127\.0\.0\.1/,
+    );
+    await usageError(['call', '--websocket', `ws://127.0.0.2:${port}/media`, '--host', '127.0.0.1'], /--host with a --websocket URL/);
     const q = await runCli(['call', '-q', `127.0.0.1:${port}`]);
     assert.match(q.out, /^1 call\(s\) in [\d.]+ s: 0 connected, 1 failed, 0 refused, 0 violation\(s\)\n$/);
   });

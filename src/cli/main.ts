@@ -56,8 +56,10 @@ async function main(argv: string[]): Promise<void> {
     // Options before the command (`audiosocket --port 9000 echo`): show the order that works.
     const at = argv.findIndex((a) => Object.hasOwn(commands, a));
     const fixed =
-      at < 0 ? 'audiosocket echo --port 9092' : ['audiosocket', argv[at], ...argv.slice(0, at), ...argv.slice(at + 1)].join(' ');
-    usageError(`audiosocket: options go after the command, as in: ${fixed}`, 'audiosocket');
+      at < 0
+        ? `audiosocket <command> ${argv.join(' ')} (commands are ${Object.keys(commands).join(', ')})`
+        : ['audiosocket', argv[at], ...argv.slice(0, at), ...argv.slice(at + 1)].join(' ');
+    usageError(`audiosocket: ${JSON.stringify(name)} comes before a command; options go after it, as in: ${fixed}`, 'audiosocket');
     return;
   }
   if (command === undefined) {

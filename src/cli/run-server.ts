@@ -15,7 +15,7 @@ import {
   type CallHandler,
   type SpeechEvent,
 } from '../index.js';
-import { allowsLoopback, createAllowList, isLoopback } from '../admission.js';
+import { createAllowList, isLoopback } from '../admission.js';
 import { serveMetrics, type MetricsEndpoint } from './metrics.js';
 import { serveMonitor, type MonitorServer } from '../monitor/http.js';
 import { readTlsFiles, UsageError, type CommonServerArgs } from './options.js';
@@ -254,14 +254,17 @@ export async function runServer(
     throw cannotListen(args.host, args.port, cause);
   }
   // Said before the listening line, so whoever waits for that line has seen it; by one worker.
+  // On a loopback listener every caller comes from the very address it listens on.
   const allow = args.server.allow;
-  const wsHost = args.server.websocket?.host ?? args.host;
-  const firstProcess = !isWorker || cluster.worker?.id === 1;
-  if (firstProcess && allow !== undefined && isLoopback(args.host) && (args.server.websocket === undefined || isLoopback(wsHost))) {
-    if (!allowsLoopback(createAllowList(allow))) {
+  if (allow !== undefined && (!isWorker || cluster.worker?.id === 1)) {
+    const list = createAllowList(allow);
+    const listeners = [address, server.websocketAddress()].filter((a): a is net.AddressInfo => a !== null);
+    const shut = listeners.filter((a) => isLoopback(a.address) && !list.check(a.address, a.family === 'IPv6' ? 'ipv6' : 'ipv4'));
+    if (shut.length === listeners.length) {
+      const at = shut[0]!.address;
       output.warn(
-        `--allow ${String(allow)} can match no caller: the server listens on ${args.host}, where every caller comes from the loopback ` +
-          'interface; add 127.0.0.1 to --allow, or listen on another address with --host',
+        `--allow ${String(allow)} can match no caller: the server listens on ${at}, so every caller comes from ${at}; ` +
+          `add ${at} to --allow, or listen on another address with --host`,
       );
     }
   }

@@ -5,8 +5,7 @@
  */
 import { randomUUID } from 'node:crypto';
 import { connect, Kind, type AsteriskClient, type AudioKind } from '../../index.js';
-import { isLoopback } from '../../admission.js';
-import { newLeg, recordingDecoder, runCalls, reportTotals, type CallPlan, type Leg } from './call-run.js';
+import { newLeg, recordingDecoder, refusedHint, runCalls, reportTotals, type CallPlan, type Leg } from './call-run.js';
 
 function allZero(b: Uint8Array): boolean {
   for (let i = 0; i < b.length; i++) if (b[i] !== 0) return false;
@@ -84,9 +83,7 @@ export async function callAudioSocket(
     hint: (err) => {
       const cause = (err as Error & { cause?: NodeJS.ErrnoException }).cause?.code;
       return cause === 'ECONNREFUSED'
-        ? isLoopback(host)
-          ? `; is a server listening there? (try: audiosocket echo --port ${port})`
-          : `; is a server listening there, on an address reachable from here? (a server listens on 127.0.0.1 unless started with --host)`
+        ? refusedHint(host, port, 'audiosocket')
         : cause === 'ENOTFOUND' || cause === 'EAI_AGAIN'
           ? '; unknown host name, use an IP address such as 127.0.0.1'
           : '';

@@ -6,6 +6,7 @@
  */
 import { constants as osConstants } from 'node:os';
 import { createConverter, type AudioFormat, type Converter } from '../../index.js';
+import { isLoopback } from '../../admission.js';
 import type { Output } from '../output.js';
 import { IntervalStats } from '../stats.js';
 import { finishRecordings, LazyWavRecorder } from '../recorder.js';
@@ -68,6 +69,22 @@ export interface Leg<C extends Dialled> {
  * For a G.711 channel (`--format ulaw|alaw`), a converter of what the channel hears to the slin
  * 8 kHz recordings are written in; `undefined` for slin. One per recorded call.
  */
+/**
+ * What to say when nothing listens at `host:port`: the command that starts a server there, when
+ * that is this machine (a server listens on 127.0.0.1 unless told otherwise), else where to look.
+ */
+export function refusedHint(host: string, port: number, transport: 'audiosocket' | 'websocket'): string {
+  const h = host.replace(/^\[|\]$/g, '');
+  const listen = (at: string | undefined): string =>
+    transport === 'audiosocket'
+      ? `audiosocket echo${at === undefined ? '' : ` --host ${at}`} --port ${port}`
+      : `audiosocket echo --websocket ${at === undefined ? '' : `${at.includes(':') ? `[${at}]` : at}:`}${port}`;
+  // Where a server started with no --host is reached from (0.0.0.0 and :: connect to this machine).
+  if (['127.0.0.1', 'localhost', '0.0.0.0', '::'].includes(h)) return `; is a server listening there? (try: ${listen(undefined)})`;
+  if (isLoopback(h)) return `; is a server listening there? (try: ${listen(h)})`;
+  return '; is a server listening there, on an address reachable from here? (a server listens on 127.0.0.1 unless started with --host)';
+}
+
 export function recordingDecoder(plan: Pick<CallPlan, 'sendFormat'>): Converter | undefined {
   if (plan.sendFormat.encoding === 'slin') return undefined;
   return createConverter(plan.sendFormat, { encoding: 'slin', sampleRate: 8000, channels: 1 });

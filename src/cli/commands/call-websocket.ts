@@ -6,8 +6,7 @@
  */
 import { connectWebSocket, type AsteriskWebSocketClient } from '../../websocket/client.js';
 import { parseHostPort, UsageError } from '../options.js';
-import { isLoopback } from '../../admission.js';
-import { newLeg, recordingDecoder, runCalls, reportTotals, type CallPlan, type Leg } from './call-run.js';
+import { newLeg, recordingDecoder, refusedHint, runCalls, reportTotals, type CallPlan, type Leg } from './call-run.js';
 
 /** Where to call and in which control format. */
 export interface WebSocketTarget {
@@ -38,6 +37,7 @@ export function parseWebSocketTarget(
   }
   if (/^wss?:\/\//i.test(text)) {
     if (o.path !== undefined) throw new UsageError('--websocket-path is for --websocket [HOST:]PORT; put the path in the URL instead');
+    if (o.host !== undefined) throw new UsageError('--host with a --websocket URL: put the host in the URL only');
     let url: URL;
     try {
       url = new URL(text);
@@ -51,6 +51,9 @@ export function parseWebSocketTarget(
   if (/^[a-z][\w+.-]*:\/\//i.test(text)) throw new UsageError(`--websocket: only ws:// and wss:// URLs, got ${JSON.stringify(text)}`);
   if (o.host === '') throw new UsageError('--host is empty; give a host name or address such as 127.0.0.1');
   const { host, port } = parseHostPort('websocket', text, false, o.host ?? '127.0.0.1', 8765);
+  if (o.host !== undefined && host !== o.host) {
+    throw new UsageError(`--websocket ${text} names host ${host} but --host says ${o.host}; give the host once`);
+  }
   const path = o.path ?? '/media';
   if (!path.startsWith('/')) throw new UsageError(`--websocket-path must start with /, got ${JSON.stringify(path)}`);
   return { url: `ws://${host.includes(':') ? `[${host}]` : host}:${port}${path}`, controlFormat };
@@ -95,9 +98,8 @@ export async function callWebSocket(plan: CallPlan, o: { target: WebSocketTarget
     hint: (err) => {
       const cause = (err as Error & { cause?: NodeJS.ErrnoException }).cause;
       if (cause?.code === 'ECONNREFUSED') {
-        return isLoopback(new URL(url).hostname)
-          ? `; is a server listening there? (try: audiosocket echo --websocket ${new URL(url).port || 80})`
-          : '; is a server listening there, on an address reachable from here? (a server listens on 127.0.0.1 unless started with --host)';
+        const { hostname, port } = new URL(url);
+        return refusedHint(hostname, Number(port || 80), 'websocket');
       }
       if (cause?.code === 'EPROTO') {
         return '; use ws:// instead of wss://';

@@ -175,9 +175,9 @@ export async function callCommand(argv: string[]): Promise<void> {
   const host = (v.host as string | undefined) ?? target.host;
   const port = v.port !== undefined ? parsePortOption('port', v.port as string, false) : target.port;
   if (address !== undefined && websocket === undefined) {
-    // Two addresses for one server: say so rather than pick one without a word. (A bare PORT
-    // argument names no host: `--host H 9092` is one address.)
-    const hostClash = v.host !== undefined && !/^\d+$/.test(address) && host !== target.host;
+    // Two addresses for one server: say so rather than pick one without a word. (PORT or :PORT
+    // names no host: `--host H 9092` is one address.)
+    const hostClash = v.host !== undefined && !/^:?\d+$/.test(address) && host !== target.host;
     if (hostClash || port !== target.port) {
       const option = hostClash ? `--host ${host}` : `--port ${port}`;
       throw new UsageError(`the HOST:PORT argument says ${address} but ${option} says otherwise; give the address once`);
