@@ -66,10 +66,6 @@ export interface Leg<C extends Dialled> {
 }
 
 /**
- * For a G.711 channel (`--format ulaw|alaw`), a converter of what the channel hears to the slin
- * 8 kHz recordings are written in; `undefined` for slin. One per recorded call.
- */
-/**
  * What to say when nothing listens at `host:port`: the command that starts a server there, when
  * that is this machine (a server listens on 127.0.0.1 unless told otherwise), else where to look.
  */
@@ -85,6 +81,10 @@ export function refusedHint(host: string, port: number, transport: 'audiosocket'
   return '; is a server listening there, on an address reachable from here? (a server listens on 127.0.0.1 unless started with --host)';
 }
 
+/**
+ * For a G.711 channel (`--format ulaw|alaw`), a converter of what the channel hears to the slin
+ * 8 kHz recordings are written in; `undefined` for slin. One per recorded call.
+ */
 export function recordingDecoder(plan: Pick<CallPlan, 'sendFormat'>): Converter | undefined {
   if (plan.sendFormat.encoding === 'slin') return undefined;
   return createConverter(plan.sendFormat, { encoding: 'slin', sampleRate: 8000, channels: 1 });
