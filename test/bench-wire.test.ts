@@ -1,10 +1,11 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import net from 'node:net';
-import { Decoder, encode, writeHeader, HEADER_BYTES } from '../bench/lib/wire.js';
+import { Decoder, encode, encodeUuid, writeHeader, HEADER_BYTES } from '../bench/lib/wire.js';
 import { Histogram } from '../bench/lib/hist.js';
 import { splitCommand } from '../bench/lib/proc.js';
 import { startFloorEcho } from '../bench/floor-echo.js';
+import { startFloorPacedEcho } from '../bench/floor-paced-echo.js';
 import { runLoad } from '../bench/loadgen.js';
 import { prng } from './audio-helpers.js';
 
@@ -114,6 +115,53 @@ test('floor echo: byte-exact over TCP, 20 calls x 2 s, split writes', async () =
     assert.ok(r.rttMs.count === r.frames.verified && r.rttMs.p50 > 0);
     assert.ok(r.ok);
   } finally {
+    await floor.close();
+  }
+});
+
+test('paced floor echo: byte-exact over TCP, 20 calls x 2 s, coalesced input', async () => {
+  const floor = await startFloorPacedEcho({ host: '127.0.0.1', port: 0 });
+  try {
+    const r = await runLoad({ port: floor.port, calls: 20, durationS: 2, rampS: 0.1, style: 'coalesce', graceMs: 300, dtmfEveryMs: 500 });
+    assert.deepEqual(r.problems, []);
+    assert.equal(r.calls.connected, 20);
+    assert.ok(r.frames.sent >= 20 * 90, `sent ${r.frames.sent}`);
+    assert.equal(r.frames.verified, r.frames.sent);
+    assert.equal(r.frames.lost, 0);
+    assert.equal(r.frames.outOfOrder, 0);
+    assert.equal(r.frames.otherKinds, 0, 'DTMF must not be echoed');
+    assert.ok(r.ok);
+  } finally {
+    await floor.close();
+  }
+});
+
+test('paced floor echo holds a burst to the lead: the fourth of six frames sent at once waits for a later pass', async () => {
+  const floor = await startFloorPacedEcho({ host: '127.0.0.1', port: 0 });
+  const socket = net.connect({ host: '127.0.0.1', port: floor.port, noDelay: true });
+  try {
+    await new Promise<void>((resolve, reject) => socket.once('connect', resolve).once('error', reject));
+    const frames = Array.from({ length: 6 }, (_, i) => encode(0x10, Buffer.alloc(320, i + 1)));
+    const arrivals: Array<{ at: number; frame: Buffer }> = [];
+    const all = new Promise<void>((resolve) => {
+      const decoder = new Decoder((_kind, frame) => {
+        arrivals.push({ at: performance.now(), frame: Buffer.from(frame) });
+        if (arrivals.length === frames.length) resolve();
+      });
+      socket.on('data', (chunk: Buffer) => decoder.push(chunk));
+    });
+    socket.write(Buffer.concat([encodeUuid(Buffer.alloc(16, 7)), ...frames]));
+    await all;
+    assert.deepEqual(
+      arrivals.map((a) => a.frame),
+      frames,
+    );
+    // Three frames (the lead, 60 ms) may leave at once; the fourth starts 60 ms after the first,
+    // so it leaves at the first pass whose slot is more than 40 ms after the first frame left.
+    const wait = arrivals[3]!.at - arrivals[0]!.at;
+    assert.ok(wait >= 30, `fourth echo ${wait.toFixed(1)} ms after the first`);
+  } finally {
+    socket.destroy();
     await floor.close();
   }
 });
