@@ -12,16 +12,10 @@
  */
 import net from 'node:net';
 import { parseArgs } from 'node:util';
-import { pathToFileURL } from 'node:url';
 import { Decoder, isAudioKind } from './lib/wire.js';
+import { listenFloor, portOption, runIfMain, serveUntilSignal, type ListeningFloor } from './lib/floor-server.js';
 
-export interface FloorEcho {
-  server: net.Server;
-  host: string;
-  port: number;
-  /** Stop listening and destroy every open connection. */
-  close(): Promise<void>;
-}
+export type FloorEcho = ListeningFloor;
 
 export interface FloorEchoOptions {
   host?: string;
@@ -59,23 +53,7 @@ export function startFloorEcho(opts: FloorEchoOptions = {}): Promise<FloorEcho> 
     socket.on('close', () => sockets.delete(socket));
     handleConnection(socket, opts.mutate);
   });
-  return new Promise((resolve, reject) => {
-    server.once('error', reject);
-    server.listen({ host, port: opts.port ?? 0, backlog: 4096 }, () => {
-      server.off('error', reject);
-      const addr = server.address() as net.AddressInfo;
-      resolve({
-        server,
-        host,
-        port: addr.port,
-        close: () =>
-          new Promise<void>((res) => {
-            for (const s of sockets) s.destroy();
-            server.close(() => res());
-          }),
-      });
-    });
-  });
+  return listenFloor(server, sockets, host, opts.port ?? 0);
 }
 
 async function main(): Promise<void> {
@@ -90,21 +68,8 @@ async function main(): Promise<void> {
     process.stdout.write('usage: node build/bench/floor-echo.js [--host 127.0.0.1] [--port 9092]\n');
     return;
   }
-  const port = Number(values.port);
-  if (!Number.isInteger(port) || port < 0 || port > 65535) throw new RangeError(`bad --port ${values.port}`);
-  const floor = await startFloorEcho({ host: values.host, port });
-  process.stdout.write(`listening ${floor.host}:${floor.port}\n`);
-  const stop = (): void => {
-    void floor.close().then(() => process.exit(0));
-    setTimeout(() => process.exit(0), 1000).unref();
-  };
-  process.once('SIGINT', stop);
-  process.once('SIGTERM', stop);
+  const floor = await startFloorEcho({ host: values.host, port: portOption(values.port) });
+  serveUntilSignal(floor);
 }
 
-if (import.meta.url === pathToFileURL(process.argv[1] ?? '').href) {
-  main().catch((err: unknown) => {
-    process.stderr.write(`floor-echo: ${err instanceof Error ? err.message : String(err)}\n`);
-    process.exit(1);
-  });
-}
+runIfMain(import.meta.url, 'floor-echo', main);

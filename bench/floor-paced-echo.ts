@@ -13,26 +13,26 @@
  * statistics, no limits, no G.711 check: a reference point for `echo-compare --floor`, not a server
  * to deploy.
  *
+ * Simpler than the library where an echo under a steady load does not need it: no keep-alive
+ * before the first echo (the library sends it once `graceFrames` have passed); no pass woken when
+ * `noteInput` moves a talk spurt back; quiet time counted up to the pass's slot (the library counts
+ * a stalled loop's time as not seen); a late pass serves the slot it was armed for, not the latest
+ * passed; a message longer than a frame is sent whole, not cut.
+ *
  * CLI: node build/bench/floor-paced-echo.js --host 127.0.0.1 --port 9092
  * Prints "listening host:port" on stdout once bound. Stops on SIGINT/SIGTERM.
  */
 import net from 'node:net';
 import { performance } from 'node:perf_hooks';
 import { parseArgs } from 'node:util';
-import { pathToFileURL } from 'node:url';
 import { DEFAULT_PACING, Pacer, type PacingParameters } from '#lib/outbound/pacer.js';
 import { Decoder, HEADER_BYTES, audioRate, encode } from './lib/wire.js';
+import { listenFloor, portOption, runIfMain, serveUntilSignal, type ListeningFloor } from './lib/floor-server.js';
 
 const FRAME_MS = 20;
 const PACING: PacingParameters = { ...DEFAULT_PACING, frameMs: FRAME_MS };
 
-export interface FloorPacedEcho {
-  server: net.Server;
-  host: string;
-  port: number;
-  /** Stop listening, stop the timer and destroy every open connection. */
-  close(): Promise<void>;
-}
+export type FloorPacedEcho = ListeningFloor;
 
 /** One call: its pacer, the messages it holds back, and its slot in the timer's table. */
 class PacedCall {
@@ -178,24 +178,7 @@ export function startFloorPacedEcho(opts: { host?: string; port?: number } = {})
       timer.remove(call);
     });
   });
-  return new Promise((resolve, reject) => {
-    server.once('error', reject);
-    server.listen({ host, port: opts.port ?? 0, backlog: 4096 }, () => {
-      server.off('error', reject);
-      const addr = server.address() as net.AddressInfo;
-      resolve({
-        server,
-        host,
-        port: addr.port,
-        close: () =>
-          new Promise<void>((res) => {
-            timer.stop();
-            for (const s of sockets) s.destroy();
-            server.close(() => res());
-          }),
-      });
-    });
-  });
+  return listenFloor(server, sockets, host, opts.port ?? 0, () => timer.stop());
 }
 
 async function main(): Promise<void> {
@@ -210,21 +193,8 @@ async function main(): Promise<void> {
     process.stdout.write('usage: node build/bench/floor-paced-echo.js [--host 127.0.0.1] [--port 9092]\n');
     return;
   }
-  const port = Number(values.port);
-  if (!Number.isInteger(port) || port < 0 || port > 65535) throw new RangeError(`bad --port ${values.port}`);
-  const floor = await startFloorPacedEcho({ host: values.host, port });
-  process.stdout.write(`listening ${floor.host}:${floor.port}\n`);
-  const stop = (): void => {
-    void floor.close().then(() => process.exit(0));
-    setTimeout(() => process.exit(0), 1000).unref();
-  };
-  process.once('SIGINT', stop);
-  process.once('SIGTERM', stop);
+  const floor = await startFloorPacedEcho({ host: values.host, port: portOption(values.port) });
+  serveUntilSignal(floor);
 }
 
-if (import.meta.url === pathToFileURL(process.argv[1] ?? '').href) {
-  main().catch((err: unknown) => {
-    process.stderr.write(`floor-paced-echo: ${err instanceof Error ? err.message : String(err)}\n`);
-    process.exit(1);
-  });
-}
+runIfMain(import.meta.url, 'floor-paced-echo', main);

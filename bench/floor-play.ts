@@ -15,7 +15,7 @@
 import net from 'node:net';
 import { readFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
-import { pathToFileURL } from 'node:url';
+import { listenFloor, portOption, runIfMain, serveUntilSignal, type ListeningFloor } from './lib/floor-server.js';
 
 const FRAME_MS = 20;
 const PAYLOAD = 320;
@@ -55,11 +55,7 @@ interface Listener {
   sent: number;
 }
 
-export interface FloorPlay {
-  host: string;
-  port: number;
-  close(): Promise<void>;
-}
+export type FloorPlay = ListeningFloor;
 
 export function startFloorPlay(pcm: Buffer, opts: { host?: string; port?: number } = {}): Promise<FloorPlay> {
   const { framed, frames } = framePrompt(pcm);
@@ -105,22 +101,8 @@ export function startFloorPlay(pcm: Buffer, opts: { host?: string; port?: number
       if (listener !== null) live.delete(listener);
     });
   });
-  return new Promise((resolve, reject) => {
-    server.once('error', reject);
-    server.listen({ host, port: opts.port ?? 0, backlog: 4096 }, () => {
-      server.off('error', reject);
-      const addr = server.address() as net.AddressInfo;
-      resolve({
-        host,
-        port: addr.port,
-        close: () =>
-          new Promise<void>((res) => {
-            if (timer !== null) clearTimeout(timer);
-            for (const s of sockets) s.destroy();
-            server.close(() => res());
-          }),
-      });
-    });
+  return listenFloor(server, sockets, host, opts.port ?? 0, () => {
+    if (timer !== null) clearTimeout(timer);
   });
 }
 
@@ -137,21 +119,8 @@ async function main(): Promise<void> {
     process.stdout.write('usage: node build/bench/floor-play.js --wav FILE [--host 127.0.0.1] [--port 9092]\n');
     return;
   }
-  const port = Number(values.port);
-  if (!Number.isInteger(port) || port < 0 || port > 65535) throw new RangeError(`bad --port ${values.port}`);
-  const floor = await startFloorPlay(wavData(readFileSync(values.wav)), { host: values.host, port });
-  process.stdout.write(`listening ${floor.host}:${floor.port}\n`);
-  const stop = (): void => {
-    void floor.close().then(() => process.exit(0));
-    setTimeout(() => process.exit(0), 1000).unref();
-  };
-  process.once('SIGINT', stop);
-  process.once('SIGTERM', stop);
+  const floor = await startFloorPlay(wavData(readFileSync(values.wav)), { host: values.host, port: portOption(values.port) });
+  serveUntilSignal(floor);
 }
 
-if (import.meta.url === pathToFileURL(process.argv[1] ?? '').href) {
-  main().catch((err: unknown) => {
-    process.stderr.write(`floor-play: ${err instanceof Error ? err.message : String(err)}\n`);
-    process.exit(1);
-  });
-}
+runIfMain(import.meta.url, 'floor-play', main);
