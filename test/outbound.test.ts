@@ -200,9 +200,9 @@ describe('Outbound: the three write patterns of a voice bot', () => {
 
 describe('Outbound: echo (audio written as it arrives)', () => {
   /** Echoes frames that "arrive" per `arrivals` (ms of each batch of `per` frames); returns write and send times. */
-  async function echo(arrivals: number[], per: number, opts: { stallAt?: number; stallMs?: number } = {}) {
+  async function echo(arrivals: number[], per: number, opts: { stallAt?: number; stallMs?: number; setup?: Setup } = {}) {
     const clock = new ManualClock(0);
-    const s = setup({}, clock);
+    const s = setup(opts.setup ?? {}, clock);
     s.out.start();
     const written: Array<{ at: number; seq: number }> = [];
     let seq = 0;
@@ -330,6 +330,19 @@ describe('Outbound: echo (audio written as it arrives)', () => {
     assert.deepEqual(delays.slice(after), new Array(delays.length - after).fill(0), 'the echo is instant again');
     // The echo took the slots the stall left empty (480-600), no others: every audio sent,
     // silence included, within the lead of the wall clock since the call's first message.
+    assertPaced(sent, 0, true);
+  });
+
+  test('input that starts in a burst after the late pass sent the call its first message, one silence frame: nothing before that message', async () => {
+    // No keep-alive kind until the grace has passed; our loop stalls from 1 to 100 ms, so the
+    // late pass sends the call's first message (silence for slot 100), then the five frames due
+    // meanwhile are read at once.
+    const arrivals = Array.from({ length: 60 }, (_, k) => Math.max(100, 10 + k * 20));
+    const { sent, echoed } = await echo(arrivals, 1, { stallAt: 1, stallMs: 99, setup: { keepAliveKind: undefined } });
+    assert.equal(echoed.length, 60);
+    assert.ok(isSilence(sent[0]!) && sent[0]!.at === 100, 'the first message is the late pass\'s silence');
+    // The spurt may take that silence's slot (silence yields), not slots before it: all audio
+    // stays within the lead, and one silence frame's tail, of the wall clock since it.
     assertPaced(sent, 0, true);
   });
 

@@ -30,7 +30,8 @@
  *   of the burst. A talk spurt that begins within such a burst (an echo answering it) moves
  *   back on the timeline towards where the burst's first message was due, into the slots left
  *   empty before it (never over audio or silence already sent, and not at all at the very
- *   start of the call's stream): it owes that lateness and makes it up as above, instead of
+ *   start of the call's stream, where at most the one silence frame it starts over went
+ *   before it): it owes that lateness and makes it up as above, instead of
  *   playing the burst at real time behind a delay that would last the whole call. Audio
  *   already under way is not moved (a prompt is not an answer to input that happens to come
  *   in a burst).
@@ -190,7 +191,8 @@ export class Pacer {
       // Nothing sent before: the spurt starts the stream and stays where it is.
       this.#spurtFloor = this.#end === -Infinity ? start : Math.min(start, this.#silenceTail ? this.#endBeforeSilence : this.#end);
     }
-    if (silence) this.#endBeforeSilence = this.#end;
+    // Silence as the stream's first message: a spurt may take its slot, none before it.
+    if (silence) this.#endBeforeSilence = this.#end === -Infinity ? start : this.#end;
     this.#end = Math.max(this.#end, start + durationMs);
     this.#silenceTail = silence;
     // Silence is charged at its slot, as it takes its slot on the timeline: a late pass's
