@@ -340,7 +340,7 @@ describe('Outbound: echo (audio written as it arrives)', () => {
     const arrivals = Array.from({ length: 60 }, (_, k) => Math.max(100, 10 + k * 20));
     const { sent, echoed } = await echo(arrivals, 1, { stallAt: 1, stallMs: 99, setup: { keepAliveKind: undefined } });
     assert.equal(echoed.length, 60);
-    assert.ok(isSilence(sent[0]!) && sent[0]!.at === 100, 'the first message is the late pass\'s silence');
+    assert.ok(isSilence(sent[0]!) && sent[0]!.at === 100, "the first message is the late pass's silence");
     // The spurt may take that silence's slot (silence yields), not slots before it: all audio
     // stays within the lead, and one silence frame's tail, of the wall clock since it.
     assertPaced(sent, 0, true);
