@@ -11,9 +11,8 @@
  * Prints "listening host:port" on stdout once bound. Stops on SIGINT/SIGTERM.
  */
 import net from 'node:net';
-import { parseArgs } from 'node:util';
 import { Decoder, isAudioKind } from './lib/wire.js';
-import { listenFloor, portOption, runIfMain, serveUntilSignal, type ListeningFloor } from './lib/floor-server.js';
+import { listenFloor, runFloorCli, type ListeningFloor } from './lib/floor-server.js';
 
 export type FloorEcho = ListeningFloor;
 
@@ -56,20 +55,4 @@ export function startFloorEcho(opts: FloorEchoOptions = {}): Promise<FloorEcho> 
   return listenFloor(server, sockets, host, opts.port ?? 0);
 }
 
-async function main(): Promise<void> {
-  const { values } = parseArgs({
-    options: {
-      host: { type: 'string', default: '127.0.0.1' },
-      port: { type: 'string', default: '9092' },
-      help: { type: 'boolean', short: 'h', default: false },
-    },
-  });
-  if (values.help) {
-    process.stdout.write('usage: node build/bench/floor-echo.js [--host 127.0.0.1] [--port 9092]\n');
-    return;
-  }
-  const floor = await startFloorEcho({ host: values.host, port: portOption(values.port) });
-  serveUntilSignal(floor);
-}
-
-runIfMain(import.meta.url, 'floor-echo', main);
+runFloorCli(import.meta.url, 'floor-echo', (host, port) => startFloorEcho({ host, port }));

@@ -24,10 +24,9 @@
  */
 import net from 'node:net';
 import { performance } from 'node:perf_hooks';
-import { parseArgs } from 'node:util';
 import { DEFAULT_PACING, Pacer, type PacingParameters } from '#lib/outbound/pacer.js';
 import { Decoder, HEADER_BYTES, audioRate, encode } from './lib/wire.js';
-import { listenFloor, portOption, runIfMain, serveUntilSignal, type ListeningFloor } from './lib/floor-server.js';
+import { listenFloor, runFloorCli, type ListeningFloor } from './lib/floor-server.js';
 
 const FRAME_MS = 20;
 const PACING: PacingParameters = { ...DEFAULT_PACING, frameMs: FRAME_MS };
@@ -181,20 +180,4 @@ export function startFloorPacedEcho(opts: { host?: string; port?: number } = {})
   return listenFloor(server, sockets, host, opts.port ?? 0, () => timer.stop());
 }
 
-async function main(): Promise<void> {
-  const { values } = parseArgs({
-    options: {
-      host: { type: 'string', default: '127.0.0.1' },
-      port: { type: 'string', default: '9092' },
-      help: { type: 'boolean', short: 'h', default: false },
-    },
-  });
-  if (values.help) {
-    process.stdout.write('usage: node build/bench/floor-paced-echo.js [--host 127.0.0.1] [--port 9092]\n');
-    return;
-  }
-  const floor = await startFloorPacedEcho({ host: values.host, port: portOption(values.port) });
-  serveUntilSignal(floor);
-}
-
-runIfMain(import.meta.url, 'floor-paced-echo', main);
+runFloorCli(import.meta.url, 'floor-paced-echo', (host, port) => startFloorPacedEcho({ host, port }));

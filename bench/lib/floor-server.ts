@@ -5,6 +5,7 @@
  */
 import type net from 'node:net';
 import { pathToFileURL } from 'node:url';
+import { parseArgs } from 'node:util';
 
 export interface ListeningFloor {
   server: net.Server;
@@ -69,5 +70,30 @@ export function runIfMain(moduleUrl: string, name: string, main: () => Promise<v
   main().catch((err: unknown) => {
     process.stderr.write(`${name}: ${err instanceof Error ? err.message : String(err)}\n`);
     process.exit(1);
+  });
+}
+
+/**
+ * The whole command line of a floor that takes only `--host` and `--port`: runs when `moduleUrl`
+ * is the script node was started with.
+ */
+export function runFloorCli(
+  moduleUrl: string,
+  name: string,
+  start: (host: string, port: number) => Promise<Pick<ListeningFloor, 'host' | 'port' | 'close'>>,
+): void {
+  runIfMain(moduleUrl, name, async () => {
+    const { values } = parseArgs({
+      options: {
+        host: { type: 'string', default: '127.0.0.1' },
+        port: { type: 'string', default: '9092' },
+        help: { type: 'boolean', short: 'h', default: false },
+      },
+    });
+    if (values.help) {
+      process.stdout.write(`usage: node build/bench/${name}.js [--host 127.0.0.1] [--port 9092]\n`);
+      return;
+    }
+    serveUntilSignal(await start(values.host, portOption(values.port)));
   });
 }
