@@ -103,7 +103,7 @@ export class Pacer {
   #spurtStart = -Infinity;
   /** How far back the spurt may move: the end of what was sent before it (slots left empty may be taken, no others). */
   #spurtFloor = -Infinity;
-  /** Where the timeline ended before the last message, if that was silence. */
+  /** Where the timeline ended before the last message, if that was silence (its own start if it was the first message). */
   #endBeforeSilence = -Infinity;
   #forgottenMs = 0;
   readonly inputWaitMs: number;
@@ -191,7 +191,6 @@ export class Pacer {
       // Nothing sent before: the spurt starts the stream and stays where it is.
       this.#spurtFloor = this.#end === -Infinity ? start : Math.min(start, this.#silenceTail ? this.#endBeforeSilence : this.#end);
     }
-    // Silence as the stream's first message: a spurt may take its slot, none before it.
     if (silence) this.#endBeforeSilence = this.#end === -Infinity ? start : this.#end;
     this.#end = Math.max(this.#end, start + durationMs);
     this.#silenceTail = silence;
