@@ -6,6 +6,7 @@
 import { test, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
 import { once } from 'node:events';
+import net from 'node:net';
 import WebSocket from 'ws';
 import { createServer, ErrorCodes, type Call, type CallWarning, type ServerOptions } from '#lib/index.js';
 import { connectWebSocket, type AsteriskWebSocketClient, type WebSocketConnectOptions } from '#lib/websocket/client.js';
@@ -203,4 +204,36 @@ test('a peer that never reads: that call ends with ERR_AUDIOSOCKET_PEER_NOT_READ
   assert.equal(end.stats.droppedOut, 0);
   assert.ok(end.stats.unsentMs > 0, `${end.stats.unsentMs} ms unsent`);
   await stillEchoes(other.client);
+});
+
+test('what is not a WebSocket on the chan_websocket port is a failed handshake: plain HTTP gets 426, an AudioSocket client 400; a call goes on', async (t) => {
+  const { server, url, dial } = await serve(t);
+  const { client } = await dial();
+  const port = server.websocketAddress()!.port;
+  const failures: Array<{ reason: string; url?: string; error?: Error }> = [];
+  server.on('handshakeFailed', (f) => failures.push(f));
+
+  const res = await fetch(url.replace('ws:', 'http:'));
+  assert.equal(res.status, 426);
+  await res.text();
+  await until(() => failures.length === 1, 'the plain request reported');
+  assert.equal(failures[0]!.reason, 'not-websocket');
+  assert.equal(failures[0]!.url, '/media');
+  assert.match(failures[0]!.error!.message, /without a WebSocket upgrade/);
+
+  // AudioSocket() pointed at this port: its UUID message, then audio.
+  const socket = net.connect({ host: '127.0.0.1', port });
+  t.after(() => socket.destroy());
+  await once(socket, 'connect');
+  const received: Buffer[] = [];
+  socket.on('data', (d: Buffer) => received.push(d));
+  socket.write(Buffer.concat([Buffer.from([0x01, 0x00, 0x10]), Buffer.alloc(16, 7), Buffer.from([0x10, 0x01, 0x40]), Buffer.alloc(320)]));
+  await once(socket, 'close');
+  assert.match(Buffer.concat(received).toString('latin1'), /^HTTP\/1\.1 400 /);
+  await until(() => failures.length === 2, 'the AudioSocket client reported');
+  assert.equal(failures[1]!.reason, 'not-websocket');
+  assert.equal(failures[1]!.url, '');
+  assert.match(failures[1]!.error!.message, /AudioSocket port/);
+  assert.equal(server.stats.handshakeFailures, 2);
+  await stillEchoes(client);
 });

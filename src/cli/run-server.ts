@@ -190,7 +190,7 @@ export async function runServer(
   }
   server.on('handshakeFailed', (f) => {
     const hint = f.reason === 'closed-before-uuid' ? ' (normal if a Dial was abandoned; for AudioSocket() put Answer() before it)' : '';
-    const what = f.transport === 'websocket' ? `chan_websocket ${f.url} ` : '';
+    const what = f.transport === 'websocket' ? `chan_websocket ${f.url === '' ? '' : `${f.url} `}` : '';
     output.event(
       'handshakeFailed',
       { ...f, error: f.error?.message },

@@ -94,6 +94,9 @@ export interface MediaHandshakeFailure {
    * Before the upgrade (answered with an HTTP error):
    * - `subprotocol` (400): the request did not offer `media`.
    * - `path` (404): another path than the configured one.
+   * - `not-websocket` (on the server's own listener): an HTTP request without a WebSocket
+   *   upgrade (answered 426), or bytes that are not HTTP at all (answered 400; an AudioSocket
+   *   client's, `AudioSocket()` pointed at this port, is named as such); `url` is empty then.
    * (Refusals by admission, 401, 403 and 503, are `connectionRejected` events.)
    *
    * After the upgrade (WebSocket closed):
@@ -101,7 +104,7 @@ export interface MediaHandshakeFailure {
    * - `timeout`: no MEDIA_START within `handshakeTimeout` (closed with 1002).
    * - `protocol-error`: binary data, another event or a malformed message before MEDIA_START (closed with 1002).
    */
-  reason: 'subprotocol' | 'path' | 'closed-before-start' | 'timeout' | 'protocol-error';
+  reason: 'subprotocol' | 'path' | 'not-websocket' | 'closed-before-start' | 'timeout' | 'protocol-error';
   remoteAddress: string;
   remotePort: number;
   url: string;
@@ -154,6 +157,8 @@ const STATUS_TEXT: Record<number, string> = {
   401: 'Unauthorized',
   403: 'Forbidden',
   404: 'Not Found',
+  408: 'Request Timeout',
+  431: 'Request Header Fields Too Large',
   503: 'Service Unavailable',
 };
 
@@ -365,7 +370,19 @@ export class WebSocketMediaServer extends EventEmitter<MediaServerEvents> {
     if (this.#http || this.#attached) throw audioSocketError(ErrorCodes.INVALID_ARGUMENT, 'the server is already listening or attached');
     const host = options.host ?? this.#options.host ?? '127.0.0.1';
     const port = options.port ?? this.#options.port ?? 8765;
-    const answer = (_req: IncomingMessage, res: http.ServerResponse): void => {
+    const answer = (req: IncomingMessage, res: http.ServerResponse): void => {
+      const peer = peerOf(req);
+      this.#failed({
+        reason: 'not-websocket',
+        remoteAddress: peer.remoteAddress,
+        remotePort: peer.remotePort,
+        url: peer.url,
+        error: audioSocketError(
+          ErrorCodes.PROTOCOL,
+          `an HTTP ${req.method ?? ''} request without a WebSocket upgrade (answered 426): chan_websocket's ` +
+            'client asks for "Upgrade: websocket" with subprotocol "media"',
+        ),
+      });
       res.writeHead(426, { 'Content-Type': 'text/plain', Upgrade: 'websocket', Connection: 'Upgrade' });
       res.end('chan_websocket media server: WebSocket upgrade with subprotocol "media" required\n');
     };
@@ -376,6 +393,7 @@ export class WebSocketMediaServer extends EventEmitter<MediaServerEvents> {
       : http.createServer(answer);
     this.#http = server;
     server.on('upgrade', this.#onUpgrade);
+    server.on('clientError', this.#onClientError);
     this.#cutSlowRequests(server);
     await new Promise<void>((resolve, reject) => {
       const onError = (err: Error): void => {
@@ -424,6 +442,38 @@ export class WebSocketMediaServer extends EventEmitter<MediaServerEvents> {
   }
 
   readonly #upgrading = new WeakMap<Duplex, () => void>();
+
+  /**
+   * Node's `clientError` on our own listener, answered as Node's default does (431 for oversized
+   * headers, 408 for a timeout, else 400, and only before anything was written). Bytes that are
+   * not HTTP at all are also reported as a failed handshake (`not-websocket`); an AudioSocket
+   * client (`AudioSocket()` pointed at this port) is named as such.
+   */
+  readonly #onClientError = (err: Error & { code?: string; rawPacket?: Buffer }, socket: Duplex): void => {
+    const tcp = socket as Socket;
+    const code = err.code ?? '';
+    const status = code === 'HPE_HEADER_OVERFLOW' ? 431 : code === 'ERR_HTTP_REQUEST_TIMEOUT' ? 408 : 400;
+    if (status === 400 && code.startsWith('HPE_') && tcp.writable) {
+      const raw = err.rawPacket;
+      // The AudioSocket UUID message begins 01 00 10 (kind 0x01, length 16).
+      const audioSocket = raw !== undefined && raw.length >= 3 && raw[0] === 0x01 && raw[1] === 0x00 && raw[2] === 0x10;
+      this.#failed({
+        reason: 'not-websocket',
+        remoteAddress: tcp.remoteAddress ?? '',
+        remotePort: tcp.remotePort ?? 0,
+        url: '',
+        error: audioSocketError(
+          ErrorCodes.PROTOCOL,
+          audioSocket
+            ? 'an AudioSocket client (its UUID message) on the chan_websocket port: AudioSocket() and Dial(AudioSocket/...) belong on the AudioSocket port'
+            : `not an HTTP request (${code}): chan_websocket opens a WebSocket with an HTTP upgrade`,
+          err,
+        ),
+      });
+    }
+    if (tcp.writable && tcp.bytesWritten === 0) rejectUpgrade(socket, status, STATUS_TEXT[status] ?? 'Bad Request');
+    else socket.destroy();
+  };
 
   /**
    * Handles one HTTP upgrade (for `noServer` use: call it from your server's `upgrade` event).

@@ -101,6 +101,9 @@ export async function callWebSocket(plan: CallPlan, o: { target: WebSocketTarget
         const { hostname, port } = new URL(url);
         return refusedHint(hostname, Number(port || 80), 'websocket');
       }
+      if (cause?.code === 'ENOTFOUND' || cause?.code === 'EAI_AGAIN') {
+        return '; unknown host name, use an IP address such as 127.0.0.1';
+      }
       if (cause?.code === 'EPROTO') {
         return '; use ws:// instead of wss://';
       }
