@@ -240,6 +240,8 @@ async function runScenario(s: Scenario): Promise<void> {
     let writeIndex = 0;
     let ended = false;
     let flushed = false;
+    /** The kind of the sample the last write ended inside, if it did. */
+    let partialKind: number | undefined;
 
     for (const op of s.ops) {
       switch (op.t) {
@@ -249,8 +251,10 @@ async function runScenario(s: Scenario): Promise<void> {
             const len = resolveLen(op.len, kind, s.frameMs);
             const idx = writeIndex++;
             const payload = writePayload(len, idx);
-            // Any length of whole samples is accepted (the queue cuts it into frames); empty sends nothing.
-            const valid = isAudioKind(kind) && len % 2 === 0;
+            // Any length is accepted (the queue cuts it into frames; a sample split across writes
+            // waits for its other byte), unless the last write ended inside a sample of another
+            // kind. Empty sends nothing.
+            const valid = isAudioKind(kind) && (partialKind === undefined || partialKind === kind);
             const before = call.stats;
             let error: unknown;
             try {
@@ -272,6 +276,7 @@ async function runScenario(s: Scenario): Promise<void> {
             } else {
               assert.equal(error, undefined, `write(${len} B, kind ${kind}) is accepted`);
               if (len >= 8) accepted.push(idx);
+              if (len % 2 === 1) partialKind = partialKind === undefined ? kind : undefined;
             }
           }
           break;
@@ -316,6 +321,7 @@ async function runScenario(s: Scenario): Promise<void> {
         }
         case 'flush':
           flushed = true;
+          partialKind = undefined;
           assert.equal(typeof call.flush(), 'number');
           break;
         case 'mark':

@@ -7,7 +7,7 @@
  */
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { systemClock, type Call, type Clock } from '#lib/index.js';
+import { ErrorCodes, systemClock, type Call, type Clock } from '#lib/index.js';
 import { allZero, rawCall, startServer, within, type Cleanup } from './fault-helpers.js';
 import { until } from './helpers.js';
 
@@ -128,4 +128,34 @@ describe('write() of text-to-speech over TCP: everything arrives, in real time',
     assert.ok(sent[0]!.at - writtenAt < 20, 'it starts at once');
     assertRealTime(sent, 1000);
   });
+});
+
+test('write() takes any length, as from an HTTP body: a sample split across writes arrives whole and in order', async (t) => {
+  const audio = speech(400, 7);
+  // Pieces that end inside samples (odd lengths), and a piece of one byte.
+  const cuts = [1, 333, 7, 1, 998, 640, 3, 1217];
+  let mixed: unknown;
+  const { raw, received, sent, end } = await botCall(t, async (call) => {
+    let off = 0;
+    for (const n of cuts) {
+      call.write(audio.subarray(off, off + n));
+      off += n;
+      if (off === 1 + 333 + 7) {
+        // The write ended inside a sample: the next must be the same format.
+        try {
+          call.write(Buffer.alloc(2), 'slin16');
+        } catch (err) {
+          mixed = err;
+        }
+      }
+    }
+    call.write(audio.subarray(off));
+    await call.drained();
+  });
+  assert.equal((mixed as { code?: string }).code, ErrorCodes.INVALID_MESSAGE);
+  assert.match((mixed as Error).message, /inside a slin sample \(1 of its 2 bytes\): write the rest of it before writing slin16/);
+  assert.deepEqual(raw.violations, [], 'every message Asterisk got was whole samples');
+  assert.ok(received.equals(audio), `the caller got ${received.length} of ${audio.length} bytes, in order`);
+  assert.equal(end.stats.droppedMs, 0);
+  assertRealTime(sent, 400);
 });

@@ -15,7 +15,7 @@ import type { Writable } from 'node:stream';
 import { AudioSocketError, audioSocketError, ErrorCodes, handlerError, type CallWarningCode } from '../errors.js';
 import { createConverter, type Converter } from '../audio/convert.js';
 import { peakOf } from '../audio/peak.js';
-import { parseFormat, sameFormat, type AudioFormat, type FormatSpec } from '../audio/format.js';
+import { bytesPerSample, formatName, parseFormat, sameFormat, type AudioFormat, type FormatSpec } from '../audio/format.js';
 import type { Clock } from '../clock.js';
 import type { OutboundCounters, OutboundEvents, OutboundPolicy } from '../outbound/policy.js';
 import type { SendMeter } from '../outbound/send-meter.js';
@@ -194,6 +194,8 @@ export abstract class CallCore<F extends AudioFrame = AudioFrame, S extends Call
   #inConverterFrom: AudioFormat | undefined;
   /** Converts written audio to the outbound format, one per source format. */
   #writeConverters: Map<AudioFormat, Converter> | undefined;
+  /** The first bytes of a sample the last write ended inside, waiting for the rest (see #wholeSamples). */
+  #partialSample: { format: AudioFormat; bytes: Buffer } | undefined;
   #speechOptions: SpeechOptions | undefined;
   /** Someone listens to `sent` (asked per frame sent; the outbound side's `reportSent` also counts the detector and listen-in). */
   #sentListened = false;
@@ -409,17 +411,45 @@ export abstract class CallCore<F extends AudioFrame = AudioFrame, S extends Call
 
   write(payload: Uint8Array | Int16Array, format?: FormatSpec): boolean {
     if (this.#state !== 'open') throw audioSocketError(ErrorCodes.CALL_ENDED, `cannot write: the call has ended (${this.#endReason})`);
-    const bytes = audioBytes(payload);
+    let bytes = audioBytes(payload);
     const policy = this.#outbound;
-    // An echo writes back in the format it received, often the outbound format itself.
-    if (format === policy.format) return policy.write(bytes, policy.format);
+    // An echo writes back whole frames in the format it received, often the outbound format itself.
+    if (format === policy.format && this.#partialSample === undefined && (bytes.length & 1) === 0) {
+      return policy.write(bytes, policy.format);
+    }
     if (format !== undefined) {
       const from = parseFormat(format);
-      return policy.accepts(from) ? policy.write(bytes, from) : this.#writeConverted(bytes, from);
+      bytes = this.#wholeSamples(bytes, from);
+      return from === policy.format || policy.accepts(from) ? policy.write(bytes, from) : this.#writeConverted(bytes, from);
     }
-    const from = this.#send;
-    if (from === undefined || from === policy.format) return policy.write(bytes, policy.format);
-    return this.#writeConverted(bytes, from);
+    const from = this.#send ?? policy.format;
+    bytes = this.#wholeSamples(bytes, from);
+    return from === policy.format ? policy.write(bytes, from) : this.#writeConverted(bytes, from);
+  }
+
+  /**
+   * Written audio is a stream of bytes, as from a socket or an HTTP body: a write may end inside
+   * a sample, whose other bytes come first in the next write. Those bytes wait here, so the
+   * outbound side only ever sees whole samples. The next write must then be in the same format.
+   */
+  #wholeSamples(bytes: Buffer, format: AudioFormat): Buffer {
+    const partial = this.#partialSample;
+    if (partial !== undefined) {
+      if (!sameFormat(partial.format, format)) {
+        throw audioSocketError(
+          ErrorCodes.INVALID_MESSAGE,
+          `the last write ended inside a ${formatName(partial.format)} sample (${partial.bytes.length} of its ` +
+            `${bytesPerSample(partial.format)} bytes): write the rest of it before writing ${formatName(format)}`,
+        );
+      }
+      this.#partialSample = undefined;
+      bytes = Buffer.concat([partial.bytes, bytes]);
+    }
+    const rest = bytes.length % bytesPerSample(format);
+    if (rest === 0) return bytes;
+    // Copied: the caller may reuse its buffer once the write returns.
+    this.#partialSample = { format, bytes: Buffer.from(bytes.subarray(bytes.length - rest)) };
+    return bytes.subarray(0, bytes.length - rest);
   }
 
   #writeConverted(bytes: Buffer, from: AudioFormat): boolean {
@@ -571,6 +601,7 @@ export abstract class CallCore<F extends AudioFrame = AudioFrame, S extends Call
 
   flush(): number {
     if (this.#state !== 'open') return 0;
+    this.#partialSample = undefined;
     return this.#outbound.flush();
   }
 

@@ -223,9 +223,12 @@ export interface CallBase<F extends AudioFrame = AudioFrame, S extends CallStats
    * written as it arrives (an echo, a bridge) leaves at once; audio written faster than real
    * time waits in the queue. Writes and plays share one queue, in order; {@link flush} drops both.
    *
-   * `payload` is any length of whole samples in `format` (default: the send format, else
-   * {@link outboundFormat}); an echo writes `frame.payload` in `frame.format`. The buffer is held,
-   * not copied, until it is sent: do not modify it after writing.
+   * `payload` is any length in `format` (default: the send format, else {@link outboundFormat});
+   * an echo writes `frame.payload` in `frame.format`. Written audio is a byte stream, as read
+   * from a socket or an HTTP body: a write that ends inside a sample keeps its bytes of that
+   * sample back until the next write, which must then be in the same format (else it throws
+   * `ERR_AUDIOSOCKET_INVALID_MESSAGE`); {@link flush} drops them. The buffer is held, not copied,
+   * until it is sent: do not modify it after writing.
    *
    * Returns `false` once `writeHighWaterMarkMs` (default 1 s) or more is queued: the audio is
    * still queued, but slow down and write on at the `drain` event, as with a Node stream. Audio
