@@ -316,11 +316,7 @@ async function main(): Promise<void> {
 
   await step('Quick start bot (TypeScript) answers `npx audiosocket call`', async () => {
     writeFileSync(path.join(project, 'bot.ts'), quick.code);
-    // the "Test it without Asterisk" snippet goes on from the Quick start's `pcm` (any audio)
-    writeFileSync(
-      path.join(project, 'simulated.ts'),
-      `const pcm = (await import('node:fs')).readFileSync('hello.wav').subarray(44);\n${simulated.code}`,
-    );
+    writeFileSync(path.join(project, 'simulated.ts'), simulated.code);
     writeFileSync(
       path.join(project, 'tsconfig.json'),
       JSON.stringify({

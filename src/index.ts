@@ -31,6 +31,7 @@ export {
   type WebSocketServeOptions,
   type Call,
 } from './server.js';
+export type { RefusalReason } from './admission.js';
 export type {
   CallBase,
   AudioFrame,
@@ -118,6 +119,7 @@ export {
   type MediaServerOptions,
   type MediaListenOptions,
   type MediaHandshakeFailure,
+  type MediaRejection,
   type MediaServerEvents,
   type MediaServerStats,
   type ConnectIncomingOptions,

@@ -42,7 +42,7 @@ export interface Converter {
 
 /** Options for {@link createConverter}. */
 export interface ConverterOptions {
-  /** SpeexDSP quality 0..10 when resampling; default {@link DEFAULT_RESAMPLER_QUALITY}. */
+  /** SpeexDSP quality 0..10 when resampling; default 5 (`DEFAULT_RESAMPLER_QUALITY` of `audiosocket/audio`). */
   readonly quality?: number;
 }
 

@@ -42,7 +42,7 @@ export interface ClientClose {
   /**
    * - `server-hangup`: the server sent the hangup message.
    * - `server-close`: the server closed without a hangup message (old Asterisk would spin at 100% CPU).
-   * - `client`: we closed ({@link AsteriskClient.close} / {@link AsteriskClient.reset}), or, under
+   * - `client`: we closed ({@link AsteriskClient.hangup} / {@link AsteriskClient.reset}), or, under
    *   `strict`, on a violation (see `violation`).
    * - `error`: a socket error; see `error`.
    */

@@ -18,7 +18,7 @@ import { SendMeter } from '../outbound/send-meter.js';
 /** Level (0..1 of full scale) under which inbound audio counts as silence: about -50 dBFS. */
 export const SILENCE_LEVEL = 0.003;
 
-/** Tuning of {@link MonitorState}; every field has a default. */
+/** Tuning of the monitor's state (what it keeps of calls, totals and warnings); every field has a default. */
 export interface MonitorStateOptions {
   /** How often the feed sends the calls' levels and counters, ms. Default 250. */
   intervalMs?: number;

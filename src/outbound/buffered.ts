@@ -66,7 +66,7 @@ export interface BufferedOutboundOptions {
   markTimeoutMs?: number;
 }
 
-/** See {@link BufferedStats.completion}. */
+/** See `completion` in the stats of a chan_websocket call. */
 export type CompletionMode = 'probing' | 'marks' | 'clock';
 
 /** Counters of buffered output (chan_websocket), beside those every call has. */

@@ -42,7 +42,7 @@ export interface Vad {
   dispose(): void;
 }
 
-/** A libfvad instance at `sampleRate` (one of {@link VAD_RATES}) and aggressiveness 0-3. */
+/** A libfvad instance at `sampleRate` (one of `VAD_RATES`: 8, 16, 32 or 48 kHz) and aggressiveness 0-3. */
 export function createVad(sampleRate: number, aggressiveness: number): Vad {
   const m = wasm;
   if (m === undefined) {
