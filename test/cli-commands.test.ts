@@ -174,6 +174,24 @@ describe('audiosocket record', () => {
     await stop(rec);
   });
 
+  test('the directory removed while it runs: a call is hung up with one line saying why, and the recorder goes on', async () => {
+    const dir = await tempDir();
+    const rec = await cli(['record', '--port', '0', '--dir', dir]);
+    await rm(dir, { recursive: true });
+    const client = await connect({ port: rec.port });
+    const closed = await client.closed;
+    assert.equal(closed.by, 'server-hangup', 'the recorder said hangup');
+    await until(() => rec.stderr().includes('not recorded'), 'the reason');
+    const line = rec
+      .stderr()
+      .split('\n')
+      .find((l) => l.includes('not recorded'))!;
+    assert.match(line, new RegExp(`call ${client.uuid} not recorded, hung up: cannot create its file in .*\\(.* no longer exists\\)$`));
+    assert.doesNotMatch(rec.stderr(), /ENOENT|at .*\.js:\d+/, 'no raw system error or stack');
+    assert.equal(rec.child.exitCode, null, 'the recorder still runs');
+    assert.equal(await stop(rec), 0);
+  });
+
   test("a stall of the recorder itself puts no silence into the caller's side: audio read in a burst is placed where it was due", async () => {
     const dir = await tempDir();
     const rec = await cli(['record', '--port', '0', '--dir', dir]);

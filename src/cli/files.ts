@@ -9,7 +9,8 @@ import { dirname, join, resolve } from 'node:path';
 import { readWavFile, type DecodedWav } from '../index.js';
 import { UsageError } from './options.js';
 
-function why(err: NodeJS.ErrnoException): string {
+/** A file system error in a few words. */
+export function why(err: NodeJS.ErrnoException): string {
   switch (err.code) {
     case 'ENOENT':
       return 'no such file';

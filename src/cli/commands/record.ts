@@ -3,7 +3,7 @@
  * direction) plus a JSON sidecar. Files are finalised when the call ends, also on SIGINT; a file
  * cut by a crash still parses (sizes left as "unknown", which readers take as "to the end").
  */
-import { writeFile } from 'node:fs/promises';
+import { rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import {
   createConverter,
@@ -28,7 +28,7 @@ import {
 } from '../options.js';
 import { peer, runServer } from '../run-server.js';
 import { CallTimeline, DEFAULT_TIMELINE } from '../timeline.js';
-import { checkWritableDir } from '../files.js';
+import { checkWritableDir, why } from '../files.js';
 
 const ownOptions = {
   dir: {
@@ -118,9 +118,22 @@ export async function recordCommand(argv: string[]): Promise<void> {
         if (last !== undefined) last.endMs = Math.round(e.atMs);
       });
       // Listeners are attached before the first await so no early frame is missed.
-      const writers: WavWriter[] = await Promise.all(
-        files.map((f) => createWavWriter(join(dir, f), { ...recFormat, channels: split ? 1 : 2 })),
-      );
+      const opened = await Promise.allSettled(files.map((f) => createWavWriter(join(dir, f), { ...recFormat, channels: split ? 1 : 2 })));
+      const notOpened = opened.find((o) => o.status === 'rejected');
+      if (notOpened !== undefined) {
+        // The directory was checked at start; it has gone or changed since. A recorder that
+        // cannot record hangs up (the dialplan goes on), and says why once per call.
+        const err = notOpened.reason as NodeJS.ErrnoException;
+        const reason = err.code === 'ENOENT' ? `${dir} no longer exists` : why(err);
+        running.output.error(`call ${call.uuid} not recorded, hung up: cannot create its file in ${dir} (${reason})`, {
+          uuid: call.uuid,
+        });
+        for (const o of opened) if (o.status === 'fulfilled') await o.value.close().catch(() => {});
+        await Promise.all(files.map((f) => rm(join(dir, f), { force: true }).catch(() => {})));
+        await call.hangup();
+        return;
+      }
+      const writers = opened.map((o) => (o as PromiseFulfilledResult<WavWriter>).value);
       // A disk error (full, quota, file too large) stops this recording, reported once; the call
       // and the server carry on.
       let failed: Error | undefined;
