@@ -253,6 +253,14 @@ describe('server and calls over TCP', () => {
     assert.equal(h.reason, 'protocol-error');
     assert.match(h.error!.message, /an HTTP request \("GET \/media HTTP\/1\.1"\) on the AudioSocket port/);
 
+    // Text typed at the port (netcat, a health check) is named as text, not as a message kind.
+    f = nextFailure(server);
+    const typed = await rawSocket(port);
+    typed.write('hello\r\n');
+    const x = await f;
+    assert.equal(x.reason, 'protocol-error');
+    assert.match(x.error!.message, /^text \("hello"\) on the AudioSocket port/);
+
     f = nextFailure(server);
     const shortUuid = await rawSocket(port);
     shortUuid.write(encodeMessage(0x01, Buffer.alloc(15)));
@@ -268,7 +276,7 @@ describe('server and calls over TCP', () => {
     await once(idle, 'close');
 
     assert.equal(calls, 0);
-    assert.equal(server.stats.handshakeFailures, 6);
+    assert.equal(server.stats.handshakeFailures, 7);
     await server.close();
   });
 

@@ -16,6 +16,8 @@ import type { Clock, TimerHandle } from '../clock.js';
 
 /** The start of an HTTP request line (the first bytes of a WebSocket or browser client). */
 const HTTP_REQUEST = /^(GET|POST|HEAD|PUT|OPTIONS|DELETE|PATCH) /;
+/** Text typed at the port (a person with netcat, a health check): AudioSocket's first byte is 0x01. */
+const PRINTABLE = /^[\x20-\x7e][\x20-\x7e\r\n\t]*$/;
 
 /** Why a connection never became a call. */
 export type HandshakeFailureReason = 'closed-before-uuid' | 'timeout' | 'protocol-error';
@@ -111,6 +113,13 @@ export class Handshake {
       const line = chunk.toString('latin1', 0, Math.min(chunk.length, 120)).split('\r\n')[0];
       this.#protocolError(
         `an HTTP request ("${line}") on the AudioSocket port: a WebSocket (chan_websocket) or browser client belongs on the server's WebSocket or monitor port`,
+      );
+      return;
+    }
+    if (this.#parser.bytesPushed === 0 && PRINTABLE.test(chunk.toString('latin1', 0, Math.min(chunk.length, 4)))) {
+      const text = chunk.toString('latin1', 0, Math.min(chunk.length, 40)).split(/[\r\n]/)[0];
+      this.#protocolError(
+        `text ("${text}") on the AudioSocket port, not an AudioSocket stream (which starts with the UUID message, kind 0x01)`,
       );
       return;
     }

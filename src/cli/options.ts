@@ -82,10 +82,18 @@ export function parseCommandLine<O extends OptionSpec>(
       .slice(positionals.allowed)
       .map((p) => JSON.stringify(p))
       .join(' ');
+    const first = parsed.positionals[positionals.allowed]!;
+    // What the argument most likely meant: a port number, or a directory for a command that takes one.
+    const meant =
+      /^\d+$/.test(first) && 'port' in options
+        ? `; did you mean --port ${first}?`
+        : first.includes('/') && 'dir' in options
+          ? `; did you mean --dir ${first}?`
+          : '';
     throw new UsageError(
       positionals.allowed === 0
-        ? `unexpected argument ${extra}: this command takes options only`
-        : `unexpected argument ${extra}: this command takes ${positionals.name} only`,
+        ? `unexpected argument ${extra}: this command takes options only${meant}`
+        : `unexpected argument ${extra}: this command takes ${positionals.name} only${meant}`,
     );
   }
   return { values: parsed.values, positionals: parsed.positionals };
@@ -221,7 +229,7 @@ export const serverOptions = {
   },
   workers: { type: 'string', default: '1', value: 'N|auto', help: ['run N processes sharing the port (auto: one per core; default 1)'] },
   json: { type: 'boolean', default: false, help: ['one JSON object per event on stdout'] },
-  quiet: { type: 'boolean', short: 'q', default: false, help: ['only the listening line and errors'] },
+  quiet: { type: 'boolean', short: 'q', default: false, help: ['only the listening and closed lines, and errors'] },
   help: { type: 'boolean', short: 'h', default: false, help: ['this help'] },
 } as const satisfies OptionTable;
 

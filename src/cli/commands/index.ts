@@ -18,7 +18,7 @@ export interface Command {
 }
 
 export const commands: Readonly<Record<string, Command>> = {
-  echo: { run: echoCommand, help: echoHelp, options: echoOptions, summary: "echo every call's audio back (the default server)" },
+  echo: { run: echoCommand, help: echoHelp, options: echoOptions, summary: "echo every call's audio back (what npm start runs)" },
   record: {
     run: recordCommand,
     help: recordHelp,
