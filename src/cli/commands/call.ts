@@ -5,6 +5,7 @@
  * and checks every option before dialling; call-audiosocket.ts and call-websocket.ts dial.
  */
 import { randomUUID } from 'node:crypto';
+import { resolve } from 'node:path';
 import {
   audioKindForRate,
   createConverter,
@@ -213,7 +214,12 @@ export async function callCommand(argv: string[]): Promise<void> {
       `--dtmf: ${late.join(', ')} would come after the call ends at --duration ${explicitDuration / 1000}; lengthen --duration or send the digits earlier`,
     );
   }
-  if (v.record !== undefined) await checkWritableFile(v.record as string, '--record');
+  if (v.record !== undefined) {
+    if (v.play !== undefined && resolve(v.record as string) === resolve(v.play as string)) {
+      throw new UsageError(`--record ${v.record as string} is the file --play reads: it would be overwritten; record to another file`);
+    }
+    await checkWritableFile(v.record as string, '--record');
+  }
   const sendFormat: AudioFormat = { encoding: g711 ?? 'slin', sampleRate: rate, channels: 1 };
   const bytesPerSample = g711 ? 1 : 2;
 
