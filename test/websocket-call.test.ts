@@ -4,7 +4,7 @@
 import { test, type TestContext } from 'node:test';
 import assert from 'node:assert/strict';
 import { once } from 'node:events';
-import { createServer, type Call, type CallHandler, type ServerOptions, type WebSocketCall } from '#lib/index.js';
+import { createServer, parseFormat, type Call, type CallHandler, type ServerOptions, type WebSocketCall } from '#lib/index.js';
 import { connectWebSocket, type AsteriskWebSocketClient, type WebSocketConnectOptions } from '#lib/websocket/client.js';
 import type { PlayResult } from '#lib/outbound/queue.js';
 import { signal, until } from './helpers.js';
@@ -52,12 +52,17 @@ for (const [format, controlFormat] of [
 test('chan_websocket: DTMF, mark and play() resolve when Asterisk has played the audio', async (t) => {
   const digits: string[] = [];
   let call!: Call;
+  let formatAtStart: unknown;
   const { dial } = await serve(t, (c) => {
     call = c;
+    formatAtStart = c.inboundFormat;
     c.on('dtmf', (d) => digits.push(d));
   });
   const client = await dial({ format: 'slin16', controlFormat: 'json' });
   await until(() => call !== undefined, 'call');
+  // Known from MEDIA_START, before any audio.
+  assert.deepEqual(formatAtStart, parseFormat('slin16'));
+  assert.equal(call.inboundSampleRate, 16000);
   client.sendDtmf('5');
   client.sendDtmf('#');
   await until(() => digits.length === 2, 'digits');

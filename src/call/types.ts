@@ -200,9 +200,12 @@ export interface CallBase<F extends AudioFrame = AudioFrame, S extends CallStats
   readonly closed: Promise<CallEnd>;
   /** True from the start until the call starts ending. */
   readonly connected: boolean;
-  /** Format of the last audio received as it arrived, `undefined` before the first. */
+  /**
+   * Format of the last audio received as it arrived. On chan_websocket it is known from the
+   * start (MEDIA_START's); on AudioSocket it is `undefined` before the first audio.
+   */
   readonly inboundFormat: AudioFormat | undefined;
-  /** Sample rate of the last audio received, `undefined` before the first. */
+  /** Sample rate of {@link inboundFormat}. */
   readonly inboundSampleRate: number | undefined;
   /** Duration in ms of one outbound frame. */
   readonly frameMs: number;

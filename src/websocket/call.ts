@@ -100,6 +100,8 @@ export class WebSocketCall extends CallCore<AudioFrame, WebSocketCallStats> {
     this.controlFormat = conn.controlFormat;
     this.url = conn.peer.url;
     this.#wire = start.audioFormat;
+    // Known before any audio: every frame of a chan_websocket call comes in MEDIA_START's format.
+    this._inboundFormat = start.audioFormat;
     const outbound = this._attachOutbound(
       (events) =>
         new BufferedOutbound(
