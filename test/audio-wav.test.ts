@@ -452,13 +452,13 @@ test('guessNonWav names MP3 (ID3 and frame sync), AAC, Ogg, FLAC, AIFF, MP4 and 
   assert.equal(kind(Buffer.from('RIFF', 'latin1')), undefined);
   assert.equal(
     guessNonWav(pad(Buffer.from('ID3', 'latin1')))!.convert('my prompt.mp3'),
-    "ffmpeg -i 'my prompt.mp3' -ar 8000 -ac 1 -c:a pcm_s16le 'my prompt.wav'",
+    "ffmpeg -i 'my prompt.mp3' -ar 8000 -ac 1 -c:a pcm_s16le 'my prompt-8k.wav'",
   );
   assert.match(
     guessNonWav(pad(Buffer.from('OggS', 'latin1')))!.convert('a.ogg'),
-    /^ffmpeg -i a\.ogg .* a\.wav \(or sox a\.ogg -r 8000 -c 1 -b 16 a\.wav\)$/,
+    /^ffmpeg -i a\.ogg .* a-8k\.wav \(or sox a\.ogg -r 8000 -c 1 -b 16 a-8k\.wav\)$/,
   );
-  assert.match(guessNonWav(pad(Buffer.from([1, 2, 3, 4])))!.convert('p.sln'), /sox -t raw -r 8000 -e signed -b 16 -c 1 p\.sln p\.wav/);
+  assert.match(guessNonWav(pad(Buffer.from([1, 2, 3, 4])))!.convert('p.sln'), /sox -t raw -r 8000 -e signed -b 16 -c 1 p\.sln p-8k\.wav/);
 });
 
 test('readWavFile of an MP3 says so and gives the ffmpeg command for that very path', async () => {
@@ -472,7 +472,10 @@ test('readWavFile of an MP3 says so and gives the ffmpeg command for that very p
         err.message,
         /not a RIFF file: starts with bytes 0xFF 0xF3 0x90 0x64, expected 'RIFF'; this is an MP3 file \(an MPEG audio frame sync 0xFF 0xF3\)/,
       );
-      assert.ok(err.message.endsWith(`convert it: ffmpeg -i ${path} -ar 8000 -ac 1 -c:a pcm_s16le ${join(dir, 'hello.wav')}`), err.message);
+      assert.ok(
+        err.message.endsWith(`convert it: ffmpeg -i ${path} -ar 8000 -ac 1 -c:a pcm_s16le ${join(dir, 'hello-8k.wav')}`),
+        err.message,
+      );
       return true;
     });
   } finally {

@@ -190,7 +190,7 @@ describe('audio files that are not WAV are named, with the command that converts
     [
       'id3.mp3',
       Buffer.concat([Buffer.from('ID3\x04\x00\x00\x00\x00\x00\x00', 'latin1'), Buffer.alloc(20)]),
-      /an MP3 file \(an ID3 tag\).*ffmpeg -i \S*id3\.mp3 -ar 8000 -ac 1 -c:a pcm_s16le \S*id3\.wav/,
+      /an MP3 file \(an ID3 tag\).*ffmpeg -i \S*id3\.mp3 -ar 8000 -ac 1 -c:a pcm_s16le \S*id3-8k\.wav/,
     ],
     [
       'sync.mp3',
@@ -205,12 +205,12 @@ describe('audio files that are not WAV are named, with the command that converts
     [
       'voice.ogg',
       Buffer.concat([Buffer.from('OggS\x00\x02', 'latin1'), Buffer.alloc(20)]),
-      /an Ogg \(Vorbis or Opus\) file.*ffmpeg -i \S*voice\.ogg .*\(or sox \S*voice\.ogg -r 8000 -c 1 -b 16 \S*voice\.wav\)/,
+      /an Ogg \(Vorbis or Opus\) file.*ffmpeg -i \S*voice\.ogg .*\(or sox \S*voice\.ogg -r 8000 -c 1 -b 16 \S*voice-8k\.wav\)/,
     ],
     [
       'music.flac',
       Buffer.concat([Buffer.from('fLaC\x00\x00\x00\x22', 'latin1'), Buffer.alloc(20)]),
-      /a FLAC file.*sox \S*music\.flac -r 8000 -c 1 -b 16 \S*music\.wav/,
+      /a FLAC file.*sox \S*music\.flac -r 8000 -c 1 -b 16 \S*music-8k\.wav/,
     ],
     [
       'README.md',
@@ -220,7 +220,7 @@ describe('audio files that are not WAV are named, with the command that converts
     [
       'prompt.sln',
       Buffer.from(Int16Array.from({ length: 400 }, (_, i) => (i * 97) % 3000).buffer),
-      /maybe raw audio.*sox -t raw -r 8000 -e signed -b 16 -c 1 \S*prompt\.sln \S*prompt\.wav/,
+      /maybe raw audio.*sox -t raw -r 8000 -e signed -b 16 -c 1 \S*prompt\.sln \S*prompt-8k\.wav/,
     ],
   ];
   for (const [name, bytes, pattern] of cases) {

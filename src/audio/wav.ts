@@ -112,10 +112,12 @@ export interface NonWavGuess {
   convert(path: string): string;
 }
 
-/** `FILE.mp3` -> `FILE.wav` (or `FILE.mp3.wav` when it already ends in .wav). */
+/**
+ * `FILE.mp3` -> `FILE-8k.wav`: a name of its own, so the command neither overwrites a WAV already
+ * there (sox would, silently) nor its own input when that is named `.wav`.
+ */
 function wavName(path: string): string {
-  const out = path.replace(/\.[A-Za-z0-9]{1,5}$/, '.wav');
-  return out === path ? `${path}.wav` : out;
+  return `${path.replace(/\.[A-Za-z0-9]{1,5}$/, '')}-8k.wav`;
 }
 
 function quote(path: string): string {
