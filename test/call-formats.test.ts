@@ -183,3 +183,18 @@ describe('per-call audio conversion', () => {
     await server.close();
   });
 });
+
+test('a converted write that yields nothing yet still says slow down when the queue is over the mark', async (t) => {
+  let call!: Call;
+  const server = createServer((c) => void (call = c), { writeHighWaterMarkMs: 50 });
+  const { port } = await server.listen({ host: '127.0.0.1', port: 0 });
+  t.after(() => server.close());
+  const client = await connect({ port });
+  t.after(() => client.reset());
+  await until(() => call !== undefined, 'the call');
+  void call.play(Buffer.alloc(8000)); // 500 ms of slin 8 kHz, over the 50 ms mark
+  // Stereo is converted (AudioSocket carries mono): half a stereo sample converts to nothing yet.
+  const stereo = { encoding: 'slin', sampleRate: 8000, channels: 2 } as const;
+  assert.equal(call.write(Buffer.alloc(2), stereo), false);
+  assert.equal(call.write(Buffer.alloc(1), stereo), false);
+});

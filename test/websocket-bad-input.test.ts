@@ -237,3 +237,19 @@ test('what is not a WebSocket on the chan_websocket port is a failed handshake: 
   assert.equal(server.stats.handshakeFailures, 2);
   await stillEchoes(client);
 });
+
+test('a write shorter than a sample into a queue over maxQueuedMs drops nothing and counts nothing', async (t) => {
+  let call!: Call;
+  const { dial } = await serve(t, {}, (c) => (call = c), { maxQueuedMs: 100, writeHighWaterMarkMs: 50 });
+  await dial();
+  const warnings = collect(call).warnings;
+  // Plays are not capped by maxQueuedMs: the queue is over it.
+  void call.play(Buffer.alloc(640 * 25));
+  assert.ok(call.stats.queuedMs > 100, `${call.stats.queuedMs} ms queued`);
+  assert.equal(call.write(Buffer.from([1])), false, 'half a sample, held back; the queue is still over the mark');
+  assert.equal(call.write(Buffer.alloc(0)), false);
+  const s = call.stats;
+  assert.equal(s.droppedWrites, 0);
+  assert.equal(s.droppedMs, 0);
+  assert.deepEqual(warnings, []);
+});

@@ -459,8 +459,8 @@ export abstract class CallCore<F extends AudioFrame = AudioFrame, S extends Call
       converter = createConverter(from, this.#outbound.format);
       converters.set(from, converter);
     }
-    const converted = converter.push(bytes);
-    return converted.length === 0 || this.#outbound.write(audioBytes(converted), this.#outbound.format);
+    // Written even when empty (a resampler holding its input back): the policy says whether to slow down.
+    return this.#outbound.write(audioBytes(converter.push(bytes)), this.#outbound.format);
   }
 
   receiveAs(format: FormatSpec | null): this {

@@ -49,6 +49,8 @@ export class WriteGate {
 
   /** The part of `bytes` that fits under `maxQueuedMs` (all of it, or a prefix of whole samples); the rest is counted and reported. */
   admit(bytes: Buffer, format: AudioFormat): Buffer {
+    // Nothing to queue is nothing to drop, however full the queue is.
+    if (bytes.length === 0) return bytes;
     const queuedMs = this.#queue.queuedMs;
     const ms = durationMs(format, bytes.length);
     const room = this.#maxQueuedMs - queuedMs;
