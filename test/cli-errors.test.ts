@@ -108,10 +108,18 @@ describe('server options (echo, record, play, inspect)', () => {
     await usageError(['play', 'a.wav', '--then', 'dance'], /--then must be hangup, silence or echo/);
     await usageError(['play', 'a.wav', 'b.wav'], /unexpected argument "b\.wav": this command takes one FILE only/);
     await usageError(['play'], /no FILE given/);
-    await usageError(['call', '127.0.0.1:1', '--play', 'a.wav', '--record', './a.wav'], /--record \.\/a\.wav is the file --play reads/);
+    await usageError(
+      ['call', '127.0.0.1:1', '--play', 'a.wav', '--record', './a.wav'],
+      /--record \.\/a\.wav would write \.\/a\.wav, the file --play reads/,
+    );
+    await usageError(
+      ['call', '127.0.0.1:1', '--play', 'a-2.wav', '--record', 'a.wav', '--calls', '2'],
+      /would write a-2\.wav, the file --play reads/,
+    );
     // A bare port or directory: the option it most likely meant.
     await usageError(['echo', '48023'], /unexpected argument "48023": this command takes options only; did you mean --port 48023\?$/);
     await usageError(['record', 'out/'], /did you mean --dir out\/\?$/);
+    await usageError(['call', '127.0.0.1', '9092'], /unexpected argument "9092": .*; did you mean 127\.0\.0\.1:9092\?$/);
   });
 
   test('--metrics: not HOST:PORT, a port out of range', async () => {

@@ -83,12 +83,17 @@ export function parseCommandLine<O extends OptionSpec>(
       .map((p) => JSON.stringify(p))
       .join(' ');
     const first = parsed.positionals[positionals.allowed]!;
-    // What the argument most likely meant: a port number, or a directory for a command that takes one.
-    const meant =
-      /^\d+$/.test(first) && 'port' in options
-        ? `; did you mean --port ${first}?`
-        : first.includes('/') && 'dir' in options
-          ? `; did you mean --dir ${first}?`
+    const host = positionals.name.includes('HOST') ? parsed.positionals[positionals.allowed - 1] : undefined;
+    // What the argument most likely meant: the port of the address before it (HOST PORT), a
+    // server's port, or a directory for a command that takes one.
+    const meant = !/^\d+$/.test(first)
+      ? first.includes('/') && 'dir' in options
+        ? `; did you mean --dir ${first}?`
+        : ''
+      : host !== undefined && !host.includes(':')
+        ? `; did you mean ${host}:${first}?`
+        : host === undefined && 'port' in options
+          ? `; did you mean --port ${first}?`
           : '';
     throw new UsageError(
       positionals.allowed === 0

@@ -11,6 +11,11 @@ import type { Output } from '../output.js';
 import { IntervalStats } from '../stats.js';
 import { finishRecordings, LazyWavRecorder } from '../recorder.js';
 
+/** Where call `n` of `calls` records for `--record FILE`: FILE itself for one call, else FILE-n.wav. */
+export function recordingPath(record: string, n: number, calls: number): string {
+  return calls === 1 ? record : record.replace(/(\.wav)?$/i, (ext) => `-${n}${ext || '.wav'}`);
+}
+
 /** A DTMF digit and when to send it, ms after the calls start. */
 export interface Digit {
   digit: string;
@@ -134,9 +139,7 @@ export async function runCalls<C extends Dialled, L extends Leg<C>>(
     await Promise.all(
       legs.slice(i, i + 50).map(async (leg) => {
         if (record !== undefined) {
-          leg.recorder = new LazyWavRecorder(
-            plan.calls === 1 ? record : record.replace(/(\.wav)?$/i, (ext) => `-${leg.number}${ext || '.wav'}`),
-          );
+          leg.recorder = new LazyWavRecorder(recordingPath(record, leg.number, plan.calls));
         }
         try {
           await o.dial(leg);

@@ -5,7 +5,8 @@
  * and checks every option before dialling; call-audiosocket.ts and call-websocket.ts dial.
  */
 import { randomUUID } from 'node:crypto';
-import { resolve } from 'node:path';
+import { realpathSync } from 'node:fs';
+import { basename, dirname, join, resolve } from 'node:path';
 import {
   audioKindForRate,
   createConverter,
@@ -20,7 +21,7 @@ import { parseCommandLine, parseHostPort, parseIntOption, parsePortOption, SLIN_
 import { createOutput } from '../output.js';
 import { checkWritableFile, loadWav } from '../files.js';
 import { callAudioSocket } from './call-audiosocket.js';
-import type { CallPlan, Digit } from './call-run.js';
+import { recordingPath, type CallPlan, type Digit } from './call-run.js';
 import { callWebSocket, parseWebSocketTarget } from './call-websocket.js';
 
 export const callHelp = `Usage: audiosocket call [HOST:PORT] [options]
@@ -215,8 +216,29 @@ export async function callCommand(argv: string[]): Promise<void> {
     );
   }
   if (v.record !== undefined) {
-    if (v.play !== undefined && resolve(v.record as string) === resolve(v.play as string)) {
-      throw new UsageError(`--record ${v.record as string} is the file --play reads: it would be overwritten; record to another file`);
+    if (v.play !== undefined) {
+      // Through symbolic links: the file itself, wherever the two paths lead.
+      const real = (path: string): string => {
+        try {
+          return realpathSync(path);
+        } catch {
+          return resolve(path);
+        }
+      };
+      const play = real(v.play as string);
+      const dir = real(dirname(v.record as string));
+      for (let n = 1; n <= calls; n++) {
+        const path = recordingPath(v.record as string, n, calls);
+        let target: string;
+        try {
+          target = realpathSync(path); // an existing file, or a link to one
+        } catch {
+          target = join(dir, basename(path));
+        }
+        if (target === play) {
+          throw new UsageError(`--record ${v.record as string} would write ${path}, the file --play reads; record to another file`);
+        }
+      }
     }
     await checkWritableFile(v.record as string, '--record');
   }
