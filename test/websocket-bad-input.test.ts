@@ -234,7 +234,19 @@ test('what is not a WebSocket on the chan_websocket port is a failed handshake: 
   assert.equal(failures[1]!.reason, 'not-websocket');
   assert.equal(failures[1]!.url, '');
   assert.match(failures[1]!.error!.message, /AudioSocket port/);
-  assert.equal(server.stats.handshakeFailures, 2);
+
+  // One request is one failure, even when its body then breaks the HTTP parser.
+  const post = net.connect({ host: '127.0.0.1', port });
+  t.after(() => post.destroy());
+  await once(post, 'connect');
+  post.on('data', () => {});
+  post.write('POST /media HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n');
+  await once(post, 'close');
+  assert.deepEqual(
+    failures.slice(2).map((f) => [f.reason, f.url]),
+    [['not-websocket', '/media']],
+  );
+  assert.equal(server.stats.handshakeFailures, 3);
   await stillEchoes(client);
 });
 

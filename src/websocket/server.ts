@@ -94,8 +94,8 @@ export interface MediaHandshakeFailure {
    * Before the upgrade (answered with an HTTP error):
    * - `subprotocol` (400): the request did not offer `media`.
    * - `path` (404): another path than the configured one.
-   * - `not-websocket` (on the server's own listener): an HTTP request without a WebSocket
-   *   upgrade (answered 426), or bytes that are not HTTP at all (answered 400; an AudioSocket
+   * - `not-websocket` (on the server's own plain listener): an HTTP request without a WebSocket
+   *   upgrade (answered 426), or bytes that are not valid HTTP (answered 400; an AudioSocket
    *   client's, `AudioSocket()` pointed at this port, is named as such); `url` is empty then.
    * (Refusals by admission, 401, 403 and 503, are `connectionRejected` events.)
    *
@@ -158,6 +158,7 @@ const STATUS_TEXT: Record<number, string> = {
   403: 'Forbidden',
   404: 'Not Found',
   408: 'Request Timeout',
+  413: 'Payload Too Large',
   431: 'Request Header Fields Too Large',
   503: 'Service Unavailable',
 };
@@ -445,15 +446,24 @@ export class WebSocketMediaServer extends EventEmitter<MediaServerEvents> {
 
   /**
    * Node's `clientError` on our own listener, answered as Node's default does (431 for oversized
-   * headers, 408 for a timeout, else 400, and only before anything was written). Bytes that are
-   * not HTTP at all are also reported as a failed handshake (`not-websocket`); an AudioSocket
-   * client (`AudioSocket()` pointed at this port) is named as such.
+   * headers, 413 for oversized chunk extensions, 408 for a timeout, else 400), but only before
+   * anything was written on the connection: after an answer it is closed. Bytes that are not
+   * valid HTTP are also reported as a failed handshake (`not-websocket`), once per connection;
+   * an AudioSocket client (`AudioSocket()` pointed at this port) is named as such.
    */
   readonly #onClientError = (err: Error & { code?: string; rawPacket?: Buffer }, socket: Duplex): void => {
     const tcp = socket as Socket;
     const code = err.code ?? '';
-    const status = code === 'HPE_HEADER_OVERFLOW' ? 431 : code === 'ERR_HTTP_REQUEST_TIMEOUT' ? 408 : 400;
-    if (status === 400 && code.startsWith('HPE_') && tcp.writable) {
+    const status =
+      code === 'HPE_HEADER_OVERFLOW'
+        ? 431
+        : code === 'HPE_CHUNK_EXTENSIONS_OVERFLOW'
+          ? 413
+          : code === 'ERR_HTTP_REQUEST_TIMEOUT'
+            ? 408
+            : 400;
+    // Reported once per connection: not after an answer to an earlier request on it (a 426).
+    if (status === 400 && code.startsWith('HPE_') && tcp.writable && tcp.bytesWritten === 0) {
       const raw = err.rawPacket;
       // The AudioSocket UUID message begins 01 00 10 (kind 0x01, length 16).
       const audioSocket = raw !== undefined && raw.length >= 3 && raw[0] === 0x01 && raw[1] === 0x00 && raw[2] === 0x10;
@@ -466,7 +476,7 @@ export class WebSocketMediaServer extends EventEmitter<MediaServerEvents> {
           ErrorCodes.PROTOCOL,
           audioSocket
             ? 'an AudioSocket client (its UUID message) on the chan_websocket port: AudioSocket() and Dial(AudioSocket/...) belong on the AudioSocket port'
-            : `not an HTTP request (${code}): chan_websocket opens a WebSocket with an HTTP upgrade`,
+            : `not a valid HTTP request (${code}): chan_websocket opens a WebSocket with an HTTP upgrade`,
           err,
         ),
       });
