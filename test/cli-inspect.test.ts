@@ -7,6 +7,7 @@ import net from 'node:net';
 import { once } from 'node:events';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { connect } from '#lib/index.js';
+import { connectWebSocket } from '#lib/websocket/client.js';
 import { spawnCli, until } from './helpers.js';
 
 test('inspect --json: u-law under 0x10 and a connection closed before the UUID are diagnosed with their fixes', async () => {
@@ -48,6 +49,23 @@ test('inspect --json: u-law under 0x10 and a connection closed before the UUID a
     const failed = events.find((e) => e.event === 'handshakeFailed')!;
     assert.equal(failed.reason, 'closed-before-uuid');
     assert.ok(events.every((e) => typeof e.time === 'string'));
+  } finally {
+    cli.child.kill('SIGINT');
+    await once(cli.child, 'exit');
+  }
+});
+
+test('inspect: a chan_websocket call that sends no audio is reported as such, though its format is known from the start', async () => {
+  const cli = await spawnCli(['inspect', '--host', '127.0.0.1', '--port', '0', '--websocket', '0', '--json']);
+  try {
+    await until(() => cli.lines.some((l) => l.includes('"transport":"websocket"')), 'the chan_websocket listener');
+    const listening = cli.lines.map((l) => JSON.parse(l) as Record<string, unknown>).find((e) => e.transport === 'websocket')!;
+    const url = `ws://127.0.0.1:${String(listening.port)}`;
+    const client = await connectWebSocket({ url: `${url}/media`, format: 'slin16' });
+    await client.hangup();
+    await until(() => cli.lines.some((l) => l.includes('"event":"report"')), 'the report');
+    const report = cli.lines.map((l) => JSON.parse(l) as Record<string, unknown>).find((e) => e.event === 'report')!;
+    assert.equal(report.format, 'no audio received');
   } finally {
     cli.child.kill('SIGINT');
     await once(cli.child, 'exit');

@@ -87,7 +87,7 @@ export async function inspectCommand(argv: string[]): Promise<void> {
     const inbound = call.transport === 'audiosocket' ? call.inboundKind : undefined;
     const format =
       guess === undefined
-        ? call.inboundFormat === undefined
+        ? end.stats.audioIn === 0 || call.inboundFormat === undefined
           ? 'no audio received'
           : inbound !== undefined
             ? inbound === 0x10
