@@ -256,7 +256,7 @@ describe('server and calls over TCP', () => {
     // Text typed at the port (netcat, a health check) is named as text, not as a message kind.
     f = nextFailure(server);
     const typed = await rawSocket(port);
-    typed.write('hello\r\n');
+    typed.write('\r\nhello\r\n'); // netcat: Enter, then a word
     const x = await f;
     assert.equal(x.reason, 'protocol-error');
     assert.match(x.error!.message, /^text \("hello"\) on the AudioSocket port/);

@@ -152,7 +152,7 @@ test('write() takes any length, as from an HTTP body: a sample split across writ
     call.write(audio.subarray(off));
     await call.drained();
   });
-  assert.equal((mixed as { code?: string }).code, ErrorCodes.INVALID_MESSAGE);
+  assert.equal((mixed as { code?: string }).code, ErrorCodes.INVALID_ARGUMENT);
   assert.match((mixed as Error).message, /inside a slin sample \(1 of its 2 bytes\): write the rest of it before writing slin16/);
   assert.deepEqual(raw.violations, [], 'every message Asterisk got was whole samples');
   assert.ok(received.equals(audio), `the caller got ${received.length} of ${audio.length} bytes, in order`);

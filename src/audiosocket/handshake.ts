@@ -17,7 +17,7 @@ import type { Clock, TimerHandle } from '../clock.js';
 /** The start of an HTTP request line (the first bytes of a WebSocket or browser client). */
 const HTTP_REQUEST = /^(GET|POST|HEAD|PUT|OPTIONS|DELETE|PATCH) /;
 /** Text typed at the port (a person with netcat, a health check): AudioSocket's first byte is 0x01. */
-const PRINTABLE = /^[\x20-\x7e][\x20-\x7e\r\n\t]*$/;
+const PRINTABLE = /^[\x20-\x7e\r\n\t]+$/;
 
 /** Why a connection never became a call. */
 export type HandshakeFailureReason = 'closed-before-uuid' | 'timeout' | 'protocol-error';
@@ -117,7 +117,10 @@ export class Handshake {
       return;
     }
     if (this.#parser.bytesPushed === 0 && PRINTABLE.test(chunk.toString('latin1', 0, Math.min(chunk.length, 4)))) {
-      const text = chunk.toString('latin1', 0, Math.min(chunk.length, 40)).split(/[\r\n]/)[0];
+      const text = chunk
+        .toString('latin1', 0, Math.min(chunk.length, 40))
+        .trim()
+        .split(/[\r\n]/)[0];
       this.#protocolError(
         `text ("${text}") on the AudioSocket port, not an AudioSocket stream (which starts with the UUID message, kind 0x01)`,
       );

@@ -431,13 +431,15 @@ export abstract class CallCore<F extends AudioFrame = AudioFrame, S extends Call
    * Written audio is a stream of bytes, as from a socket or an HTTP body: a write may end inside
    * a sample, whose other bytes come first in the next write. Those bytes wait here, so the
    * outbound side only ever sees whole samples. The next write must then be in the same format.
+   * They go with the next write, behind whatever was queued meanwhile (a play, a mark); `flush()`
+   * and the end of the call drop them (less than a sample: nothing a caller could hear).
    */
   #wholeSamples(bytes: Buffer, format: AudioFormat): Buffer {
     const partial = this.#partialSample;
     if (partial !== undefined) {
       if (!sameFormat(partial.format, format)) {
         throw audioSocketError(
-          ErrorCodes.INVALID_MESSAGE,
+          ErrorCodes.INVALID_ARGUMENT,
           `the last write ended inside a ${formatName(partial.format)} sample (${partial.bytes.length} of its ` +
             `${bytesPerSample(partial.format)} bytes): write the rest of it before writing ${formatName(format)}`,
         );

@@ -230,8 +230,9 @@ export interface CallBase<F extends AudioFrame = AudioFrame, S extends CallStats
    * an echo writes `frame.payload` in `frame.format`. Written audio is a byte stream, as read
    * from a socket or an HTTP body: a write that ends inside a sample keeps its bytes of that
    * sample back until the next write, which must then be in the same format (else it throws
-   * `ERR_AUDIOSOCKET_INVALID_MESSAGE`); {@link flush} drops them. The buffer is held, not copied,
-   * until it is sent: do not modify it after writing.
+   * `ERR_AUDIOSOCKET_INVALID_ARGUMENT`); {@link flush} and the end of the call drop them, so a
+   * source that goes on after a flush must go on from a sample boundary. The buffer is held,
+   * not copied, until it is sent: do not modify it after writing.
    *
    * Returns `false` once `writeHighWaterMarkMs` (default 1 s) or more is queued: the audio is
    * still queued, but slow down and write on at the `drain` event, as with a Node stream. Audio
