@@ -207,3 +207,27 @@ test('tls: wss:// with the certificate; plain ws:// to it fails; setSecureContex
   await assert.rejects(connectWebSocket({ url: wsUrl, ca: TLS.cert }), 'new connections get the new certificate');
   await echoes(secure);
 });
+
+test('tls: plain HTTP (ws:// to a wss:// port) and bytes that are not TLS (an AudioSocket client) are not-websocket failures; the call that is up goes on', async (t) => {
+  const { wsPort, failed, dialWs } = await serve(t, {}, { tls: TLS });
+  const secure = await dialWs({ ca: TLS.cert });
+  for (const bytes of [
+    Buffer.from('GET /media HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n'),
+    Buffer.concat([Buffer.from([0x01, 0x00, 0x10]), Buffer.alloc(16, 7)]),
+  ]) {
+    const raw = net.connect(wsPort, '127.0.0.1');
+    t.after(() => raw.destroy());
+    raw.on('error', () => {});
+    await once(raw, 'connect');
+    raw.write(bytes);
+    await once(raw, 'close');
+  }
+  await until(() => failed.length === 2, 'both reported');
+  assert.deepEqual(
+    failed.map((f) => f.reason),
+    ['not-websocket', 'not-websocket'],
+  );
+  assert.match(failed[0]!.error!.message, /plain HTTP request on the TLS listener: the client must use wss:\/\//);
+  assert.match(failed[1]!.error!.message, /not TLS on the TLS listener/);
+  await echoes(secure);
+});

@@ -94,9 +94,10 @@ export interface MediaHandshakeFailure {
    * Before the upgrade (answered with an HTTP error):
    * - `subprotocol` (400): the request did not offer `media`.
    * - `path` (404): another path than the configured one.
-   * - `not-websocket` (on the server's own plain listener): an HTTP request without a WebSocket
+   * - `not-websocket` (on the server's own listener): an HTTP request without a WebSocket
    *   upgrade (answered 426), or bytes that are not valid HTTP (answered 400; an AudioSocket
-   *   client's, `AudioSocket()` pointed at this port, is named as such); `url` is empty then.
+   *   client's, `AudioSocket()` pointed at this port, is named as such); on a `tls` listener
+   *   also plain HTTP or bytes that are not TLS. `url` is empty but for the 426.
    * (Refusals by admission, 401, 403 and 503, are `connectionRejected` events.)
    *
    * After the upgrade (WebSocket closed):
@@ -395,6 +396,7 @@ export class WebSocketMediaServer extends EventEmitter<MediaServerEvents> {
     this.#http = server;
     server.on('upgrade', this.#onUpgrade);
     server.on('clientError', this.#onClientError);
+    if (this.#options.tls) server.on('tlsClientError', this.#onTlsClientError);
     this.#cutSlowRequests(server);
     await new Promise<void>((resolve, reject) => {
       const onError = (err: Error): void => {
@@ -443,6 +445,29 @@ export class WebSocketMediaServer extends EventEmitter<MediaServerEvents> {
   }
 
   readonly #upgrading = new WeakMap<Duplex, () => void>();
+
+  /**
+   * A TLS listener's failed handshakes that are a client's misconfiguration: plain HTTP (`ws://`
+   * to a `wss://` port) or bytes that are not TLS at all (an AudioSocket client, say), reported as
+   * `not-websocket`. Other TLS failures (certificates, ciphers) are the client's to report.
+   */
+  readonly #onTlsClientError = (err: Error & { code?: string }, socket: Socket): void => {
+    const plainHttp = err.code === 'ERR_SSL_HTTP_REQUEST';
+    if (!plainHttp && err.code !== 'ERR_SSL_WRONG_VERSION_NUMBER') return;
+    this.#failed({
+      reason: 'not-websocket',
+      remoteAddress: socket.remoteAddress ?? '',
+      remotePort: socket.remotePort ?? 0,
+      url: '',
+      error: audioSocketError(
+        ErrorCodes.PROTOCOL,
+        plainHttp
+          ? 'a plain HTTP request on the TLS listener: the client must use wss:// (in Asterisk, uri = wss://... in websocket_client.conf)'
+          : 'bytes that are not TLS on the TLS listener: a client without TLS, or an AudioSocket client (AudioSocket() belongs on the AudioSocket port)',
+        err,
+      ),
+    });
+  };
 
   /**
    * Node's `clientError` on our own listener, answered as Node's default does (431 for oversized
