@@ -374,17 +374,12 @@ export class WebSocketMediaServer extends EventEmitter<MediaServerEvents> {
     const port = options.port ?? this.#options.port ?? 8765;
     const answer = (req: IncomingMessage, res: http.ServerResponse): void => {
       const peer = peerOf(req);
-      this.#failed({
-        reason: 'not-websocket',
-        remoteAddress: peer.remoteAddress,
-        remotePort: peer.remotePort,
-        url: peer.url,
-        error: audioSocketError(
-          ErrorCodes.PROTOCOL,
-          `an HTTP ${req.method ?? ''} request without a WebSocket upgrade (answered 426): chan_websocket's ` +
-            'client asks for "Upgrade: websocket" with subprotocol "media"',
-        ),
-      });
+      this.#notWebSocket(
+        peer,
+        peer.url,
+        `an HTTP ${req.method ?? ''} request without a WebSocket upgrade (answered 426): chan_websocket's ` +
+          'client asks for "Upgrade: websocket" with subprotocol "media"',
+      );
       res.writeHead(426, { 'Content-Type': 'text/plain', Upgrade: 'websocket', Connection: 'Upgrade' });
       res.end('chan_websocket media server: WebSocket upgrade with subprotocol "media" required\n');
     };
@@ -454,20 +449,31 @@ export class WebSocketMediaServer extends EventEmitter<MediaServerEvents> {
   readonly #onTlsClientError = (err: Error & { code?: string }, socket: Socket): void => {
     const plainHttp = err.code === 'ERR_SSL_HTTP_REQUEST';
     if (!plainHttp && err.code !== 'ERR_SSL_WRONG_VERSION_NUMBER') return;
+    this.#notWebSocket(
+      socket,
+      '',
+      plainHttp
+        ? 'a plain HTTP request on the TLS listener: the client must use wss:// (in Asterisk, uri = wss://... in websocket_client.conf)'
+        : 'bytes that are not TLS on the TLS listener: a client without TLS, or an AudioSocket client (AudioSocket() belongs on the AudioSocket port)',
+      err,
+    );
+  };
+
+  /** Reports a connection to our own listener that is no WebSocket client at all (`not-websocket`). */
+  #notWebSocket(
+    peer: { remoteAddress?: string | undefined; remotePort?: number | undefined },
+    url: string,
+    message: string,
+    cause?: Error,
+  ): void {
     this.#failed({
       reason: 'not-websocket',
-      remoteAddress: socket.remoteAddress ?? '',
-      remotePort: socket.remotePort ?? 0,
-      url: '',
-      error: audioSocketError(
-        ErrorCodes.PROTOCOL,
-        plainHttp
-          ? 'a plain HTTP request on the TLS listener: the client must use wss:// (in Asterisk, uri = wss://... in websocket_client.conf)'
-          : 'bytes that are not TLS on the TLS listener: a client without TLS, or an AudioSocket client (AudioSocket() belongs on the AudioSocket port)',
-        err,
-      ),
+      remoteAddress: peer.remoteAddress ?? '',
+      remotePort: peer.remotePort ?? 0,
+      url,
+      error: audioSocketError(ErrorCodes.PROTOCOL, message, cause),
     });
-  };
+  }
 
   /**
    * Node's `clientError` on our own listener, answered as Node's default does (431 for oversized
@@ -492,19 +498,14 @@ export class WebSocketMediaServer extends EventEmitter<MediaServerEvents> {
       const raw = err.rawPacket;
       // The AudioSocket UUID message begins 01 00 10 (kind 0x01, length 16).
       const audioSocket = raw !== undefined && raw.length >= 3 && raw[0] === 0x01 && raw[1] === 0x00 && raw[2] === 0x10;
-      this.#failed({
-        reason: 'not-websocket',
-        remoteAddress: tcp.remoteAddress ?? '',
-        remotePort: tcp.remotePort ?? 0,
-        url: '',
-        error: audioSocketError(
-          ErrorCodes.PROTOCOL,
-          audioSocket
-            ? 'an AudioSocket client (its UUID message) on the chan_websocket port: AudioSocket() and Dial(AudioSocket/...) belong on the AudioSocket port'
-            : `not a valid HTTP request (${code}): chan_websocket opens a WebSocket with an HTTP upgrade`,
-          err,
-        ),
-      });
+      this.#notWebSocket(
+        tcp,
+        '',
+        audioSocket
+          ? 'an AudioSocket client (its UUID message) on the chan_websocket port: AudioSocket() and Dial(AudioSocket/...) belong on the AudioSocket port'
+          : `not a valid HTTP request (${code}): chan_websocket opens a WebSocket with an HTTP upgrade`,
+        err,
+      );
     }
     if (tcp.writable && tcp.bytesWritten === 0) rejectUpgrade(socket, status, STATUS_TEXT[status] ?? 'Bad Request');
     else socket.destroy();
