@@ -210,6 +210,7 @@ test('call --websocket: exit 1 when refused, ended before audio, or nothing list
   const closed = await runCli(['call', '--websocket', `127.0.0.1:${port === 1 ? 2 : 1}`, '--duration', '0.5']);
   assert.equal(closed.code, 1, closed.err);
   assert.match(closed.err, /could not connect/);
+  assert.doesNotMatch(closed.out, /sent 0 frames/, 'a call that never connected gets no all-zero summary line');
   assert.ok(!/\n\s+at /.test(r.err + r404.err + closed.err), 'no stack trace');
 });
 

@@ -160,10 +160,13 @@ export async function callWebSocket(plan: CallPlan, o: { target: WebSocketTarget
         error: leg.error,
         record: recorded[leg.number - 1] ? leg.recorder!.path : undefined,
       },
-      `call ${leg.number}${client ? ` ${client.channelId}` : ''}: sent ${leg.framesSent} frames, played ${played} from the server` +
-        ` (${client?.stats.gaps ?? 0} gaps, ${client?.marks.length ?? 0} marks); inter-play p50 ${t.p50Ms} p99 ${t.p99Ms} max ${t.maxMs} ms;` +
-        ` ended by ${byText[by]}${detail}` +
-        (v ? `; ${v} violation(s)` : ''),
+      // A call that never connected has said why already, in one line (as on AudioSocket).
+      client === undefined
+        ? ''
+        : `call ${leg.number} ${client.channelId}: sent ${leg.framesSent} frames, played ${played} from the server` +
+            ` (${client.stats.gaps} gaps, ${client.marks.length} marks); inter-play p50 ${t.p50Ms} p99 ${t.p99Ms} max ${t.maxMs} ms;` +
+            ` ended by ${byText[by]}${detail}` +
+            (v ? `; ${v} violation(s)` : ''),
     );
     if (leg.refused) output.error(`call ${leg.number}: ${leg.refused}`, { call: leg.number });
     else if (!leg.error && played === 0) output.warn(`call ${leg.number}: the server played no audio to the channel`, { call: leg.number });
