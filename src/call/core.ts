@@ -420,7 +420,7 @@ export abstract class CallCore<F extends AudioFrame = AudioFrame, S extends Call
     if (format !== undefined) {
       const from = parseFormat(format);
       bytes = this.#wholeSamples(bytes, from);
-      return from === policy.format || policy.accepts(from) ? policy.write(bytes, from) : this.#writeConverted(bytes, from);
+      return policy.accepts(from) ? policy.write(bytes, from) : this.#writeConverted(bytes, from);
     }
     const from = this.#send ?? policy.format;
     bytes = this.#wholeSamples(bytes, from);
