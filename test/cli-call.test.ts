@@ -118,7 +118,7 @@ describe('a refused call is not a success', () => {
 });
 
 describe('the wrong kind of port is named', () => {
-  test('an HTTP or WebSocket port dialled as AudioSocket: exit 1, says so and names --websocket', async (t) => {
+  test('an HTTP or WebSocket port dialled as AudioSocket: exit 1, says so in one line and names --websocket', async (t) => {
     const web = http.createServer((_req, res) => res.end('a web page'));
     web.listen(0, '127.0.0.1');
     await once(web, 'listening');
@@ -127,10 +127,20 @@ describe('the wrong kind of port is named', () => {
     for (const strict of [[], ['--strict']]) {
       const r = await runCli(['call', `127.0.0.1:${port}`, '--duration', '3', ...strict]);
       assert.equal(r.code, 1, r.out + r.err);
-      assert.match(r.out, /FORBIDDEN_KIND: the server answered in HTTP \("HTTP\/1\.1 400 Bad Request"\)/);
+      // The one line on stderr; stdout says only that the TCP connection was made.
       assert.match(
         r.err,
-        new RegExp(`not AudioSocket \\(if it serves chan_websocket, call it with --websocket ws://127\\.0\\.0\\.1:${port}/\\)`),
+        new RegExp(
+          `answered in HTTP \\("HTTP/1\\.1 400 Bad Request"\\): it is a WebSocket or web port, not AudioSocket \\(if it serves chan_websocket, call it with --websocket ws://127\\.0\\.0\\.1:${port}/\\)`,
+        ),
+      );
+      assert.deepEqual(r.out.trim().split('\n').length, 1, r.out);
+      assert.match(r.out, /connected to 127\.0\.0\.1/);
+      // --json still has every event, the violation included.
+      const json = await runCli(['call', `127.0.0.1:${port}`, '--duration', '3', '--json', ...strict]);
+      assert.ok(
+        events(json.out).some((e) => e.event === 'violation' && (e as unknown as { code: string }).code === 'FORBIDDEN_KIND'),
+        json.out,
       );
     }
   });

@@ -71,7 +71,9 @@ export async function callAudioSocket(
         if (strict && leg.strictClose === undefined && FATAL_UNDER_STRICT.has(viol.code) && client.httpAnswer === undefined) {
           leg.strictClose = viol.code;
         }
-        output.event('violation', { call: leg.number, uuid: leg.uuid, ...viol }, `call ${leg.number}: ${viol.code}: ${viol.message}`);
+        // An HTTP answer gets its one line at the end (see `refused`), not a violation line besides.
+        const text = client.httpAnswer === undefined ? `call ${leg.number}: ${viol.code}: ${viol.message}` : '';
+        output.event('violation', { call: leg.number, uuid: leg.uuid, ...viol }, text);
       });
       client.on('hangup', () => output.event('hangup', { call: leg.number, uuid: leg.uuid }, `call ${leg.number}: server hung up`));
       output.event('connected', { call: leg.number, uuid: leg.uuid }, `call ${leg.number} ${leg.uuid} connected to ${host}:${port}`);
@@ -140,8 +142,8 @@ export async function callAudioSocket(
         error: leg.error,
         record: recorded[leg.number - 1] ? leg.recorder!.path : undefined,
       },
-      // A call that never connected has said why already, in one line.
-      leg.client === undefined
+      // A call that never connected has said why already, in one line; one answered in HTTP says it below.
+      leg.client === undefined || leg.client.httpAnswer !== undefined
         ? ''
         : `call ${leg.number} ${leg.uuid}: sent ${leg.framesSent} frames, received ${leg.audioIn} audio + ${leg.keepAliveIn} keep-alive; ` +
             `inter-arrival p50 ${t.p50Ms} p99 ${t.p99Ms} max ${t.maxMs} ms; ended by ${byText[by]}` +
