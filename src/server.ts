@@ -139,6 +139,17 @@ export interface ServerOptions {
    */
   speech?: boolean | SpeechOptions;
   /**
+   * Load the resampler and the speech detector (two WebAssembly modules) in `listen()`, so that
+   * conversion between sample rates and speech detection can start synchronously inside calls.
+   * Default `true`. A process that holds them costs more CPU per message even when it never uses
+   * them: about 6 % for an echo of 500 calls on the machine of `bench/README.md`. `false` leaves
+   * out what the other options do not need (`receive` or `send` need the resampler, `speech`
+   * the detector): then `await loadResampler()` before converting between sample rates, and
+   * `await loadVad()` before detecting speech (`detectSpeech()`, `bargeIn: 'speech'`), or those
+   * calls throw `ERR_AUDIOSOCKET_INVALID_ARGUMENT` saying so.
+   */
+  preloadWasm?: boolean;
+  /**
    * Clock for pacing and every timer of the server and its calls (handshake, hangup,
    * peer-not-reading); inject a {@link ManualClock} in tests. Default: the system clock.
    */
@@ -402,6 +413,9 @@ export class AudioSocketServer extends EventEmitter<ServerEvents> {
       throw audioSocketError(ErrorCodes.INVALID_ARGUMENT, 'the call handler must be a function');
     }
     this.#handler = handler;
+    if (options.preloadWasm !== undefined && typeof options.preloadWasm !== 'boolean') {
+      throw audioSocketError(ErrorCodes.INVALID_ARGUMENT, `preloadWasm must be true or false, got ${JSON.stringify(options.preloadWasm)}`);
+    }
     this.#options = options;
     this.#settings = resolveCallSettings(options);
     this.#admission = new Admission({ allow: options.allow, maxCalls: nonNegative('maxCalls', options.maxCalls, Infinity) });
@@ -507,6 +521,16 @@ export class AudioSocketServer extends EventEmitter<ServerEvents> {
    * Starts listening. Defaults: host `127.0.0.1` (loopback: AudioSocket has no authentication),
    * port 9092; port 0 picks a free port. Resolves with the bound address.
    */
+  /** The WebAssembly modules `listen()` loads: both, or with `preloadWasm: false` those the options need. */
+  #wasmToLoad(): Array<Promise<void>> {
+    const o = this.#options;
+    const all = o.preloadWasm !== false;
+    const loads: Array<Promise<void>> = [];
+    if (all || o.receive !== undefined || o.send !== undefined) loads.push(loadResampler());
+    if (all || (o.speech !== undefined && o.speech !== false)) loads.push(loadVad());
+    return loads;
+  }
+
   listen(options: ListenOptions = {}): Promise<AddressInfo> {
     if (this.#closing) return Promise.reject(audioSocketError(ErrorCodes.SERVER_CLOSED, 'the server is closed'));
     const host = options.host ?? this.#options.host ?? '127.0.0.1';
@@ -518,9 +542,10 @@ export class AudioSocketServer extends EventEmitter<ServerEvents> {
     }
     const signal = options.signal;
     if (signal?.aborted) return Promise.reject(abortedError('listen()', signal));
-    // The resampler (WebAssembly) loads once per process, so conversions can start synchronously
-    // inside calls. Without it only same-rate conversions work; that is reported, not fatal.
-    return Promise.all([loadResampler(), loadVad()])
+    // The resampler and the detector (WebAssembly) load once per process, so conversions and
+    // speech detection can start synchronously inside calls (see `preloadWasm`). Without the
+    // resampler only same-rate conversions work; a failed load is reported, not fatal.
+    return Promise.all(this.#wasmToLoad())
       .then(
         () => this.#listen(host, port, options),
         (err: unknown) => {

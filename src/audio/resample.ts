@@ -411,7 +411,8 @@ export function createResampler(options: ResamplerOptions): Resampler {
   if (wasm === undefined) {
     throw audioSocketError(
       ErrorCodes.INVALID_ARGUMENT,
-      `cannot resample ${inputRate} Hz -> ${outputRate} Hz yet: await loadResampler() once before creating resamplers or converters`,
+      `cannot resample ${inputRate} Hz -> ${outputRate} Hz yet: await loadResampler() once before creating resamplers or ` +
+        'converters (a server does it in listen() unless created with preloadWasm: false)',
     );
   }
   return new SpeexResampler(wasm, inputRate, outputRate, channels, quality);

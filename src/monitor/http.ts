@@ -9,6 +9,7 @@ import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { isIP, type AddressInfo } from 'node:net';
 import { isLoopback } from '../admission.js';
+import { loadResampler, resamplerReady } from '../audio/resample.js';
 import type { AudioSocketServer } from '../server.js';
 import { MonitorState, type MonitorStateOptions } from './state.js';
 
@@ -185,6 +186,17 @@ export function createMonitor(server: AudioSocketServer, options: MonitorOptions
   const listenIn = (req: http.IncomingMessage, res: http.ServerResponse, id: number): void => {
     if (options.listen !== true) return send(res, 403, 'listen-in is off: start the monitor with --monitor-listen (listen: true)');
     if (listening >= MAX_LISTENERS) return send(res, 503, `too many listeners (${MAX_LISTENERS})`);
+    if (!resamplerReady()) {
+      // Listen-in converts every call to slin 8 kHz: it needs the resampler, which a server
+      // created with `preloadWasm: false` has not loaded.
+      loadResampler().then(
+        () => {
+          if (!res.destroyed && res.socket?.destroyed === false) listenIn(req, res, id);
+        },
+        (err: unknown) => send(res, 503, `listen-in needs the resampler, which could not be loaded: ${String(err)}`),
+      );
+      return;
+    }
     const handle = state.listen(id);
     if (handle === undefined) return send(res, 404, 'no such live call');
     listening++;

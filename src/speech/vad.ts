@@ -48,7 +48,7 @@ export function createVad(sampleRate: number, aggressiveness: number): Vad {
   if (m === undefined) {
     throw audioSocketError(
       ErrorCodes.INVALID_ARGUMENT,
-      'speech detection is not loaded yet: await loadVad() (the server does it in listen())',
+      'speech detection is not loaded yet: await loadVad() (a server does it in listen() unless created with preloadWasm: false)',
     );
   }
   const inst = m._fvad_new();

@@ -22,6 +22,10 @@ export async function echoCommand(argv: string[]): Promise<void> {
     process.stdout.write(`${echoHelp}\n`);
     return;
   }
+  // An echo never converts between rates nor detects speech: without those two WebAssembly
+  // modules the process costs less per message (ServerOptions.preloadWasm). The monitor's
+  // listen-in loads the resampler itself if someone listens.
+  common.server.preloadWasm = false;
   const running = await runServer('echo', common, (call) => {
     call.on('audio', (frame) => call.write(frame.payload, frame.format));
   });
