@@ -6,7 +6,8 @@
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import { once } from 'node:events';
-import { createServer as createNetServer, type Socket } from 'node:net';
+import { connect as connectTcp, createServer as createNetServer, type Socket } from 'node:net';
+import { randomBytes } from 'node:crypto';
 import { createServer as createHttpServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { WebSocketServer } from 'ws';
@@ -14,6 +15,7 @@ import { slinToUlaw, ulawToSlin } from '#lib/audio/g711.js';
 import { signal, until } from './helpers.js';
 import { startTwilioBot, type TwilioMessage } from './twilio-bot.js';
 import { gateway } from './gateway-harness.js';
+import { bridgeCall, createServer, type BotBridge, type Call } from '#lib/index.js';
 
 const audible = (frames: readonly Buffer[]): Buffer[] => frames.filter((f) => f.some((b) => b !== 0));
 const medias = (ms: readonly TwilioMessage[]): TwilioMessage[] => ms.filter((m) => m.event === 'media');
@@ -217,3 +219,90 @@ for (const transport of ['audiosocket', 'websocket'] as const) {
     assert.equal(g.call.listenerCount('dtmf'), 0);
   });
 }
+
+test('gateway: while the call is ending (hung up, the caller not gone yet) the bot gets stop at once, and its media and marks are not taken', async (t) => {
+  const bot = await startTwilioBot();
+  t.after(() => bot.close());
+  let bridge: BotBridge | undefined;
+  let call: Call | undefined;
+  const server = createServer(
+    (c) => {
+      call = c;
+      bridge = bridgeCall(c, { url: bot.url });
+      return bridge.closed;
+    },
+    { hangupTimeout: 10_000 },
+  );
+  const { port } = await server.listen({ port: 0 });
+  t.after(() => server.close());
+  // A caller that reads but does not close after our hangup message: the call stays ending.
+  const peer = connectTcp(port, '127.0.0.1');
+  peer.on('data', () => {});
+  peer.on('error', () => {});
+  t.after(() => peer.destroy());
+  peer.write(Buffer.concat([Buffer.from([1, 0, 16]), randomBytes(16)]));
+  const stream = await bot.nextStream();
+  await until(() => bridge !== undefined, 'the call is bridged');
+  stream.sendMedia(slinToUlaw(signal(16000, 3))); // 1 s
+  stream.mark('queued');
+  await until(() => call!.stats.framesSent > 0, 'the reply playing');
+  void call!.hangup();
+  assert.equal(call!.connected, false);
+  // The bot goes on talking, not knowing yet: none of it may reach the ending call.
+  stream.sendMedia(slinToUlaw(signal(1600, 4)));
+  stream.mark('late');
+  await until(() => stream.messages.some((m) => m.event === 'stop'), 'stop at the bot');
+  assert.equal(await stream.closed(), 1000);
+  // The queued reply never played: its mark is not echoed as if it had.
+  assert.deepEqual(stream.marks, []);
+  peer.destroy();
+  const end = await bridge!.closed;
+  assert.equal(end.reason, 'caller-hangup');
+  assert.match(end.detail, /local-hangup/);
+});
+
+test('gateway: a bot whose connection drops without a close frame (1006) ends the bridge as bot-error', async (t) => {
+  const bot = await startTwilioBot();
+  t.after(() => bot.close());
+  const g = await gateway(t, 'audiosocket', { url: bot.url });
+  const stream = await bot.nextStream();
+  stream.ws.terminate();
+  const end = await g.bridge.closed;
+  assert.equal(end.reason, 'bot-error');
+  assert.equal(end.botClose?.code, 1006);
+  assert.match(end.detail, /without a close frame \(1006\)/);
+});
+
+test('gateway: wss:// to a bot that answers without TLS, and a close reason with a newline, each end in one line', async (t) => {
+  const bot = await startTwilioBot();
+  t.after(() => bot.close());
+  const tls = await gateway(t, 'audiosocket', { url: bot.url.replace('ws://', 'wss://') });
+  const refused = await tls.bridge.closed;
+  assert.equal(refused.reason, 'bot-unreachable');
+  assert.match(refused.detail, /^bot unreachable: the TLS handshake failed \(the server answered without TLS\)$/);
+  const g = await gateway(t, 'audiosocket', { url: bot.url });
+  const stream = await bot.nextStream();
+  stream.ws.close(4000, 'line one\nline two');
+  const end = await g.bridge.closed;
+  assert.equal(end.reason, 'bot-closed');
+  assert.equal(end.detail, 'bot closed the stream (4000 "line one\\nline two")');
+  assert.equal(end.botClose?.reason, 'line one\nline two');
+});
+
+test('gateway: a bot that stops reading while the caller talks in real time is noticed by its unanswered pings, not once the kernel buffers fill', async (t) => {
+  const bot = await startTwilioBot();
+  t.after(() => bot.close());
+  const g = await gateway(t, 'audiosocket', { url: bot.url, maxBotBacklogMs: 300, botNotReadingTimeoutMs: 1500 });
+  const stream = await bot.nextStream();
+  await until(() => stream.messages.some((m) => m.event === 'start'), 'start');
+  const frame = signal(320, 2);
+  const timer = setInterval(() => g.caller.send(frame), 20);
+  t.after(() => clearInterval(timer));
+  await until(() => g.bridge.stats.chunksToBot >= 50, 'a second of caller audio at the bot');
+  stream.ws.pause();
+  const end = await g.bridge.closed;
+  clearInterval(timer);
+  assert.equal(end.reason, 'bot-not-reading');
+  assert.ok(g.warnings.some((w) => w.code === 'PEER_NOT_READING'));
+  assert.ok(g.bridge.stats.callerDroppedMs > 0);
+});

@@ -22,6 +22,7 @@ import { audioSocketError, ErrorCodes, type AudioSocketError } from '../errors.j
 import type { Call } from '../server.js';
 import type { BotMessage, BotMessageProblem, BotProtocol, BotSession } from './protocol.js';
 import { twilioProtocol } from './twilio.js';
+import { connectErrorText } from '../websocket/client.js';
 
 /** Options of {@link bridgeCall}. */
 export interface BridgeOptions {
@@ -42,7 +43,10 @@ export interface BridgeOptions {
   connectTimeoutMs?: number;
   /** Caller audio kept while the bot's connection opens, ms; older audio is dropped. Default 1000. */
   connectBufferMs?: number;
-  /** Caller audio that may wait in our send buffer for a bot that does not read, ms; beyond it is dropped. Default 1000. */
+  /**
+   * Caller audio a bot that does not read may leave untaken, ms (in our send buffer, or sent since
+   * a ping it has not answered); beyond it, caller audio is dropped. Default 1000.
+   */
   maxBotBacklogMs?: number;
   /** How long the bot may not read before the call is ended (`bot-not-reading`), ms. Default 10000. */
   botNotReadingTimeoutMs?: number;
@@ -174,6 +178,10 @@ export class BotBridge extends EventEmitter<BridgeEvents> {
   #dropping: { ms: number; why: string } | undefined;
   readonly #unheard = new Set<string>();
   #notReadingTimer: NodeJS.Timeout | undefined;
+  /** When the ping the bot has not answered yet was sent; pongs counted (see #backlogMs). */
+  #pingSentAt: number | undefined;
+  #lastPingAt = -Infinity;
+  #pongs = 0;
   #end: Omit<BridgeEnd, 'callEnd' | 'stats'> | undefined;
   #resolve!: (end: BridgeEnd) => void;
   readonly #stats: BridgeStats = {
@@ -218,10 +226,18 @@ export class BotBridge extends EventEmitter<BridgeEvents> {
     this.#ws.on('message', (data, isBinary) => this.#onMessage(data as Buffer, isBinary));
     this.#ws.on('error', (err) => this.#onSocketError(err));
     this.#ws.on('close', (code, reason) => this.#onClose(code, reason.toString('utf8')));
+    this.#ws.on('pong', () => {
+      this.#pongs++;
+      this.#pingSentAt = undefined;
+    });
 
     call.on('audio', this.#onAudio);
     call.on('dtmf', this.#onDtmf);
-    void call.closed.then((end) => this.#onCallEnd(end));
+    // The bridge ends when the call starts ending, not once it has closed: from then on the call
+    // takes no audio (a write would throw) and its marks have not played.
+    const ending = call.signal;
+    if (ending.aborted) queueMicrotask(() => this.#onCallEnding());
+    else ending.addEventListener('abort', () => this.#onCallEnding(), { once: true });
   }
 
   /** A snapshot of the bridge's counters. */
@@ -281,6 +297,7 @@ export class BotBridge extends EventEmitter<BridgeEvents> {
       return;
     }
     if (this.#state !== 'open') return;
+    this.#ping();
     const backlogMs = this.#backlogMs();
     if (backlogMs > this.#options.maxBotBacklogMs) {
       if (this.#dropping === undefined) {
@@ -297,9 +314,27 @@ export class BotBridge extends EventEmitter<BridgeEvents> {
     this.#sendMedia(chunk);
   }
 
-  /** Caller audio waiting in our send buffer, ms: the bytes the bot has not taken, read as media messages. */
+  /**
+   * Caller audio the bot has not taken, ms: what waits in our send buffer (bytes read as media
+   * messages), or the time since a ping it has not answered, whichever is more. The send buffer
+   * alone shows it late: the kernel's socket buffers, megabytes on Linux, fill first, minutes of
+   * media at Twilio's rate. A WebSocket peer answers a ping when it reads; a bot that has never
+   * answered one is judged by the send buffer only.
+   */
   #backlogMs(): number {
-    return this.#mediaMessageBytes === 0 ? 0 : (this.#ws.bufferedAmount / this.#mediaMessageBytes) * this.#protocol.chunkMs;
+    const buffered = this.#mediaMessageBytes === 0 ? 0 : (this.#ws.bufferedAmount / this.#mediaMessageBytes) * this.#protocol.chunkMs;
+    const unanswered = this.#pongs > 0 && this.#pingSentAt !== undefined ? performance.now() - this.#pingSentAt : 0;
+    return Math.max(buffered, unanswered);
+  }
+
+  /** A ping every half `maxBotBacklogMs` while none is unanswered, with the caller's audio (no timer of its own). */
+  #ping(): void {
+    if (this.#pingSentAt !== undefined) return;
+    const now = performance.now();
+    if (now - this.#lastPingAt < this.#options.maxBotBacklogMs / 2) return;
+    this.#lastPingAt = now;
+    this.#pingSentAt = now;
+    this.#ws.ping();
   }
 
   /** `botNotReadingTimeoutMs` after the bot stopped reading: still not reading ends the call. */
@@ -384,7 +419,7 @@ export class BotBridge extends EventEmitter<BridgeEvents> {
     switch (command.type) {
       case 'media':
         this.#stats.botAudioMs += command.audio.length / bytesPerMs(this.#protocol.botFormat);
-        if (command.audio.length > 0) call.write(command.audio, this.#protocol.botFormat);
+        if (command.audio.length > 0 && call.connected) call.write(command.audio, this.#protocol.botFormat);
         return;
       case 'mark': {
         this.#stats.marks++;
@@ -419,7 +454,7 @@ export class BotBridge extends EventEmitter<BridgeEvents> {
         'bot-unreachable',
         detail
           ? `bot refused the upgrade: HTTP ${detail[1]}${detail[1] === '404' ? ` (nothing at ${new URL(this.url).pathname}: check the path of the bot's URL)` : ''}`
-          : `bot unreachable: ${err.message}`,
+          : `bot unreachable: ${connectErrorText(err)}`,
         audioSocketError(ErrorCodes.SOCKET, `cannot connect to the bot at ${this.url}: ${err.message}`, err),
       );
     } else if (this.#state === 'open') {
@@ -430,14 +465,21 @@ export class BotBridge extends EventEmitter<BridgeEvents> {
   #onClose(code: number, reason: string): void {
     if (this.#state === 'connecting') this.#finish('bot-unreachable', `bot closed before the stream opened (${code})`);
     else if (this.#state === 'open') {
+      if (code === 1006) {
+        // No close frame: the bot's process or its network went away (ws reports 1006), a failure, not a close.
+        const message = 'the bot connection was lost without a close frame (1006)';
+        this.#finish('bot-error', message, audioSocketError(ErrorCodes.SOCKET, message), { code, reason });
+        return;
+      }
       // 1005: the bot closed without a status code (ws sets it when the close frame has none).
-      const what = code === 1005 ? '1005: no status given' : `${code}${reason ? ` ${reason}` : ''}`;
+      // The reason is the bot's text: quoted, so that it cannot break a log line.
+      const what = code === 1005 ? '1005: no status given' : `${code}${reason ? ` ${JSON.stringify(reason)}` : ''}`;
       this.#finish('bot-closed', `bot closed the stream (${what})`, undefined, { code, reason });
     }
   }
 
-  #onCallEnd(end: CallEnd): void {
-    if (this.#state !== 'ending') this.#finish('caller-hangup', `call ended: ${end.reason}`);
+  #onCallEnding(): void {
+    if (this.#state !== 'ending') this.#finish('caller-hangup', `call ended: ${this.call.endReason ?? 'closed'}`);
   }
 
   /** The one close path: stop both sides, report once both are closed. */

@@ -671,12 +671,7 @@ export function connectWebSocket(options: WebSocketConnectOptions): Promise<Aste
     });
     const onError = (err: NodeJS.ErrnoException): void => {
       ws.off('open', onOpen);
-      // OpenSSL's own text spans lines and names its source files: say what happened instead.
-      const why =
-        err.code === 'EPROTO'
-          ? `the TLS handshake failed${/wrong version number/.test(err.message) ? ' (the server answered without TLS)' : ''}`
-          : err.message;
-      reject(audioSocketError(ErrorCodes.SOCKET, `could not connect to ${options.url}: ${why}`, err));
+      reject(audioSocketError(ErrorCodes.SOCKET, `could not connect to ${options.url}: ${connectErrorText(err)}`, err));
     };
     const onOpen = (): void => {
       ws.off('error', onError);
@@ -695,4 +690,15 @@ export function connectWebSocket(options: WebSocketConnectOptions): Promise<Aste
     ws.once('error', onError);
     ws.once('open', onOpen);
   });
+}
+
+/**
+ * Why a connection failed, in one line: OpenSSL's own text for a failed TLS handshake spans
+ * lines and names its source files, so it is said instead.
+ */
+export function connectErrorText(err: NodeJS.ErrnoException): string {
+  if (err.code === 'EPROTO') {
+    return `the TLS handshake failed${/wrong version number/.test(err.message) ? ' (the server answered without TLS)' : ''}`;
+  }
+  return err.message.split('\n')[0]!;
 }
