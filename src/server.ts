@@ -482,8 +482,25 @@ export class AudioSocketServer extends EventEmitter<ServerEvents> {
       try {
         call = new WebSocketCall(conn, this.#settings, this.#scheduler.clock, this.#hooks, pacing);
       } catch (error) {
+        // A codec no call can carry: the channel's dial string, not a handler, is what to fix.
         void conn.close(1003, 'unsupported format');
-        this.#report(error, undefined);
+        const { remoteAddress, remotePort, url } = conn.peer;
+        const refused = error instanceof AudioSocketError ? error : audioSocketError(ErrorCodes.PROTOCOL, String(error));
+        this.#stats.handshakeFailures++;
+        // Unlike an abandoned dial, a misconfiguration: said even when nobody listens.
+        if (this.listenerCount('handshakeFailed') === 0) {
+          process.emitWarning(`audiosocket: chan_websocket call from ${remoteAddress}:${remotePort} refused: ${refused.message}`, {
+            code: refused.code,
+          });
+        }
+        this.#emitSafe('handshakeFailed', {
+          transport: 'websocket',
+          reason: 'unsupported-format',
+          remoteAddress,
+          remotePort,
+          url,
+          error: refused,
+        });
         return;
       }
       this.#onReady(call);

@@ -265,3 +265,24 @@ test('a write shorter than a sample into a queue over maxQueuedMs drops nothing 
   assert.equal(s.droppedMs, 0);
   assert.deepEqual(warnings, []);
 });
+
+test('a MEDIA_START in a codec no call carries (g722): closed 1003 and a handshakeFailed unsupported-format, not a handler error', async (t) => {
+  const { server, url } = await serve(t);
+  const failures: Array<{ reason: string; url?: string; error?: Error }> = [];
+  const handlerErrors: unknown[] = [];
+  server.on('handshakeFailed', (f) => failures.push(f));
+  server.on('handlerError', (e) => handlerErrors.push(e));
+  const ws = new WebSocket(`${url}?x=1`, ['media']);
+  t.after(() => ws.terminate());
+  await once(ws, 'open');
+  ws.send('MEDIA_START connection_id:c1 channel:WebSocket/c1/0x1 channel_id:1.1 format:g722 optimal_frame_size:160 ptime:20');
+  const [code, reason] = (await once(ws, 'close')) as [number, Buffer];
+  assert.equal(code, 1003);
+  assert.equal(reason.toString(), 'unsupported format');
+  await until(() => failures.length === 1, 'the refusal reported');
+  assert.equal(failures[0]!.reason, 'unsupported-format');
+  assert.equal(failures[0]!.url, '/media?x=1');
+  assert.match(failures[0]!.error!.message, /format g722 is not supported .*c\(slin16\)/);
+  assert.deepEqual(handlerErrors, []);
+  assert.equal(server.stats.handshakeFailures, 1);
+});

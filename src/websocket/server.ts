@@ -104,8 +104,9 @@ export interface MediaHandshakeFailure {
    * - `closed-before-start`: the peer closed before MEDIA_START.
    * - `timeout`: no MEDIA_START within `handshakeTimeout` (closed with 1002).
    * - `protocol-error`: binary data, another event or a malformed message before MEDIA_START (closed with 1002).
+   * - `unsupported-format`: MEDIA_START names a codec no call can carry (g722, opus, ...; closed with 1003).
    */
-  reason: 'subprotocol' | 'path' | 'not-websocket' | 'closed-before-start' | 'timeout' | 'protocol-error';
+  reason: 'subprotocol' | 'path' | 'not-websocket' | 'closed-before-start' | 'timeout' | 'protocol-error' | 'unsupported-format';
   remoteAddress: string;
   remotePort: number;
   url: string;
