@@ -17,7 +17,7 @@ import type { MediaConnection } from './websocket/connection.js';
 import { systemClock, type Clock } from './clock.js';
 import { abortedError, AudioSocketError, audioSocketError, ErrorCodes } from './errors.js';
 import { HANGUP_MESSAGE } from './protocol/encoder.js';
-import { audioKindForRate, isAudioKind, MAX_PAYLOAD, type AudioKind } from './protocol/kinds.js';
+import { audioKindForRate, isAudioKind, Kind, MAX_PAYLOAD, type AudioKind } from './protocol/kinds.js';
 import { FrameScheduler } from './outbound/scheduler.js';
 import { Handshake } from './audiosocket/handshake.js';
 import { AsyncQueue } from './async-queue.js';
@@ -142,11 +142,13 @@ export interface ServerOptions {
    * Load the resampler and the speech detector (two WebAssembly modules) in `listen()`, so that
    * conversion between sample rates and speech detection can start synchronously inside calls.
    * Default `true`. A process that holds them costs more CPU per message even when it never uses
-   * them: about 6 % for an echo of 500 calls on the machine of `bench/README.md`. `false` leaves
-   * out what the other options do not need (`receive` or `send` need the resampler, `speech`
-   * the detector): then `await loadResampler()` before converting between sample rates, and
-   * `await loadVad()` before detecting speech (`detectSpeech()`, `bargeIn: 'speech'`), or those
-   * calls throw `ERR_AUDIOSOCKET_INVALID_ARGUMENT` saying so.
+   * them: 4-6 % for an echo on the machine of `bench/README.md`. `false` loads only what the
+   * other options need (`receive`, `send`, or declared G.711 `inbound` with a wider
+   * `outboundKind`: the resampler; `speech`: both). Then `await loadResampler()` before other
+   * conversions between sample rates, and `await loadVad()` before detecting speech
+   * (`detectSpeech()`, `bargeIn: 'speech'`), or those calls throw
+   * `ERR_AUDIOSOCKET_INVALID_ARGUMENT` saying so. The monitor's listen-in loads the resampler
+   * for the rest of the process when someone first listens.
    */
   preloadWasm?: boolean;
   /**
@@ -406,6 +408,8 @@ export class AudioSocketServer extends EventEmitter<ServerEvents> {
   #iterators = new Set<AsyncQueue<Call>>();
   readonly #ws: WebSocketMediaServer | undefined;
   #wsAddress: AddressInfo | null = null;
+  /** chan_websocket formats refused so far, each warned about once when nobody listens. */
+  readonly #formatsRefused = new Set<string>();
 
   constructor(handler: CallHandler | undefined, options: ServerOptions = {}) {
     super();
@@ -482,25 +486,23 @@ export class AudioSocketServer extends EventEmitter<ServerEvents> {
       try {
         call = new WebSocketCall(conn, this.#settings, this.#scheduler.clock, this.#hooks, pacing);
       } catch (error) {
+        if (!(error instanceof AudioSocketError) || error.code !== ErrorCodes.INVALID_FORMAT) {
+          void conn.close(1011, 'server error');
+          this.#report(error, undefined);
+          return;
+        }
         // A codec no call can carry: the channel's dial string, not a handler, is what to fix.
         void conn.close(1003, 'unsupported format');
         const { remoteAddress, remotePort, url } = conn.peer;
-        const refused = error instanceof AudioSocketError ? error : audioSocketError(ErrorCodes.PROTOCOL, String(error));
         this.#stats.handshakeFailures++;
-        // Unlike an abandoned dial, a misconfiguration: said even when nobody listens.
-        if (this.listenerCount('handshakeFailed') === 0) {
-          process.emitWarning(`audiosocket: chan_websocket call from ${remoteAddress}:${remotePort} refused: ${refused.message}`, {
-            code: refused.code,
+        // Unlike an abandoned dial, a misconfiguration: said even when nobody listens, once per format.
+        if (this.listenerCount('handshakeFailed') === 0 && !this.#formatsRefused.has(conn.start.format)) {
+          this.#formatsRefused.add(conn.start.format);
+          process.emitWarning(`audiosocket: chan_websocket call from ${remoteAddress}:${remotePort} refused: ${error.message}`, {
+            code: error.code,
           });
         }
-        this.#emitSafe('handshakeFailed', {
-          transport: 'websocket',
-          reason: 'unsupported-format',
-          remoteAddress,
-          remotePort,
-          url,
-          error: refused,
-        });
+        this.#emitSafe('handshakeFailed', { transport: 'websocket', reason: 'unsupported-format', remoteAddress, remotePort, url, error });
         return;
       }
       this.#onReady(call);
@@ -535,19 +537,26 @@ export class AudioSocketServer extends EventEmitter<ServerEvents> {
   }
 
   /**
-   * Starts listening. Defaults: host `127.0.0.1` (loopback: AudioSocket has no authentication),
-   * port 9092; port 0 picks a free port. Resolves with the bound address.
+   * The WebAssembly modules `listen()` loads: both, or with `preloadWasm: false` those the
+   * options need. Speech detection resamples calls that are not at 8 or 16 kHz; an echo of
+   * declared G.711 (`inbound`) into a wider outbound kind converts its rate.
    */
-  /** The WebAssembly modules `listen()` loads: both, or with `preloadWasm: false` those the options need. */
   #wasmToLoad(): Array<Promise<void>> {
     const o = this.#options;
+    const settings = this.#settings;
     const all = o.preloadWasm !== false;
+    const speech = settings.speech !== undefined;
+    const g711Widened = settings.inbound !== 'slin' && settings.outboundKind !== Kind.SLIN;
     const loads: Array<Promise<void>> = [];
-    if (all || o.receive !== undefined || o.send !== undefined) loads.push(loadResampler());
-    if (all || (o.speech !== undefined && o.speech !== false)) loads.push(loadVad());
+    if (all || speech || g711Widened || o.receive !== undefined || o.send !== undefined) loads.push(loadResampler());
+    if (all || speech) loads.push(loadVad());
     return loads;
   }
 
+  /**
+   * Starts listening. Defaults: host `127.0.0.1` (loopback: AudioSocket has no authentication),
+   * port 9092; port 0 picks a free port. Resolves with the bound address.
+   */
   listen(options: ListenOptions = {}): Promise<AddressInfo> {
     if (this.#closing) return Promise.reject(audioSocketError(ErrorCodes.SERVER_CLOSED, 'the server is closed'));
     const host = options.host ?? this.#options.host ?? '127.0.0.1';

@@ -245,7 +245,8 @@ test('gateway: while the call is ending (hung up, the caller not gone yet) the b
   await until(() => bridge !== undefined, 'the call is bridged');
   stream.sendMedia(slinToUlaw(signal(16000, 3))); // 1 s
   stream.mark('queued');
-  await until(() => call!.stats.framesSent > 0, 'the reply playing');
+  // The reply and its mark at the call, most of the reply still queued: then hang up.
+  await until(() => bridge!.stats.marks === 1 && call!.stats.queuedMs > 0, 'the reply and its mark queued');
   void call!.hangup();
   assert.equal(call!.connected, false);
   // The bot goes on talking, not knowing yet: none of it may reach the ending call.
@@ -255,6 +256,7 @@ test('gateway: while the call is ending (hung up, the caller not gone yet) the b
   assert.equal(await stream.closed(), 1000);
   // The queued reply never played: its mark is not echoed as if it had.
   assert.deepEqual(stream.marks, []);
+  assert.equal(bridge!.stats.marksEchoed, 0);
   peer.destroy();
   const end = await bridge!.closed;
   assert.equal(end.reason, 'caller-hangup');
@@ -305,4 +307,45 @@ test('gateway: a bot that stops reading while the caller talks in real time is n
   assert.equal(end.reason, 'bot-not-reading');
   assert.ok(g.warnings.some((w) => w.code === 'PEER_NOT_READING'));
   assert.ok(g.bridge.stats.callerDroppedMs > 0);
+});
+
+test('gateway: a bot that reads, behind a round trip longer than maxBotBacklogMs, loses no caller audio', async (t) => {
+  const bot = await startTwilioBot();
+  t.after(() => bot.close());
+  // A proxy that holds every chunk 300 ms each way: a 600 ms round trip, over the 500 ms limit.
+  const botPort = Number(new URL(bot.url).port);
+  const held = new Set<NodeJS.Timeout>();
+  const later = (fn: () => void): void => {
+    const timer = setTimeout(() => {
+      held.delete(timer);
+      fn();
+    }, 300);
+    held.add(timer);
+  };
+  const proxy = createNetServer((client) => {
+    const upstream = connectTcp(botPort, '127.0.0.1');
+    client.on('data', (d) => later(() => upstream.writable && upstream.write(d)));
+    upstream.on('data', (d) => later(() => client.writable && client.write(d)));
+    client.on('error', () => upstream.destroy());
+    upstream.on('error', () => client.destroy());
+    client.on('close', () => later(() => upstream.destroy()));
+    upstream.on('close', () => later(() => client.destroy()));
+  });
+  proxy.listen(0, '127.0.0.1');
+  await once(proxy, 'listening');
+  t.after(() => {
+    for (const timer of held) clearTimeout(timer);
+    proxy.close();
+  });
+  const url = bot.url.replace(`:${botPort}`, `:${(proxy.address() as AddressInfo).port}`);
+  const g = await gateway(t, 'audiosocket', { url, maxBotBacklogMs: 500, botNotReadingTimeoutMs: 5000 });
+  const stream = await bot.nextStream();
+  const frame = signal(320, 2);
+  const timer = setInterval(() => g.caller.send(frame), 20);
+  t.after(() => clearInterval(timer));
+  // Three seconds of caller audio at the bot, a ping answered every 600 ms meanwhile.
+  await until(() => medias(stream.messages).length >= 150, 'three seconds of caller audio at the bot', 30_000);
+  clearInterval(timer);
+  assert.equal(g.bridge.stats.callerDroppedMs, 0);
+  assert.ok(!g.warnings.some((w) => w.code === 'PEER_NOT_READING'), JSON.stringify(g.warnings));
 });

@@ -2,16 +2,21 @@
  * `preloadWasm: false`: the server leaves out the two WebAssembly modules its options do not
  * need, a conversion between rates says what to do, and the monitor's listen-in loads the
  * resampler itself. Its own file: node --test runs each file in a process of its own, and the
- * modules, once loaded, stay loaded for the process: the tests that need them unloaded come first.
+ * modules, once loaded, stay loaded for the process: the tests that need them unloaded come first,
+ * and the options are checked each in a child process.
  */
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import http from 'node:http';
+import { execFile } from 'node:child_process';
+import { promisify } from 'node:util';
 import { connect, createServer, serveMonitor, type Call } from '#lib/index.js';
 import { resamplerReady } from '#lib/audio/resample.js';
 import { vadReady } from '#lib/speech/vad.js';
 import { Kind } from '#lib/protocol/kinds.js';
 import { signal, until } from './helpers.js';
+
+const run = promisify(execFile);
 
 test('preloadWasm: false loads neither module; a write that needs the resampler says how to load it', async (t) => {
   let failure: unknown;
@@ -76,14 +81,30 @@ test('listen-in on a server without the modules loads the resampler and hears a 
   await until(() => Buffer.concat(heard).some((b) => b !== 0), 'the caller heard through listen-in');
 });
 
-test('preloadWasm: false still loads what the options need; anything but a boolean is refused', async (t) => {
+test('preloadWasm: false loads what the options need, each in a fresh process; anything but a boolean is refused', async () => {
   assert.throws(() => createServer({ preloadWasm: 'no' as unknown as boolean }), /preloadWasm must be true or false, got "no"/);
-  const speech = createServer({ preloadWasm: false, speech: true });
-  await speech.listen({ port: 0 });
-  t.after(() => speech.close());
-  assert.equal(vadReady(), true);
-  const converting = createServer({ preloadWasm: false, receive: 'slin16' });
-  await converting.listen({ port: 0 });
-  t.after(() => converting.close());
-  assert.equal(resamplerReady(), true);
+  const cases: Array<[string, [resampler: boolean, vad: boolean]]> = [
+    ['{ preloadWasm: false }', [false, false]],
+    ["{ preloadWasm: false, receive: 'slin16' }", [true, false]],
+    ['{ preloadWasm: false, speech: true }', [true, true]],
+    ["{ preloadWasm: false, inbound: 'ulaw', outboundKind: 0x12 }", [true, false]],
+    ["{ preloadWasm: false, inbound: 'ulaw' }", [false, false]],
+    ['{}', [true, true]],
+  ];
+  for (const [options, want] of cases) assert.deepEqual(await loadedAfterListen(options), want, options);
 });
+
+/** [resamplerReady(), vadReady()] after `listen()` of a server with `options`, in a process of its own. */
+async function loadedAfterListen(options: string): Promise<[boolean, boolean]> {
+  const code = [
+    "import { createServer } from '#lib/index.js';",
+    "import { resamplerReady } from '#lib/audio/resample.js';",
+    "import { vadReady } from '#lib/speech/vad.js';",
+    `const server = createServer(${options});`,
+    'await server.listen({ port: 0 });',
+    'console.log(JSON.stringify([resamplerReady(), vadReady()]));',
+    'await server.close();',
+  ].join('\n');
+  const { stdout } = await run(process.execPath, ['--input-type=module', '-e', code]);
+  return JSON.parse(stdout) as [boolean, boolean];
+}

@@ -285,4 +285,23 @@ test('a MEDIA_START in a codec no call carries (g722): closed 1003 and a handsha
   assert.match(failures[0]!.error!.message, /format g722 is not supported .*c\(slin16\)/);
   assert.deepEqual(handlerErrors, []);
   assert.equal(server.stats.handshakeFailures, 1);
+
+  // Nobody listening: a process warning, once per format however many calls come.
+  server.removeAllListeners('handshakeFailed');
+  const warnings: Error[] = [];
+  const onWarning = (w: Error): void => void warnings.push(w);
+  process.on('warning', onWarning);
+  t.after(() => process.off('warning', onWarning));
+  for (let i = 0; i < 2; i++) {
+    const again = new WebSocket(url, ['media']);
+    t.after(() => again.terminate());
+    await once(again, 'open');
+    again.send(
+      `MEDIA_START connection_id:c${i + 2} channel:WebSocket/c/0x${i + 2} channel_id:1.${i + 2} format:g722 optimal_frame_size:160 ptime:20`,
+    );
+    await once(again, 'close');
+  }
+  await until(() => server.stats.handshakeFailures === 3, 'both refused');
+  await until(() => warnings.length > 0, 'the warning');
+  assert.equal(warnings.filter((w) => /format g722 is not supported/.test(w.message)).length, 1);
 });

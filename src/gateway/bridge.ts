@@ -178,10 +178,12 @@ export class BotBridge extends EventEmitter<BridgeEvents> {
   #dropping: { ms: number; why: string } | undefined;
   readonly #unheard = new Set<string>();
   #notReadingTimer: NodeJS.Timeout | undefined;
-  /** When the ping the bot has not answered yet was sent; pongs counted (see #backlogMs). */
-  #pingSentAt: number | undefined;
+  /** The ping the bot has not answered yet (its payload, when it was sent), pongs counted and the shortest round trip seen (see #backlogMs). */
+  #ping: { payload: Buffer; sentAt: number } | undefined;
+  #pingCount = 0;
   #lastPingAt = -Infinity;
   #pongs = 0;
+  #minRttMs = Infinity;
   #end: Omit<BridgeEnd, 'callEnd' | 'stats'> | undefined;
   #resolve!: (end: BridgeEnd) => void;
   readonly #stats: BridgeStats = {
@@ -226,10 +228,7 @@ export class BotBridge extends EventEmitter<BridgeEvents> {
     this.#ws.on('message', (data, isBinary) => this.#onMessage(data as Buffer, isBinary));
     this.#ws.on('error', (err) => this.#onSocketError(err));
     this.#ws.on('close', (code, reason) => this.#onClose(code, reason.toString('utf8')));
-    this.#ws.on('pong', () => {
-      this.#pongs++;
-      this.#pingSentAt = undefined;
-    });
+    this.#ws.on('pong', (data) => this.#onPong(data));
 
     call.on('audio', this.#onAudio);
     call.on('dtmf', this.#onDtmf);
@@ -297,7 +296,7 @@ export class BotBridge extends EventEmitter<BridgeEvents> {
       return;
     }
     if (this.#state !== 'open') return;
-    this.#ping();
+    this.#sendPing();
     const backlogMs = this.#backlogMs();
     if (backlogMs > this.#options.maxBotBacklogMs) {
       if (this.#dropping === undefined) {
@@ -316,25 +315,39 @@ export class BotBridge extends EventEmitter<BridgeEvents> {
 
   /**
    * Caller audio the bot has not taken, ms: what waits in our send buffer (bytes read as media
-   * messages), or the time since a ping it has not answered, whichever is more. The send buffer
-   * alone shows it late: the kernel's socket buffers, megabytes on Linux, fill first, minutes of
-   * media at Twilio's rate. A WebSocket peer answers a ping when it reads; a bot that has never
-   * answered one is judged by the send buffer only.
+   * messages), or how much longer than the shortest round trip seen a ping has gone unanswered,
+   * whichever is more. The send buffer alone shows it late: the kernel's socket buffers,
+   * megabytes on Linux, fill first, minutes of media at Twilio's rate. A WebSocket peer answers a
+   * ping when it reads; a bot that has never answered one is judged by the send buffer only.
    */
   #backlogMs(): number {
     const buffered = this.#mediaMessageBytes === 0 ? 0 : (this.#ws.bufferedAmount / this.#mediaMessageBytes) * this.#protocol.chunkMs;
-    const unanswered = this.#pongs > 0 && this.#pingSentAt !== undefined ? performance.now() - this.#pingSentAt : 0;
+    const ping = this.#ping;
+    const unanswered = this.#pongs > 0 && ping !== undefined ? performance.now() - ping.sentAt - this.#minRttMs : 0;
     return Math.max(buffered, unanswered);
   }
 
-  /** A ping every half `maxBotBacklogMs` while none is unanswered, with the caller's audio (no timer of its own). */
-  #ping(): void {
-    if (this.#pingSentAt !== undefined) return;
+  /**
+   * A ping every half `maxBotBacklogMs` (at least two chunks) while none is unanswered, sent with
+   * the caller's audio (no timer of its own). Its payload is numbered: only its own pong answers it.
+   */
+  #sendPing(): void {
+    if (this.#ping !== undefined) return;
     const now = performance.now();
-    if (now - this.#lastPingAt < this.#options.maxBotBacklogMs / 2) return;
+    if (now - this.#lastPingAt < Math.max(this.#options.maxBotBacklogMs / 2, 2 * this.#protocol.chunkMs)) return;
     this.#lastPingAt = now;
-    this.#pingSentAt = now;
-    this.#ws.ping();
+    const payload = Buffer.allocUnsafe(4);
+    payload.writeUInt32BE(++this.#pingCount >>> 0);
+    this.#ping = { payload, sentAt: now };
+    this.#ws.ping(payload);
+  }
+
+  #onPong(data: Buffer): void {
+    const ping = this.#ping;
+    if (ping === undefined || !ping.payload.equals(data)) return; // a pong the bot sent on its own
+    this.#ping = undefined;
+    this.#pongs++;
+    this.#minRttMs = Math.min(this.#minRttMs, performance.now() - ping.sentAt);
   }
 
   /** `botNotReadingTimeoutMs` after the bot stopped reading: still not reading ends the call. */
@@ -458,7 +471,7 @@ export class BotBridge extends EventEmitter<BridgeEvents> {
         audioSocketError(ErrorCodes.SOCKET, `cannot connect to the bot at ${this.url}: ${err.message}`, err),
       );
     } else if (this.#state === 'open') {
-      this.#finish('bot-error', `bot connection failed: ${err.message}`, audioSocketError(ErrorCodes.SOCKET, err.message, err));
+      this.#finish('bot-error', `bot connection failed: ${connectErrorText(err)}`, audioSocketError(ErrorCodes.SOCKET, err.message, err));
     }
   }
 

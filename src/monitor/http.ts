@@ -189,12 +189,14 @@ export function createMonitor(server: AudioSocketServer, options: MonitorOptions
     if (!resamplerReady()) {
       // Listen-in converts every call to slin 8 kHz: it needs the resampler, which a server
       // created with `preloadWasm: false` has not loaded.
-      loadResampler().then(
-        () => {
-          if (!res.destroyed && res.socket?.destroyed === false) listenIn(req, res, id);
-        },
-        (err: unknown) => send(res, 503, `listen-in needs the resampler, which could not be loaded: ${String(err)}`),
-      );
+      loadResampler()
+        .then(
+          () => {
+            if (!res.destroyed && res.socket?.destroyed === false) listenIn(req, res, id);
+          },
+          (err: unknown) => send(res, 503, `listen-in needs the resampler, which could not be loaded: ${String(err)}`),
+        )
+        .catch(() => res.destroy());
       return;
     }
     const handle = state.listen(id);

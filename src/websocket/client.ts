@@ -694,11 +694,13 @@ export function connectWebSocket(options: WebSocketConnectOptions): Promise<Aste
 
 /**
  * Why a connection failed, in one line: OpenSSL's own text for a failed TLS handshake spans
- * lines and names its source files, so it is said instead.
+ * lines and names its source files, so only its reason is kept ("unknown ca", ...).
  */
 export function connectErrorText(err: NodeJS.ErrnoException): string {
   if (err.code === 'EPROTO') {
-    return `the TLS handshake failed${/wrong version number/.test(err.message) ? ' (the server answered without TLS)' : ''}`;
+    if (/wrong version number/.test(err.message)) return 'the TLS handshake failed (the server answered without TLS)';
+    const reason = /SSL routines:(?:[^:\n]*:)?([^:\n]+)/.exec(err.message)?.[1];
+    return `the TLS handshake failed${reason === undefined ? '' : ` (${reason.trim()})`}`;
   }
   return err.message.split('\n')[0]!;
 }
