@@ -217,3 +217,16 @@ export function handlerError(cause: unknown): AudioSocketError {
 export function audioSocketError(code: ErrorCode, message: string, cause?: unknown): AudioSocketError {
   return new AudioSocketError(code, message, cause === undefined ? undefined : { cause });
 }
+
+/**
+ * Why a connection failed, in one line: OpenSSL's own text for a failed TLS handshake spans
+ * lines and names its source files, so only its reason is kept ("unknown ca", ...).
+ */
+export function connectErrorText(err: NodeJS.ErrnoException): string {
+  if (err.code === 'EPROTO') {
+    if (/wrong version number/.test(err.message)) return 'the TLS handshake failed (the server answered without TLS)';
+    const reason = /SSL routines:(?:[^:\n]*:)?([^:\n]+)/.exec(err.message)?.[1];
+    return `the TLS handshake failed${reason === undefined ? '' : ` (${reason.trim()})`}`;
+  }
+  return err.message.split('\n')[0]!;
+}

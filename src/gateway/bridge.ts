@@ -18,11 +18,10 @@ import WebSocket from 'ws';
 import { createConverter, type Converter } from '../audio/convert.js';
 import { sameFormat, type AudioFormat } from '../audio/format.js';
 import type { AudioFrame, CallEnd } from '../call/types.js';
-import { audioSocketError, ErrorCodes, type AudioSocketError } from '../errors.js';
+import { audioSocketError, connectErrorText, ErrorCodes, type AudioSocketError } from '../errors.js';
 import type { Call } from '../server.js';
 import type { BotMessage, BotMessageProblem, BotProtocol, BotSession } from './protocol.js';
 import { twilioProtocol } from './twilio.js';
-import { connectErrorText } from '../websocket/client.js';
 
 /** Options of {@link bridgeCall}. */
 export interface BridgeOptions {

@@ -9,7 +9,7 @@
  * @module
  */
 import WebSocket from 'ws';
-import { audioSocketError, ErrorCodes, type AudioSocketError, type WebSocketViolationCode } from '../errors.js';
+import { audioSocketError, connectErrorText, ErrorCodes, type AudioSocketError, type WebSocketViolationCode } from '../errors.js';
 import { rawToBuffer, wsError } from './connection.js';
 import { SimulatedAsterisk } from '../simulated-asterisk.js';
 import {
@@ -690,17 +690,4 @@ export function connectWebSocket(options: WebSocketConnectOptions): Promise<Aste
     ws.once('error', onError);
     ws.once('open', onOpen);
   });
-}
-
-/**
- * Why a connection failed, in one line: OpenSSL's own text for a failed TLS handshake spans
- * lines and names its source files, so only its reason is kept ("unknown ca", ...).
- */
-export function connectErrorText(err: NodeJS.ErrnoException): string {
-  if (err.code === 'EPROTO') {
-    if (/wrong version number/.test(err.message)) return 'the TLS handshake failed (the server answered without TLS)';
-    const reason = /SSL routines:(?:[^:\n]*:)?([^:\n]+)/.exec(err.message)?.[1];
-    return `the TLS handshake failed${reason === undefined ? '' : ` (${reason.trim()})`}`;
-  }
-  return err.message.split('\n')[0]!;
 }
