@@ -65,6 +65,31 @@ test('the meter tells a-law from u-law by byte values and needs a full second', 
   assert.equal(r2?.verdict, 'unknown');
 });
 
+test('the meter is not fooled by a pause, frames read in pairs, or a stall and its burst', () => {
+  const guess = (sizes: number, times: number[], fill = 0x12): ReturnType<InboundFormatMeter['push']> => {
+    const meter = new InboundFormatMeter(8000);
+    let result = null;
+    for (const at of times) result ??= meter.push(Buffer.alloc(sizes, fill), at);
+    return result;
+  };
+  const every20 = (fromMs: number, n: number): number[] => Array.from({ length: n }, (_, k) => fromMs + k * 20);
+  // slin, 25 frames, a second of nothing (silence suppression, hold), 25 more.
+  const paused = guess(320, [...every20(0, 25), ...every20(1500, 25)]);
+  assert.equal(paused?.verdict, 'slin');
+  assert.equal(paused?.bytesPerSecond, 16000);
+  // G.711 the same way stays G.711.
+  assert.equal(guess(160, [...every20(0, 25), ...every20(1500, 25)], 0xff)?.verdict, 'g711');
+  // Two frames per read every 40 ms.
+  const pairs = guess(
+    320,
+    every20(0, 60).map((t, k) => (k % 2 === 1 ? t - 20 + 0.1 : t)),
+  );
+  assert.equal(pairs?.verdict, 'slin');
+  // A 200 ms stall, then its ten frames at once.
+  const stalled = guess(320, [...every20(0, 20), ...Array.from({ length: 10 }, () => 600), ...every20(620, 30)]);
+  assert.equal(stalled?.verdict, 'slin');
+});
+
 describe('odd-length inbound audio', () => {
   test('odd-length slin (a 1-byte CNG frame from an old channel driver) keeps whole samples; the echo survives', async (t) => {
     const server = createServer((call) => call.on('audio', (f) => call.write(f.payload, f.format)), { keepAlive: false });

@@ -7,7 +7,7 @@
 
 /** What {@link InboundFormatMeter} concluded. */
 export interface InboundFormatGuess {
-  /** Measured payload bytes per second of audio messages. */
+  /** Payload bytes per second while the audio flows (the median over arrivals, see the meter). */
   bytesPerSecond: number;
   /** Most common payload size. */
   typicalFrameBytes: number;
@@ -23,15 +23,32 @@ export interface InboundFormatGuess {
   law?: 'ulaw' | 'alaw';
 }
 
-/** Measures the first `sampleMs` of audio of one call (default 1000 ms, at least 20 messages). */
+/**
+ * Messages read within this of each other are one arrival (one TCP read, or Asterisk's frames
+ * queued behind a stall): their bytes are divided by the time since the arrival before.
+ */
+const SAME_ARRIVAL_MS = 2;
+
+/**
+ * Measures the first `sampleMs` of audio of one call (default 1000 ms, at least 20 messages).
+ * The byte rate is the median over arrivals of each arrival's bytes divided by the time since
+ * the previous arrival: a pause (silence suppression, hold) is one slow arrival and a stall one
+ * late arrival carrying its backlog, so neither moves the median, as they would move bytes
+ * divided by the whole elapsed time.
+ */
 export class InboundFormatMeter {
   readonly #rate: number;
   readonly #sampleMs: number;
   #first = -1;
   #last = 0;
-  #bytes = 0;
   #count = 0;
   #sizes = new Map<number, number>();
+  /** The arrival being read: when it began, its bytes, and when the one before it began. */
+  #arrivalAt = -1;
+  #arrivalBytes = 0;
+  #previousArrivalAt = -1;
+  /** Bytes per ms of each complete arrival. */
+  readonly #rates: number[] = [];
   // u-law keeps small magnitudes near 0x7f/0xff, a-law near 0x55/0xd5 (its even bits inverted).
   #ulawLike = 0;
   #alawLike = 0;
@@ -51,10 +68,10 @@ export class InboundFormatMeter {
   push(payload: Uint8Array, nowMs: number): InboundFormatGuess | null {
     if (this.#result !== null) return null;
     if (this.#first < 0) this.#first = nowMs;
-    else this.#bytes += payload.length; // bytes between the first and the last arrival
     this.#last = nowMs;
     this.#count++;
     this.#sizes.set(payload.length, (this.#sizes.get(payload.length) ?? 0) + 1);
+    this.#arrive(payload.length, nowMs);
     const step = Math.max(1, payload.length >> 4);
     for (let i = 0; i < payload.length; i += step) {
       const hi = payload[i]! & 0xf0;
@@ -65,9 +82,28 @@ export class InboundFormatMeter {
     return (this.#result = this.#conclude());
   }
 
+  #arrive(bytes: number, nowMs: number): void {
+    if (this.#arrivalAt >= 0 && nowMs - this.#arrivalAt < SAME_ARRIVAL_MS) {
+      this.#arrivalBytes += bytes;
+      return;
+    }
+    this.#closeArrival();
+    this.#previousArrivalAt = this.#arrivalAt;
+    this.#arrivalAt = nowMs;
+    this.#arrivalBytes = bytes;
+  }
+
+  /** The arrival being read is complete: its rate, unless it is the first (no time before it). */
+  #closeArrival(): void {
+    if (this.#previousArrivalAt < 0 || this.#arrivalAt < 0) return;
+    this.#rates.push(this.#arrivalBytes / (this.#arrivalAt - this.#previousArrivalAt));
+  }
+
   #conclude(): InboundFormatGuess {
-    const elapsed = this.#last - this.#first;
-    const bytesPerSecond = (this.#bytes * 1000) / elapsed;
+    this.#closeArrival();
+    this.#arrivalAt = -1;
+    const rates = this.#rates.sort((x, y) => x - y);
+    const bytesPerSecond = rates.length === 0 ? 0 : rates[rates.length >> 1]! * 1000;
     let typical = 0;
     let best = -1;
     for (const [size, n] of this.#sizes) if (n > best) [typical, best] = [size, n];
@@ -76,7 +112,7 @@ export class InboundFormatMeter {
     const guess: InboundFormatGuess = {
       bytesPerSecond: Math.round(bytesPerSecond),
       typicalFrameBytes: typical,
-      meanIntervalMs: elapsed / (this.#count - 1),
+      meanIntervalMs: (this.#last - this.#first) / (this.#count - 1),
       verdict,
     };
     if (verdict === 'g711') guess.law = this.#alawLike > this.#ulawLike ? 'alaw' : 'ulaw';
