@@ -490,3 +490,34 @@ test('decodeWav reports the declared size of a truncated file', () => {
   assert.equal(d.declaredDataBytes, 8000);
   assert.equal(d.data.length, 800);
 });
+
+test('WavWriter: a disk that fills mid-recording still leaves a valid file of the audio stored, and close() says why', async (t) => {
+  const dir = await mkdtemp(join(tmpdir(), 'wav-full-'));
+  t.after(() => rm(dir, { recursive: true, force: true }));
+  const path = join(dir, 'full.wav');
+  const w = await createWavWriter(path, 'slin');
+  // The file system takes 1001 more bytes of audio, then is full (as ENOSPC after a short write).
+  const fh = (w as unknown as { fh: { write: (b: Uint8Array, o: number, n: number, p: number) => Promise<{ bytesWritten: number }> } }).fh;
+  const write = fh.write.bind(fh);
+  let room = 1001;
+  fh.write = async (b, o, n, p) => {
+    if (p < 44) return write(b, o, n, p); // the header's sizes overwrite bytes already stored
+    if (room === 0) throw Object.assign(new Error('ENOSPC: no space left on device, write'), { code: 'ENOSPC' });
+    const take = Math.min(n, room);
+    room -= take;
+    return write(b, o, take, p);
+  };
+  const audio = slinBytes(tone(8000, 400, 0.2, 8000));
+  const writes = [w.write(audio.subarray(0, 640)), w.write(audio.subarray(640, 1280)), w.write(audio.subarray(1280, 1920))];
+  const results = await Promise.allSettled(writes);
+  assert.deepEqual(
+    results.map((r) => r.status),
+    ['fulfilled', 'rejected', 'rejected'],
+  );
+  await assert.rejects(w.close(), /only 361 of 640 bytes written/);
+  // 1001 bytes stored: 500 whole samples.
+  const wav = await readWavFile(path);
+  assert.equal(wav.format.sampleRate, 8000);
+  assert.equal(wav.sizeUnknown, false);
+  assert.deepEqual(Buffer.from(wav.data), audio.subarray(0, 1000));
+});

@@ -501,6 +501,8 @@ export class WavWriter {
   private readonly fh: FileHandle;
   private readonly layout: HeaderLayout;
   private dataBytes = 0;
+  /** Audio bytes on disk: `dataBytes` less what a failed write (disk full) did not store. */
+  private storedBytes = 0;
   private queue: Promise<void>;
   private closing: Promise<void> | undefined;
 
@@ -549,7 +551,14 @@ export class WavWriter {
     const position = this.layout.header.length + this.dataBytes;
     this.dataBytes += chunk.length;
     const p = this.queue.then(async () => {
-      await this.fh.write(chunk, 0, chunk.length, position);
+      const { bytesWritten } = await this.fh.write(chunk, 0, chunk.length, position);
+      this.storedBytes += bytesWritten;
+      if (bytesWritten < chunk.length) {
+        throw audioSocketError(
+          ErrorCodes.INVALID_ARGUMENT,
+          `WavWriter for ${this.path}: only ${bytesWritten} of ${chunk.length} bytes written`,
+        );
+      }
     });
     this.queue = p;
     return p;
@@ -562,23 +571,29 @@ export class WavWriter {
    */
   close(): Promise<void> {
     this.closing ??= (async () => {
+      // A failed write (a full disk) still leaves a valid file: the header gets the sizes of
+      // the audio stored before it, overwriting bytes already on disk; then the error is thrown.
+      let failure: Error | undefined;
       try {
-        await this.queue;
+        await this.queue.catch((err: Error) => (failure = err));
         const { header, riffSizeOffset, dataSizeOffset, factOffset } = this.layout;
-        const end = header.length + this.dataBytes;
-        if ((this.dataBytes & 1) === 1) await this.fh.write(Buffer.alloc(1), 0, 1, end);
+        // Whole samples only, as a reader expects.
+        const data = this.storedBytes - (this.storedBytes % bytesPerSample(this.format));
+        const end = header.length + data;
+        if ((data & 1) === 1) await this.fh.write(Buffer.alloc(1), 0, 1, end).catch(() => undefined);
         const u32 = Buffer.alloc(4);
-        u32.writeUInt32LE(riffSize(header.length, this.dataBytes), 0);
+        u32.writeUInt32LE(riffSize(header.length, data), 0);
         await this.fh.write(u32, 0, 4, riffSizeOffset);
-        u32.writeUInt32LE(this.dataBytes, 0);
+        u32.writeUInt32LE(data, 0);
         await this.fh.write(u32, 0, 4, dataSizeOffset);
         if (factOffset !== undefined) {
-          u32.writeUInt32LE(Math.floor(this.dataBytes / bytesPerSample(this.format)), 0);
+          u32.writeUInt32LE(Math.floor(data / bytesPerSample(this.format)), 0);
           await this.fh.write(u32, 0, 4, factOffset);
         }
       } finally {
         await this.fh.close();
       }
+      if (failure !== undefined) throw failure;
     })();
     return this.closing;
   }

@@ -207,7 +207,14 @@ export async function recordCommand(argv: string[]): Promise<void> {
           recordingError: failed?.message,
           stats: end.stats,
         };
-        await writeFile(join(dir, `${base}.json`), `${JSON.stringify(sidecar, null, 2)}\n`);
+        const sidecarPath = join(dir, `${base}.json`);
+        try {
+          await writeFile(sidecarPath, `${JSON.stringify(sidecar, null, 2)}\n`);
+        } catch (err) {
+          // No half-written sidecar: a reader would take it for a broken one.
+          await rm(sidecarPath, { force: true });
+          throw err;
+        }
         running.output.event('recorded', { uuid: call.uuid, files: [...files, `${base}.json`] }, `saved ${files.join(', ')}`);
       });
       const tracked = finished.catch((err: Error) => running.output.error(`recording of ${call.uuid} failed: ${err.message}`));
