@@ -14,7 +14,7 @@ import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { connect, createServer, encodeMessage, encodeWav, type ServerOptions, type CallHandler } from '#lib/index.js';
-import { alawToSlin, parseWav, slinToAlaw, slinToUlaw, ulawToSlin } from '#lib/audio/index.js';
+import { parseWav, slinToAlaw, slinToUlaw } from '#lib/audio/index.js';
 import { MAIN, runCli, until } from './helpers.js';
 
 const dirs: string[] = [];
@@ -195,11 +195,11 @@ describe('call --format ulaw|alaw sends G.711 under 0x10, as a Dial without c() 
     });
   }
 
-  for (const [law, encode, decode] of [
-    ['ulaw', slinToUlaw, ulawToSlin],
-    ['alaw', slinToAlaw, alawToSlin],
+  for (const [law, encode] of [
+    ['ulaw', slinToUlaw],
+    ['alaw', slinToAlaw],
   ] as const) {
-    test(`${law}: --record saves what comes back decoded as ${law}, as the channel hears it`, async (t) => {
+    test(`${law}: --record saves what comes back under 0x10 as Asterisk plays it, slin: a raw echo of the ${law} bytes is noise`, async (t) => {
       // A raw echo (no keep-alive): every byte after the UUID message goes back as it came.
       const port = await rawServer(t, (s) => {
         let skip = 3 + 16;
@@ -216,7 +216,9 @@ describe('call --format ulaw|alaw sends G.711 under 0x10, as a Dial without c() 
       assert.equal(r.code, 0, r.out + r.err);
       const wav = parseWav(await readFile(out));
       assert.deepEqual([wav.format.sampleFormat, wav.format.sampleRate, wav.format.channels], ['s16', 8000, 1]);
-      assert.deepEqual(wav.data, decode(encode(audio)), `the echo, decoded from ${law}`);
+      // res/res_audiosocket.c gives every received 0x10 message the slin format: the G.711 bytes
+      // echoed back are taken as samples, two bytes each.
+      assert.deepEqual(wav.data, encode(audio), `the ${law} bytes themselves, as slin`);
     });
   }
 

@@ -4,8 +4,8 @@
  * server sends and prints a summary per call.
  */
 import { randomUUID } from 'node:crypto';
-import { connect, Kind, type AsteriskClient, type AudioKind } from '../../index.js';
-import { newLeg, recordingDecoder, refusedHint, runCalls, reportTotals, type CallPlan, type Leg } from './call-run.js';
+import { connect, type AsteriskClient, type AudioKind } from '../../index.js';
+import { newLeg, refusedHint, runCalls, reportTotals, type CallPlan, type Leg } from './call-run.js';
 
 function allZero(b: Uint8Array): boolean {
   for (let i = 0; i < b.length; i++) if (b[i] !== 0) return false;
@@ -46,10 +46,10 @@ export async function callAudioSocket(
     dial: async (leg) => {
       const client = await connect({ host, port, uuid: leg.uuid, strict });
       leg.client = client;
-      // Under --format ulaw/alaw the channel is G.711 both ways (what Asterisk does without c()):
-      // what comes back under 0x10 is heard as G.711, so it is recorded decoded.
-      const decode = leg.recorder ? recordingDecoder(plan) : undefined;
-      if (decode) void client.closed.then(() => decode.dispose());
+      // Under --format ulaw/alaw we send G.711 under 0x10, as Asterisk's channel driver does
+      // without c(); what comes back is recorded as Asterisk plays it: every 0x10 message as
+      // slin 8 kHz, whatever the channel's codec (res/res_audiosocket.c gives received audio the
+      // slin format; docs/protocol.md#kinds). A server that echoes the G.711 bytes is heard as noise.
       client.on('audio', (frame) => {
         const now = performance.now();
         leg.arrivals.arrival(now);
@@ -62,9 +62,7 @@ export async function callAudioSocket(
             leg.audioIn++;
           } else leg.keepAliveIn++;
         } else leg.audioIn++;
-        // Only 0x10 is the channel's own format; other kinds are slin at their rate, G.711 or not.
-        const g711In = decode !== undefined && frame.kind === Kind.SLIN;
-        leg.recorder?.push(g711In ? decode.push(frame.payload) : frame.payload, g711In ? 8000 : frame.sampleRate);
+        leg.recorder?.push(frame.payload, frame.sampleRate);
       });
       client.on('violation', (viol) => {
         // An HTTP answer is not a strict close: the address is not AudioSocket at all.

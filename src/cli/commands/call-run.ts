@@ -87,8 +87,9 @@ export function refusedHint(host: string, port: number, transport: 'audiosocket'
 }
 
 /**
- * For a G.711 channel (`--format ulaw|alaw`), a converter of what the channel hears to the slin
- * 8 kHz recordings are written in; `undefined` for slin. One per recorded call.
+ * For a G.711 chan_websocket channel (`--format ulaw|alaw`, G.711 both ways), a converter of what
+ * the channel hears to the slin 8 kHz recordings are written in; `undefined` for slin. One per
+ * recorded call. (AudioSocket's replies are slin whatever the codec: see call-audiosocket.ts.)
  */
 export function recordingDecoder(plan: Pick<CallPlan, 'sendFormat'>): Converter | undefined {
   if (plan.sendFormat.encoding === 'slin') return undefined;
