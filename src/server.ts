@@ -542,13 +542,12 @@ export class AudioSocketServer extends EventEmitter<ServerEvents> {
    * declared G.711 (`inbound`) into a wider outbound kind converts its rate.
    */
   #wasmToLoad(): Array<Promise<void>> {
-    const o = this.#options;
     const settings = this.#settings;
-    const all = o.preloadWasm !== false;
+    const all = this.#options.preloadWasm !== false;
     const speech = settings.speech !== undefined;
     const g711Widened = settings.inbound !== 'slin' && settings.outboundKind !== Kind.SLIN;
     const loads: Array<Promise<void>> = [];
-    if (all || speech || g711Widened || o.receive !== undefined || o.send !== undefined) loads.push(loadResampler());
+    if (all || speech || g711Widened || settings.receive !== undefined || settings.send !== undefined) loads.push(loadResampler());
     if (all || speech) loads.push(loadVad());
     return loads;
   }

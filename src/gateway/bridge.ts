@@ -295,8 +295,9 @@ export class BotBridge extends EventEmitter<BridgeEvents> {
       return;
     }
     if (this.#state !== 'open') return;
-    this.#sendPing();
-    const backlogMs = this.#backlogMs();
+    const now = performance.now();
+    this.#sendPing(now);
+    const backlogMs = this.#backlogMs(now);
     if (backlogMs > this.#options.maxBotBacklogMs) {
       if (this.#dropping === undefined) {
         this.#warn({
@@ -319,10 +320,10 @@ export class BotBridge extends EventEmitter<BridgeEvents> {
    * megabytes on Linux, fill first, minutes of media at Twilio's rate. A WebSocket peer answers a
    * ping when it reads; a bot that has never answered one is judged by the send buffer only.
    */
-  #backlogMs(): number {
+  #backlogMs(now: number): number {
     const buffered = this.#mediaMessageBytes === 0 ? 0 : (this.#ws.bufferedAmount / this.#mediaMessageBytes) * this.#protocol.chunkMs;
     const ping = this.#ping;
-    const unanswered = this.#pongs > 0 && ping !== undefined ? performance.now() - ping.sentAt - this.#minRttMs : 0;
+    const unanswered = this.#pongs > 0 && ping !== undefined ? now - ping.sentAt - this.#minRttMs : 0;
     return Math.max(buffered, unanswered);
   }
 
@@ -330,9 +331,8 @@ export class BotBridge extends EventEmitter<BridgeEvents> {
    * A ping every half `maxBotBacklogMs` (at least two chunks) while none is unanswered, sent with
    * the caller's audio (no timer of its own). Its payload is numbered: only its own pong answers it.
    */
-  #sendPing(): void {
+  #sendPing(now: number): void {
     if (this.#ping !== undefined) return;
-    const now = performance.now();
     if (now - this.#lastPingAt < Math.max(this.#options.maxBotBacklogMs / 2, 2 * this.#protocol.chunkMs)) return;
     this.#lastPingAt = now;
     const payload = Buffer.allocUnsafe(4);
@@ -353,7 +353,7 @@ export class BotBridge extends EventEmitter<BridgeEvents> {
   #notReadingCheck(): void {
     this.#notReadingTimer = undefined;
     if (this.#state !== 'open' || this.#dropping === undefined) return;
-    if (this.#backlogMs() <= this.#options.maxBotBacklogMs) {
+    if (this.#backlogMs(performance.now()) <= this.#options.maxBotBacklogMs) {
       this.#droppingOver();
       return;
     }
@@ -431,7 +431,7 @@ export class BotBridge extends EventEmitter<BridgeEvents> {
     switch (command.type) {
       case 'media':
         this.#stats.botAudioMs += command.audio.length / bytesPerMs(this.#protocol.botFormat);
-        if (command.audio.length > 0 && call.connected) call.write(command.audio, this.#protocol.botFormat);
+        if (command.audio.length > 0) call.write(command.audio, this.#protocol.botFormat);
         return;
       case 'mark': {
         this.#stats.marks++;

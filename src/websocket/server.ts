@@ -104,7 +104,8 @@ export interface MediaHandshakeFailure {
    * - `closed-before-start`: the peer closed before MEDIA_START.
    * - `timeout`: no MEDIA_START within `handshakeTimeout` (closed with 1002).
    * - `protocol-error`: binary data, another event or a malformed message before MEDIA_START (closed with 1002).
-   * - `unsupported-format`: MEDIA_START names a codec no call can carry (g722, opus, ...; closed with 1003).
+   * - `unsupported-format`: MEDIA_START names a codec no call can carry (g722, opus, ...; closed
+   *   with 1003). Reported by the `AudioSocketServer`, which builds the call, not by this server alone.
    */
   reason: 'subprotocol' | 'path' | 'not-websocket' | 'closed-before-start' | 'timeout' | 'protocol-error' | 'unsupported-format';
   remoteAddress: string;
